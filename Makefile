@@ -1,0 +1,106 @@
+# securedgram — GNU make. Targets:
+#   make            build bin/securedgram, bin/sg-send, bin/sg-recv, bin/sg-clean
+#   make run        install missing Debian packages, build, write .env if missing, run in the foreground
+#   make test       install missing packages, build, run every test; then again under ASan+UBSan
+#   make bench      release build, two daemons, throughput/latency/memory vs ../shared/bench-limit
+#   make install    PREFIX (/usr/local) and DESTDIR honoured; make uninstall
+#   make fuzz       libFuzzer targets for FUZZ_SECONDS (60) each
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+BIN      ?= bin
+CFLAGS   ?= -O2 -g
+SAN      ?=
+WERROR   ?= -Werror
+
+PKGS     := libsodium sqlite3 jansson
+WARN     := -std=c11 -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wvla $(WERROR)
+comma    := ,
+SANFLAGS := $(if $(SAN),-fsanitize=address$(comma)undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lsodium -lsqlite3 -ljansson)
+ALL_CPPFLAGS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc -I$(BUILD) $(CPPFLAGS)
+ALL_CFLAGS   = $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP
+ALL_LDFLAGS  = $(SANFLAGS) $(LDFLAGS)
+
+LIB_SRC  := $(wildcard src/*.c)
+LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)
+LIB      := $(BUILD)/libsecuredgram.a
+PROGS    := securedgram sg-send sg-recv sg-clean
+PROG_BIN := $(PROGS:%=$(BIN)/%)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_BIN := $(BUILD)/tests/sgtest
+
+.PHONY: all run test check check-unit check-integration test-asan deps deps-test bench \
+        install uninstall fuzz clean lint-man
+
+all: $(PROG_BIN)
+
+$(BUILD)/schema.h: data/schema.sql
+	@mkdir -p $(@D)
+	{ echo '/* generated from data/schema.sql */'; echo 'static const char schema_sql[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
+
+$(BUILD)/src/store.o: $(BUILD)/schema.h
+
+$(BUILD)/src/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/cmd/%.o: cmd/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BIN)/%: $(BUILD)/cmd/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -DSHARED_DIR='"$(abspath ../shared)"' $(ALL_LDFLAGS) \
+	  -o $@ $< $(LIB) $(PKG_LIBS) -lcmocka
+
+$(TOOL_BIN): tests/tools/sgtest.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) -lm
+
+deps:
+	@sh scripts/deps.sh build
+
+deps-test:
+	@sh scripts/deps.sh test
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/quickstart.sh
+
+check-unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+check-integration: $(PROG_BIN) $(TOOL_BIN)
+	@SG_BIN=$(abspath $(BIN)) SG_TOOL=$(abspath $(TOOL_BIN)) SG_SAN=$(SAN) \
+	  sh tests/integration/run.sh $(T)
+
+check: check-unit check-integration
+
+test-asan:
+	@$(MAKE) --no-print-directory BUILD=build/san BIN=build/san/bin SAN=1 CFLAGS='-O1 -g' check
+
+test: deps-test
+	@$(MAKE) --no-print-directory check
+	@$(MAKE) --no-print-directory test-asan
+	@echo "all tests passed (plain and ASan+UBSan)"
+
+clean:
+	rm -rf build bin
+
+-include $(LIB_OBJ:.o=.d) $(PROGS:%=$(BUILD)/cmd/%.d)

@@ -1,0 +1,295 @@
+/*
+ * securedgram: the daemon's command line. Options and wiring only; the work
+ * is in src/ (config, daemon, engine, store).
+ */
+#define _GNU_SOURCE
+#include "config.h"
+#include "daemon.h"
+#include "engine.h"
+#include "envelope.h"
+#include "log.h"
+#include "net.h"
+#include "settings.h"
+#include "store.h"
+#include "version.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SOCK_BUF_BYTES (4 << 20)
+
+static const char usage_text[] =
+    "Usage: securedgram [options] start|stop|restart|status|poll|keygen\n"
+    "\n"
+    "Encrypted UDP messaging daemon with a SQLite message queue.\n"
+    "\n"
+    "Commands:\n"
+    "  start    start the daemon; returns once it is bound and ready (or fails with why)\n"
+    "  stop     stop the running daemon (TERM, then INT, then KILL)\n"
+    "  restart  stop, then start\n"
+    "  status   say whether it runs; exit 0 if running, 3 if not\n"
+    "  poll     wait until the daemon has stopped\n"
+    "  keygen   print a new random secret (64 hex digits) for SECUREDGRAM_SECRET\n"
+    "\n"
+    "Options (each overrides its SECUREDGRAM_* variable from the environment or ./.env):\n"
+    "  -u, --user USER          user to run as when started as root [nobody]\n"
+    "  -l, --log TARGET         syslog, stdout, or a file path [syslog]\n"
+    "  -P, --pidfile PATH       pid file [securedgram.pid]\n"
+    "  -b, --bind IP            address to listen on [0.0.0.0]\n"
+    "  -p, --port PORT          UDP port to listen on [61773]\n"
+    "  -s, --secret HEX         shared key, 64 hex digits (shows in ps: prefer .env)\n"
+    "  -w, --window SECS        accepted clock difference for timestamps [10]\n"
+    "  -r, --max-retries N      retransmissions before send_failed [10]\n"
+    "      --retry-interval SECS  wait for an ACK before retransmitting [5]\n"
+    "      --db PATH            SQLite database [securedgram.db]\n"
+    "  -f, --foreground         do not detach (systemd, terminals, tests)\n"
+    "  -v, --verbose            log informational messages too\n"
+    "  -d, --debug              log debug messages too\n"
+    "  -V, --version            print the version and exit\n"
+    "  -h, --help               print this help and exit\n"
+    "\n"
+    "Signals: TERM, INT, QUIT stop cleanly; HUP re-reads .env (secret, window, retries,\n"
+    "retry interval) and reopens a log file; USR1 logs a line of counters.\n"
+    "See securedgram(8).\n";
+
+struct cli {
+    struct config_raw flags;
+    int foreground;
+    enum log_level level;
+    const char *command;
+};
+
+enum { OPT_RETRY_INTERVAL = 256, OPT_DB };
+
+__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ERROR: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+/* Parses argv into cli; returns 0, 1 on an error (reported), or -1 when done (help/version). */
+static int parse_args(int argc, char **argv, struct cli *cli)
+{
+    static const struct option longopts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"log", required_argument, NULL, 'l'},
+        {"pidfile", required_argument, NULL, 'P'},
+        {"bind", required_argument, NULL, 'b'},
+        {"port", required_argument, NULL, 'p'},
+        {"secret", required_argument, NULL, 's'},
+        {"window", required_argument, NULL, 'w'},
+        {"max-retries", required_argument, NULL, 'r'},
+        {"retry-interval", required_argument, NULL, OPT_RETRY_INTERVAL},
+        {"db", required_argument, NULL, OPT_DB},
+        {"foreground", no_argument, NULL, 'f'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"debug", no_argument, NULL, 'd'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":u:l:P:b:p:s:w:r:fvdVh", longopts, NULL)) != -1) {
+        int key = -1;
+        switch (c) {
+        case 'u': key = CFG_USER; break;
+        case 'l': key = CFG_LOG; break;
+        case 'P': key = CFG_PIDFILE; break;
+        case 'b': key = CFG_ADDRESS; break;
+        case 'p': key = CFG_PORT; break;
+        case 's': key = CFG_SECRET; break;
+        case 'w': key = CFG_WINDOW; break;
+        case 'r': key = CFG_MAX_RETRIES; break;
+        case OPT_RETRY_INTERVAL: key = CFG_RETRY_INTERVAL; break;
+        case OPT_DB: key = CFG_DB; break;
+        case 'f': cli->foreground = 1; break;
+        case 'v': if (cli->level < LOG_LEVEL_INFO) cli->level = LOG_LEVEL_INFO; break;
+        case 'd': cli->level = LOG_LEVEL_DEBUG; break;
+        case 'V': printf("securedgram %s\n", SG_VERSION); return -1;
+        case 'h': fputs(usage_text, stdout); return -1;
+        case ':': return fail("option '%s' needs a value (see securedgram --help)", argv[optind - 1]);
+        default: return fail("unknown option '%s' (see securedgram --help)", argv[optind - 1]);
+        }
+        if (key >= 0 && config_raw_set(&cli->flags, (enum config_key)key, optarg) != 0)
+            return fail("%s", "out of memory");
+        if (key == CFG_SECRET)
+            memset(optarg, 'x', strlen(optarg)); /* keep it out of ps from now on */
+    }
+    if (optind >= argc)
+        return fail("%s", "no command given: start, stop, restart, status, poll or keygen "
+                          "(see securedgram --help)");
+    if (optind + 1 < argc)
+        return fail("unexpected argument '%s' (see securedgram --help)", argv[optind + 1]);
+    cli->command = argv[optind];
+    return 0;
+}
+
+struct ctx {
+    struct cli *cli;
+    struct config cfg;
+    char cwd[4096];
+    char env_path[4200];
+};
+
+static int load(struct ctx *x, int need_secret)
+{
+    char err[512];
+    int loose = 0;
+    if (getcwd(x->cwd, sizeof x->cwd) == NULL)
+        return fail("cannot find the working directory: %s", strerror(errno));
+    snprintf(x->env_path, sizeof x->env_path, "%s/%s", x->cwd, SETTINGS_ENV_FILE);
+    if (settings_load(&x->cli->flags, x->env_path, x->cwd, CONFIG_AT_START, need_secret, &x->cfg,
+                      &loose, err, sizeof err) != 0)
+        return fail("%s", err);
+    if (loose && need_secret)
+        fprintf(stderr, "WARNING: %s is readable by group or others; it holds the secret "
+                        "(chmod 600 %s)\n", x->env_path, x->env_path);
+    return 0;
+}
+
+/* Reports a start-up failure to the terminal or to the waiting parent; returns 1. */
+static int start_failed(int report_fd, const char *msg)
+{
+    if (report_fd >= 0)
+        daemon_report(report_fd, msg);
+    else
+        fprintf(stderr, "ERROR: %s\n", msg);
+    log_warn("cannot start: %s", msg);
+    return 1;
+}
+
+static int cmd_start(struct ctx *x)
+{
+    char err[512];
+    pid_t pid;
+    struct config *cfg = &x->cfg;
+    int r = daemon_pidfile_check(cfg->pidfile, &pid, err, sizeof err);
+    if (r != 0)
+        return r < 0 ? fail("%s", err)
+                     : fail("securedgram is already running (pid %ld, pid file %s)", (long)pid,
+                            cfg->pidfile);
+    if (log_open(cfg->log, "securedgram") != 0) {
+        snprintf(err, sizeof err, "cannot open log %s: %s", cfg->log, strerror(errno));
+        return fail("%s", err);
+    }
+    log_set_level(x->cli->level);
+    int fd = net_bind(cfg->address, cfg->port, SOCK_BUF_BYTES, err, sizeof err);
+    if (fd < 0)
+        return start_failed(-1, err);
+    int report = -1;
+    if (!x->cli->foreground && (report = daemon_detach(err, sizeof err)) < 0) {
+        close(fd);
+        return start_failed(-1, err);
+    }
+    umask(027);
+    int pidfd = daemon_pidfile_claim(cfg->pidfile, err, sizeof err);
+    if (pidfd < 0) {
+        close(fd);
+        return start_failed(report, err);
+    }
+    struct store *st = NULL;
+    if (daemon_drop_privileges(cfg->user, err, sizeof err) != 0 ||
+        (st = store_open(cfg->db, STORE_CREATE, STORE_DAEMON_BUSY_MS, err, sizeof err)) == NULL) {
+        close(fd);
+        daemon_pidfile_release(cfg->pidfile, pidfd);
+        return start_failed(report, err);
+    }
+    struct engine_opts o = {cfg, &x->cli->flags, x->env_path, x->cwd, fd, st};
+    struct engine *e = engine_new(&o, err, sizeof err);
+    if (e == NULL) {
+        daemon_pidfile_release(cfg->pidfile, pidfd);
+        return start_failed(report, err);
+    }
+    log_info("securedgram %s listening on %s port %u (pid %ld, database %s)", SG_VERSION,
+             cfg->address, cfg->port, (long)getpid(), cfg->db);
+    daemon_report(report, NULL);
+    int rc = engine_run(e);
+    engine_free(e);
+    daemon_pidfile_release(cfg->pidfile, pidfd);
+    log_info("stopped");
+    return rc == 0 ? 0 : 1;
+}
+
+static int cmd_stop(struct ctx *x)
+{
+    char err[512];
+    pid_t was = 0;
+    if (daemon_stop(x->cfg.pidfile, &was, err, sizeof err) != 0)
+        return fail("%s", err);
+    if (was > 0)
+        printf("securedgram stopped (pid %ld)\n", (long)was);
+    else
+        printf("securedgram is not running\n");
+    return 0;
+}
+
+static int cmd_status(struct ctx *x)
+{
+    char err[512];
+    pid_t pid = 0;
+    int r = daemon_pidfile_check(x->cfg.pidfile, &pid, err, sizeof err);
+    if (r < 0)
+        return fail("%s", err);
+    if (r == 0) {
+        printf("securedgram is not running\n");
+        return 3;
+    }
+    printf("securedgram is running (pid %ld)\n", (long)pid);
+    return 0;
+}
+
+static int cmd_keygen(void)
+{
+    char hex[ENVELOPE_KEY_HEX_LEN + 1];
+    envelope_random_hex(hex, ENVELOPE_KEY_BYTES);
+    printf("%s\n", hex);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli = {.level = LOG_LEVEL_WARN};
+    struct ctx x = {.cli = &cli};
+    int rc = parse_args(argc, argv, &cli);
+    if (rc != 0) {
+        config_raw_clear(&cli.flags);
+        return rc < 0 ? 0 : rc;
+    }
+    if (envelope_init() != 0)
+        return fail("%s", "cannot initialise libsodium");
+    const char *cmd = cli.command;
+    int starts = strcmp(cmd, "start") == 0 || strcmp(cmd, "restart") == 0;
+    if (strcmp(cmd, "keygen") == 0)
+        rc = cmd_keygen();
+    else if (!starts && strcmp(cmd, "stop") != 0 && strcmp(cmd, "status") != 0 &&
+             strcmp(cmd, "poll") != 0)
+        rc = fail("unknown command '%s' (start, stop, restart, status, poll or keygen)", cmd);
+    else if ((rc = load(&x, starts)) != 0)
+        ;
+    else if (strcmp(cmd, "start") == 0)
+        rc = cmd_start(&x);
+    else if (strcmp(cmd, "stop") == 0)
+        rc = cmd_stop(&x);
+    else if (strcmp(cmd, "restart") == 0)
+        rc = cmd_stop(&x) != 0 ? 1 : cmd_start(&x);
+    else if (strcmp(cmd, "status") == 0)
+        rc = cmd_status(&x);
+    else
+        daemon_pidfile_wait(x.cfg.pidfile);
+    config_clear(&x.cfg);
+    config_raw_clear(&cli.flags);
+    log_close();
+    return rc;
+}

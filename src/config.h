@@ -1,0 +1,99 @@
+/*
+ * config: .env file + environment + command-line flags -> one validated
+ * struct config. Pure: no I/O here (callers read files and pass text), so it
+ * is tested directly.
+ *
+ * Precedence at start: flag > environment > .env > default.
+ * On HUP:              flag > .env > environment > default (the file is the
+ *                      operator's way to change a running daemon).
+ */
+#ifndef SG_CONFIG_H
+#define SG_CONFIG_H
+
+#include <stddef.h>
+
+enum config_key {
+    CFG_USER,
+    CFG_LOG,
+    CFG_PIDFILE,
+    CFG_ADDRESS,
+    CFG_PORT,
+    CFG_SECRET,
+    CFG_WINDOW,
+    CFG_MAX_RETRIES,
+    CFG_RETRY_INTERVAL,
+    CFG_DB,
+    CFG_COUNT
+};
+
+/* Values by key as text, each malloc'd or NULL (not given). */
+struct config_raw {
+    char *v[CFG_COUNT];
+};
+
+struct config {
+    char *user;
+    char *log;     /* "syslog", "stdout", or an absolute file path */
+    char *pidfile; /* absolute */
+    char *address;
+    char *db; /* absolute */
+    char *secret; /* 64 hex digits */
+    unsigned port;
+    unsigned window;         /* seconds */
+    unsigned max_retries;
+    unsigned retry_interval; /* seconds */
+};
+
+/* The largest value accepted for window, max retries and retry interval. */
+#define CONFIG_MAX_COUNT 1000000UL
+
+/* The variable name of a key ("SECUREDGRAM_PORT"). */
+const char *config_key_name(enum config_key key);
+
+/* Finds a key by variable name; returns it or -1 if the name is not ours. */
+int config_key_by_name(const char *name);
+
+/*
+ * Parses .env text: blank lines and lines starting with '#' are skipped; other
+ * lines are KEY=VALUE (an optional leading "export " is allowed), key and
+ * value trimmed, one pair of matching surrounding quotes removed from the
+ * value; a later line wins. Keys that are not SECUREDGRAM_* are ignored.
+ * Returns 0, or -1 with "line N: why" in err.
+ */
+__attribute__((warn_unused_result)) int config_dotenv_parse(const char *text, size_t len,
+                                                            struct config_raw *out, char *err,
+                                                            size_t errlen);
+
+/* Fills raw from the environment through get (usually getenv). */
+void config_raw_from_env(struct config_raw *out, const char *(*get)(const char *name));
+
+/* Sets one value (copied); returns 0 or -1 on allocation failure. */
+__attribute__((warn_unused_result)) int config_raw_set(struct config_raw *raw,
+                                                       enum config_key key, const char *value);
+
+void config_raw_clear(struct config_raw *raw);
+
+enum config_mode { CONFIG_AT_START, CONFIG_AT_RELOAD };
+
+/*
+ * Resolves flags, env and dotenv (any may be NULL) by the precedence of mode,
+ * fills in defaults, validates every value and makes paths absolute against
+ * cwd. need_secret: whether a missing secret is an error. Returns 0 and fills
+ * *out (free with config_clear), or -1 with one line saying why in err.
+ */
+__attribute__((warn_unused_result)) int
+config_resolve(const struct config_raw *flags, const struct config_raw *env,
+               const struct config_raw *dotenv, enum config_mode mode, const char *cwd,
+               int need_secret, struct config *out, char *err, size_t errlen);
+
+void config_clear(struct config *cfg);
+
+/*
+ * Compares a running configuration with a reloaded one. Writes into changed
+ * (a buffer of changed_len) the names of restart-only values that differ,
+ * comma-separated, and returns how many; hot values are not listed.
+ */
+int config_restart_only_changes(const struct config *running, const struct config *next,
+                                char *changed, size_t changed_len);
+
+#endif

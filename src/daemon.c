@@ -1,0 +1,207 @@
+#define _GNU_SOURCE
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static pid_t read_pid(int fd)
+{
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    long v = strtol(buf, NULL, 10);
+    return v > 0 ? (pid_t)v : 0;
+}
+
+int daemon_pidfile_check(const char *path, pid_t *pid, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "cannot read pid file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int running = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    if (running)
+        *pid = read_pid(fd);
+    close(fd); /* also drops our shared lock, if we got it */
+    return running;
+}
+
+int daemon_pidfile_claim(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot write pid file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        pid_t other = read_pid(fd);
+        snprintf(err, errlen, "securedgram is already running (pid %ld, pid file %s)",
+                 (long)other, path);
+        close(fd);
+        return -1;
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+        snprintf(err, errlen, "cannot write pid file %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void daemon_pidfile_release(const char *path, int fd)
+{
+    if (fd < 0)
+        return;
+    if (unlink(path) != 0)
+        (void)!ftruncate(fd, 0); /* cannot remove it (privileges dropped): leave it empty */
+    close(fd);
+}
+
+void daemon_pidfile_wait(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    while (flock(fd, LOCK_SH) != 0 && errno == EINTR)
+        ;
+    close(fd);
+}
+
+int daemon_detach(char *err, size_t errlen)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "cannot make a pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid_t child = fork();
+    if (child < 0) {
+        snprintf(err, errlen, "cannot fork: %s", strerror(errno));
+        return -1;
+    }
+    if (child > 0) {
+        close(p[1]);
+        char msg[1024];
+        size_t got = 0;
+        ssize_t n;
+        while (got < sizeof msg - 1 && ((n = read(p[0], msg + got, sizeof msg - 1 - got)) > 0 ||
+                                        (n < 0 && errno == EINTR)))
+            got += n > 0 ? (size_t)n : 0;
+        msg[got] = '\0';
+        waitpid(child, NULL, 0);
+        if (got > 0 && msg[0] == '0')
+            exit(0);
+        fprintf(stderr, "ERROR: %s\n",
+                got > 1 ? msg + 1 : "the daemon exited during start-up (see its log)");
+        exit(1);
+    }
+    close(p[0]);
+    if (setsid() < 0)
+        _exit(1);
+    pid_t grandchild = fork();
+    if (grandchild != 0)
+        _exit(grandchild < 0 ? 1 : 0);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        if (null > 2)
+            close(null);
+    }
+    if (chdir("/") != 0)
+        _exit(1);
+    return p[1];
+}
+
+void daemon_report(int fd, const char *msg)
+{
+    if (fd < 0)
+        return;
+    char buf[1024];
+    int n = msg == NULL ? snprintf(buf, sizeof buf, "0") : snprintf(buf, sizeof buf, "1%s", msg);
+    if (n > (int)sizeof buf - 1)
+        n = (int)sizeof buf - 1;
+    (void)!write(fd, buf, (size_t)n);
+    close(fd);
+}
+
+int daemon_drop_privileges(const char *user, char *err, size_t errlen)
+{
+    if (geteuid() != 0)
+        return 0;
+    errno = 0;
+    struct passwd *pw = getpwnam(user);
+    if (pw == NULL) {
+        snprintf(err, errlen, "cannot drop privileges: user '%s' does not exist", user);
+        return -1;
+    }
+    if (pw->pw_uid == 0)
+        return 0; /* told to run as root */
+    if (setgroups(1, &pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        snprintf(err, errlen, "cannot drop privileges to '%s': %s", user, strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0 || seteuid(0) == 0) {
+        snprintf(err, errlen, "cannot drop privileges to '%s': root could be regained", user);
+        return -1;
+    }
+    return 0;
+}
+
+/* Waits up to ms for the pid file to be free; returns 1 if it is. */
+static int wait_stopped(const char *pidfile, int ms)
+{
+    struct timespec step = {0, 20 * 1000000};
+    for (int waited = 0;; waited += 20) {
+        pid_t pid;
+        char err[256];
+        if (daemon_pidfile_check(pidfile, &pid, err, sizeof err) != 1)
+            return 1;
+        if (waited >= ms)
+            return 0;
+        nanosleep(&step, NULL); /* an operator's command, polling another process */
+    }
+}
+
+int daemon_stop(const char *pidfile, pid_t *was, char *err, size_t errlen)
+{
+    pid_t pid = 0;
+    int r = daemon_pidfile_check(pidfile, &pid, err, errlen);
+    *was = 0;
+    if (r <= 0)
+        return r;
+    *was = pid;
+    const struct {
+        int sig, wait_ms;
+    } steps[] = {{SIGTERM, 10000}, {SIGINT, 5000}, {SIGKILL, 5000}};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        if (pid <= 0 || (kill(pid, steps[i].sig) != 0 && errno != ESRCH)) {
+            snprintf(err, errlen, "cannot signal pid %ld: %s", (long)pid, strerror(errno));
+            return -1;
+        }
+        if (wait_stopped(pidfile, steps[i].wait_ms))
+            return 0;
+    }
+    snprintf(err, errlen, "pid %ld did not stop", (long)pid);
+    return -1;
+}

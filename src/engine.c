@@ -1,0 +1,1213 @@
+/*
+ * engine: the event loop.
+ *
+ * One turn ("tick") of the loop:
+ *   1. receive up to RX_BATCH datagrams; open and classify each (drops are
+ *      counted, never answered); ACKs become jobs, messages become items;
+ *   2. if there is database work, run it in ONE transaction: the journal of
+ *      state changes owed from earlier turns, the inserts of this turn's
+ *      messages, due retransmissions, and newly claimed pending rows;
+ *   3. only after COMMIT: send the ACKs of stored messages and the sealed
+ *      outbound datagrams; what their sending changes (sent, ack_sent, ...)
+ *      goes into the journal for the next transaction.
+ * If the transaction fails (database locked, disk full), nothing of the turn
+ * is sent: messages are not ACKed (their senders retransmit), claimed rows
+ * stay pending, and the journal is kept for the next try.
+ */
+#define _GNU_SOURCE
+#include "engine.h"
+
+#include "envelope.h"
+#include "log.h"
+#include "message.h"
+#include "net.h"
+#include "retx.h"
+#include "settings.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/inotify.h>
+#endif
+
+#define RX_BATCH 64          /* datagrams per turn (one recvmmsg) */
+#define CLAIM_BATCH 512      /* pending rows claimed per turn */
+#define INFLIGHT_MAX 8192    /* messages sent and waiting for their ACK */
+#define JOURNAL_MAX 16384    /* state changes owed to the database */
+#define SENDQ_MAX 1024       /* datagrams sealed per turn */
+#define ARENA_BYTES (4u << 20)
+#define ACK_RESERVE (RX_BATCH * 2 * 128) /* arena kept for this turn's ACKs */
+#define ACK_RETRY_MAX 1024
+#define SOCK_BUF_BYTES (4 << 20)
+#define WATCH_CHECK_MS 1000  /* safety re-check of the database when inotify is there */
+/*
+ * A writer's last -wal write comes a moment before its commit is visible (the
+ * WAL index in -shm is updated through mmap, which raises no event), so after
+ * an event the version is checked again after these delays.
+ */
+static const int settle_ms[] = {1, 5, 25};
+#define POLL_CHECK_MS 250    /* the check when it is not */
+#define BUSY_BACKOFF_MS 100  /* after a failed transaction */
+#define EAGAIN_RETRY_MS 200
+#define ACK_RETRY_MS 1000
+#define LOAD_BATCH 512
+
+enum sock_idx { SOCK_MAIN, SOCK_ALT4, SOCK_ALT6, SOCK_COUNT };
+
+struct sock {
+    int fd;
+    int af;
+    int dual; /* an IPv6 wildcard socket that also reaches IPv4 */
+};
+
+enum job_kind { J_ACKED, J_ACK_SENT, J_ACK_FAILED, J_SENT, J_FAILED };
+
+/* A database change owed: applied at the start of the next transaction. */
+struct job {
+    uint8_t kind;
+    char id[MESSAGE_ID_LEN + 1];
+    int64_t rowid, retries;
+    char *why; /* malloc'd or NULL */
+};
+
+enum out_kind { OUT_ACK, OUT_NEW, OUT_RETX };
+
+/* What a sealed datagram of this turn is, for handling its send result. */
+struct outmsg {
+    uint8_t kind;
+    uint8_t sock;
+    char id[MESSAGE_ID_LEN + 1];
+    int64_t rowid, retries;
+    int attempts;           /* OUT_ACK */
+    struct net_addr dst;    /* as the row names it (for the in-flight table) */
+    struct retx_entry *ent; /* OUT_RETX */
+};
+
+/* A message received this turn. */
+struct rx_item {
+    struct message_in msg;
+    uint8_t sock;
+    int stored;
+    struct net_addr from;
+    const char *json; /* points into the receive buffer */
+    size_t len;
+    uint64_t ts;
+};
+
+/* An ACK whose sending failed, to try again. */
+struct ack_retry {
+    char id[MESSAGE_ID_LEN + 1];
+    uint8_t sock;
+    int attempts;
+    struct net_addr to;
+    int64_t due;
+};
+
+enum due_action { DUE_RESEND, DUE_DROP };
+
+struct engine {
+    struct engine_opts o;
+    struct config *cfg;
+    struct envelope_key *key;
+    struct store *st;
+    struct sock socks[SOCK_COUNT];
+    struct retx *inflight;
+
+    uint8_t *rxbuf;
+    struct net_dgram rx[RX_BATCH];
+    struct rx_item items[RX_BATCH];
+    int nitems;
+
+    struct job *jobs;
+    int njobs, jobs_applied;
+
+    struct net_dgram *out;
+    struct outmsg *outm;
+    int nout;
+    uint8_t *arena;
+    size_t arena_used;
+
+    struct retx_entry *due[CLAIM_BATCH];
+    uint8_t due_action[CLAIM_BATCH];
+    int ndue;
+
+    struct ack_retry *acks;
+    int nacks;
+
+    int ino_fd;
+    int64_t data_version, next_check;
+    int64_t event_at; /* last inotify event */
+    int settle_step;  /* index into settle_ms of the next re-check */
+    int want_claim, loading_sent, recovering_in;
+    int64_t load_after, recover_after;
+    int64_t busy_until;
+    uint64_t turn_failed; /* send_failed rows of the open transaction */
+
+    struct engine_counters c;
+    struct log_limiter lim_drop, lim_store, lim_send;
+};
+
+static volatile sig_atomic_t got_term, got_hup, got_usr1;
+static int sig_wfd = -1;
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    if (sig == SIGHUP)
+        got_hup = 1;
+    else if (sig == SIGUSR1)
+        got_usr1 = 1;
+    else
+        got_term = 1;
+    if (sig_wfd >= 0)
+        (void)!write(sig_wfd, "x", 1);
+    errno = saved;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t real_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- journal ---- */
+
+static void job_add(struct engine *e, enum job_kind kind, const char *id, int64_t rowid,
+                    int64_t retries, const char *why)
+{
+    if (e->njobs >= JOURNAL_MAX) {
+        log_warn_limited(&e->lim_store, mono_ms(),
+                         "too many database changes waiting (database locked?); one dropped");
+        return;
+    }
+    struct job *j = &e->jobs[e->njobs++];
+    j->kind = (uint8_t)kind;
+    snprintf(j->id, sizeof j->id, "%s", id != NULL ? id : "");
+    j->rowid = rowid;
+    j->retries = retries;
+    j->why = why != NULL ? strdup(why) : NULL;
+}
+
+/* Forgets the first n jobs (they are in the database now, or skipped). */
+static void jobs_forget(struct engine *e, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(e->jobs[i].why);
+    memmove(e->jobs, e->jobs + n, (size_t)(e->njobs - n) * sizeof *e->jobs);
+    e->njobs -= n;
+}
+
+/*
+ * Judges one statement's result inside the transaction: 1 OK, 0 skip this
+ * change (a statement error that left the transaction open), -1 abort the turn.
+ */
+static int judge(struct engine *e, enum store_rc rc, const char *what)
+{
+    if (rc == STORE_OK)
+        return 1;
+    e->c.store_errors++;
+    if (rc == STORE_ERR && store_in_tx(e->st)) {
+        log_warn_limited(&e->lim_store, mono_ms(), "database: cannot %s: %s; skipped", what,
+                         store_errmsg(e->st));
+        return 0;
+    }
+    log_warn_limited(&e->lim_store, mono_ms(), "database: cannot %s: %s; will retry", what,
+                     store_errmsg(e->st));
+    return -1;
+}
+
+static enum store_rc apply_job(struct engine *e, const struct job *j, int *matched)
+{
+    switch (j->kind) {
+    case J_ACKED:
+        return store_outbound_acked(e->st, j->id, matched);
+    case J_ACK_SENT:
+        return store_inbound_ack_sent(e->st, j->id);
+    case J_ACK_FAILED:
+        return store_inbound_ack_failed(e->st, j->id);
+    case J_SENT:
+        return store_outbound_sent(e->st, j->rowid, j->retries, j->why);
+    default:
+        return store_outbound_failed(e->st, j->rowid, j->retries, j->why);
+    }
+}
+
+static int apply_jobs(struct engine *e)
+{
+    for (int i = 0; i < e->njobs; i++) {
+        int matched = 1;
+        if (judge(e, apply_job(e, &e->jobs[i], &matched), "record a state change") < 0)
+            return -1;
+        if (e->jobs[i].kind == J_ACKED && !matched)
+            e->c.acks_unmatched++;
+    }
+    e->jobs_applied = e->njobs;
+    return 0;
+}
+
+/* ---- sockets and the send queue ---- */
+
+/* The socket to reach dst from, and dst in that socket's family. -1 with err if none. */
+static int sock_for(struct engine *e, const struct net_addr *dst, struct net_addr *out, char *err,
+                    size_t errlen)
+{
+    struct sock *m = &e->socks[SOCK_MAIN];
+    int af = dst->u.sa.sa_family;
+    if (af == m->af || (m->dual && af == AF_INET))
+        return net_addr_for_family(dst, m->af, out) == 0 ? SOCK_MAIN : -1;
+    int idx = af == AF_INET ? SOCK_ALT4 : SOCK_ALT6;
+    if (e->socks[idx].fd < 0) {
+        char why[160];
+        int fd = net_bind_any(af, SOCK_BUF_BYTES, why, sizeof why);
+        if (fd < 0) {
+            snprintf(err, errlen, "cannot send to %s addresses: %s",
+                     af == AF_INET ? "IPv4" : "IPv6", why);
+            return -1;
+        }
+        e->socks[idx].fd = fd;
+        e->socks[idx].af = af;
+    }
+    *out = *dst;
+    return idx;
+}
+
+static size_t arena_room(const struct engine *e)
+{
+    return ARENA_BYTES - e->arena_used;
+}
+
+/* Seals json into the arena as the next datagram of the turn; NULL if there is no room. */
+static struct outmsg *queue_sealed(struct engine *e, int sock, const struct net_addr *to,
+                                   const char *json, size_t len)
+{
+    if (e->nout >= SENDQ_MAX || arena_room(e) < len + ENVELOPE_OVERHEAD)
+        return NULL;
+    uint8_t *buf = e->arena + e->arena_used;
+    size_t n = envelope_seal(e->key, real_ns(), json, len, buf, arena_room(e));
+    if (n == 0)
+        return NULL;
+    e->arena_used += n;
+    struct net_dgram *d = &e->out[e->nout];
+    memset(d, 0, sizeof *d);
+    d->buf = buf;
+    d->len = n;
+    d->addr = *to;
+    struct outmsg *m = &e->outm[e->nout++];
+    memset(m, 0, sizeof *m);
+    m->sock = (uint8_t)sock;
+    return m;
+}
+
+static struct outmsg *queue_ack(struct engine *e, int sock, const struct net_addr *to,
+                                const char *id, int attempts)
+{
+    char text[MESSAGE_ACK_MAX];
+    size_t n = message_ack_text(id, text);
+    struct outmsg *m = queue_sealed(e, sock, to, text, n);
+    if (m != NULL) {
+        m->kind = OUT_ACK;
+        m->attempts = attempts;
+        memcpy(m->id, id, sizeof m->id);
+    }
+    return m;
+}
+
+/* ---- receiving ---- */
+
+static void drop(struct engine *e, uint64_t *counter, const struct net_addr *from,
+                 const char *why)
+{
+    (*counter)++;
+    char host[NET_HOST_MAX];
+    unsigned port;
+    net_addr_format(from, host, &port);
+    log_warn_limited(&e->lim_drop, mono_ms(), "dropped a datagram from %s port %u: %s", host,
+                     port, why);
+}
+
+static void handle_dgram(struct engine *e, int sock, struct net_dgram *d, uint64_t now_ns)
+{
+    e->c.rx++;
+    if (d->truncated) {
+        drop(e, &e->c.drop_oversize, &d->addr, "larger than any datagram we accept");
+        return;
+    }
+    uint64_t ts = 0;
+    const char *json = NULL;
+    size_t len = 0;
+    /* Opened in place: the plaintext overwrites the ciphertext after the nonce. */
+    switch (envelope_open(e->key, d->buf, d->len, d->buf + ENVELOPE_NONCE_BYTES, &ts, &json, &len)) {
+    case ENVELOPE_OK:
+        break;
+    case ENVELOPE_SHORT:
+        drop(e, &e->c.drop_short, &d->addr, "shorter than 28 bytes");
+        return;
+    case ENVELOPE_AUTH:
+        drop(e, &e->c.drop_auth, &d->addr, "does not authenticate (wrong key or damaged)");
+        return;
+    default:
+        drop(e, &e->c.drop_malformed, &d->addr, "authentic but too short for a timestamp");
+        return;
+    }
+    if (!envelope_ts_fresh(ts, now_ns, e->cfg->window)) {
+        drop(e, &e->c.drop_stale, &d->addr, "timestamp outside the window (clock skew or replay)");
+        return;
+    }
+    struct message_in msg;
+    enum message_verdict v = message_classify(json, len, &msg);
+    if (v == MESSAGE_NOT_JSON || v == MESSAGE_NOT_OBJECT) {
+        drop(e, &e->c.drop_json, &d->addr, "payload is not a JSON object");
+        return;
+    }
+    if (v == MESSAGE_BAD_ID) {
+        drop(e, &e->c.drop_bad_id, &d->addr, "message_id missing or not 24 lowercase hex");
+        return;
+    }
+    if (msg.kind == MESSAGE_ACK) {
+        e->c.acks_received++;
+        struct retx_entry *ent = retx_find(e->inflight, msg.id);
+        if (ent != NULL)
+            retx_remove(e->inflight, ent);
+        job_add(e, J_ACKED, msg.id, 0, 0, NULL);
+        if (ent != NULL)
+            e->want_claim = 1; /* room in flight again */
+        return;
+    }
+    struct rx_item *it = &e->items[e->nitems++];
+    it->msg = msg;
+    it->sock = (uint8_t)sock;
+    it->stored = 0;
+    it->from = d->addr;
+    it->json = json;
+    it->len = len;
+    it->ts = ts;
+}
+
+static void receive(struct engine *e)
+{
+    int slot = 0;
+    uint64_t now_ns = real_ns();
+    for (int s = 0; s < SOCK_COUNT && slot < RX_BATCH; s++) {
+        if (e->socks[s].fd < 0)
+            continue;
+        int n = net_recv_batch(e->socks[s].fd, &e->rx[slot], RX_BATCH - slot);
+        if (n < 0) {
+            log_warn_limited(&e->lim_drop, mono_ms(), "receive error: %s", strerror(errno));
+            continue;
+        }
+        for (int i = slot; i < slot + n; i++)
+            handle_dgram(e, s, &e->rx[i], now_ns);
+        slot += n;
+    }
+}
+
+static int store_items(struct engine *e)
+{
+    for (int i = 0; i < e->nitems; i++) {
+        struct rx_item *it = &e->items[i];
+        char host[NET_HOST_MAX];
+        unsigned port;
+        int is_new = 0;
+        net_addr_format(&it->from, host, &port);
+        int r = judge(e,
+                      store_inbound_insert(e->st, it->msg.id, host, port, it->json, it->len,
+                                           it->ts, &is_new),
+                      "store a received message");
+        if (r < 0)
+            return -1;
+        it->stored = r;
+        it->msg.kind = is_new ? MESSAGE_DATA : MESSAGE_ACK; /* reused as "duplicate" flag */
+    }
+    return 0;
+}
+
+/* ---- outbound: claiming, retransmitting ---- */
+
+/*
+ * Rows are copied out of a query before anything is written: a statement
+ * must not write to the table while another statement of the connection is
+ * still stepping through it.
+ */
+struct row_copy {
+    struct store_outbound_row r; /* strings point to the copies below */
+    char *id, *dst, *payload;
+};
+
+static void row_copy_clear(struct row_copy *c)
+{
+    free(c->id);
+    free(c->dst);
+    free(c->payload);
+    memset(c, 0, sizeof *c);
+}
+
+static int row_copy_take(struct row_copy *c, const struct store_outbound_row *row)
+{
+    memset(c, 0, sizeof *c);
+    c->r = *row;
+    c->id = row->message_id != NULL ? strndup(row->message_id, 64) : NULL;
+    c->dst = strndup(row->dst_addr, NET_HOST_MAX);
+    c->payload = malloc(row->payload_len + 1);
+    if ((row->message_id != NULL && c->id == NULL) || c->dst == NULL || c->payload == NULL) {
+        row_copy_clear(c);
+        return -1;
+    }
+    memcpy(c->payload, row->payload, row->payload_len);
+    c->payload[row->payload_len] = '\0';
+    c->r.message_id = c->id;
+    c->r.dst_addr = c->dst;
+    c->r.payload = c->payload;
+    return 0;
+}
+
+struct claim_ctx {
+    struct engine *e;
+    struct row_copy *rows;
+    int n, cap, skipped, abort;
+    size_t bytes, budget;
+};
+
+static void fail_row(struct claim_ctx *cx, int64_t rowid, int64_t retries, const char *why)
+{
+    struct engine *e = cx->e;
+    int r = judge(e, store_outbound_failed(e->st, rowid, retries, why), "mark a row send_failed");
+    if (r < 0)
+        cx->abort = 1;
+    else if (r > 0) {
+        e->turn_failed++;
+        log_info("outbound row %lld: send_failed: %s", (long long)rowid, why);
+    }
+}
+
+static void on_pending(void *ctx, const struct store_outbound_row *row)
+{
+    struct claim_ctx *cx = ctx;
+    size_t need = row->payload_len + 64 + ENVELOPE_OVERHEAD;
+    if (cx->n >= cx->cap || need > cx->budget - cx->bytes) {
+        cx->skipped = 1; /* next turn */
+        return;
+    }
+    if (row_copy_take(&cx->rows[cx->n], row) != 0) {
+        cx->skipped = 1;
+        return;
+    }
+    cx->n++;
+    cx->bytes += need;
+}
+
+/* Validates one claimed row, moves it to 'sending' and seals it. */
+static void claim_row(struct claim_ctx *cx, const struct store_outbound_row *row)
+{
+    struct engine *e = cx->e;
+    char err[256];
+    struct net_addr dst, to;
+    if (row->dst_port < 1 || row->dst_port > 65535) {
+        snprintf(err, sizeof err, "dst_port %lld is not a port number (1-65535)",
+                 (long long)row->dst_port);
+        fail_row(cx, row->rowid, row->retry_count, err);
+        return;
+    }
+    if (net_addr_parse(row->dst_addr, (unsigned)row->dst_port, &dst) != 0) {
+        snprintf(err, sizeof err, "dst_addr '%.64s' is not an IPv4 or IPv6 address",
+                 row->dst_addr);
+        fail_row(cx, row->rowid, row->retry_count, err);
+        return;
+    }
+    int sock = sock_for(e, &dst, &to, err, sizeof err);
+    struct message_out m;
+    if (sock < 0 ||
+        message_prepare(row->payload, row->payload_len, row->message_id, &m, err, sizeof err) != 0) {
+        fail_row(cx, row->rowid, row->retry_count, err);
+        return;
+    }
+    enum store_rc rc = store_outbound_sending(e->st, row->rowid, m.id,
+                                              m.payload_changed ? m.payload : NULL, m.payload_len);
+    if (rc == STORE_DUP) {
+        snprintf(err, sizeof err, "message_id %s is already used by another outbound row", m.id);
+        fail_row(cx, row->rowid, row->retry_count, err);
+    } else {
+        int r = judge(e, rc, "claim a pending row");
+        struct outmsg *om = r > 0 ? queue_sealed(e, sock, &to, m.payload, m.payload_len) : NULL;
+        if (r < 0)
+            cx->abort = 1;
+        if (om != NULL) {
+            om->kind = OUT_NEW;
+            om->rowid = row->rowid;
+            om->retries = row->retry_count;
+            om->dst = dst;
+            memcpy(om->id, m.id, sizeof om->id);
+        }
+    }
+    message_out_clear(&m);
+}
+
+static int claim(struct engine *e)
+{
+    size_t room = retx_room(e->inflight);
+    int limit = room < CLAIM_BATCH ? (int)room : CLAIM_BATCH;
+    int sendq_room = SENDQ_MAX - RX_BATCH * 2 - e->nout;
+    if (limit > sendq_room)
+        limit = sendq_room;
+    if (limit <= 0 || arena_room(e) <= ACK_RESERVE)
+        return 0;
+    struct row_copy rows[CLAIM_BATCH];
+    struct claim_ctx cx = {e, rows, 0, limit, 0, 0, 0, arena_room(e) - ACK_RESERVE};
+    int n = store_outbound_pending(e->st, limit, on_pending, &cx);
+    for (int i = 0; i < cx.n; i++) {
+        if (n >= 0 && !cx.abort)
+            claim_row(&cx, &rows[i].r);
+        row_copy_clear(&rows[i]);
+    }
+    if (n < 0)
+        return judge(e, STORE_BUSY, "read pending rows");
+    if (cx.abort)
+        return -1;
+    e->want_claim = cx.skipped || n == limit;
+    return 0;
+}
+
+static void on_sent_row(void *ctx, const struct store_outbound_row *row)
+{
+    struct row_copy *c = ctx;
+    (void)row_copy_take(c, row);
+}
+
+/* Resends (or gives up on) one due row; sets the entry's fate in due_action[idx]. */
+static void resend_row(struct engine *e, int idx, const struct store_outbound_row *row, int *abort)
+{
+    struct retx_entry *ent = e->due[idx];
+    struct claim_ctx cx = {.e = e};
+    char err[256];
+    struct net_addr to;
+    struct message_out m;
+    if (ent->retries >= (int64_t)e->cfg->max_retries) {
+        fail_row(&cx, row->rowid, ent->retries, "max retries exceeded (no ACK)");
+        *abort = cx.abort;
+        return;
+    }
+    int sock = sock_for(e, &ent->dst, &to, err, sizeof err);
+    if (sock < 0 ||
+        message_prepare(row->payload, row->payload_len, row->message_id, &m, err, sizeof err) != 0) {
+        fail_row(&cx, row->rowid, ent->retries, err);
+        *abort = cx.abort;
+        return;
+    }
+    e->due_action[idx] = DUE_RESEND;
+    int r = judge(e, store_outbound_sent(e->st, row->rowid, ent->retries + 1, NULL),
+                  "record a retransmission");
+    struct outmsg *om = r > 0 ? queue_sealed(e, sock, &to, m.payload, m.payload_len) : NULL;
+    message_out_clear(&m);
+    if (r < 0)
+        *abort = 1;
+    if (om != NULL) {
+        om->kind = OUT_RETX;
+        om->rowid = row->rowid;
+        om->retries = ent->retries + 1;
+        om->ent = ent;
+        memcpy(om->id, ent->id, sizeof om->id);
+    }
+}
+
+/* Takes the due entries out of the timer order (rescheduled a full interval on) and resends them. */
+static int retransmit_due(struct engine *e, int64_t now)
+{
+    struct retx_entry *ent;
+    int64_t interval = (int64_t)e->cfg->retry_interval * 1000;
+    e->ndue = 0;
+    while (e->ndue < CLAIM_BATCH && (ent = retx_due(e->inflight, now)) != NULL) {
+        if (arena_room(e) < ENVELOPE_MAX_DATAGRAM + ACK_RESERVE ||
+            e->nout >= SENDQ_MAX - RX_BATCH * 2)
+            break;
+        retx_reschedule(e->inflight, ent, now + interval);
+        int idx = e->ndue++;
+        e->due[idx] = ent;
+        e->due_action[idx] = DUE_DROP; /* unless the row is found and resent */
+        struct row_copy row;
+        memset(&row, 0, sizeof row);
+        int abort = 0;
+        int n = store_outbound_get_sent(e->st, ent->rowid, on_sent_row, &row);
+        if (n > 0 && row.payload != NULL)
+            resend_row(e, idx, &row.r, &abort);
+        else if (n > 0)
+            e->due_action[idx] = DUE_RESEND; /* out of memory: try at the next deadline */
+        row_copy_clear(&row);
+        if (n < 0)
+            return judge(e, STORE_BUSY, "read a row to retransmit");
+        if (abort)
+            return -1;
+    }
+    return 0;
+}
+
+/* After COMMIT: entries whose rows failed, vanished or were acknowledged leave the table. */
+static void settle_due(struct engine *e)
+{
+    for (int i = 0; i < e->ndue; i++)
+        if (e->due_action[i] == DUE_DROP)
+            retx_remove(e->inflight, e->due[i]);
+    e->ndue = 0;
+}
+
+/* After a failed transaction: try the due entries again once the database may be free. */
+static void unsettle_due(struct engine *e)
+{
+    for (int i = 0; i < e->ndue; i++)
+        retx_reschedule(e->inflight, e->due[i], e->busy_until);
+    e->ndue = 0;
+}
+
+struct load_ctx {
+    struct engine *e;
+    int64_t now;
+};
+
+static void on_loaded_sent(void *ctx, const struct store_outbound_row *row)
+{
+    struct load_ctx *lx = ctx;
+    struct engine *e = lx->e;
+    struct net_addr dst;
+    e->load_after = row->rowid;
+    int64_t wait = (int64_t)e->cfg->retry_interval * 1000 - row->age_ms;
+    if (wait < 0)
+        wait = 0;
+    /* A row whose address or id is unusable is failed when its retransmission is due. */
+    if (row->message_id == NULL || !message_id_valid(row->message_id))
+        return;
+    if (net_addr_parse(row->dst_addr, (unsigned)(row->dst_port > 0 ? row->dst_port : 0), &dst) != 0)
+        return;
+    (void)retx_add(e->inflight, row->rowid, row->message_id, &dst, row->retry_count,
+                   lx->now + wait);
+}
+
+/* Crash recovery: rows left 'sent' by an earlier run join the in-flight table as room allows. */
+static int load_sent(struct engine *e, int64_t now)
+{
+    size_t room = retx_room(e->inflight);
+    int limit = room < LOAD_BATCH ? (int)room : LOAD_BATCH;
+    if (limit == 0)
+        return 0;
+    struct load_ctx lx = {e, now};
+    int n = store_outbound_load_sent(e->st, e->load_after, limit, on_loaded_sent, &lx);
+    if (n < 0)
+        return judge(e, STORE_BUSY, "read rows left sent");
+    if (n < limit)
+        e->loading_sent = 0;
+    return 0;
+}
+
+/* ---- one turn ---- */
+
+static int write_turn(struct engine *e, int64_t now)
+{
+    e->turn_failed = 0;
+    if (judge(e, store_begin(e->st), "begin a transaction") <= 0)
+        return -1;
+    if (apply_jobs(e) != 0 || store_items(e) != 0)
+        goto abort;
+    if (e->loading_sent && load_sent(e, now) != 0)
+        goto abort;
+    if (retransmit_due(e, now) != 0)
+        goto abort;
+    if (e->want_claim && claim(e) != 0)
+        goto abort;
+    if (judge(e, store_commit(e->st), "commit") <= 0)
+        return -1;
+    return 0;
+abort:
+    store_rollback(e->st);
+    return -1;
+}
+
+static void ack_retry_add(struct engine *e, const struct outmsg *m, const struct net_addr *to,
+                          int64_t now)
+{
+    if (m->attempts + 1 > (int)e->cfg->max_retries) {
+        job_add(e, J_ACK_FAILED, m->id, 0, 0, NULL);
+        return;
+    }
+    if (e->nacks >= ACK_RETRY_MAX)
+        return; /* left 'received': ACKed again at the next start */
+    struct ack_retry *a = &e->acks[e->nacks++];
+    memcpy(a->id, m->id, sizeof a->id);
+    a->sock = m->sock;
+    a->attempts = m->attempts + 1;
+    a->to = *to;
+    a->due = now + ACK_RETRY_MS;
+}
+
+static int send_error_is_transient(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ENOMEM || err == EINTR;
+}
+
+static void send_result(struct engine *e, int i, int64_t now)
+{
+    struct outmsg *m = &e->outm[i];
+    int err = e->out[i].err;
+    int64_t interval = (int64_t)e->cfg->retry_interval * 1000;
+    char why[160];
+    if (err != 0)
+        snprintf(why, sizeof why, "send failed: %s", strerror(err));
+    switch (m->kind) {
+    case OUT_ACK:
+        if (err == 0) {
+            e->c.acks_sent++;
+            job_add(e, J_ACK_SENT, m->id, 0, 0, NULL);
+        } else {
+            ack_retry_add(e, m, &e->out[i].addr, now);
+        }
+        break;
+    case OUT_NEW:
+        if (err == 0 || send_error_is_transient(err)) {
+            int64_t retries = m->retries + (err != 0);
+            (void)retx_add(e->inflight, m->rowid, m->id, &m->dst, retries,
+                           now + (err != 0 ? EAGAIN_RETRY_MS : interval));
+            job_add(e, J_SENT, NULL, m->rowid, retries, err != 0 ? why : NULL);
+            e->c.sent += err == 0;
+        } else {
+            job_add(e, J_FAILED, NULL, m->rowid, m->retries, why);
+            e->c.send_failed++;
+        }
+        break;
+    default:
+        if (err == 0) {
+            e->c.retransmits++;
+            m->ent->retries = m->retries;
+        } else if (send_error_is_transient(err)) {
+            m->ent->retries = m->retries;
+            retx_reschedule(e->inflight, m->ent, now + EAGAIN_RETRY_MS);
+        } else {
+            job_add(e, J_FAILED, NULL, m->rowid, m->retries, why);
+            retx_remove(e->inflight, m->ent);
+            e->c.send_failed++;
+        }
+        break;
+    }
+    if (err != 0)
+        log_warn_limited(&e->lim_send, mono_ms(), "%s", why);
+}
+
+static void flush_sends(struct engine *e, int64_t now)
+{
+    struct net_dgram batch[SENDQ_MAX];
+    int index[SENDQ_MAX];
+    for (int s = 0; s < SOCK_COUNT; s++) {
+        int n = 0;
+        for (int i = 0; i < e->nout; i++)
+            if (e->outm[i].sock == s) {
+                batch[n] = e->out[i];
+                index[n++] = i;
+            }
+        if (n == 0)
+            continue;
+        net_send_batch(e->socks[s].fd, batch, n);
+        for (int k = 0; k < n; k++)
+            e->out[index[k]].err = batch[k].err;
+    }
+    for (int i = 0; i < e->nout; i++)
+        send_result(e, i, now);
+    e->nout = 0;
+    e->arena_used = 0;
+}
+
+static void on_unacked(void *ctx, const struct store_inbound_row *row)
+{
+    struct engine *e = ctx;
+    struct net_addr from, to;
+    char err[160];
+    e->recover_after = row->rowid;
+    if (net_addr_parse(row->src_addr, (unsigned)(row->src_port > 0 ? row->src_port : 0), &from) != 0 ||
+        !message_id_valid(row->message_id)) {
+        job_add(e, J_ACK_FAILED, row->message_id, 0, 0, NULL);
+        return;
+    }
+    int sock = sock_for(e, &from, &to, err, sizeof err);
+    if (sock < 0 || queue_ack(e, sock, &to, row->message_id, 0) == NULL)
+        job_add(e, J_ACK_FAILED, row->message_id, 0, 0, NULL);
+}
+
+/* Crash recovery: rows stored but never ACKed are ACKed now, a batch per turn. */
+static void recover_inbound(struct engine *e)
+{
+    int n = store_inbound_unacked(e->st, e->recover_after, LOAD_BATCH, on_unacked, e);
+    if (n >= 0 && n < LOAD_BATCH)
+        e->recovering_in = 0;
+}
+
+static void queue_due_ack_retries(struct engine *e, int64_t now)
+{
+    int keep = 0;
+    for (int i = 0; i < e->nacks; i++) {
+        struct ack_retry *a = &e->acks[i];
+        if (a->due <= now && e->nout < SENDQ_MAX) {
+            struct outmsg *m = queue_ack(e, a->sock, &a->to, a->id, a->attempts);
+            if (m != NULL)
+                continue;
+        }
+        e->acks[keep++] = *a;
+    }
+    e->nacks = keep;
+}
+
+/* After COMMIT: ACK what was stored, send what was sealed. */
+static void after_commit(struct engine *e)
+{
+    jobs_forget(e, e->jobs_applied);
+    e->jobs_applied = 0;
+    e->c.send_failed += e->turn_failed;
+    settle_due(e);
+    e->busy_until = 0;
+    for (int i = 0; i < e->nitems; i++) {
+        struct rx_item *it = &e->items[i];
+        if (!it->stored) {
+            e->c.drop_unstored++;
+            continue;
+        }
+        if (it->msg.kind == MESSAGE_ACK)
+            e->c.duplicates++;
+        else
+            e->c.stored++;
+        (void)queue_ack(e, it->sock, &it->from, it->msg.id, 0);
+    }
+}
+
+static void after_failure(struct engine *e, int64_t now)
+{
+    e->jobs_applied = 0;
+    e->busy_until = now + BUSY_BACKOFF_MS;
+    e->c.drop_unstored += (uint64_t)e->nitems;
+    unsettle_due(e);
+    e->nout = 0;
+    e->arena_used = 0;
+    e->want_claim = 1;
+}
+
+static int has_db_work(const struct engine *e, int64_t now)
+{
+    return e->njobs > 0 || e->nitems > 0 || retx_next_deadline(e->inflight) <= now ||
+           (e->want_claim && retx_room(e->inflight) > 0) ||
+           (e->loading_sent && retx_room(e->inflight) > 0);
+}
+
+static void tick(struct engine *e)
+{
+    int64_t now = mono_ms();
+    e->nitems = 0;
+    e->nout = 0;
+    e->arena_used = 0;
+    receive(e);
+    if (has_db_work(e, now) && (now >= e->busy_until || e->nitems > 0)) {
+        if (write_turn(e, now) == 0)
+            after_commit(e);
+        else
+            after_failure(e, now);
+    }
+    if (e->recovering_in)
+        recover_inbound(e);
+    queue_due_ack_retries(e, now);
+    flush_sends(e, now);
+    e->nitems = 0;
+}
+
+/* ---- watching the database, signals, reload ---- */
+
+static void watch_open(struct engine *e)
+{
+    e->ino_fd = -1;
+#ifdef __linux__
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0)
+        return;
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", e->cfg->db);
+    /* Every commit by any process writes the -wal file; checkpoints write the database. */
+    if (inotify_add_watch(fd, wal, IN_MODIFY) < 0 || inotify_add_watch(fd, e->cfg->db, IN_MODIFY) < 0) {
+        log_info("cannot watch %s (%s); checking for new rows every %d ms", wal, strerror(errno),
+                 POLL_CHECK_MS);
+        close(fd);
+        return;
+    }
+    e->ino_fd = fd;
+#endif
+}
+
+static void watch_drain(struct engine *e)
+{
+    char buf[4096];
+    while (e->ino_fd >= 0 && read(e->ino_fd, buf, sizeof buf) > 0)
+        ;
+}
+
+/* Another process committed: there may be new pending rows. */
+static void check_data_version(struct engine *e, int64_t now)
+{
+    int64_t v = store_data_version(e->st);
+    if (v >= 0 && v != e->data_version) {
+        e->data_version = v;
+        e->want_claim = 1;
+    }
+    int n = (int)(sizeof settle_ms / sizeof settle_ms[0]);
+    while (e->settle_step < n && e->event_at + settle_ms[e->settle_step] <= now)
+        e->settle_step++;
+    if (e->settle_step < n)
+        e->next_check = e->event_at + settle_ms[e->settle_step];
+    else
+        e->next_check = now + (e->ino_fd >= 0 ? WATCH_CHECK_MS : POLL_CHECK_MS);
+}
+
+static void reload(struct engine *e)
+{
+    struct config next;
+    char err[512];
+    int loose = 0;
+    if (settings_load(e->o.flags, e->o.env_path, e->o.cwd, CONFIG_AT_RELOAD, 1, &next, &loose, err,
+                      sizeof err) != 0) {
+        log_warn("reload refused: %s; the running configuration is kept", err);
+        return;
+    }
+    struct envelope_key *key = envelope_key_from_hex(next.secret);
+    if (key == NULL) {
+        log_warn("reload refused: cannot load the new secret; the running configuration is kept");
+        config_clear(&next);
+        return;
+    }
+    char changed[256];
+    if (config_restart_only_changes(e->cfg, &next, changed, sizeof changed) > 0)
+        log_warn("reload: %s changed; that takes effect only after a restart", changed);
+    envelope_key_free(e->key);
+    e->key = key;
+    char *tmp = e->cfg->secret;
+    e->cfg->secret = next.secret;
+    next.secret = tmp;
+    e->cfg->window = next.window;
+    e->cfg->max_retries = next.max_retries;
+    e->cfg->retry_interval = next.retry_interval;
+    config_clear(&next);
+    log_reopen();
+    log_warn("configuration reloaded (window %us, max retries %u, retry interval %us)",
+             e->cfg->window, e->cfg->max_retries, e->cfg->retry_interval);
+}
+
+static void log_counters(const struct engine *e)
+{
+    const struct engine_counters *c = &e->c;
+    log_warn("counters: rx=%llu stored=%llu duplicates=%llu acks_sent=%llu acks_received=%llu "
+             "sent=%llu retransmits=%llu send_failed=%llu in_flight=%zu | dropped: short=%llu "
+             "auth=%llu stale=%llu malformed=%llu json=%llu bad_id=%llu oversize=%llu "
+             "unstored=%llu | ack_unmatched=%llu store_errors=%llu",
+             (unsigned long long)c->rx, (unsigned long long)c->stored,
+             (unsigned long long)c->duplicates, (unsigned long long)c->acks_sent,
+             (unsigned long long)c->acks_received, (unsigned long long)c->sent,
+             (unsigned long long)c->retransmits, (unsigned long long)c->send_failed,
+             retx_count(e->inflight), (unsigned long long)c->drop_short,
+             (unsigned long long)c->drop_auth, (unsigned long long)c->drop_stale,
+             (unsigned long long)c->drop_malformed, (unsigned long long)c->drop_json,
+             (unsigned long long)c->drop_bad_id, (unsigned long long)c->drop_oversize,
+             (unsigned long long)c->drop_unstored, (unsigned long long)c->acks_unmatched,
+             (unsigned long long)c->store_errors);
+}
+
+static int signals_open(char *err, size_t errlen, int *rfd)
+{
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "cannot make a pipe: %s", strerror(errno));
+        return -1;
+    }
+    *rfd = p[0];
+    sig_wfd = p[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/* ---- life cycle ---- */
+
+static int sig_rfd = -1;
+
+struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
+{
+    struct engine *e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        close(o->fd);
+        store_close(o->store);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    e->o = *o;
+    e->cfg = o->cfg;
+    e->st = o->store;
+    e->ino_fd = -1;
+    for (int s = 0; s < SOCK_COUNT; s++)
+        e->socks[s].fd = -1;
+    e->socks[SOCK_MAIN].fd = o->fd;
+    e->socks[SOCK_MAIN].af = net_family(o->fd);
+    struct net_addr any;
+    if (e->socks[SOCK_MAIN].af == AF_INET6 && net_addr_parse("::", 1, &any) == 0) {
+        struct sockaddr_in6 me;
+        socklen_t len = sizeof me;
+        e->socks[SOCK_MAIN].dual = getsockname(o->fd, (struct sockaddr *)&me, &len) == 0 &&
+                                   memcmp(&me.sin6_addr, &any.u.v6.sin6_addr, 16) == 0;
+    }
+    e->key = envelope_key_from_hex(e->cfg->secret);
+    e->inflight = retx_new(INFLIGHT_MAX);
+    e->rxbuf = malloc((size_t)RX_BATCH * (ENVELOPE_MAX_DATAGRAM + 1));
+    e->jobs = calloc(JOURNAL_MAX, sizeof *e->jobs);
+    e->out = calloc(SENDQ_MAX, sizeof *e->out);
+    e->outm = calloc(SENDQ_MAX, sizeof *e->outm);
+    e->arena = malloc(ARENA_BYTES);
+    e->acks = calloc(ACK_RETRY_MAX, sizeof *e->acks);
+    if (e->key == NULL || e->inflight == NULL || e->rxbuf == NULL || e->jobs == NULL ||
+        e->out == NULL || e->outm == NULL || e->arena == NULL || e->acks == NULL) {
+        snprintf(err, errlen, e->key == NULL ? "cannot load the secret into protected memory"
+                                             : "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < RX_BATCH; i++) {
+        e->rx[i].buf = e->rxbuf + (size_t)i * (ENVELOPE_MAX_DATAGRAM + 1);
+        e->rx[i].cap = ENVELOPE_MAX_DATAGRAM + 1;
+    }
+    if (signals_open(err, errlen, &sig_rfd) != 0)
+        goto fail;
+    int moved = store_recover_sending(e->st);
+    if (moved < 0) {
+        snprintf(err, errlen, "crash recovery failed: %s", store_errmsg(e->st));
+        goto fail;
+    }
+    if (moved > 0)
+        log_warn("recovery: %d outbound rows left 'sending' by an earlier run are pending again",
+                 moved);
+    watch_open(e);
+    e->data_version = store_data_version(e->st);
+    e->want_claim = e->loading_sent = e->recovering_in = 1;
+    e->settle_step = (int)(sizeof settle_ms / sizeof settle_ms[0]);
+    return e;
+fail:
+    engine_free(e);
+    return NULL;
+}
+
+int engine_run(struct engine *e)
+{
+    int64_t now = mono_ms();
+    e->next_check = now;
+    while (!got_term) {
+        now = mono_ms();
+        int64_t wake = e->next_check;
+        if (has_db_work(e, now)) {
+            int64_t t = e->njobs > 0 || e->want_claim || e->loading_sent
+                            ? now
+                            : retx_next_deadline(e->inflight);
+            wake = t < e->busy_until ? e->busy_until : t < wake ? t : wake;
+        } else if (retx_next_deadline(e->inflight) < wake) {
+            wake = retx_next_deadline(e->inflight);
+        }
+        if (e->recovering_in)
+            wake = now;
+        for (int i = 0; i < e->nacks; i++)
+            if (e->acks[i].due < wake)
+                wake = e->acks[i].due;
+        int64_t timeout = wake - now;
+        if (timeout < 0)
+            timeout = 0;
+        if (timeout > INT_MAX)
+            timeout = INT_MAX;
+
+        struct pollfd pfd[SOCK_COUNT + 2];
+        int n = 0;
+        pfd[n++] = (struct pollfd){.fd = sig_rfd, .events = POLLIN};
+        pfd[n++] = (struct pollfd){.fd = e->ino_fd, .events = POLLIN};
+        for (int s = 0; s < SOCK_COUNT; s++)
+            pfd[n++] = (struct pollfd){.fd = e->socks[s].fd, .events = POLLIN};
+        if (poll(pfd, (nfds_t)n, (int)timeout) < 0 && errno != EINTR) {
+            log_warn("poll failed: %s", strerror(errno));
+            return -1;
+        }
+        char sink[64];
+        while (read(sig_rfd, sink, sizeof sink) > 0)
+            ;
+        if (got_term)
+            break;
+        if (got_hup) {
+            got_hup = 0;
+            reload(e);
+        }
+        if (got_usr1) {
+            got_usr1 = 0;
+            log_counters(e);
+        }
+        now = mono_ms();
+        if (pfd[1].revents & POLLIN) {
+            watch_drain(e);
+            e->event_at = now;
+            e->settle_step = 0;
+            check_data_version(e, now);
+        } else if (now >= e->next_check) {
+            check_data_version(e, now);
+        }
+        tick(e);
+    }
+    /* Shutdown: record what is owed (rows just sent become 'sent'), then stop. */
+    e->want_claim = e->loading_sent = 0;
+    e->nitems = 0;
+    if (e->njobs > 0 && write_turn(e, mono_ms()) == 0)
+        jobs_forget(e, e->jobs_applied);
+    log_warn("shutting down");
+    log_counters(e);
+    return 0;
+}
+
+void engine_free(struct engine *e)
+{
+    if (e == NULL)
+        return;
+    for (int s = 0; s < SOCK_COUNT; s++)
+        if (e->socks[s].fd >= 0)
+            close(e->socks[s].fd);
+    if (e->ino_fd >= 0)
+        close(e->ino_fd);
+    store_close(e->st);
+    envelope_key_free(e->key);
+    retx_free(e->inflight);
+    if (e->jobs != NULL)
+        jobs_forget(e, e->njobs);
+    free(e->jobs);
+    free(e->rxbuf);
+    free(e->out);
+    free(e->outm);
+    free(e->arena);
+    free(e->acks);
+    if (sig_rfd >= 0)
+        close(sig_rfd);
+    if (sig_wfd >= 0)
+        close(sig_wfd);
+    sig_rfd = sig_wfd = -1;
+    free(e);
+}
+
+const struct engine_counters *engine_counters(const struct engine *e)
+{
+    return &e->c;
+}

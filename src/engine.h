@@ -1,0 +1,56 @@
+/*
+ * engine: the daemon's event loop. One thread, one poll(): datagrams are
+ * handled as they arrive, rows other processes commit are noticed through
+ * inotify on the database's -wal file (confirmed by PRAGMA data_version),
+ * and retransmissions run from an in-memory timer heap. No fixed sleeps.
+ *
+ * Every database write of one turn of the loop goes into one transaction.
+ * A message is ACKed only after the transaction that stored it committed.
+ */
+#ifndef SG_ENGINE_H
+#define SG_ENGINE_H
+
+#include "config.h"
+#include "store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct engine;
+
+struct engine_opts {
+    struct config *cfg;             /* running config; hot values change on HUP */
+    const struct config_raw *flags; /* command-line values, kept across reloads */
+    const char *env_path;           /* absolute path of the .env file */
+    const char *cwd;                /* for relative paths on reload */
+    int fd;                         /* the bound UDP socket (the engine closes it) */
+    struct store *store;            /* open database (the engine closes it) */
+};
+
+/* Drop reasons and other events, counted since start (shown on USR1). */
+struct engine_counters {
+    uint64_t rx, drop_short, drop_auth, drop_malformed, drop_stale, drop_json, drop_bad_id,
+        drop_oversize, drop_unstored;
+    uint64_t stored, duplicates, acks_sent, acks_received, acks_unmatched;
+    uint64_t sent, retransmits, send_failed, store_errors;
+};
+
+/*
+ * Sets up the engine: key, buffers, the in-flight table, signal handling and
+ * the database watch, and runs crash recovery (sending -> pending). Takes
+ * ownership of o->fd and o->store even on failure. Returns NULL with the
+ * reason in err.
+ */
+__attribute__((warn_unused_result)) struct engine *engine_new(const struct engine_opts *o,
+                                                              char *err, size_t errlen);
+
+/* Runs until TERM, INT or QUIT. Returns 0 after a clean shutdown. */
+int engine_run(struct engine *e);
+
+/* Frees everything (closes the socket and the database); NULL is fine. */
+void engine_free(struct engine *e);
+
+/* The counters so far. */
+const struct engine_counters *engine_counters(const struct engine *e);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * envelope: the wire format, and every use of libsodium.
+ *
+ *   datagram  = nonce (12) || ChaCha20-Poly1305-IETF(key, nonce, plaintext) (len + 16 tag)
+ *   plaintext = timestamp (8, big-endian ns since the epoch) || JSON text
+ *
+ * No additional data. A datagram shorter than 28 bytes is refused before any
+ * crypto; one that authenticates but carries fewer than 8 plaintext bytes is
+ * refused as malformed.
+ */
+#ifndef SG_ENVELOPE_H
+#define SG_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ENVELOPE_KEY_BYTES 32
+#define ENVELOPE_KEY_HEX_LEN 64
+#define ENVELOPE_NONCE_BYTES 12
+#define ENVELOPE_TAG_BYTES 16
+#define ENVELOPE_TS_BYTES 8
+#define ENVELOPE_MIN_DATAGRAM (ENVELOPE_NONCE_BYTES + ENVELOPE_TAG_BYTES)
+#define ENVELOPE_OVERHEAD (ENVELOPE_MIN_DATAGRAM + ENVELOPE_TS_BYTES)
+/* The largest UDP payload over IPv4; we never send more, over either family. */
+#define ENVELOPE_MAX_DATAGRAM 65507
+#define ENVELOPE_MAX_JSON (ENVELOPE_MAX_DATAGRAM - ENVELOPE_OVERHEAD)
+
+struct envelope_key;
+
+enum envelope_result {
+    ENVELOPE_OK = 0,
+    ENVELOPE_SHORT,     /* under 28 bytes, or over the maximum */
+    ENVELOPE_AUTH,      /* did not authenticate under the key */
+    ENVELOPE_MALFORMED, /* authentic, but no room for the timestamp */
+};
+
+/* Initialises libsodium. Returns 0, or -1 if it cannot. Call once, early. */
+__attribute__((warn_unused_result)) int envelope_init(void);
+
+/*
+ * Makes a key from exactly 64 hex digits (either case). The key lives in
+ * guarded, locked memory that is wiped when freed. Returns NULL if hex is not
+ * 64 hex digits or memory cannot be had.
+ */
+__attribute__((warn_unused_result)) struct envelope_key *envelope_key_from_hex(const char *hex);
+
+/* Wipes and frees a key; NULL is fine. */
+void envelope_key_free(struct envelope_key *key);
+
+/*
+ * Seals ts_ns || json[0..json_len) under key with a fresh random nonce into
+ * out (capacity cap). Returns the datagram length, or 0 if json_len exceeds
+ * ENVELOPE_MAX_JSON or the datagram would not fit in cap.
+ */
+size_t envelope_seal(const struct envelope_key *key, uint64_t ts_ns, const char *json,
+                     size_t json_len, uint8_t *out, size_t cap);
+
+/*
+ * Opens a datagram. plain must hold at least len bytes. On ENVELOPE_OK sets
+ * *ts_ns, *json (pointing into plain) and *json_len; on any other result the
+ * out-parameters are untouched and plain holds nothing meaningful.
+ */
+__attribute__((warn_unused_result)) enum envelope_result
+envelope_open(const struct envelope_key *key, const uint8_t *dgram, size_t len, uint8_t *plain,
+              uint64_t *ts_ns, const char **json, size_t *json_len);
+
+/* 1 if ts_ns lies within window_s seconds either side of now_ns, else 0. */
+int envelope_ts_fresh(uint64_t ts_ns, uint64_t now_ns, uint64_t window_s);
+
+/* Fills out with n random bytes as 2n lowercase hex digits plus NUL (CSPRNG). */
+void envelope_random_hex(char *out, size_t n);
+
+#endif

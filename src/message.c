@@ -1,0 +1,252 @@
+/*
+ * message: JSON rules. Parsing is jansson's; this file only bounds the input
+ * (length and depth) before parsing and applies the protocol's rules after.
+ */
+#include "message.h"
+
+#include "envelope.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Integers of any size are valid JSON (the original accepts them), so parse them as reals. */
+#define PARSE_FLAGS (JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL)
+
+int message_id_valid(const char *s)
+{
+    for (int i = 0; i < MESSAGE_ID_LEN; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return 0;
+    }
+    return s[MESSAGE_ID_LEN] == '\0';
+}
+
+/* 1 if no array/object in the text nests deeper than MESSAGE_MAX_DEPTH. */
+static int depth_ok(const char *s, size_t len)
+{
+    int depth = 0, in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > MESSAGE_MAX_DEPTH)
+                return 0;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return 1;
+}
+
+static json_t *parse(const char *json, size_t len, json_error_t *jerr)
+{
+    if (len > ENVELOPE_MAX_JSON || !depth_ok(json, len)) {
+        snprintf(jerr->text, sizeof jerr->text, "%s",
+                 len > ENVELOPE_MAX_JSON ? "text too long" : "nested too deeply");
+        jerr->line = jerr->column = -1;
+        return NULL;
+    }
+    return json_loadb(json, len, PARSE_FLAGS, jerr);
+}
+
+/* The payload's message_id string, or NULL if it has none. *bad set if present but invalid. */
+static const char *payload_id(json_t *obj, int *bad)
+{
+    json_t *v = json_object_get(obj, "message_id");
+    *bad = 0;
+    if (v == NULL)
+        return NULL;
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (s == NULL || json_string_length(v) != MESSAGE_ID_LEN || !message_id_valid(s)) {
+        *bad = 1;
+        return NULL;
+    }
+    return s;
+}
+
+enum message_verdict message_classify(const char *json, size_t len, struct message_in *out)
+{
+    json_error_t jerr;
+    json_t *root = parse(json, len, &jerr);
+    if (root == NULL)
+        return MESSAGE_NOT_JSON;
+    enum message_verdict v = MESSAGE_VALID;
+    int bad = 0;
+    const char *id = NULL;
+    if (!json_is_object(root))
+        v = MESSAGE_NOT_OBJECT;
+    else if ((id = payload_id(root, &bad)) == NULL)
+        v = MESSAGE_BAD_ID;
+    if (v == MESSAGE_VALID) {
+        json_t *type = json_object_get(root, "type");
+        out->kind = json_is_string(type) && strcmp(json_string_value(type), "ACK") == 0
+                        ? MESSAGE_ACK
+                        : MESSAGE_DATA;
+        memcpy(out->id, id, MESSAGE_ID_LEN + 1);
+    }
+    json_decref(root);
+    return v;
+}
+
+size_t message_ack_text(const char *id, char out[MESSAGE_ACK_MAX])
+{
+    int n = snprintf(out, MESSAGE_ACK_MAX, "{\"type\":\"ACK\",\"message_id\":\"%.24s\"}", id);
+    return n > 0 ? (size_t)n : 0;
+}
+
+static const char *json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    default:
+        return "an object";
+    }
+}
+
+/* Parses payload as an object; on failure writes the reason to err and returns NULL. */
+static json_t *parse_object(const char *payload, size_t len, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *root = parse(payload, len, &jerr);
+    if (root == NULL) {
+        if (jerr.line > 0)
+            snprintf(err, errlen, "payload is not valid JSON: %s (line %d, column %d)", jerr.text,
+                     jerr.line, jerr.column);
+        else
+            snprintf(err, errlen, "payload is not valid JSON: %s", jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "payload is not a JSON object (it is %s)", json_type_name(root));
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+int message_check_payload(const char *payload, size_t len, char found_id[MESSAGE_ID_LEN + 1],
+                          char *err, size_t errlen)
+{
+    if (len > ENVELOPE_MAX_JSON) {
+        snprintf(err, errlen, "payload is %zu bytes; one datagram carries at most %d", len,
+                 ENVELOPE_MAX_JSON);
+        return -1;
+    }
+    json_t *root = parse_object(payload, len, err, errlen);
+    if (root == NULL)
+        return -1;
+    int bad = 0, rc = 0;
+    const char *id = payload_id(root, &bad);
+    json_t *type = json_object_get(root, "type");
+    if (bad) {
+        snprintf(err, errlen, "payload message_id is not 24 lowercase hex digits");
+        rc = -1;
+    } else if (json_is_string(type) && strcmp(json_string_value(type), "ACK") == 0) {
+        snprintf(err, errlen,
+                 "payload has \"type\":\"ACK\"; the receiver would take it for an acknowledgement");
+        rc = -1;
+    } else {
+        snprintf(found_id, MESSAGE_ID_LEN + 1, "%s", id != NULL ? id : "");
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* Copies payload with "message_id":"<id>" inserted right after its opening brace. */
+static char *insert_id(const char *payload, size_t len, const char *id, size_t *out_len)
+{
+    const char *brace = memchr(payload, '{', len);
+    if (brace == NULL)
+        return NULL;
+    size_t head = (size_t)(brace - payload) + 1;
+    size_t i = head;
+    while (i < len && (payload[i] == ' ' || payload[i] == '\t' || payload[i] == '\n' ||
+                       payload[i] == '\r'))
+        i++;
+    int empty = i < len && payload[i] == '}';
+    char field[64];
+    int flen = snprintf(field, sizeof field, "\"message_id\":\"%s\"%s", id, empty ? "" : ",");
+    char *out = malloc(len + (size_t)flen + 1);
+    if (out == NULL)
+        return NULL;
+    memcpy(out, payload, head);
+    memcpy(out + head, field, (size_t)flen);
+    memcpy(out + head + flen, payload + head, len - head);
+    *out_len = len + (size_t)flen;
+    out[*out_len] = '\0';
+    return out;
+}
+
+int message_prepare(const char *payload, size_t len, const char *row_id, struct message_out *out,
+                    char *err, size_t errlen)
+{
+    char pid[MESSAGE_ID_LEN + 1];
+    if (row_id != NULL && !message_id_valid(row_id)) {
+        snprintf(err, errlen, "row message_id is not 24 lowercase hex digits");
+        return -1;
+    }
+    if (message_check_payload(payload, len, pid, err, errlen) != 0)
+        return -1;
+    if (row_id != NULL && pid[0] != '\0' && strcmp(pid, row_id) != 0) {
+        snprintf(err, errlen, "payload message_id %s differs from the row's message_id %s", pid,
+                 row_id);
+        return -1;
+    }
+    struct message_out m = {0};
+    if (row_id != NULL)
+        memcpy(m.id, row_id, sizeof m.id);
+    else if (pid[0] != '\0')
+        memcpy(m.id, pid, sizeof m.id);
+    else
+        envelope_random_hex(m.id, MESSAGE_ID_LEN / 2);
+    m.id_changed = row_id == NULL;
+    if (pid[0] == '\0') {
+        m.payload = insert_id(payload, len, m.id, &m.payload_len);
+        m.payload_changed = 1;
+    } else {
+        m.payload = malloc(len + 1);
+        if (m.payload != NULL) {
+            memcpy(m.payload, payload, len);
+            m.payload[len] = '\0';
+            m.payload_len = len;
+        }
+    }
+    if (m.payload == NULL) {
+        snprintf(err, errlen, "out of memory preparing the payload");
+        return -1;
+    }
+    if (m.payload_len > ENVELOPE_MAX_JSON) {
+        snprintf(err, errlen, "payload is %zu bytes; one datagram carries at most %d",
+                 m.payload_len, ENVELOPE_MAX_JSON);
+        free(m.payload);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+void message_out_clear(struct message_out *out)
+{
+    free(out->payload);
+    out->payload = NULL;
+}

@@ -1,0 +1,80 @@
+/*
+ * net: UDP sockets and addresses. Batched receive and send (recvmmsg and
+ * sendmmsg on Linux, a loop of recvfrom/sendto elsewhere).
+ */
+#ifndef SG_NET_H
+#define SG_NET_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+/* A peer address, IPv4 or IPv6, small enough to keep one per message in flight. */
+struct net_addr {
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in v4;
+        struct sockaddr_in6 v6;
+    } u;
+    socklen_t len;
+};
+
+#define NET_HOST_MAX 64 /* INET6_ADDRSTRLEN plus room */
+
+/*
+ * Parses a numeric IPv4 or IPv6 address (or "localhost", taken as 127.0.0.1)
+ * and a port into out. Host names are not resolved: the daemon never blocks
+ * on DNS. Returns 0, or -1 if host is not an address.
+ */
+__attribute__((warn_unused_result)) int net_addr_parse(const char *host, unsigned port,
+                                                       struct net_addr *out);
+
+/*
+ * Formats an address as text and port; an IPv4-mapped IPv6 address is shown as
+ * plain IPv4, so senders are stored the same way whichever socket heard them.
+ */
+void net_addr_format(const struct net_addr *a, char host[NET_HOST_MAX], unsigned *port);
+
+/*
+ * Opens a non-blocking UDP socket bound to host:port (host may be a name; it is
+ * resolved once, at start). An IPv6 socket also serves IPv4 (not V6ONLY).
+ * Asks for bufsize-byte kernel buffers. Returns the fd, or -1 with err set.
+ */
+int net_bind(const char *host, unsigned port, int bufsize, char *err, size_t errlen);
+
+/* Opens a socket of family af bound to the wildcard address, port 0 (for sending to the other family). */
+int net_bind_any(int af, int bufsize, char *err, size_t errlen);
+
+/* The family of a bound socket (AF_INET or AF_INET6), or -1. */
+int net_family(int fd);
+
+/* One datagram of a batch. */
+struct net_dgram {
+    uint8_t *buf;
+    size_t cap; /* for receiving: one byte more than the largest datagram */
+    size_t len;
+    int truncated;
+    struct net_addr addr;
+    int err; /* for sending: 0, or the errno of this datagram */
+};
+
+/*
+ * Receives up to n datagrams without blocking. Returns how many (0 if none are
+ * waiting), or -1 on a socket error (errno set).
+ */
+int net_recv_batch(int fd, struct net_dgram *d, int n);
+
+/*
+ * Sends n datagrams to their addresses; each one's err is set to 0 or to its
+ * errno. Returns how many were sent.
+ */
+int net_send_batch(int fd, struct net_dgram *d, int n);
+
+/*
+ * Makes an address suitable for a socket of family af: an IPv4 address for an
+ * IPv6 socket becomes IPv4-mapped. Returns 0, or -1 if it cannot be sent there.
+ */
+int net_addr_for_family(const struct net_addr *in, int af, struct net_addr *out);
+
+#endif

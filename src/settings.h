@@ -1,0 +1,44 @@
+/*
+ * settings: the I/O half of configuration. Reads the .env file and the
+ * environment and hands them to config (the pure half) to resolve.
+ */
+#ifndef SG_SETTINGS_H
+#define SG_SETTINGS_H
+
+#include "config.h"
+
+#include <stddef.h>
+
+/* The .env file is read from the working directory at start. */
+#define SETTINGS_ENV_FILE ".env"
+#define SETTINGS_MAX_ENV_BYTES (1024 * 1024)
+
+/*
+ * Reads the .env file at path into raw. A missing file is not an error (raw
+ * stays empty). Sets *loose to 1 if the file is readable by group or others.
+ * Returns 0, or -1 with one line in err.
+ */
+__attribute__((warn_unused_result)) int settings_read_env_file(const char *path,
+                                                               struct config_raw *raw,
+                                                               int *loose, char *err,
+                                                               size_t errlen);
+
+/*
+ * Loads the whole configuration: flags (may be NULL), the environment, and the
+ * .env file at env_path, by the precedence of mode, relative paths resolved
+ * against cwd. Returns 0 and fills *cfg, or -1 with one line in err.
+ */
+__attribute__((warn_unused_result)) int settings_load(const struct config_raw *flags,
+                                                      const char *env_path, const char *cwd,
+                                                      enum config_mode mode, int need_secret,
+                                                      struct config *cfg, int *loose, char *err,
+                                                      size_t errlen);
+
+/*
+ * The database path for a tool: db_flag if given, else SECUREDGRAM_DB from
+ * the environment, else from ./.env, else the default; made absolute.
+ * Returns a malloc'd path, or NULL with one line in err.
+ */
+char *settings_db_path(const char *db_flag, char *err, size_t errlen);
+
+#endif

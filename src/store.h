@@ -1,0 +1,157 @@
+/*
+ * store: the message database, and every SQL statement the daemon runs; the
+ * only module of the daemon that includes <sqlite3.h>. The tools' queries are
+ * in store_admin.c, beside it, over the same connection type.
+ *
+ * Tables and states are the original's (data/schema.sql):
+ *   outbound: pending -> sending -> sent -> acknowledged; send_failed is terminal
+ *   inbound:  received -> ack_sent, or ack_failed
+ *
+ * Write functions run inside the caller's transaction (store_begin ..
+ * store_commit) and return STORE_OK, STORE_BUSY (locked by another
+ * connection: try again later) or STORE_ERR (anything else: disk full, I/O,
+ * corruption); the caller rolls back on either failure.
+ */
+#ifndef SG_STORE_H
+#define SG_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+enum store_rc { STORE_OK = 0, STORE_BUSY, STORE_ERR, STORE_DUP };
+
+#define STORE_DAEMON_BUSY_MS 1000
+#define STORE_TOOL_BUSY_MS 5000
+
+enum store_open_mode {
+    STORE_CREATE,   /* the daemon: create the file and tables if missing */
+    STORE_EXISTING, /* the tools: the file must exist (tables made if missing) */
+};
+
+/*
+ * Opens path in WAL mode with synchronous=NORMAL and the given busy timeout,
+ * creates missing tables and adds a missing read_count column. Files it
+ * creates are mode 0600. Returns NULL with the reason in err on failure.
+ */
+__attribute__((warn_unused_result)) struct store *store_open(const char *path,
+                                                             enum store_open_mode mode,
+                                                             int busy_ms, char *err,
+                                                             size_t errlen);
+
+/* Closes the database (finalising every statement); NULL is fine. */
+void store_close(struct store *st);
+
+/* The last SQLite error text of this connection. */
+const char *store_errmsg(const struct store *st);
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
+__attribute__((warn_unused_result)) enum store_rc store_begin(struct store *st);
+__attribute__((warn_unused_result)) enum store_rc store_commit(struct store *st);
+void store_rollback(struct store *st);
+
+/* 1 while a transaction is open (SQLite rolls some failures back by itself). */
+int store_in_tx(const struct store *st);
+
+/* PRAGMA data_version: changes when another connection commits. -1 on error. */
+int64_t store_data_version(struct store *st);
+
+/* Crash recovery: every 'sending' row back to 'pending'. Returns rows moved or -1. */
+int store_recover_sending(struct store *st);
+
+/* ---- outbound ---- */
+
+struct store_outbound_row {
+    int64_t rowid;
+    const char *message_id; /* NULL if the row has none */
+    const char *dst_addr;   /* never NULL ("" if the column is NULL) */
+    int64_t dst_port;
+    const char *payload; /* never NULL */
+    size_t payload_len;
+    int64_t retry_count;
+    int64_t age_ms; /* since sent_at (store_outbound_load_sent only) */
+};
+
+/* Called once per row; the row's strings are valid only during the call. */
+typedef void (*store_outbound_fn)(void *ctx, const struct store_outbound_row *row);
+
+/* The oldest `limit` pending rows, in id order. Returns the row count or -1. */
+int store_outbound_pending(struct store *st, int limit, store_outbound_fn fn, void *ctx);
+
+/*
+ * Up to `limit` rows in 'sent' with rowid > after, in id order, with age_ms
+ * (payload and retry_count filled). Returns the row count or -1.
+ */
+int store_outbound_load_sent(struct store *st, int64_t after, int limit, store_outbound_fn fn,
+                             void *ctx);
+
+/*
+ * pending -> sending for one row, writing message_id and (if not NULL) the
+ * payload with the message_id inserted. STORE_DUP: another row already has
+ * this message_id.
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_outbound_sending(struct store *st, int64_t rowid, const char *message_id,
+                       const char *payload, size_t payload_len);
+
+/*
+ * sending -> sent, or sent -> sent (a retransmission): sets retry_count and
+ * sent_at; why, if not NULL, becomes last_error (a send that must be retried).
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_outbound_sent(struct store *st, int64_t rowid, int64_t retry_count, const char *why);
+
+/* Any state but acknowledged -> send_failed with last_error = why. */
+__attribute__((warn_unused_result)) enum store_rc
+store_outbound_failed(struct store *st, int64_t rowid, int64_t retry_count, const char *why);
+
+/*
+ * An ACK for message_id: sent or sending -> acknowledged. *matched is set to
+ * 1 if a row changed, 0 if none was waiting for this ACK.
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_outbound_acked(struct store *st, const char *message_id, int *matched);
+
+/*
+ * The payload and state of one row for a retransmission. fn is called with
+ * the row (only rowid, message_id, dst, payload filled) if it is still 'sent'.
+ * Returns 1 if called, 0 if the row is gone or not 'sent', -1 on error.
+ */
+int store_outbound_get_sent(struct store *st, int64_t rowid, store_outbound_fn fn, void *ctx);
+
+/* ---- inbound ---- */
+
+/*
+ * Inserts a received message as 'received'. *is_new is 1 if inserted, 0 if a
+ * row with this message_id already exists (a retransmission).
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_inbound_insert(struct store *st, const char *message_id, const char *src_addr,
+                     unsigned src_port, const char *payload, size_t payload_len,
+                     uint64_t crypto_ts_ns, int *is_new);
+
+/* received -> ack_sent (ack_sent=1, ack_sent_at=now) for message_id. */
+__attribute__((warn_unused_result)) enum store_rc store_inbound_ack_sent(struct store *st,
+                                                                         const char *message_id);
+
+/* received -> ack_failed for message_id. */
+__attribute__((warn_unused_result)) enum store_rc
+store_inbound_ack_failed(struct store *st, const char *message_id);
+
+struct store_inbound_row {
+    int64_t rowid;
+    const char *message_id;
+    const char *src_addr;
+    int64_t src_port;
+};
+typedef void (*store_inbound_fn)(void *ctx, const struct store_inbound_row *row);
+
+/* Up to `limit` rows in 'received' with rowid > after, in id order. Returns count or -1. */
+int store_inbound_unacked(struct store *st, int64_t after, int limit, store_inbound_fn fn,
+                          void *ctx);
+
+/* Formats ns since the epoch as YYYY-MM-DDTHH:MM:SS.NNNNNNNNN (UTC) into out[32]. */
+void store_format_ns(uint64_t ns, char out[32]);
+
+#endif
