@@ -44,8 +44,8 @@ struct config {
     unsigned retry_interval; /* seconds */
 };
 
-/* The largest value accepted for window, max retries and retry interval. */
-#define CONFIG_MAX_COUNT 1000000UL
+/* The largest value accepted for window, max retries and retry interval (no overflow past it). */
+#define CONFIG_MAX_COUNT 2147483647UL
 
 /* The variable name of a key ("SECUREDGRAM_PORT"). */
 const char *config_key_name(enum config_key key);

@@ -446,3 +446,5 @@ int store_inbound_unacked(struct store *st, int64_t after, int limit, store_inbo
     sqlite3_reset(s);
     return rc == SQLITE_DONE ? n : -1;
 }
+
+_Static_assert(S_COUNT_DAEMON <= STORE_ADMIN_STMT_BASE, "daemon statements overlap store_admin's");

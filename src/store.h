@@ -73,7 +73,10 @@ struct store_outbound_row {
     int64_t age_ms; /* since sent_at (store_outbound_load_sent only) */
 };
 
-/* Called once per row; the row's strings are valid only during the call. */
+/*
+ * Called once per row; the row's strings are valid only during the call, and
+ * the callback must not write to the database (the query is still running).
+ */
 typedef void (*store_outbound_fn)(void *ctx, const struct store_outbound_row *row);
 
 /* The oldest `limit` pending rows, in id order. Returns the row count or -1. */

@@ -11,7 +11,9 @@
 /* "now" as the original writes it: UTC, milliseconds. */
 #define STORE_NOW "strftime('%Y-%m-%dT%H:%M:%f','now')"
 
-#define STORE_MAX_STMTS 32
+#define STORE_MAX_STMTS 48
+/* Cache slots from here on belong to store_admin.c (the daemon's are below). */
+#define STORE_ADMIN_STMT_BASE 24
 
 struct store {
     sqlite3 *db;

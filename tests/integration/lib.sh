@@ -1,0 +1,97 @@
+# Sourced by every integration test: real daemons in a temp dir, real UDP on
+# loopback, real SQLite files. Conditions are waited on with deadlines.
+set -eu
+: "${SG_BIN:?SG_BIN must name the directory of the built programs}"
+: "${SG_TOOL:?SG_TOOL must name the sgtest helper}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/sg-it.XXXXXX")
+ME=$(id -un)
+export ASAN_OPTIONS="log_path=$T/asan:detect_leaks=1"
+export UBSAN_OPTIONS="log_path=$T/ubsan:print_stacktrace=1"
+unset SECUREDGRAM_SECRET SECUREDGRAM_DB SECUREDGRAM_PORT SECUREDGRAM_ADDRESS SECUREDGRAM_LOG \
+      SECUREDGRAM_PIDFILE SECUREDGRAM_USER SECUREDGRAM_WINDOW SECUREDGRAM_MAX_RETRIES \
+      SECUREDGRAM_RETRY_INTERVAL 2>/dev/null || true
+
+sg() { "$SG_BIN/securedgram" "$@"; }
+sgtest() { "$SG_TOOL" "$@"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+note() { echo "  - $*"; }
+
+cleanup() {
+    rc=$?
+    for pf in "$T"/*/securedgram.pid; do
+        [ -f "$pf" ] || continue
+        pid=$(cat "$pf" 2>/dev/null || true)
+        [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+    done
+    if ls "$T"/asan* "$T"/ubsan* >/dev/null 2>&1; then
+        echo "FAIL: sanitizer reports:" >&2
+        cat "$T"/asan* "$T"/ubsan* >&2
+        rc=1
+    fi
+    if [ "$rc" -ne 0 ]; then
+        for l in "$T"/*/daemon.log; do
+            [ -f "$l" ] && { echo "--- $l (last 20 lines)" >&2; tail -n 20 "$l" >&2; }
+        done
+    fi
+    [ -n "${KEEP:-}" ] && echo "kept $T" >&2 || rm -rf "$T"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_for SECS DESCRIPTION COMMAND...: runs COMMAND until it succeeds, failing after SECS.
+wait_for() {
+    secs=$1 what=$2
+    shift 2
+    end=$(( $(date +%s%N) + secs * 1000000000 ))
+    while ! "$@" >/dev/null 2>&1; do
+        [ "$(date +%s%N)" -lt "$end" ] || fail "timed out after ${secs}s waiting for: $what"
+        sleep 0.01
+    done
+}
+
+assert_eq() {
+    [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
+}
+
+# mkpeer NAME PORT [SECRET] [BIND]: a daemon directory with its .env.
+mkpeer() {
+    d="$T/$1"
+    mkdir -p "$d"
+    cat > "$d/.env" <<ENV
+SECUREDGRAM_SECRET=${3:-$SECRET}
+SECUREDGRAM_ADDRESS=${4:-127.0.0.1}
+SECUREDGRAM_PORT=$2
+SECUREDGRAM_LOG=$d/daemon.log
+SECUREDGRAM_USER=$ME
+SECUREDGRAM_RETRY_INTERVAL=1
+ENV
+    chmod 600 "$d/.env"
+}
+
+# start NAME [FLAGS...]: starts the daemon of a peer directory (returns once it is ready).
+start() {
+    n=$1
+    shift
+    (cd "$T/$n" && sg -v "$@" start)
+}
+
+stop() { (cd "$T/$1" && sg stop >/dev/null); }
+status() { (cd "$T/$1" && sg status >/dev/null 2>&1); }
+
+# q NAME SQL: runs SQL on a peer's database.
+q() { sqlite3 -cmd ".timeout 5000" "$T/$1/securedgram.db" "$2"; }
+
+# queue NAME DST_PORT JSON [DST_ADDR]: inserts an outbound row the way any program would.
+queue() {
+    json=$(printf '%s' "$3" | sed "s/'/''/g")
+    q "$1" "INSERT INTO outbound_messages (dst_addr, dst_port, payload) VALUES ('${4:-127.0.0.1}', $2, '$json'); SELECT last_insert_rowid();"
+}
+
+state_is() { [ "$(q "$1" "SELECT state FROM outbound_messages WHERE id = $2")" = "$3" ]; }
+count_is() { [ "$(q "$1" "$2")" = "$3" ]; }
+
+freeport() { sgtest freeport "$@"; }
+newid() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
+
+SECRET=$(sg keygen)

@@ -1,0 +1,353 @@
+/*
+ * sgtest: a scriptable peer for the integration tests and the benchmark.
+ *
+ *   sgtest peer HOST PORT KEYHEX STEP...   run steps on one UDP socket:
+ *       msg:JSON            seal JSON with the current time and send it
+ *       skew:SECS:JSON      seal with the time shifted by SECS (may be negative)
+ *       wrongkey:JSON       seal with a random key
+ *       raw:HEX             send these bytes as they are
+ *       rand:N              send N random bytes
+ *       big:N:ID            send a message with message_id ID padded to N bytes of JSON
+ *       ack:ID:MS           wait up to MS ms for an ACK of ID; fail on any other reply
+ *       silence:MS          fail if anything arrives within MS ms
+ *   sgtest rtt HOST PORT KEYHEX N     N messages one at a time; prints p50/p99 of
+ *                                     datagram-out to ACK-verified, in microseconds
+ *   sgtest flood HOST PORT KEYHEX N KIND  send N datagrams of KIND (random, short,
+ *                                     wrongkey) as fast as possible, then exit
+ *   sgtest seal KEYHEX TS_NS JSON     print the sealed datagram as hex
+ *   sgtest open KEYHEX HEX            print TS_NS and the JSON, or exit 1
+ *   sgtest freeport [6]               print a UDP port that is free on 127.0.0.1 (or ::1)
+ * Exit status 0 when every step succeeded.
+ */
+#include "envelope.h"
+#include "message.h"
+#include "net.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static int hex_to_bytes(const char *hex, uint8_t *out, size_t cap, size_t *len)
+{
+    size_t n = strlen(hex);
+    if (n % 2 != 0 || n / 2 > cap)
+        return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return -1;
+        out[i] = (uint8_t)v;
+    }
+    *len = n / 2;
+    return 0;
+}
+
+struct peer {
+    int fd;
+    struct net_addr to;
+    struct envelope_key *key;
+    uint8_t buf[ENVELOPE_MAX_DATAGRAM + 1];
+    uint8_t plain[ENVELOPE_MAX_DATAGRAM + 1];
+};
+
+static int send_bytes(struct peer *p, const uint8_t *b, size_t n)
+{
+    if (sendto(p->fd, b, n, 0, &p->to.u.sa, p->to.len) < 0) {
+        fprintf(stderr, "sgtest: send: %s\n", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int send_sealed(struct peer *p, const struct envelope_key *key, uint64_t ts,
+                       const char *json, size_t len)
+{
+    size_t n = envelope_seal(key, ts, json, len, p->buf, sizeof p->buf);
+    if (n == 0) {
+        fprintf(stderr, "sgtest: cannot seal %zu bytes\n", len);
+        return -1;
+    }
+    return send_bytes(p, p->buf, n);
+}
+
+/* Waits up to ms for one datagram; returns its length, 0 on timeout, -1 on error. */
+static ssize_t wait_reply(struct peer *p, int ms)
+{
+    struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+    int r = poll(&pfd, 1, ms);
+    if (r <= 0)
+        return r;
+    return recv(p->fd, p->buf, sizeof p->buf, 0);
+}
+
+/* Opens a reply; returns 1 if it is the ACK of id. */
+static int is_ack_of(struct peer *p, size_t n, const char *id)
+{
+    uint64_t ts;
+    const char *json;
+    size_t len;
+    struct message_in m;
+    if (envelope_open(p->key, p->buf, n, p->plain, &ts, &json, &len) != ENVELOPE_OK)
+        return 0;
+    return message_classify(json, len, &m) == MESSAGE_VALID && m.kind == MESSAGE_ACK &&
+           strcmp(m.id, id) == 0;
+}
+
+static int step_ack(struct peer *p, const char *arg)
+{
+    char id[MESSAGE_ID_LEN + 1];
+    int ms = 0;
+    if (sscanf(arg, "%24[0-9a-f]:%d", id, &ms) != 2)
+        return -1;
+    uint64_t deadline = mono_us() + (uint64_t)ms * 1000;
+    for (;;) {
+        uint64_t t = mono_us();
+        if (t >= deadline) {
+            printf("no ACK for %s within %d ms\n", id, ms);
+            return -1;
+        }
+        ssize_t n = wait_reply(p, (int)((deadline - t + 999) / 1000));
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            continue;
+        if (is_ack_of(p, (size_t)n, id)) {
+            printf("ack %s\n", id);
+            return 0;
+        }
+        printf("unexpected reply of %zd bytes while waiting for the ACK of %s\n", n, id);
+        return -1;
+    }
+}
+
+static int step(struct peer *p, const char *s)
+{
+    if (strncmp(s, "msg:", 4) == 0)
+        return send_sealed(p, p->key, now_ns(), s + 4, strlen(s + 4));
+    if (strncmp(s, "skew:", 5) == 0) {
+        char *end = NULL;
+        double secs = strtod(s + 5, &end);
+        if (end == NULL || *end != ':')
+            return -1;
+        int64_t shift = (int64_t)(secs * 1e9);
+        return send_sealed(p, p->key, (uint64_t)((int64_t)now_ns() + shift), end + 1,
+                           strlen(end + 1));
+    }
+    if (strncmp(s, "wrongkey:", 9) == 0) {
+        char hex[65];
+        envelope_random_hex(hex, 32);
+        struct envelope_key *k = envelope_key_from_hex(hex);
+        int r = send_sealed(p, k, now_ns(), s + 9, strlen(s + 9));
+        envelope_key_free(k);
+        return r;
+    }
+    if (strncmp(s, "raw:", 4) == 0) {
+        size_t n;
+        if (hex_to_bytes(s + 4, p->plain, sizeof p->plain, &n) != 0)
+            return -1;
+        return send_bytes(p, p->plain, n);
+    }
+    if (strncmp(s, "rand:", 5) == 0) {
+        size_t n = (size_t)atol(s + 5);
+        char hex[2 * 70000 + 1];
+        if (n > 65507)
+            return -1;
+        envelope_random_hex(hex, n);
+        size_t got;
+        if (hex_to_bytes(hex, p->plain, sizeof p->plain, &got) != 0)
+            return -1;
+        return send_bytes(p, p->plain, got);
+    }
+    if (strncmp(s, "big:", 4) == 0) {
+        char id[MESSAGE_ID_LEN + 1];
+        size_t n = 0;
+        if (sscanf(s + 4, "%zu:%24[0-9a-f]", &n, id) != 2 || n < 60 || n > ENVELOPE_MAX_DATAGRAM)
+            return -1;
+        char *json = malloc(n + 1);
+        int head = snprintf(json, n + 1, "{\"message_id\":\"%s\",\"pad\":\"", id);
+        memset(json + head, 'x', n - (size_t)head - 2);
+        memcpy(json + n - 2, "\"}", 3);
+        int r = send_sealed(p, p->key, now_ns(), json, n);
+        free(json);
+        return r;
+    }
+    if (strncmp(s, "ack:", 4) == 0)
+        return step_ack(p, s + 4);
+    if (strncmp(s, "silence:", 8) == 0) {
+        ssize_t n = wait_reply(p, atoi(s + 8));
+        if (n != 0) {
+            printf("unexpected reply of %zd bytes\n", n);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static int open_peer(struct peer *p, const char *host, const char *port, const char *key)
+{
+    p->key = envelope_key_from_hex(key);
+    if (p->key == NULL || net_addr_parse(host, (unsigned)atoi(port), &p->to) != 0) {
+        fprintf(stderr, "sgtest: bad key or address\n");
+        return -1;
+    }
+    p->fd = socket(p->to.u.sa.sa_family, SOCK_DGRAM, 0);
+    int big = 4 << 20;
+    setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    setsockopt(p->fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    return p->fd < 0 ? -1 : 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmd_rtt(struct peer *p, int n)
+{
+    uint64_t *us = calloc((size_t)n, sizeof *us);
+    for (int i = 0; i < n; i++) {
+        char id[MESSAGE_ID_LEN + 1], json[128];
+        envelope_random_hex(id, MESSAGE_ID_LEN / 2);
+        int len = snprintf(json, sizeof json, "{\"message_id\":\"%s\",\"content\":\"rtt\"}", id);
+        uint64_t t0 = mono_us();
+        if (send_sealed(p, p->key, now_ns(), json, (size_t)len) != 0)
+            return 1;
+        for (;;) {
+            ssize_t r = wait_reply(p, 2000);
+            if (r <= 0) {
+                fprintf(stderr, "sgtest: no ACK for message %d\n", i);
+                free(us);
+                return 1;
+            }
+            if (is_ack_of(p, (size_t)r, id))
+                break;
+        }
+        us[i] = mono_us() - t0;
+    }
+    qsort(us, (size_t)n, sizeof *us, cmp_u64);
+    printf("{\"n\":%d,\"p50_us\":%llu,\"p99_us\":%llu,\"max_us\":%llu}\n", n,
+           (unsigned long long)us[n / 2], (unsigned long long)us[(size_t)(n * 99) / 100],
+           (unsigned long long)us[n - 1]);
+    free(us);
+    return 0;
+}
+
+static int cmd_flood(struct peer *p, long n, const char *kind)
+{
+    char hex[65];
+    envelope_random_hex(hex, 32);
+    struct envelope_key *wrong = envelope_key_from_hex(hex);
+    uint8_t junk[200];
+    for (long i = 0; i < n; i++) {
+        size_t len;
+        if (strcmp(kind, "wrongkey") == 0) {
+            static const char json[] = "{\"message_id\":\"0123456789abcdef01234567\",\"x\":1}";
+            len = envelope_seal(wrong, now_ns(), json, sizeof json - 1, p->buf, sizeof p->buf);
+        } else {
+            len = strcmp(kind, "short") == 0 ? (size_t)(i % 28) : 28 + (size_t)(i % 150);
+            envelope_random_hex(hex, 16);
+            for (size_t k = 0; k < len; k++)
+                junk[k] = (uint8_t)(hex[k % 32] ^ (uint8_t)(i + (long)k));
+            memcpy(p->buf, junk, len);
+        }
+        if (sendto(p->fd, p->buf, len, 0, &p->to.u.sa, p->to.len) < 0 && errno != EAGAIN &&
+            errno != ENOBUFS)
+            return 1;
+    }
+    envelope_key_free(wrong);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (envelope_init() != 0 || argc < 2)
+        return 2;
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "seal") == 0 && argc == 5) {
+        struct envelope_key *k = envelope_key_from_hex(argv[2]);
+        static uint8_t out[ENVELOPE_MAX_DATAGRAM + 1];
+        size_t n = k != NULL ? envelope_seal(k, strtoull(argv[3], NULL, 10), argv[4],
+                                             strlen(argv[4]), out, sizeof out)
+                             : 0;
+        for (size_t i = 0; i < n; i++)
+            printf("%02x", out[i]);
+        printf("\n");
+        envelope_key_free(k);
+        return n > 0 ? 0 : 1;
+    }
+    if (strcmp(cmd, "open") == 0 && argc == 4) {
+        struct envelope_key *k = envelope_key_from_hex(argv[2]);
+        static uint8_t in[ENVELOPE_MAX_DATAGRAM + 1], plain[ENVELOPE_MAX_DATAGRAM + 1];
+        size_t n;
+        uint64_t ts;
+        const char *json;
+        size_t len;
+        int ok = k != NULL && hex_to_bytes(argv[3], in, sizeof in, &n) == 0 &&
+                 envelope_open(k, in, n, plain, &ts, &json, &len) == ENVELOPE_OK;
+        if (ok)
+            printf("%llu %.*s\n", (unsigned long long)ts, (int)len, json);
+        envelope_key_free(k);
+        return ok ? 0 : 1;
+    }
+    if (strcmp(cmd, "freeport") == 0) {
+        struct net_addr a;
+        int six = argc > 2 && strcmp(argv[2], "6") == 0;
+        if (net_addr_parse(six ? "::1" : "127.0.0.1", 1, &a) != 0)
+            return 1;
+        a.u.v4.sin_port = 0; /* same offset for sin6_port */
+        int fd = socket(a.u.sa.sa_family, SOCK_DGRAM, 0);
+        if (fd < 0 || bind(fd, &a.u.sa, a.len) != 0)
+            return 1;
+        socklen_t len = a.len;
+        getsockname(fd, &a.u.sa, &len);
+        unsigned port;
+        char host[NET_HOST_MAX];
+        net_addr_format(&a, host, &port);
+        printf("%u\n", port);
+        close(fd);
+        return 0;
+    }
+    if (argc < 5)
+        return 2;
+    static struct peer p;
+    if (open_peer(&p, argv[2], argv[3], argv[4]) != 0)
+        return 2;
+    int rc = 0;
+    if (strcmp(cmd, "rtt") == 0 && argc == 6)
+        rc = cmd_rtt(&p, atoi(argv[5]));
+    else if (strcmp(cmd, "flood") == 0 && argc == 7)
+        rc = cmd_flood(&p, atol(argv[5]), argv[6]);
+    else if (strcmp(cmd, "peer") == 0) {
+        for (int i = 5; i < argc && rc == 0; i++)
+            if (step(&p, argv[i]) != 0) {
+                fprintf(stderr, "sgtest: step failed: %.80s\n", argv[i]);
+                rc = 1;
+            }
+    } else {
+        rc = 2;
+    }
+    envelope_key_free(p.key);
+    close(p.fd);
+    return rc;
+}
