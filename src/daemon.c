@@ -168,14 +168,31 @@ int daemon_drop_privileges(const char *user, char *err, size_t errlen)
     return 0;
 }
 
-/* Waits up to ms for the pid file to be free; returns 1 if it is. */
-static int wait_stopped(const char *pidfile, int ms)
+/* 1 if pid has exited (or is a zombie waiting for its parent to reap it). */
+static int process_gone(pid_t pid)
+{
+    if (kill(pid, 0) != 0)
+        return errno == ESRCH;
+    char path[64], stat[256];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    const char *close_paren = strrchr(stat, ')');
+    return close_paren != NULL && close_paren[1] == ' ' && close_paren[2] == 'Z';
+}
+
+/* Waits up to ms for the pid file to be free and the process gone; returns 1 if so. */
+static int wait_stopped(const char *pidfile, pid_t target, int ms)
 {
     struct timespec step = {0, 20 * 1000000};
     for (int waited = 0;; waited += 20) {
         pid_t pid;
         char err[256];
-        if (daemon_pidfile_check(pidfile, &pid, err, sizeof err) != 1)
+        if (daemon_pidfile_check(pidfile, &pid, err, sizeof err) != 1 && process_gone(target))
             return 1;
         if (waited >= ms)
             return 0;
@@ -199,7 +216,7 @@ int daemon_stop(const char *pidfile, pid_t *was, char *err, size_t errlen)
             snprintf(err, errlen, "cannot signal pid %ld: %s", (long)pid, strerror(errno));
             return -1;
         }
-        if (wait_stopped(pidfile, steps[i].wait_ms))
+        if (wait_stopped(pidfile, pid, steps[i].wait_ms))
             return 0;
     }
     snprintf(err, errlen, "pid %ld did not stop", (long)pid);

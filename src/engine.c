@@ -446,13 +446,14 @@ static int store_items(struct engine *e)
  */
 struct row_copy {
     struct store_outbound_row r; /* strings point to the copies below */
-    char *id, *dst, *payload;
+    char *id, *dst, *port, *payload;
 };
 
 static void row_copy_clear(struct row_copy *c)
 {
     free(c->id);
     free(c->dst);
+    free(c->port);
     free(c->payload);
     memset(c, 0, sizeof *c);
 }
@@ -463,8 +464,10 @@ static int row_copy_take(struct row_copy *c, const struct store_outbound_row *ro
     c->r = *row;
     c->id = row->message_id != NULL ? strndup(row->message_id, 64) : NULL;
     c->dst = strndup(row->dst_addr, NET_HOST_MAX);
+    c->port = strndup(row->dst_port_text != NULL ? row->dst_port_text : "", 32);
     c->payload = malloc(row->payload_len + 1);
-    if ((row->message_id != NULL && c->id == NULL) || c->dst == NULL || c->payload == NULL) {
+    if ((row->message_id != NULL && c->id == NULL) || c->dst == NULL || c->port == NULL ||
+        c->payload == NULL) {
         row_copy_clear(c);
         return -1;
     }
@@ -472,6 +475,7 @@ static int row_copy_take(struct row_copy *c, const struct store_outbound_row *ro
     c->payload[row->payload_len] = '\0';
     c->r.message_id = c->id;
     c->r.dst_addr = c->dst;
+    c->r.dst_port_text = c->port;
     c->r.payload = c->payload;
     return 0;
 }
@@ -518,8 +522,8 @@ static void claim_row(struct claim_ctx *cx, const struct store_outbound_row *row
     char err[256];
     struct net_addr dst, to;
     if (row->dst_port < 1 || row->dst_port > 65535) {
-        snprintf(err, sizeof err, "dst_port %lld is not a port number (1-65535)",
-                 (long long)row->dst_port);
+        snprintf(err, sizeof err, "dst_port '%.32s' is not a port number (1-65535)",
+                 row->dst_port_text);
         fail_row(cx, row->rowid, row->retry_count, err);
         return;
     }

@@ -12,7 +12,7 @@
 #include <string.h>
 
 /* Integers of any size are valid JSON (the original accepts them), so parse them as reals. */
-#define PARSE_FLAGS (JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL)
+#define PARSE_FLAGS (JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL)
 
 int message_id_valid(const char *s)
 {

@@ -285,6 +285,7 @@ static int each_outbound(sqlite3_stmt *s, int with_age, store_outbound_fn fn, vo
         r.message_id = (const char *)sqlite3_column_text(s, 1);
         r.dst_addr = text_or(s, 2, "");
         r.dst_port = sqlite3_column_type(s, 3) == SQLITE_INTEGER ? sqlite3_column_int64(s, 3) : -1;
+        r.dst_port_text = text_or(s, 3, "");
         r.payload = text_or(s, 4, "");
         r.payload_len = (size_t)sqlite3_column_bytes(s, 4);
         r.retry_count = sqlite3_column_int64(s, 5);

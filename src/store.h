@@ -66,8 +66,9 @@ struct store_outbound_row {
     int64_t rowid;
     const char *message_id; /* NULL if the row has none */
     const char *dst_addr;   /* never NULL ("" if the column is NULL) */
-    int64_t dst_port;
-    const char *payload; /* never NULL */
+    int64_t dst_port;          /* -1 if the column is not an integer */
+    const char *dst_port_text; /* the column as text, for messages ("" if NULL) */
+    const char *payload;       /* never NULL */
     size_t payload_len;
     int64_t retry_count;
     int64_t age_ms; /* since sent_at (store_outbound_load_sent only) */

@@ -91,6 +91,12 @@ queue() {
 state_is() { [ "$(q "$1" "SELECT state FROM outbound_messages WHERE id = $2")" = "$3" ]; }
 count_is() { [ "$(q "$1" "$2")" = "$3" ]; }
 
+# alive PID: the process exists and is not a zombie (some init processes never reap orphans).
+alive() {
+    [ -r "/proc/$1/stat" ] || return 1
+    [ "$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null)" != Z ]
+}
+
 freeport() { sgtest freeport "$@"; }
 newid() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
 

@@ -1,0 +1,76 @@
+# HUP: a new secret and window take effect at once; a bad .env is refused and
+# the running configuration kept; restart-only changes are reported; the log
+# file is reopened.
+. "$(dirname "$0")/lib.sh"
+
+PA=$(freeport); PB=$(freeport)
+mkpeer a "$PA"; mkpeer b "$PB"
+start a; start b
+hup() { kill -HUP "$(cat "$T/$1/securedgram.pid")"; }
+lines() { grep -c "$2" "$T/$1/daemon.log" || true; }
+
+# A new secret on both sides.
+NEW=$(sg keygen)
+for p in a b; do
+    sed -i "s/^SECUREDGRAM_SECRET=.*/SECUREDGRAM_SECRET=$NEW/" "$T/$p/.env"
+    hup $p
+    wait_for 5 "$p reloaded" grep -q "configuration reloaded" "$T/$p/daemon.log"
+done
+ROW=$(queue a "$PB" '{"content":"under the new key"}')
+wait_for 5 "delivery under the new key" state_is a "$ROW" acknowledged
+ID=$(newid)
+sgtest peer 127.0.0.1 "$PB" "$SECRET" "msg:{\"message_id\":\"$ID\"}" silence:300 >/dev/null ||
+    fail "the old key still gets an ACK"
+ID=$(newid)
+sgtest peer 127.0.0.1 "$PB" "$NEW" "msg:{\"message_id\":\"$ID\"}" "ack:$ID:3000" >/dev/null ||
+    fail "the new key gets no ACK"
+note "HUP with a new secret: the new key works, the old one is ignored"
+
+# A bad .env on HUP is refused; the daemon keeps the running configuration.
+cp "$T/b/.env" "$T/b/env.good"
+for bad in "SECUREDGRAM_SECRET=abc" "SECUREDGRAM_WINDOW=0" "SECUREDGRAM_MAX_RETRIES=x" "NOT A SETTING"; do
+    before=$(lines b "reload refused")
+    { grep -v '^SECUREDGRAM_SECRET\|^SECUREDGRAM_WINDOW\|^SECUREDGRAM_MAX_RETRIES' "$T/b/env.good"
+      grep '^SECUREDGRAM_SECRET' "$T/b/env.good"; echo "$bad"; } > "$T/b/.env"
+    hup b
+    wait_for 5 "refusal of '$bad'" test "$(lines b "reload refused")" -gt "$before"
+    ID=$(newid)
+    sgtest peer 127.0.0.1 "$PB" "$NEW" "msg:{\"message_id\":\"$ID\"}" "ack:$ID:3000" >/dev/null ||
+        fail "no ACK after refusing '$bad'"
+done
+grep -q "reload refused: SECUREDGRAM_SECRET must be exactly 64 hex digits" "$T/b/daemon.log" ||
+    fail "refusal does not say why"
+if grep -q "$NEW" "$T/b/daemon.log"; then fail "the secret appears in the log"; fi
+cp "$T/b/env.good" "$T/b/.env"
+note "bad .env values on HUP are refused, the old configuration keeps working"
+
+# Restart-only values are reported and ignored.
+P2=$(freeport)
+sed -i "s/^SECUREDGRAM_PORT=.*/SECUREDGRAM_PORT=$P2/" "$T/b/.env"
+hup b
+wait_for 5 "restart-only warning" grep -q "SECUREDGRAM_PORT changed; that takes effect only after a restart" "$T/b/daemon.log"
+ID=$(newid)
+sgtest peer 127.0.0.1 "$PB" "$NEW" "msg:{\"message_id\":\"$ID\"}" "ack:$ID:3000" >/dev/null ||
+    fail "the daemon moved port on HUP"
+cp "$T/b/env.good" "$T/b/.env"
+note "restart-only change logged and ignored"
+
+# The window is hot: 1 second now refuses a datagram 5 seconds old.
+echo "SECUREDGRAM_WINDOW=1" >> "$T/b/.env"
+before=$(lines b "configuration reloaded")
+hup b
+wait_for 5 "window reload" test "$(lines b "configuration reloaded")" -gt "$before"
+ID=$(newid)
+sgtest peer 127.0.0.1 "$PB" "$NEW" "skew:-5:{\"message_id\":\"$ID\"}" silence:300 >/dev/null ||
+    fail "a 5 s old datagram was answered with a 1 s window"
+ID=$(newid)
+sgtest peer 127.0.0.1 "$PB" "$NEW" "skew:-0.5:{\"message_id\":\"$ID\"}" "ack:$ID:3000" >/dev/null ||
+    fail "a 0.5 s old datagram was refused with a 1 s window"
+note "window reloaded"
+
+# HUP reopens the log file (rotation).
+mv "$T/b/daemon.log" "$T/b/daemon.log.1"
+hup b
+wait_for 5 "a new log file" grep -q "configuration reloaded" "$T/b/daemon.log"
+note "log reopened after rotation"
+stop a; stop b
