@@ -1130,6 +1130,10 @@ int engine_run(struct engine *e)
         }
         if (e->recovering_in)
             wake = now;
+        const struct log_limiter *lims[] = {&e->lim_drop, &e->lim_store, &e->lim_send};
+        for (int i = 0; i < 3; i++)
+            if (lims[i]->suppressed > 0 && lims[i]->window_start_ms + 1000 < wake)
+                wake = lims[i]->window_start_ms + 1000;
         for (int i = 0; i < e->nacks; i++)
             if (e->acks[i].due < wake)
                 wake = e->acks[i].due;
@@ -1172,6 +1176,9 @@ int engine_run(struct engine *e)
             check_data_version(e, now);
         }
         tick(e);
+        log_limiter_flush(&e->lim_drop, now, "warnings about dropped datagrams");
+        log_limiter_flush(&e->lim_store, now, "database warnings");
+        log_limiter_flush(&e->lim_send, now, "send warnings");
     }
     /* Shutdown: record what is owed (rows just sent become 'sent'), then stop. */
     e->want_claim = e->loading_sent = 0;

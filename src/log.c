@@ -181,3 +181,13 @@ void log_warn_limited(struct log_limiter *lim, int64_t now_ms, const char *fmt, 
         log_warn("%s", msg);
     }
 }
+
+void log_limiter_flush(struct log_limiter *lim, int64_t now_ms, const char *what)
+{
+    if (lim->suppressed == 0 || now_ms - lim->window_start_ms < 1000)
+        return;
+    log_warn("%llu more %s suppressed", (unsigned long long)lim->suppressed, what);
+    lim->suppressed = 0;
+    lim->window_start_ms = now_ms;
+    lim->lines_in_window = 1;
+}

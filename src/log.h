@@ -45,4 +45,10 @@ struct log_limiter {
 void log_warn_limited(struct log_limiter *lim, int64_t now_ms, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Reports what a limiter held back once its second is over, so the end of a
+ * flood is not silent; what names the kind of line. Cheap: call every turn.
+ */
+void log_limiter_flush(struct log_limiter *lim, int64_t now_ms, const char *what);
+
 #endif

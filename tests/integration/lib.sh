@@ -77,6 +77,13 @@ start() {
 }
 
 stop() { (cd "$T/$1" && sg stop >/dev/null); }
+not_running() { ! status "$1"; }
+
+# kill9 NAME: kills a daemon with SIGKILL and waits until its pid file is free.
+kill9() {
+    kill -9 "$(cat "$T/$1/securedgram.pid")"
+    wait_for 5 "$1 to die" not_running "$1"
+}
 status() { (cd "$T/$1" && sg status >/dev/null 2>&1); }
 
 # q NAME SQL: runs SQL on a peer's database.

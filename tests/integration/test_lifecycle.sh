@@ -74,16 +74,12 @@ sg start
 sg stop >/dev/null
 
 # The port is taken: start fails with the reason, non-zero, and leaves nothing.
-python3 -c "
-import socket,sys,time
-s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('127.0.0.1',$P))
-open('$T/bound','w').close(); time.sleep(30)" &
-HOLDER=$!
-wait_for 5 "port holder" test -e "$T/bound"
+mkpeer holder "$P"
+start holder
 sg start 2>"$T/err" && fail "started on a taken port"
 grep -q "cannot bind UDP 127.0.0.1 port $P: Address already in use" "$T/err" || fail "bind error: $(cat "$T/err")"
 [ ! -e securedgram.pid ] || fail "pid file written although bind failed"
-kill "$HOLDER"
+stop holder
 note "stale pid file taken over; a taken port is reported"
 
 # An unusable database: start fails with the reason and no daemon stays.

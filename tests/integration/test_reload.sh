@@ -8,6 +8,7 @@ mkpeer a "$PA"; mkpeer b "$PB"
 start a; start b
 hup() { kill -HUP "$(cat "$T/$1/securedgram.pid")"; }
 lines() { grep -c "$2" "$T/$1/daemon.log" || true; }
+more_lines() { [ "$(lines "$1" "$2")" -gt "$3" ]; }
 
 # A new secret on both sides.
 NEW=$(sg keygen)
@@ -33,7 +34,7 @@ for bad in "SECUREDGRAM_SECRET=abc" "SECUREDGRAM_WINDOW=0" "SECUREDGRAM_MAX_RETR
     { grep -v '^SECUREDGRAM_SECRET\|^SECUREDGRAM_WINDOW\|^SECUREDGRAM_MAX_RETRIES' "$T/b/env.good"
       grep '^SECUREDGRAM_SECRET' "$T/b/env.good"; echo "$bad"; } > "$T/b/.env"
     hup b
-    wait_for 5 "refusal of '$bad'" test "$(lines b "reload refused")" -gt "$before"
+    wait_for 5 "refusal of '$bad'" more_lines b "reload refused" "$before"
     ID=$(newid)
     sgtest peer 127.0.0.1 "$PB" "$NEW" "msg:{\"message_id\":\"$ID\"}" "ack:$ID:3000" >/dev/null ||
         fail "no ACK after refusing '$bad'"
@@ -59,7 +60,7 @@ note "restart-only change logged and ignored"
 echo "SECUREDGRAM_WINDOW=1" >> "$T/b/.env"
 before=$(lines b "configuration reloaded")
 hup b
-wait_for 5 "window reload" test "$(lines b "configuration reloaded")" -gt "$before"
+wait_for 5 "window reload" more_lines b "configuration reloaded" "$before"
 ID=$(newid)
 sgtest peer 127.0.0.1 "$PB" "$NEW" "skew:-5:{\"message_id\":\"$ID\"}" silence:300 >/dev/null ||
     fail "a 5 s old datagram was answered with a 1 s window"
