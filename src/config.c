@@ -162,23 +162,34 @@ static char *absolute(const char *cwd, const char *path)
     return out;
 }
 
+/* Copies up to 40 characters of v for an error message, control characters as '?'. */
+static const char *shown(const char *v, char out[48])
+{
+    size_t i = 0;
+    for (; v[i] != '\0' && i < 40; i++)
+        out[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
+    out[i] = '\0';
+    return out;
+}
+
 /* Checks one value; returns 0 or -1 with the reason in err. */
 static int check_value(enum config_key k, const char *v, unsigned long *num, char *err,
                        size_t errlen)
 {
     const char *name = keys[k].name;
+    char show[48];
     switch (keys[k].check) {
     case CHECK_PORT:
         if (strict_ulong(v, 1, 65535, num) != 0) {
-            snprintf(err, errlen, "%s must be a port number from 1 to 65535 (got '%.40s')", name,
-                     v);
+            snprintf(err, errlen, "%s must be a port number from 1 to 65535 (got '%s')", name,
+                     shown(v, show));
             return -1;
         }
         return 0;
     case CHECK_COUNT:
         if (strict_ulong(v, 1, CONFIG_MAX_COUNT, num) != 0) {
-            snprintf(err, errlen, "%s must be a whole number from 1 to %lu (got '%.40s')", name,
-                     CONFIG_MAX_COUNT, v);
+            snprintf(err, errlen, "%s must be a whole number from 1 to %lu (got '%s')", name,
+                     CONFIG_MAX_COUNT, shown(v, show));
             return -1;
         }
         return 0;

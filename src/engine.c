@@ -2,7 +2,7 @@
  * engine: the event loop.
  *
  * One turn ("tick") of the loop:
- *   1. receive up to RX_BATCH datagrams; open and classify each (drops are
+ *   1. receive up to ITEMS_MAX datagrams; open and classify each (drops are
  *      counted, never answered); ACKs become jobs, messages become items;
  *   2. if there is database work, run it in ONE transaction: the journal of
  *      state changes owed from earlier turns, the inserts of this turn's
@@ -18,6 +18,7 @@
 #include "engine.h"
 
 #include "envelope.h"
+#include "flow.h"
 #include "log.h"
 #include "message.h"
 #include "net.h"
@@ -38,13 +39,16 @@
 #include <sys/inotify.h>
 #endif
 
-#define RX_BATCH 64          /* datagrams per turn (one recvmmsg) */
+#define RX_SLOTS 64          /* datagrams per recvmmsg */
+#define ITEMS_MAX 1024       /* datagrams per turn, so messages per transaction */
+#define ITEM_ARENA_BYTES (2u << 20) /* this turn's received JSON */
 #define CLAIM_BATCH 512      /* pending rows claimed per turn */
 #define INFLIGHT_MAX 8192    /* messages sent and waiting for their ACK */
+#define PEERS_MAX 4096       /* destinations with a flow window */
 #define JOURNAL_MAX 16384    /* state changes owed to the database */
-#define SENDQ_MAX 1024       /* datagrams sealed per turn */
+#define SENDQ_MAX 2048       /* datagrams sealed per turn */
 #define ARENA_BYTES (4u << 20)
-#define ACK_RESERVE (RX_BATCH * 2 * 128) /* arena kept for this turn's ACKs */
+#define ACK_RESERVE (ITEMS_MAX * 128) /* arena kept for this turn's ACKs */
 #define ACK_RETRY_MAX 1024
 #define SOCK_BUF_BYTES (4 << 20)
 #define WATCH_CHECK_MS 1000  /* safety re-check of the database when inotify is there */
@@ -97,7 +101,7 @@ struct rx_item {
     uint8_t sock;
     int stored;
     struct net_addr from;
-    const char *json; /* points into the receive buffer */
+    const char *json; /* in the item arena */
     size_t len;
     uint64_t ts;
 };
@@ -122,9 +126,19 @@ struct engine {
     struct retx *inflight;
 
     uint8_t *rxbuf;
-    struct net_dgram rx[RX_BATCH];
-    struct rx_item items[RX_BATCH];
+    struct net_dgram rx[RX_SLOTS];
+    struct rx_item *items; /* ITEMS_MAX */
     int nitems;
+    char *item_arena;
+    size_t item_used;
+
+    struct flow_table *flows;
+    struct {
+        char addr[NET_HOST_MAX];
+        int64_t port;
+        struct net_addr dst;
+    } blocked[STORE_MAX_EXCLUDE]; /* destinations whose window is full */
+    int nblocked;
 
     struct job *jobs;
     int njobs, jobs_applied;
@@ -328,6 +342,35 @@ static struct outmsg *queue_ack(struct engine *e, int sock, const struct net_add
     return m;
 }
 
+/* ---- flow windows ---- */
+
+/* A message to dst left flight; a destination that has room again may be claimed for. */
+static void flow_release(struct engine *e, const struct net_addr *dst, int acked)
+{
+    flow_done(e->flows, dst, acked);
+    for (int i = 0; i < e->nblocked; i++)
+        if (memcmp(&e->blocked[i].dst, dst, sizeof *dst) == 0 && !flow_blocked(e->flows, dst)) {
+            e->blocked[i] = e->blocked[--e->nblocked];
+            e->want_claim = 1;
+            return;
+        }
+}
+
+/* Remembers a destination whose window is full, so the next claim leaves its rows out. */
+static void flow_note_blocked(struct engine *e, const struct store_outbound_row *row,
+                              const struct net_addr *dst)
+{
+    for (int i = 0; i < e->nblocked; i++)
+        if (memcmp(&e->blocked[i].dst, dst, sizeof *dst) == 0)
+            return;
+    if (e->nblocked >= STORE_MAX_EXCLUDE)
+        return; /* its rows are skipped one by one instead */
+    snprintf(e->blocked[e->nblocked].addr, NET_HOST_MAX, "%s", row->dst_addr);
+    e->blocked[e->nblocked].port = row->dst_port;
+    e->blocked[e->nblocked].dst = *dst;
+    e->nblocked++;
+}
+
 /* ---- receiving ---- */
 
 static void drop(struct engine *e, uint64_t *counter, const struct net_addr *from,
@@ -382,38 +425,48 @@ static void handle_dgram(struct engine *e, int sock, struct net_dgram *d, uint64
     if (msg.kind == MESSAGE_ACK) {
         e->c.acks_received++;
         struct retx_entry *ent = retx_find(e->inflight, msg.id);
-        if (ent != NULL)
+        if (ent != NULL) {
+            flow_release(e, &ent->dst, 1);
             retx_remove(e->inflight, ent);
-        job_add(e, J_ACKED, msg.id, 0, 0, NULL);
-        if (ent != NULL)
             e->want_claim = 1; /* room in flight again */
+        }
+        job_add(e, J_ACKED, msg.id, 0, 0, NULL);
         return;
     }
+    if (len > ITEM_ARENA_BYTES - e->item_used) {
+        e->c.drop_unstored++; /* not this turn: the sender retransmits */
+        return;
+    }
+    char *copy = e->item_arena + e->item_used;
+    memcpy(copy, json, len);
+    e->item_used += len;
     struct rx_item *it = &e->items[e->nitems++];
     it->msg = msg;
     it->sock = (uint8_t)sock;
     it->stored = 0;
     it->from = d->addr;
-    it->json = json;
+    it->json = copy;
     it->len = len;
     it->ts = ts;
 }
 
+/* Receives what is waiting, a batch at a time, up to ITEMS_MAX datagrams a turn. */
 static void receive(struct engine *e)
 {
-    int slot = 0;
+    int total = 0;
     uint64_t now_ns = real_ns();
-    for (int s = 0; s < SOCK_COUNT && slot < RX_BATCH; s++) {
-        if (e->socks[s].fd < 0)
-            continue;
-        int n = net_recv_batch(e->socks[s].fd, &e->rx[slot], RX_BATCH - slot);
-        if (n < 0) {
-            log_warn_limited(&e->lim_drop, mono_ms(), "receive error: %s", strerror(errno));
-            continue;
+    for (int s = 0; s < SOCK_COUNT; s++) {
+        int n = RX_SLOTS;
+        while (e->socks[s].fd >= 0 && n == RX_SLOTS && total + RX_SLOTS <= ITEMS_MAX) {
+            n = net_recv_batch(e->socks[s].fd, e->rx, RX_SLOTS);
+            if (n < 0) {
+                log_warn_limited(&e->lim_drop, mono_ms(), "receive error: %s", strerror(errno));
+                break;
+            }
+            for (int i = 0; i < n; i++)
+                handle_dgram(e, s, &e->rx[i], now_ns);
+            total += n;
         }
-        for (int i = slot; i < slot + n; i++)
-            handle_dgram(e, s, &e->rx[i], now_ns);
-        slot += n;
     }
 }
 
@@ -483,7 +536,10 @@ static int row_copy_take(struct row_copy *c, const struct store_outbound_row *ro
 struct claim_ctx {
     struct engine *e;
     struct row_copy *rows;
-    int n, cap, skipped, abort;
+    int n, cap;
+    int skipped;  /* rows left for lack of room this turn */
+    int progress; /* rows claimed or failed */
+    int abort;
     size_t bytes, budget;
 };
 
@@ -494,6 +550,7 @@ static void fail_row(struct claim_ctx *cx, int64_t rowid, int64_t retries, const
     if (r < 0)
         cx->abort = 1;
     else if (r > 0) {
+        cx->progress++;
         e->turn_failed++;
         log_info("outbound row %lld: send_failed: %s", (long long)rowid, why);
     }
@@ -540,23 +597,32 @@ static void claim_row(struct claim_ctx *cx, const struct store_outbound_row *row
         fail_row(cx, row->rowid, row->retry_count, err);
         return;
     }
+    if (!flow_admit(e->flows, &dst, 0)) {
+        flow_note_blocked(e, row, &dst); /* stays pending until the window opens */
+        message_out_clear(&m);
+        return;
+    }
     enum store_rc rc = store_outbound_sending(e->st, row->rowid, m.id,
                                               m.payload_changed ? m.payload : NULL, m.payload_len);
+    struct outmsg *om = NULL;
     if (rc == STORE_DUP) {
         snprintf(err, sizeof err, "message_id %s is already used by another outbound row", m.id);
         fail_row(cx, row->rowid, row->retry_count, err);
     } else {
         int r = judge(e, rc, "claim a pending row");
-        struct outmsg *om = r > 0 ? queue_sealed(e, sock, &to, m.payload, m.payload_len) : NULL;
-        if (r < 0)
-            cx->abort = 1;
-        if (om != NULL) {
-            om->kind = OUT_NEW;
-            om->rowid = row->rowid;
-            om->retries = row->retry_count;
-            om->dst = dst;
-            memcpy(om->id, m.id, sizeof om->id);
-        }
+        om = r > 0 ? queue_sealed(e, sock, &to, m.payload, m.payload_len) : NULL;
+        if (r < 0 || (r > 0 && om == NULL))
+            cx->abort = 1; /* no room after all: roll back, try next turn */
+    }
+    if (om != NULL) {
+        cx->progress++;
+        om->kind = OUT_NEW;
+        om->rowid = row->rowid;
+        om->retries = row->retry_count;
+        om->dst = dst;
+        memcpy(om->id, m.id, sizeof om->id);
+    } else {
+        flow_release(e, &dst, 0);
     }
     message_out_clear(&m);
 }
@@ -565,14 +631,20 @@ static int claim(struct engine *e)
 {
     size_t room = retx_room(e->inflight);
     int limit = room < CLAIM_BATCH ? (int)room : CLAIM_BATCH;
-    int sendq_room = SENDQ_MAX - RX_BATCH * 2 - e->nout;
+    int sendq_room = SENDQ_MAX - ITEMS_MAX - e->nout;
     if (limit > sendq_room)
         limit = sendq_room;
     if (limit <= 0 || arena_room(e) <= ACK_RESERVE)
         return 0;
     struct row_copy rows[CLAIM_BATCH];
-    struct claim_ctx cx = {e, rows, 0, limit, 0, 0, 0, arena_room(e) - ACK_RESERVE};
-    int n = store_outbound_pending(e->st, limit, on_pending, &cx);
+    struct claim_ctx cx = {.e = e, .rows = rows, .cap = limit,
+                           .budget = arena_room(e) - ACK_RESERVE};
+    struct store_dest exclude[STORE_MAX_EXCLUDE];
+    for (int i = 0; i < e->nblocked; i++) {
+        exclude[i].addr = e->blocked[i].addr;
+        exclude[i].port = e->blocked[i].port;
+    }
+    int n = store_outbound_pending(e->st, limit, exclude, e->nblocked, on_pending, &cx);
     for (int i = 0; i < cx.n; i++) {
         if (n >= 0 && !cx.abort)
             claim_row(&cx, &rows[i].r);
@@ -582,7 +654,8 @@ static int claim(struct engine *e)
         return judge(e, STORE_BUSY, "read pending rows");
     if (cx.abort)
         return -1;
-    e->want_claim = cx.skipped || n == limit;
+    /* More may wait; but rows all held back by full windows wait for an ACK instead. */
+    e->want_claim = cx.skipped || (n == limit && cx.progress > 0);
     return 0;
 }
 
@@ -636,9 +709,10 @@ static int retransmit_due(struct engine *e, int64_t now)
     e->ndue = 0;
     while (e->ndue < CLAIM_BATCH && (ent = retx_due(e->inflight, now)) != NULL) {
         if (arena_room(e) < ENVELOPE_MAX_DATAGRAM + ACK_RESERVE ||
-            e->nout >= SENDQ_MAX - RX_BATCH * 2)
+            e->nout >= SENDQ_MAX - ITEMS_MAX)
             break;
         retx_reschedule(e->inflight, ent, now + interval);
+        flow_lost(e->flows, &ent->dst, now, interval);
         int idx = e->ndue++;
         e->due[idx] = ent;
         e->due_action[idx] = DUE_DROP; /* unless the row is found and resent */
@@ -663,8 +737,10 @@ static int retransmit_due(struct engine *e, int64_t now)
 static void settle_due(struct engine *e)
 {
     for (int i = 0; i < e->ndue; i++)
-        if (e->due_action[i] == DUE_DROP)
+        if (e->due_action[i] == DUE_DROP) {
+            flow_release(e, &e->due[i]->dst, 0);
             retx_remove(e->inflight, e->due[i]);
+        }
     e->ndue = 0;
 }
 
@@ -695,8 +771,9 @@ static void on_loaded_sent(void *ctx, const struct store_outbound_row *row)
         return;
     if (net_addr_parse(row->dst_addr, (unsigned)(row->dst_port > 0 ? row->dst_port : 0), &dst) != 0)
         return;
-    (void)retx_add(e->inflight, row->rowid, row->message_id, &dst, row->retry_count,
-                   lx->now + wait);
+    if (retx_add(e->inflight, row->rowid, row->message_id, &dst, row->retry_count,
+                 lx->now + wait) != NULL)
+        (void)flow_admit(e->flows, &dst, 1);
 }
 
 /* Crash recovery: rows left 'sent' by an earlier run join the in-flight table as room allows. */
@@ -780,12 +857,14 @@ static void send_result(struct engine *e, int i, int64_t now)
     case OUT_NEW:
         if (err == 0 || send_error_is_transient(err)) {
             int64_t retries = m->retries + (err != 0);
-            (void)retx_add(e->inflight, m->rowid, m->id, &m->dst, retries,
-                           now + (err != 0 ? EAGAIN_RETRY_MS : interval));
+            if (retx_add(e->inflight, m->rowid, m->id, &m->dst, retries,
+                         now + (err != 0 ? EAGAIN_RETRY_MS : interval)) == NULL)
+                flow_release(e, &m->dst, 0); /* cannot happen: room was checked */
             job_add(e, J_SENT, NULL, m->rowid, retries, err != 0 ? why : NULL);
             e->c.sent += err == 0;
         } else {
             job_add(e, J_FAILED, NULL, m->rowid, m->retries, why);
+            flow_release(e, &m->dst, 0);
             e->c.send_failed++;
         }
         break;
@@ -798,6 +877,7 @@ static void send_result(struct engine *e, int i, int64_t now)
             retx_reschedule(e->inflight, m->ent, now + EAGAIN_RETRY_MS);
         } else {
             job_add(e, J_FAILED, NULL, m->rowid, m->retries, why);
+            flow_release(e, &m->ent->dst, 0);
             retx_remove(e->inflight, m->ent);
             e->c.send_failed++;
         }
@@ -897,6 +977,9 @@ static void after_failure(struct engine *e, int64_t now)
     e->busy_until = now + BUSY_BACKOFF_MS;
     e->c.drop_unstored += (uint64_t)e->nitems;
     unsettle_due(e);
+    for (int i = 0; i < e->nout; i++)
+        if (e->outm[i].kind == OUT_NEW)
+            flow_release(e, &e->outm[i].dst, 0); /* rolled back: still pending */
     e->nout = 0;
     e->arena_used = 0;
     e->want_claim = 1;
@@ -913,6 +996,7 @@ static void tick(struct engine *e)
 {
     int64_t now = mono_ms();
     e->nitems = 0;
+    e->item_used = 0;
     e->nout = 0;
     e->arena_used = 0;
     receive(e);
@@ -1077,19 +1161,23 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     }
     e->key = envelope_key_from_hex(e->cfg->secret);
     e->inflight = retx_new(INFLIGHT_MAX);
-    e->rxbuf = malloc((size_t)RX_BATCH * (ENVELOPE_MAX_DATAGRAM + 1));
+    e->rxbuf = malloc((size_t)RX_SLOTS * (ENVELOPE_MAX_DATAGRAM + 1));
+    e->items = calloc(ITEMS_MAX, sizeof *e->items);
+    e->item_arena = malloc(ITEM_ARENA_BYTES);
+    e->flows = flow_new(PEERS_MAX, INFLIGHT_MAX);
     e->jobs = calloc(JOURNAL_MAX, sizeof *e->jobs);
     e->out = calloc(SENDQ_MAX, sizeof *e->out);
     e->outm = calloc(SENDQ_MAX, sizeof *e->outm);
     e->arena = malloc(ARENA_BYTES);
     e->acks = calloc(ACK_RETRY_MAX, sizeof *e->acks);
-    if (e->key == NULL || e->inflight == NULL || e->rxbuf == NULL || e->jobs == NULL ||
+    if (e->key == NULL || e->inflight == NULL || e->rxbuf == NULL || e->items == NULL ||
+        e->item_arena == NULL || e->flows == NULL || e->jobs == NULL ||
         e->out == NULL || e->outm == NULL || e->arena == NULL || e->acks == NULL) {
         snprintf(err, errlen, e->key == NULL ? "cannot load the secret into protected memory"
                                              : "out of memory");
         goto fail;
     }
-    for (int i = 0; i < RX_BATCH; i++) {
+    for (int i = 0; i < RX_SLOTS; i++) {
         e->rx[i].buf = e->rxbuf + (size_t)i * (ENVELOPE_MAX_DATAGRAM + 1);
         e->rx[i].cap = ENVELOPE_MAX_DATAGRAM + 1;
     }
@@ -1206,6 +1294,9 @@ void engine_free(struct engine *e)
         jobs_forget(e, e->njobs);
     free(e->jobs);
     free(e->rxbuf);
+    free(e->items);
+    free(e->item_arena);
+    flow_free(e->flows);
     free(e->out);
     free(e->outm);
     free(e->arena);

@@ -2,6 +2,7 @@
  * message: JSON rules. Parsing is jansson's; this file only bounds the input
  * (length and depth) before parsing and applies the protocol's rules after.
  */
+#define _GNU_SOURCE
 #include "message.h"
 
 #include "envelope.h"
@@ -47,6 +48,24 @@ static int depth_ok(const char *s, size_t len)
     return 1;
 }
 
+/*
+ * jansson refuses "\u0000" in object keys, which is valid JSON. The rules only
+ * look at "message_id" and "type", so a copy with every "\u0000" turned into
+ * "\u0001" is as good for judging them, and is tried when the text has one.
+ */
+static json_t *parse_without_nul_escapes(const char *json, size_t len, json_error_t *jerr)
+{
+    char *copy = malloc(len);
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, json, len);
+    for (char *p = copy; (p = memmem(p, len - (size_t)(p - copy), "\\u0000", 6)) != NULL; p += 6)
+        p[5] = '1';
+    json_t *root = json_loadb(copy, len, PARSE_FLAGS, jerr);
+    free(copy);
+    return root;
+}
+
 static json_t *parse(const char *json, size_t len, json_error_t *jerr)
 {
     if (len > ENVELOPE_MAX_JSON || !depth_ok(json, len)) {
@@ -55,7 +74,19 @@ static json_t *parse(const char *json, size_t len, json_error_t *jerr)
         jerr->line = jerr->column = -1;
         return NULL;
     }
-    return json_loadb(json, len, PARSE_FLAGS, jerr);
+    json_t *root = json_loadb(json, len, PARSE_FLAGS, jerr);
+    if (root == NULL && memmem(json, len, "\\u0000", 6) != NULL) {
+        json_error_t again;
+        root = parse_without_nul_escapes(json, len, &again);
+    }
+    return root;
+}
+
+/* 1 if v is exactly the string "ACK" (not "ACK\u0000..."). */
+static int is_ack_type(const json_t *v)
+{
+    return json_is_string(v) && json_string_length(v) == 3 &&
+           memcmp(json_string_value(v), "ACK", 3) == 0;
 }
 
 /* The payload's message_id string, or NULL if it has none. *bad set if present but invalid. */
@@ -88,9 +119,7 @@ enum message_verdict message_classify(const char *json, size_t len, struct messa
         v = MESSAGE_BAD_ID;
     if (v == MESSAGE_VALID) {
         json_t *type = json_object_get(root, "type");
-        out->kind = json_is_string(type) && strcmp(json_string_value(type), "ACK") == 0
-                        ? MESSAGE_ACK
-                        : MESSAGE_DATA;
+        out->kind = is_ack_type(type) ? MESSAGE_ACK : MESSAGE_DATA;
         memcpy(out->id, id, MESSAGE_ID_LEN + 1);
     }
     json_decref(root);
@@ -161,7 +190,7 @@ int message_check_payload(const char *payload, size_t len, char found_id[MESSAGE
     if (bad) {
         snprintf(err, errlen, "payload message_id is not 24 lowercase hex digits");
         rc = -1;
-    } else if (json_is_string(type) && strcmp(json_string_value(type), "ACK") == 0) {
+    } else if (is_ack_type(type)) {
         snprintf(err, errlen,
                  "payload has \"type\":\"ACK\"; the receiver would take it for an acknowledgement");
         rc = -1;

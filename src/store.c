@@ -35,10 +35,11 @@ enum {
     S_IN_ACK_FAILED,
     S_IN_UNACKED,
     S_RECOVER,
-    S_COUNT_DAEMON
+    S_PENDING_EXCLUDING, /* + n - 1 for n excluded destinations, n = 1 .. STORE_MAX_EXCLUDE */
+    S_COUNT_DAEMON = S_PENDING_EXCLUDING + STORE_MAX_EXCLUDE
 };
 
-static const char *const sql[S_COUNT_DAEMON] = {
+static const char *const sql[S_PENDING_EXCLUDING] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
@@ -297,12 +298,34 @@ static int each_outbound(sqlite3_stmt *s, int with_age, store_outbound_fn fn, vo
     return rc == SQLITE_DONE ? n : -1;
 }
 
-int store_outbound_pending(struct store *st, int limit, store_outbound_fn fn, void *ctx)
+/* The pending-rows query leaving out n destinations: ... NOT IN (VALUES (?2, ?3), ...). */
+static sqlite3_stmt *pending_excluding(struct store *st, int n)
 {
-    sqlite3_stmt *s = stmt(st, S_PENDING);
+    char text[1024];
+    int len = snprintf(text, sizeof text,
+                       "SELECT id, message_id, dst_addr, dst_port, payload, retry_count "
+                       "FROM outbound_messages WHERE state = 'pending' "
+                       "AND (dst_addr, dst_port) NOT IN (VALUES ");
+    for (int i = 0; i < n; i++)
+        len += snprintf(text + len, sizeof text - (size_t)len, "%s(?%d, ?%d)", i > 0 ? ", " : "",
+                        2 + 2 * i, 3 + 2 * i);
+    snprintf(text + len, sizeof text - (size_t)len, ") ORDER BY id LIMIT ?1");
+    return store_stmt(st, S_PENDING_EXCLUDING + n - 1, text);
+}
+
+int store_outbound_pending(struct store *st, int limit, const struct store_dest *exclude,
+                           int nexclude, store_outbound_fn fn, void *ctx)
+{
+    if (nexclude > STORE_MAX_EXCLUDE)
+        nexclude = STORE_MAX_EXCLUDE;
+    sqlite3_stmt *s = nexclude > 0 ? pending_excluding(st, nexclude) : stmt(st, S_PENDING);
     if (s == NULL)
         return -1;
     sqlite3_bind_int(s, 1, limit);
+    for (int i = 0; i < nexclude; i++) {
+        sqlite3_bind_text(s, 2 + 2 * i, exclude[i].addr, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3 + 2 * i, exclude[i].port);
+    }
     return each_outbound(s, 0, fn, ctx);
 }
 

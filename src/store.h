@@ -80,12 +80,25 @@ struct store_outbound_row {
  */
 typedef void (*store_outbound_fn)(void *ctx, const struct store_outbound_row *row);
 
-/* The oldest `limit` pending rows, in id order. Returns the row count or -1. */
-int store_outbound_pending(struct store *st, int limit, store_outbound_fn fn, void *ctx);
+/* A destination as rows name it. */
+struct store_dest {
+    const char *addr;
+    int64_t port;
+};
+
+#define STORE_MAX_EXCLUDE 8
 
 /*
- * Up to `limit` rows in 'sent' with rowid > after, in id order, with age_ms
- * (payload and retry_count filled). Returns the row count or -1.
+ * The oldest `limit` pending rows, in id order, leaving out rows for the
+ * (at most STORE_MAX_EXCLUDE) destinations in exclude. Returns the row count or -1.
+ */
+int store_outbound_pending(struct store *st, int limit, const struct store_dest *exclude,
+                           int nexclude, store_outbound_fn fn, void *ctx);
+
+/*
+ * Up to `limit` rows in 'sent' with rowid > after, in id order, with
+ * retry_count and age_ms (the payload is left empty: a retransmission reads it
+ * with store_outbound_get_sent). Returns the row count or -1.
  */
 int store_outbound_load_sent(struct store *st, int64_t after, int limit, store_outbound_fn fn,
                              void *ctx);

@@ -1,0 +1,132 @@
+/* flow: per-destination windows. */
+#include "flow.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+static struct net_addr addr(const char *host, unsigned port)
+{
+    struct net_addr a;
+    assert_int_equal(net_addr_parse(host, port, &a), 0);
+    return a;
+}
+
+/* A new destination may have FLOW_WINDOW_START messages in flight, no more. */
+static void test_window_limits_in_flight(void **state)
+{
+    (void)state;
+    struct flow_table *ft = flow_new(16, 1000);
+    struct net_addr a = addr("127.0.0.1", 1000);
+    for (int i = 0; i < FLOW_WINDOW_START; i++)
+        assert_int_equal(flow_admit(ft, &a, 0), 1);
+    assert_int_equal(flow_admit(ft, &a, 0), 0);
+    assert_true(flow_blocked(ft, &a));
+    assert_int_equal(flow_admit(ft, &a, 1), 1); /* forced: counted anyway */
+    uint32_t w, n;
+    flow_get(ft, &a, &w, &n);
+    assert_int_equal(n, FLOW_WINDOW_START + 1);
+    flow_free(ft);
+}
+
+/* Destinations are independent: a full window for one never blocks another. */
+static void test_destinations_independent(void **state)
+{
+    (void)state;
+    struct flow_table *ft = flow_new(16, 1000);
+    struct net_addr dead = addr("127.0.0.1", 1), live = addr("127.0.0.1", 2), six = addr("::1", 1);
+    while (flow_admit(ft, &dead, 0))
+        ;
+    assert_int_equal(flow_admit(ft, &live, 0), 1);
+    assert_int_equal(flow_admit(ft, &six, 0), 1);
+    assert_false(flow_blocked(ft, &live));
+    flow_free(ft);
+}
+
+/* ACKs grow the window (slow start: one per ACK), a loss halves it, once per hold time. */
+static void test_growth_and_loss(void **state)
+{
+    (void)state;
+    struct flow_table *ft = flow_new(16, 1000);
+    struct net_addr a = addr("10.0.0.1", 7);
+    uint32_t w, n;
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(flow_admit(ft, &a, 0), 1);
+        flow_done(ft, &a, 1);
+    }
+    flow_get(ft, &a, &w, &n);
+    assert_int_equal(w, FLOW_WINDOW_START + 10);
+    assert_int_equal(n, 0);
+    flow_lost(ft, &a, 10000, 5000);
+    flow_get(ft, &a, &w, &n);
+    assert_int_equal(w, (FLOW_WINDOW_START + 10) / 2);
+    flow_lost(ft, &a, 12000, 5000); /* same loss event */
+    flow_get(ft, &a, &w, &n);
+    assert_int_equal(w, (FLOW_WINDOW_START + 10) / 2);
+    for (int i = 0; i < 20; i++)
+        flow_lost(ft, &a, 20000 + i * 6000, 5000);
+    flow_get(ft, &a, &w, &n);
+    assert_int_equal(w, FLOW_WINDOW_MIN);
+    /* past the threshold growth is one per window's worth of ACKs */
+    for (uint32_t i = 0; i < FLOW_WINDOW_MIN; i++) {
+        assert_int_equal(flow_admit(ft, &a, 0), 1);
+        flow_done(ft, &a, 1);
+    }
+    flow_get(ft, &a, &w, &n);
+    assert_int_equal(w, FLOW_WINDOW_MIN + 1);
+    flow_free(ft);
+}
+
+/* A window never passes the maximum; a give-up (not ACKed) frees a slot without growth. */
+static void test_max_and_giveup(void **state)
+{
+    (void)state;
+    struct flow_table *ft = flow_new(4, 70);
+    struct net_addr a = addr("10.0.0.2", 7);
+    uint32_t w, n;
+    for (int i = 0; i < 500; i++) {
+        assert_int_equal(flow_admit(ft, &a, 0), 1);
+        flow_done(ft, &a, 1);
+    }
+    flow_get(ft, &a, &w, &n);
+    assert_int_equal(w, 70);
+    assert_int_equal(flow_admit(ft, &a, 0), 1);
+    flow_done(ft, &a, 0);
+    flow_get(ft, &a, &w, &n);
+    assert_int_equal(w, 70);
+    assert_int_equal(n, 0);
+    flow_free(ft);
+}
+
+/* A full table evicts idle destinations, and admits untracked when none is idle. */
+static void test_table_full(void **state)
+{
+    (void)state;
+    struct flow_table *ft = flow_new(2, 1000);
+    struct net_addr a = addr("10.0.0.1", 1), b = addr("10.0.0.1", 2), c = addr("10.0.0.1", 3);
+    assert_int_equal(flow_admit(ft, &a, 0), 1);
+    assert_int_equal(flow_admit(ft, &b, 0), 1);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(flow_admit(ft, &c, 0), 1); /* untracked: never blocked */
+    flow_done(ft, &a, 1);                          /* a idle now: evictable */
+    assert_int_equal(flow_admit(ft, &c, 0), 1);
+    uint32_t w, n;
+    flow_get(ft, &c, &w, &n);
+    assert_int_equal(n, 1);
+    flow_free(ft);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_window_limits_in_flight),
+        cmocka_unit_test(test_destinations_independent),
+        cmocka_unit_test(test_growth_and_loss),
+        cmocka_unit_test(test_max_and_giveup),
+        cmocka_unit_test(test_table_full),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
