@@ -103,4 +103,7 @@ test: deps-test
 clean:
 	rm -rf build bin
 
+# install, uninstall, lint-man
+-include mk/install.mk
+
 -include $(LIB_OBJ:.o=.d) $(PROGS:%=$(BUILD)/cmd/%.d)
