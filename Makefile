@@ -73,6 +73,23 @@ $(TOOL_BIN): tests/tools/sgtest.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) -lm
 
+LIMIT_SRC ?= ../shared/bench-limit/limit.c
+
+$(BUILD)/bench/sgbench: bench/sgbench.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(PKG_LIBS)
+
+$(BUILD)/bench/limit: $(LIMIT_SRC)
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -Wall -Wextra $(PKG_CFLAGS) -pthread -o $@ $< $(PKG_LIBS) -pthread
+
+bench:
+	@sh scripts/deps.sh bench
+	@$(MAKE) --no-print-directory BUILD=build/release BIN=build/release/bin CFLAGS='-O2 -g' \
+	  all build/release/tests/sgtest build/release/bench/sgbench build/release/bench/limit
+	@BIN=build/release/bin SGBENCH=build/release/bench/sgbench SGTEST=build/release/tests/sgtest \
+	  LIMIT=build/release/bench/limit sh bench/run.sh
+
 deps:
 	@sh scripts/deps.sh build
 

@@ -6,7 +6,7 @@ set -eu
 want="gcc make pkg-config libsodium-dev libsqlite3-dev libjansson-dev"
 case "${1:-build}" in
     test) want="$want libcmocka-dev sqlite3 jq mandoc" ;;
-    bench) want="$want sqlite3" ;;
+    bench) want="$want sqlite3 jq" ;;
 esac
 missing=""
 for p in $want; do

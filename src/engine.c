@@ -57,7 +57,7 @@
  * WAL index in -shm is updated through mmap, which raises no event), so after
  * an event the version is checked again after these delays.
  */
-static const int settle_ms[] = {1, 5, 25};
+static const int settle_us[] = {100, 1000, 5000, 25000};
 #define POLL_CHECK_MS 250    /* the check when it is not */
 #define BUSY_BACKOFF_MS 100  /* after a failed transaction */
 #define EAGAIN_RETRY_MS 200
@@ -157,9 +157,10 @@ struct engine {
     int nacks;
 
     int ino_fd;
-    int64_t data_version, next_check;
-    int64_t event_at; /* last inotify event */
-    int settle_step;  /* index into settle_ms of the next re-check */
+    int64_t data_version;
+    int64_t next_check_us; /* the next look at data_version */
+    int64_t event_at_us;   /* last inotify event */
+    int settle_step;       /* index into settle_us of the next re-check */
     int want_claim, loading_sent, recovering_in;
     int64_t load_after, recover_after;
     int64_t busy_until;
@@ -191,6 +192,13 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static uint64_t real_ns(void)
@@ -1043,20 +1051,20 @@ static void watch_drain(struct engine *e)
 }
 
 /* Another process committed: there may be new pending rows. */
-static void check_data_version(struct engine *e, int64_t now)
+static void check_data_version(struct engine *e, int64_t now_us)
 {
     int64_t v = store_data_version(e->st);
     if (v >= 0 && v != e->data_version) {
         e->data_version = v;
         e->want_claim = 1;
     }
-    int n = (int)(sizeof settle_ms / sizeof settle_ms[0]);
-    while (e->settle_step < n && e->event_at + settle_ms[e->settle_step] <= now)
+    int n = (int)(sizeof settle_us / sizeof settle_us[0]);
+    while (e->settle_step < n && e->event_at_us + settle_us[e->settle_step] <= now_us)
         e->settle_step++;
     if (e->settle_step < n)
-        e->next_check = e->event_at + settle_ms[e->settle_step];
+        e->next_check_us = e->event_at_us + settle_us[e->settle_step];
     else
-        e->next_check = now + (e->ino_fd >= 0 ? WATCH_CHECK_MS : POLL_CHECK_MS);
+        e->next_check_us = now_us + 1000 * (e->ino_fd >= 0 ? WATCH_CHECK_MS : POLL_CHECK_MS);
 }
 
 static void reload(struct engine *e)
@@ -1194,56 +1202,72 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     watch_open(e);
     e->data_version = store_data_version(e->st);
     e->want_claim = e->loading_sent = e->recovering_in = 1;
-    e->settle_step = (int)(sizeof settle_ms / sizeof settle_ms[0]);
+    e->settle_step = (int)(sizeof settle_us / sizeof settle_us[0]);
     return e;
 fail:
     engine_free(e);
     return NULL;
 }
 
+/* When the loop must next wake for its own reasons (ms, CLOCK_MONOTONIC). */
+static int64_t next_wake_ms(const struct engine *e, int64_t now)
+{
+    int64_t wake = INT64_MAX;
+    if (e->recovering_in)
+        return now;
+    if (has_db_work(e, now)) {
+        int64_t t = e->njobs > 0 || e->want_claim || e->loading_sent
+                        ? now
+                        : retx_next_deadline(e->inflight);
+        wake = t < e->busy_until ? e->busy_until : t;
+    } else {
+        wake = retx_next_deadline(e->inflight);
+    }
+    const struct log_limiter *lims[] = {&e->lim_drop, &e->lim_store, &e->lim_send};
+    for (int i = 0; i < 3; i++)
+        if (lims[i]->suppressed > 0 && lims[i]->window_start_ms + 1000 < wake)
+            wake = lims[i]->window_start_ms + 1000;
+    for (int i = 0; i < e->nacks; i++)
+        if (e->acks[i].due < wake)
+            wake = e->acks[i].due;
+    return wake;
+}
+
+/* Waits for a datagram, a signal, a database event or timeout_us; ppoll for sub-ms waits. */
+static int wait_events(struct engine *e, struct pollfd *pfd, int64_t timeout_us)
+{
+    int n = 0;
+    pfd[n++] = (struct pollfd){.fd = sig_rfd, .events = POLLIN};
+    pfd[n++] = (struct pollfd){.fd = e->ino_fd, .events = POLLIN};
+    for (int s = 0; s < SOCK_COUNT; s++)
+        pfd[n++] = (struct pollfd){.fd = e->socks[s].fd, .events = POLLIN};
+    if (timeout_us < 0)
+        timeout_us = 0;
+    if (timeout_us > (int64_t)INT_MAX * 1000)
+        timeout_us = (int64_t)INT_MAX * 1000;
+    struct timespec ts = {(time_t)(timeout_us / 1000000), (long)(timeout_us % 1000000) * 1000};
+    if (ppoll(pfd, (nfds_t)n, &ts, NULL) < 0 && errno != EINTR) {
+        log_warn("poll failed: %s", strerror(errno));
+        return -1;
+    }
+    char sink[64];
+    while (read(sig_rfd, sink, sizeof sink) > 0)
+        ;
+    return 0;
+}
+
 int engine_run(struct engine *e)
 {
-    int64_t now = mono_ms();
-    e->next_check = now;
+    e->next_check_us = mono_us();
     while (!got_term) {
-        now = mono_ms();
-        int64_t wake = e->next_check;
-        if (has_db_work(e, now)) {
-            int64_t t = e->njobs > 0 || e->want_claim || e->loading_sent
-                            ? now
-                            : retx_next_deadline(e->inflight);
-            wake = t < e->busy_until ? e->busy_until : t < wake ? t : wake;
-        } else if (retx_next_deadline(e->inflight) < wake) {
-            wake = retx_next_deadline(e->inflight);
-        }
-        if (e->recovering_in)
-            wake = now;
-        const struct log_limiter *lims[] = {&e->lim_drop, &e->lim_store, &e->lim_send};
-        for (int i = 0; i < 3; i++)
-            if (lims[i]->suppressed > 0 && lims[i]->window_start_ms + 1000 < wake)
-                wake = lims[i]->window_start_ms + 1000;
-        for (int i = 0; i < e->nacks; i++)
-            if (e->acks[i].due < wake)
-                wake = e->acks[i].due;
-        int64_t timeout = wake - now;
-        if (timeout < 0)
-            timeout = 0;
-        if (timeout > INT_MAX)
-            timeout = INT_MAX;
-
+        int64_t now_us = mono_us();
+        int64_t wake_ms = next_wake_ms(e, now_us / 1000);
+        int64_t timeout_us = e->next_check_us - now_us;
+        if (wake_ms != INT64_MAX && wake_ms * 1000 - now_us < timeout_us)
+            timeout_us = wake_ms * 1000 - now_us;
         struct pollfd pfd[SOCK_COUNT + 2];
-        int n = 0;
-        pfd[n++] = (struct pollfd){.fd = sig_rfd, .events = POLLIN};
-        pfd[n++] = (struct pollfd){.fd = e->ino_fd, .events = POLLIN};
-        for (int s = 0; s < SOCK_COUNT; s++)
-            pfd[n++] = (struct pollfd){.fd = e->socks[s].fd, .events = POLLIN};
-        if (poll(pfd, (nfds_t)n, (int)timeout) < 0 && errno != EINTR) {
-            log_warn("poll failed: %s", strerror(errno));
+        if (wait_events(e, pfd, timeout_us) != 0)
             return -1;
-        }
-        char sink[64];
-        while (read(sig_rfd, sink, sizeof sink) > 0)
-            ;
         if (got_term)
             break;
         if (got_hup) {
@@ -1254,16 +1278,17 @@ int engine_run(struct engine *e)
             got_usr1 = 0;
             log_counters(e);
         }
-        now = mono_ms();
+        now_us = mono_us();
         if (pfd[1].revents & POLLIN) {
             watch_drain(e);
-            e->event_at = now;
+            e->event_at_us = now_us;
             e->settle_step = 0;
-            check_data_version(e, now);
-        } else if (now >= e->next_check) {
-            check_data_version(e, now);
+            check_data_version(e, now_us);
+        } else if (now_us >= e->next_check_us) {
+            check_data_version(e, now_us);
         }
         tick(e);
+        int64_t now = now_us / 1000;
         log_limiter_flush(&e->lim_drop, now, "warnings about dropped datagrams");
         log_limiter_flush(&e->lim_store, now, "database warnings");
         log_limiter_flush(&e->lim_send, now, "send warnings");

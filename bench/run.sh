@@ -1,0 +1,146 @@
+#!/bin/sh
+# make bench: measures securedgram against ../shared/bench-limit in the same run.
+#   throughput  20,000 rows inserted at once into A's queue for B: time until all acknowledged
+#   latency     insert -> acknowledged, one message at a time on an idle pair
+#   ack rtt     datagram out -> ACK verified, from a client (sgtest rtt)
+#   memory      peak RSS of each daemon in the throughput run; RSS with 1,000,000 rows queued
+#   idle        wake-ups per second of an idle daemon
+# Prints one table and writes bench/results.json. Exits 1 if a message was lost,
+# duplicated or stuck, 2 if a target was missed.
+set -eu
+: "${BIN:?}" "${SGBENCH:?}" "${SGTEST:?}" "${LIMIT:?}"
+BIN=$(realpath "$BIN"); SGBENCH=$(realpath "$SGBENCH"); SGTEST=$(realpath "$SGTEST"); LIMIT=$(realpath "$LIMIT")
+OUT=${OUT:-bench/results.json}
+REPS=${REPS:-3}
+N=${N:-20000}
+W=$(mktemp -d /var/tmp/sgbench.XXXXXX) # the same filesystem bench-limit uses
+PIDS=""
+cleanup() {
+    for d in "$W"/*/; do
+        [ -f "$d/securedgram.pid" ] && (cd "$d" && "$BIN/securedgram" stop >/dev/null 2>&1) || true
+    done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '%s\n' "$*" >&2; }
+KEY=$("$BIN/securedgram" keygen)
+
+# peer NAME PORT: a fresh daemon directory; start NAME to run it.
+peer() {
+    rm -rf "${W:?}/$1"
+    mkdir -p "$W/$1"
+    cat > "$W/$1/.env" <<ENV
+SECUREDGRAM_SECRET=$KEY
+SECUREDGRAM_ADDRESS=127.0.0.1
+SECUREDGRAM_PORT=$2
+SECUREDGRAM_LOG=$W/$1/daemon.log
+SECUREDGRAM_USER=$(id -un)
+ENV
+    chmod 600 "$W/$1/.env"
+}
+start() { (cd "$W/$1" && "$BIN/securedgram" start); }
+stop() { (cd "$W/$1" && "$BIN/securedgram" stop >/dev/null); }
+pid() { cat "$W/$1/securedgram.pid"; }
+hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$(pid "$1")/status"; }
+rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$(pid "$1")/status"; }
+port() { "$SGTEST" freeport; }
+median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+
+say "== bench-limit (stages e2e, pingpong; about 12 s)"
+"$LIMIT" -s e2e,pingpong -o "$W/limit.json" > "$W/limit.txt" 2> "$W/limit.err" ||
+    { cat "$W/limit.err" >&2; exit 1; }
+LIM_E2E=$(jq '.results.e2e_pipeline.median' "$W/limit.json")
+LIM_P50=$(jq '.results.pingpong_rtt_p50_us.median' "$W/limit.json")
+LIM_P99=$(jq '.results.pingpong_rtt_p99_us.median' "$W/limit.json")
+
+say "== throughput: $N messages A -> B, $REPS runs"
+: > "$W/tp"
+: > "$W/hwm"
+for r in $(seq 1 "$REPS"); do
+    PA=$(port); PB=$(port)
+    peer a "$PA"; peer b "$PB"
+    start a; start b
+    "$SGBENCH" throughput "$W/a/securedgram.db" "$PB" "$N" > "$W/tp.$r"
+    "$SGBENCH" check "$W/a/securedgram.db" "$W/b/securedgram.db" "$N" ||
+        { say "FAIL: messages lost, duplicated or stuck in run $r"; exit 1; }
+    echo "$(hwm_kb a) $(hwm_kb b)" >> "$W/hwm"
+    jq '.msg_per_s' "$W/tp.$r" >> "$W/tp"
+    say "   run $r: $(jq -c . "$W/tp.$r"), peak RSS A/B kB: $(tail -n 1 "$W/hwm")"
+    stop a; stop b
+done
+TP=$(median < "$W/tp")
+HWM=$(tr ' ' '\n' < "$W/hwm" | sort -n | tail -n 1)
+
+say "== latency: insert -> acknowledged, one at a time; datagram -> ACK from a client"
+PA=$(port); PB=$(port)
+peer a "$PA"; peer b "$PB"
+start a; start b
+"$SGBENCH" latency "$W/a/securedgram.db" "$PB" 30 > /dev/null # warm up
+"$SGBENCH" latency "$W/a/securedgram.db" "$PB" 500 > "$W/lat"
+"$SGTEST" rtt 127.0.0.1 "$PB" "$KEY" 200 > /dev/null
+"$SGTEST" rtt 127.0.0.1 "$PB" "$KEY" 3000 > "$W/rtt"
+say "   $(cat "$W/lat") $(cat "$W/rtt")"
+
+say "== idle: wake-ups of an idle daemon over 5 s"
+sleep 1
+b0=$(awk '/^voluntary_ctxt/ {print $2}' "/proc/$(pid b)/status")
+c0=$(awk '{print $14 + $15}' "/proc/$(pid b)/stat")
+sleep 5
+b1=$(awk '/^voluntary_ctxt/ {print $2}' "/proc/$(pid b)/status")
+c1=$(awk '{print $14 + $15}' "/proc/$(pid b)/stat")
+WAKE=$(echo "$b0 $b1" | awk '{printf "%.1f", ($2 - $1) / 5}')
+IDLE_CPU=$(echo "$c0 $c1 $(getconf CLK_TCK)" | awk '{printf "%.3f", 100 * ($2 - $1) / $3 / 5}')
+stop a; stop b
+
+say "== memory with a backlog: 1,000,000 rows queued for a peer that never answers"
+PA=$(port); DEAD=$(port)
+peer a "$PA"
+start a; stop a # create the database
+"$SGBENCH" backlog "$W/a/securedgram.db" "$DEAD" 1000000
+start a
+sleep 3
+BACKLOG_KB=$(hwm_kb a)
+stop a
+
+jq -n \
+  --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  --argjson n "$N" --argjson tp "$TP" --argjson lim_e2e "$LIM_E2E" \
+  --argjson lat "$(cat "$W/lat")" --argjson rtt "$(cat "$W/rtt")" \
+  --argjson lim_p50 "$LIM_P50" --argjson lim_p99 "$LIM_P99" \
+  --argjson hwm "$HWM" --argjson backlog "$BACKLOG_KB" \
+  --argjson wake "$WAKE" --argjson idle_cpu "$IDLE_CPU" \
+  --slurpfile limit "$W/limit.json" '
+  {date: $date,
+   throughput: {messages: $n, msg_per_s: $tp, limit_e2e_msg_per_s: $lim_e2e,
+                ratio: ($tp / $lim_e2e), target_ratio: 0.5},
+   latency_insert_to_ack_ms: {p50: $lat.p50_ms, p99: $lat.p99_ms, max: $lat.max_ms,
+                              target_p50: 2, target_p99: 10},
+   ack_rtt_us: {p50: $rtt.p50_us, p99: $rtt.p99_us, limit_pingpong_p50: $lim_p50,
+                limit_pingpong_p99: $lim_p99, ratio_p50: ($rtt.p50_us / $lim_p50), target_p50: 500},
+   memory_kb: {peak_rss_throughput: $hwm, rss_with_1m_backlog: $backlog, target: 16384},
+   idle: {wakeups_per_s: $wake, cpu_percent: $idle_cpu},
+   limit: $limit[0]}' > "$OUT"
+
+fmt() { printf '%-38s %14s %14s %8s %10s %s\n' "$@"; }
+ok() { if awk "BEGIN { exit !($1) }"; then echo ok; else echo MISSED; fi; }
+R_TP=$(jq '.throughput.ratio' "$OUT")
+P50=$(jq '.latency_insert_to_ack_ms.p50' "$OUT"); P99=$(jq '.latency_insert_to_ack_ms.p99' "$OUT")
+A50=$(jq '.ack_rtt_us.p50' "$OUT"); A99=$(jq '.ack_rtt_us.p99' "$OUT")
+echo
+echo "securedgram benchmark, $(date -u +%Y-%m-%d), $(nproc) CPUs; limit = ../shared/bench-limit in the same run"
+fmt "figure" "securedgram" "limit" "ratio" "target" ""
+r1=$(ok "$R_TP >= 0.5"); r2=$(ok "$P50 <= 2"); r3=$(ok "$P99 <= 10"); r4=$(ok "$A50 <= 500")
+r5=$(ok "$HWM <= 16384"); r6=$(ok "$BACKLOG_KB <= 16384"); r7=$(ok "$WAKE <= 5")
+fmt "throughput (msg/s, $N msgs)" "$TP" "$LIM_E2E" "$(printf %.2f "$R_TP")" ">= 0.50" "$r1"
+fmt "insert -> acknowledged p50 (ms)" "$P50" "-" "-" "<= 2" "$r2"
+fmt "insert -> acknowledged p99 (ms)" "$P99" "-" "-" "<= 10" "$r3"
+fmt "datagram -> ACK p50 (us)" "$A50" "$LIM_P50" "$(jq '.ack_rtt_us.ratio_p50*100|round/100' "$OUT")" "<= 500" "$r4"
+fmt "datagram -> ACK p99 (us)" "$A99" "$LIM_P99" "-" "-" ""
+fmt "peak RSS, throughput run (kB)" "$HWM" "-" "-" "<= 16384" "$r5"
+fmt "RSS with 1,000,000 queued (kB)" "$BACKLOG_KB" "-" "-" "<= 16384" "$r6"
+fmt "idle wake-ups per second" "$WAKE" "-" "-" "<= 5" "$r7"
+fmt "idle CPU (%)" "$IDLE_CPU" "-" "-" "" ""
+echo "results: $OUT"
+case "$r1$r2$r3$r4$r5$r6$r7" in *MISSED*) exit 2 ;; esac

@@ -1,0 +1,221 @@
+/*
+ * sgbench: the measuring side of `make bench`. It plays the program that
+ * queues messages: it inserts rows into a daemon's database and waits for
+ * them to be acknowledged, woken by inotify on the database's -wal file (the
+ * daemon's commits), so that waiting costs the daemons no CPU.
+ *
+ *   sgbench throughput DB DST_PORT N    insert N rows in one transaction, wait
+ *                                       until all are acknowledged; print JSON
+ *   sgbench latency DB DST_PORT N       N times: insert one row, wait until it is
+ *                                       acknowledged; print p50/p99 in JSON
+ *   sgbench backlog DB DST_PORT N       insert N pending rows (for the memory test)
+ *   sgbench check DB_A DB_B N           exit 1 unless A has N acknowledged rows
+ *                                       and B stored exactly those N, once each
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static sqlite3 *open_db(const char *path)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        fprintf(stderr, "sgbench: cannot open %s\n", path);
+        exit(2);
+    }
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    return db;
+}
+
+static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+        fprintf(stderr, "sgbench: %s: %s\n", sql, sqlite3_errmsg(db));
+        exit(2);
+    }
+    return s;
+}
+
+static long long scalar(sqlite3_stmt *s)
+{
+    long long v = -1;
+    if (sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return v;
+}
+
+static void insert_rows(sqlite3 *db, int port, long n, const char *state)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < %ld) "
+             "INSERT INTO outbound_messages (dst_addr, dst_port, payload, state) "
+             "SELECT '127.0.0.1', %d, '{\"content\":\"hello ' || i || "
+             "' xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}', '%s' FROM k",
+             n, port, state);
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        fprintf(stderr, "sgbench: insert: %s\n", err);
+        exit(2);
+    }
+}
+
+/* Waits for a -wal event or at most us microseconds; then the caller re-checks. */
+static void wait_change(int ino, long us)
+{
+    struct pollfd p = {.fd = ino, .events = POLLIN};
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    if (ppoll(&p, 1, &ts, NULL) > 0) {
+        char buf[4096];
+        while (read(ino, buf, sizeof buf) > 0)
+            ;
+    }
+}
+
+static int watch(const char *db)
+{
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", db);
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0 || inotify_add_watch(fd, wal, IN_MODIFY) < 0) {
+        fprintf(stderr, "sgbench: cannot watch %s: %s\n", wal, strerror(errno));
+        exit(2);
+    }
+    return fd;
+}
+
+static int cmd_throughput(const char *path, int port, long n)
+{
+    sqlite3 *db = open_db(path);
+    int ino = watch(path);
+    sqlite3_stmt *count =
+        prep(db, "SELECT count(*) FROM outbound_messages WHERE state = 'acknowledged'");
+    long long base = scalar(count);
+    double t0 = now_s();
+    insert_rows(db, port, n, "pending");
+    double t_insert = now_s();
+    while (scalar(count) < base + n) {
+        if (now_s() - t0 > 120) {
+            fprintf(stderr, "sgbench: timed out with %lld of %ld acknowledged\n",
+                    scalar(count) - base, n);
+            return 1;
+        }
+        wait_change(ino, 5000); /* counting is cheap, but not free: at most ~200 a second */
+    }
+    double t1 = now_s();
+    printf("{\"n\":%ld,\"seconds\":%.4f,\"msg_per_s\":%.0f,\"insert_seconds\":%.4f}\n", n,
+           t1 - t0, (double)n / (t1 - t0), t_insert - t0);
+    sqlite3_finalize(count);
+    sqlite3_close(db);
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmd_latency(const char *path, int port, int n)
+{
+    sqlite3 *db = open_db(path);
+    int ino = watch(path);
+    sqlite3_stmt *ins = prep(db, "INSERT INTO outbound_messages (dst_addr, dst_port, payload) "
+                                 "VALUES ('127.0.0.1', ?1, '{\"content\":\"latency probe\"}')");
+    sqlite3_stmt *st = prep(db, "SELECT state = 'acknowledged' FROM outbound_messages WHERE id = ?1");
+    double *ms = calloc((size_t)n, sizeof *ms);
+    for (int i = 0; i < n; i++) {
+        double t0 = now_s();
+        sqlite3_bind_int(ins, 1, port);
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            fprintf(stderr, "sgbench: insert: %s\n", sqlite3_errmsg(db));
+            return 2;
+        }
+        sqlite3_reset(ins);
+        sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(db));
+        while (scalar(st) != 1) {
+            if (now_s() - t0 > 10) {
+                fprintf(stderr, "sgbench: message %d not acknowledged in 10 s\n", i);
+                return 1;
+            }
+            /* A commit becomes visible a moment after its -wal write: re-check soon. */
+            wait_change(ino, 100);
+        }
+        ms[i] = (now_s() - t0) * 1000;
+        usleep(2000); /* one message at a time on an idle pair */
+    }
+    qsort(ms, (size_t)n, sizeof *ms, cmp_double);
+    printf("{\"n\":%d,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n", n, ms[n / 2],
+           ms[(n * 99) / 100], ms[n - 1]);
+    free(ms);
+    sqlite3_finalize(ins);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return 0;
+}
+
+static int cmd_check(const char *a_path, const char *b_path, long n)
+{
+    sqlite3 *a = open_db(a_path);
+    char sql[256];
+    snprintf(sql, sizeof sql, "ATTACH '%s' AS b", b_path);
+    if (sqlite3_exec(a, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        fprintf(stderr, "sgbench: cannot attach %s\n", b_path);
+        return 2;
+    }
+    const char *checks[][2] = {
+        {"SELECT count(*) FROM main.outbound_messages WHERE state = 'acknowledged'", "acknowledged on A"},
+        {"SELECT count(*) FROM main.outbound_messages", "rows on A"},
+        {"SELECT count(*) FROM b.inbound_messages", "rows stored on B"},
+        {"SELECT count(DISTINCT message_id) FROM b.inbound_messages", "distinct messages on B"},
+        {"SELECT count(*) FROM b.inbound_messages i JOIN main.outbound_messages o "
+         "USING (message_id)", "B's rows that A sent"},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+        sqlite3_stmt *s = prep(a, checks[i][0]);
+        long long v = scalar(s);
+        sqlite3_finalize(s);
+        if (v != n) {
+            fprintf(stderr, "sgbench: %s: %lld, expected %ld\n", checks[i][1], v, n);
+            bad = 1;
+        }
+    }
+    sqlite3_close(a);
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 5 && strcmp(argv[1], "throughput") == 0)
+        return cmd_throughput(argv[2], atoi(argv[3]), atol(argv[4]));
+    if (argc == 5 && strcmp(argv[1], "latency") == 0)
+        return cmd_latency(argv[2], atoi(argv[3]), atoi(argv[4]));
+    if (argc == 5 && strcmp(argv[1], "backlog") == 0) {
+        sqlite3 *db = open_db(argv[2]);
+        insert_rows(db, atoi(argv[3]), atol(argv[4]), "pending");
+        sqlite3_close(db);
+        return 0;
+    }
+    if (argc == 5 && strcmp(argv[1], "check") == 0)
+        return cmd_check(argv[2], argv[3], atol(argv[4]));
+    fprintf(stderr, "usage: sgbench throughput|latency|backlog DB PORT N | check DB_A DB_B N\n");
+    return 2;
+}
