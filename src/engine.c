@@ -19,6 +19,8 @@
 
 #include "envelope.h"
 #include "flow.h"
+#include "judge.h"
+#include "replay.h"
 #include "log.h"
 #include "message.h"
 #include "net.h"
@@ -45,6 +47,7 @@
 #define CLAIM_BATCH 512      /* pending rows claimed per turn */
 #define INFLIGHT_MAX 8192    /* messages sent and waiting for their ACK */
 #define PEERS_MAX 4096       /* destinations with a flow window */
+#define REPLAY_MAX 131072    /* nonces remembered (3 MB at most) */
 #define JOURNAL_MAX 16384    /* state changes owed to the database */
 #define SENDQ_MAX 2048       /* datagrams sealed per turn */
 #define ARENA_BYTES (4u << 20)
@@ -133,6 +136,7 @@ struct engine {
     size_t item_used;
 
     struct flow_table *flows;
+    struct replay *replay;
     struct {
         char addr[NET_HOST_MAX];
         int64_t port;
@@ -392,55 +396,36 @@ static void drop(struct engine *e, uint64_t *counter, const struct net_addr *fro
                      port, why);
 }
 
-static void handle_dgram(struct engine *e, int sock, struct net_dgram *d, uint64_t now_ns)
+static void handle_dgram(struct engine *e, int sock, struct net_dgram *d, uint64_t now_ns,
+                         int64_t now_ms)
 {
     e->c.rx++;
     if (d->truncated) {
         drop(e, &e->c.drop_oversize, &d->addr, "larger than any datagram we accept");
         return;
     }
-    uint64_t ts = 0;
-    const char *json = NULL;
-    size_t len = 0;
-    /* Opened in place: the plaintext overwrites the ciphertext after the nonce. */
-    switch (envelope_open(e->key, d->buf, d->len, d->buf + ENVELOPE_NONCE_BYTES, &ts, &json, &len)) {
-    case ENVELOPE_OK:
-        break;
-    case ENVELOPE_SHORT:
-        drop(e, &e->c.drop_short, &d->addr, "shorter than 28 bytes");
-        return;
-    case ENVELOPE_AUTH:
-        drop(e, &e->c.drop_auth, &d->addr, "does not authenticate (wrong key or damaged)");
-        return;
-    default:
-        drop(e, &e->c.drop_malformed, &d->addr, "authentic but too short for a timestamp");
+    struct judge_ctx cx = {e->key, now_ns, e->cfg->window, e->replay, now_ms};
+    struct judgement j;
+    enum judge_verdict v = judge_datagram(&cx, d->buf, d->len, &j);
+    if (v != JUDGE_MESSAGE && v != JUDGE_ACK) {
+        drop(e, &e->c.verdicts[v], &d->addr, judge_reason(v));
         return;
     }
-    if (!envelope_ts_fresh(ts, now_ns, e->cfg->window)) {
-        drop(e, &e->c.drop_stale, &d->addr, "timestamp outside the window (clock skew or replay)");
-        return;
-    }
-    struct message_in msg;
-    enum message_verdict v = message_classify(json, len, &msg);
-    if (v == MESSAGE_NOT_JSON || v == MESSAGE_NOT_OBJECT) {
-        drop(e, &e->c.drop_json, &d->addr, "payload is not a JSON object");
-        return;
-    }
-    if (v == MESSAGE_BAD_ID) {
-        drop(e, &e->c.drop_bad_id, &d->addr, "message_id missing or not 24 lowercase hex");
-        return;
-    }
-    if (msg.kind == MESSAGE_ACK) {
-        e->c.acks_received++;
-        struct retx_entry *ent = retx_find(e->inflight, msg.id);
+    e->c.verdicts[v]++;
+    if (v == JUDGE_ACK) {
+        struct retx_entry *ent = retx_find(e->inflight, j.msg.id);
         if (ent != NULL) {
             flow_release(e, &ent->dst, 1);
             retx_remove(e->inflight, ent);
             e->want_claim = 1; /* room in flight again */
         }
-        job_add(e, J_ACKED, msg.id, 0, 0, NULL);
+        job_add(e, J_ACKED, j.msg.id, 0, 0, NULL);
         return;
     }
+    const char *json = j.json;
+    size_t len = j.json_len;
+    struct message_in msg = j.msg;
+    uint64_t ts = j.ts_ns;
     if (len > ITEM_ARENA_BYTES - e->item_used) {
         e->c.drop_unstored++; /* not this turn: the sender retransmits */
         return;
@@ -463,6 +448,7 @@ static void receive(struct engine *e)
 {
     int total = 0;
     uint64_t now_ns = real_ns();
+    int64_t now_ms = mono_ms();
     for (int s = 0; s < SOCK_COUNT; s++) {
         int n = RX_SLOTS;
         while (e->socks[s].fd >= 0 && n == RX_SLOTS && total + RX_SLOTS <= ITEMS_MAX) {
@@ -472,7 +458,7 @@ static void receive(struct engine *e)
                 break;
             }
             for (int i = 0; i < n; i++)
-                handle_dgram(e, s, &e->rx[i], now_ns);
+                handle_dgram(e, s, &e->rx[i], now_ns, now_ms);
             total += n;
         }
     }
@@ -1103,20 +1089,23 @@ static void reload(struct engine *e)
 static void log_counters(const struct engine *e)
 {
     const struct engine_counters *c = &e->c;
+    char drops[512];
+    size_t used = 0;
+    for (int v = JUDGE_DROP_SHORT; v < JUDGE_VERDICTS; v++)
+        used += (size_t)snprintf(drops + used, sizeof drops - used, "%s=%llu ",
+                                 judge_name((enum judge_verdict)v),
+                                 (unsigned long long)c->verdicts[v]);
     log_warn("counters: rx=%llu stored=%llu duplicates=%llu acks_sent=%llu acks_received=%llu "
-             "sent=%llu retransmits=%llu send_failed=%llu in_flight=%zu | dropped: short=%llu "
-             "auth=%llu stale=%llu malformed=%llu json=%llu bad_id=%llu oversize=%llu "
-             "unstored=%llu | ack_unmatched=%llu store_errors=%llu",
+             "sent=%llu retransmits=%llu send_failed=%llu in_flight=%zu | dropped: %soversize=%llu "
+             "unstored=%llu | ack_unmatched=%llu store_errors=%llu replay_cache_early=%llu",
              (unsigned long long)c->rx, (unsigned long long)c->stored,
              (unsigned long long)c->duplicates, (unsigned long long)c->acks_sent,
-             (unsigned long long)c->acks_received, (unsigned long long)c->sent,
+             (unsigned long long)c->verdicts[JUDGE_ACK], (unsigned long long)c->sent,
              (unsigned long long)c->retransmits, (unsigned long long)c->send_failed,
-             retx_count(e->inflight), (unsigned long long)c->drop_short,
-             (unsigned long long)c->drop_auth, (unsigned long long)c->drop_stale,
-             (unsigned long long)c->drop_malformed, (unsigned long long)c->drop_json,
-             (unsigned long long)c->drop_bad_id, (unsigned long long)c->drop_oversize,
+             retx_count(e->inflight), drops, (unsigned long long)c->drop_oversize,
              (unsigned long long)c->drop_unstored, (unsigned long long)c->acks_unmatched,
-             (unsigned long long)c->store_errors);
+             (unsigned long long)c->store_errors,
+             (unsigned long long)replay_early_evictions(e->replay));
 }
 
 static int signals_open(char *err, size_t errlen, int *rfd)
@@ -1173,13 +1162,14 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     e->items = calloc(ITEMS_MAX, sizeof *e->items);
     e->item_arena = malloc(ITEM_ARENA_BYTES);
     e->flows = flow_new(PEERS_MAX, INFLIGHT_MAX);
+    e->replay = replay_new(REPLAY_MAX);
     e->jobs = calloc(JOURNAL_MAX, sizeof *e->jobs);
     e->out = calloc(SENDQ_MAX, sizeof *e->out);
     e->outm = calloc(SENDQ_MAX, sizeof *e->outm);
     e->arena = malloc(ARENA_BYTES);
     e->acks = calloc(ACK_RETRY_MAX, sizeof *e->acks);
     if (e->key == NULL || e->inflight == NULL || e->rxbuf == NULL || e->items == NULL ||
-        e->item_arena == NULL || e->flows == NULL || e->jobs == NULL ||
+        e->item_arena == NULL || e->flows == NULL || e->replay == NULL || e->jobs == NULL ||
         e->out == NULL || e->outm == NULL || e->arena == NULL || e->acks == NULL) {
         snprintf(err, errlen, e->key == NULL ? "cannot load the secret into protected memory"
                                              : "out of memory");
@@ -1322,6 +1312,7 @@ void engine_free(struct engine *e)
     free(e->items);
     free(e->item_arena);
     flow_free(e->flows);
+    replay_free(e->replay);
     free(e->out);
     free(e->outm);
     free(e->arena);

@@ -11,6 +11,7 @@
 #define SG_ENGINE_H
 
 #include "config.h"
+#include "judge.h"
 #include "store.h"
 
 #include <stddef.h>
@@ -27,11 +28,12 @@ struct engine_opts {
     struct store *store;            /* open database (the engine closes it) */
 };
 
-/* Drop reasons and other events, counted since start (shown on USR1). */
+/* What happened since start (shown on USR1). */
 struct engine_counters {
-    uint64_t rx, drop_short, drop_auth, drop_malformed, drop_stale, drop_json, drop_bad_id,
-        drop_oversize, drop_unstored;
-    uint64_t stored, duplicates, acks_sent, acks_received, acks_unmatched;
+    uint64_t rx;
+    uint64_t verdicts[JUDGE_VERDICTS]; /* every datagram's verdict, drops by reason */
+    uint64_t drop_oversize, drop_unstored;
+    uint64_t stored, duplicates, acks_sent, acks_unmatched;
     uint64_t sent, retransmits, send_failed, store_errors;
 };
 

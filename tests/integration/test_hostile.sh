@@ -37,6 +37,18 @@ for want in "short=4" "auth=7" "stale=3" "bad_id=5" "json=9" "ack_unmatched=1"; 
 done
 note "28 hostile datagrams: no reply, nothing stored, each counted; the valid one ACKed"
 
+# An exact replay inside the window is neither stored again nor re-ACKed; a
+# retransmission (sealed again: a new nonce) of the same message is ACKed.
+RID=$(newid)
+sgtest peer 127.0.0.1 "$PB" "$SECRET" "msg:{\"message_id\":\"$RID\"}" "ack:$RID:3000" \
+    again again silence:300 "msg:{\"message_id\":\"$RID\"}" "ack:$RID:3000" >/dev/null ||
+    fail "a replay was answered, or a retransmission was not"
+assert_eq "$(q b "SELECT count(*) FROM inbound_messages WHERE message_id='$RID'")" 1 "replayed message stored once"
+kill -USR1 "$(cat "$T/b/securedgram.pid")"
+replay_counted() { grep "counters:" "$T/b/daemon.log" | tail -n 1 | grep -q " replay=2 "; }
+wait_for 5 "two replays counted" replay_counted
+note "exact replays dropped and counted; a retransmission with a new nonce ACKed"
+
 # A flood of junk: the log grows by a few lines a second, not a line a datagram.
 before=$(wc -c < "$T/b/daemon.log")
 sgtest flood 127.0.0.1 "$PB" "$SECRET" 20000 random
@@ -49,10 +61,10 @@ wait_for 3 "the suppression count" grep -q "more warnings about dropped datagram
 grown=$(( $(wc -c < "$T/b/daemon.log") - before ))
 [ "$grown" -lt 8000 ] || fail "the log grew by $grown bytes during a 60000-datagram flood"
 kill -USR1 "$(cat "$T/b/securedgram.pid")"
-two_counter_lines() { [ "$(grep -c "counters:" "$T/b/daemon.log")" -ge 2 ]; }
+two_counter_lines() { [ "$(grep -c "counters:" "$T/b/daemon.log")" -ge 3 ]; }
 wait_for 5 "second counters line" two_counter_lines
 rx=$(grep "counters:" "$T/b/daemon.log" | tail -n 1 | sed 's/.* rx=\([0-9]*\) .*/\1/')
 [ "$rx" -gt 30000 ] || fail "only $rx datagrams reached the daemon: the flood did not happen"
-assert_eq "$(q b "SELECT count(*) FROM inbound_messages")" 2 "rows stored after the flood"
+assert_eq "$(q b "SELECT count(*) FROM inbound_messages")" 3 "rows stored after the flood"
 note "60000 junk datagrams ($rx received): log grew $grown bytes; service continued"
 stop b

@@ -8,6 +8,7 @@
  *       raw:HEX             send these bytes as they are
  *       rand:N              send N random bytes
  *       big:N:ID            send a message with message_id ID padded to N bytes of JSON
+ *       again               send the previous datagram again, byte for byte (a replay)
  *       ack:ID:MS           wait up to MS ms for an ACK of ID; fail on any other reply
  *       silence:MS          fail if anything arrives within MS ms
  *   sgtest rtt HOST PORT KEYHEX N     N messages one at a time; prints p50/p99 of
@@ -67,10 +68,16 @@ struct peer {
     struct envelope_key *key;
     uint8_t buf[ENVELOPE_MAX_DATAGRAM + 1];
     uint8_t plain[ENVELOPE_MAX_DATAGRAM + 1];
+    uint8_t last[ENVELOPE_MAX_DATAGRAM + 1];
+    size_t last_len;
 };
 
 static int send_bytes(struct peer *p, const uint8_t *b, size_t n)
 {
+    if (b != p->last) {
+        memcpy(p->last, b, n);
+        p->last_len = n;
+    }
     if (sendto(p->fd, b, n, 0, &p->to.u.sa, p->to.len) < 0) {
         fprintf(stderr, "sgtest: send: %s\n", strerror(errno));
         return -1;
@@ -190,6 +197,8 @@ static int step(struct peer *p, const char *s)
         free(json);
         return r;
     }
+    if (strcmp(s, "again") == 0)
+        return send_bytes(p, p->last, p->last_len);
     if (strncmp(s, "ack:", 4) == 0)
         return step_ack(p, s + 4);
     if (strncmp(s, "silence:", 8) == 0) {
