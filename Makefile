@@ -37,7 +37,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(BUILD)/tests/sgtest
 
 .PHONY: all run test check check-unit check-integration test-asan deps deps-test bench \
-        install uninstall fuzz clean lint-man
+        install uninstall fuzz fuzz-lib fuzz-build check-fuzz clean lint-man
 
 all: $(PROG_BIN)
 
@@ -90,6 +90,42 @@ bench:
 	@BIN=build/release/bin SGBENCH=build/release/bench/sgbench SGTEST=build/release/tests/sgtest \
 	  LIMIT=build/release/bench/limit sh bench/run.sh
 
+# Fuzzing (clang libFuzzer + ASan + UBSan). `make fuzz` runs every target for
+# FUZZ_SECONDS; `make check-fuzz` (part of make test) runs each briefly and
+# replays the committed regression corpus.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := datagram datagram_noauth prepare dotenv config timeparse
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_SAN     := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
+
+FUZZ_LIB     := $(FUZZ_BUILD)/lib/libsecuredgram.a
+
+fuzz-lib:
+	@$(MAKE) --no-print-directory CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD)/lib SAN=1 \
+	  CFLAGS='-g -O1 -fsanitize=fuzzer-no-link' $(FUZZ_LIB)
+
+$(FUZZ_BUILD)/judge_noauth.o: src/judge.c $(wildcard src/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -DSG_FUZZ_NO_AUTH \
+	  $(PKG_CFLAGS) -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_datagram_noauth: tests/fuzz/fuzz_datagram.c $(FUZZ_BUILD)/judge_noauth.o fuzz-lib
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< \
+	  $(FUZZ_BUILD)/judge_noauth.o $(FUZZ_LIB) $(PKG_LIBS)
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c fuzz-lib
+	$(FUZZ_CC) $(ALL_CPPFLAGS) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB) $(PKG_LIBS)
+
+fuzz-build: $(FUZZ_BIN) $(TOOL_BIN)
+
+fuzz: fuzz-build
+	@SG_TOOL=$(abspath $(TOOL_BIN)) sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+check-fuzz: fuzz-build
+	@SG_TOOL=$(abspath $(TOOL_BIN)) sh tests/fuzz/run.sh 3 $(FUZZ_TARGETS)
+
 deps:
 	@sh scripts/deps.sh build
 
@@ -115,7 +151,8 @@ test-asan:
 test: deps-test
 	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory test-asan
-	@echo "all tests passed (plain and ASan+UBSan)"
+	@$(MAKE) --no-print-directory check-fuzz
+	@echo "all tests passed (plain, ASan+UBSan, fuzz targets)"
 
 clean:
 	rm -rf build bin

@@ -17,6 +17,9 @@
  *                                     wrongkey) as fast as possible, then exit
  *   sgtest seal KEYHEX TS_NS JSON     print the sealed datagram as hex
  *   sgtest open KEYHEX HEX            print TS_NS and the JSON, or exit 1
+ *   sgtest sealfile KEYHEX TS_NS JSON FILE   write the sealed datagram's bytes to FILE
+ *   sgtest plainfile TS_NS JSON FILE  write nonce(0) || ts || JSON || tag(0) (fuzz seeds
+ *                                     for the build that skips authentication)
  *   sgtest freeport [6]               print a UDP port that is free on 127.0.0.1 (or ::1)
  * Exit status 0 when every step succeeded.
  */
@@ -304,6 +307,29 @@ int main(int argc, char **argv)
         printf("\n");
         envelope_key_free(k);
         return n > 0 ? 0 : 1;
+    }
+    if ((strcmp(cmd, "sealfile") == 0 && argc == 6) || (strcmp(cmd, "plainfile") == 0 && argc == 5)) {
+        int plain = cmd[0] == 'p';
+        const char *json = argv[plain ? 3 : 4];
+        uint64_t ts = strtoull(argv[plain ? 2 : 3], NULL, 10);
+        static uint8_t out[ENVELOPE_MAX_DATAGRAM + 1];
+        size_t n = 0, jl = strlen(json);
+        if (plain && jl <= ENVELOPE_MAX_JSON) {
+            memset(out, 0, sizeof out);
+            for (int i = 0; i < 8; i++)
+                out[ENVELOPE_NONCE_BYTES + i] = (uint8_t)(ts >> (56 - 8 * i));
+            memcpy(out + ENVELOPE_NONCE_BYTES + ENVELOPE_TS_BYTES, json, jl);
+            n = jl + ENVELOPE_OVERHEAD;
+        } else if (!plain) {
+            struct envelope_key *k = envelope_key_from_hex(argv[2]);
+            n = k != NULL ? envelope_seal(k, ts, json, jl, out, sizeof out) : 0;
+            envelope_key_free(k);
+        }
+        FILE *f = n > 0 ? fopen(argv[plain ? 4 : 5], "wb") : NULL;
+        int ok = f != NULL && fwrite(out, 1, n, f) == n;
+        if (f != NULL)
+            fclose(f);
+        return ok ? 0 : 1;
     }
     if (strcmp(cmd, "open") == 0 && argc == 4) {
         struct envelope_key *k = envelope_key_from_hex(argv[2]);
