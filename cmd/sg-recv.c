@@ -1,6 +1,519 @@
+/*
+ * sg-recv: shows messages from the database as JSON, marking inbound ones as
+ * read (atomically: two readers never both get one unread message).
+ */
+#define _GNU_SOURCE
+#include "dbwatch.h"
+#include "jsonout.h"
+#include "message.h"
+#include "net.h"
+#include "store.h"
+#include "store_admin.h"
+#include "strict.h"
+#include "tool.h"
+#include "version.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PROG "sg-recv"
+#define LIMIT_DEFAULT 20
+#define INTERVAL_DEFAULT_S 1.0
+#define INTERVAL_MIN_S 0.01
+#define INTERVAL_MAX_S 3600.0
+
+static const char usage_text[] =
+    "Usage: sg-recv [options]\n"
+    "\n"
+    "Shows messages from the securedgram database as JSON: a pretty-printed array,\n"
+    "newest first, one object per row with every column of its table; the payload\n"
+    "is shown as the JSON it holds (as a string if it is not valid JSON).\n"
+    "\n"
+    "By default it shows unread inbound messages (read_count = 0) and marks them\n"
+    "read: each one's read_count goes up by one (the output shows the count as it\n"
+    "was). Marking is atomic: two sg-recv started together never both show the same\n"
+    "unread message.\n"
+    "\n"
+    "Options:\n"
+    "  -n, --limit N         show at most the newest N rows [20]; 0 shows all\n"
+    "  -o, --outbound        show outbound messages instead (never marked)\n"
+    "  -s, --state STATE     only rows in STATE (inbound: received, ack_sent,\n"
+    "                        ack_failed; outbound: pending, sending, sent,\n"
+    "                        acknowledged, send_failed)\n"
+    "      --from ADDR       only inbound messages from this sender address\n"
+    "      --to ADDR         only outbound messages to this address (with -o)\n"
+    "  -i, --id ID           only the row with this id, or this 24-hex message_id,\n"
+    "                        whether read or not; prints the object itself (no array)\n"
+    "                        and fails if there is no such row\n"
+    "  -r, --read-included   inbound: show read messages too\n"
+    "      --no-mark         do not mark the rows shown as read\n"
+    "  -f, --follow          show the newest matching rows (oldest first), then each\n"
+    "                        new row as it arrives, until interrupted (Ctrl-C, TERM);\n"
+    "                        each row is printed as a JSON value of its own\n"
+    "      --interval SECS   with --follow: check the database at least this often\n"
+    "                        [1.0]; new rows are usually noticed at once\n"
+    "      --since-id ID     only rows with id greater than ID\n"
+    "  -c, --compact         one compact JSON value per line instead of an array\n"
+    "  -p, --payload-only    show only the payloads\n"
+    "      --db PATH         SQLite database [SECUREDGRAM_DB from the environment or\n"
+    "                        ./.env, else securedgram.db]\n"
+    "  -V, --version         print the version and exit\n"
+    "  -h, --help            print this help and exit\n"
+    "\n"
+    "Exit status: 0 on success (also when nothing matches, except with --id); 1 on\n"
+    "any error, reported as one line starting with \"ERROR:\" on stderr. If the output\n"
+    "cannot be written, the rows it held are marked unread again.\n";
+
+struct opts {
+    int outbound, read_included, no_mark, follow, compact, payload_only;
+    const char *state, *from, *to, *id_text, *db;
+    int64_t limit, since_id;
+    double interval;
+    int interval_set, since_set;
+    int64_t id;
+    const char *message_id;
+    char canon[NET_HOST_MAX], mapped[NET_HOST_MAX + 8];
+};
+
+enum { OPT_FROM = 256, OPT_TO, OPT_NO_MARK, OPT_INTERVAL, OPT_SINCE_ID, OPT_DB };
+
+static int parse_int64(const char *s, int64_t min, int64_t *out)
 {
-    fputs("ERROR: not yet\n", stderr);
-    return 1;
+    unsigned long v;
+    if (strict_ulong(s, (unsigned long)min, LONG_MAX, &v) != 0)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+/* Handles one option; returns 0, 1 on an error (reported), -1 when done. */
+static int take_option(int c, char **argv, struct opts *o)
+{
+    switch (c) {
+    case 'n':
+        if (parse_int64(optarg, 0, &o->limit) != 0)
+            return tool_fail("--limit: '%s' is not a whole number of rows (0 shows all)", optarg);
+        break;
+    case 'o':
+        o->outbound = 1;
+        break;
+    case 's':
+        o->state = optarg;
+        break;
+    case OPT_FROM:
+        o->from = optarg;
+        break;
+    case OPT_TO:
+        o->to = optarg;
+        break;
+    case 'i':
+        o->id_text = optarg;
+        break;
+    case 'r':
+        o->read_included = 1;
+        break;
+    case OPT_NO_MARK:
+        o->no_mark = 1;
+        break;
+    case 'f':
+        o->follow = 1;
+        break;
+    case OPT_INTERVAL:
+        if (strict_double(optarg, INTERVAL_MIN_S, INTERVAL_MAX_S, &o->interval) != 0)
+            return tool_fail("--interval: '%s' is not a number of seconds (%g to %g)", optarg,
+                             INTERVAL_MIN_S, INTERVAL_MAX_S);
+        o->interval_set = 1;
+        break;
+    case OPT_SINCE_ID:
+        if (parse_int64(optarg, 0, &o->since_id) != 0)
+            return tool_fail("--since-id: '%s' is not a row id", optarg);
+        o->since_set = 1;
+        break;
+    case 'c':
+        o->compact = 1;
+        break;
+    case 'p':
+        o->payload_only = 1;
+        break;
+    case OPT_DB:
+        o->db = optarg;
+        break;
+    case 'V':
+        printf("%s %s\n", PROG, SG_VERSION);
+        return -1;
+    case 'h':
+        fputs(usage_text, stdout);
+        return -1;
+    default:
+        return tool_bad_option(PROG, c, argv, optind, optopt);
+    }
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+    static const struct option longopts[] = {
+        {"limit", required_argument, NULL, 'n'},
+        {"outbound", no_argument, NULL, 'o'},
+        {"state", required_argument, NULL, 's'},
+        {"from", required_argument, NULL, OPT_FROM},
+        {"to", required_argument, NULL, OPT_TO},
+        {"id", required_argument, NULL, 'i'},
+        {"read-included", no_argument, NULL, 'r'},
+        {"no-mark", no_argument, NULL, OPT_NO_MARK},
+        {"follow", no_argument, NULL, 'f'},
+        {"interval", required_argument, NULL, OPT_INTERVAL},
+        {"since-id", required_argument, NULL, OPT_SINCE_ID},
+        {"compact", no_argument, NULL, 'c'},
+        {"payload-only", no_argument, NULL, 'p'},
+        {"db", required_argument, NULL, OPT_DB},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    int c, rc;
+    while ((c = getopt_long(argc, argv, ":n:os:i:rfcpVh", longopts, NULL)) != -1)
+        if ((rc = take_option(c, argv, o)) != 0)
+            return rc;
+    if (optind < argc)
+        return tool_fail("unexpected argument '%s' (see sg-recv --help)", argv[optind]);
+    return 0;
+}
+
+/* Canonical text of an address for --from/--to; returns 0 or 1 (reported). */
+static int address(struct opts *o, const char *opt, const char *text)
+{
+    struct net_addr a;
+    unsigned port;
+    if (net_addr_parse(text, 1, &a) != 0)
+        return tool_fail("%s: '%s' is not an IPv4 or IPv6 address", opt, text);
+    net_addr_format(&a, o->canon, &port);
+    if (strchr(o->canon, ':') == NULL)
+        snprintf(o->mapped, sizeof o->mapped, "::ffff:%s", o->canon);
+    return 0;
+}
+
+/* Checks the combination of options. Returns 0 or 1 (reported). */
+static int check_args(struct opts *o)
+{
+    if (o->from != NULL && o->outbound)
+        return tool_fail("%s", "--from filters inbound messages; with --outbound use --to");
+    if (o->to != NULL && !o->outbound)
+        return tool_fail("%s", "--to filters outbound messages; add --outbound (-o)");
+    if (o->interval_set && !o->follow)
+        return tool_fail("%s", "--interval applies only with --follow");
+    if (o->id_text != NULL && o->follow)
+        return tool_fail("%s", "--id shows one message; it cannot be used with --follow");
+    if (o->id_text != NULL && o->since_set)
+        return tool_fail("%s", "--id shows one message; it cannot be used with --since-id");
+    if (o->state != NULL) {
+        int active = 0;
+        enum store_admin_table want = o->outbound ? STORE_ADMIN_OUTBOUND : STORE_ADMIN_INBOUND;
+        if (store_admin_state_table(o->state, &active) != (int)want)
+            return tool_fail("--state: '%s' is not an %s state (%s)", o->state,
+                             o->outbound ? "outbound" : "inbound", store_admin_states_text(want));
+    }
+    if (o->id_text != NULL) {
+        if (message_id_valid(o->id_text))
+            o->message_id = o->id_text;
+        else if (parse_int64(o->id_text, 1, &o->id) != 0)
+            return tool_fail("--id: '%s' is neither a row id nor a 24-hex message_id", o->id_text);
+    }
+    if (o->from != NULL && address(o, "--from", o->from) != 0)
+        return 1;
+    if (o->to != NULL && address(o, "--to", o->to) != 0)
+        return 1;
+    return 0;
+}
+
+/* ---- output ---- */
+
+enum layout {
+    LAYOUT_ARRAY,  /* one array of every row (pretty) */
+    LAYOUT_EACH,   /* each row a JSON value of its own, one after another */
+    LAYOUT_SINGLE, /* --id: the one row */
+};
+
+struct out {
+    struct jsonout j;
+    enum layout layout;
+    int indent;
+    int payload_only;
+    int64_t rows;
+    int64_t max_id;
+    struct jsonout_field *f;
+    int nf;
+    int oom;
+    int64_t *ids; /* rows of this batch (to mark unread again if the output fails) */
+    size_t nids, capids;
+};
+
+static int remember_id(struct out *w, int64_t id)
+{
+    if (w->nids == w->capids) {
+        size_t cap = w->capids ? w->capids * 2 : 64;
+        int64_t *v = realloc(w->ids, cap * sizeof *v);
+        if (v == NULL)
+            return -1;
+        w->ids = v;
+        w->capids = cap;
+    }
+    w->ids[w->nids++] = id;
+    return 0;
+}
+
+/* The JSON field for one column: the payload as the JSON it holds, BLOBs as text. */
+static void to_field(const struct store_admin_col *c, struct jsonout_field *f)
+{
+    memset(f, 0, sizeof *f);
+    f->name = c->name != NULL ? c->name : "";
+    switch (c->type) {
+    case STORE_ADMIN_INT:
+        f->kind = JSONOUT_INT;
+        f->i = c->i;
+        break;
+    case STORE_ADMIN_REAL:
+        f->kind = JSONOUT_REAL;
+        f->r = c->r;
+        break;
+    case STORE_ADMIN_TEXT:
+    case STORE_ADMIN_BLOB:
+        f->kind = strcmp(f->name, "payload") == 0 ? JSONOUT_JSON : JSONOUT_STRING;
+        f->s = c->text;
+        f->len = c->len;
+        break;
+    default:
+        f->kind = JSONOUT_NULL;
+        break;
+    }
+}
+
+/* Writes one row as a value at depth. */
+static void put_row(struct out *w, const struct store_admin_row *row, int depth)
+{
+    if (row->ncols > w->nf) {
+        struct jsonout_field *f = realloc(w->f, (size_t)row->ncols * sizeof *f);
+        if (f == NULL) {
+            w->oom = 1;
+            return;
+        }
+        w->f = f;
+        w->nf = row->ncols;
+    }
+    int payload = -1;
+    for (int k = 0; k < row->ncols; k++) {
+        to_field(&row->col[k], &w->f[k]);
+        if (strcmp(w->f[k].name, "payload") == 0)
+            payload = k;
+    }
+    if (!w->payload_only)
+        jsonout_object(&w->j, w->f, (size_t)row->ncols, w->indent, depth);
+    else if (payload >= 0)
+        jsonout_field_value(&w->j, &w->f[payload], w->indent, depth);
+    else
+        jsonout_text(&w->j, "null");
+}
+
+static void on_row(void *ctx, const struct store_admin_row *row)
+{
+    struct out *w = ctx;
+    if (remember_id(w, row->id) != 0)
+        w->oom = 1;
+    if (row->id > w->max_id)
+        w->max_id = row->id;
+    if (w->layout == LAYOUT_ARRAY) {
+        jsonout_raw(&w->j, w->rows == 0 ? "[" : ",", 1);
+        jsonout_newline(&w->j, w->indent, 1);
+        put_row(w, row, 1);
+    } else {
+        put_row(w, row, 0);
+        jsonout_raw(&w->j, "\n", 1);
+    }
+    w->rows++;
+}
+
+/* Closes the array (if any); then writes the text. Returns 0, or -1 with errno. */
+static int flush_out(struct out *w)
+{
+    if (w->layout == LAYOUT_ARRAY) {
+        if (w->rows == 0) {
+            jsonout_text(&w->j, "[]\n");
+        } else {
+            jsonout_newline(&w->j, w->indent, 0);
+            jsonout_text(&w->j, "]\n");
+        }
+    }
+    if (w->j.oom || w->oom) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (w->j.len > 0 && fwrite(w->j.buf, 1, w->j.len, stdout) != w->j.len)
+        return -1;
+    return fflush(stdout) == 0 ? 0 : -1;
+}
+
+/* ---- the work ---- */
+
+struct run {
+    struct opts *o;
+    struct store *st;
+    char *path;
+    struct store_admin_query q;
+    struct out w;
+};
+
+/*
+ * Runs one query and writes what it found. On a failed write the rows that
+ * were marked are marked unread again. Returns 0 or 1 (reported).
+ */
+static int batch(struct run *r)
+{
+    char err[512];
+    int64_t n = 0;
+    struct out *w = &r->w;
+    jsonout_reset(&w->j);
+    w->rows = 0;
+    w->nids = 0;
+    w->oom = 0;
+    if (store_admin_list(r->st, &r->q, on_row, w, &n, err, sizeof err) != STORE_OK)
+        return tool_fail("%s", err);
+    if (w->layout == LAYOUT_SINGLE && n == 0)
+        return tool_fail("no %s message with %s %s%s", r->o->outbound ? "outbound" : "inbound",
+                         r->o->message_id != NULL ? "message_id" : "id", r->o->id_text,
+                         r->o->state != NULL || r->o->from != NULL || r->o->to != NULL
+                             ? " that matches the filters"
+                             : "");
+    if (flush_out(w) == 0)
+        return 0;
+    int e = errno;
+    if (r->q.mark && w->nids > 0 && !r->o->outbound) {
+        if (store_admin_unmark(r->st, w->ids, w->nids, err, sizeof err) != STORE_OK)
+            return tool_fail("cannot write the output (%s), and cannot mark its %zu rows unread "
+                             "again: %s",
+                             strerror(e), w->nids, err);
+        return tool_fail("cannot write the output (%s); its %zu rows stay unread", strerror(e),
+                         w->nids);
+    }
+    return tool_fail("cannot write the output: %s", strerror(e));
+}
+
+static int stop_pipe[2] = {-1, -1};
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    if (write(stop_pipe[1], "x", 1) < 0) {
+        /* the pipe is full: a stop is already pending */
+    }
+    errno = saved;
+}
+
+static int catch_stop_signals(void)
+{
+    if (pipe(stop_pipe) != 0)
+        return -1;
+    for (int k = 0; k < 2; k++) {
+        int fl = fcntl(stop_pipe[k], F_GETFL);
+        if (fl < 0 || fcntl(stop_pipe[k], F_SETFL, fl | O_NONBLOCK) != 0 ||
+            fcntl(stop_pipe[k], F_SETFD, FD_CLOEXEC) != 0)
+            return -1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+/* --follow: the newest rows, then new ones as they come, until a stop signal. */
+static int follow(struct run *r)
+{
+    if (catch_stop_signals() != 0)
+        return tool_fail("cannot set up signal handling: %s", strerror(errno));
+    int ms = (int)(r->o->interval * 1000.0 + 0.5);
+    struct dbwatch *dw = dbwatch_open(r->st, r->path, ms);
+    if (dw == NULL)
+        return tool_fail("cannot watch the database: %s", store_errmsg(r->st));
+    int rc = 0;
+    r->w.max_id = r->q.after_id;
+    while ((rc = batch(r)) == 0) {
+        /* After the first batch: every row past the last one shown. */
+        r->q.after_id = r->w.max_id;
+        r->q.limit = 0;
+        enum dbwatch_rc wr = dbwatch_wait(dw, -1, stop_pipe[0]);
+        if (wr == DBWATCH_STOP)
+            break;
+        if (wr == DBWATCH_ERR) {
+            rc = tool_fail("cannot watch the database: %s", store_errmsg(r->st));
+            break;
+        }
+    }
+    dbwatch_close(dw);
+    for (int k = 0; k < 2; k++)
+        close(stop_pipe[k]);
+    return rc;
+}
+
+static void setup_query(struct run *r)
+{
+    struct opts *o = r->o;
+    struct store_admin_query *q = &r->q;
+    q->table = o->outbound ? STORE_ADMIN_OUTBOUND : STORE_ADMIN_INBOUND;
+    q->state = o->state;
+    const char *addr = o->outbound ? o->to : o->from;
+    if (addr != NULL) {
+        int k = 0;
+        q->addr[k++] = addr;
+        q->addr[k++] = o->canon;
+        if (o->mapped[0] != '\0')
+            q->addr[k++] = o->mapped;
+    }
+    q->unread_only = !o->outbound && !o->read_included && o->id_text == NULL;
+    q->after_id = o->since_id;
+    q->id = o->id;
+    q->message_id = o->message_id;
+    q->limit = o->id_text != NULL ? 0 : o->limit;
+    q->oldest_first = o->follow;
+    q->mark = !o->outbound && !o->no_mark;
+    r->w.indent = o->compact ? 0 : 2;
+    r->w.payload_only = o->payload_only;
+    r->w.layout = o->id_text != NULL        ? LAYOUT_SINGLE
+                  : o->follow || o->compact ? LAYOUT_EACH
+                                            : LAYOUT_ARRAY;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {.limit = LIMIT_DEFAULT, .interval = INTERVAL_DEFAULT_S};
+    struct run r = {.o = &o};
+    int rc = parse_args(argc, argv, &o);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if ((rc = check_args(&o)) != 0)
+        return rc;
+    /* A reader that goes away (sg-recv | head) must not take marked rows with it. */
+    signal(SIGPIPE, SIG_IGN);
+    jsonout_init(&r.w.j);
+    setup_query(&r);
+    if ((r.st = tool_open(o.db, &r.path)) == NULL)
+        rc = 1;
+    else
+        rc = o.follow ? follow(&r) : batch(&r);
+    store_close(r.st);
+    free(r.path);
+    jsonout_free(&r.w.j);
+    free(r.w.f);
+    free(r.w.ids);
+    return rc;
 }

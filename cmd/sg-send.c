@@ -1,6 +1,313 @@
+/*
+ * sg-send: queues one message for the daemon (a 'pending' outbound row) and
+ * prints a receipt; with --wait, also waits for the outcome.
+ */
+#define _GNU_SOURCE
+#include "dbwatch.h"
+#include "jsonout.h"
+#include "message.h"
+#include "net.h"
+#include "store.h"
+#include "store_admin.h"
+#include "strict.h"
+#include "tool.h"
+#include "version.h"
+
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PROG "sg-send"
+#define WAIT_DEFAULT_S 30.0
+#define WAIT_MAX_S 86400.0
+#define WAIT_CHECK_MS 250 /* data_version check when no inotify event comes */
+/* Read at most this much; message_check_payload then applies the datagram limit. */
+#define READ_MAX (1024 * 1024)
+
+static const char usage_text[] =
+    "Usage: sg-send [options] DST_ADDR DST_PORT [JSON|-]\n"
+    "\n"
+    "Queues a JSON message for the securedgram daemon to send: inserts a 'pending' row\n"
+    "into outbound_messages and prints a receipt.\n"
+    "\n"
+    "The payload, a JSON object, is the JSON argument; or standard input when the\n"
+    "argument is '-' or missing; or the file given with --file.\n"
+    "\n"
+    "Options:\n"
+    "  -m, --message-id HEX  message_id of the row (24 lowercase hex digits); if the\n"
+    "                        payload has a message_id it must be the same. Without\n"
+    "                        one the payload's is used, or the daemon makes one.\n"
+    "  -f, --file PATH       read the payload from PATH\n"
+    "  -q, --quiet           print no receipt\n"
+    "      --wait[=SECS]     then wait until the message is acknowledged (exit 0), or\n"
+    "                        has failed (exit 1, with the reason), for at most SECS\n"
+    "                        seconds [30] (exit 1 on timeout)\n"
+    "      --db PATH         SQLite database [SECUREDGRAM_DB from the environment or\n"
+    "                        ./.env, else securedgram.db]\n"
+    "  -V, --version         print the version and exit\n"
+    "  -h, --help            print this help and exit\n"
+    "\n"
+    "DST_ADDR is a numeric IPv4 or IPv6 address (or localhost); DST_PORT is 1-65535.\n"
+    "The receipt (pretty-printed JSON):\n"
+    "  {\"status\": \"queued\", \"row_id\": N, \"message_id\": \"<hex>\" or null,\n"
+    "   \"dst_addr\": \"...\", \"dst_port\": N}\n"
+    "message_id is null when the daemon will make one.\n"
+    "\n"
+    "Exit status: 0 on success; 1 on any error, reported as one line starting with\n"
+    "\"ERROR:\" on stderr, and then nothing is queued.\n";
+
+struct opts {
+    const char *message_id;
+    const char *file;
+    const char *db;
+    int quiet;
+    int wait; /* 1: --wait, 2: --wait=SECS */
+    double wait_s;
+    const char *addr;
+    const char *port_text;
+    const char *json; /* NULL or "-": read stdin */
+    unsigned port;
+};
+
+enum { OPT_DB = 256, OPT_WAIT };
+
+/* Returns 0 to go on, 1 on an error (reported), -1 when done (help, version). */
+static int parse_args(int argc, char **argv, struct opts *o)
 {
-    fputs("ERROR: not yet\n", stderr);
-    return 1;
+    static const struct option longopts[] = {
+        {"message-id", required_argument, NULL, 'm'},
+        {"file", required_argument, NULL, 'f'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"wait", optional_argument, NULL, OPT_WAIT},
+        {"db", required_argument, NULL, OPT_DB},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":m:f:qVh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            o->message_id = optarg;
+            break;
+        case 'f':
+            o->file = optarg;
+            break;
+        case 'q':
+            o->quiet = 1;
+            break;
+        case OPT_DB:
+            o->db = optarg;
+            break;
+        case OPT_WAIT:
+            o->wait = optarg != NULL ? 2 : 1;
+            if (optarg != NULL &&
+                (strict_double(optarg, 0, WAIT_MAX_S, &o->wait_s) != 0 || o->wait_s <= 0))
+                return tool_fail("--wait: '%s' is not a number of seconds (above 0, at most %.0f)",
+                                 optarg, WAIT_MAX_S);
+            break;
+        case 'V':
+            printf("%s %s\n", PROG, SG_VERSION);
+            return -1;
+        case 'h':
+            fputs(usage_text, stdout);
+            return -1;
+        default:
+            return tool_bad_option(PROG, c, argv, optind, optopt);
+        }
+    }
+    int n = argc - optind;
+    double secs;
+    if (o->wait == 1 && n > 0 && strict_double(argv[optind], 0, WAIT_MAX_S, &secs) == 0)
+        return tool_fail("--wait takes its value after '=': --wait=%s", argv[optind]);
+    if (n < 2)
+        return tool_fail("%s", n == 0 ? "missing DST_ADDR and DST_PORT (see sg-send --help)"
+                                      : "missing DST_PORT (see sg-send --help)");
+    if (n > 3)
+        return tool_fail("unexpected argument '%s' (see sg-send --help)", argv[optind + 3]);
+    o->addr = argv[optind];
+    o->port_text = argv[optind + 1];
+    o->json = n == 3 ? argv[optind + 2] : NULL;
+    return 0;
+}
+
+/* Checks the destination and the -m value. Returns 0 or 1 (reported). */
+static int check_args(struct opts *o)
+{
+    unsigned long port;
+    struct net_addr a;
+    if (net_addr_parse(o->addr, 1, &a) != 0)
+        return tool_fail("DST_ADDR '%s' is not an IPv4 or IPv6 address (host names are not "
+                         "resolved)",
+                         o->addr);
+    if (strict_ulong(o->port_text, 1, 65535, &port) != 0)
+        return tool_fail("DST_PORT '%s' is not a port number (1-65535)", o->port_text);
+    o->port = (unsigned)port;
+    if (o->message_id != NULL && !message_id_valid(o->message_id))
+        return tool_fail("--message-id '%s' is not 24 lowercase hex digits", o->message_id);
+    if (o->file != NULL && o->json != NULL)
+        return tool_fail("%s", "give the payload as an argument or with --file, not both");
+    if (o->file == NULL && o->json == NULL && isatty(STDIN_FILENO))
+        return tool_fail("%s", "no payload: give it as an argument, as '-' or with --file PATH, "
+                               "or pipe it in (see sg-send --help)");
+    return 0;
+}
+
+/* Reads the payload into *buf (malloc'd). Returns 0 or 1 (reported). */
+static int read_payload(const struct opts *o, char **buf, size_t *len)
+{
+    char err[256];
+    if (o->json != NULL && strcmp(o->json, "-") != 0) {
+        *len = strlen(o->json);
+        *buf = strdup(o->json);
+        return *buf != NULL ? 0 : tool_fail("%s", "out of memory");
+    }
+    if (o->file == NULL) {
+        if (tool_read_all(stdin, READ_MAX, buf, len, err, sizeof err) != 0)
+            return tool_fail("cannot read the payload from standard input: %s", err);
+        return 0;
+    }
+    FILE *f = fopen(o->file, "rb");
+    if (f == NULL)
+        return tool_fail("cannot read %s: %s", o->file, strerror(errno));
+    int rc = tool_read_all(f, READ_MAX, buf, len, err, sizeof err);
+    fclose(f);
+    return rc == 0 ? 0 : tool_fail("cannot read %s: %s", o->file, err);
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/*
+ * Trims the payload's surrounding whitespace in place and checks it; sets
+ * row_id to the message_id the row gets ("" for none). Returns 0 or 1.
+ */
+static int check_payload(const struct opts *o, char *p, size_t *len,
+                         char row_id[MESSAGE_ID_LEN + 1])
+{
+    char err[512], found[MESSAGE_ID_LEN + 1];
+    size_t start = 0, n = *len;
+    while (start < n && is_space(p[start]))
+        start++;
+    while (n > start && is_space(p[n - 1]))
+        n--;
+    memmove(p, p + start, n - start);
+    *len = n - start;
+    p[*len] = '\0';
+    if (*len == 0)
+        return tool_fail("%s", "the payload is empty");
+    if (message_check_payload(p, *len, found, err, sizeof err) != 0)
+        return tool_fail("%s", err);
+    if (o->message_id != NULL && found[0] != '\0' && strcmp(found, o->message_id) != 0)
+        return tool_fail("--message-id %s differs from the payload's message_id %s", o->message_id,
+                         found);
+    snprintf(row_id, MESSAGE_ID_LEN + 1, "%s", o->message_id != NULL ? o->message_id : found);
+    return 0;
+}
+
+static int print_receipt(const struct opts *o, int64_t rowid, const char *row_id)
+{
+    struct jsonout j;
+    jsonout_init(&j);
+    struct jsonout_field f[] = {
+        {.name = "status", .kind = JSONOUT_STRING, .s = "queued", .len = 6},
+        {.name = "row_id", .kind = JSONOUT_INT, .i = rowid},
+        {.name = "message_id",
+         .kind = row_id[0] ? JSONOUT_STRING : JSONOUT_NULL,
+         .s = row_id,
+         .len = strlen(row_id)},
+        {.name = "dst_addr", .kind = JSONOUT_STRING, .s = o->addr, .len = strlen(o->addr)},
+        {.name = "dst_port", .kind = JSONOUT_INT, .i = o->port},
+    };
+    jsonout_object(&j, f, sizeof f / sizeof f[0], 2, 0);
+    jsonout_raw(&j, "\n", 1);
+    int rc = 0;
+    if (j.oom)
+        rc = tool_fail("%s", "out of memory");
+    else if (fwrite(j.buf, 1, j.len, stdout) != j.len || fflush(stdout) != 0)
+        rc = tool_fail("cannot write the receipt: %s (the message is queued as row %lld)",
+                       strerror(errno), (long long)rowid);
+    jsonout_free(&j);
+    return rc;
+}
+
+/* Waits for row rowid to be acknowledged (0) or failed, gone, timed out (1, reported). */
+static int wait_outcome(struct store *st, const char *path, int64_t rowid, double secs)
+{
+    char state[STORE_ADMIN_STATE_MAX] = "", why[512], err[512];
+    int found = 0, rc = 1;
+    struct dbwatch *w = dbwatch_open(st, path, WAIT_CHECK_MS);
+    if (w == NULL)
+        return tool_fail("cannot watch the database: %s", store_errmsg(st));
+    int64_t deadline = dbwatch_now_ms() + (int64_t)(secs * 1000.0);
+    for (;;) {
+        if (store_admin_outbound_state(st, rowid, &found, state, why, sizeof why, err,
+                                       sizeof err) != STORE_OK) {
+            tool_fail("%s", err);
+            break;
+        }
+        if (!found) {
+            tool_fail("row %lld was deleted before it was acknowledged", (long long)rowid);
+            break;
+        }
+        if (strcmp(state, "acknowledged") == 0) {
+            rc = 0;
+            break;
+        }
+        if (strcmp(state, "send_failed") == 0) {
+            tool_fail("message not delivered (row %lld is send_failed): %s", (long long)rowid,
+                      why[0] ? why : "no reason recorded");
+            break;
+        }
+        int64_t left = deadline - dbwatch_now_ms();
+        if (left <= 0) {
+            tool_fail("timed out after %g s waiting for row %lld to be acknowledged "
+                      "(it is still '%s')",
+                      secs, (long long)rowid, state);
+            break;
+        }
+        if (dbwatch_wait(w, left, -1) == DBWATCH_ERR) {
+            tool_fail("cannot watch the database: %s", store_errmsg(st));
+            break;
+        }
+    }
+    dbwatch_close(w);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o = {.wait_s = WAIT_DEFAULT_S};
+    char *payload = NULL, *path = NULL, err[512], row_id[MESSAGE_ID_LEN + 1];
+    size_t len = 0;
+    struct store *st = NULL;
+    int64_t rowid = 0;
+    int rc = parse_args(argc, argv, &o);
+    if (rc != 0)
+        return rc < 0 ? 0 : rc;
+    if ((rc = check_args(&o)) != 0 || (rc = read_payload(&o, &payload, &len)) != 0 ||
+        (rc = check_payload(&o, payload, &len, row_id)) != 0)
+        goto out;
+    rc = 1;
+    if ((st = tool_open(o.db, &path)) == NULL)
+        goto out;
+    if (store_admin_enqueue(st, row_id[0] ? row_id : NULL, o.addr, o.port, payload, len, &rowid,
+                            err, sizeof err) != STORE_OK) {
+        tool_fail("%s", err);
+        goto out;
+    }
+    if (!o.quiet && print_receipt(&o, rowid, row_id) != 0)
+        goto out;
+    rc = o.wait ? wait_outcome(st, path, rowid, o.wait_s) : 0;
+out:
+    store_close(st);
+    free(path);
+    free(payload);
+    return rc;
 }

@@ -1,0 +1,142 @@
+#define _GNU_SOURCE
+#include "dbwatch.h"
+
+#include "store.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/inotify.h>
+#endif
+
+static const int settle_ms[] = {1, 5, 25};
+#define SETTLE_STEPS ((int)(sizeof settle_ms / sizeof settle_ms[0]))
+
+struct dbwatch {
+    struct store *st;
+    int fd; /* inotify, or -1 */
+    int fallback_ms;
+    int64_t version;
+    int64_t event_at;
+    int settle_step;
+    int64_t next_check;
+};
+
+int64_t dbwatch_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sets up the inotify watch; leaves fd at -1 if it cannot. */
+static void watch_files(struct dbwatch *w, const char *db_path)
+{
+    w->fd = -1;
+#ifdef __linux__
+    char wal[4200];
+    if (snprintf(wal, sizeof wal, "%s-wal", db_path) >= (int)sizeof wal)
+        return;
+    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (inotify_add_watch(fd, wal, IN_MODIFY) < 0 ||
+        inotify_add_watch(fd, db_path, IN_MODIFY) < 0) {
+        close(fd);
+        return;
+    }
+    w->fd = fd;
+#else
+    (void)db_path;
+#endif
+}
+
+struct dbwatch *dbwatch_open(struct store *st, const char *db_path, int fallback_ms)
+{
+    struct dbwatch *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->st = st;
+    w->fallback_ms = fallback_ms > 0 ? fallback_ms : 1000;
+    w->version = store_data_version(st);
+    if (w->version < 0) {
+        free(w);
+        return NULL;
+    }
+    watch_files(w, db_path);
+    w->settle_step = SETTLE_STEPS;
+    w->next_check = dbwatch_now_ms() + w->fallback_ms;
+    return w;
+}
+
+int dbwatch_has_events(const struct dbwatch *w)
+{
+    return w->fd >= 0;
+}
+
+void dbwatch_close(struct dbwatch *w)
+{
+    if (w == NULL)
+        return;
+    if (w->fd >= 0)
+        close(w->fd);
+    free(w);
+}
+
+/* When to check next: the next settle step after an event, else the fallback. */
+static void schedule(struct dbwatch *w, int64_t now)
+{
+    while (w->settle_step < SETTLE_STEPS && w->event_at + settle_ms[w->settle_step] <= now)
+        w->settle_step++;
+    if (w->settle_step < SETTLE_STEPS)
+        w->next_check = w->event_at + settle_ms[w->settle_step];
+    else
+        w->next_check = now + w->fallback_ms;
+}
+
+static void drain(int fd)
+{
+    char buf[4096];
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+}
+
+enum dbwatch_rc dbwatch_wait(struct dbwatch *w, int64_t timeout_ms, int stop_fd)
+{
+    int64_t now = dbwatch_now_ms();
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now + timeout_ms;
+    for (;;) {
+        if (now >= w->next_check) {
+            int64_t v = store_data_version(w->st);
+            if (v < 0)
+                return DBWATCH_ERR;
+            schedule(w, now);
+            if (v != w->version) {
+                w->version = v;
+                return DBWATCH_CHANGED;
+            }
+        }
+        if (now >= deadline)
+            return DBWATCH_TIMEOUT;
+        int64_t wake = w->next_check < deadline ? w->next_check : deadline;
+        int64_t t = wake - now;
+        struct pollfd pfd[2] = {{.fd = w->fd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
+        int r = poll(pfd, 2, t > INT_MAX ? INT_MAX : (int)t);
+        if (r < 0 && errno != EINTR)
+            return DBWATCH_ERR;
+        now = dbwatch_now_ms();
+        if (r > 0 && (pfd[1].revents & (POLLIN | POLLHUP)))
+            return DBWATCH_STOP;
+        if (r > 0 && (pfd[0].revents & POLLIN)) {
+            drain(w->fd);
+            w->event_at = now;
+            w->settle_step = 0;
+            w->next_check = now;
+        }
+    }
+}

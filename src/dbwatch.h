@@ -1,0 +1,51 @@
+/*
+ * dbwatch: waiting for another process to commit to the database, promptly
+ * and without hammering it (sg-recv --follow, sg-send --wait).
+ *
+ * In WAL mode every commit writes the "-wal" file, so on Linux an inotify
+ * watch on it (and on the database file, for checkpoints) wakes the waiter;
+ * PRAGMA data_version then tells whether another connection really committed.
+ * The version is checked again 1, 5 and 25 ms after each event (a writer's
+ * last -wal write comes a moment before its commit is visible in the -shm
+ * index, which raises no event) and every fallback_ms in any case. Where
+ * inotify is missing or the watch cannot be set, the fallback check is all.
+ */
+#ifndef SG_DBWATCH_H
+#define SG_DBWATCH_H
+
+#include <stdint.h>
+
+struct store;
+struct dbwatch;
+
+enum dbwatch_rc {
+    DBWATCH_CHANGED, /* another connection committed since the last report */
+    DBWATCH_TIMEOUT, /* timeout_ms passed first */
+    DBWATCH_STOP,    /* stop_fd became readable */
+    DBWATCH_ERR,     /* the version could not be read, or poll failed */
+};
+
+/*
+ * Starts watching the database at db_path, open as st (which must outlive
+ * the watch), from its current data_version. Returns NULL only when out of
+ * memory or the version cannot be read.
+ */
+__attribute__((warn_unused_result)) struct dbwatch *
+dbwatch_open(struct store *st, const char *db_path, int fallback_ms);
+
+/* 1 if inotify wakes this watch, 0 if it only checks every fallback_ms. */
+int dbwatch_has_events(const struct dbwatch *w);
+
+/*
+ * Waits until another connection has committed (since dbwatch_open or the
+ * last DBWATCH_CHANGED), until timeout_ms passes (-1: no limit), or until
+ * stop_fd (-1: none) is readable.
+ */
+enum dbwatch_rc dbwatch_wait(struct dbwatch *w, int64_t timeout_ms, int stop_fd);
+
+void dbwatch_close(struct dbwatch *w);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t dbwatch_now_ms(void);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * jsonout: JSON text written into a growing buffer, without I/O.
+ *
+ * Two layouts: indent > 0 is pretty (one member per line, `"key": value`,
+ * empty containers as {} and []), indent == 0 is compact (no whitespace).
+ *
+ * jsonout_value copies an already written JSON text (a stored payload) in
+ * either layout token by token: numbers and strings come out exactly as they
+ * were written (0.1 stays 0.1, 12345678901234567890 keeps its digits, escapes
+ * stay as they were), only whitespace changes. It checks the text against
+ * RFC 8259 as it goes (strict UTF-8 too), so whatever it writes is valid.
+ *
+ * Allocation failures are sticky: later calls do nothing and `oom` stays 1.
+ */
+#ifndef SG_JSONOUT_H
+#define SG_JSONOUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Deepest nesting jsonout_value copies; deeper text is treated as invalid. */
+#define JSONOUT_MAX_DEPTH 512
+
+struct jsonout {
+    char *buf; /* NUL-terminated text (NULL until something is written) */
+    size_t len;
+    size_t cap;
+    int oom; /* an allocation failed; the text is incomplete */
+};
+
+void jsonout_init(struct jsonout *o);
+
+/* Frees the buffer and empties o; fine to call twice. */
+void jsonout_free(struct jsonout *o);
+
+/* Empties the text, keeping the buffer. */
+void jsonout_reset(struct jsonout *o);
+
+/* Appends n bytes as they are. */
+void jsonout_raw(struct jsonout *o, const char *s, size_t n);
+
+/* Appends s (NUL-terminated) as it is. */
+void jsonout_text(struct jsonout *o, const char *s);
+
+/*
+ * Appends s[0..n) as a JSON string: quotes, backslash and control characters
+ * escaped; bytes that are not valid UTF-8 become U+FFFD, so the result is
+ * always valid JSON.
+ */
+void jsonout_string(struct jsonout *o, const char *s, size_t n);
+
+void jsonout_int(struct jsonout *o, int64_t v);
+
+/* The shortest text that reads back as v; NaN and infinities become null. */
+void jsonout_real(struct jsonout *o, double v);
+
+/* Pretty: a newline and indent*depth spaces. Compact: nothing. */
+void jsonout_newline(struct jsonout *o, int indent, int depth);
+
+/*
+ * Appends the JSON text s[0..len) (any value; surrounding whitespace allowed)
+ * re-laid out with indent, its inner lines indented as at depth. Returns 0,
+ * or -1 if s is not valid JSON (then o is left as it was).
+ */
+__attribute__((warn_unused_result)) int jsonout_value(struct jsonout *o, const char *s, size_t len,
+                                                      int indent, int depth);
+
+/* 1 if s[0..len) is one valid JSON text, else 0. */
+int jsonout_valid(const char *s, size_t len);
+
+enum jsonout_kind {
+    JSONOUT_NULL,
+    JSONOUT_INT,
+    JSONOUT_REAL,
+    JSONOUT_STRING, /* s[0..len) as a JSON string */
+    JSONOUT_JSON,   /* s[0..len) as the JSON value it holds, or as a string if it is not JSON */
+};
+
+struct jsonout_field {
+    const char *name;
+    enum jsonout_kind kind;
+    int64_t i;
+    double r;
+    const char *s;
+    size_t len;
+};
+
+/* Appends one value of a field (not its name). */
+void jsonout_field_value(struct jsonout *o, const struct jsonout_field *f, int indent, int depth);
+
+/* Appends an object of the n fields, in order, its members at depth + 1. */
+void jsonout_object(struct jsonout *o, const struct jsonout_field *f, size_t n, int indent,
+                    int depth);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * tool: what the three tools (sg-send, sg-recv, sg-clean) share: the one-line
+ * error, the way they find and open the database, option error messages and
+ * reading a whole input.
+ */
+#ifndef SG_TOOL_H
+#define SG_TOOL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct store;
+
+/* Writes "ERROR: <message>" and a newline to stderr; returns 1 (the exit status). */
+int tool_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Reports a getopt_long failure: c is what getopt returned (':' for a missing
+ * value, '?' for an unknown option), with optind and optopt as it left them.
+ * Returns 1.
+ */
+int tool_bad_option(const char *prog, int c, char **argv, int optind_now, int optopt_now);
+
+/*
+ * Opens the tools' database: db_flag (may be NULL), else SECUREDGRAM_DB from
+ * the environment or ./.env, else securedgram.db; it must exist. On success
+ * sets *path (malloc'd, absolute) and returns the store. On failure prints the
+ * error (for a missing database, "ERROR: database not found: PATH" and a hint
+ * line) and returns NULL.
+ */
+struct store *tool_open(const char *db_flag, char **path);
+
+/*
+ * Reads all of f into a malloc'd, NUL-terminated buffer, refusing more than
+ * max bytes. Returns 0 and sets *buf and *len, or -1 with the reason in err.
+ */
+__attribute__((warn_unused_result)) int tool_read_all(FILE *f, size_t max, char **buf, size_t *len,
+                                                      char *err, size_t errlen);
+
+#endif

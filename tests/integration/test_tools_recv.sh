@@ -1,0 +1,294 @@
+# sg-recv: messages received by a real daemon, every filter, limit, order and
+# format (all checked with jq), read marking and its atomicity under two
+# concurrent readers, --follow picking up new rows promptly, errors, a busy
+# database, and rows marked unread again when the output cannot be written.
+. "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+# Background sg-recv --follow processes are stopped whatever way the test ends.
+BG=""
+trap 'rc_=$?; for p in $BG; do kill "$p" 2>/dev/null || true; done; (exit $rc_); cleanup' EXIT
+
+send() { "$SG_BIN/sg-send" "$@"; }
+recv() { "$SG_BIN/sg-recv" "$@"; }
+jf() { printf '%s\n' "$1" | jq -r "$2"; }
+jc() { printf '%s\n' "$1" | jq -c "$2"; }
+
+# fails_with TEXT CMD...: exit 1, one stderr line "ERROR: ...TEXT...", nothing on stdout.
+fails_with() {
+    want=$1
+    shift
+    rc=0
+    "$@" > "$T/out" 2> "$T/err" < /dev/null || rc=$?
+    [ "$rc" -eq 1 ] || fail "$*: exit status $rc, expected 1 (stderr: $(cat "$T/err"))"
+    [ "$(wc -l < "$T/err")" -eq 1 ] || fail "$*: stderr is not one line: $(cat "$T/err")"
+    grep -q '^ERROR: ' "$T/err" || fail "$*: stderr does not start with ERROR: $(cat "$T/err")"
+    grep -qF -- "$want" "$T/err" || fail "$*: expected '$want' in: $(cat "$T/err")"
+    [ ! -s "$T/out" ] || fail "$*: wrote to stdout: $(cat "$T/out")"
+}
+
+# inb MESSAGE_ID SRC_ADDR_SQL STATE READ_COUNT PAYLOAD_SQL: an inbound row; prints its id.
+inb() {
+    q a "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, crypto_timestamp, state, read_count) VALUES ('$1', $2, 4000, $5, '2025-01-01T00:00:00.000000000', '$3', $4); SELECT last_insert_rowid();"
+}
+reads() { q a "SELECT read_count FROM inbound_messages WHERE id = $1"; }
+
+PA=$(freeport)
+PB=$(freeport)
+mkpeer a "$PA"
+mkpeer b "$PB"
+start a
+start b
+
+# ---- messages received by a real daemon ----
+M1=$(newid); M2=$(newid); M3=$(newid)
+(cd "$T/b" && send -q --wait=10 -m "$M1" 127.0.0.1 "$PA" '{"n":1,"text":"first"}')
+(cd "$T/b" && send -q --wait=10 -m "$M2" 127.0.0.1 "$PA" '{"n":2,"x":0.1,"big":123456789012345678901234567890}')
+(cd "$T/b" && send -q --wait=10 -m "$M3" 127.0.0.1 "$PA" '{"n":3,"nested":{"a":[1,{"b":null}],"e":{}}}')
+cd "$T/a"
+out=$(recv --no-mark)
+assert_eq "$(jf "$out" 'type')" array "default output is an array"
+assert_eq "$(jf "$out" 'length')" 3 "three unread messages"
+assert_eq "$(jf "$out" '[.[].message_id] | join(",")')" "$M3,$M2,$M1" "newest first"
+assert_eq "$(jf "$out" '[.[].id] | (. == (sort | reverse))')" true "ids descending"
+cols=$(q a "SELECT name FROM pragma_table_info('inbound_messages') ORDER BY cid" | paste -sd, -)
+assert_eq "$(jf "$out" '.[0] | keys_unsorted | join(",")')" "$cols" "every column, in table order"
+assert_eq "$(jf "$out" '.[2].payload | type')" object "payload shown parsed"
+assert_eq "$(jc "$out" '.[2].payload')" "{\"message_id\":\"$M1\",\"n\":1,\"text\":\"first\"}" "payload content"
+assert_eq "$(jc "$out" '.[0].payload.nested')" '{"a":[1,{"b":null}],"e":{}}' "nested payload"
+assert_eq "$(jf "$out" '.[0].src_addr')|$(jf "$out" '.[0].src_port')" "127.0.0.1|$PB" "sender address and port"
+assert_eq "$(jf "$out" '[.[] | .state] | unique | join(",")')" ack_sent "rows are ack_sent"
+assert_eq "$(jf "$out" '[.[] | .read_count] | unique | join(",")')" 0 "read_count 0"
+assert_eq "$(jf "$out" '.[0].ack_sent_at | type')" string "ack_sent_at"
+# Numbers exactly as the sender wrote them (jq itself would round the big one).
+assert_eq "$(recv --no-mark -p -c -i "$M2")" "{\"message_id\":\"$M2\",\"n\":2,\"x\":0.1,\"big\":123456789012345678901234567890}" "numbers kept exactly"
+printf '%s\n' "$out" | grep -qF '"big": 123456789012345678901234567890' || fail "big integer changed in the pretty output"
+printf '%s\n' "$out" | grep -qF '"x": 0.1,' || fail "0.1 changed in the pretty output"
+note "three messages from a real daemon: every column in order, newest first, payload parsed, numbers exact"
+
+# ---- read marking ----
+ID1=$(q a "SELECT id FROM inbound_messages WHERE message_id='$M1'")
+out=$(recv)
+assert_eq "$(jf "$out" 'length')" 3 "first read shows all three"
+assert_eq "$(jf "$out" '[.[] | .read_count] | unique | join(",")')" 0 "shown read_count is the value before the read"
+assert_eq "$(q a "SELECT group_concat(read_count) FROM inbound_messages")" "1,1,1" "all marked read"
+assert_eq "$(recv)" "[]" "nothing unread: an empty array"
+assert_eq "$(recv -c)" "" "nothing unread: -c prints nothing"
+out=$(recv -r)
+assert_eq "$(jf "$out" 'length')" 3 "-r shows read messages"
+assert_eq "$(jf "$out" '[.[] | .read_count] | unique | join(",")')" 1 "-r shows read_count 1"
+assert_eq "$(reads "$ID1")" 2 "-r marks again"
+out=$(recv --read-included --no-mark)
+assert_eq "$(jf "$out" '[.[] | .read_count] | unique | join(",")')" 2 "--read-included"
+assert_eq "$(reads "$ID1")" 2 "--no-mark leaves read_count"
+note "marking: shown count is the one before, -r/--read-included, --no-mark"
+
+# ---- --follow: a message arriving later, noticed promptly (the interval is 5 s) ----
+"$SG_BIN/sg-recv" -f -c --interval 5 > "$T/follow.out" 2> "$T/follow.err" &
+FPID=$!
+"$SG_BIN/sg-recv" -f --no-mark -r --since-id "$ID1" > "$T/follow2.out" 2>&1 &
+FPID2=$!
+BG="$FPID $FPID2"
+has_n() { [ "$(jq -s length "$1" 2>/dev/null)" = "$2" ]; }
+wait_for 5 "the pretty follower's first rows" has_n "$T/follow2.out" 2
+M4=$(newid)
+t0=$(date +%s%N)
+(cd "$T/b" && send -q -m "$M4" 127.0.0.1 "$PA" '{"n":4,"late":true}')
+wait_for 3 "the follower shows the new message" grep -q "$M4" "$T/follow.out"
+el=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$el" -lt 2500 ] || fail "--follow took $el ms (the fallback interval is 5000)"
+M5=$(newid)
+R5=$(inb "$M5" "'192.0.2.5'" received 0 "'{\"n\":5}'")
+wait_for 3 "the follower shows a row inserted with SQL" grep -q "$M5" "$T/follow.out"
+wait_for 3 "the pretty follower shows both" grep -q "$M5" "$T/follow2.out"
+kill -TERM "$FPID"
+rc=0; wait "$FPID" || rc=$?
+assert_eq "$rc" 0 "--follow exits 0 on TERM"
+kill -INT "$FPID2"
+rc=0; wait "$FPID2" || rc=$?
+assert_eq "$rc" 0 "--follow exits 0 on INT"
+[ ! -s "$T/follow.err" ] || fail "--follow wrote to stderr: $(cat "$T/follow.err")"
+assert_eq "$(wc -l < "$T/follow.out")" 2 "--follow -c: one line per new row"
+assert_eq "$(jq -r .message_id "$T/follow.out" | paste -sd, -)" "$M4,$M5" "--follow: oldest first"
+assert_eq "$(jq -s 'map(.read_count) | join(",")' -r "$T/follow.out")" "0,0" "--follow shows the count before"
+assert_eq "$(reads "$R5")" 1 "--follow marks what it shows"
+assert_eq "$(jq -s 'map(.message_id) | join(",")' -r "$T/follow2.out")" "$M2,$M3,$M4,$M5" "pretty --follow: a stream of objects, oldest first"
+note "--follow shows new rows in ${el} ms with a 5 s interval; TERM/INT end it cleanly"
+stop a
+stop b
+
+# ---- limit and order over crafted rows ----
+q a "DELETE FROM inbound_messages"
+q a "WITH RECURSIVE c(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM c WHERE k < 25)
+     INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, crypto_timestamp, state)
+     SELECT lower(hex(randomblob(12))), '10.9.9.9', 4000, '{\"n\":' || k || '}', '2025', 'ack_sent' FROM c"
+# N K: the id of the crafted row whose payload is {"n":K}.
+N() { q a "SELECT id FROM inbound_messages WHERE payload = '{\"n\":$1}' AND src_addr = '10.9.9.9'"; }
+out=$(recv --no-mark)
+assert_eq "$(jf "$out" 'length')" 20 "default limit 20"
+assert_eq "$(jf "$out" '[.[].payload.n] | join(",")')" "$(seq 25 -1 6 | paste -sd, -)" "the 20 newest, newest first"
+assert_eq "$(jf "$(recv --no-mark -n 5)" '[.[].payload.n] | join(",")')" "25,24,23,22,21" "-n 5"
+assert_eq "$(jf "$(recv --no-mark --limit 3)" 'length')" 3 "--limit 3"
+assert_eq "$(jf "$(recv --no-mark -n 0)" 'length')" 25 "-n 0 shows all"
+out=$(recv -n 5)
+assert_eq "$(q a "SELECT count(*) FROM inbound_messages WHERE read_count = 1")" 5 "-n 5 marks five"
+assert_eq "$(reads "$(N 25)")|$(reads "$(N 20)")" "1|0" "the five newest were marked"
+assert_eq "$(jf "$(recv --no-mark -n 0)" 'length')" 20 "twenty left unread"
+assert_eq "$(jf "$(recv --no-mark --since-id "$(N 22)" -r)" '[.[].payload.n] | join(",")')" "25,24,23" "--since-id"
+assert_eq "$(jf "$(recv --no-mark --since-id "$(N 15)")" '[.[].payload.n] | join(",")')" "20,19,18,17,16" "--since-id with unread only"
+note "limit (default 20, -n, --limit, 0 = all), newest first, --since-id"
+
+# ---- formats ----
+out=$(recv --no-mark -c -n 3)
+assert_eq "$(printf '%s\n' "$out" | wc -l)" 3 "-c: one line per row"
+assert_eq "$(printf '%s\n' "$out" | jq -r 'type' | paste -sd, -)" "object,object,object" "-c lines are objects"
+assert_eq "$(printf '%s\n' "$out" | jq -r .payload.n | paste -sd, -)" "20,19,18" "-c newest first"
+assert_eq "$(recv --no-mark --compact -n 1)" "$(recv --no-mark -c -n 1)" "--compact"
+out=$(recv --no-mark -p -n 2)
+assert_eq "$(jc "$out" .)" '[{"n":20},{"n":19}]' "-p: an array of payloads"
+assert_eq "$out" "$(printf '[\n  {\n    "n": 20\n  },\n  {\n    "n": 19\n  }\n]')" "-p pretty layout"
+assert_eq "$(recv --no-mark -p -c -n 2)" "$(printf '{"n":20}\n{"n":19}')" "-p -c: one payload per line"
+assert_eq "$(recv --no-mark --payload-only --compact -n 1)" '{"n":20}' "--payload-only"
+BADJ=$(newid)
+RB=$(inb "$BADJ" "'10.9.9.9'" received 0 "'not json {'")
+WS=$(newid)
+RW=$(inb "$WS" "'10.9.9.9'" received 0 "'{ \"a\" : [ 1 , 2 ] ,\"s\":\"x\\u00e9\\\"y\" , \"e\": [ ] }'")
+assert_eq "$(recv --no-mark -p -i "$BADJ")" '"not json {"' "invalid JSON payload shown as a string"
+assert_eq "$(jf "$(recv --no-mark -i "$RB")" '.payload')" "not json {" "invalid payload string in the row"
+assert_eq "$(recv --no-mark -p -i "$WS")" "$(printf '{\n  "a": [\n    1,\n    2\n  ],\n  "s": "x\\u00e9\\"y",\n  "e": []\n}')" "payload re-indented, escapes kept"
+assert_eq "$(recv --no-mark -p -c -i "$WS")" '{"a":[1,2],"s":"x\u00e9\"y","e":[]}' "payload compacted"
+note "-c, -p, -p -c; invalid payloads as strings; payloads re-laid out, not re-encoded"
+
+# ---- -i: one row by id or message_id, whatever its read state ----
+out=$(recv -i "$(N 25)")
+assert_eq "$(jf "$out" type)" object "-i prints the bare object"
+assert_eq "$(jf "$out" '.id|tostring')|$(jf "$out" .read_count)" "$(N 25)|1" "-i shows a read row"
+assert_eq "$(reads "$(N 25)")" 2 "-i marks the row"
+MID=$(q a "SELECT message_id FROM inbound_messages WHERE id=$(N 24)")
+out=$(recv --id "$MID" --no-mark)
+assert_eq "$(jf "$out" '.id|tostring')" "$(N 24)" "-i by message_id"
+assert_eq "$(reads "$(N 24)")" 1 "-i --no-mark"
+assert_eq "$(recv -i "$(N 24)" -c --no-mark | wc -l)" 1 "-i -c: one line"
+assert_eq "$(recv -i "$(N 24)" -c --no-mark | jq -r .id)" "$(N 24)" "-i -c object"
+fails_with "no inbound message with id 999999" recv -i 999999
+fails_with "no inbound message with message_id $(printf '%024d' 7)" recv -i "$(printf '%024d' 7)"
+fails_with "that matches the filters" recv -i "$(N 24)" -s received
+fails_with "--id: 'xyz' is neither a row id nor a 24-hex message_id" recv -i xyz
+fails_with "--id: '0'" recv -i 0
+note "-i by id and by message_id: the bare object, read or not; no match is an error"
+
+# ---- filters: state, sender (TEXT and BLOB), outbound and destination ----
+q a "UPDATE inbound_messages SET state='ack_failed' WHERE id IN ($(N 1), $(N 2))"
+assert_eq "$(jf "$(recv --no-mark -r -n 0 -s ack_failed)" '[.[].payload.n] | join(",")')" "2,1" "-s ack_failed"
+assert_eq "$(jf "$(recv --no-mark -r -n 0 --state received)" 'length')" 2 "--state received"
+T1=$(newid); B1=$(newid); O1=$(newid); V6=$(newid)
+RT1=$(inb "$T1" "'10.0.0.7'" ack_sent 0 "'{\"from\":\"text\"}'")
+RB1=$(inb "$B1" "CAST('10.0.0.7' AS BLOB)" ack_sent 0 "'{\"from\":\"blob\"}'")
+inb "$O1" "'10.0.0.8'" ack_sent 0 "'{\"from\":\"other\"}'" > /dev/null
+inb "$V6" "'2001:db8::1'" ack_sent 0 "'{\"from\":\"v6\"}'" > /dev/null
+assert_eq "$(q a "SELECT typeof(src_addr) FROM inbound_messages WHERE id=$RB1")" blob "a BLOB src_addr row (as the Ruby original writes)"
+out=$(recv --no-mark --from 10.0.0.7)
+assert_eq "$(jf "$out" '[.[].payload.from] | join(",")')" "blob,text" "--from matches TEXT and BLOB src_addr"
+assert_eq "$(jf "$out" '[.[].src_addr] | join(",")')" "10.0.0.7,10.0.0.7" "a BLOB src_addr is shown as text"
+assert_eq "$(jf "$(recv --no-mark --from ::ffff:10.0.0.7)" 'length')" 2 "--from an IPv4-mapped address"
+assert_eq "$(jf "$(recv --no-mark --from 2001:0db8:0:0::1)" '.[0].payload.from')" v6 "--from IPv6, any spelling"
+assert_eq "$(jf "$(recv --no-mark --from 10.0.0.9)" 'length')" 0 "--from no match"
+out=$(recv --from 10.0.0.7)
+assert_eq "$(reads "$RT1")|$(reads "$RB1")" "1|1" "--from marks what it shows"
+Q1=$(newid); Q2=$(newid)
+send -q --db "$T/a/securedgram.db" -m "$Q1" 10.1.1.1 9000 '{"to":"one"}'
+send -q -m "$Q2" 10.1.1.2 9000 '{"to":"two"}'
+q a "INSERT INTO outbound_messages (dst_addr, dst_port, payload, state) VALUES ('10.1.1.1', 9001, '{\"to\":\"three\"}', 'acknowledged')"
+upd=$(q a "SELECT group_concat(updated_at) FROM outbound_messages")
+out=$(recv -o)
+assert_eq "$(jf "$out" '[.[].payload.to] | join(",")')" "three,two,one" "-o: outbound rows, newest first"
+ocols=$(q a "SELECT name FROM pragma_table_info('outbound_messages') ORDER BY cid" | paste -sd, -)
+assert_eq "$(jf "$out" '.[0] | keys_unsorted | join(",")')" "$ocols" "-o: every outbound column in order"
+assert_eq "$(jf "$(recv --outbound)" 'length')" 3 "-o never marks: shown again"
+assert_eq "$(q a "SELECT group_concat(updated_at) FROM outbound_messages")" "$upd" "-o changes nothing"
+assert_eq "$(jf "$(recv -o --to 10.1.1.1)" '[.[].payload.to] | join(",")')" "three,one" "--to"
+assert_eq "$(jf "$(recv -o -s pending)" '[.[].payload.to] | join(",")')" "two,one" "-o -s pending"
+assert_eq "$(jf "$(recv -o -i "$Q2")" '.dst_addr')" "10.1.1.2" "-o -i message_id"
+assert_eq "$(jf "$(recv -o -n 1 -p)" '.[0].to')" three "-o -p"
+note "-s, --from (TEXT and BLOB rows, any spelling), -o, --to, -o -s, -o -i"
+
+# ---- errors ----
+fails_with "--limit: '-1' is not a whole number" recv -n -1
+fails_with "--limit: 'abc'" recv -n abc
+fails_with "--limit: '1.5'" recv --limit 1.5
+fails_with "--from filters inbound messages" recv -o --from 10.0.0.7
+fails_with "--to filters outbound messages" recv --to 10.0.0.7
+fails_with "--from: 'nowhere' is not an IPv4 or IPv6 address" recv --from nowhere
+fails_with "--to: '1.2.3'" recv -o --to 1.2.3
+fails_with "--interval applies only with --follow" recv --interval 2
+fails_with "--interval: '0'" recv -f --interval 0
+fails_with "--interval: 'x'" recv -f --interval x
+fails_with "cannot be used with --follow" recv -i 1 -f
+fails_with "cannot be used with --since-id" recv -i 1 --since-id 3
+fails_with "--since-id: '-3'" recv --since-id -3
+fails_with "--state: 'bogus' is not an inbound state" recv -s bogus
+fails_with "--state: 'pending' is not an inbound state" recv -s pending
+fails_with "--state: 'ack_sent' is not an outbound state" recv -o -s ack_sent
+fails_with "unknown option '--bogus'" recv --bogus
+fails_with "unknown option '-z'" recv -z
+fails_with "option '-n' needs a value" recv -n
+fails_with "unexpected argument 'extra'" recv extra
+rc=0
+recv --db "$T/missing.db" > "$T/out" 2> "$T/err" || rc=$?
+assert_eq "$rc|$(wc -l < "$T/err")" "1|2" "missing database: exit 1, two lines"
+assert_eq "$(sed -n 1p "$T/err")" "ERROR: database not found: $T/missing.db" "missing database line"
+assert_eq "$(recv -V)" "sg-recv $(sed -n 's/.*SG_VERSION "\(.*\)"/\1/p' "$HERE/../../src/version.h")" "-V"
+help=$(recv --help)
+for opt in --limit --outbound --state --from --to --id --read-included --no-mark --follow \
+           --interval --since-id --compact --payload-only --db --version --help \
+           -n -o -s -i -r -f -c -p -V -h; do
+    printf '%s\n' "$help" | grep -qF -- "$opt" || fail "--help does not mention $opt"
+done
+note "invalid values and combinations are one ERROR line; -V; --help lists every option"
+
+# ---- a failed write marks the rows unread again ----
+q a "UPDATE inbound_messages SET read_count = 0"
+before=$(q a "SELECT count(*) FROM inbound_messages WHERE read_count = 0")
+rc=0
+recv -n 0 > /dev/full 2> "$T/err" || rc=$?
+assert_eq "$rc" 1 "writing to a full device fails"
+grep -q "^ERROR: cannot write the output.*stay unread" "$T/err" || fail "unexpected error: $(cat "$T/err")"
+assert_eq "$(q a "SELECT count(*) FROM inbound_messages WHERE read_count = 0")" "$before" "rows unread after the failed write"
+note "a failed write leaves every row unread"
+
+# ---- two readers at once never share an unread message ----
+q a "UPDATE inbound_messages SET read_count = 1"
+round=1
+while [ "$round" -le 20 ]; do
+    q a "WITH RECURSIVE c(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM c WHERE k < 10)
+         INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, crypto_timestamp, state)
+         SELECT lower(hex(randomblob(12))), '10.5.5.5', 1, '{\"r\":$round}', '2025', 'ack_sent' FROM c"
+    "$SG_BIN/sg-recv" -n 0 -c > "$T/r1" 2> "$T/e1" &
+    p1=$!
+    "$SG_BIN/sg-recv" -n 0 -c > "$T/r2" 2> "$T/e2" &
+    p2=$!
+    wait "$p1" || fail "reader 1 failed in round $round: $(cat "$T/e1")"
+    wait "$p2" || fail "reader 2 failed in round $round: $(cat "$T/e2")"
+    jq -r .message_id "$T/r1" | sort > "$T/i1"
+    jq -r .message_id "$T/r2" | sort > "$T/i2"
+    both=$(comm -12 "$T/i1" "$T/i2" | wc -l)
+    assert_eq "$both" 0 "round $round: messages returned to both readers"
+    assert_eq "$(cat "$T/i1" "$T/i2" | wc -l)" 10 "round $round: every new message returned once"
+    cat "$T/i1" "$T/i2" >> "$T/all"
+    round=$((round + 1))
+done
+assert_eq "$(sort -u "$T/all" | wc -l)" 200 "200 distinct messages returned"
+assert_eq "$(q a "SELECT count(*) FROM inbound_messages WHERE src_addr='10.5.5.5' AND read_count = 1")" 200 "each marked exactly once"
+note "20 rounds of two concurrent readers: 200 messages, none returned twice"
+
+# ---- a busy database ----
+printf 'BEGIN IMMEDIATE;\nUPDATE inbound_messages SET read_count = 0 WHERE src_addr = %s;\n.shell touch %s/locked; sleep 7\nCOMMIT;\n' \
+    "'10.9.9.9'" "$T" | sqlite3 securedgram.db > /dev/null &
+LOCKER=$!
+wait_for 5 "the lock is held" test -e "$T/locked"
+recv --no-mark -n 1 > /dev/null || fail "--no-mark cannot read while another process writes"
+t0=$(date +%s%N)
+fails_with "database is busy" recv
+el=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$el" -ge 4500 ] || fail "gave up on a busy database after only $el ms"
+wait "$LOCKER"
+note "while locked, --no-mark reads; marking is 'database is busy' after ${el} ms"

@@ -1,0 +1,212 @@
+# sg-send: every option, the receipt field by field, payload from an argument,
+# '-', stdin and --file; every bad input is one ERROR line, exit 1 and no row;
+# the database found by --db, the environment and .env; a busy database; and
+# --wait against a real daemon (acknowledged, send_failed, timeout).
+. "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+send() { "$SG_BIN/sg-send" "$@"; }
+jf() { printf '%s\n' "$1" | jq -r "$2"; }
+rows() { q a "SELECT count(*) FROM outbound_messages"; }
+
+# fails_with TEXT CMD...: CMD exits 1 with one stderr line "ERROR: ...TEXT...", no
+# stdout, and no outbound row is added (ADDED=1: one row is, for --wait).
+fails_with() {
+    want=$1
+    shift
+    before=$(rows)
+    rc=0
+    "$@" > "$T/out" 2> "$T/err" < /dev/null || rc=$?
+    [ "$rc" -eq 1 ] || fail "$*: exit status $rc, expected 1 (stderr: $(cat "$T/err"))"
+    [ "$(wc -l < "$T/err")" -eq 1 ] || fail "$*: stderr is not one line: $(cat "$T/err")"
+    grep -q '^ERROR: ' "$T/err" || fail "$*: stderr does not start with ERROR: $(cat "$T/err")"
+    grep -qF -- "$want" "$T/err" || fail "$*: expected '$want' in: $(cat "$T/err")"
+    [ ! -s "$T/out" ] || fail "$*: wrote to stdout: $(cat "$T/out")"
+    assert_eq "$(rows)" "$((before + ${ADDED:-0}))" "$*: rows after a failure"
+}
+
+P=$(freeport)
+DEAD=$(freeport)
+mkpeer a "$P"
+echo "SECUREDGRAM_MAX_RETRIES=1" >> "$T/a/.env"
+start a
+stop a
+cd "$T/a"
+
+# ---- the receipt, field by field, and the row ----
+out=$(send 127.0.0.1 "$DEAD" '{"a":0.1,"b":12345678901234567890}')
+ID1=$(jf "$out" .row_id)
+expected=$(printf '{\n  "status": "queued",\n  "row_id": %s,\n  "message_id": null,\n  "dst_addr": "127.0.0.1",\n  "dst_port": %s\n}' "$ID1" "$DEAD")
+assert_eq "$out" "$expected" "receipt text"
+assert_eq "$(jf "$out" 'keys_unsorted | join(",")')" "status,row_id,message_id,dst_addr,dst_port" "receipt keys"
+assert_eq "$(jf "$out" '.row_id | type')" number "row_id type"
+assert_eq "$(jf "$out" '.dst_port | type')" number "dst_port type"
+assert_eq "$(q a "SELECT state || '|' || ifnull(message_id,'NULL') || '|' || dst_addr || '|' || dst_port || '|' || payload FROM outbound_messages WHERE id=$ID1")" \
+    "pending|NULL|127.0.0.1|$DEAD|{\"a\":0.1,\"b\":12345678901234567890}" "row 1"
+note "receipt is exactly the five keys, pretty-printed; the row is pending and as given"
+
+# Payload with a message_id, no -m: the row gets the payload's id.
+M1=$(newid)
+out=$(send 127.0.0.1 "$DEAD" "{\"message_id\":\"$M1\",\"x\":1}")
+assert_eq "$(jf "$out" .message_id)" "$M1" "receipt message_id from the payload"
+assert_eq "$(q a "SELECT message_id FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" "$M1" "row message_id from the payload"
+# -m and no payload id: the row gets -m, the payload is stored unchanged.
+M2=$(newid)
+out=$(send -m "$M2" 127.0.0.1 "$DEAD" '{"x":2}')
+assert_eq "$(jf "$out" .message_id)" "$M2" "receipt message_id from -m"
+assert_eq "$(q a "SELECT message_id || '|' || payload FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" "$M2|{\"x\":2}" "row with -m"
+# -m equal to the payload's id is fine; --message-id long form too.
+M3=$(newid)
+out=$(send --message-id "$M3" 127.0.0.1 "$DEAD" "{\"message_id\":\"$M3\"}")
+assert_eq "$(jf "$out" .message_id)" "$M3" "-m equal to the payload id"
+note "message_id from the payload, from -m, and both when equal"
+
+# ---- payload sources ----
+out=$(printf '{"src":"dash"}' | send 127.0.0.1 "$DEAD" -)
+assert_eq "$(q a "SELECT payload FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" '{"src":"dash"}' "payload from '-'"
+out=$(printf '\n  {"src":"stdin"}\n\n' | send 127.0.0.1 "$DEAD")
+assert_eq "$(q a "SELECT payload FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" '{"src":"stdin"}' "payload from stdin, trimmed"
+printf '{\n  "src": "file",\n  "n": [1, 2]\n}\n' > "$T/payload.json"
+out=$(send --file "$T/payload.json" 127.0.0.1 "$DEAD")
+assert_eq "$(q a "SELECT payload FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" "$(printf '{\n  "src": "file",\n  "n": [1, 2]\n}')" "payload from --file"
+out=$(send -f "$T/payload.json" 127.0.0.1 "$DEAD")
+assert_eq "$(q a "SELECT json_extract(payload,'\$.src') FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" file "payload from -f"
+out=$(send ::1 "$DEAD" '{"v6":true}')
+assert_eq "$(jf "$out" .dst_addr)" "::1" "IPv6 destination"
+out=$(send localhost 65535 '{}')
+assert_eq "$(jf "$out" .dst_addr)|$(jf "$out" .dst_port)" "localhost|65535" "localhost and port 65535"
+note "payload from an argument, '-', stdin, --file and -f; IPv6 and localhost"
+
+# -q: no receipt, the row is there.
+before=$(rows)
+out=$(send -q 127.0.0.1 "$DEAD" '{"quiet":1}')
+assert_eq "$out" "" "-q prints nothing"
+assert_eq "$(rows)" "$((before + 1))" "-q queued a row"
+out=$(send --quiet 127.0.0.1 "$DEAD" '{"quiet":2}')
+assert_eq "$out" "" "--quiet prints nothing"
+note "-q and --quiet"
+
+# ---- every bad input: one ERROR line, exit 1, no row ----
+fails_with "not a JSON object (it is an array)" send 127.0.0.1 "$DEAD" '[1,2]'
+fails_with "not a JSON object (it is an array)" send -m "$(newid)" 127.0.0.1 "$DEAD" '[1,2]'
+fails_with "not a JSON object (it is a string)" send 127.0.0.1 "$DEAD" '"text"'
+fails_with "not a JSON object (it is a number)" send 127.0.0.1 "$DEAD" '42'
+fails_with "not valid JSON" send 127.0.0.1 "$DEAD" 'not json'
+fails_with "not valid JSON" send 127.0.0.1 "$DEAD" '{"a":1'
+fails_with "not valid JSON" send 127.0.0.1 "$DEAD" '{"a":1} {"b":2}'
+fails_with "payload is empty" send 127.0.0.1 "$DEAD" ''
+fails_with "payload is empty" send 127.0.0.1 "$DEAD" -
+fails_with "payload is empty" send 127.0.0.1 "$DEAD" '   '
+fails_with "payload message_id is not 24 lowercase hex digits" send 127.0.0.1 "$DEAD" '{"message_id":"ABC"}'
+fails_with "payload message_id is not 24 lowercase hex digits" send 127.0.0.1 "$DEAD" '{"message_id":42}'
+fails_with "acknowledgement" send 127.0.0.1 "$DEAD" "{\"type\":\"ACK\",\"message_id\":\"$(newid)\"}"
+fails_with "--message-id 'abc' is not 24 lowercase hex digits" send -m abc 127.0.0.1 "$DEAD" '{}'
+fails_with "is not 24 lowercase hex digits" send -m "$(newid | tr a-f A-F)" 127.0.0.1 "$DEAD" '{}'
+fails_with "is not 24 lowercase hex digits" send -m "$(newid)0" 127.0.0.1 "$DEAD" '{}'
+OTHER=$(newid)
+fails_with "differs from the payload's message_id $OTHER" send -m "$M2" 127.0.0.1 "$DEAD" "{\"message_id\":\"$OTHER\"}"
+fails_with "message_id $M1 is already used" send 127.0.0.1 "$DEAD" "{\"message_id\":\"$M1\"}"
+fails_with "message_id $M2 is already used" send -m "$M2" 127.0.0.1 "$DEAD" '{}'
+fails_with "DST_ADDR 'example.com' is not an IPv4 or IPv6 address" send example.com "$DEAD" '{}'
+fails_with "DST_ADDR '999.1.1.1'" send 999.1.1.1 "$DEAD" '{}'
+fails_with "DST_ADDR ''" send '' "$DEAD" '{}'
+fails_with "DST_PORT '0' is not a port number (1-65535)" send 127.0.0.1 0 '{}'
+fails_with "DST_PORT '65536'" send 127.0.0.1 65536 '{}'
+fails_with "DST_PORT 'abc'" send 127.0.0.1 abc '{}'
+fails_with "DST_PORT '+5'" send 127.0.0.1 +5 '{}'
+fails_with "DST_PORT ' 5'" send 127.0.0.1 ' 5' '{}'
+fails_with "missing DST_ADDR and DST_PORT" send
+fails_with "missing DST_PORT" send 127.0.0.1
+fails_with "unexpected argument 'extra'" send 127.0.0.1 "$DEAD" '{}' extra
+fails_with "not both" send -f "$T/payload.json" 127.0.0.1 "$DEAD" '{}'
+fails_with "cannot read $T/nope.json" send -f "$T/nope.json" 127.0.0.1 "$DEAD"
+fails_with "cannot read $T" send -f "$T" 127.0.0.1 "$DEAD"
+fails_with "unknown option '-x'" send -x 127.0.0.1 "$DEAD" '{}'
+fails_with "unknown option '--bogus'" send --bogus=1 127.0.0.1 "$DEAD" '{}'
+fails_with "option '-m' needs a value" send 127.0.0.1 "$DEAD" '{}' -m
+fails_with "option '--db' needs a value" send 127.0.0.1 "$DEAD" '{}' --db
+fails_with "--wait: 'abc' is not a number of seconds" send --wait=abc 127.0.0.1 "$DEAD" '{}'
+fails_with "--wait: '0' is not a number of seconds" send --wait=0 127.0.0.1 "$DEAD" '{}'
+fails_with "--wait: '-1'" send --wait=-1 127.0.0.1 "$DEAD" '{}'
+fails_with "--wait takes its value after '=': --wait=10" send --wait 10 127.0.0.1 "$DEAD" '{}'
+# A payload larger than one datagram.
+head -c 70000 /dev/zero | tr '\0' 'a' | sed 's/^/{"pad":"/; s/$/"}/' > "$T/big.json"
+fails_with "one datagram carries at most" send -f "$T/big.json" 127.0.0.1 "$DEAD"
+head -c 2000000 /dev/zero | tr '\0' 'a' > "$T/huge.json"
+fails_with "more than" send -f "$T/huge.json" 127.0.0.1 "$DEAD"
+fails_with "nested too deeply" send 127.0.0.1 "$DEAD" "{\"n\":$(printf '%.0s[' $(seq 101))1$(printf '%.0s]' $(seq 101))}"
+note "bad JSON, ids, addresses, ports, arguments and options: one ERROR line, exit 1, no row"
+
+# ---- which database ----
+mkdir -p "$T/other"
+sqlite3 "$T/other/x.db" < "$HERE/../../data/schema.sql" > /dev/null
+out=$(send --db "$T/other/x.db" 127.0.0.1 "$DEAD" '{"db":"flag"}')
+assert_eq "$(sqlite3 "$T/other/x.db" "SELECT payload FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" '{"db":"flag"}' "--db"
+out=$(SECUREDGRAM_DB="$T/other/x.db" send 127.0.0.1 "$DEAD" '{"db":"env"}')
+assert_eq "$(sqlite3 "$T/other/x.db" "SELECT count(*) FROM outbound_messages WHERE payload LIKE '%env%'")" 1 "SECUREDGRAM_DB"
+(cd "$T/other" && printf 'SECUREDGRAM_DB=x.db\n' > .env && send -q 127.0.0.1 "$DEAD" '{"db":"dotenv"}')
+assert_eq "$(sqlite3 "$T/other/x.db" "SELECT count(*) FROM outbound_messages WHERE payload LIKE '%dotenv%'")" 1 "SECUREDGRAM_DB from .env"
+# Missing database: exactly two lines, the hint naming securedgram start and --db.
+rc=0
+send --db "$T/missing.db" 127.0.0.1 "$DEAD" '{}' > "$T/out" 2> "$T/err" || rc=$?
+assert_eq "$rc" 1 "missing database exit status"
+assert_eq "$(sed -n 1p "$T/err")" "ERROR: database not found: $T/missing.db" "missing database line 1"
+assert_eq "$(wc -l < "$T/err")" 2 "missing database: two lines"
+sed -n 2p "$T/err" | grep -q "securedgram start" || fail "hint does not mention securedgram start"
+sed -n 2p "$T/err" | grep -qF -- "--db PATH" || fail "hint does not mention --db PATH"
+[ ! -e "$T/missing.db" ] || fail "sg-send created the missing database"
+note "--db, SECUREDGRAM_DB, .env; a missing database gives the two-line hint"
+
+# ---- -V, -h ----
+assert_eq "$(send -V)" "sg-send $(sed -n 's/.*SG_VERSION "\(.*\)"/\1/p' "$HERE/../../src/version.h")" "-V"
+assert_eq "$(send --version)" "$(send -V)" "--version"
+help=$(send --help)
+for opt in --message-id --file --quiet --wait --db --version --help -m -f -q -V -h DST_ADDR DST_PORT; do
+    printf '%s\n' "$help" | grep -qF -- "$opt" || fail "--help does not mention $opt"
+done
+assert_eq "$(send -h)" "$help" "-h"
+note "-V prints the version; --help lists every option"
+
+# ---- a busy database: waited for up to the busy timeout, then a clear error ----
+hold_lock() { # SECS: holds the write lock for SECS seconds in the background
+    printf 'BEGIN IMMEDIATE;\nINSERT INTO outbound_messages (dst_addr, dst_port, payload, state) VALUES (%s);\n.shell touch %s/locked; sleep %s\nCOMMIT;\n' \
+        "'127.0.0.1', 1, '{}', 'acknowledged'" "$T" "$1" | sqlite3 securedgram.db > /dev/null &
+    LOCKER=$!
+    wait_for 5 "the lock is held" test -e "$T/locked"
+    rm -f "$T/locked"
+}
+hold_lock 1
+out=$(send 127.0.0.1 "$DEAD" '{"waited":1}')
+assert_eq "$(jf "$out" .status)" queued "queued after waiting for a short lock"
+wait "$LOCKER"
+hold_lock 7
+t0=$(date +%s%N)
+fails_with "database is busy" send 127.0.0.1 "$DEAD" '{"busy":1}'
+el=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$el" -ge 4500 ] || fail "gave up on a busy database after only $el ms"
+wait "$LOCKER"
+note "a short lock is waited out; a long one is 'database is busy' after ${el} ms"
+
+# ---- --wait against a real daemon ----
+start a
+out=$(send --wait=10 127.0.0.1 "$P" '{"hello":"me"}')
+WID=$(jf "$out" .row_id)
+assert_eq "$(jf "$out" .status)" queued "--wait still prints the receipt first"
+assert_eq "$(q a "SELECT state FROM outbound_messages WHERE id=$WID")" acknowledged "--wait returned once acknowledged"
+t0=$(date +%s%N)
+send -q --wait 127.0.0.1 "$P" '{"hello":"again"}' || fail "--wait (default timeout) failed"
+el=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$el" -lt 1000 ] || fail "--wait took $el ms for a message to ourselves"
+note "--wait exits 0 when the daemon's own message is acknowledged (${el} ms)"
+
+# send_failed: nothing listens on DEAD, max retries 1, retry interval 1 s.
+ADDED=1 fails_with "message not delivered" send -q --wait=15 127.0.0.1 "$DEAD" '{"to":"nobody"}'
+LAST=$(q a "SELECT max(id) FROM outbound_messages")
+assert_eq "$(q a "SELECT state FROM outbound_messages WHERE id=$LAST")" send_failed "row of the failed --wait"
+why=$(q a "SELECT last_error FROM outbound_messages WHERE id=$LAST")
+[ -n "$why" ] || fail "send_failed row without last_error"
+grep -qF "row $LAST is send_failed): $why" "$T/err" || fail "the error does not give the row and its last_error: $(cat "$T/err")"
+# A timeout shorter than the retries: exit 1, the row is left as it is.
+ADDED=1 fails_with "timed out after 0.5 s waiting for row" send -q --wait=0.5 127.0.0.1 "$DEAD" '{"to":"nobody"}'
+note "--wait exits 1 with last_error for send_failed, and on a timeout"
+stop a
