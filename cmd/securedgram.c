@@ -15,12 +15,17 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #define SOCK_BUF_BYTES (4 << 20)
 
@@ -44,10 +49,12 @@ static const char usage_text[] =
     "  -b, --bind IP            address to listen on [0.0.0.0]\n"
     "  -p, --port PORT          UDP port to listen on [61773]\n"
     "  -s, --secret HEX         shared key, 64 hex digits (shows in ps: prefer .env)\n"
+    "      --secret-file PATH   read the key from the first line of PATH instead\n"
     "  -w, --window SECS        accepted clock difference for timestamps [10]\n"
     "  -r, --max-retries N      retransmissions before send_failed [10]\n"
     "      --retry-interval SECS  wait for an ACK before retransmitting [5]\n"
     "      --db PATH            SQLite database [securedgram.db]\n"
+    "      --rate-limit R[/B]   messages per second per sender address, burst B [0: off]\n"
     "  -f, --foreground         do not detach (systemd, terminals, tests)\n"
     "  -v, --verbose            log informational messages too\n"
     "  -d, --debug              log debug messages too\n"
@@ -65,7 +72,7 @@ struct cli {
     const char *command;
 };
 
-enum { OPT_RETRY_INTERVAL = 256, OPT_DB };
+enum { OPT_RETRY_INTERVAL = 256, OPT_DB, OPT_SECRET_FILE, OPT_RATE_LIMIT };
 
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 {
@@ -92,6 +99,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"max-retries", required_argument, NULL, 'r'},
         {"retry-interval", required_argument, NULL, OPT_RETRY_INTERVAL},
         {"db", required_argument, NULL, OPT_DB},
+        {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
+        {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
         {"foreground", no_argument, NULL, 'f'},
         {"verbose", no_argument, NULL, 'v'},
         {"debug", no_argument, NULL, 'd'},
@@ -114,6 +123,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         case 'r': key = CFG_MAX_RETRIES; break;
         case OPT_RETRY_INTERVAL: key = CFG_RETRY_INTERVAL; break;
         case OPT_DB: key = CFG_DB; break;
+        case OPT_SECRET_FILE: key = CFG_SECRET_FILE; break;
+        case OPT_RATE_LIMIT: key = CFG_RATE_LIMIT; break;
         case 'f': cli->foreground = 1; break;
         case 'v': if (cli->level < LOG_LEVEL_INFO) cli->level = LOG_LEVEL_INFO; break;
         case 'd': cli->level = LOG_LEVEL_DEBUG; break;
@@ -153,9 +164,12 @@ static int load(struct ctx *x, int need_secret)
     if (settings_load(&x->cli->flags, x->env_path, x->cwd, CONFIG_AT_START, need_secret, &x->cfg,
                       &loose, err, sizeof err) != 0)
         return fail("%s", err);
-    if (loose && need_secret)
+    if ((loose & SETTINGS_LOOSE_ENV) && need_secret)
         fprintf(stderr, "WARNING: %s is readable by group or others; it holds the secret "
                         "(chmod 600 %s)\n", x->env_path, x->env_path);
+    if ((loose & SETTINGS_LOOSE_SECRET_FILE) && need_secret)
+        fprintf(stderr, "WARNING: %s is readable by group or others; it holds the secret "
+                        "(chmod 600 %s)\n", x->cfg.secret_file, x->cfg.secret_file);
     return 0;
 }
 
@@ -194,6 +208,10 @@ static int cmd_start(struct ctx *x)
         return start_failed(-1, err);
     }
     umask(027);
+#ifdef __linux__
+    /* No core dumps or ptrace by other users while the key is in memory. */
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
     int pidfd = daemon_pidfile_claim(cfg->pidfile, err, sizeof err);
     if (pidfd < 0) {
         close(fd);
@@ -206,7 +224,9 @@ static int cmd_start(struct ctx *x)
         daemon_pidfile_release(cfg->pidfile, pidfd);
         return start_failed(report, err);
     }
-    struct engine_opts o = {cfg, &x->cli->flags, x->env_path, x->cwd, fd, st};
+    char stats[4200];
+    snprintf(stats, sizeof stats, "%s.stats", cfg->pidfile);
+    struct engine_opts o = {cfg, &x->cli->flags, x->env_path, x->cwd, fd, st, stats};
     struct engine *e = engine_new(&o, err, sizeof err);
     if (e == NULL) {
         daemon_pidfile_release(cfg->pidfile, pidfd);
@@ -217,6 +237,7 @@ static int cmd_start(struct ctx *x)
     daemon_report(report, NULL);
     int rc = engine_run(e);
     engine_free(e);
+    unlink(stats);
     daemon_pidfile_release(cfg->pidfile, pidfd);
     log_info("stopped");
     return rc == 0 ? 0 : 1;
@@ -235,6 +256,30 @@ static int cmd_stop(struct ctx *x)
     return 0;
 }
 
+/* Asks the daemon for its counters (USR1 rewrites <pidfile>.stats) and prints them. */
+static void print_counters(const char *pidfile, pid_t pid)
+{
+    char path[4200], line[1400];
+    struct stat before, after;
+    snprintf(path, sizeof path, "%s.stats", pidfile);
+    int had = stat(path, &before) == 0;
+    if (kill(pid, SIGUSR1) != 0)
+        return;
+    struct timespec step = {0, 10 * 1000000};
+    for (int waited = 0; waited < 2000; waited += 10) {
+        if (stat(path, &after) == 0 &&
+            (!had || after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+             after.st_mtim.tv_nsec != before.st_mtim.tv_nsec || after.st_ino != before.st_ino))
+            break;
+        nanosleep(&step, NULL); /* the daemon answers within a turn of its loop */
+    }
+    FILE *f = fopen(path, "r");
+    if (f != NULL && fgets(line, sizeof line, f) != NULL)
+        fputs(line, stdout);
+    if (f != NULL)
+        fclose(f);
+}
+
 static int cmd_status(struct ctx *x)
 {
     char err[512];
@@ -247,6 +292,7 @@ static int cmd_status(struct ctx *x)
         return 3;
     }
     printf("securedgram is running (pid %ld)\n", (long)pid);
+    print_counters(x->cfg.pidfile, pid);
     return 0;
 }
 

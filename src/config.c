@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum check { CHECK_TEXT, CHECK_PATH, CHECK_LOG, CHECK_PORT, CHECK_COUNT, CHECK_SECRET };
+enum check { CHECK_TEXT, CHECK_PATH, CHECK_LOG, CHECK_PORT, CHECK_COUNT, CHECK_SECRET, CHECK_RATE };
 
 static const struct {
     const char *name;
@@ -28,6 +28,8 @@ static const struct {
     [CFG_MAX_RETRIES] = {"SECUREDGRAM_MAX_RETRIES", "10", CHECK_COUNT},
     [CFG_RETRY_INTERVAL] = {"SECUREDGRAM_RETRY_INTERVAL", "5", CHECK_COUNT},
     [CFG_DB] = {"SECUREDGRAM_DB", "securedgram.db", CHECK_PATH},
+    [CFG_SECRET_FILE] = {"SECUREDGRAM_SECRET_FILE", NULL, CHECK_PATH},
+    [CFG_RATE_LIMIT] = {"SECUREDGRAM_RATE_LIMIT", "0", CHECK_RATE},
 };
 
 const char *config_key_name(enum config_key key)
@@ -53,10 +55,21 @@ int config_raw_set(struct config_raw *raw, enum config_key key, const char *valu
     return 0;
 }
 
+/* Overwrites a string before it is freed (it may be the secret). */
+static void wipe_free(char *p)
+{
+    if (p == NULL)
+        return;
+    volatile char *v = p;
+    while (*v != '\0')
+        *v++ = '\0';
+    free(p);
+}
+
 void config_raw_clear(struct config_raw *raw)
 {
     for (int k = 0; k < CFG_COUNT; k++) {
-        free(raw->v[k]);
+        wipe_free(raw->v[k]);
         raw->v[k] = NULL;
     }
 }
@@ -173,8 +186,8 @@ static const char *shown(const char *v, char out[48])
 }
 
 /* Checks one value; returns 0 or -1 with the reason in err. */
-static int check_value(enum config_key k, const char *v, unsigned long *num, char *err,
-                       size_t errlen)
+static int check_value(enum config_key k, const char *v, unsigned long *num, unsigned long *num2,
+                       char *err, size_t errlen)
 {
     const char *name = keys[k].name;
     char show[48];
@@ -193,6 +206,27 @@ static int check_value(enum config_key k, const char *v, unsigned long *num, cha
             return -1;
         }
         return 0;
+    case CHECK_RATE: {
+        /* RATE or RATE/BURST; the burst defaults to the rate */
+        char buf[48];
+        const char *slash = strchr(v, '/');
+        unsigned long rate = 0, burst = 0;
+        size_t rl = slash != NULL ? (size_t)(slash - v) : strlen(v);
+        if (rl < sizeof buf) {
+            memcpy(buf, v, rl);
+            buf[rl] = '\0';
+        }
+        if (rl >= sizeof buf || strict_ulong(buf, 0, CONFIG_MAX_COUNT, &rate) != 0 ||
+            (slash != NULL && strict_ulong(slash + 1, 1, CONFIG_MAX_COUNT, &burst) != 0)) {
+            snprintf(err, errlen,
+                     "%s must be RATE or RATE/BURST, whole numbers (0 = no limit; got '%s')",
+                     name, shown(v, show));
+            return -1;
+        }
+        *num = rate;
+        *num2 = slash != NULL ? burst : rate;
+        return 0;
+    }
     case CHECK_SECRET:
         if (strlen(v) != 64 || !is_hex(v)) {
             snprintf(err, errlen,
@@ -229,12 +263,13 @@ static int store_text(struct config *cfg, enum config_key k, const char *v, cons
     char *copy = path ? absolute(cwd, v) : strdup(v);
     if (copy == NULL)
         return -1;
-    char **slot = k == CFG_USER      ? &cfg->user
-                  : k == CFG_LOG     ? &cfg->log
-                  : k == CFG_PIDFILE ? &cfg->pidfile
-                  : k == CFG_ADDRESS ? &cfg->address
-                  : k == CFG_DB      ? &cfg->db
-                                     : &cfg->secret;
+    char **slot = k == CFG_USER          ? &cfg->user
+                  : k == CFG_LOG         ? &cfg->log
+                  : k == CFG_PIDFILE     ? &cfg->pidfile
+                  : k == CFG_ADDRESS     ? &cfg->address
+                  : k == CFG_DB          ? &cfg->db
+                  : k == CFG_SECRET_FILE ? &cfg->secret_file
+                                         : &cfg->secret;
     *slot = copy;
     return 0;
 }
@@ -249,7 +284,7 @@ int config_resolve(const struct config_raw *flags, const struct config_raw *env,
     for (int i = 0; i < CFG_COUNT; i++) {
         enum config_key k = (enum config_key)i;
         const char *v = pick(k, flags, second, third);
-        unsigned long num = 0;
+        unsigned long num = 0, num2 = 0;
         if (v == NULL || (k == CFG_SECRET && v[0] == '\0')) {
             if (k == CFG_SECRET && need_secret) {
                 snprintf(err, errlen,
@@ -259,7 +294,7 @@ int config_resolve(const struct config_raw *flags, const struct config_raw *env,
             }
             continue;
         }
-        if (check_value(k, v, &num, err, errlen) != 0)
+        if (check_value(k, v, &num, &num2, err, errlen) != 0)
             goto fail;
         if (k == CFG_PORT)
             cfg.port = (unsigned)num;
@@ -269,6 +304,10 @@ int config_resolve(const struct config_raw *flags, const struct config_raw *env,
             cfg.max_retries = (unsigned)num;
         else if (k == CFG_RETRY_INTERVAL)
             cfg.retry_interval = (unsigned)num;
+        else if (k == CFG_RATE_LIMIT) {
+            cfg.rate_limit = (unsigned)num;
+            cfg.rate_burst = (unsigned)num2;
+        }
         else if (store_text(&cfg, k, v, cwd) != 0) {
             snprintf(err, errlen, "out of memory");
             goto fail;
@@ -288,13 +327,8 @@ void config_clear(struct config *cfg)
     free(cfg->pidfile);
     free(cfg->address);
     free(cfg->db);
-    if (cfg->secret != NULL) {
-        /* volatile so the wipe is not optimised away */
-        volatile char *p = cfg->secret;
-        while (*p != '\0')
-            *p++ = '\0';
-        free(cfg->secret);
-    }
+    free(cfg->secret_file);
+    wipe_free(cfg->secret);
     memset(cfg, 0, sizeof *cfg);
 }
 

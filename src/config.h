@@ -23,6 +23,8 @@ enum config_key {
     CFG_MAX_RETRIES,
     CFG_RETRY_INTERVAL,
     CFG_DB,
+    CFG_SECRET_FILE, /* new: the secret read from a file (wins over SECUREDGRAM_SECRET) */
+    CFG_RATE_LIMIT,  /* new: RATE[/BURST] messages per second per sender address; 0 = off */
     CFG_COUNT
 };
 
@@ -37,11 +39,14 @@ struct config {
     char *pidfile; /* absolute */
     char *address;
     char *db; /* absolute */
-    char *secret; /* 64 hex digits */
+    char *secret;      /* 64 hex digits */
+    char *secret_file; /* absolute, or NULL */
     unsigned port;
     unsigned window;         /* seconds */
     unsigned max_retries;
     unsigned retry_interval; /* seconds */
+    unsigned rate_limit;     /* messages per second per sender address; 0: no limit */
+    unsigned rate_burst;     /* messages a sender may send at once */
 };
 
 /* The largest value accepted for window, max retries and retry interval (no overflow past it). */

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "message.h"
 #include "net.h"
+#include "ratelimit.h"
 #include "retx.h"
 #include "settings.h"
 
@@ -137,6 +138,7 @@ struct engine {
 
     struct flow_table *flows;
     struct replay *replay;
+    struct ratelimit *limiter;
     struct {
         char addr[NET_HOST_MAX];
         int64_t port;
@@ -420,6 +422,10 @@ static void handle_dgram(struct engine *e, int sock, struct net_dgram *d, uint64
             e->want_claim = 1; /* room in flight again */
         }
         job_add(e, J_ACKED, j.msg.id, 0, 0, NULL);
+        return;
+    }
+    if (!ratelimit_allow(e->limiter, &d->addr, e->cfg->rate_limit, e->cfg->rate_burst, now_ms)) {
+        drop(e, &e->c.drop_rate_limited, &d->addr, "over the sender's rate limit");
         return;
     }
     const char *json = j.json;
@@ -1074,19 +1080,21 @@ static void reload(struct engine *e)
         log_warn("reload: %s changed; that takes effect only after a restart", changed);
     envelope_key_free(e->key);
     e->key = key;
-    char *tmp = e->cfg->secret;
-    e->cfg->secret = next.secret;
-    next.secret = tmp;
     e->cfg->window = next.window;
+    e->cfg->rate_limit = next.rate_limit;
+    e->cfg->rate_burst = next.rate_burst;
     e->cfg->max_retries = next.max_retries;
     e->cfg->retry_interval = next.retry_interval;
     config_clear(&next);
     log_reopen();
-    log_warn("configuration reloaded (window %us, max retries %u, retry interval %us)",
-             e->cfg->window, e->cfg->max_retries, e->cfg->retry_interval);
+    log_warn("configuration reloaded (window %us, max retries %u, retry interval %us, "
+             "rate limit %u/%u)",
+             e->cfg->window, e->cfg->max_retries, e->cfg->retry_interval, e->cfg->rate_limit,
+             e->cfg->rate_burst);
 }
 
-static void log_counters(const struct engine *e)
+/* One line of every counter, for USR1 and `securedgram status`. */
+static void format_counters(const struct engine *e, char *out, size_t len)
 {
     const struct engine_counters *c = &e->c;
     char drops[512];
@@ -1095,17 +1103,37 @@ static void log_counters(const struct engine *e)
         used += (size_t)snprintf(drops + used, sizeof drops - used, "%s=%llu ",
                                  judge_name((enum judge_verdict)v),
                                  (unsigned long long)c->verdicts[v]);
-    log_warn("counters: rx=%llu stored=%llu duplicates=%llu acks_sent=%llu acks_received=%llu "
+    snprintf(out, len,
+             "rx=%llu stored=%llu duplicates=%llu acks_sent=%llu acks_received=%llu "
              "sent=%llu retransmits=%llu send_failed=%llu in_flight=%zu | dropped: %soversize=%llu "
-             "unstored=%llu | ack_unmatched=%llu store_errors=%llu replay_cache_early=%llu",
+             "rate_limited=%llu unstored=%llu | ack_unmatched=%llu store_errors=%llu "
+             "replay_cache_early=%llu",
              (unsigned long long)c->rx, (unsigned long long)c->stored,
              (unsigned long long)c->duplicates, (unsigned long long)c->acks_sent,
              (unsigned long long)c->verdicts[JUDGE_ACK], (unsigned long long)c->sent,
              (unsigned long long)c->retransmits, (unsigned long long)c->send_failed,
              retx_count(e->inflight), drops, (unsigned long long)c->drop_oversize,
-             (unsigned long long)c->drop_unstored, (unsigned long long)c->acks_unmatched,
-             (unsigned long long)c->store_errors,
+             (unsigned long long)c->drop_rate_limited, (unsigned long long)c->drop_unstored,
+             (unsigned long long)c->acks_unmatched, (unsigned long long)c->store_errors,
              (unsigned long long)replay_early_evictions(e->replay));
+}
+
+/* Logs the counters, and leaves them in the stats file for `securedgram status`. */
+static void log_counters(const struct engine *e)
+{
+    char line[1200];
+    format_counters(e, line, sizeof line);
+    log_warn("counters: %s", line);
+    if (e->o.stats_path == NULL)
+        return;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", e->o.stats_path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return; /* e.g. the pid file's directory is not ours after the privilege drop */
+    int ok = fprintf(f, "counters: %s\n", line) > 0;
+    if (fclose(f) != 0 || !ok || rename(tmp, e->o.stats_path) != 0)
+        unlink(tmp);
 }
 
 static int signals_open(char *err, size_t errlen, int *rfd)
@@ -1157,19 +1185,27 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
                                    memcmp(&me.sin6_addr, &any.u.v6.sin6_addr, 16) == 0;
     }
     e->key = envelope_key_from_hex(e->cfg->secret);
+    if (e->key != NULL) {
+        /* The key is in guarded memory now; the hex text need not stay in the heap. */
+        explicit_bzero(e->cfg->secret, strlen(e->cfg->secret));
+        free(e->cfg->secret);
+        e->cfg->secret = NULL;
+    }
     e->inflight = retx_new(INFLIGHT_MAX);
     e->rxbuf = malloc((size_t)RX_SLOTS * (ENVELOPE_MAX_DATAGRAM + 1));
     e->items = calloc(ITEMS_MAX, sizeof *e->items);
     e->item_arena = malloc(ITEM_ARENA_BYTES);
     e->flows = flow_new(PEERS_MAX, INFLIGHT_MAX);
     e->replay = replay_new(REPLAY_MAX);
+    e->limiter = ratelimit_new(PEERS_MAX);
     e->jobs = calloc(JOURNAL_MAX, sizeof *e->jobs);
     e->out = calloc(SENDQ_MAX, sizeof *e->out);
     e->outm = calloc(SENDQ_MAX, sizeof *e->outm);
     e->arena = malloc(ARENA_BYTES);
     e->acks = calloc(ACK_RETRY_MAX, sizeof *e->acks);
     if (e->key == NULL || e->inflight == NULL || e->rxbuf == NULL || e->items == NULL ||
-        e->item_arena == NULL || e->flows == NULL || e->replay == NULL || e->jobs == NULL ||
+        e->item_arena == NULL || e->flows == NULL || e->replay == NULL || e->limiter == NULL ||
+        e->jobs == NULL ||
         e->out == NULL || e->outm == NULL || e->arena == NULL || e->acks == NULL) {
         snprintf(err, errlen, e->key == NULL ? "cannot load the secret into protected memory"
                                              : "out of memory");
@@ -1313,6 +1349,7 @@ void engine_free(struct engine *e)
     free(e->item_arena);
     flow_free(e->flows);
     replay_free(e->replay);
+    ratelimit_free(e->limiter);
     free(e->out);
     free(e->outm);
     free(e->arena);

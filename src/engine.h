@@ -26,13 +26,14 @@ struct engine_opts {
     const char *cwd;                /* for relative paths on reload */
     int fd;                         /* the bound UDP socket (the engine closes it) */
     struct store *store;            /* open database (the engine closes it) */
+    const char *stats_path;         /* where USR1 leaves the counters, or NULL */
 };
 
 /* What happened since start (shown on USR1). */
 struct engine_counters {
     uint64_t rx;
     uint64_t verdicts[JUDGE_VERDICTS]; /* every datagram's verdict, drops by reason */
-    uint64_t drop_oversize, drop_unstored;
+    uint64_t drop_oversize, drop_rate_limited, drop_unstored;
     uint64_t stored, duplicates, acks_sent, acks_unmatched;
     uint64_t sent, retransmits, send_failed, store_errors;
 };

@@ -59,19 +59,82 @@ static const char *env_get(const char *name)
     return getenv(name);
 }
 
+/* Reads the secret from the first line of path into top's SECUREDGRAM_SECRET. */
+static int read_secret_file(const char *path, struct config_raw *top, int *loose, char *err,
+                            size_t errlen)
+{
+    char buf[SETTINGS_MAX_SECRET_FILE_BYTES + 1];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    ssize_t n = -1;
+    if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+        sb.st_size <= SETTINGS_MAX_SECRET_FILE_BYTES) {
+        n = read(fd, buf, SETTINGS_MAX_SECRET_FILE_BYTES);
+        *loose |= (sb.st_mode & 077) != 0 ? SETTINGS_LOOSE_SECRET_FILE : 0;
+    }
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    if (n < 0) {
+        snprintf(err, errlen, "cannot read SECUREDGRAM_SECRET_FILE %s: %s", path,
+                 fd < 0 ? strerror(e) : "not a regular file of at most 4096 bytes");
+        return -1;
+    }
+    buf[n] = '\0';
+    char *line = buf + strspn(buf, " \t\r\n");
+    line[strcspn(line, "\r\n")] = '\0';
+    for (size_t len = strlen(line); len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t');)
+        line[--len] = '\0';
+    int rc = 0;
+    if (strlen(line) != 64 || strspn(line, "0123456789abcdefABCDEF") != 64) {
+        snprintf(err, errlen, "SECUREDGRAM_SECRET_FILE %s: the first line must be 64 hex digits "
+                              "(make one with: securedgram keygen > FILE)", path);
+        rc = -1;
+    } else if (config_raw_set(top, CFG_SECRET, line) != 0) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    explicit_bzero(buf, sizeof buf);
+    return rc;
+}
+
 int settings_load(const struct config_raw *flags, const char *env_path, const char *cwd,
                   enum config_mode mode, int need_secret, struct config *cfg, int *loose,
                   char *err, size_t errlen)
 {
-    struct config_raw file = {0}, env = {0};
-    int rc = -1;
-    if (settings_read_env_file(env_path, &file, loose, err, errlen) != 0)
+    struct config_raw file = {0}, env = {0}, top = {0};
+    int rc = -1, env_loose = 0;
+    *loose = 0;
+    if (settings_read_env_file(env_path, &file, &env_loose, err, errlen) != 0)
         goto out;
+    *loose = env_loose ? SETTINGS_LOOSE_ENV : 0;
     config_raw_from_env(&env, env_get);
-    rc = config_resolve(flags, &env, &file, mode, cwd, need_secret, cfg, err, errlen);
+    /* The flags, plus the secret from SECUREDGRAM_SECRET_FILE, which wins over any other. */
+    for (int k = 0; k < CFG_COUNT; k++)
+        if (flags != NULL && flags->v[k] != NULL &&
+            config_raw_set(&top, (enum config_key)k, flags->v[k]) != 0)
+            goto out;
+    const struct config_raw *second = mode == CONFIG_AT_START ? &env : &file;
+    const struct config_raw *third = mode == CONFIG_AT_START ? &file : &env;
+    const char *sf = top.v[CFG_SECRET_FILE] != NULL      ? top.v[CFG_SECRET_FILE]
+                     : second->v[CFG_SECRET_FILE] != NULL ? second->v[CFG_SECRET_FILE]
+                                                          : third->v[CFG_SECRET_FILE];
+    if (sf != NULL && sf[0] != '\0') {
+        char *path = NULL;
+        if (sf[0] != '/' ? asprintf(&path, "%s/%s", cwd, sf) < 0 : (path = strdup(sf)) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
+        }
+        int r = read_secret_file(path, &top, loose, err, errlen);
+        free(path);
+        if (r != 0)
+            goto out;
+    }
+    rc = config_resolve(&top, &env, &file, mode, cwd, need_secret, cfg, err, errlen);
 out:
     config_raw_clear(&file);
     config_raw_clear(&env);
+    config_raw_clear(&top);
     return rc;
 }
 

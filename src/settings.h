@@ -23,10 +23,17 @@ __attribute__((warn_unused_result)) int settings_read_env_file(const char *path,
                                                                int *loose, char *err,
                                                                size_t errlen);
 
+/* Bits of *loose: files holding the secret that group or others can read. */
+#define SETTINGS_LOOSE_ENV 1
+#define SETTINGS_LOOSE_SECRET_FILE 2
+#define SETTINGS_MAX_SECRET_FILE_BYTES 4096
+
 /*
  * Loads the whole configuration: flags (may be NULL), the environment, and the
  * .env file at env_path, by the precedence of mode, relative paths resolved
- * against cwd. Returns 0 and fills *cfg, or -1 with one line in err.
+ * against cwd. When SECUREDGRAM_SECRET_FILE is set, the secret is the first
+ * line of that file (it wins over SECUREDGRAM_SECRET). Returns 0 and fills
+ * *cfg, or -1 with one line in err.
  */
 __attribute__((warn_unused_result)) int settings_load(const struct config_raw *flags,
                                                       const char *env_path, const char *cwd,

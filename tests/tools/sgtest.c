@@ -21,6 +21,7 @@
  *   sgtest plainfile TS_NS JSON FILE  write nonce(0) || ts || JSON || tag(0) (fuzz seeds
  *                                     for the build that skips authentication)
  *   sgtest freeport [6]               print a UDP port that is free on 127.0.0.1 (or ::1)
+ * SGTEST_SRC=ADDR sends from that local address (e.g. 127.0.0.2).
  * Exit status 0 when every step succeeded.
  */
 #include "envelope.h"
@@ -223,6 +224,13 @@ static int open_peer(struct peer *p, const char *host, const char *port, const c
         return -1;
     }
     p->fd = socket(p->to.u.sa.sa_family, SOCK_DGRAM, 0);
+    const char *src = getenv("SGTEST_SRC");
+    struct net_addr from;
+    if (src != NULL && (net_addr_parse(src, 1, &from) != 0 ||
+                        (from.u.v4.sin_port = 0, bind(p->fd, &from.u.sa, from.len)) != 0)) {
+        fprintf(stderr, "sgtest: cannot send from %s\n", src);
+        return -1;
+    }
     int big = 4 << 20;
     setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
     setsockopt(p->fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big);

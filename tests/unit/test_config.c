@@ -85,6 +85,8 @@ static void test_key_names(void **state)
         [CFG_MAX_RETRIES] = "SECUREDGRAM_MAX_RETRIES",
         [CFG_RETRY_INTERVAL] = "SECUREDGRAM_RETRY_INTERVAL",
         [CFG_DB] = "SECUREDGRAM_DB",
+        [CFG_SECRET_FILE] = "SECUREDGRAM_SECRET_FILE",
+        [CFG_RATE_LIMIT] = "SECUREDGRAM_RATE_LIMIT",
     };
     for (int k = 0; k < CFG_COUNT; k++) {
         assert_string_equal(config_key_name((enum config_key)k), names[k]);
@@ -756,10 +758,44 @@ static void test_strict_double(void **state)
     assert_true(d == 42.0);
 }
 
+/* SECUREDGRAM_RATE_LIMIT: off by default; RATE or RATE/BURST; anything else refused. */
+static void test_rate_limit(void **state)
+{
+    (void)state;
+    struct config_raw flags = {0};
+    struct config cfg;
+    char err[256];
+    assert_int_equal(config_resolve(&flags, NULL, NULL, CONFIG_AT_START, "/w", 0, &cfg, err,
+                                    sizeof err), 0);
+    assert_int_equal(cfg.rate_limit, 0);
+    config_clear(&cfg);
+    const struct {
+        const char *v;
+        unsigned rate, burst;
+    } ok[] = {{"100", 100, 100}, {"5/20", 5, 20}, {"0", 0, 0}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        assert_int_equal(config_raw_set(&flags, CFG_RATE_LIMIT, ok[i].v), 0);
+        assert_int_equal(config_resolve(&flags, NULL, NULL, CONFIG_AT_START, "/w", 0, &cfg, err,
+                                        sizeof err), 0);
+        assert_int_equal(cfg.rate_limit, ok[i].rate);
+        assert_int_equal(cfg.rate_burst, ok[i].burst);
+        config_clear(&cfg);
+    }
+    const char *bad[] = {"", "-1", "1.5", "5/", "/5", "5/0", "5/x", "x", "5/5/5", "99999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(config_raw_set(&flags, CFG_RATE_LIMIT, bad[i]), 0);
+        assert_int_equal(config_resolve(&flags, NULL, NULL, CONFIG_AT_START, "/w", 0, &cfg, err,
+                                        sizeof err), -1);
+        assert_non_null(strstr(err, "SECUREDGRAM_RATE_LIMIT"));
+    }
+    config_raw_clear(&flags);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_names),
+        cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_dotenv_basic),
         cmocka_unit_test(test_dotenv_quotes),
         cmocka_unit_test(test_dotenv_export_and_later_wins),
