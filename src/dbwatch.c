@@ -14,24 +14,29 @@
 #include <sys/inotify.h>
 #endif
 
-static const int settle_ms[] = {1, 5, 25};
-#define SETTLE_STEPS ((int)(sizeof settle_ms / sizeof settle_ms[0]))
+static const int settle_us[] = {100, 1000, 5000, 25000};
+#define SETTLE_STEPS ((int)(sizeof settle_us / sizeof settle_us[0]))
 
 struct dbwatch {
     struct store *st;
     int fd; /* inotify, or -1 */
-    int fallback_ms;
+    int64_t fallback_us;
     int64_t version;
-    int64_t event_at;
+    int64_t event_at; /* us */
     int settle_step;
-    int64_t next_check;
+    int64_t next_check; /* us */
 };
 
-int64_t dbwatch_now_ms(void)
+int64_t dbwatch_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t dbwatch_now_ms(void)
+{
+    return dbwatch_now_us() / 1000;
 }
 
 /* Sets up the inotify watch; leaves fd at -1 if it cannot. */
@@ -62,7 +67,7 @@ struct dbwatch *dbwatch_open(struct store *st, const char *db_path, int fallback
     if (w == NULL)
         return NULL;
     w->st = st;
-    w->fallback_ms = fallback_ms > 0 ? fallback_ms : 1000;
+    w->fallback_us = (int64_t)(fallback_ms > 0 ? fallback_ms : 1000) * 1000;
     w->version = store_data_version(st);
     if (w->version < 0) {
         free(w);
@@ -70,13 +75,23 @@ struct dbwatch *dbwatch_open(struct store *st, const char *db_path, int fallback
     }
     watch_files(w, db_path);
     w->settle_step = SETTLE_STEPS;
-    w->next_check = dbwatch_now_ms() + w->fallback_ms;
+    w->next_check = dbwatch_now_us() + w->fallback_us;
     return w;
 }
 
 int dbwatch_has_events(const struct dbwatch *w)
 {
     return w->fd >= 0;
+}
+
+int dbwatch_fd(const struct dbwatch *w)
+{
+    return w->fd;
+}
+
+int64_t dbwatch_next_check_us(const struct dbwatch *w)
+{
+    return w->next_check;
 }
 
 void dbwatch_close(struct dbwatch *w)
@@ -91,12 +106,12 @@ void dbwatch_close(struct dbwatch *w)
 /* When to check next: the next settle step after an event, else the fallback. */
 static void schedule(struct dbwatch *w, int64_t now)
 {
-    while (w->settle_step < SETTLE_STEPS && w->event_at + settle_ms[w->settle_step] <= now)
+    while (w->settle_step < SETTLE_STEPS && w->event_at + settle_us[w->settle_step] <= now)
         w->settle_step++;
     if (w->settle_step < SETTLE_STEPS)
-        w->next_check = w->event_at + settle_ms[w->settle_step];
+        w->next_check = w->event_at + settle_us[w->settle_step];
     else
-        w->next_check = now + w->fallback_ms;
+        w->next_check = now + w->fallback_us;
 }
 
 static void drain(int fd)
@@ -106,37 +121,45 @@ static void drain(int fd)
         ;
 }
 
+int dbwatch_check(struct dbwatch *w, int event, int64_t now_us)
+{
+    if (event && w->fd >= 0) {
+        drain(w->fd);
+        w->event_at = now_us;
+        w->settle_step = 0;
+    }
+    int64_t v = store_data_version(w->st);
+    if (v < 0)
+        return -1;
+    schedule(w, now_us);
+    if (v == w->version)
+        return 0;
+    w->version = v;
+    return 1;
+}
+
 enum dbwatch_rc dbwatch_wait(struct dbwatch *w, int64_t timeout_ms, int stop_fd)
 {
-    int64_t now = dbwatch_now_ms();
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now + timeout_ms;
+    int64_t now = dbwatch_now_us();
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now + timeout_ms * 1000;
+    int event = 0;
     for (;;) {
-        if (now >= w->next_check) {
-            int64_t v = store_data_version(w->st);
-            if (v < 0)
-                return DBWATCH_ERR;
-            schedule(w, now);
-            if (v != w->version) {
-                w->version = v;
-                return DBWATCH_CHANGED;
-            }
+        if (now >= w->next_check || event) {
+            int r = dbwatch_check(w, event, now);
+            if (r != 0)
+                return r > 0 ? DBWATCH_CHANGED : DBWATCH_ERR;
         }
         if (now >= deadline)
             return DBWATCH_TIMEOUT;
-        int64_t wake = w->next_check < deadline ? w->next_check : deadline;
-        int64_t t = wake - now;
+        int64_t t = (w->next_check < deadline ? w->next_check : deadline) - now;
+        struct timespec ts = {(time_t)(t / 1000000), (long)(t % 1000000) * 1000};
         struct pollfd pfd[2] = {{.fd = w->fd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
-        int r = poll(pfd, 2, t > INT_MAX ? INT_MAX : (int)t);
+        int r = ppoll(pfd, 2, &ts, NULL);
         if (r < 0 && errno != EINTR)
             return DBWATCH_ERR;
-        now = dbwatch_now_ms();
+        now = dbwatch_now_us();
         if (r > 0 && (pfd[1].revents & (POLLIN | POLLHUP)))
             return DBWATCH_STOP;
-        if (r > 0 && (pfd[0].revents & POLLIN)) {
-            drain(w->fd);
-            w->event_at = now;
-            w->settle_step = 0;
-            w->next_check = now;
-        }
+        event = r > 0 && (pfd[0].revents & POLLIN);
     }
 }

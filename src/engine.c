@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include "engine.h"
 
+#include "dbwatch.h"
 #include "envelope.h"
 #include "flow.h"
 #include "judge.h"
@@ -38,9 +39,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/inotify.h>
-#endif
 
 #define RX_SLOTS 64          /* datagrams per recvmmsg */
 #define ITEMS_MAX 1024       /* datagrams per turn, so messages per transaction */
@@ -55,14 +53,7 @@
 #define ACK_RESERVE (ITEMS_MAX * 128) /* arena kept for this turn's ACKs */
 #define ACK_RETRY_MAX 1024
 #define SOCK_BUF_BYTES (4 << 20)
-#define WATCH_CHECK_MS 1000  /* safety re-check of the database when inotify is there */
-/*
- * A writer's last -wal write comes a moment before its commit is visible (the
- * WAL index in -shm is updated through mmap, which raises no event), so after
- * an event the version is checked again after these delays.
- */
-static const int settle_us[] = {100, 1000, 5000, 25000};
-#define POLL_CHECK_MS 250    /* the check when it is not */
+#define WATCH_CHECK_MS 1000  /* safety re-check of the database (dbwatch) */
 #define BUSY_BACKOFF_MS 100  /* after a failed transaction */
 #define EAGAIN_RETRY_MS 200
 #define ACK_RETRY_MS 1000
@@ -162,11 +153,7 @@ struct engine {
     struct ack_retry *acks;
     int nacks;
 
-    int ino_fd;
-    int64_t data_version;
-    int64_t next_check_us; /* the next look at data_version */
-    int64_t event_at_us;   /* last inotify event */
-    int settle_step;       /* index into settle_us of the next re-check */
+    struct dbwatch *watch; /* commits by other processes */
     int want_claim, loading_sent, recovering_in;
     int64_t load_after, recover_after;
     int64_t busy_until;
@@ -1013,51 +1000,7 @@ static void tick(struct engine *e)
     e->nitems = 0;
 }
 
-/* ---- watching the database, signals, reload ---- */
-
-static void watch_open(struct engine *e)
-{
-    e->ino_fd = -1;
-#ifdef __linux__
-    int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd < 0)
-        return;
-    char wal[4200];
-    snprintf(wal, sizeof wal, "%s-wal", e->cfg->db);
-    /* Every commit by any process writes the -wal file; checkpoints write the database. */
-    if (inotify_add_watch(fd, wal, IN_MODIFY) < 0 || inotify_add_watch(fd, e->cfg->db, IN_MODIFY) < 0) {
-        log_info("cannot watch %s (%s); checking for new rows every %d ms", wal, strerror(errno),
-                 POLL_CHECK_MS);
-        close(fd);
-        return;
-    }
-    e->ino_fd = fd;
-#endif
-}
-
-static void watch_drain(struct engine *e)
-{
-    char buf[4096];
-    while (e->ino_fd >= 0 && read(e->ino_fd, buf, sizeof buf) > 0)
-        ;
-}
-
-/* Another process committed: there may be new pending rows. */
-static void check_data_version(struct engine *e, int64_t now_us)
-{
-    int64_t v = store_data_version(e->st);
-    if (v >= 0 && v != e->data_version) {
-        e->data_version = v;
-        e->want_claim = 1;
-    }
-    int n = (int)(sizeof settle_us / sizeof settle_us[0]);
-    while (e->settle_step < n && e->event_at_us + settle_us[e->settle_step] <= now_us)
-        e->settle_step++;
-    if (e->settle_step < n)
-        e->next_check_us = e->event_at_us + settle_us[e->settle_step];
-    else
-        e->next_check_us = now_us + 1000 * (e->ino_fd >= 0 ? WATCH_CHECK_MS : POLL_CHECK_MS);
-}
+/* ---- signals, reload ---- */
 
 static void reload(struct engine *e)
 {
@@ -1172,7 +1115,6 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     e->o = *o;
     e->cfg = o->cfg;
     e->st = o->store;
-    e->ino_fd = -1;
     for (int s = 0; s < SOCK_COUNT; s++)
         e->socks[s].fd = -1;
     e->socks[SOCK_MAIN].fd = o->fd;
@@ -1225,10 +1167,15 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     if (moved > 0)
         log_warn("recovery: %d outbound rows left 'sending' by an earlier run are pending again",
                  moved);
-    watch_open(e);
-    e->data_version = store_data_version(e->st);
+    e->watch = dbwatch_open(e->st, e->cfg->db, WATCH_CHECK_MS);
+    if (e->watch == NULL) {
+        snprintf(err, errlen, "cannot watch the database: %s", store_errmsg(e->st));
+        goto fail;
+    }
+    if (!dbwatch_has_events(e->watch))
+        log_info("no inotify for %s: checking for new rows every %d ms", e->cfg->db,
+                 WATCH_CHECK_MS);
     e->want_claim = e->loading_sent = e->recovering_in = 1;
-    e->settle_step = (int)(sizeof settle_us / sizeof settle_us[0]);
     return e;
 fail:
     engine_free(e);
@@ -1264,7 +1211,7 @@ static int wait_events(struct engine *e, struct pollfd *pfd, int64_t timeout_us)
 {
     int n = 0;
     pfd[n++] = (struct pollfd){.fd = sig_rfd, .events = POLLIN};
-    pfd[n++] = (struct pollfd){.fd = e->ino_fd, .events = POLLIN};
+    pfd[n++] = (struct pollfd){.fd = dbwatch_fd(e->watch), .events = POLLIN};
     for (int s = 0; s < SOCK_COUNT; s++)
         pfd[n++] = (struct pollfd){.fd = e->socks[s].fd, .events = POLLIN};
     if (timeout_us < 0)
@@ -1284,11 +1231,10 @@ static int wait_events(struct engine *e, struct pollfd *pfd, int64_t timeout_us)
 
 int engine_run(struct engine *e)
 {
-    e->next_check_us = mono_us();
     while (!got_term) {
         int64_t now_us = mono_us();
         int64_t wake_ms = next_wake_ms(e, now_us / 1000);
-        int64_t timeout_us = e->next_check_us - now_us;
+        int64_t timeout_us = dbwatch_next_check_us(e->watch) - now_us;
         if (wake_ms != INT64_MAX && wake_ms * 1000 - now_us < timeout_us)
             timeout_us = wake_ms * 1000 - now_us;
         struct pollfd pfd[SOCK_COUNT + 2];
@@ -1305,14 +1251,10 @@ int engine_run(struct engine *e)
             log_counters(e);
         }
         now_us = mono_us();
-        if (pfd[1].revents & POLLIN) {
-            watch_drain(e);
-            e->event_at_us = now_us;
-            e->settle_step = 0;
-            check_data_version(e, now_us);
-        } else if (now_us >= e->next_check_us) {
-            check_data_version(e, now_us);
-        }
+        int event = (pfd[1].revents & POLLIN) != 0;
+        if ((event || now_us >= dbwatch_next_check_us(e->watch)) &&
+            dbwatch_check(e->watch, event, now_us) > 0)
+            e->want_claim = 1; /* another process committed: maybe new pending rows */
         tick(e);
         int64_t now = now_us / 1000;
         log_limiter_flush(&e->lim_drop, now, "warnings about dropped datagrams");
@@ -1336,8 +1278,7 @@ void engine_free(struct engine *e)
     for (int s = 0; s < SOCK_COUNT; s++)
         if (e->socks[s].fd >= 0)
             close(e->socks[s].fd);
-    if (e->ino_fd >= 0)
-        close(e->ino_fd);
+    dbwatch_close(e->watch);
     store_close(e->st);
     envelope_key_free(e->key);
     retx_free(e->inflight);

@@ -145,11 +145,9 @@ char *settings_db_path(const char *db_flag, char *err, size_t errlen)
         snprintf(err, errlen, "cannot find the working directory: %s", strerror(errno));
         return NULL;
     }
-    struct config_raw flags = {0}, file = {0};
+    struct config_raw file = {0};
     char *path = NULL;
     int loose = 0;
-    if (db_flag != NULL && config_raw_set(&flags, CFG_DB, db_flag) != 0)
-        goto out;
     const char *envdb = getenv("SECUREDGRAM_DB");
     if (db_flag == NULL && envdb == NULL &&
         settings_read_env_file(SETTINGS_ENV_FILE, &file, &loose, err, errlen) != 0)
@@ -161,15 +159,13 @@ char *settings_db_path(const char *db_flag, char *err, size_t errlen)
         snprintf(err, errlen, "SECUREDGRAM_DB must not be empty");
         goto out;
     }
-    if (v[0] == '/') {
+    if (v[0] == '/')
         path = strdup(v);
-    } else if (asprintf(&path, "%s/%s", cwd, v) < 0) {
+    else if (asprintf(&path, "%s/%s", cwd, v) < 0)
         path = NULL;
-    }
     if (path == NULL)
         snprintf(err, errlen, "out of memory");
 out:
-    config_raw_clear(&flags);
     config_raw_clear(&file);
     return path;
 }

@@ -173,7 +173,10 @@ struct store *store_open(const char *path, enum store_open_mode mode, int busy_m
 {
     struct stat sb;
     if (mode == STORE_EXISTING && stat(path, &sb) != 0) {
-        snprintf(err, errlen, "database not found: %s", path);
+        if (errno == ENOENT)
+            snprintf(err, errlen, "database not found: %s", path);
+        else
+            snprintf(err, errlen, "cannot open database %s: %s", path, strerror(errno));
         return NULL;
     }
     if (mode == STORE_CREATE && stat(path, &sb) != 0 && precreate(path, err, errlen) != 0)
@@ -225,19 +228,23 @@ void store_close(struct store *st)
 
 const char *store_errmsg(const struct store *st)
 {
-    return sqlite3_errmsg(st->db);
+    return st->failed_commit[0] != '\0' ? st->failed_commit : sqlite3_errmsg(st->db);
 }
 
 enum store_rc store_begin(struct store *st)
 {
+    st->failed_commit[0] = '\0';
     return run(stmt(st, S_BEGIN));
 }
 
 enum store_rc store_commit(struct store *st)
 {
     enum store_rc rc = run(stmt(st, S_COMMIT));
-    if (rc != STORE_OK)
+    if (rc != STORE_OK) {
+        /* keep COMMIT's reason: the ROLLBACK below replaces SQLite's message */
+        snprintf(st->failed_commit, sizeof st->failed_commit, "%s", sqlite3_errmsg(st->db));
         store_rollback(st);
+    }
     return rc;
 }
 

@@ -18,6 +18,7 @@
 struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[STORE_MAX_STMTS]; /* prepared on first use, by index */
+    char failed_commit[256]; /* why the last COMMIT failed, until the next BEGIN */
 };
 
 /* The cached statement at index idx for sql (reset, bindings cleared), or NULL. */
