@@ -51,7 +51,7 @@ static void watch_files(struct dbwatch *w, const char *db_path)
     if (fd < 0)
         return;
     if (inotify_add_watch(fd, wal, IN_MODIFY) < 0 ||
-        inotify_add_watch(fd, db_path, IN_MODIFY) < 0) {
+        inotify_add_watch(fd, db_path, IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
         close(fd);
         return;
     }

@@ -1252,9 +1252,16 @@ int engine_run(struct engine *e)
         }
         now_us = mono_us();
         int event = (pfd[1].revents & POLLIN) != 0;
-        if ((event || now_us >= dbwatch_next_check_us(e->watch)) &&
-            dbwatch_check(e->watch, event, now_us) > 0)
-            e->want_claim = 1; /* another process committed: maybe new pending rows */
+        if (event || now_us >= dbwatch_next_check_us(e->watch)) {
+            if (dbwatch_check(e->watch, event, now_us) > 0)
+                e->want_claim = 1; /* another process committed: maybe new pending rows */
+            if (store_file_replaced(e->st)) {
+                log_warn("the database %s was removed or replaced while running; stopping so "
+                         "that nothing more is acknowledged into a file no one will read",
+                         e->cfg->db);
+                return -1;
+            }
+        }
         tick(e);
         int64_t now = now_us / 1000;
         log_limiter_flush(&e->lim_drop, now, "warnings about dropped datagrams");

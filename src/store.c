@@ -156,6 +156,53 @@ fail:
     return -1;
 }
 
+/* Stops a statement once its time budget (a deadline in CLOCK_MONOTONIC ms) has passed. */
+static int past_deadline(void *arg)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 > *(int64_t *)arg;
+}
+
+/*
+ * PRAGMA quick_check within budget_ms: refuses a corrupt database at start
+ * rather than failing on some later write. A database too large to check in
+ * the budget is used unchecked (returns 1). Returns 0 if sound, -1 if not.
+ */
+static int quick_check(sqlite3 *db, const char *path, int budget_ms, char *err, size_t errlen)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + budget_ms;
+    sqlite3_stmt *s = NULL;
+    int rc = 0;
+    sqlite3_progress_handler(db, 10000, past_deadline, &deadline);
+    if (sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &s, NULL) != SQLITE_OK) {
+        rc = sqlite3_errcode(db) == SQLITE_INTERRUPT ? 1 : -1;
+    } else if (sqlite3_step(s) == SQLITE_ROW) {
+        const char *r = (const char *)sqlite3_column_text(s, 0);
+        if (r == NULL || strcmp(r, "ok") != 0) {
+            char why[200];
+            snprintf(why, sizeof why, "%s", r != NULL ? r : "?");
+            for (char *c = why; *c != '\0'; c++)
+                if ((unsigned char)*c < 0x20)
+                    *c = ' '; /* quick_check reports over several lines */
+            const char *w = strncmp(why, "*** in database main *** ", 25) == 0 ? why + 25 : why;
+            snprintf(err, errlen, "database %s is damaged (%s); move it aside or restore a backup",
+                     path, w);
+            rc = -1;
+        }
+    } else {
+        rc = sqlite3_errcode(db) == SQLITE_INTERRUPT ? 1 : -1;
+    }
+    if (rc == -1 && err[0] == '\0')
+        snprintf(err, errlen, "database %s is damaged (%s); move it aside or restore a backup",
+                 path, sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    sqlite3_progress_handler(db, 0, NULL, NULL);
+    return rc < 0 ? -1 : rc;
+}
+
 /* Makes sure a new database file starts as mode 0600 (SQLite gives -wal/-shm the same mode). */
 static int precreate(const char *path, char *err, size_t errlen)
 {
@@ -208,8 +255,20 @@ struct store *store_open(const char *path, enum store_open_mode mode, int busy_m
         snprintf(err, errlen, "cannot use database %s: %s", path, sqlite3_errmsg(st->db));
         goto fail;
     }
+    if (sqlite3_db_readonly(st->db, "main") == 1) {
+        snprintf(err, errlen, "cannot use database %s: it is read-only for this user", path);
+        goto fail;
+    }
+    err[0] = '\0';
+    if (mode == STORE_CREATE && quick_check(st->db, path, STORE_CHECK_BUDGET_MS, err, errlen) < 0)
+        goto fail;
     if (ensure_schema(st->db, err, errlen) != 0)
         goto fail;
+    if (stat(path, &sb) == 0) {
+        st->dev = sb.st_dev;
+        st->ino = sb.st_ino;
+    }
+    snprintf(st->path, sizeof st->path, "%s", path);
     return st;
 fail:
     store_close(st);
@@ -252,6 +311,14 @@ void store_rollback(struct store *st)
 {
     if (!sqlite3_get_autocommit(st->db))
         (void)run(stmt(st, S_ROLLBACK));
+}
+
+int store_file_replaced(const struct store *st)
+{
+    struct stat sb;
+    if (stat(st->path, &sb) != 0)
+        return errno == ENOENT || errno == ENOTDIR;
+    return sb.st_dev != st->dev || sb.st_ino != st->ino;
 }
 
 int store_in_tx(const struct store *st)

@@ -23,6 +23,8 @@ struct store;
 enum store_rc { STORE_OK = 0, STORE_BUSY, STORE_ERR, STORE_DUP };
 
 #define STORE_DAEMON_BUSY_MS 1000
+/* The daemon checks the database at start for at most this long. */
+#define STORE_CHECK_BUDGET_MS 2000
 #define STORE_TOOL_BUSY_MS 5000
 
 enum store_open_mode {
@@ -33,7 +35,9 @@ enum store_open_mode {
 /*
  * Opens path in WAL mode with synchronous=NORMAL and the given busy timeout,
  * creates missing tables and adds a missing read_count column. Files it
- * creates are mode 0600. Returns NULL with the reason in err on failure.
+ * creates are mode 0600. A read-only database is refused; in STORE_CREATE
+ * mode (the daemon) so is a damaged one (PRAGMA quick_check, within
+ * STORE_CHECK_BUDGET_MS). Returns NULL with the reason in err on failure.
  */
 __attribute__((warn_unused_result)) struct store *store_open(const char *path,
                                                              enum store_open_mode mode,
@@ -50,6 +54,12 @@ const char *store_errmsg(const struct store *st);
 __attribute__((warn_unused_result)) enum store_rc store_begin(struct store *st);
 __attribute__((warn_unused_result)) enum store_rc store_commit(struct store *st);
 void store_rollback(struct store *st);
+
+/*
+ * 1 if the database file was removed or replaced since it was opened: writes
+ * would go to a file nobody will ever read again.
+ */
+int store_file_replaced(const struct store *st);
 
 /* 1 while a transaction is open (SQLite rolls some failures back by itself). */
 int store_in_tx(const struct store *st);

@@ -7,6 +7,7 @@
 #include "store.h"
 
 #include <sqlite3.h>
+#include <sys/types.h>
 
 /* "now" as the original writes it: UTC, milliseconds. */
 #define STORE_NOW "strftime('%Y-%m-%dT%H:%M:%f','now')"
@@ -19,6 +20,9 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[STORE_MAX_STMTS]; /* prepared on first use, by index */
     char failed_commit[256]; /* why the last COMMIT failed, until the next BEGIN */
+    char path[4096];
+    dev_t dev; /* the file opened, to notice it being removed or replaced */
+    ino_t ino;
 };
 
 /* The cached statement at index idx for sql (reset, bindings cleared), or NULL. */
