@@ -37,7 +37,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(BUILD)/tests/sgtest
 
 .PHONY: all run test check check-unit check-integration test-asan deps deps-test bench \
-        install uninstall fuzz fuzz-lib fuzz-build check-fuzz clean lint-man
+        install uninstall fuzz fuzz-lib fuzz-build check-fuzz clean lint lint-man
 
 all: $(PROG_BIN)
 
@@ -125,6 +125,13 @@ fuzz: fuzz-build
 
 check-fuzz: fuzz-build
 	@SG_TOOL=$(abspath $(TOOL_BIN)) sh tests/fuzz/run.sh 3 $(FUZZ_TARGETS)
+
+# Static analysis: cppcheck and clang-tidy (.clang-tidy), both must report nothing.
+lint: $(BUILD)/schema.h
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance --std=c11 \
+	  --inline-suppr -Isrc src cmd
+	clang-tidy --quiet src/*.c cmd/*.c -- -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+	  -Isrc -I$(BUILD) $(PKG_CFLAGS)
 
 deps:
 	@sh scripts/deps.sh build

@@ -61,8 +61,9 @@ static const char usage_text[] =
     "  -V, --version            print the version and exit\n"
     "  -h, --help               print this help and exit\n"
     "\n"
-    "Signals: TERM, INT, QUIT stop cleanly; HUP re-reads .env (secret, window, retries,\n"
-    "retry interval) and reopens a log file; USR1 logs a line of counters.\n"
+    "Signals: TERM, INT, QUIT stop cleanly; HUP re-reads .env (secret or secret file,\n"
+    "window, retries, retry interval, rate limit) and reopens a log file; USR1 logs a\n"
+    "line of counters (status prints them).\n"
     "See securedgram(8).\n";
 
 struct cli {
@@ -212,14 +213,18 @@ static int cmd_start(struct ctx *x)
     /* No core dumps or ptrace by other users while the key is in memory. */
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 #endif
+    /* SPEC §4 order: drop privileges, then the pid file (so the service user can remove it). */
+    if (daemon_drop_privileges(cfg->user, err, sizeof err) != 0) {
+        close(fd);
+        return start_failed(report, err);
+    }
     int pidfd = daemon_pidfile_claim(cfg->pidfile, err, sizeof err);
     if (pidfd < 0) {
         close(fd);
         return start_failed(report, err);
     }
-    struct store *st = NULL;
-    if (daemon_drop_privileges(cfg->user, err, sizeof err) != 0 ||
-        (st = store_open(cfg->db, STORE_CREATE, STORE_DAEMON_BUSY_MS, err, sizeof err)) == NULL) {
+    struct store *st = store_open(cfg->db, STORE_CREATE, STORE_DAEMON_BUSY_MS, err, sizeof err);
+    if (st == NULL) {
         close(fd);
         daemon_pidfile_release(cfg->pidfile, pidfd);
         return start_failed(report, err);
@@ -315,7 +320,7 @@ int main(int argc, char **argv)
     }
     if (envelope_init() != 0)
         return fail("%s", "cannot initialise libsodium");
-    const char *cmd = cli.command;
+    const char *cmd = cli.command != NULL ? cli.command : "";
     int starts = strcmp(cmd, "start") == 0 || strcmp(cmd, "restart") == 0;
     if (strcmp(cmd, "keygen") == 0)
         rc = cmd_keygen();

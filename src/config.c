@@ -179,7 +179,7 @@ static char *absolute(const char *cwd, const char *path)
 static const char *shown(const char *v, char out[48])
 {
     size_t i = 0;
-    for (; v[i] != '\0' && i < 40; i++)
+    for (; i < 40 && v[i] != '\0'; i++)
         out[i] = (unsigned char)v[i] < 0x20 || v[i] == 0x7f ? '?' : v[i];
     out[i] = '\0';
     return out;
@@ -285,7 +285,11 @@ int config_resolve(const struct config_raw *flags, const struct config_raw *env,
         enum config_key k = (enum config_key)i;
         const char *v = pick(k, flags, second, third);
         unsigned long num = 0, num2 = 0;
-        if (v == NULL || (k == CFG_SECRET && v[0] == '\0')) {
+        /* An empty optional value is the same as none (SECUREDGRAM_SECRET= in the example file). */
+        int optional = k == CFG_SECRET || k == CFG_SECRET_FILE || k == CFG_RATE_LIMIT;
+        if (v != NULL && v[0] == '\0' && optional)
+            v = keys[k].def;
+        if (v == NULL) {
             if (k == CFG_SECRET && need_secret) {
                 snprintf(err, errlen,
                          "SECUREDGRAM_SECRET is not set (64 hex digits, in .env or the "

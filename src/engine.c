@@ -350,7 +350,7 @@ static void flow_release(struct engine *e, const struct net_addr *dst, int acked
 {
     flow_done(e->flows, dst, acked);
     for (int i = 0; i < e->nblocked; i++)
-        if (memcmp(&e->blocked[i].dst, dst, sizeof *dst) == 0 && !flow_blocked(e->flows, dst)) {
+        if (net_addr_equal(&e->blocked[i].dst, dst) && !flow_blocked(e->flows, dst)) {
             e->blocked[i] = e->blocked[--e->nblocked];
             e->want_claim = 1;
             return;
@@ -362,7 +362,7 @@ static void flow_note_blocked(struct engine *e, const struct store_outbound_row 
                               const struct net_addr *dst)
 {
     for (int i = 0; i < e->nblocked; i++)
-        if (memcmp(&e->blocked[i].dst, dst, sizeof *dst) == 0)
+        if (net_addr_equal(&e->blocked[i].dst, dst))
             return;
     if (e->nblocked >= STORE_MAX_EXCLUDE)
         return; /* its rows are skipped one by one instead */
@@ -1007,6 +1007,7 @@ static void reload(struct engine *e)
     struct config next;
     char err[512];
     int loose = 0;
+    log_reopen(); /* rotation works even when the new configuration is refused */
     if (settings_load(e->o.flags, e->o.env_path, e->o.cwd, CONFIG_AT_RELOAD, 1, &next, &loose, err,
                       sizeof err) != 0) {
         log_warn("reload refused: %s; the running configuration is kept", err);
@@ -1029,7 +1030,6 @@ static void reload(struct engine *e)
     e->cfg->max_retries = next.max_retries;
     e->cfg->retry_interval = next.retry_interval;
     config_clear(&next);
-    log_reopen();
     log_warn("configuration reloaded (window %us, max retries %u, retry interval %us, "
              "rate limit %u/%u)",
              e->cfg->window, e->cfg->max_retries, e->cfg->retry_interval, e->cfg->rate_limit,

@@ -25,7 +25,7 @@ static char ident_buf[64] = "securedgram";
 
 static FILE *open_append(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
     if (fd < 0)
         return NULL;
     FILE *f = fdopen(fd, "a");

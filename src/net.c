@@ -49,6 +49,17 @@ void net_addr_format(const struct net_addr *a, char host[NET_HOST_MAX], unsigned
     }
 }
 
+int net_addr_equal(const struct net_addr *a, const struct net_addr *b)
+{
+    if (a->u.sa.sa_family != b->u.sa.sa_family)
+        return 0;
+    if (a->u.sa.sa_family == AF_INET)
+        return a->u.v4.sin_port == b->u.v4.sin_port &&
+               a->u.v4.sin_addr.s_addr == b->u.v4.sin_addr.s_addr;
+    return a->u.v6.sin6_port == b->u.v6.sin6_port &&
+           memcmp(&a->u.v6.sin6_addr, &b->u.v6.sin6_addr, sizeof a->u.v6.sin6_addr) == 0;
+}
+
 int net_addr_for_family(const struct net_addr *in, int af, struct net_addr *out)
 {
     if (in->u.sa.sa_family == af) {
@@ -145,6 +156,7 @@ int net_family(int fd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
     if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
         return -1;
     return ss.ss_family;

@@ -71,6 +71,9 @@ int net_recv_batch(int fd, struct net_dgram *d, int n);
  */
 int net_send_batch(int fd, struct net_dgram *d, int n);
 
+/* 1 if a and b are the same family, address and port (padding bytes aside). */
+int net_addr_equal(const struct net_addr *a, const struct net_addr *b);
+
 /*
  * Makes an address suitable for a socket of family af: an IPv4 address for an
  * IPv6 socket becomes IPv4-mapped. Returns 0, or -1 if it cannot be sent there.

@@ -72,7 +72,7 @@ static void evict_oldest(struct replay *r, int64_t now_ms, int64_t keep_ms)
     if (now_ms - r->slots[idx].at < keep_ms)
         r->early++;
     unlink_slot(r, idx);
-    r->oldest = (r->oldest + 1) % r->capacity;
+    r->oldest = r->oldest + 1 < r->capacity ? r->oldest + 1 : 0;
     r->count--;
 }
 
@@ -87,7 +87,8 @@ int replay_check(struct replay *r, const uint8_t nonce[REPLAY_NONCE_BYTES], int6
             return 1;
     if (r->count == r->capacity)
         evict_oldest(r, now_ms, keep_ms);
-    int32_t idx = (int32_t)((r->oldest + r->count) % r->capacity);
+    size_t at = r->oldest + r->count;
+    int32_t idx = (int32_t)(at < r->capacity ? at : at - r->capacity);
     memcpy(r->slots[idx].nonce, nonce, REPLAY_NONCE_BYTES);
     r->slots[idx].at = now_ms;
     r->slots[idx].next = r->buckets[b];

@@ -177,9 +177,10 @@ static int quick_check(sqlite3 *db, const char *path, int budget_ms, char *err, 
     sqlite3_stmt *s = NULL;
     int rc = 0;
     sqlite3_progress_handler(db, 10000, past_deadline, &deadline);
-    if (sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &s, NULL) != SQLITE_OK) {
-        rc = sqlite3_errcode(db) == SQLITE_INTERRUPT ? 1 : -1;
-    } else if (sqlite3_step(s) == SQLITE_ROW) {
+    int step = sqlite3_prepare_v2(db, "PRAGMA quick_check(1)", -1, &s, NULL) == SQLITE_OK
+                   ? sqlite3_step(s)
+                   : SQLITE_ERROR;
+    if (step == SQLITE_ROW) {
         const char *r = (const char *)sqlite3_column_text(s, 0);
         if (r == NULL || strcmp(r, "ok") != 0) {
             char why[200];
