@@ -37,7 +37,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(BUILD)/tests/sgtest
 
 .PHONY: all run test check check-unit check-integration test-asan deps deps-test bench \
-        install uninstall fuzz fuzz-lib fuzz-build check-fuzz clean lint lint-man
+        install uninstall fuzz fuzz-lib fuzz-build check-fuzz clean format lint lint-man
 
 all: $(PROG_BIN)
 
@@ -126,8 +126,15 @@ fuzz: fuzz-build
 check-fuzz: fuzz-build
 	@SG_TOOL=$(abspath $(TOOL_BIN)) sh tests/fuzz/run.sh 3 $(FUZZ_TARGETS)
 
-# Static analysis: cppcheck and clang-tidy (.clang-tidy), both must report nothing.
+C_FILES = $(wildcard src/*.[ch] cmd/*.c tests/unit/*.c tests/fuzz/*.[ch] tests/tools/*.c bench/*.c)
+
+format:
+	clang-format -i $(C_FILES)
+
+# Static analysis: clang-format (.clang-format), cppcheck and clang-tidy (.clang-tidy)
+# must all report nothing.
 lint: $(BUILD)/schema.h
+	clang-format --dry-run --Werror $(C_FILES)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance --std=c11 \
 	  --inline-suppr -Isrc src cmd
 	clang-tidy --quiet src/*.c cmd/*.c -- -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
@@ -147,7 +154,7 @@ check-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 check-integration: $(PROG_BIN) $(TOOL_BIN)
-	@SG_BIN=$(abspath $(BIN)) SG_TOOL=$(abspath $(TOOL_BIN)) SG_SAN=$(SAN) \
+	@SG_BIN=$(abspath $(BIN)) SG_TOOL=$(abspath $(TOOL_BIN)) SG_SAN=$(SAN) VALGRIND=$(VALGRIND) \
 	  sh tests/integration/run.sh $(T)
 
 check: check-unit check-integration
@@ -155,11 +162,17 @@ check: check-unit check-integration
 test-asan:
 	@$(MAKE) --no-print-directory BUILD=build/san BIN=build/san/bin SAN=1 CFLAGS='-O1 -g' check
 
+# make test VALGRIND=1: the plain build's tests with every daemon under valgrind (slow).
 test: deps-test
+ifeq ($(VALGRIND),)
 	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory test-asan
 	@$(MAKE) --no-print-directory check-fuzz
 	@echo "all tests passed (plain, ASan+UBSan, fuzz targets)"
+else
+	@$(MAKE) --no-print-directory check VALGRIND=1
+	@echo "all tests passed with the daemons under valgrind"
+endif
 
 clean:
 	rm -rf build bin

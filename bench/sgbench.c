@@ -120,8 +120,8 @@ static int cmd_throughput(const char *path, int port, long n)
         wait_change(ino, 5000); /* counting is cheap, but not free: at most ~200 a second */
     }
     double t1 = now_s();
-    printf("{\"n\":%ld,\"seconds\":%.4f,\"msg_per_s\":%.0f,\"insert_seconds\":%.4f}\n", n,
-           t1 - t0, (double)n / (t1 - t0), t_insert - t0);
+    printf("{\"n\":%ld,\"seconds\":%.4f,\"msg_per_s\":%.0f,\"insert_seconds\":%.4f}\n", n, t1 - t0,
+           (double)n / (t1 - t0), t_insert - t0);
     sqlite3_finalize(count);
     sqlite3_close(db);
     return 0;
@@ -139,7 +139,8 @@ static int cmd_latency(const char *path, int port, int n)
     int ino = watch(path);
     sqlite3_stmt *ins = prep(db, "INSERT INTO outbound_messages (dst_addr, dst_port, payload) "
                                  "VALUES ('127.0.0.1', ?1, '{\"content\":\"latency probe\"}')");
-    sqlite3_stmt *st = prep(db, "SELECT state = 'acknowledged' FROM outbound_messages WHERE id = ?1");
+    sqlite3_stmt *st =
+        prep(db, "SELECT state = 'acknowledged' FROM outbound_messages WHERE id = ?1");
     double *ms = calloc((size_t)n, sizeof *ms);
     for (int i = 0; i < n; i++) {
         double t0 = now_s();
@@ -181,12 +182,14 @@ static int cmd_check(const char *a_path, const char *b_path, long n)
         return 2;
     }
     const char *checks[][2] = {
-        {"SELECT count(*) FROM main.outbound_messages WHERE state = 'acknowledged'", "acknowledged on A"},
+        {"SELECT count(*) FROM main.outbound_messages WHERE state = 'acknowledged'",
+         "acknowledged on A"},
         {"SELECT count(*) FROM main.outbound_messages", "rows on A"},
         {"SELECT count(*) FROM b.inbound_messages", "rows stored on B"},
         {"SELECT count(DISTINCT message_id) FROM b.inbound_messages", "distinct messages on B"},
         {"SELECT count(*) FROM b.inbound_messages i JOIN main.outbound_messages o "
-         "USING (message_id)", "B's rows that A sent"},
+         "USING (message_id)",
+         "B's rows that A sent"},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {

@@ -11,13 +11,13 @@
 #include "net.h"
 #include "settings.h"
 #include "store.h"
+#include "tool.h"
 #include "version.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <time.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,17 +75,6 @@ struct cli {
 
 enum { OPT_RETRY_INTERVAL = 256, OPT_DB, OPT_SECRET_FILE, OPT_RATE_LIMIT };
 
-__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("ERROR: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
-
 /* Parses argv into cli; returns 0, 1 on an error (reported), or -1 when done (help/version). */
 static int parse_args(int argc, char **argv, struct cli *cli)
 {
@@ -114,36 +103,71 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     while ((c = getopt_long(argc, argv, ":u:l:P:b:p:s:w:r:fvdVh", longopts, NULL)) != -1) {
         int key = -1;
         switch (c) {
-        case 'u': key = CFG_USER; break;
-        case 'l': key = CFG_LOG; break;
-        case 'P': key = CFG_PIDFILE; break;
-        case 'b': key = CFG_ADDRESS; break;
-        case 'p': key = CFG_PORT; break;
-        case 's': key = CFG_SECRET; break;
-        case 'w': key = CFG_WINDOW; break;
-        case 'r': key = CFG_MAX_RETRIES; break;
-        case OPT_RETRY_INTERVAL: key = CFG_RETRY_INTERVAL; break;
-        case OPT_DB: key = CFG_DB; break;
-        case OPT_SECRET_FILE: key = CFG_SECRET_FILE; break;
-        case OPT_RATE_LIMIT: key = CFG_RATE_LIMIT; break;
-        case 'f': cli->foreground = 1; break;
-        case 'v': if (cli->level < LOG_LEVEL_INFO) cli->level = LOG_LEVEL_INFO; break;
-        case 'd': cli->level = LOG_LEVEL_DEBUG; break;
-        case 'V': printf("securedgram %s\n", SG_VERSION); return -1;
-        case 'h': fputs(usage_text, stdout); return -1;
-        case ':': return fail("option '%s' needs a value (see securedgram --help)", argv[optind - 1]);
-        default: return fail("unknown option '%s' (see securedgram --help)", argv[optind - 1]);
+        case 'u':
+            key = CFG_USER;
+            break;
+        case 'l':
+            key = CFG_LOG;
+            break;
+        case 'P':
+            key = CFG_PIDFILE;
+            break;
+        case 'b':
+            key = CFG_ADDRESS;
+            break;
+        case 'p':
+            key = CFG_PORT;
+            break;
+        case 's':
+            key = CFG_SECRET;
+            break;
+        case 'w':
+            key = CFG_WINDOW;
+            break;
+        case 'r':
+            key = CFG_MAX_RETRIES;
+            break;
+        case OPT_RETRY_INTERVAL:
+            key = CFG_RETRY_INTERVAL;
+            break;
+        case OPT_DB:
+            key = CFG_DB;
+            break;
+        case OPT_SECRET_FILE:
+            key = CFG_SECRET_FILE;
+            break;
+        case OPT_RATE_LIMIT:
+            key = CFG_RATE_LIMIT;
+            break;
+        case 'f':
+            cli->foreground = 1;
+            break;
+        case 'v':
+            if (cli->level < LOG_LEVEL_INFO)
+                cli->level = LOG_LEVEL_INFO;
+            break;
+        case 'd':
+            cli->level = LOG_LEVEL_DEBUG;
+            break;
+        case 'V':
+            printf("securedgram %s\n", SG_VERSION);
+            return -1;
+        case 'h':
+            fputs(usage_text, stdout);
+            return -1;
+        default:
+            return tool_bad_option("securedgram", c, argv, optind, optopt);
         }
         if (key >= 0 && config_raw_set(&cli->flags, (enum config_key)key, optarg) != 0)
-            return fail("%s", "out of memory");
+            return tool_fail("%s", "out of memory");
         if (key == CFG_SECRET)
             memset(optarg, 'x', strlen(optarg)); /* keep it out of ps from now on */
     }
     if (optind >= argc)
-        return fail("%s", "no command given: start, stop, restart, status, poll or keygen "
-                          "(see securedgram --help)");
+        return tool_fail("%s", "no command given: start, stop, restart, status, poll or keygen "
+                               "(see securedgram --help)");
     if (optind + 1 < argc)
-        return fail("unexpected argument '%s' (see securedgram --help)", argv[optind + 1]);
+        return tool_fail("unexpected argument '%s' (see securedgram --help)", argv[optind + 1]);
     cli->command = argv[optind];
     return 0;
 }
@@ -160,17 +184,21 @@ static int load(struct ctx *x, int need_secret)
     char err[512];
     int loose = 0;
     if (getcwd(x->cwd, sizeof x->cwd) == NULL)
-        return fail("cannot find the working directory: %s", strerror(errno));
+        return tool_fail("cannot find the working directory: %s", strerror(errno));
     snprintf(x->env_path, sizeof x->env_path, "%s/%s", x->cwd, SETTINGS_ENV_FILE);
     if (settings_load(&x->cli->flags, x->env_path, x->cwd, CONFIG_AT_START, need_secret, &x->cfg,
                       &loose, err, sizeof err) != 0)
-        return fail("%s", err);
+        return tool_fail("%s", err);
     if ((loose & SETTINGS_LOOSE_ENV) && need_secret)
-        fprintf(stderr, "WARNING: %s is readable by group or others; it holds the secret "
-                        "(chmod 600 %s)\n", x->env_path, x->env_path);
+        fprintf(stderr,
+                "WARNING: %s is readable by group or others; it holds the secret "
+                "(chmod 600 %s)\n",
+                x->env_path, x->env_path);
     if ((loose & SETTINGS_LOOSE_SECRET_FILE) && need_secret)
-        fprintf(stderr, "WARNING: %s is readable by group or others; it holds the secret "
-                        "(chmod 600 %s)\n", x->cfg.secret_file, x->cfg.secret_file);
+        fprintf(stderr,
+                "WARNING: %s is readable by group or others; it holds the secret "
+                "(chmod 600 %s)\n",
+                x->cfg.secret_file, x->cfg.secret_file);
     return 0;
 }
 
@@ -192,12 +220,12 @@ static int cmd_start(struct ctx *x)
     struct config *cfg = &x->cfg;
     int r = daemon_pidfile_check(cfg->pidfile, &pid, err, sizeof err);
     if (r != 0)
-        return r < 0 ? fail("%s", err)
-                     : fail("securedgram is already running (pid %ld, pid file %s)", (long)pid,
-                            cfg->pidfile);
+        return r < 0 ? tool_fail("%s", err)
+                     : tool_fail("securedgram is already running (pid %ld, pid file %s)", (long)pid,
+                                 cfg->pidfile);
     if (log_open(cfg->log, "securedgram") != 0) {
         snprintf(err, sizeof err, "cannot open log %s: %s", cfg->log, strerror(errno));
-        return fail("%s", err);
+        return tool_fail("%s", err);
     }
     log_set_level(x->cli->level);
     int fd = net_bind(cfg->address, cfg->port, SOCK_BUF_BYTES, err, sizeof err);
@@ -253,7 +281,7 @@ static int cmd_stop(struct ctx *x)
     char err[512];
     pid_t was = 0;
     if (daemon_stop(x->cfg.pidfile, &was, err, sizeof err) != 0)
-        return fail("%s", err);
+        return tool_fail("%s", err);
     if (was > 0)
         printf("securedgram stopped (pid %ld)\n", (long)was);
     else
@@ -291,7 +319,7 @@ static int cmd_status(struct ctx *x)
     pid_t pid = 0;
     int r = daemon_pidfile_check(x->cfg.pidfile, &pid, err, sizeof err);
     if (r < 0)
-        return fail("%s", err);
+        return tool_fail("%s", err);
     if (r == 0) {
         printf("securedgram is not running\n");
         return 3;
@@ -319,14 +347,14 @@ int main(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     }
     if (envelope_init() != 0)
-        return fail("%s", "cannot initialise libsodium");
+        return tool_fail("%s", "cannot initialise libsodium");
     const char *cmd = cli.command != NULL ? cli.command : "";
     int starts = strcmp(cmd, "start") == 0 || strcmp(cmd, "restart") == 0;
     if (strcmp(cmd, "keygen") == 0)
         rc = cmd_keygen();
     else if (!starts && strcmp(cmd, "stop") != 0 && strcmp(cmd, "status") != 0 &&
              strcmp(cmd, "poll") != 0)
-        rc = fail("unknown command '%s' (start, stop, restart, status, poll or keygen)", cmd);
+        rc = tool_fail("unknown command '%s' (start, stop, restart, status, poll or keygen)", cmd);
     else if ((rc = load(&x, starts)) != 0)
         ;
     else if (strcmp(cmd, "start") == 0)

@@ -225,7 +225,9 @@ static int print_receipt(const struct opts *o, int64_t rowid, const char *row_id
          .s = row_id,
          .len = strlen(row_id)},
         /* check_args refused a missing address before this point */
-        {.name = "dst_addr", .kind = JSONOUT_STRING, .s = o->addr,
+        {.name = "dst_addr",
+         .kind = JSONOUT_STRING,
+         .s = o->addr,
          .len = strlen(o->addr)}, /* NOLINT(clang-analyzer-core.NonNullParamChecker) */
         {.name = "dst_port", .kind = JSONOUT_INT, .i = o->port},
     };

@@ -219,8 +219,8 @@ static int check_value(enum config_key k, const char *v, unsigned long *num, uns
         if (rl >= sizeof buf || strict_ulong(buf, 0, CONFIG_MAX_COUNT, &rate) != 0 ||
             (slash != NULL && strict_ulong(slash + 1, 1, CONFIG_MAX_COUNT, &burst) != 0)) {
             snprintf(err, errlen,
-                     "%s must be RATE or RATE/BURST, whole numbers (0 = no limit; got '%s')",
-                     name, shown(v, show));
+                     "%s must be RATE or RATE/BURST, whole numbers (0 = no limit; got '%s')", name,
+                     shown(v, show));
             return -1;
         }
         *num = rate;
@@ -311,8 +311,7 @@ int config_resolve(const struct config_raw *flags, const struct config_raw *env,
         else if (k == CFG_RATE_LIMIT) {
             cfg.rate_limit = (unsigned)num;
             cfg.rate_burst = (unsigned)num2;
-        }
-        else if (store_text(&cfg, k, v, cwd) != 0) {
+        } else if (store_text(&cfg, k, v, cwd) != 0) {
             snprintf(err, errlen, "out of memory");
             goto fail;
         }

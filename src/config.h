@@ -38,11 +38,11 @@ struct config {
     char *log;     /* "syslog", "stdout", or an absolute file path */
     char *pidfile; /* absolute */
     char *address;
-    char *db; /* absolute */
+    char *db;          /* absolute */
     char *secret;      /* 64 hex digits */
     char *secret_file; /* absolute, or NULL */
     unsigned port;
-    unsigned window;         /* seconds */
+    unsigned window; /* seconds */
     unsigned max_retries;
     unsigned retry_interval; /* seconds */
     unsigned rate_limit;     /* messages per second per sender address; 0: no limit */
@@ -65,16 +65,15 @@ int config_key_by_name(const char *name);
  * value; a later line wins. Keys that are not SECUREDGRAM_* are ignored.
  * Returns 0, or -1 with "line N: why" in err.
  */
-__attribute__((warn_unused_result)) int config_dotenv_parse(const char *text, size_t len,
-                                                            struct config_raw *out, char *err,
-                                                            size_t errlen);
+__attribute__((warn_unused_result)) int
+config_dotenv_parse(const char *text, size_t len, struct config_raw *out, char *err, size_t errlen);
 
 /* Fills raw from the environment through get (usually getenv). */
 void config_raw_from_env(struct config_raw *out, const char *(*get)(const char *name));
 
 /* Sets one value (copied); returns 0 or -1 on allocation failure. */
-__attribute__((warn_unused_result)) int config_raw_set(struct config_raw *raw,
-                                                       enum config_key key, const char *value);
+__attribute__((warn_unused_result)) int config_raw_set(struct config_raw *raw, enum config_key key,
+                                                       const char *value);
 
 void config_raw_clear(struct config_raw *raw);
 

@@ -52,8 +52,8 @@ int daemon_pidfile_claim(const char *path, char *err, size_t errlen)
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         pid_t other = read_pid(fd);
-        snprintf(err, errlen, "securedgram is already running (pid %ld, pid file %s)",
-                 (long)other, path);
+        snprintf(err, errlen, "securedgram is already running (pid %ld, pid file %s)", (long)other,
+                 path);
         close(fd);
         return -1;
     }
@@ -103,8 +103,8 @@ int daemon_detach(char *err, size_t errlen)
         char msg[1024];
         size_t got = 0;
         ssize_t n;
-        while (got < sizeof msg - 1 && ((n = read(p[0], msg + got, sizeof msg - 1 - got)) > 0 ||
-                                        (n < 0 && errno == EINTR)))
+        while (got < sizeof msg - 1 &&
+               ((n = read(p[0], msg + got, sizeof msg - 1 - got)) > 0 || (n < 0 && errno == EINTR)))
             got += n > 0 ? (size_t)n : 0;
         msg[got] = '\0';
         waitpid(child, NULL, 0);

@@ -40,21 +40,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RX_SLOTS 64          /* datagrams per recvmmsg */
-#define ITEMS_MAX 1024       /* datagrams per turn, so messages per transaction */
+#define RX_SLOTS 64                 /* datagrams per recvmmsg */
+#define ITEMS_MAX 1024              /* datagrams per turn, so messages per transaction */
 #define ITEM_ARENA_BYTES (2u << 20) /* this turn's received JSON */
-#define CLAIM_BATCH 512      /* pending rows claimed per turn */
-#define INFLIGHT_MAX 8192    /* messages sent and waiting for their ACK */
-#define PEERS_MAX 4096       /* destinations with a flow window */
-#define REPLAY_MAX 131072    /* nonces remembered (3 MB at most) */
-#define JOURNAL_MAX 16384    /* state changes owed to the database */
-#define SENDQ_MAX 2048       /* datagrams sealed per turn */
+#define CLAIM_BATCH 512             /* pending rows claimed per turn */
+#define INFLIGHT_MAX 8192           /* messages sent and waiting for their ACK */
+#define PEERS_MAX 4096              /* destinations with a flow window */
+#define REPLAY_MAX 131072           /* nonces remembered (3 MB at most) */
+#define JOURNAL_MAX 16384           /* state changes owed to the database */
+#define SENDQ_MAX 2048              /* datagrams sealed per turn */
 #define ARENA_BYTES (4u << 20)
 #define ACK_RESERVE (ITEMS_MAX * 128) /* arena kept for this turn's ACKs */
 #define ACK_RETRY_MAX 1024
 #define SOCK_BUF_BYTES (4 << 20)
-#define WATCH_CHECK_MS 1000  /* safety re-check of the database (dbwatch) */
-#define BUSY_BACKOFF_MS 100  /* after a failed transaction */
+#define WATCH_CHECK_MS 1000 /* safety re-check of the database (dbwatch) */
+#define BUSY_BACKOFF_MS 100 /* after a failed transaction */
 #define EAGAIN_RETRY_MS 200
 #define ACK_RETRY_MS 1000
 #define LOAD_BATCH 512
@@ -374,15 +374,14 @@ static void flow_note_blocked(struct engine *e, const struct store_outbound_row 
 
 /* ---- receiving ---- */
 
-static void drop(struct engine *e, uint64_t *counter, const struct net_addr *from,
-                 const char *why)
+static void drop(struct engine *e, uint64_t *counter, const struct net_addr *from, const char *why)
 {
     (*counter)++;
     char host[NET_HOST_MAX];
     unsigned port;
     net_addr_format(from, host, &port);
-    log_warn_limited(&e->lim_drop, mono_ms(), "dropped a datagram from %s port %u: %s", host,
-                     port, why);
+    log_warn_limited(&e->lim_drop, mono_ms(), "dropped a datagram from %s port %u: %s", host, port,
+                     why);
 }
 
 static void handle_dgram(struct engine *e, int sock, struct net_dgram *d, uint64_t now_ns,
@@ -465,10 +464,10 @@ static int store_items(struct engine *e)
         unsigned port;
         int is_new = 0;
         net_addr_format(&it->from, host, &port);
-        int r = judge(e,
-                      store_inbound_insert(e->st, it->msg.id, host, port, it->json, it->len,
-                                           it->ts, &is_new),
-                      "store a received message");
+        int r = judge(
+            e,
+            store_inbound_insert(e->st, it->msg.id, host, port, it->json, it->len, it->ts, &is_new),
+            "store a received message");
         if (r < 0)
             return -1;
         it->stored = r;
@@ -572,15 +571,14 @@ static void claim_row(struct claim_ctx *cx, const struct store_outbound_row *row
         return;
     }
     if (net_addr_parse(row->dst_addr, (unsigned)row->dst_port, &dst) != 0) {
-        snprintf(err, sizeof err, "dst_addr '%.64s' is not an IPv4 or IPv6 address",
-                 row->dst_addr);
+        snprintf(err, sizeof err, "dst_addr '%.64s' is not an IPv4 or IPv6 address", row->dst_addr);
         fail_row(cx, row->rowid, row->retry_count, err);
         return;
     }
     int sock = sock_for(e, &dst, &to, err, sizeof err);
     struct message_out m;
-    if (sock < 0 ||
-        message_prepare(row->payload, row->payload_len, row->message_id, &m, err, sizeof err) != 0) {
+    if (sock < 0 || message_prepare(row->payload, row->payload_len, row->message_id, &m, err,
+                                    sizeof err) != 0) {
         fail_row(cx, row->rowid, row->retry_count, err);
         return;
     }
@@ -624,8 +622,8 @@ static int claim(struct engine *e)
     if (limit <= 0 || arena_room(e) <= ACK_RESERVE)
         return 0;
     struct row_copy rows[CLAIM_BATCH];
-    struct claim_ctx cx = {.e = e, .rows = rows, .cap = limit,
-                           .budget = arena_room(e) - ACK_RESERVE};
+    struct claim_ctx cx = {
+        .e = e, .rows = rows, .cap = limit, .budget = arena_room(e) - ACK_RESERVE};
     struct store_dest exclude[STORE_MAX_EXCLUDE];
     for (int i = 0; i < e->nblocked; i++) {
         exclude[i].addr = e->blocked[i].addr;
@@ -666,8 +664,8 @@ static void resend_row(struct engine *e, int idx, const struct store_outbound_ro
         return;
     }
     int sock = sock_for(e, &ent->dst, &to, err, sizeof err);
-    if (sock < 0 ||
-        message_prepare(row->payload, row->payload_len, row->message_id, &m, err, sizeof err) != 0) {
+    if (sock < 0 || message_prepare(row->payload, row->payload_len, row->message_id, &m, err,
+                                    sizeof err) != 0) {
         fail_row(&cx, row->rowid, ent->retries, err);
         *abort = cx.abort;
         return;
@@ -688,15 +686,15 @@ static void resend_row(struct engine *e, int idx, const struct store_outbound_ro
     }
 }
 
-/* Takes the due entries out of the timer order (rescheduled a full interval on) and resends them. */
+/* Takes the due entries out of the timer order (rescheduled a full interval on) and resends them.
+ */
 static int retransmit_due(struct engine *e, int64_t now)
 {
     struct retx_entry *ent;
     int64_t interval = (int64_t)e->cfg->retry_interval * 1000;
     e->ndue = 0;
     while (e->ndue < CLAIM_BATCH && (ent = retx_due(e->inflight, now)) != NULL) {
-        if (arena_room(e) < ENVELOPE_MAX_DATAGRAM + ACK_RESERVE ||
-            e->nout >= SENDQ_MAX - ITEMS_MAX)
+        if (arena_room(e) < ENVELOPE_MAX_DATAGRAM + ACK_RESERVE || e->nout >= SENDQ_MAX - ITEMS_MAX)
             break;
         retx_reschedule(e->inflight, ent, now + interval);
         flow_lost(e->flows, &ent->dst, now, interval);
@@ -903,7 +901,8 @@ static void on_unacked(void *ctx, const struct store_inbound_row *row)
     struct net_addr from, to;
     char err[160];
     e->recover_after = row->rowid;
-    if (net_addr_parse(row->src_addr, (unsigned)(row->src_port > 0 ? row->src_port : 0), &from) != 0 ||
+    if (net_addr_parse(row->src_addr, (unsigned)(row->src_port > 0 ? row->src_port : 0), &from) !=
+            0 ||
         !message_id_valid(row->message_id)) {
         job_add(e, J_ACK_FAILED, row->message_id, 0, 0, NULL);
         return;
@@ -1043,9 +1042,9 @@ static void format_counters(const struct engine *e, char *out, size_t len)
     char drops[512];
     size_t used = 0;
     for (int v = JUDGE_DROP_SHORT; v < JUDGE_VERDICTS; v++)
-        used += (size_t)snprintf(drops + used, sizeof drops - used, "%s=%llu ",
-                                 judge_name((enum judge_verdict)v),
-                                 (unsigned long long)c->verdicts[v]);
+        used +=
+            (size_t)snprintf(drops + used, sizeof drops - used, "%s=%llu ",
+                             judge_name((enum judge_verdict)v), (unsigned long long)c->verdicts[v]);
     snprintf(out, len,
              "rx=%llu stored=%llu duplicates=%llu acks_sent=%llu acks_received=%llu "
              "sent=%llu retransmits=%llu send_failed=%llu in_flight=%zu | dropped: %soversize=%llu "
@@ -1147,10 +1146,10 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     e->acks = calloc(ACK_RETRY_MAX, sizeof *e->acks);
     if (e->key == NULL || e->inflight == NULL || e->rxbuf == NULL || e->items == NULL ||
         e->item_arena == NULL || e->flows == NULL || e->replay == NULL || e->limiter == NULL ||
-        e->jobs == NULL ||
-        e->out == NULL || e->outm == NULL || e->arena == NULL || e->acks == NULL) {
-        snprintf(err, errlen, e->key == NULL ? "cannot load the secret into protected memory"
-                                             : "out of memory");
+        e->jobs == NULL || e->out == NULL || e->outm == NULL || e->arena == NULL ||
+        e->acks == NULL) {
+        snprintf(err, errlen,
+                 e->key == NULL ? "cannot load the secret into protected memory" : "out of memory");
         goto fail;
     }
     for (int i = 0; i < RX_SLOTS; i++) {

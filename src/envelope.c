@@ -101,8 +101,8 @@ size_t envelope_seal(const struct envelope_key *key, uint64_t ts_ns, const char 
     return ENVELOPE_NONCE_BYTES + (size_t)clen;
 }
 
-enum envelope_result envelope_open(const struct envelope_key *key, const uint8_t *dgram,
-                                   size_t len, uint8_t *plain, uint64_t *ts_ns, const char **json,
+enum envelope_result envelope_open(const struct envelope_key *key, const uint8_t *dgram, size_t len,
+                                   uint8_t *plain, uint64_t *ts_ns, const char **json,
                                    size_t *json_len)
 {
     if (len < ENVELOPE_MIN_DATAGRAM || len > ENVELOPE_MAX_DATAGRAM)

@@ -6,10 +6,10 @@
 struct peer {
     uint8_t key[18]; /* 16 address bytes (IPv4 mapped) + 2 port bytes */
     uint32_t window, in_flight;
-    uint32_t growth;      /* ACKs counted towards the next +1 past the threshold */
-    uint32_t threshold;   /* slow start below it */
+    uint32_t growth;    /* ACKs counted towards the next +1 past the threshold */
+    uint32_t threshold; /* slow start below it */
     int64_t last_loss_ms;
-    struct peer *next;    /* hash chain, or free list */
+    struct peer *next; /* hash chain, or free list */
 };
 
 struct flow_table {

@@ -27,10 +27,10 @@ const char *judge_name(enum judge_verdict v)
 }
 
 #ifdef SG_FUZZ_NO_AUTH
-/* Fuzzing build only: takes the bytes after the nonce as the plaintext, so the fuzzer reaches the parser. */
-static enum envelope_result open_datagram(const struct envelope_key *key, uint8_t *buf,
-                                          size_t len, uint64_t *ts, const char **json,
-                                          size_t *json_len)
+/* Fuzzing build only: takes the bytes after the nonce as the plaintext, so the fuzzer reaches the
+ * parser. */
+static enum envelope_result open_datagram(const struct envelope_key *key, uint8_t *buf, size_t len,
+                                          uint64_t *ts, const char **json, size_t *json_len)
 {
     (void)key;
     if (len < ENVELOPE_MIN_DATAGRAM || len > ENVELOPE_MAX_DATAGRAM)
@@ -48,9 +48,8 @@ static enum envelope_result open_datagram(const struct envelope_key *key, uint8_
     return ENVELOPE_OK;
 }
 #else
-static enum envelope_result open_datagram(const struct envelope_key *key, uint8_t *buf,
-                                          size_t len, uint64_t *ts, const char **json,
-                                          size_t *json_len)
+static enum envelope_result open_datagram(const struct envelope_key *key, uint8_t *buf, size_t len,
+                                          uint64_t *ts, const char **json, size_t *json_len)
 {
     return envelope_open(key, buf, len, buf + ENVELOPE_NONCE_BYTES, ts, json, json_len);
 }

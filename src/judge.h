@@ -30,8 +30,8 @@ enum judge_verdict {
 
 struct judge_ctx {
     const struct envelope_key *key;
-    uint64_t now_ns;   /* CLOCK_REALTIME */
-    uint64_t window_s; /* SECUREDGRAM_WINDOW */
+    uint64_t now_ns;       /* CLOCK_REALTIME */
+    uint64_t window_s;     /* SECUREDGRAM_WINDOW */
     struct replay *replay; /* may be NULL: no replay check */
     int64_t now_ms;        /* CLOCK_MONOTONIC, for the replay cache */
 };

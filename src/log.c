@@ -76,8 +76,7 @@ void log_reopen(void)
         return;
     FILE *f = open_append(file_path);
     if (f == NULL) {
-        log_warn("cannot reopen log file %s: %s (keeping the old one)", file_path,
-                 strerror(errno));
+        log_warn("cannot reopen log file %s: %s (keeping the old one)", file_path, strerror(errno));
         return;
     }
     fclose(file);

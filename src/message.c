@@ -209,8 +209,8 @@ static char *insert_id(const char *payload, size_t len, const char *id, size_t *
         return NULL;
     size_t head = (size_t)(brace - payload) + 1;
     size_t i = head;
-    while (i < len && (payload[i] == ' ' || payload[i] == '\t' || payload[i] == '\n' ||
-                       payload[i] == '\r'))
+    while (i < len &&
+           (payload[i] == ' ' || payload[i] == '\t' || payload[i] == '\n' || payload[i] == '\r'))
         i++;
     int empty = i < len && payload[i] == '}';
     char field[64];

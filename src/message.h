@@ -60,9 +60,8 @@ struct message_out {
  * or -1 and writes why the row must fail into err (errlen bytes).
  */
 __attribute__((warn_unused_result)) int message_prepare(const char *payload, size_t len,
-                                                        const char *row_id,
-                                                        struct message_out *out, char *err,
-                                                        size_t errlen);
+                                                        const char *row_id, struct message_out *out,
+                                                        char *err, size_t errlen);
 
 void message_out_clear(struct message_out *out);
 

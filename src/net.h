@@ -43,7 +43,8 @@ void net_addr_format(const struct net_addr *a, char host[NET_HOST_MAX], unsigned
  */
 int net_bind(const char *host, unsigned port, int bufsize, char *err, size_t errlen);
 
-/* Opens a socket of family af bound to the wildcard address, port 0 (for sending to the other family). */
+/* Opens a socket of family af bound to the wildcard address, port 0 (for sending to the other
+ * family). */
 int net_bind_any(int af, int bufsize, char *err, size_t errlen);
 
 /* The family of a bound socket (AF_INET or AF_INET6), or -1. */

@@ -4,9 +4,9 @@
 #include <string.h>
 
 struct sender {
-    uint8_t ip[16];     /* IPv4 as IPv4-mapped IPv6 */
-    int64_t tokens_mt;  /* milli-tokens */
-    int64_t refill_ms;  /* when tokens_mt was last brought up to date */
+    uint8_t ip[16];    /* IPv4 as IPv4-mapped IPv6 */
+    int64_t tokens_mt; /* milli-tokens */
+    int64_t refill_ms; /* when tokens_mt was last brought up to date */
     struct sender *next;
 };
 

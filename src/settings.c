@@ -87,8 +87,10 @@ static int read_secret_file(const char *path, struct config_raw *top, int *loose
         line[--len] = '\0';
     int rc = 0;
     if (strlen(line) != 64 || strspn(line, "0123456789abcdefABCDEF") != 64) {
-        snprintf(err, errlen, "SECUREDGRAM_SECRET_FILE %s: the first line must be 64 hex digits "
-                              "(make one with: securedgram keygen > FILE)", path);
+        snprintf(err, errlen,
+                 "SECUREDGRAM_SECRET_FILE %s: the first line must be 64 hex digits "
+                 "(make one with: securedgram keygen > FILE)",
+                 path);
         rc = -1;
     } else if (config_raw_set(top, CFG_SECRET, line) != 0) {
         snprintf(err, errlen, "out of memory");
@@ -99,8 +101,8 @@ static int read_secret_file(const char *path, struct config_raw *top, int *loose
 }
 
 int settings_load(const struct config_raw *flags, const char *env_path, const char *cwd,
-                  enum config_mode mode, int need_secret, struct config *cfg, int *loose,
-                  char *err, size_t errlen)
+                  enum config_mode mode, int need_secret, struct config *cfg, int *loose, char *err,
+                  size_t errlen)
 {
     struct config_raw file = {0}, env = {0}, top = {0};
     int rc = -1, env_loose = 0;
@@ -116,7 +118,7 @@ int settings_load(const struct config_raw *flags, const char *env_path, const ch
             goto out;
     const struct config_raw *second = mode == CONFIG_AT_START ? &env : &file;
     const struct config_raw *third = mode == CONFIG_AT_START ? &file : &env;
-    const char *sf = top.v[CFG_SECRET_FILE] != NULL      ? top.v[CFG_SECRET_FILE]
+    const char *sf = top.v[CFG_SECRET_FILE] != NULL       ? top.v[CFG_SECRET_FILE]
                      : second->v[CFG_SECRET_FILE] != NULL ? second->v[CFG_SECRET_FILE]
                                                           : third->v[CFG_SECRET_FILE];
     if (sf != NULL && sf[0] != '\0') {

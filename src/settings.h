@@ -19,9 +19,8 @@
  * Returns 0, or -1 with one line in err.
  */
 __attribute__((warn_unused_result)) int settings_read_env_file(const char *path,
-                                                               struct config_raw *raw,
-                                                               int *loose, char *err,
-                                                               size_t errlen);
+                                                               struct config_raw *raw, int *loose,
+                                                               char *err, size_t errlen);
 
 /* Bits of *loose: files holding the secret that group or others can read. */
 #define SETTINGS_LOOSE_ENV 1

@@ -59,9 +59,9 @@ static const char *const sql[S_PENDING_EXCLUDING] = {
     [S_FAILED] = "UPDATE outbound_messages SET state = 'send_failed', retry_count = ?2, "
                  "last_error = ?3, updated_at = " STORE_NOW
                  " WHERE id = ?1 AND state IN ('pending', 'sending', 'sent')",
-    [S_ACKED] = "UPDATE outbound_messages SET state = 'acknowledged', ack_received_at = " STORE_NOW
-                ", updated_at = " STORE_NOW
-                " WHERE message_id = ?1 AND state IN ('sent', 'sending')",
+    [S_ACKED] =
+        "UPDATE outbound_messages SET state = 'acknowledged', ack_received_at = " STORE_NOW
+        ", updated_at = " STORE_NOW " WHERE message_id = ?1 AND state IN ('sent', 'sending')",
     [S_GET_SENT] = "SELECT id, message_id, dst_addr, dst_port, payload, retry_count "
                    "FROM outbound_messages WHERE id = ?1 AND state = 'sent'",
     [S_IN_INSERT] = "INSERT OR IGNORE INTO inbound_messages "
@@ -82,8 +82,7 @@ sqlite3_stmt *store_stmt(struct store *st, int idx, const char *text)
 {
     sqlite3_stmt *s = st->stmt[idx];
     if (s == NULL) {
-        if (sqlite3_prepare_v3(st->db, text, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) !=
-            SQLITE_OK)
+        if (sqlite3_prepare_v3(st->db, text, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK)
             return NULL;
         st->stmt[idx] = s;
     }

@@ -39,10 +39,8 @@ enum store_open_mode {
  * mode (the daemon) so is a damaged one (PRAGMA quick_check, within
  * STORE_CHECK_BUDGET_MS). Returns NULL with the reason in err on failure.
  */
-__attribute__((warn_unused_result)) struct store *store_open(const char *path,
-                                                             enum store_open_mode mode,
-                                                             int busy_ms, char *err,
-                                                             size_t errlen);
+__attribute__((warn_unused_result)) struct store *
+store_open(const char *path, enum store_open_mode mode, int busy_ms, char *err, size_t errlen);
 
 /* Closes the database (finalising every statement); NULL is fine. */
 void store_close(struct store *st);
@@ -74,8 +72,8 @@ int store_recover_sending(struct store *st);
 
 struct store_outbound_row {
     int64_t rowid;
-    const char *message_id; /* NULL if the row has none */
-    const char *dst_addr;   /* never NULL ("" if the column is NULL) */
+    const char *message_id;    /* NULL if the row has none */
+    const char *dst_addr;      /* never NULL ("" if the column is NULL) */
     int64_t dst_port;          /* -1 if the column is not an integer */
     const char *dst_port_text; /* the column as text, for messages ("" if NULL) */
     const char *payload;       /* never NULL */
@@ -119,8 +117,8 @@ int store_outbound_load_sent(struct store *st, int64_t after, int limit, store_o
  * this message_id.
  */
 __attribute__((warn_unused_result)) enum store_rc
-store_outbound_sending(struct store *st, int64_t rowid, const char *message_id,
-                       const char *payload, size_t payload_len);
+store_outbound_sending(struct store *st, int64_t rowid, const char *message_id, const char *payload,
+                       size_t payload_len);
 
 /*
  * sending -> sent, or sent -> sent (a retransmission): sets retry_count and
@@ -163,8 +161,8 @@ __attribute__((warn_unused_result)) enum store_rc store_inbound_ack_sent(struct 
                                                                          const char *message_id);
 
 /* received -> ack_failed for message_id. */
-__attribute__((warn_unused_result)) enum store_rc
-store_inbound_ack_failed(struct store *st, const char *message_id);
+__attribute__((warn_unused_result)) enum store_rc store_inbound_ack_failed(struct store *st,
+                                                                           const char *message_id);
 
 struct store_inbound_row {
     int64_t rowid;

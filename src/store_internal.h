@@ -19,7 +19,7 @@
 struct store {
     sqlite3 *db;
     sqlite3_stmt *stmt[STORE_MAX_STMTS]; /* prepared on first use, by index */
-    char failed_commit[256]; /* why the last COMMIT failed, until the next BEGIN */
+    char failed_commit[256];             /* why the last COMMIT failed, until the next BEGIN */
     char path[4096];
     dev_t dev; /* the file opened, to notice it being removed or replaced */
     ino_t ino;

@@ -11,7 +11,22 @@ unset SECUREDGRAM_SECRET SECUREDGRAM_DB SECUREDGRAM_PORT SECUREDGRAM_ADDRESS SEC
       SECUREDGRAM_PIDFILE SECUREDGRAM_USER SECUREDGRAM_WINDOW SECUREDGRAM_MAX_RETRIES \
       SECUREDGRAM_RETRY_INTERVAL 2>/dev/null || true
 
-sg() { "$SG_BIN/securedgram" "$@"; }
+# VALGRIND=1: every daemon started runs under valgrind (memcheck, leaks); waits get longer.
+SLOW=1
+[ -n "${VALGRIND:-}" ] && SLOW=10
+export SGTEST_SLOW=$SLOW
+sg() {
+    case " $* " in
+    *" start "* | *" restart "*)
+        if [ -n "${VALGRIND:-}" ]; then
+            valgrind -q --trace-children=yes --child-silent-after-fork=no --leak-check=full \
+                --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+                --log-file="$T/valgrind.%p" "$SG_BIN/securedgram" "$@"
+            return
+        fi ;;
+    esac
+    "$SG_BIN/securedgram" "$@"
+}
 sgtest() { "$SG_TOOL" "$@"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 note() { echo "  - $*"; }
@@ -23,6 +38,11 @@ cleanup() {
         pid=$(cat "$pf" 2>/dev/null || true)
         [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
     done
+    if [ -n "${VALGRIND:-}" ] && grep -l "ERROR SUMMARY: [1-9]\|definitely lost: [1-9]" "$T"/valgrind.* >/dev/null 2>&1; then
+        echo "FAIL: valgrind reports:" >&2
+        grep -l "ERROR SUMMARY: [1-9]\|definitely lost: [1-9]" "$T"/valgrind.* | xargs cat >&2
+        rc=1
+    fi
     if ls "$T"/asan* "$T"/ubsan* >/dev/null 2>&1; then
         echo "FAIL: sanitizer reports:" >&2
         cat "$T"/asan* "$T"/ubsan* >&2
@@ -41,7 +61,7 @@ trap 'exit 130' INT TERM
 
 # wait_for SECS DESCRIPTION COMMAND...: runs COMMAND until it succeeds, failing after SECS.
 wait_for() {
-    secs=$1 what=$2
+    secs=$(( $1 * SLOW )) what=$2
     shift 2
     end=$(( $(date +%s%N) + secs * 1000000000 ))
     while ! "$@" >/dev/null 2>&1; do

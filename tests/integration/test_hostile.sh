@@ -54,9 +54,8 @@ before=$(wc -c < "$T/b/daemon.log")
 sgtest flood 127.0.0.1 "$PB" "$SECRET" 20000 random
 sgtest flood 127.0.0.1 "$PB" "$SECRET" 20000 short
 sgtest flood 127.0.0.1 "$PB" "$SECRET" 20000 wrongkey
-ID=$(newid)
-sgtest peer 127.0.0.1 "$PB" "$SECRET" "msg:{\"message_id\":\"$ID\"}" "ack:$ID:5000" >/dev/null ||
-    fail "no ACK after the flood"
+# A real sender retransmits: a datagram can be lost in a full socket buffer.
+sgtest rtt 127.0.0.1 "$PB" "$SECRET" 1 >/dev/null || fail "no ACK after the flood"
 wait_for 3 "the suppression count" grep -q "more warnings about dropped datagrams suppressed" "$T/b/daemon.log"
 grown=$(( $(wc -c < "$T/b/daemon.log") - before ))
 [ "$grown" -lt 8000 ] || fail "the log grew by $grown bytes during a 60000-datagram flood"
@@ -64,7 +63,7 @@ kill -USR1 "$(cat "$T/b/securedgram.pid")"
 two_counter_lines() { [ "$(grep -c "counters:" "$T/b/daemon.log")" -ge 3 ]; }
 wait_for 5 "second counters line" two_counter_lines
 rx=$(grep "counters:" "$T/b/daemon.log" | tail -n 1 | sed 's/.* rx=\([0-9]*\) .*/\1/')
-[ "$rx" -gt 30000 ] || fail "only $rx datagrams reached the daemon: the flood did not happen"
+[ "$rx" -gt $((30000 / SLOW)) ] || fail "only $rx datagrams reached the daemon: the flood did not happen"
 assert_eq "$(q b "SELECT count(*) FROM inbound_messages")" 3 "rows stored after the flood"
 note "60000 junk datagrams ($rx received): log grew $grown bytes; service continued"
 stop b

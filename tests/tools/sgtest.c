@@ -124,12 +124,21 @@ static int is_ack_of(struct peer *p, size_t n, const char *id)
            strcmp(m.id, id) == 0;
 }
 
+/* SGTEST_SLOW=N stretches every wait for an ACK N times (daemons under valgrind). */
+static int slow(void)
+{
+    const char *s = getenv("SGTEST_SLOW");
+    int n = s != NULL ? atoi(s) : 1;
+    return n >= 1 && n <= 100 ? n : 1;
+}
+
 static int step_ack(struct peer *p, const char *arg)
 {
     char id[MESSAGE_ID_LEN + 1];
     int ms = 0;
     if (sscanf(arg, "%24[0-9a-f]:%d", id, &ms) != 2)
         return -1;
+    ms *= slow();
     uint64_t deadline = mono_us() + (uint64_t)ms * 1000;
     for (;;) {
         uint64_t t = mono_us();
@@ -244,7 +253,8 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* N messages one at a time; a message without an ACK in 200 ms is sealed and sent again, as a daemon would. */
+/* N messages one at a time; a message without an ACK in 200 ms is sealed and sent again, as a
+ * daemon would. */
 static int cmd_rtt(struct peer *p, int n)
 {
     uint64_t *us = calloc((size_t)n, sizeof *us);
@@ -260,7 +270,7 @@ static int cmd_rtt(struct peer *p, int n)
                 resent++;
             if (send_sealed(p, p->key, now_ns(), json, (size_t)len) != 0)
                 return 1;
-            uint64_t until = mono_us() + 200000;
+            uint64_t until = mono_us() + 200000 * (uint64_t)slow();
             while (!acked && mono_us() < until) {
                 ssize_t r = wait_reply(p, (int)((until - mono_us()) / 1000) + 1);
                 if (r < 0)
@@ -327,7 +337,8 @@ int main(int argc, char **argv)
         envelope_key_free(k);
         return n > 0 ? 0 : 1;
     }
-    if ((strcmp(cmd, "sealfile") == 0 && argc == 6) || (strcmp(cmd, "plainfile") == 0 && argc == 5)) {
+    if ((strcmp(cmd, "sealfile") == 0 && argc == 6) ||
+        (strcmp(cmd, "plainfile") == 0 && argc == 5)) {
         int plain = cmd[0] == 'p';
         const char *json = argv[plain ? 3 : 4];
         uint64_t ts = strtoull(argv[plain ? 2 : 3], NULL, 10);

@@ -163,8 +163,7 @@ static void test_dotenv_quotes(void **state)
             fail_msg("%s: %s", cases[i].line, err);
         assert_non_null(raw.v[CFG_USER]);
         if (strcmp(raw.v[CFG_USER], cases[i].want) != 0)
-            fail_msg("%s: got [%s], expected [%s]", cases[i].line, raw.v[CFG_USER],
-                     cases[i].want);
+            fail_msg("%s: got [%s], expected [%s]", cases[i].line, raw.v[CFG_USER], cases[i].want);
         config_raw_clear(&raw);
     }
 }
@@ -190,9 +189,8 @@ static void test_dotenv_export_and_later_wins(void **state)
     assert_string_equal(raw.v[CFG_MAX_RETRIES], "7");
     config_raw_clear(&raw);
     /* a variable whose name merely starts with "export" is not ours */
-    assert_int_equal(parse("exportSECUREDGRAM_PORT=1\nexportXSECUREDGRAM_PORT=2\n", &raw, err,
-                           sizeof err),
-                     0);
+    assert_int_equal(
+        parse("exportSECUREDGRAM_PORT=1\nexportXSECUREDGRAM_PORT=2\n", &raw, err, sizeof err), 0);
     assert_null(raw.v[CFG_PORT]);
     config_raw_clear(&raw);
 }
@@ -274,9 +272,8 @@ static void test_defaults(void **state)
     set(&env, CFG_SECRET, SECRET);
     struct config cfg;
     char err[256] = "";
-    assert_int_equal(config_resolve(NULL, &env, NULL, CONFIG_AT_START, CWD, 1, &cfg, err,
-                                    sizeof err),
-                     0);
+    assert_int_equal(
+        config_resolve(NULL, &env, NULL, CONFIG_AT_START, CWD, 1, &cfg, err, sizeof err), 0);
     assert_int_equal(cfg.port, 61773);
     assert_int_equal(cfg.window, 10);
     assert_int_equal(cfg.max_retries, 10);
@@ -295,9 +292,9 @@ static void test_defaults(void **state)
     assert_null(cfg.user);
     /* the same defaults at reload */
     set(&env, CFG_SECRET, SECRET);
-    assert_int_equal(config_resolve(NULL, NULL, &env, CONFIG_AT_RELOAD, "/var/lib/sg", 1, &cfg,
-                                    err, sizeof err),
-                     0);
+    assert_int_equal(
+        config_resolve(NULL, NULL, &env, CONFIG_AT_RELOAD, "/var/lib/sg", 1, &cfg, err, sizeof err),
+        0);
     assert_int_equal(cfg.port, 61773);
     assert_int_equal(cfg.window, 10);
     assert_string_equal(cfg.db, "/var/lib/sg/securedgram.db");
@@ -383,18 +380,16 @@ static void test_precedence_at_start(void **state)
     set(&one, CFG_PORT, "9999");
     struct config cfg;
     char err[256];
-    assert_int_equal(config_resolve(&one, &env, &dotenv, CONFIG_AT_START, CWD, 1, &cfg, err,
-                                    sizeof err),
-                     0);
+    assert_int_equal(
+        config_resolve(&one, &env, &dotenv, CONFIG_AT_START, CWD, 1, &cfg, err, sizeof err), 0);
     assert_int_equal(cfg.port, 9999);
     assert_int_equal(cfg.window, 22);
     config_clear(&cfg);
     /* a key set only in .env is used though env has others */
     config_raw_clear(&env);
     set(&env, CFG_SECRET, SECRET);
-    assert_int_equal(config_resolve(NULL, &env, &dotenv, CONFIG_AT_START, CWD, 1, &cfg, err,
-                                    sizeof err),
-                     0);
+    assert_int_equal(
+        config_resolve(NULL, &env, &dotenv, CONFIG_AT_START, CWD, 1, &cfg, err, sizeof err), 0);
     assert_string_equal(cfg.secret, SECRET);
     assert_int_equal(cfg.port, 1003);
     config_clear(&cfg);
@@ -428,9 +423,8 @@ static void test_secret_missing(void **state)
     struct config same;
     memset(&same, 0x3c, sizeof same);
     char err[512] = "";
-    assert_int_equal(config_resolve(NULL, NULL, NULL, CONFIG_AT_START, CWD, 1, &cfg, err,
-                                    sizeof err),
-                     -1);
+    assert_int_equal(
+        config_resolve(NULL, NULL, NULL, CONFIG_AT_START, CWD, 1, &cfg, err, sizeof err), -1);
     assert_non_null(strstr(err, "SECUREDGRAM_SECRET"));
     assert_null(strchr(err, '\n'));
     assert_memory_equal(&cfg, &same, sizeof cfg);
@@ -438,25 +432,21 @@ static void test_secret_missing(void **state)
     struct config_raw raw = {{0}};
     set(&raw, CFG_SECRET, "");
     err[0] = '\0';
-    assert_int_equal(config_resolve(NULL, &raw, NULL, CONFIG_AT_START, CWD, 1, &cfg, err,
-                                    sizeof err),
-                     -1);
+    assert_int_equal(
+        config_resolve(NULL, &raw, NULL, CONFIG_AT_START, CWD, 1, &cfg, err, sizeof err), -1);
     assert_non_null(strstr(err, "SECUREDGRAM_SECRET"));
     err[0] = '\0';
-    assert_int_equal(config_resolve(NULL, NULL, &raw, CONFIG_AT_RELOAD, CWD, 1, &cfg, err,
-                                    sizeof err),
-                     -1);
+    assert_int_equal(
+        config_resolve(NULL, NULL, &raw, CONFIG_AT_RELOAD, CWD, 1, &cfg, err, sizeof err), -1);
     assert_non_null(strstr(err, "SECUREDGRAM_SECRET"));
     /* not needed (the tools): fine, and no secret in the result */
-    assert_int_equal(config_resolve(NULL, NULL, NULL, CONFIG_AT_START, CWD, 0, &cfg, err,
-                                    sizeof err),
-                     0);
+    assert_int_equal(
+        config_resolve(NULL, NULL, NULL, CONFIG_AT_START, CWD, 0, &cfg, err, sizeof err), 0);
     assert_null(cfg.secret);
     assert_int_equal(cfg.port, 61773);
     config_clear(&cfg);
-    assert_int_equal(config_resolve(NULL, &raw, NULL, CONFIG_AT_START, CWD, 0, &cfg, err,
-                                    sizeof err),
-                     0);
+    assert_int_equal(
+        config_resolve(NULL, &raw, NULL, CONFIG_AT_START, CWD, 0, &cfg, err, sizeof err), 0);
     assert_null(cfg.secret);
     config_clear(&cfg);
     config_raw_clear(&raw);
@@ -495,8 +485,19 @@ static void test_secret_invalid(void **state)
 static void test_port_values(void **state)
 {
     (void)state;
-    const char *bad[] = {"0",  "65536", "abc",   "+5",  " 5",   "5 ",  "-1", "",
-                         "1e3", "0x50", "99999999999999999999999", "80.0", "61773x"};
+    const char *bad[] = {"0",
+                         "65536",
+                         "abc",
+                         "+5",
+                         " 5",
+                         "5 ",
+                         "-1",
+                         "",
+                         "1e3",
+                         "0x50",
+                         "99999999999999999999999",
+                         "80.0",
+                         "61773x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_refused(CFG_PORT, bad[i]);
     struct config cfg;
@@ -524,8 +525,8 @@ static void test_count_values(void **state)
 {
     (void)state;
     const enum config_key keys[] = {CFG_WINDOW, CFG_MAX_RETRIES, CFG_RETRY_INTERVAL};
-    const char *bad[] = {"0",  "-1", "1.5", "x", "", " 1", "1 ", "+1", "1x",
-                         "99999999999999999999999"};
+    const char *bad[] = {"0",  "-1", "1.5", "x",  "",
+                         " 1", "1 ", "+1",  "1x", "99999999999999999999999"};
     char over[32], max[32];
     snprintf(max, sizeof max, "%lu", CONFIG_MAX_COUNT);
     snprintf(over, sizeof over, "%lu", CONFIG_MAX_COUNT + 1);
@@ -567,9 +568,8 @@ static void test_paths_absolute(void **state)
     set(&env, CFG_LOG, "logs/sg.log");
     struct config cfg;
     char err[256];
-    assert_int_equal(config_resolve(NULL, &env, NULL, CONFIG_AT_START, "/home/op", 1, &cfg, err,
-                                    sizeof err),
-                     0);
+    assert_int_equal(
+        config_resolve(NULL, &env, NULL, CONFIG_AT_START, "/home/op", 1, &cfg, err, sizeof err), 0);
     assert_string_equal(cfg.pidfile, "/home/op/run/sg.pid");
     assert_string_equal(cfg.db, "/var/lib/sg/sg.db");
     assert_string_equal(cfg.log, "/home/op/logs/sg.log");
@@ -578,17 +578,17 @@ static void test_paths_absolute(void **state)
     const char *kept[] = {"syslog", "stdout"};
     for (size_t i = 0; i < 2; i++) {
         set(&env, CFG_LOG, kept[i]);
-        assert_int_equal(config_resolve(NULL, &env, NULL, CONFIG_AT_START, "/home/op", 1, &cfg,
-                                        err, sizeof err),
-                         0);
+        assert_int_equal(
+            config_resolve(NULL, &env, NULL, CONFIG_AT_START, "/home/op", 1, &cfg, err, sizeof err),
+            0);
         assert_string_equal(cfg.log, kept[i]);
         config_clear(&cfg);
     }
     set(&env, CFG_LOG, "/var/log/securedgram.log");
     set(&env, CFG_DB, "sg.db");
-    assert_int_equal(config_resolve(NULL, &env, NULL, CONFIG_AT_RELOAD, "/home/op", 1, &cfg, err,
-                                    sizeof err),
-                     0);
+    assert_int_equal(
+        config_resolve(NULL, &env, NULL, CONFIG_AT_RELOAD, "/home/op", 1, &cfg, err, sizeof err),
+        0);
     assert_string_equal(cfg.log, "/var/log/securedgram.log");
     assert_string_equal(cfg.db, "/home/op/sg.db");
     /* user and address are not paths */
@@ -700,8 +700,8 @@ static void test_strict_ulong(void **state)
     assert_int_equal(strict_ulong(buf, 0, ULONG_MAX, &v), 0);
     assert_true(v == ULONG_MAX);
 
-    const char *bad[] = {"",   "+1", "-1", " 1", "1 ", "1a", "a1", "0x10", "1.0", "1e2",
-                         "\t1", "1\n", "٣"};
+    const char *bad[] = {"",     "+1",  "-1",  " 1",  "1 ",  "1a", "a1",
+                         "0x10", "1.0", "1e2", "\t1", "1\n", "٣"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         v = 4242;
         if (strict_ulong(bad[i], 0, ULONG_MAX, &v) != -1)
@@ -737,7 +737,7 @@ static void test_strict_double(void **state)
     assert_true(d == 10.0);
     assert_int_equal(strict_double("0.001", 0.001, 10, &d), 0);
 
-    const char *bad[] = {"",    ".",   "-1",  "+1",  " 1",  "1 ",   "1e3", "1E3",
+    const char *bad[] = {"",    ".",   "-1",    "+1",    " 1",  "1 ",  "1e3",     "1E3",
                          "nan", "inf", "1.2.3", "0x1p3", "1,5", "..1", "infinity"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         d = 42.0;
@@ -765,8 +765,8 @@ static void test_rate_limit(void **state)
     struct config_raw flags = {0};
     struct config cfg;
     char err[256];
-    assert_int_equal(config_resolve(&flags, NULL, NULL, CONFIG_AT_START, "/w", 0, &cfg, err,
-                                    sizeof err), 0);
+    assert_int_equal(
+        config_resolve(&flags, NULL, NULL, CONFIG_AT_START, "/w", 0, &cfg, err, sizeof err), 0);
     assert_int_equal(cfg.rate_limit, 0);
     config_clear(&cfg);
     const struct {
@@ -775,8 +775,8 @@ static void test_rate_limit(void **state)
     } ok[] = {{"100", 100, 100}, {"5/20", 5, 20}, {"0", 0, 0}};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         assert_int_equal(config_raw_set(&flags, CFG_RATE_LIMIT, ok[i].v), 0);
-        assert_int_equal(config_resolve(&flags, NULL, NULL, CONFIG_AT_START, "/w", 0, &cfg, err,
-                                        sizeof err), 0);
+        assert_int_equal(
+            config_resolve(&flags, NULL, NULL, CONFIG_AT_START, "/w", 0, &cfg, err, sizeof err), 0);
         assert_int_equal(cfg.rate_limit, ok[i].rate);
         assert_int_equal(cfg.rate_burst, ok[i].burst);
         config_clear(&cfg);
@@ -784,8 +784,9 @@ static void test_rate_limit(void **state)
     const char *bad[] = {"-1", "1.5", "5/", "/5", "5/0", "5/x", "x", "5/5/5", "99999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(config_raw_set(&flags, CFG_RATE_LIMIT, bad[i]), 0);
-        assert_int_equal(config_resolve(&flags, NULL, NULL, CONFIG_AT_START, "/w", 0, &cfg, err,
-                                        sizeof err), -1);
+        assert_int_equal(
+            config_resolve(&flags, NULL, NULL, CONFIG_AT_START, "/w", 0, &cfg, err, sizeof err),
+            -1);
         assert_non_null(strstr(err, "SECUREDGRAM_RATE_LIMIT"));
     }
     config_raw_clear(&flags);

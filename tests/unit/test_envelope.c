@@ -84,9 +84,8 @@ static uint8_t *raw_seal_plain(const char *key_hex, const uint8_t *plain, size_t
     assert_non_null(d);
     memset(d, 0x42, ENVELOPE_NONCE_BYTES);
     unsigned long long clen = 0;
-    assert_int_equal(crypto_aead_chacha20poly1305_ietf_encrypt(d + ENVELOPE_NONCE_BYTES, &clen,
-                                                               plain, plain_len, NULL, 0, NULL,
-                                                               d, k),
+    assert_int_equal(crypto_aead_chacha20poly1305_ietf_encrypt(
+                         d + ENVELOPE_NONCE_BYTES, &clen, plain, plain_len, NULL, 0, NULL, d, k),
                      0);
     assert_int_equal(clen, plain_len + ENVELOPE_TAG_BYTES);
     *len = ENVELOPE_NONCE_BYTES + (size_t)clen;
@@ -227,7 +226,8 @@ static void test_vectors(void **state)
             accepted++;
         } else {
             assert_string_equal(expected, "reject");
-            enum envelope_result want = len < ENVELOPE_MIN_DATAGRAM ? ENVELOPE_SHORT : ENVELOPE_AUTH;
+            enum envelope_result want =
+                len < ENVELOPE_MIN_DATAGRAM ? ENVELOPE_SHORT : ENVELOPE_AUTH;
             if (o.r != want)
                 fail_msg("%s: expected reject (%d), got %d", name, (int)want, (int)o.r);
             assert_untouched(&o);
@@ -340,11 +340,10 @@ static void test_seal_wire_format(void **state)
     load_key_raw(KEY_HEX, k);
     uint8_t plain[256];
     unsigned long long mlen = 0;
-    assert_int_equal(crypto_aead_chacha20poly1305_ietf_decrypt(plain, &mlen, NULL,
-                                                               d + ENVELOPE_NONCE_BYTES,
-                                                               n - ENVELOPE_NONCE_BYTES, NULL, 0,
-                                                               d, k),
-                     0);
+    assert_int_equal(
+        crypto_aead_chacha20poly1305_ietf_decrypt(plain, &mlen, NULL, d + ENVELOPE_NONCE_BYTES,
+                                                  n - ENVELOPE_NONCE_BYTES, NULL, 0, d, k),
+        0);
     assert_int_equal(mlen, ENVELOPE_TS_BYTES + strlen(ACK_TEXT));
     uint8_t be[8];
     put_be64(be, ts);
@@ -423,8 +422,7 @@ static void test_seal_limits(void **state)
     assert_int_equal(envelope_seal(key, 1, json, 0, d, 0), 0);
     assert_int_equal(envelope_seal(key, 1, json, 0, d, ENVELOPE_OVERHEAD), ENVELOPE_OVERHEAD);
     /* the largest JSON makes the largest datagram */
-    assert_int_equal(envelope_seal(key, 1, json, ENVELOPE_MAX_JSON, d, big),
-                     ENVELOPE_MAX_DATAGRAM);
+    assert_int_equal(envelope_seal(key, 1, json, ENVELOPE_MAX_JSON, d, big), ENVELOPE_MAX_DATAGRAM);
     free(d);
     free(json);
 }
@@ -689,11 +687,10 @@ static void test_key_from_hex(void **state)
     unsigned char raw[ENVELOPE_KEY_BYTES];
     load_key_raw(KEY_HEX, raw);
     unsigned long long mlen = 0;
-    assert_int_equal(crypto_aead_chacha20poly1305_ietf_decrypt(plain, &mlen, NULL,
-                                                               d + ENVELOPE_NONCE_BYTES,
-                                                               n - ENVELOPE_NONCE_BYTES, NULL, 0,
-                                                               d, raw),
-                     0);
+    assert_int_equal(
+        crypto_aead_chacha20poly1305_ietf_decrypt(plain, &mlen, NULL, d + ENVELOPE_NONCE_BYTES,
+                                                  n - ENVELOPE_NONCE_BYTES, NULL, 0, d, raw),
+        0);
     envelope_key_free(ku);
     envelope_key_free(kl);
     envelope_key_free(NULL);

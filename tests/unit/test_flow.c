@@ -111,7 +111,7 @@ static void test_table_full(void **state)
     assert_int_equal(flow_admit(ft, &b, 0), 1);
     for (int i = 0; i < 100; i++)
         assert_int_equal(flow_admit(ft, &c, 0), 1); /* untracked: never blocked */
-    flow_done(ft, &a, 1);                          /* a idle now: evictable */
+    flow_done(ft, &a, 1);                           /* a idle now: evictable */
     assert_int_equal(flow_admit(ft, &c, 0), 1);
     uint32_t w, n;
     flow_get(ft, &c, &w, &n);

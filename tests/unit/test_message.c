@@ -134,8 +134,7 @@ static void test_classify_data(void **state)
 {
     (void)state;
     struct message_in m;
-    assert_int_equal(classify("{\"message_id\":\"" ID "\",\"content\":\"hi\"}", &m),
-                     MESSAGE_VALID);
+    assert_int_equal(classify("{\"message_id\":\"" ID "\",\"content\":\"hi\"}", &m), MESSAGE_VALID);
     assert_int_equal(m.kind, MESSAGE_DATA);
     assert_string_equal(m.id, ID);
     /* with whitespace around and inside */
@@ -162,8 +161,8 @@ static void test_classify_ack(void **state)
 static void test_classify_other_type_is_data(void **state)
 {
     (void)state;
-    const char *types[] = {"\"ack\"", "\"Ack\"", "\"ACK \"", "\"DATA\"", "\"\"", "1", "null",
-                           "true",    "[\"ACK\"]", "{\"ACK\":1}"};
+    const char *types[] = {"\"ack\"", "\"Ack\"", "\"ACK \"", "\"DATA\"",  "\"\"",
+                           "1",       "null",    "true",     "[\"ACK\"]", "{\"ACK\":1}"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         char buf[128];
         snprintf(buf, sizeof buf, "{\"type\":%s,\"message_id\":\"%s\"}", types[i], ID);
@@ -256,10 +255,11 @@ static void test_classify_invalid_utf8(void **state)
 {
     (void)state;
     const char *bad[] = {
-        "\xff",         "\xc3",         /* truncated sequence */
-        "\xc0\xaf",     /* overlong '/' */
-        "\xe0\x80\xaf", /* overlong */
-        "\xed\xa0\x80", /* UTF-16 surrogate */
+        "\xff",
+        "\xc3",             /* truncated sequence */
+        "\xc0\xaf",         /* overlong '/' */
+        "\xe0\x80\xaf",     /* overlong */
+        "\xed\xa0\x80",     /* UTF-16 surrogate */
         "\xf4\x90\x80\x80", /* above U+10FFFF */
         "\x80",
     };
@@ -271,7 +271,8 @@ static void test_classify_invalid_utf8(void **state)
         assert_verdict(buf, MESSAGE_NOT_JSON);
     }
     /* valid multi-byte UTF-8 is fine */
-    assert_verdict("{\"message_id\":\"" ID "\",\"c\":\"h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x98\x80\"}",
+    assert_verdict("{\"message_id\":\"" ID
+                   "\",\"c\":\"h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x98\x80\"}",
                    MESSAGE_VALID);
 }
 

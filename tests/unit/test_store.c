@@ -46,7 +46,8 @@ static void exec(sqlite3 *db, const char *sql)
 }
 
 /* The first column of the first row of sql as text (into out), or 0 if NULL / no row. */
-__attribute__((format(printf, 4, 5))) static int qtext(sqlite3 *db, char *out, size_t outlen, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int qtext(sqlite3 *db, char *out, size_t outlen,
+                                                       const char *fmt, ...)
 {
     char sql[1024];
     va_list ap;
@@ -99,8 +100,7 @@ static void assert_col(sqlite3 *db, const char *table, int64_t id, const char *c
     int have = col(db, table, id, column, got, sizeof got);
     if (want == NULL) {
         if (have)
-            fail_msg("%s.%s of row %lld is '%s', expected NULL", table, column, (long long)id,
-                     got);
+            fail_msg("%s.%s of row %lld is '%s', expected NULL", table, column, (long long)id, got);
         return;
     }
     if (!have)
@@ -295,8 +295,7 @@ struct column_spec {
     int pk;
 };
 
-static void assert_columns(sqlite3 *db, const char *table, const struct column_spec *want,
-                           size_t n)
+static void assert_columns(sqlite3 *db, const char *table, const struct column_spec *want, size_t n)
 {
     char sql[128];
     snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", table);
@@ -337,9 +336,9 @@ static void assert_index(sqlite3 *db, const char *table, const char *index, int 
                "tbl_name = '%s'",
                index, table))
         fail_msg("index %s on %s missing", index, table);
-    assert_int_equal(qint(db, "SELECT \"unique\" FROM pragma_index_list('%s') WHERE name = '%s'",
-                          table, index),
-                     unique);
+    assert_int_equal(
+        qint(db, "SELECT \"unique\" FROM pragma_index_list('%s') WHERE name = '%s'", table, index),
+        unique);
     qtext(db, buf, sizeof buf, "SELECT name FROM pragma_index_info('%s')", index);
     assert_string_equal(buf, column);
 }
@@ -357,32 +356,20 @@ static void test_open_creates_schema(void **state)
         assert_int_equal(sb.st_mode & 07777, 0600);
 
     static const struct column_spec out_cols[] = {
-        {"id", "INTEGER", 0, NULL, 1},
-        {"message_id", "TEXT", 0, NULL, 0},
-        {"dst_addr", "TEXT", 1, NULL, 0},
-        {"dst_port", "INTEGER", 1, NULL, 0},
-        {"payload", "TEXT", 1, NULL, 0},
-        {"state", "TEXT", 1, "'pending'", 0},
-        {"retry_count", "INTEGER", 1, "0", 0},
-        {"created_at", "TEXT", 1, NULL, 0},
-        {"sent_at", "TEXT", 0, NULL, 0},
-        {"ack_received_at", "TEXT", 0, NULL, 0},
-        {"last_error", "TEXT", 0, NULL, 0},
-        {"updated_at", "TEXT", 1, NULL, 0},
+        {"id", "INTEGER", 0, NULL, 1},         {"message_id", "TEXT", 0, NULL, 0},
+        {"dst_addr", "TEXT", 1, NULL, 0},      {"dst_port", "INTEGER", 1, NULL, 0},
+        {"payload", "TEXT", 1, NULL, 0},       {"state", "TEXT", 1, "'pending'", 0},
+        {"retry_count", "INTEGER", 1, "0", 0}, {"created_at", "TEXT", 1, NULL, 0},
+        {"sent_at", "TEXT", 0, NULL, 0},       {"ack_received_at", "TEXT", 0, NULL, 0},
+        {"last_error", "TEXT", 0, NULL, 0},    {"updated_at", "TEXT", 1, NULL, 0},
     };
     static const struct column_spec in_cols[] = {
-        {"id", "INTEGER", 0, NULL, 1},
-        {"message_id", "TEXT", 1, NULL, 0},
-        {"src_addr", "TEXT", 1, NULL, 0},
-        {"src_port", "INTEGER", 1, NULL, 0},
-        {"payload", "TEXT", 1, NULL, 0},
-        {"crypto_timestamp", "TEXT", 1, NULL, 0},
-        {"state", "TEXT", 1, "'received'", 0},
-        {"ack_sent", "INTEGER", 1, "0", 0},
-        {"read_count", "INTEGER", 1, "0", 0},
-        {"received_at", "TEXT", 1, NULL, 0},
-        {"ack_sent_at", "TEXT", 0, NULL, 0},
-        {"updated_at", "TEXT", 1, NULL, 0},
+        {"id", "INTEGER", 0, NULL, 1},         {"message_id", "TEXT", 1, NULL, 0},
+        {"src_addr", "TEXT", 1, NULL, 0},      {"src_port", "INTEGER", 1, NULL, 0},
+        {"payload", "TEXT", 1, NULL, 0},       {"crypto_timestamp", "TEXT", 1, NULL, 0},
+        {"state", "TEXT", 1, "'received'", 0}, {"ack_sent", "INTEGER", 1, "0", 0},
+        {"read_count", "INTEGER", 1, "0", 0},  {"received_at", "TEXT", 1, NULL, 0},
+        {"ack_sent_at", "TEXT", 0, NULL, 0},   {"updated_at", "TEXT", 1, NULL, 0},
     };
     assert_columns(f->raw, T_OUT, out_cols, sizeof out_cols / sizeof out_cols[0]);
     assert_columns(f->raw, T_IN, in_cols, sizeof in_cols / sizeof in_cols[0]);
@@ -878,9 +865,9 @@ static void test_inbound_insert(void **state)
     /* a retransmission: not inserted again, first copy kept */
     exec(f->raw, "UPDATE inbound_messages SET state = 'ack_sent', ack_sent = 1");
     is_new = -1;
-    assert_int_equal(store_inbound_insert(f->st, ID1, "192.0.2.8", 1, "{\"other\":1}", 11, 5,
-                                          &is_new),
-                     STORE_OK);
+    assert_int_equal(
+        store_inbound_insert(f->st, ID1, "192.0.2.8", 1, "{\"other\":1}", 11, 5, &is_new),
+        STORE_OK);
     assert_int_equal(is_new, 0);
     assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 1);
     assert_col(f->raw, T_IN, id, "src_addr", "192.0.2.7");
