@@ -1,4 +1,5 @@
-/* Shared by the fuzz targets: a fixed key and clock, so a seed corpus of sealed datagrams stays valid. */
+/* Shared by the fuzz targets: a fixed key and clock, so a seed corpus of sealed datagrams stays
+ * valid. */
 #ifndef SG_FUZZ_COMMON_H
 #define SG_FUZZ_COMMON_H
 
