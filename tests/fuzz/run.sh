@@ -34,6 +34,14 @@ seed() {
                  printf '\0010123456789abcdef01234567%s' "$json" > "$d/seedid$i" ;;
         esac
     done
+    # The original's wire vectors (../shared/vectors), sealed with the same key as the target's.
+    vectors=$root/../shared/vectors/envelope.json
+    if [ "$t" = datagram ] && [ -f "$vectors" ] && command -v jq >/dev/null; then
+        jq -r '.vectors[].datagram_hex' "$vectors" | while read -r hex; do
+            i=$((i + 1))
+            "$SG_TOOL" hexfile "$hex" "$d/vector$i"
+        done
+    fi
     case $t in
     dotenv) printf '# c\nSECUREDGRAM_PORT=61773\nexport SECUREDGRAM_DB="x.db"\n\nKEY = '"'"'v'"'"'\n' > "$d/seed1"
             printf 'SECUREDGRAM_SECRET %s\n' $key > "$d/seed2" ;;

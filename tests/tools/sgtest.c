@@ -21,6 +21,7 @@
  *   sgtest sealfile KEYHEX TS_NS JSON FILE   write the sealed datagram's bytes to FILE
  *   sgtest plainfile TS_NS JSON FILE  write nonce(0) || ts || JSON || tag(0) (fuzz seeds
  *                                     for the build that skips authentication)
+ *   sgtest hexfile HEX FILE           write the bytes of HEX to FILE
  *   sgtest freeport [6]               print a UDP port that is free on 127.0.0.1 (or ::1)
  * SGTEST_SRC=ADDR sends from that local address (e.g. 127.0.0.2).
  * Exit status 0 when every step succeeded.
@@ -373,6 +374,15 @@ int main(int argc, char **argv)
         if (ok)
             printf("%llu %.*s\n", (unsigned long long)ts, (int)len, json);
         envelope_key_free(k);
+        return ok ? 0 : 1;
+    }
+    if (strcmp(cmd, "hexfile") == 0 && argc == 4) {
+        static uint8_t bytes[ENVELOPE_MAX_DATAGRAM + 1];
+        size_t n;
+        FILE *f = hex_to_bytes(argv[2], bytes, sizeof bytes, &n) == 0 ? fopen(argv[3], "wb") : NULL;
+        int ok = f != NULL && fwrite(bytes, 1, n, f) == n;
+        if (f != NULL)
+            fclose(f);
         return ok ? 0 : 1;
     }
     if (strcmp(cmd, "freeport") == 0) {
