@@ -66,7 +66,7 @@ $(BIN)/%: $(BUILD)/cmd/%.o $(LIB)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -DSHARED_DIR='"$(abspath ../shared)"' $(ALL_LDFLAGS) \
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -DSHARED_DIR='"$(abspath tests)"' $(ALL_LDFLAGS) \
 	  -o $@ $< $(LIB) $(PKG_LIBS) -lcmocka
 
 $(TOOL_BIN): tests/tools/sgtest.c $(LIB)

@@ -35,7 +35,7 @@ seed() {
         esac
     done
     # The original's wire vectors (../shared/vectors), sealed with the same key as the target's.
-    vectors=$root/../shared/vectors/envelope.json
+    vectors=$root/tests/vectors/envelope.json
     if [ "$t" = datagram ] && [ -f "$vectors" ] && command -v jq >/dev/null; then
         jq -r '.vectors[].datagram_hex' "$vectors" | while read -r hex; do
             i=$((i + 1))

@@ -60,9 +60,12 @@ wait_for 5 "IPv4 row from the IPv6 daemon acknowledged" state_is six "$ROW" ackn
 note "IPv6 both ways"
 
 # Ruby's datagrams: the original's own vector is accepted, stored exactly, and ACKed.
-VEC=../shared/vectors/envelope.json
-[ -f "$VEC" ] || VEC="$(dirname "$0")/../../../shared/vectors/envelope.json"
-if [ -f "$VEC" ]; then
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+VEC=$ROOT/tests/vectors/envelope.json
+if [ -f "$ROOT/../shared/vectors/envelope.json" ]; then
+    cmp -s "$VEC" "$ROOT/../shared/vectors/envelope.json" || fail "tests/vectors differs from ../shared/vectors"
+fi
+{
     KEY=$(jq -r '.vectors[] | select(.name=="json-1400-bytes") | .key_hex' "$VEC")
     HEX=$(jq -r '.vectors[] | select(.name=="json-1400-bytes") | .datagram_hex' "$VEC")
     TEXT=$(jq -r '.vectors[] | select(.name=="json-1400-bytes") | .plaintext' "$VEC")
@@ -74,5 +77,5 @@ if [ -f "$VEC" ]; then
     assert_eq "$(q ruby "SELECT payload FROM inbound_messages")" "$TEXT" "original's payload stored exactly"
     assert_eq "$(q ruby "SELECT crypto_timestamp FROM inbound_messages")" "2025-11-22T00:00:01.123456789" "crypto timestamp"
     note "a datagram sealed by the Ruby original is accepted and ACKed"
-fi
+}
 stop a; stop b; stop six
