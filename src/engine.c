@@ -414,25 +414,22 @@ static void handle_dgram(struct engine *e, int sock, struct net_dgram *d, uint64
         drop(e, &e->c.drop_rate_limited, &d->addr, "over the sender's rate limit");
         return;
     }
-    const char *json = j.json;
-    size_t len = j.json_len;
-    struct message_in msg = j.msg;
-    uint64_t ts = j.ts_ns;
-    if (len > ITEM_ARENA_BYTES - e->item_used) {
+    if (j.json_len > ITEM_ARENA_BYTES - e->item_used) {
         e->c.drop_unstored++; /* not this turn: the sender retransmits */
         return;
     }
+    /* The receive slot is reused by the next recvmmsg: keep the JSON in the turn's arena. */
     char *copy = e->item_arena + e->item_used;
-    memcpy(copy, json, len);
-    e->item_used += len;
+    memcpy(copy, j.json, j.json_len);
+    e->item_used += j.json_len;
     struct rx_item *it = &e->items[e->nitems++];
-    it->msg = msg;
+    it->msg = j.msg;
     it->sock = (uint8_t)sock;
     it->stored = 0;
     it->from = d->addr;
     it->json = copy;
-    it->len = len;
-    it->ts = ts;
+    it->len = j.json_len;
+    it->ts = j.ts_ns;
 }
 
 /* Receives what is waiting, a batch at a time, up to ITEMS_MAX datagrams a turn. */
