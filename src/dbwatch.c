@@ -14,7 +14,8 @@
 #include <sys/inotify.h>
 #endif
 
-static const int settle_us[] = {100, 1000, 5000, 25000};
+/* A writer descheduled between its -wal write and publishing the commit is caught late, not missed. */
+static const int settle_us[] = {100, 1000, 5000, 25000, 100000, 500000};
 #define SETTLE_STEPS ((int)(sizeof settle_us / sizeof settle_us[0]))
 
 struct dbwatch {
@@ -50,7 +51,7 @@ static void watch_files(struct dbwatch *w, const char *db_path)
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0)
         return;
-    if (inotify_add_watch(fd, wal, IN_MODIFY) < 0 ||
+    if (inotify_add_watch(fd, wal, IN_MODIFY | IN_CLOSE_WRITE) < 0 ||
         inotify_add_watch(fd, db_path, IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
         close(fd);
         return;

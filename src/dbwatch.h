@@ -5,9 +5,9 @@
  * In WAL mode every commit writes the "-wal" file, so on Linux an inotify
  * watch on it (and on the database file, for checkpoints) wakes the waiter;
  * PRAGMA data_version then tells whether another connection really committed.
- * The version is checked again 0.1, 1, 5 and 25 ms after each event (a
- * writer's last -wal write comes a moment before its commit is visible in the
- * -shm index, which raises no event) and every fallback_ms in any case. Where
+ * The version is checked again 0.1, 1, 5, 25, 100 and 500 ms after each event
+ * (a writer's last -wal write comes a moment before its commit is visible in
+ * the -shm index, which raises no event; longer if the writer is descheduled) and every fallback_ms in any case. Where
  * inotify is missing or the watch cannot be set, the fallback check is all.
  *
  * Two ways to use it: dbwatch_wait blocks (the tools); or a poll loop of its
