@@ -14,7 +14,7 @@
 #include <sys/inotify.h>
 #endif
 
-/* A writer descheduled between its -wal write and publishing the commit is caught late, not missed. */
+/* A writer descheduled between its -wal write and its commit is caught late, not missed. */
 static const int settle_us[] = {100, 1000, 5000, 25000, 100000, 500000};
 #define SETTLE_STEPS ((int)(sizeof settle_us / sizeof settle_us[0]))
 

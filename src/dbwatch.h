@@ -7,8 +7,9 @@
  * PRAGMA data_version then tells whether another connection really committed.
  * The version is checked again 0.1, 1, 5, 25, 100 and 500 ms after each event
  * (a writer's last -wal write comes a moment before its commit is visible in
- * the -shm index, which raises no event; longer if the writer is descheduled) and every fallback_ms in any case. Where
- * inotify is missing or the watch cannot be set, the fallback check is all.
+ * the -shm index, which raises no event; longer if the writer is descheduled),
+ * and every fallback_ms in any case. Where inotify is missing or the watch
+ * cannot be set, the fallback check is all.
  *
  * Two ways to use it: dbwatch_wait blocks (the tools); or a poll loop of its
  * own polls dbwatch_fd until dbwatch_next_check_us and calls dbwatch_check
