@@ -187,8 +187,16 @@ static int load(struct ctx *x, int need_secret)
         return tool_fail("cannot find the working directory: %s", strerror(errno));
     snprintf(x->env_path, sizeof x->env_path, "%s/%s", x->cwd, SETTINGS_ENV_FILE);
     if (settings_load(&x->cli->flags, x->env_path, x->cwd, CONFIG_AT_START, need_secret, &x->cfg,
-                      &loose, err, sizeof err) != 0)
-        return tool_fail("%s", err);
+                      &loose, err, sizeof err) != 0) {
+        if (need_secret)
+            return tool_fail("%s", err);
+        /* stop, status and poll need only the pid file: a bad value elsewhere must not
+         * keep an operator from stopping the daemon */
+        x->cfg.pidfile = settings_pidfile_path(&x->cli->flags, x->env_path, x->cwd);
+        if (x->cfg.pidfile == NULL)
+            return tool_fail("%s", "out of memory");
+        fprintf(stderr, "WARNING: %s (using pid file %s)\n", err, x->cfg.pidfile);
+    }
     if ((loose & SETTINGS_LOOSE_ENV) && need_secret)
         fprintf(stderr,
                 "WARNING: %s is readable by group or others; it holds the secret "

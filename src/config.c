@@ -37,6 +37,11 @@ const char *config_key_name(enum config_key key)
     return keys[key].name;
 }
 
+const char *config_key_default(enum config_key key)
+{
+    return keys[key].def;
+}
+
 int config_key_by_name(const char *name)
 {
     for (int k = 0; k < CFG_COUNT; k++)

@@ -55,6 +55,9 @@ struct config {
 /* The variable name of a key ("SECUREDGRAM_PORT"). */
 const char *config_key_name(enum config_key key);
 
+/* The default value of a key as text, or NULL if it has none. */
+const char *config_key_default(enum config_key key);
+
 /* Finds a key by variable name; returns it or -1 if the name is not ours. */
 int config_key_by_name(const char *name);
 

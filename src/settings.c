@@ -140,6 +140,30 @@ out:
     return rc;
 }
 
+char *settings_pidfile_path(const struct config_raw *flags, const char *env_path, const char *cwd)
+{
+    struct config_raw file = {0};
+    char err[256];
+    int loose = 0;
+    if (settings_read_env_file(env_path, &file, &loose, err, sizeof err) != 0) {
+        /* best effort: the lines before a bad one are in `file` */
+    }
+    const char *v = flags != NULL ? flags->v[CFG_PIDFILE] : NULL;
+    if (v == NULL || v[0] == '\0')
+        v = getenv("SECUREDGRAM_PIDFILE");
+    if (v == NULL || v[0] == '\0')
+        v = file.v[CFG_PIDFILE];
+    if (v == NULL || v[0] == '\0')
+        v = config_key_default(CFG_PIDFILE);
+    char *path = NULL;
+    if (v[0] == '/')
+        path = strdup(v);
+    else if (asprintf(&path, "%s/%s", cwd, v) < 0)
+        path = NULL;
+    config_raw_clear(&file);
+    return path;
+}
+
 char *settings_db_path(const char *db_flag, char *err, size_t errlen)
 {
     char cwd[4096];

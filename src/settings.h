@@ -41,6 +41,15 @@ __attribute__((warn_unused_result)) int settings_load(const struct config_raw *f
                                                       size_t errlen);
 
 /*
+ * The pid file path alone, best effort (for stop, status and poll, which must
+ * work even when another value in the configuration is bad): the flag, else
+ * SECUREDGRAM_PIDFILE from the environment, else from the .env file (as far
+ * as it parses), else the default; made absolute against cwd. NULL only when
+ * out of memory.
+ */
+char *settings_pidfile_path(const struct config_raw *flags, const char *env_path, const char *cwd);
+
+/*
  * The database path for a tool: db_flag if given, else SECUREDGRAM_DB from
  * the environment, else from ./.env, else the default; made absolute.
  * Returns a malloc'd path, or NULL with one line in err.

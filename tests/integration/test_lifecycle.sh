@@ -111,3 +111,17 @@ if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
     sg status >/dev/null && fail "a daemon runs after a failed drop"
     note "drops to nobody; fails closed for a missing user"
 fi
+
+# A bad value in .env must not keep an operator from stopping or querying the daemon.
+sg start
+PID=$(cat securedgram.pid)
+cp .env env.good
+echo "SECUREDGRAM_PORT=not-a-port" >> .env
+sg status 2>"$T/err" | grep -q "running (pid $PID)" || fail "status with a bad .env"
+grep -q "WARNING: SECUREDGRAM_PORT must be a port number" "$T/err" || fail "no warning about the bad .env"
+sg start 2>"$T/err" && fail "start accepted a bad .env"
+sg stop 2>/dev/null | grep -q "stopped (pid $PID)" || fail "stop with a bad .env"
+rc=0; sg status >/dev/null 2>&1 || rc=$?
+assert_eq "$rc" 3 "status exit code with a bad .env, stopped"
+cp env.good .env
+note "stop and status work with a bad .env (a warning names the bad value)"
