@@ -95,6 +95,7 @@ struct rx_item {
     struct message_in msg;
     uint8_t sock;
     int stored;
+    int duplicate; /* its message_id was stored before (a retransmission) */
     struct net_addr from;
     const char *json; /* in the item arena */
     size_t len;
@@ -155,6 +156,7 @@ struct engine {
 
     struct dbwatch *watch; /* commits by other processes */
     int want_claim, loading_sent, recovering_in;
+    int recover_full; /* this turn's send queue is full: recovery goes on next turn */
     int64_t load_after, recover_after;
     int64_t busy_until;
     uint64_t turn_failed; /* send_failed rows of the open transaction */
@@ -468,7 +470,7 @@ static int store_items(struct engine *e)
         if (r < 0)
             return -1;
         it->stored = r;
-        it->msg.kind = is_new ? MESSAGE_DATA : MESSAGE_ACK; /* reused as "duplicate" flag */
+        it->duplicate = !is_new;
     }
     return 0;
 }
@@ -897,6 +899,12 @@ static void on_unacked(void *ctx, const struct store_inbound_row *row)
     struct engine *e = ctx;
     struct net_addr from, to;
     char err[160];
+    if (e->recover_full)
+        return; /* the rest waits for the next turn */
+    if (e->nout >= SENDQ_MAX || arena_room(e) < ENVELOPE_OVERHEAD + MESSAGE_ACK_MAX) {
+        e->recover_full = 1;
+        return;
+    }
     e->recover_after = row->rowid;
     if (net_addr_parse(row->src_addr, (unsigned)(row->src_port > 0 ? row->src_port : 0), &from) !=
             0 ||
@@ -912,8 +920,9 @@ static void on_unacked(void *ctx, const struct store_inbound_row *row)
 /* Crash recovery: rows stored but never ACKed are ACKed now, a batch per turn. */
 static void recover_inbound(struct engine *e)
 {
+    e->recover_full = 0;
     int n = store_inbound_unacked(e->st, e->recover_after, LOAD_BATCH, on_unacked, e);
-    if (n >= 0 && n < LOAD_BATCH)
+    if (n >= 0 && n < LOAD_BATCH && !e->recover_full)
         e->recovering_in = 0;
 }
 
@@ -946,7 +955,7 @@ static void after_commit(struct engine *e)
             e->c.drop_unstored++;
             continue;
         }
-        if (it->msg.kind == MESSAGE_ACK)
+        if (it->duplicate)
             e->c.duplicates++;
         else
             e->c.stored++;
