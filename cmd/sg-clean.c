@@ -73,8 +73,7 @@ enum {
     OPT_OUTBOUND_ONLY,
     OPT_INBOUND_ONLY,
     OPT_INCLUDE_UNREAD,
-    OPT_ALL_STATES,
-    OPT_DB
+    OPT_ALL_STATES
 };
 
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -89,7 +88,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"include-unread", no_argument, NULL, OPT_INCLUDE_UNREAD},
         {"state", required_argument, NULL, 's'},
         {"all-states", no_argument, NULL, OPT_ALL_STATES},
-        {"db", required_argument, NULL, OPT_DB},
+        {"db", required_argument, NULL, TOOL_OPT_DB},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -125,17 +124,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case OPT_ALL_STATES:
             o->all_states = 1;
             break;
-        case OPT_DB:
-            o->db = optarg;
-            break;
-        case 'V':
-            printf("%s %s\n", PROG, SG_VERSION);
-            return -1;
-        case 'h':
-            fputs(usage_text, stdout);
-            return -1;
-        default:
-            return tool_bad_option(PROG, c, argv, optind, optopt);
+        default: {
+            int r = tool_common_option(PROG, usage_text, c, argv, &o->db);
+            if (r != 0)
+                return r;
+        }
         }
     }
     if (optind < argc)

@@ -82,7 +82,7 @@ struct opts {
     char canon[NET_HOST_MAX], mapped[NET_HOST_MAX + 8];
 };
 
-enum { OPT_FROM = 256, OPT_TO, OPT_NO_MARK, OPT_INTERVAL, OPT_SINCE_ID, OPT_DB };
+enum { OPT_FROM = 256, OPT_TO, OPT_NO_MARK, OPT_INTERVAL, OPT_SINCE_ID };
 
 static int parse_int64(const char *s, int64_t min, int64_t *out)
 {
@@ -142,17 +142,8 @@ static int take_option(int c, char **argv, struct opts *o)
     case 'p':
         o->payload_only = 1;
         break;
-    case OPT_DB:
-        o->db = optarg;
-        break;
-    case 'V':
-        printf("%s %s\n", PROG, SG_VERSION);
-        return -1;
-    case 'h':
-        fputs(usage_text, stdout);
-        return -1;
     default:
-        return tool_bad_option(PROG, c, argv, optind, optopt);
+        return tool_common_option(PROG, usage_text, c, argv, &o->db);
     }
     return 0;
 }
@@ -173,7 +164,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"since-id", required_argument, NULL, OPT_SINCE_ID},
         {"compact", no_argument, NULL, 'c'},
         {"payload-only", no_argument, NULL, 'p'},
-        {"db", required_argument, NULL, OPT_DB},
+        {"db", required_argument, NULL, TOOL_OPT_DB},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},

@@ -72,7 +72,7 @@ struct opts {
     unsigned port;
 };
 
-enum { OPT_DB = 256, OPT_WAIT };
+enum { OPT_WAIT = 256 };
 
 /* Returns 0 to go on, 1 on an error (reported), -1 when done (help, version). */
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -82,7 +82,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"file", required_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},
         {"wait", optional_argument, NULL, OPT_WAIT},
-        {"db", required_argument, NULL, OPT_DB},
+        {"db", required_argument, NULL, TOOL_OPT_DB},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -100,9 +100,6 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'q':
             o->quiet = 1;
             break;
-        case OPT_DB:
-            o->db = optarg;
-            break;
         case OPT_WAIT:
             o->wait = optarg != NULL ? 2 : 1;
             if (optarg != NULL &&
@@ -110,14 +107,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 return tool_fail("--wait: '%s' is not a number of seconds (above 0, at most %.0f)",
                                  optarg, WAIT_MAX_S);
             break;
-        case 'V':
-            printf("%s %s\n", PROG, SG_VERSION);
-            return -1;
-        case 'h':
-            fputs(usage_text, stdout);
-            return -1;
-        default:
-            return tool_bad_option(PROG, c, argv, optind, optopt);
+        default: {
+            int r = tool_common_option(PROG, usage_text, c, argv, &o->db);
+            if (r != 0)
+                return r;
+        }
         }
     }
     int n = argc - optind;
@@ -195,6 +189,8 @@ static int check_payload(const struct opts *o, char *p, size_t *len,
 {
     char err[512], found[MESSAGE_ID_LEN + 1] = "";
     size_t start = 0, n = *len;
+    if (p == NULL)
+        return tool_fail("%s", "the payload is empty");
     while (start < n && is_space(p[start]))
         start++;
     while (n > start && is_space(p[n - 1]))

@@ -1,12 +1,15 @@
 #define _GNU_SOURCE
 #include "tool.h"
 
+#include "version.h"
+
 #include "settings.h"
 #include "store.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <getopt.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -34,6 +37,23 @@ int tool_bad_option(const char *prog, int c, char **argv, int optind_now, int op
     if (c == ':')
         return tool_fail("option '%s' needs a value (see %s --help)", name, prog);
     return tool_fail("unknown option '%s' (see %s --help)", name, prog);
+}
+
+int tool_common_option(const char *prog, const char *usage, int c, char **argv, const char **db)
+{
+    switch (c) {
+    case TOOL_OPT_DB:
+        *db = optarg;
+        return 0;
+    case 'V':
+        printf("%s %s\n", prog, SG_VERSION);
+        return -1;
+    case 'h':
+        fputs(usage, stdout);
+        return -1;
+    default:
+        return tool_bad_option(prog, c, argv, optind, optopt);
+    }
 }
 
 struct store *tool_open(const char *db_flag, char **path)

@@ -21,6 +21,16 @@ int tool_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 int tool_bad_option(const char *prog, int c, char **argv, int optind_now, int optopt_now);
 
+/* The getopt_long value of --db in every tool. */
+#define TOOL_OPT_DB 0x7f00
+
+/*
+ * The options the three tools share, for the default branch of their option
+ * switch: --db (kept in *db; returns 0: go on), -V and -h (printed; returns
+ * -1: exit 0), anything else (reported; returns 1).
+ */
+int tool_common_option(const char *prog, const char *usage, int c, char **argv, const char **db);
+
 /*
  * Opens the tools' database: db_flag (may be NULL), else SECUREDGRAM_DB from
  * the environment or ./.env, else securedgram.db; it must exist. On success
