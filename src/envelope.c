@@ -83,15 +83,18 @@ static uint64_t get_be64(const unsigned char *p)
     return v;
 }
 
-size_t envelope_seal(const struct envelope_key *key, uint64_t ts_ns, const char *json,
-                     size_t json_len, uint8_t *out, size_t cap)
+static size_t seal(const struct envelope_key *key, const uint8_t *given_nonce, uint64_t ts_ns,
+                   const char *json, size_t json_len, uint8_t *out, size_t cap)
 {
     if (json_len > ENVELOPE_MAX_JSON || cap < ENVELOPE_OVERHEAD ||
         json_len > cap - ENVELOPE_OVERHEAD)
         return 0;
     unsigned char *nonce = out;
     unsigned char *plain = out + ENVELOPE_NONCE_BYTES;
-    random_bytes(nonce, ENVELOPE_NONCE_BYTES);
+    if (given_nonce != NULL)
+        memcpy(nonce, given_nonce, ENVELOPE_NONCE_BYTES);
+    else
+        random_bytes(nonce, ENVELOPE_NONCE_BYTES);
     /* Build the plaintext in place; libsodium allows c == m. */
     put_be64(plain, ts_ns);
     memcpy(plain + ENVELOPE_TS_BYTES, json, json_len);
@@ -99,6 +102,19 @@ size_t envelope_seal(const struct envelope_key *key, uint64_t ts_ns, const char 
     crypto_aead_chacha20poly1305_ietf_encrypt(plain, &clen, plain, ENVELOPE_TS_BYTES + json_len,
                                               NULL, 0, NULL, nonce, key->k);
     return ENVELOPE_NONCE_BYTES + (size_t)clen;
+}
+
+size_t envelope_seal(const struct envelope_key *key, uint64_t ts_ns, const char *json,
+                     size_t json_len, uint8_t *out, size_t cap)
+{
+    return seal(key, NULL, ts_ns, json, json_len, out, cap);
+}
+
+size_t envelope_seal_with_nonce(const struct envelope_key *key,
+                                const uint8_t nonce[ENVELOPE_NONCE_BYTES], uint64_t ts_ns,
+                                const char *json, size_t json_len, uint8_t *out, size_t cap)
+{
+    return seal(key, nonce, ts_ns, json, json_len, out, cap);
 }
 
 enum envelope_result envelope_open(const struct envelope_key *key, const uint8_t *dgram, size_t len,

@@ -56,6 +56,14 @@ size_t envelope_seal(const struct envelope_key *key, uint64_t ts_ns, const char 
                      size_t json_len, uint8_t *out, size_t cap);
 
 /*
+ * As envelope_seal, with the given nonce instead of a random one. Only for
+ * known-answer tests (a nonce must never be used twice with one key).
+ */
+size_t envelope_seal_with_nonce(const struct envelope_key *key,
+                                const uint8_t nonce[ENVELOPE_NONCE_BYTES], uint64_t ts_ns,
+                                const char *json, size_t json_len, uint8_t *out, size_t cap);
+
+/*
  * Opens a datagram. plain must hold at least len bytes. On ENVELOPE_OK sets
  * *ts_ns, *json (pointing into plain) and *json_len; on any other result the
  * out-parameters are untouched and plain holds nothing meaningful.
