@@ -70,6 +70,20 @@ wait_for() {
     done
 }
 
+# expect_error TEXT CMD...: CMD exits 1 with one stderr line "ERROR: ...TEXT..."
+# and nothing on stdout (stdin is /dev/null).
+expect_error() {
+    want=$1
+    shift
+    rc=0
+    "$@" > "$T/out" 2> "$T/err" < /dev/null || rc=$?
+    [ "$rc" -eq 1 ] || fail "$*: exit status $rc, expected 1 (stderr: $(cat "$T/err"))"
+    [ "$(wc -l < "$T/err")" -eq 1 ] || fail "$*: stderr is not one line: $(cat "$T/err")"
+    grep -q '^ERROR: ' "$T/err" || fail "$*: stderr does not start with ERROR: $(cat "$T/err")"
+    grep -qF -- "$want" "$T/err" || fail "$*: expected '$want' in: $(cat "$T/err")"
+    [ ! -s "$T/out" ] || fail "$*: wrote to stdout: $(cat "$T/out")"
+}
+
 assert_eq() {
     [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
 }

@@ -13,19 +13,6 @@ recv() { "$SG_BIN/sg-recv" "$@"; }
 jf() { printf '%s\n' "$1" | jq -r "$2"; }
 jc() { printf '%s\n' "$1" | jq -c "$2"; }
 
-# fails_with TEXT CMD...: exit 1, one stderr line "ERROR: ...TEXT...", nothing on stdout.
-fails_with() {
-    want=$1
-    shift
-    rc=0
-    "$@" > "$T/out" 2> "$T/err" < /dev/null || rc=$?
-    [ "$rc" -eq 1 ] || fail "$*: exit status $rc, expected 1 (stderr: $(cat "$T/err"))"
-    [ "$(wc -l < "$T/err")" -eq 1 ] || fail "$*: stderr is not one line: $(cat "$T/err")"
-    grep -q '^ERROR: ' "$T/err" || fail "$*: stderr does not start with ERROR: $(cat "$T/err")"
-    grep -qF -- "$want" "$T/err" || fail "$*: expected '$want' in: $(cat "$T/err")"
-    [ ! -s "$T/out" ] || fail "$*: wrote to stdout: $(cat "$T/out")"
-}
-
 # inb MESSAGE_ID SRC_ADDR_SQL STATE READ_COUNT PAYLOAD_SQL: an inbound row; prints its id.
 inb() {
     q a "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, crypto_timestamp, state, read_count) VALUES ('$1', $2, 4000, $5, '2025-01-01T00:00:00.000000000', '$3', $4); SELECT last_insert_rowid();"
@@ -169,11 +156,11 @@ assert_eq "$(jf "$out" '.id|tostring')" "$(N 24)" "-i by message_id"
 assert_eq "$(reads "$(N 24)")" 1 "-i --no-mark"
 assert_eq "$(recv -i "$(N 24)" -c --no-mark | wc -l)" 1 "-i -c: one line"
 assert_eq "$(recv -i "$(N 24)" -c --no-mark | jq -r .id)" "$(N 24)" "-i -c object"
-fails_with "no inbound message with id 999999" recv -i 999999
-fails_with "no inbound message with message_id $(printf '%024d' 7)" recv -i "$(printf '%024d' 7)"
-fails_with "that matches the filters" recv -i "$(N 24)" -s received
-fails_with "--id: 'xyz' is neither a row id nor a 24-hex message_id" recv -i xyz
-fails_with "--id: '0'" recv -i 0
+expect_error "no inbound message with id 999999" recv -i 999999
+expect_error "no inbound message with message_id $(printf '%024d' 7)" recv -i "$(printf '%024d' 7)"
+expect_error "that matches the filters" recv -i "$(N 24)" -s received
+expect_error "--id: 'xyz' is neither a row id nor a 24-hex message_id" recv -i xyz
+expect_error "--id: '0'" recv -i 0
 note "-i by id and by message_id: the bare object, read or not; no match is an error"
 
 # ---- filters: state, sender (TEXT and BLOB), outbound and destination ----
@@ -212,26 +199,26 @@ assert_eq "$(jf "$(recv -o -n 1 -p)" '.[0].to')" three "-o -p"
 note "-s, --from (TEXT and BLOB rows, any spelling), -o, --to, -o -s, -o -i"
 
 # ---- errors ----
-fails_with "--limit: '-1' is not a whole number" recv -n -1
-fails_with "--limit: 'abc'" recv -n abc
-fails_with "--limit: '1.5'" recv --limit 1.5
-fails_with "--from filters inbound messages" recv -o --from 10.0.0.7
-fails_with "--to filters outbound messages" recv --to 10.0.0.7
-fails_with "--from: 'nowhere' is not an IPv4 or IPv6 address" recv --from nowhere
-fails_with "--to: '1.2.3'" recv -o --to 1.2.3
-fails_with "--interval applies only with --follow" recv --interval 2
-fails_with "--interval: '0'" recv -f --interval 0
-fails_with "--interval: 'x'" recv -f --interval x
-fails_with "cannot be used with --follow" recv -i 1 -f
-fails_with "cannot be used with --since-id" recv -i 1 --since-id 3
-fails_with "--since-id: '-3'" recv --since-id -3
-fails_with "--state: 'bogus' is not an inbound state" recv -s bogus
-fails_with "--state: 'pending' is not an inbound state" recv -s pending
-fails_with "--state: 'ack_sent' is not an outbound state" recv -o -s ack_sent
-fails_with "unknown option '--bogus'" recv --bogus
-fails_with "unknown option '-z'" recv -z
-fails_with "option '-n' needs a value" recv -n
-fails_with "unexpected argument 'extra'" recv extra
+expect_error "--limit: '-1' is not a whole number" recv -n -1
+expect_error "--limit: 'abc'" recv -n abc
+expect_error "--limit: '1.5'" recv --limit 1.5
+expect_error "--from filters inbound messages" recv -o --from 10.0.0.7
+expect_error "--to filters outbound messages" recv --to 10.0.0.7
+expect_error "--from: 'nowhere' is not an IPv4 or IPv6 address" recv --from nowhere
+expect_error "--to: '1.2.3'" recv -o --to 1.2.3
+expect_error "--interval applies only with --follow" recv --interval 2
+expect_error "--interval: '0'" recv -f --interval 0
+expect_error "--interval: 'x'" recv -f --interval x
+expect_error "cannot be used with --follow" recv -i 1 -f
+expect_error "cannot be used with --since-id" recv -i 1 --since-id 3
+expect_error "--since-id: '-3'" recv --since-id -3
+expect_error "--state: 'bogus' is not an inbound state" recv -s bogus
+expect_error "--state: 'pending' is not an inbound state" recv -s pending
+expect_error "--state: 'ack_sent' is not an outbound state" recv -o -s ack_sent
+expect_error "unknown option '--bogus'" recv --bogus
+expect_error "unknown option '-z'" recv -z
+expect_error "option '-n' needs a value" recv -n
+expect_error "unexpected argument 'extra'" recv extra
 rc=0
 recv --db "$T/missing.db" > "$T/out" 2> "$T/err" || rc=$?
 assert_eq "$rc|$(wc -l < "$T/err")" "1|2" "missing database: exit 1, two lines"
@@ -287,7 +274,7 @@ LOCKER=$!
 wait_for 5 "the lock is held" test -e "$T/locked"
 recv --no-mark -n 1 > /dev/null || fail "--no-mark cannot read while another process writes"
 t0=$(date +%s%N)
-fails_with "database is busy" recv
+expect_error "database is busy" recv
 el=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$el" -ge 4500 ] || fail "gave up on a busy database after only $el ms"
 wait "$LOCKER"

@@ -15,13 +15,7 @@ fails_with() {
     want=$1
     shift
     before=$(rows)
-    rc=0
-    "$@" > "$T/out" 2> "$T/err" < /dev/null || rc=$?
-    [ "$rc" -eq 1 ] || fail "$*: exit status $rc, expected 1 (stderr: $(cat "$T/err"))"
-    [ "$(wc -l < "$T/err")" -eq 1 ] || fail "$*: stderr is not one line: $(cat "$T/err")"
-    grep -q '^ERROR: ' "$T/err" || fail "$*: stderr does not start with ERROR: $(cat "$T/err")"
-    grep -qF -- "$want" "$T/err" || fail "$*: expected '$want' in: $(cat "$T/err")"
-    [ ! -s "$T/out" ] || fail "$*: wrote to stdout: $(cat "$T/out")"
+    expect_error "$want" "$@"
     assert_eq "$(rows)" "$((before + ${ADDED:-0}))" "$*: rows after a failure"
 }
 
