@@ -15,7 +15,7 @@ CFLAGS   ?= -O2 -g
 SAN      ?=
 WERROR   ?= -Werror
 
-PKGS     := libsodium sqlite3 jansson
+PKGS     := libsodium sqlite3 jansson libseccomp
 WARN     := -std=c11 -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wvla $(WERROR)
 comma    := ,
@@ -96,7 +96,7 @@ bench:
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build/fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := datagram datagram_noauth prepare dotenv config timeparse
+FUZZ_TARGETS := datagram datagram_noauth prepare dotenv config timeparse relayout address
 FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_SAN     := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
 

@@ -206,6 +206,7 @@ struct table_report {
     struct state_count *by_state;
     size_t nstates;
     int64_t total;
+    int64_t unreadable; /* rows selected but for their age, whose updated_at is no timestamp */
     int oom;
 };
 
@@ -257,6 +258,24 @@ static void print_table(const struct table_report *t)
            t->total == 1 ? "" : "s");
     for (size_t k = 0; k < t->nstates; k++)
         printf("  %s: %lld\n", t->by_state[k].name, (long long)t->by_state[k].n);
+}
+
+/*
+ * Rows whose updated_at is not a timestamp have no age, so no cutoff selects
+ * them: they are kept, and said so on stderr (the report on stdout stays the
+ * original's), the same way in a dry run and a real one.
+ */
+static void warn_unreadable(const struct table_report *t, size_t nt)
+{
+    int64_t n = 0;
+    for (size_t k = 0; k < nt; k++)
+        n += t[k].unreadable;
+    if (n == 0)
+        return;
+    fprintf(stderr,
+            "WARNING: %lld row%s an updated_at that is not a timestamp; %s kept (see "
+            "sg-clean(1))\n",
+            (long long)n, n == 1 ? " has" : "s have", n == 1 ? "it is" : "they are");
 }
 
 /* Asks on stderr; 1 if the answer from stdin is y, Y or yes (any case). */
@@ -337,12 +356,18 @@ static int run(const struct opts *o, struct store *st)
             tool_fail("out of memory");
             goto out;
         }
+        if (store_admin_purge_unreadable(st, &t[k].p, &t[k].unreadable, err, sizeof err) !=
+            STORE_OK) {
+            tool_fail("%s", err);
+            goto out;
+        }
         total += t[k].total;
     }
     printf("Cutoff: %s UTC (rows last updated before it)\n", o->cutoff);
     for (size_t k = 0; k < nt; k++)
         print_table(&t[k]);
     fflush(stdout);
+    warn_unreadable(t, nt);
     rc = 0;
     if (total == 0)
         printf("Nothing to delete.\n");

@@ -227,6 +227,13 @@ static int check_args(struct opts *o)
 
 /* ---- output ---- */
 
+/*
+ * The output is streamed: each row is written as it is read (through a
+ * jsonout whose sink is stdout), so memory stays bounded however many rows
+ * there are and however they lay out; jsonout's growth cap keeps a hostile
+ * payload from growing a hundredfold when indented.
+ */
+
 enum layout {
     LAYOUT_ARRAY,  /* one array of every row (pretty) */
     LAYOUT_EACH,   /* each row a JSON value of its own, one after another */
@@ -243,22 +250,12 @@ struct out {
     struct jsonout_field *f;
     int nf;
     int oom;
-    int64_t *ids; /* rows of this batch (to mark unread again if the output fails) */
-    size_t nids, capids;
 };
 
-static int remember_id(struct out *w, int64_t id)
+static int to_stdout(void *ctx, const char *s, size_t n)
 {
-    if (w->nids == w->capids) {
-        size_t cap = w->capids ? w->capids * 2 : 64;
-        int64_t *v = realloc(w->ids, cap * sizeof *v);
-        if (v == NULL)
-            return -1;
-        w->ids = v;
-        w->capids = cap;
-    }
-    w->ids[w->nids++] = id;
-    return 0;
+    (void)ctx;
+    return fwrite(s, 1, n, stdout) == n ? 0 : -1;
 }
 
 /* The JSON field for one column: the payload as the JSON it holds, BLOBs as text. */
@@ -316,10 +313,6 @@ static void put_row(struct out *w, const struct store_admin_row *row, int depth)
 static void on_row(void *ctx, const struct store_admin_row *row)
 {
     struct out *w = ctx;
-    if (remember_id(w, row->id) != 0)
-        w->oom = 1;
-    if (row->id > w->max_id)
-        w->max_id = row->id;
     if (w->layout == LAYOUT_ARRAY) {
         jsonout_raw(&w->j, w->rows == 0 ? "[" : ",", 1);
         jsonout_newline(&w->j, w->indent, 1);
@@ -331,10 +324,16 @@ static void on_row(void *ctx, const struct store_admin_row *row)
     w->rows++;
 }
 
-/* Closes the array (if any); then writes the text. Returns 0, or -1 with errno. */
-static int flush_out(struct out *w)
+/* 1 once the output has failed (it is then cut short). */
+static int out_failed(const struct out *w)
 {
-    if (w->layout == LAYOUT_ARRAY) {
+    return w->oom || w->j.oom || w->j.sink_failed;
+}
+
+/* Closes the array (if any) and writes what is left. Returns 0, or -1 with errno. */
+static int finish_out(struct out *w)
+{
+    if (w->layout == LAYOUT_ARRAY && !out_failed(w)) {
         if (w->rows == 0) {
             jsonout_text(&w->j, "[]\n");
         } else {
@@ -342,12 +341,10 @@ static int flush_out(struct out *w)
             jsonout_text(&w->j, "]\n");
         }
     }
-    if (w->j.oom || w->oom) {
-        errno = ENOMEM;
+    if (jsonout_flush(&w->j) != 0 || w->oom) {
+        errno = w->j.sink_failed ? w->j.sink_errno : ENOMEM;
         return -1;
     }
-    if (w->j.len > 0 && fwrite(w->j.buf, 1, w->j.len, stdout) != w->j.len)
-        return -1;
     return fflush(stdout) == 0 ? 0 : -1;
 }
 
@@ -361,39 +358,69 @@ struct run {
     struct out w;
 };
 
+/* The error for --id when no row matches; returns 1. */
+static int no_such_row(const struct run *r)
+{
+    return tool_fail("no %s message with %s %s%s", r->o->outbound ? "outbound" : "inbound",
+                     r->o->message_id != NULL ? "message_id" : "id", r->o->id_text,
+                     r->o->state != NULL || r->o->from != NULL || r->o->to != NULL
+                         ? " that matches the filters"
+                         : "");
+}
+
+/*
+ * Reads and writes the claimed rows c[0..n) one at a time. Returns 0, or -1
+ * with the reason in err (a database error) or in errno (the output failed:
+ * err is then "").
+ */
+static int write_rows(struct run *r, const struct store_admin_claimed *c, size_t n, char *err,
+                      size_t errlen)
+{
+    struct out *w = &r->w;
+    err[0] = '\0';
+    for (size_t k = 0; k < n && !out_failed(w); k++) {
+        int found = 0;
+        if (store_admin_fetch(r->st, r->q.table, &c[k], on_row, w, &found, err, errlen) != STORE_OK)
+            return -1;
+        if (c[k].id > w->max_id)
+            w->max_id = c[k].id;
+    }
+    return finish_out(w);
+}
+
 /*
  * Runs one query and writes what it found. On a failed write the rows that
  * were marked are marked unread again. Returns 0 or 1 (reported).
  */
 static int batch(struct run *r)
 {
-    char err[512];
-    int64_t n = 0;
+    char err[512], why[512];
+    struct store_admin_claimed *c = NULL;
+    size_t n = 0;
     struct out *w = &r->w;
-    jsonout_reset(&w->j);
     w->rows = 0;
-    w->nids = 0;
-    w->oom = 0;
-    if (store_admin_list(r->st, &r->q, on_row, w, &n, err, sizeof err) != STORE_OK)
+    if (store_admin_claim(r->st, &r->q, &c, &n, err, sizeof err) != STORE_OK)
         return tool_fail("%s", err);
     if (w->layout == LAYOUT_SINGLE && n == 0)
-        return tool_fail("no %s message with %s %s%s", r->o->outbound ? "outbound" : "inbound",
-                         r->o->message_id != NULL ? "message_id" : "id", r->o->id_text,
-                         r->o->state != NULL || r->o->from != NULL || r->o->to != NULL
-                             ? " that matches the filters"
-                             : "");
-    if (flush_out(w) == 0)
-        return 0;
-    int e = errno;
-    if (r->q.mark && w->nids > 0 && !r->o->outbound) {
-        if (store_admin_unmark(r->st, w->ids, w->nids, err, sizeof err) != STORE_OK)
-            return tool_fail("cannot write the output (%s), and cannot mark its %zu rows unread "
-                             "again: %s",
-                             strerror(e), w->nids, err);
-        return tool_fail("cannot write the output (%s); its %zu rows stay unread", strerror(e),
-                         w->nids);
+        return no_such_row(r);
+    int rc = 0;
+    if (write_rows(r, c, n, why, sizeof why) != 0) {
+        const char *what = why[0] != '\0' ? "cannot read the rows" : "cannot write the output";
+        const char *detail = why[0] != '\0' ? why : strerror(errno);
+        if (r->q.mark && n > 0 && !r->o->outbound) {
+            if (store_admin_unmark(r->st, c, n, err, sizeof err) != STORE_OK)
+                rc = tool_fail("%s (%s), and cannot mark its %zu rows unread again: %s", what,
+                               detail, n, err);
+            else
+                rc = tool_fail("%s (%s); its %zu rows stay unread", what, detail, n);
+        } else {
+            rc = tool_fail("%s: %s", what, detail);
+        }
+    } else if (w->layout == LAYOUT_SINGLE && w->rows == 0) {
+        rc = no_such_row(r); /* deleted between the claim and the read */
     }
-    return tool_fail("cannot write the output: %s", strerror(e));
+    free(c);
+    return rc;
 }
 
 static int stop_pipe[2] = {-1, -1};
@@ -496,6 +523,7 @@ int main(int argc, char **argv)
     /* A reader that goes away (sg-recv | head) must not take marked rows with it. */
     signal(SIGPIPE, SIG_IGN);
     jsonout_init(&r.w.j);
+    jsonout_set_sink(&r.w.j, to_stdout, NULL);
     setup_query(&r);
     if ((r.st = tool_open(o.db, &r.path)) == NULL)
         rc = 1;
@@ -505,6 +533,5 @@ int main(int argc, char **argv)
     free(r.path);
     jsonout_free(&r.w.j);
     free(r.w.f);
-    free(r.w.ids);
     return rc;
 }

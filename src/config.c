@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include "envelope.h"
 #include "strict.h"
 
 #include <ctype.h>
@@ -50,25 +51,26 @@ int config_key_by_name(const char *name)
     return -1;
 }
 
+/*
+ * Overwrites a string before it is freed: any value may be the secret (or a
+ * mistyped one), and malloc hands a freed block to the next caller as it is.
+ */
+static void wipe_free(char *p)
+{
+    if (p == NULL)
+        return;
+    envelope_wipe(p, strlen(p));
+    free(p);
+}
+
 int config_raw_set(struct config_raw *raw, enum config_key key, const char *value)
 {
     char *copy = strdup(value);
     if (copy == NULL)
         return -1;
-    free(raw->v[key]);
+    wipe_free(raw->v[key]); /* a value given twice: the first may be an old secret */
     raw->v[key] = copy;
     return 0;
-}
-
-/* Overwrites a string before it is freed (it may be the secret). */
-static void wipe_free(char *p)
-{
-    if (p == NULL)
-        return;
-    volatile char *v = p;
-    while (*v != '\0')
-        *v++ = '\0';
-    free(p);
 }
 
 void config_raw_clear(struct config_raw *raw)
@@ -130,7 +132,7 @@ static int dotenv_line(const char *b, const char *e, struct config_raw *out, cha
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    free(out->v[key]);
+    wipe_free(out->v[key]); /* an earlier line for the same key, e.g. the previous secret */
     out->v[key] = value;
     return 0;
 }
@@ -330,12 +332,12 @@ fail:
 
 void config_clear(struct config *cfg)
 {
-    free(cfg->user);
-    free(cfg->log);
-    free(cfg->pidfile);
-    free(cfg->address);
-    free(cfg->db);
-    free(cfg->secret_file);
+    wipe_free(cfg->user);
+    wipe_free(cfg->log);
+    wipe_free(cfg->pidfile);
+    wipe_free(cfg->address);
+    wipe_free(cfg->db);
+    wipe_free(cfg->secret_file);
     wipe_free(cfg->secret);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -12,9 +12,13 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 static pid_t read_pid(int fd)
 {
@@ -29,7 +33,8 @@ static pid_t read_pid(int fd)
 
 int daemon_pidfile_check(const char *path, pid_t *pid, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NOFOLLOW as in claim: a link there is refused, never locked through */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;
@@ -78,7 +83,7 @@ void daemon_pidfile_release(const char *path, int fd)
 
 void daemon_pidfile_wait(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return;
     while (flock(fd, LOCK_SH) != 0 && errno == EINTR)
@@ -145,6 +150,37 @@ void daemon_report(int fd, const char *msg)
     close(fd);
 }
 
+void daemon_close_inherited(void)
+{
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+        return;
+#endif
+    /* no close_range (Linux before 5.9): every descriptor the limit allows */
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 1048576)
+        max = 1048576;
+    for (long fd = 3; fd < max; fd++)
+        (void)close((int)fd);
+}
+
+/*
+ * Empties the capability bounding set, so that no later execve (of a
+ * set-user-ID or file-capability program) can give a capability back. It
+ * needs CAP_SETPCAP, which root has until setuid() drops it: call it first.
+ * Returns 0, or -1 with errno from the first cap that cannot be dropped.
+ */
+static int clear_bounding_set(void)
+{
+#ifdef __linux__
+    /* PR_CAPBSET_READ fails with EINVAL past the kernel's last capability (cap_last_cap) */
+    for (unsigned long cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
+            return -1;
+#endif
+    return 0;
+}
+
 int daemon_drop_privileges(const char *user, char *err, size_t errlen)
 {
     if (geteuid() != 0)
@@ -153,6 +189,11 @@ int daemon_drop_privileges(const char *user, char *err, size_t errlen)
     struct passwd *pw = getpwnam(user);
     if (pw == NULL) {
         snprintf(err, errlen, "cannot drop privileges: user '%s' does not exist", user);
+        return -1;
+    }
+    /* EPERM: no CAP_SETPCAP, so a container has already limited what this root may do */
+    if (clear_bounding_set() != 0 && errno != EPERM) {
+        snprintf(err, errlen, "cannot clear the capability bounding set: %s", strerror(errno));
         return -1;
     }
     if (pw->pw_uid == 0)
@@ -165,6 +206,20 @@ int daemon_drop_privileges(const char *user, char *err, size_t errlen)
         snprintf(err, errlen, "cannot drop privileges to '%s': root could be regained", user);
         return -1;
     }
+    return 0;
+}
+
+int daemon_no_new_privs(char *err, size_t errlen)
+{
+#ifdef __linux__
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        snprintf(err, errlen, "cannot set no_new_privs: %s", strerror(errno));
+        return -1;
+    }
+#else
+    (void)err;
+    (void)errlen;
+#endif
     return 0;
 }
 

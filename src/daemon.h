@@ -41,11 +41,28 @@ int daemon_detach(char *err, size_t errlen);
 void daemon_report(int fd, const char *msg);
 
 /*
- * When running as root, becomes user (setgroups, setgid, setuid) and checks
- * that root cannot be regained. A user that does not exist is an error.
+ * Closes every descriptor above 2 (close_range, or one by one on kernels
+ * without it), so nothing the starting shell or service manager left open
+ * (a pipe, another daemon's socket) stays in the daemon. Call it first
+ * thing in main, before anything is opened.
+ */
+void daemon_close_inherited(void);
+
+/*
+ * When running as root: empties the capability bounding set (on Linux, so no
+ * later execve can regain a capability), then becomes user (setgroups, setgid,
+ * setuid) and checks that root cannot be regained; a user that is root itself
+ * keeps its uid. A user that does not exist is an error.
  * When not root, does nothing. Returns 0 or -1 with err.
  */
 int daemon_drop_privileges(const char *user, char *err, size_t errlen);
+
+/*
+ * Sets no_new_privs (Linux): from now on no execve can grant privileges, by
+ * set-user-ID bits or file capabilities, and a seccomp filter may be
+ * installed without privileges. Returns 0 or -1 with err.
+ */
+int daemon_no_new_privs(char *err, size_t errlen);
 
 /*
  * Stops the daemon of the pid file: TERM, then INT, then KILL, waiting

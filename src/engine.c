@@ -28,6 +28,7 @@
 #include "ratelimit.h"
 #include "retx.h"
 #include "settings.h"
+#include "statsfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,9 +47,23 @@
 #define CLAIM_BATCH 512             /* pending rows claimed per turn */
 #define INFLIGHT_MAX 8192           /* messages sent and waiting for their ACK */
 #define PEERS_MAX 4096              /* destinations with a flow window */
-#define REPLAY_MAX 131072           /* nonces remembered (3 MB at most) */
-#define JOURNAL_MAX 16384           /* state changes owed to the database */
-#define SENDQ_MAX 2048              /* datagrams sealed per turn */
+/* Nonces remembered: 2 x window x accepted datagrams/s must stay below (24 MB at most). */
+#define REPLAY_MAX (1u << 20)
+#define SENDQ_MAX 2048 /* datagrams sealed per turn */
+/*
+ * State changes owed to the database. ACKs are journaled only for messages in
+ * flight, and sends happen only after a commit, so this bound is never
+ * reached: a change is never dropped while its message is forgotten.
+ */
+#define JOURNAL_MAX (INFLIGHT_MAX + 4 * SENDQ_MAX + ACK_RETRY_MAX)
+#define POISON_MAX 256     /* rows the database refused, remembered across turns */
+#define SKIP_MAX 1024      /* rows to leave out of claims, written after the turn */
+#define REDO_MAX 64        /* turns redone in one tick after a refusal rolled one back */
+#define TURN_BUDGET_MS 500 /* a transaction running longer is interrupted (a slow trigger) */
+#define TIMEOUT_BACKOFF_MAX_MS 3200
+/* Look for 'sent' rows written by other programs every retry interval, 2 to 10 s apart. */
+#define SWEEP_MIN_MS 2000
+#define SWEEP_MAX_MS 10000
 #define ARENA_BYTES (4u << 20)
 #define ACK_RESERVE (ITEMS_MAX * 128) /* arena kept for this turn's ACKs */
 #define ACK_RETRY_MAX 1024
@@ -72,9 +87,17 @@ enum job_kind { J_ACKED, J_ACK_SENT, J_ACK_FAILED, J_SENT, J_FAILED };
 /* A database change owed: applied at the start of the next transaction. */
 struct job {
     uint8_t kind;
+    uint8_t dead; /* the database refused it: skipped, forgotten at the next commit */
     char id[MESSAGE_ID_LEN + 1];
     int64_t rowid, retries;
     char *why; /* malloc'd or NULL */
+};
+
+/* A row whose change the database refused, so that a redone turn does not try it again. */
+enum poison_stage { P_UPDATE = 1, P_FAIL };
+struct poison {
+    int64_t rowid;
+    uint8_t stage; /* P_UPDATE: its claim or retransmission update; P_FAIL: even send_failed */
 };
 
 enum out_kind { OUT_ACK, OUT_NEW, OUT_RETX };
@@ -96,6 +119,8 @@ struct rx_item {
     uint8_t sock;
     int stored;
     int duplicate; /* its message_id was stored before (a retransmission) */
+    int refused;   /* the database refused it, or it is one of ours: never ACKed */
+    int to_self;   /* we sent it to ourselves: our outbound row with its id is expected */
     struct net_addr from;
     const char *json; /* in the item arena */
     size_t len;
@@ -131,15 +156,24 @@ struct engine {
     struct flow_table *flows;
     struct replay *replay;
     struct ratelimit *limiter;
-    struct {
+    struct blocked_dest {
         char addr[NET_HOST_MAX];
         int64_t port;
         struct net_addr dst;
-    } blocked[STORE_MAX_EXCLUDE]; /* destinations whose window is full */
-    int nblocked;
+    } * blocked; /* destinations whose window is full (PEERS_MAX): claims leave them out */
+    int nblocked, blocked_dirty;
 
     struct job *jobs;
     int njobs, jobs_applied;
+
+    struct poison poison[POISON_MAX]; /* a ring */
+    int npoison, poison_next;
+    int64_t skips[SKIP_MAX];
+    int nskips;
+    int redo;  /* a refusal rolled the turn back: redo it without the refused row */
+    int fatal; /* the database file or its -wal is gone: stop */
+    int timeouts;
+    int64_t next_sweep;
 
     struct net_dgram *out;
     struct outmsg *outm;
@@ -162,7 +196,7 @@ struct engine {
     uint64_t turn_failed; /* send_failed rows of the open transaction */
 
     struct engine_counters c;
-    struct log_limiter lim_drop, lim_store, lim_send;
+    struct log_limiter lim_drop, lim_store, lim_send, lim_rows;
 };
 
 static volatile sig_atomic_t got_term, got_hup, got_usr1;
@@ -182,43 +216,62 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+/* The clocks and the socket calls, or a test's doubles of them (engine_opts.io). */
+static const struct engine_io *io;
 
 static int64_t mono_us(void)
 {
+    if (io != NULL && io->mono_us != NULL)
+        return io->mono_us(io->ctx);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static int64_t mono_ms(void)
+{
+    return mono_us() / 1000;
+}
+
 static uint64_t real_ns(void)
 {
+    if (io != NULL && io->real_ns != NULL)
+        return io->real_ns(io->ctx);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+static int recv_batch(int fd, struct net_dgram *d, int n)
+{
+    return io != NULL && io->recv_batch != NULL ? io->recv_batch(io->ctx, fd, d, n)
+                                                : net_recv_batch(fd, d, n);
+}
+
+static int send_batch(int fd, struct net_dgram *d, int n)
+{
+    return io != NULL && io->send_batch != NULL ? io->send_batch(io->ctx, fd, d, n)
+                                                : net_send_batch(fd, d, n);
+}
+
 /* ---- journal ---- */
 
-static void job_add(struct engine *e, enum job_kind kind, const char *id, int64_t rowid,
-                    int64_t retries, const char *why)
+/* Returns 0, or -1 if the journal is full (never, by its bound; the caller keeps its state). */
+static int job_add(struct engine *e, enum job_kind kind, const char *id, int64_t rowid,
+                   int64_t retries, const char *why)
 {
     if (e->njobs >= JOURNAL_MAX) {
-        log_warn_limited(&e->lim_store, mono_ms(),
-                         "too many database changes waiting (database locked?); one dropped");
-        return;
+        log_warn_limited(&e->lim_store, mono_ms(), "too many database changes waiting");
+        return -1;
     }
     struct job *j = &e->jobs[e->njobs++];
     j->kind = (uint8_t)kind;
+    j->dead = 0;
     snprintf(j->id, sizeof j->id, "%s", id != NULL ? id : "");
     j->rowid = rowid;
     j->retries = retries;
     j->why = why != NULL ? strdup(why) : NULL;
+    return 0;
 }
 
 /* Forgets the first n jobs (they are in the database now, or skipped). */
@@ -230,30 +283,71 @@ static void jobs_forget(struct engine *e, int n)
     e->njobs -= n;
 }
 
+/* ---- refusals: one row the database will not take costs only itself ---- */
+
+/* The stage at which the database refused rowid before (0: never). */
+static int poisoned(const struct engine *e, int64_t rowid)
+{
+    for (int i = 0; i < e->npoison; i++)
+        if (e->poison[i].rowid == rowid)
+            return e->poison[i].stage;
+    return 0;
+}
+
+static void poison_row(struct engine *e, int64_t rowid, enum poison_stage stage)
+{
+    for (int i = 0; i < e->npoison; i++)
+        if (e->poison[i].rowid == rowid) {
+            e->poison[i].stage = (uint8_t)stage;
+            return;
+        }
+    int at = e->npoison < POISON_MAX ? e->npoison++ : e->poison_next++ % POISON_MAX;
+    e->poison[at] = (struct poison){rowid, (uint8_t)stage};
+}
+
+/* Leaves a row out of every later claim (written to the store after the turn). */
+static void skip_row(struct engine *e, int64_t rowid)
+{
+    if (e->nskips < SKIP_MAX)
+        e->skips[e->nskips++] = rowid;
+}
+
 /*
- * Judges one statement's result inside the transaction: 1 OK, 0 skip this
- * change (a statement error that left the transaction open), -1 abort the turn.
+ * Judges one statement's result inside the transaction: 1 done; 0 the
+ * database refused this one row (the caller skips it and says which; if the
+ * refusal ended the transaction, e->redo is set and the caller must abort
+ * the turn so that it is redone without that row); -1 abort the turn
+ * (busy, timed out, or a fault of the whole database: tried again later).
  */
 static int judge(struct engine *e, enum store_rc rc, const char *what)
 {
     if (rc == STORE_OK)
         return 1;
-    e->c.store_errors++;
-    if (rc == STORE_ERR && store_in_tx(e->st)) {
-        log_warn_limited(&e->lim_store, mono_ms(), "database: cannot %s: %s; skipped", what,
-                         store_errmsg(e->st));
+    if (rc == STORE_REFUSED || rc == STORE_DUP) {
+        e->c.store_refused++;
+        if (!store_in_tx(e->st))
+            e->redo = 1;
         return 0;
     }
+    e->c.store_errors++;
+    if (store_timed_out(e->st))
+        e->c.store_timeouts++;
     log_warn_limited(&e->lim_store, mono_ms(), "database: cannot %s: %s; will retry", what,
                      store_errmsg(e->st));
     return -1;
 }
 
+static const char *const job_names[] = {[J_ACKED] = "its acknowledgement",
+                                        [J_ACK_SENT] = "that its ACK was sent",
+                                        [J_ACK_FAILED] = "that its ACK failed",
+                                        [J_SENT] = "that it was sent",
+                                        [J_FAILED] = "that it failed"};
+
 static enum store_rc apply_job(struct engine *e, const struct job *j, int *matched)
 {
     switch (j->kind) {
     case J_ACKED:
-        return store_outbound_acked(e->st, j->id, matched);
+        return store_outbound_acked(e->st, j->rowid, matched);
     case J_ACK_SENT:
         return store_inbound_ack_sent(e->st, j->id);
     case J_ACK_FAILED:
@@ -268,11 +362,31 @@ static enum store_rc apply_job(struct engine *e, const struct job *j, int *match
 static int apply_jobs(struct engine *e)
 {
     for (int i = 0; i < e->njobs; i++) {
+        struct job *j = &e->jobs[i];
         int matched = 1;
-        if (judge(e, apply_job(e, &e->jobs[i], &matched), "record a state change") < 0)
+        if (j->dead)
+            continue;
+        int r = judge(e, apply_job(e, j, &matched), "record a state change");
+        if (r < 0)
             return -1;
-        if (e->jobs[i].kind == J_ACKED && !matched)
+        if (r == 0) {
+            j->dead = 1;
+            if (j->kind == J_ACKED || j->kind == J_SENT || j->kind == J_FAILED)
+                log_warn_limited(&e->lim_rows, mono_ms(),
+                                 "outbound row %lld: the database refused to record %s (%s); "
+                                 "the row is left as it is",
+                                 (long long)j->rowid, job_names[j->kind], store_errmsg(e->st));
+            else
+                log_warn_limited(&e->lim_rows, mono_ms(),
+                                 "inbound message %s: the database refused to record %s (%s)",
+                                 j->id, job_names[j->kind], store_errmsg(e->st));
+            if (j->kind == J_FAILED)
+                skip_row(e, j->rowid);
+            if (e->redo)
+                return -1;
+        } else if (j->kind == J_ACKED && !matched) {
             e->c.acks_unmatched++;
+        }
     }
     e->jobs_applied = e->njobs;
     return 0;
@@ -291,7 +405,7 @@ static int sock_for(struct engine *e, const struct net_addr *dst, struct net_add
     int idx = af == AF_INET ? SOCK_ALT4 : SOCK_ALT6;
     if (e->socks[idx].fd < 0) {
         char why[160];
-        int fd = net_bind_any(af, SOCK_BUF_BYTES, why, sizeof why);
+        int fd = net_bind_beside(m->fd, af, SOCK_BUF_BYTES, why, sizeof why);
         if (fd < 0) {
             snprintf(err, errlen, "cannot send to %s addresses: %s",
                      af == AF_INET ? "IPv4" : "IPv6", why);
@@ -316,7 +430,7 @@ static struct outmsg *queue_sealed(struct engine *e, int sock, const struct net_
     if (e->nout >= SENDQ_MAX || arena_room(e) < len + ENVELOPE_OVERHEAD)
         return NULL;
     uint8_t *buf = e->arena + e->arena_used;
-    size_t n = envelope_seal(e->key, real_ns(), json, len, buf, arena_room(e));
+    size_t n = envelope_seal_marked(e->key, real_ns(), json, len, buf, arena_room(e));
     if (n == 0)
         return NULL;
     e->arena_used += n;
@@ -350,28 +464,60 @@ static struct outmsg *queue_ack(struct engine *e, int sock, const struct net_add
 /* A message to dst left flight; a destination that has room again may be claimed for. */
 static void flow_release(struct engine *e, const struct net_addr *dst, int acked)
 {
+    int was_blocked = e->nblocked > 0 && flow_blocked(e->flows, dst);
     flow_done(e->flows, dst, acked);
+    if (!was_blocked || flow_blocked(e->flows, dst))
+        return;
     for (int i = 0; i < e->nblocked; i++)
-        if (net_addr_equal(&e->blocked[i].dst, dst) && !flow_blocked(e->flows, dst)) {
+        if (net_addr_equal(&e->blocked[i].dst, dst)) {
             e->blocked[i] = e->blocked[--e->nblocked];
+            e->blocked_dirty = 1;
             e->want_claim = 1;
             return;
         }
 }
 
-/* Remembers a destination whose window is full, so the next claim leaves its rows out. */
+/*
+ * Remembers a destination whose window is full, so the next claim leaves its
+ * rows out, however many destinations are blocked (the flow table tracks at
+ * most PEERS_MAX; an untracked one is never blocked).
+ */
 static void flow_note_blocked(struct engine *e, const struct store_outbound_row *row,
                               const struct net_addr *dst)
 {
     for (int i = 0; i < e->nblocked; i++)
         if (net_addr_equal(&e->blocked[i].dst, dst))
             return;
-    if (e->nblocked >= STORE_MAX_EXCLUDE)
-        return; /* its rows are skipped one by one instead */
-    snprintf(e->blocked[e->nblocked].addr, NET_HOST_MAX, "%s", row->dst_addr);
-    e->blocked[e->nblocked].port = row->dst_port;
-    e->blocked[e->nblocked].dst = *dst;
-    e->nblocked++;
+    if (e->nblocked >= PEERS_MAX)
+        return;
+    struct blocked_dest *b = &e->blocked[e->nblocked++];
+    snprintf(b->addr, NET_HOST_MAX, "%s", row->dst_addr);
+    b->port = row->dst_port;
+    b->dst = *dst;
+    e->blocked_dirty = 1;
+}
+
+/*
+ * Before a transaction: tells the store what claims leave out. Outside the
+ * transaction, so that a rolled-back turn does not undo it.
+ */
+static void sync_exclusions(struct engine *e)
+{
+    if (e->blocked_dirty) {
+        struct store_dest *d = calloc((size_t)e->nblocked + 1, sizeof *d);
+        if (d == NULL)
+            return;
+        for (int i = 0; i < e->nblocked; i++)
+            d[i] = (struct store_dest){e->blocked[i].addr, e->blocked[i].port};
+        if (store_outbound_exclude(e->st, d, e->nblocked) == STORE_OK)
+            e->blocked_dirty = 0;
+        free(d);
+    }
+    int kept = 0;
+    for (int i = 0; i < e->nskips; i++)
+        if (store_outbound_skip(e->st, e->skips[i]) != STORE_OK)
+            e->skips[kept++] = e->skips[i];
+    e->nskips = kept;
 }
 
 /* ---- receiving ---- */
@@ -386,6 +532,34 @@ static void drop(struct engine *e, uint64_t *counter, const struct net_addr *fro
                      why);
 }
 
+/*
+ * An ACK counts only for a message in flight, and only from the address and
+ * port that message was sent to. Nothing is journaled for any other ACK, so
+ * a flood of them cannot crowd out the real ones.
+ */
+static void handle_ack(struct engine *e, const struct net_dgram *d, const char *id, int ours)
+{
+    struct retx_entry *ent = retx_find(e->inflight, id);
+    if (ours && (ent == NULL || !net_addr_is_self(e->socks[SOCK_MAIN].fd, &ent->dst))) {
+        drop(e, &e->c.verdicts[JUDGE_DROP_REFLECTED], &d->addr, judge_reason(JUDGE_DROP_REFLECTED));
+        return;
+    }
+    if (ent == NULL) {
+        e->c.acks_unmatched++;
+        return;
+    }
+    if (!net_addr_same_peer(&d->addr, &ent->dst)) {
+        drop(e, &e->c.acks_wrong_source, &d->addr,
+             "an ACK from another address than its message was sent to");
+        return;
+    }
+    if (job_add(e, J_ACKED, id, ent->rowid, 0, NULL) != 0)
+        return; /* kept in flight: the retransmission is ACKed again */
+    flow_release(e, &ent->dst, 1);
+    retx_remove(e->inflight, ent);
+    e->want_claim = 1; /* room in flight again */
+}
+
 static void handle_dgram(struct engine *e, int sock, struct net_dgram *d, uint64_t now_ns,
                          int64_t now_ms)
 {
@@ -394,24 +568,35 @@ static void handle_dgram(struct engine *e, int sock, struct net_dgram *d, uint64
         drop(e, &e->c.drop_oversize, &d->addr, "larger than any datagram we accept");
         return;
     }
-    struct judge_ctx cx = {e->key, now_ns, e->cfg->window, e->replay, now_ms};
+    struct judge_ctx cx = {e->key, now_ns, e->cfg->window, e->replay};
     struct judgement j;
     enum judge_verdict v = judge_datagram(&cx, d->buf, d->len, &j);
     if (v != JUDGE_MESSAGE && v != JUDGE_ACK) {
         drop(e, &e->c.verdicts[v], &d->addr, judge_reason(v));
         return;
     }
-    e->c.verdicts[v]++;
     if (v == JUDGE_ACK) {
-        struct retx_entry *ent = retx_find(e->inflight, j.msg.id);
-        if (ent != NULL) {
-            flow_release(e, &ent->dst, 1);
-            retx_remove(e->inflight, ent);
-            e->want_claim = 1; /* room in flight again */
-        }
-        job_add(e, J_ACKED, j.msg.id, 0, 0, NULL);
+        e->c.verdicts[v]++;
+        handle_ack(e, d, j.msg.id, j.ours);
         return;
     }
+    /*
+     * A datagram of ours is taken only as a message we sent to ourselves;
+     * a message with the id of one of ours in flight to anyone else is a
+     * reflection (the database checks the same for rows not in memory).
+     */
+    struct retx_entry *own = retx_find(e->inflight, j.msg.id);
+    int to_self = own != NULL && j.ours && net_addr_is_self(e->socks[SOCK_MAIN].fd, &own->dst);
+    if (j.ours && !to_self) {
+        drop(e, &e->c.verdicts[JUDGE_DROP_REFLECTED], &d->addr, judge_reason(JUDGE_DROP_REFLECTED));
+        return;
+    }
+    if (own != NULL && !to_self) {
+        drop(e, &e->c.drop_own_id, &d->addr,
+             "a message with the id of one of ours awaiting its ACK (a reflection?)");
+        return;
+    }
+    e->c.verdicts[v]++;
     if (!ratelimit_allow(e->limiter, &d->addr, e->cfg->rate_limit, e->cfg->rate_burst, now_ms)) {
         drop(e, &e->c.drop_rate_limited, &d->addr, "over the sender's rate limit");
         return;
@@ -425,13 +610,14 @@ static void handle_dgram(struct engine *e, int sock, struct net_dgram *d, uint64
     memcpy(copy, j.json, j.json_len);
     e->item_used += j.json_len;
     struct rx_item *it = &e->items[e->nitems++];
+    memset(it, 0, sizeof *it);
     it->msg = j.msg;
     it->sock = (uint8_t)sock;
-    it->stored = 0;
     it->from = d->addr;
     it->json = copy;
     it->len = j.json_len;
     it->ts = j.ts_ns;
+    it->to_self = to_self;
 }
 
 /* Receives what is waiting, a batch at a time, up to ITEMS_MAX datagrams a turn. */
@@ -443,7 +629,7 @@ static void receive(struct engine *e)
     for (int s = 0; s < SOCK_COUNT; s++) {
         int n = RX_SLOTS;
         while (e->socks[s].fd >= 0 && n == RX_SLOTS && total + RX_SLOTS <= ITEMS_MAX) {
-            n = net_recv_batch(e->socks[s].fd, e->rx, RX_SLOTS);
+            n = recv_batch(e->socks[s].fd, e->rx, RX_SLOTS);
             if (n < 0) {
                 log_warn_limited(&e->lim_drop, mono_ms(), "receive error: %s", strerror(errno));
                 break;
@@ -455,22 +641,43 @@ static void receive(struct engine *e)
     }
 }
 
+/* Inserts this turn's messages; one the database refuses is skipped (never ACKed). */
 static int store_items(struct engine *e)
 {
     for (int i = 0; i < e->nitems; i++) {
         struct rx_item *it = &e->items[i];
         char host[NET_HOST_MAX];
         unsigned port;
-        int is_new = 0;
+        enum store_in_result res = STORE_IN_NEW;
+        it->stored = 0;
+        if (it->refused)
+            continue;
         net_addr_format(&it->from, host, &port);
-        int r = judge(
-            e,
-            store_inbound_insert(e->st, it->msg.id, host, port, it->json, it->len, it->ts, &is_new),
-            "store a received message");
+        enum store_rc rc = it->to_self ? store_inbound_insert_self(e->st, it->msg.id, host, port,
+                                                                   it->json, it->len, it->ts, &res)
+                                       : store_inbound_insert(e->st, it->msg.id, host, port,
+                                                              it->json, it->len, it->ts, &res);
+        int r = judge(e, rc, "store a received message");
         if (r < 0)
             return -1;
-        it->stored = r;
-        it->duplicate = !is_new;
+        if (r == 0) {
+            it->refused = 1;
+            e->c.drop_refused++;
+            log_warn_limited(&e->lim_rows, mono_ms(),
+                             "message %s from %s port %u: the database refused it (%s); "
+                             "not acknowledged",
+                             it->msg.id, host, port, store_errmsg(e->st));
+            if (e->redo)
+                return -1;
+            continue;
+        }
+        if (res == STORE_IN_OWN) {
+            it->refused = 1;
+            e->c.drop_own_id++;
+            continue;
+        }
+        it->stored = 1;
+        it->duplicate = res == STORE_IN_DUP;
     }
     return 0;
 }
@@ -503,14 +710,15 @@ static int row_copy_take(struct row_copy *c, const struct store_outbound_row *ro
     c->id = row->message_id != NULL ? strndup(row->message_id, 64) : NULL;
     c->dst = strndup(row->dst_addr, NET_HOST_MAX);
     c->port = strndup(row->dst_port_text != NULL ? row->dst_port_text : "", 32);
-    c->payload = malloc(row->payload_len + 1);
+    if (row->payload != NULL && (c->payload = malloc(row->payload_len + 1)) != NULL) {
+        memcpy(c->payload, row->payload, row->payload_len);
+        c->payload[row->payload_len] = '\0';
+    }
     if ((row->message_id != NULL && c->id == NULL) || c->dst == NULL || c->port == NULL ||
-        c->payload == NULL) {
+        (row->payload != NULL && c->payload == NULL)) {
         row_copy_clear(c);
         return -1;
     }
-    memcpy(c->payload, row->payload, row->payload_len);
-    c->payload[row->payload_len] = '\0';
     c->r.message_id = c->id;
     c->r.dst_addr = c->dst;
     c->r.dst_port_text = c->port;
@@ -525,77 +733,141 @@ struct claim_ctx {
     int skipped;  /* rows left for lack of room this turn */
     int progress; /* rows claimed or failed */
     int abort;
-    size_t bytes, budget;
 };
 
-static void fail_row(struct claim_ctx *cx, int64_t rowid, int64_t retries, const char *why)
+/*
+ * Marks a row send_failed and says so. If the database refuses even that,
+ * the row is left as it is and out of later claims, and the log says so.
+ */
+static void fail_row(struct claim_ctx *cx, const struct store_outbound_row *row, int64_t retries,
+                     const char *why)
 {
     struct engine *e = cx->e;
-    int r = judge(e, store_outbound_failed(e->st, rowid, retries, why), "mark a row send_failed");
-    if (r < 0)
+    if (poisoned(e, row->rowid) == P_FAIL)
+        return;
+    int r =
+        judge(e, store_outbound_failed(e->st, row->rowid, retries, why), "mark a row send_failed");
+    if (r < 0) {
         cx->abort = 1;
-    else if (r > 0) {
+    } else if (r == 0) {
+        poison_row(e, row->rowid, P_FAIL);
+        skip_row(e, row->rowid);
+        log_warn_limited(&e->lim_rows, mono_ms(),
+                         "outbound row %lld to %.64s port %.32s: cannot be marked send_failed "
+                         "(%s): the database refuses (%s); left out until a restart",
+                         (long long)row->rowid, row->dst_addr, row->dst_port_text, why,
+                         store_errmsg(e->st));
+        cx->abort = e->redo;
+    } else {
         cx->progress++;
         e->turn_failed++;
-        log_info("outbound row %lld: send_failed: %s", (long long)rowid, why);
+        log_warn_limited(&e->lim_rows, mono_ms(),
+                         "outbound row %lld (message_id %s) to %.64s port %.32s: send_failed: %s",
+                         (long long)row->rowid, row->message_id != NULL ? row->message_id : "none",
+                         row->dst_addr, row->dst_port_text, why);
     }
 }
 
 static void on_pending(void *ctx, const struct store_outbound_row *row)
 {
     struct claim_ctx *cx = ctx;
-    size_t need = row->payload_len + 64 + ENVELOPE_OVERHEAD;
-    if (cx->n >= cx->cap || need > cx->budget - cx->bytes) {
+    if (cx->n >= cx->cap || row_copy_take(&cx->rows[cx->n], row) != 0) {
         cx->skipped = 1; /* next turn */
         return;
     }
-    if (row_copy_take(&cx->rows[cx->n], row) != 0) {
-        cx->skipped = 1;
-        return;
-    }
     cx->n++;
-    cx->bytes += need;
+}
+
+/*
+ * The row's payload, read only if it can fit one datagram: a row that can
+ * never fit fails from its size alone. 1 read, 0 the row failed, -1 abort.
+ */
+static int read_payload(struct claim_ctx *cx, struct row_copy *c)
+{
+    struct engine *e = cx->e;
+    char err[160];
+    size_t len = 0;
+    switch (store_outbound_payload(e->st, c->r.rowid, ENVELOPE_MAX_JSON, &c->payload, &len)) {
+    case STORE_OK:
+        c->r.payload = c->payload;
+        c->r.payload_len = len;
+        return 1;
+    case STORE_REFUSED:
+        snprintf(err, sizeof err, "payload is %zu bytes; one datagram carries at most %d", len,
+                 ENVELOPE_MAX_JSON);
+        fail_row(cx, &c->r, c->r.retry_count, err);
+        return 0;
+    case STORE_GONE:
+        fail_row(cx, &c->r, c->r.retry_count, "payload is not text");
+        return 0;
+    default:
+        (void)judge(e, STORE_BUSY, "read a payload");
+        cx->abort = 1;
+        return -1;
+    }
 }
 
 /* Validates one claimed row, moves it to 'sending' and seals it. */
-static void claim_row(struct claim_ctx *cx, const struct store_outbound_row *row)
+static void claim_row(struct claim_ctx *cx, struct row_copy *c)
 {
     struct engine *e = cx->e;
+    const struct store_outbound_row *row = &c->r;
     char err[256];
     struct net_addr dst, to;
+    if (poisoned(e, row->rowid) == P_FAIL)
+        return;
     if (row->dst_port < 1 || row->dst_port > 65535) {
         snprintf(err, sizeof err, "dst_port '%.32s' is not a port number (1-65535)",
                  row->dst_port_text);
-        fail_row(cx, row->rowid, row->retry_count, err);
+        fail_row(cx, row, row->retry_count, err);
         return;
     }
     if (net_addr_parse(row->dst_addr, (unsigned)row->dst_port, &dst) != 0) {
         snprintf(err, sizeof err, "dst_addr '%.64s' is not an IPv4 or IPv6 address", row->dst_addr);
-        fail_row(cx, row->rowid, row->retry_count, err);
+        fail_row(cx, row, row->retry_count, err);
         return;
     }
     int sock = sock_for(e, &dst, &to, err, sizeof err);
-    struct message_out m;
-    if (sock < 0 || message_prepare(row->payload, row->payload_len, row->message_id, &m, err,
-                                    sizeof err) != 0) {
-        fail_row(cx, row->rowid, row->retry_count, err);
+    if (sock < 0) {
+        fail_row(cx, row, row->retry_count, err);
         return;
     }
     if (!flow_admit(e->flows, &dst, 0)) {
         flow_note_blocked(e, row, &dst); /* stays pending until the window opens */
-        message_out_clear(&m);
+        return;
+    }
+    struct message_out m;
+    int ok = read_payload(cx, c);
+    if (ok > 0 && poisoned(e, row->rowid) == P_UPDATE) {
+        fail_row(cx, row, row->retry_count, "the database refused to mark it sending");
+        ok = 0;
+    }
+    if (ok > 0 && message_prepare(row->payload, row->payload_len, row->message_id, &m, err,
+                                  sizeof err) != 0) {
+        fail_row(cx, row, row->retry_count, err);
+        ok = 0;
+    }
+    if (ok <= 0) {
+        flow_release(e, &dst, 0);
         return;
     }
     enum store_rc rc = store_outbound_sending(e->st, row->rowid, m.id,
                                               m.payload_changed ? m.payload : NULL, m.payload_len);
     struct outmsg *om = NULL;
-    if (rc == STORE_DUP) {
+    if (rc == STORE_DUP && store_in_tx(e->st)) {
         snprintf(err, sizeof err, "message_id %s is already used by another outbound row", m.id);
-        fail_row(cx, row->rowid, row->retry_count, err);
+        fail_row(cx, row, row->retry_count, err);
     } else {
         int r = judge(e, rc, "claim a pending row");
+        if (r == 0) {
+            snprintf(err, sizeof err, "the database refused to mark it sending: %s",
+                     store_errmsg(e->st));
+            poison_row(e, row->rowid, P_UPDATE);
+            if (!e->redo)
+                fail_row(cx, row, row->retry_count, err);
+        }
         om = r > 0 ? queue_sealed(e, sock, &to, m.payload, m.payload_len) : NULL;
-        if (r < 0 || (r > 0 && om == NULL))
+        if (r < 0 || e->redo || (r > 0 && om == NULL))
             cx->abort = 1; /* no room after all: roll back, try next turn */
     }
     if (om != NULL) {
@@ -620,20 +892,25 @@ static int claim(struct engine *e)
         limit = sendq_room;
     if (limit <= 0 || arena_room(e) <= ACK_RESERVE)
         return 0;
-    struct row_copy rows[CLAIM_BATCH];
-    struct claim_ctx cx = {
-        .e = e, .rows = rows, .cap = limit, .budget = arena_room(e) - ACK_RESERVE};
-    struct store_dest exclude[STORE_MAX_EXCLUDE];
-    for (int i = 0; i < e->nblocked; i++) {
-        exclude[i].addr = e->blocked[i].addr;
-        exclude[i].port = e->blocked[i].port;
-    }
-    int n = store_outbound_pending(e->st, limit, exclude, e->nblocked, on_pending, &cx);
+    struct row_copy *rows = calloc((size_t)limit, sizeof *rows);
+    if (rows == NULL)
+        return -1;
+    struct claim_ctx cx = {.e = e, .rows = rows, .cap = limit};
+    int n = store_outbound_pending(e->st, limit, on_pending, &cx);
+    size_t budget = arena_room(e) - ACK_RESERVE, used = 0;
     for (int i = 0; i < cx.n; i++) {
-        if (n >= 0 && !cx.abort)
-            claim_row(&cx, &rows[i].r);
+        if (n >= 0 && !cx.abort) {
+            if (used > budget || budget - used < ENVELOPE_MAX_DATAGRAM) {
+                cx.skipped = 1; /* no room left in this turn's arena: next turn */
+            } else {
+                size_t before = e->arena_used;
+                claim_row(&cx, &rows[i]);
+                used += e->arena_used - before;
+            }
+        }
         row_copy_clear(&rows[i]);
     }
+    free(rows);
     if (n < 0)
         return judge(e, STORE_BUSY, "read pending rows");
     if (cx.abort)
@@ -657,15 +934,17 @@ static void resend_row(struct engine *e, int idx, const struct store_outbound_ro
     char err[256];
     struct net_addr to;
     struct message_out m;
-    if (ent->retries >= (int64_t)e->cfg->max_retries) {
-        fail_row(&cx, row->rowid, ent->retries, "max retries exceeded (no ACK)");
-        *abort = cx.abort;
-        return;
-    }
-    int sock = sock_for(e, &ent->dst, &to, err, sizeof err);
-    if (sock < 0 || message_prepare(row->payload, row->payload_len, row->message_id, &m, err,
-                                    sizeof err) != 0) {
-        fail_row(&cx, row->rowid, ent->retries, err);
+    const char *why = NULL;
+    if (ent->retries >= (int64_t)e->cfg->max_retries)
+        why = "max retries exceeded (no ACK)";
+    else if (poisoned(e, row->rowid) != 0)
+        why = "the database refused to record its retransmission";
+    int sock = why != NULL ? -1 : sock_for(e, &ent->dst, &to, err, sizeof err);
+    if (why == NULL && (sock < 0 || message_prepare(row->payload, row->payload_len, row->message_id,
+                                                    &m, err, sizeof err) != 0))
+        why = err;
+    if (why != NULL) {
+        fail_row(&cx, row, ent->retries, why);
         *abort = cx.abort;
         return;
     }
@@ -674,7 +953,15 @@ static void resend_row(struct engine *e, int idx, const struct store_outbound_ro
                   "record a retransmission");
     struct outmsg *om = r > 0 ? queue_sealed(e, sock, &to, m.payload, m.payload_len) : NULL;
     message_out_clear(&m);
-    if (r < 0)
+    if (r == 0) {
+        poison_row(e, row->rowid, P_UPDATE);
+        e->due_action[idx] = DUE_DROP;
+        if (!e->redo) {
+            fail_row(&cx, row, ent->retries, "the database refused to record its retransmission");
+            *abort = cx.abort;
+        }
+    }
+    if (r < 0 || e->redo)
         *abort = 1;
     if (om != NULL) {
         om->kind = OUT_RETX;
@@ -700,6 +987,8 @@ static int retransmit_due(struct engine *e, int64_t now)
         int idx = e->ndue++;
         e->due[idx] = ent;
         e->due_action[idx] = DUE_DROP; /* unless the row is found and resent */
+        if (poisoned(e, ent->rowid) == P_FAIL)
+            continue; /* the database takes no change to it: forget it */
         struct row_copy row;
         memset(&row, 0, sizeof row);
         int abort = 0;
@@ -728,17 +1017,21 @@ static void settle_due(struct engine *e)
     e->ndue = 0;
 }
 
-/* After a failed transaction: try the due entries again once the database may be free. */
-static void unsettle_due(struct engine *e)
+/* After a failed transaction: the due entries are due again at `at`. */
+static void unsettle_due(struct engine *e, int64_t at)
 {
     for (int i = 0; i < e->ndue; i++)
-        retx_reschedule(e->inflight, e->due[i], e->busy_until);
+        retx_reschedule(e->inflight, e->due[i], at);
     e->ndue = 0;
 }
 
 struct load_ctx {
     struct engine *e;
     int64_t now;
+    struct {
+        int64_t rowid, retries;
+    } bad[LOAD_BATCH]; /* rows whose id or address cannot be used */
+    int nbad;
 };
 
 static void on_loaded_sent(void *ctx, const struct store_outbound_row *row)
@@ -750,27 +1043,49 @@ static void on_loaded_sent(void *ctx, const struct store_outbound_row *row)
     int64_t wait = (int64_t)e->cfg->retry_interval * 1000 - row->age_ms;
     if (wait < 0)
         wait = 0;
-    /* A row whose address or id is unusable is failed when its retransmission is due. */
-    if (row->message_id == NULL || !message_id_valid(row->message_id))
+    if (row->message_id == NULL || !message_id_valid(row->message_id) ||
+        net_addr_parse(row->dst_addr, (unsigned)(row->dst_port > 0 ? row->dst_port : 0), &dst) !=
+            0) {
+        if (lx->nbad < LOAD_BATCH) {
+            lx->bad[lx->nbad].rowid = row->rowid;
+            lx->bad[lx->nbad++].retries = row->retry_count;
+        }
         return;
-    if (net_addr_parse(row->dst_addr, (unsigned)(row->dst_port > 0 ? row->dst_port : 0), &dst) != 0)
-        return;
+    }
     if (retx_add(e->inflight, row->rowid, row->message_id, &dst, row->retry_count,
                  lx->now + wait) != NULL)
         (void)flow_admit(e->flows, &dst, 1);
 }
 
-/* Crash recovery: rows left 'sent' by an earlier run join the in-flight table as room allows. */
+/*
+ * Rows in 'sent' that are not in flight join the in-flight table as room
+ * allows: at start (crash recovery), and every SWEEP_MS for rows another
+ * program wrote as 'sent'. A row whose id or address cannot be used fails.
+ */
 static int load_sent(struct engine *e, int64_t now)
 {
     size_t room = retx_room(e->inflight);
     int limit = room < LOAD_BATCH ? (int)room : LOAD_BATCH;
     if (limit == 0)
         return 0;
-    struct load_ctx lx = {e, now};
-    int n = store_outbound_load_sent(e->st, e->load_after, limit, on_loaded_sent, &lx);
+    struct load_ctx *lx = calloc(1, sizeof *lx);
+    if (lx == NULL)
+        return -1;
+    lx->e = e;
+    lx->now = now;
+    int n = store_outbound_load_sent(e->st, e->load_after, limit, on_loaded_sent, lx);
+    struct claim_ctx cx = {.e = e};
+    for (int i = 0; i < lx->nbad && n >= 0 && !cx.abort; i++) {
+        struct store_outbound_row r = {
+            .rowid = lx->bad[i].rowid, .dst_addr = "?", .dst_port_text = "?"};
+        fail_row(&cx, &r, lx->bad[i].retries,
+                 "a 'sent' row without a usable message_id, dst_addr or dst_port");
+    }
+    free(lx);
     if (n < 0)
         return judge(e, STORE_BUSY, "read rows left sent");
+    if (cx.abort)
+        return -1;
     if (n < limit)
         e->loading_sent = 0;
     return 0;
@@ -778,19 +1093,29 @@ static int load_sent(struct engine *e, int64_t now)
 
 /* ---- one turn ---- */
 
-static int write_turn(struct engine *e, int64_t now)
+/*
+ * One transaction: everything owed and due (full), or only this turn's
+ * messages (after a turn ran out of time: they are stored and ACKed even
+ * while a slow trigger holds up the rest).
+ */
+static int write_turn(struct engine *e, int64_t now, int full)
 {
     e->turn_failed = 0;
+    sync_exclusions(e);
     if (judge(e, store_begin(e->st), "begin a transaction") <= 0)
         return -1;
-    if (apply_jobs(e) != 0 || store_items(e) != 0)
+    if ((full && apply_jobs(e) != 0) || store_items(e) != 0)
         goto abort;
-    if (e->loading_sent && load_sent(e, now) != 0)
+    if (full && e->loading_sent && load_sent(e, now) != 0)
         goto abort;
-    if (retransmit_due(e, now) != 0)
+    if (full && retransmit_due(e, now) != 0)
         goto abort;
-    if (e->want_claim && claim(e) != 0)
+    if (full && e->want_claim && claim(e) != 0)
         goto abort;
+    if (store_file_replaced(e->st)) {
+        e->fatal = 1; /* nothing of this turn may be ACKed: it would be lost with the file */
+        goto abort;
+    }
     if (judge(e, store_commit(e->st), "commit") <= 0)
         return -1;
     return 0;
@@ -884,7 +1209,7 @@ static void flush_sends(struct engine *e, int64_t now)
             }
         if (n == 0)
             continue;
-        net_send_batch(e->socks[s].fd, batch, n);
+        send_batch(e->socks[s].fd, batch, n);
         for (int k = 0; k < n; k++)
             e->out[index[k]].err = batch[k].err;
     }
@@ -942,13 +1267,14 @@ static void queue_due_ack_retries(struct engine *e, int64_t now)
 }
 
 /* After COMMIT: ACK what was stored, send what was sealed. */
-static void after_commit(struct engine *e)
+static void after_commit(struct engine *e, int full)
 {
     jobs_forget(e, e->jobs_applied);
     e->jobs_applied = 0;
     e->c.send_failed += e->turn_failed;
     settle_due(e);
-    e->busy_until = 0;
+    if (full)
+        e->busy_until = 0;
     for (int i = 0; i < e->nitems; i++) {
         struct rx_item *it = &e->items[i];
         if (!it->stored) {
@@ -963,18 +1289,64 @@ static void after_commit(struct engine *e)
     }
 }
 
-static void after_failure(struct engine *e, int64_t now)
+/* After a failed transaction: nothing of it happened; what it claimed is pending again. */
+static void undo_turn(struct engine *e, int64_t retry_at)
 {
     e->jobs_applied = 0;
-    e->busy_until = now + BUSY_BACKOFF_MS;
-    e->c.drop_unstored += (uint64_t)e->nitems;
-    unsettle_due(e);
+    unsettle_due(e, retry_at);
     for (int i = 0; i < e->nout; i++)
         if (e->outm[i].kind == OUT_NEW)
             flow_release(e, &e->outm[i].dst, 0); /* rolled back: still pending */
     e->nout = 0;
     e->arena_used = 0;
     e->want_claim = 1;
+}
+
+static void after_failure(struct engine *e, int64_t now)
+{
+    int64_t backoff = BUSY_BACKOFF_MS;
+    if (store_timed_out(e->st)) {
+        /* a slow trigger: try less often, up to a few seconds apart */
+        backoff <<= e->timeouts < 5 ? e->timeouts : 5;
+        if (backoff > TIMEOUT_BACKOFF_MAX_MS)
+            backoff = TIMEOUT_BACKOFF_MAX_MS;
+        e->timeouts++;
+    }
+    e->busy_until = now + backoff;
+    undo_turn(e, e->busy_until);
+}
+
+/*
+ * The turn's database work, redone at once without a row whose refusal
+ * rolled it back (each redo has one more refused row, so it ends). If it
+ * ran out of time, this turn's messages are stored on their own.
+ */
+static void run_turn(struct engine *e, int64_t now)
+{
+    for (int round = 0; round < REDO_MAX && !e->fatal; round++) {
+        e->redo = 0;
+        if (write_turn(e, now, 1) == 0) {
+            e->timeouts = 0;
+            after_commit(e, 1);
+            return;
+        }
+        if (!e->redo)
+            break;
+        undo_turn(e, now);
+    }
+    int timed_out = store_timed_out(e->st);
+    after_failure(e, now);
+    if (timed_out && e->nitems > 0 && !e->fatal) {
+        e->redo = 0;
+        for (int round = 0; round < REDO_MAX && !e->fatal; round++)
+            if (write_turn(e, now, 0) == 0) {
+                after_commit(e, 0);
+                return;
+            } else if (!e->redo) {
+                break;
+            }
+    }
+    e->c.drop_unstored += (uint64_t)e->nitems;
 }
 
 static int has_db_work(const struct engine *e, int64_t now)
@@ -992,13 +1364,17 @@ static void tick(struct engine *e)
     e->nout = 0;
     e->arena_used = 0;
     receive(e);
-    if (has_db_work(e, now) && (now >= e->busy_until || e->nitems > 0)) {
-        if (write_turn(e, now) == 0)
-            after_commit(e);
-        else
-            after_failure(e, now);
+    if (now >= e->next_sweep) {
+        int64_t every = (int64_t)e->cfg->retry_interval * 1000;
+        e->next_sweep = now + (every < SWEEP_MIN_MS   ? SWEEP_MIN_MS
+                               : every > SWEEP_MAX_MS ? SWEEP_MAX_MS
+                                                      : every);
+        e->loading_sent = 1; /* rows another program wrote as 'sent' are picked up */
+        e->load_after = 0;
     }
-    if (e->recovering_in)
+    if (has_db_work(e, now) && (now >= e->busy_until || e->nitems > 0))
+        run_turn(e, now);
+    if (e->recovering_in && e->njobs < JOURNAL_MAX / 2)
         recover_inbound(e);
     queue_due_ack_retries(e, now);
     flush_sends(e, now);
@@ -1054,16 +1430,19 @@ static void format_counters(const struct engine *e, char *out, size_t len)
     snprintf(out, len,
              "rx=%llu stored=%llu duplicates=%llu acks_sent=%llu acks_received=%llu "
              "sent=%llu retransmits=%llu send_failed=%llu in_flight=%zu | dropped: %soversize=%llu "
-             "rate_limited=%llu unstored=%llu | ack_unmatched=%llu store_errors=%llu "
-             "replay_cache_early=%llu",
+             "rate_limited=%llu unstored=%llu refused=%llu own_id=%llu | ack_unmatched=%llu "
+             "ack_wrong_source=%llu store_errors=%llu store_refused=%llu store_timeouts=%llu "
+             "replay_cache=%zu",
              (unsigned long long)c->rx, (unsigned long long)c->stored,
              (unsigned long long)c->duplicates, (unsigned long long)c->acks_sent,
              (unsigned long long)c->verdicts[JUDGE_ACK], (unsigned long long)c->sent,
              (unsigned long long)c->retransmits, (unsigned long long)c->send_failed,
              retx_count(e->inflight), drops, (unsigned long long)c->drop_oversize,
              (unsigned long long)c->drop_rate_limited, (unsigned long long)c->drop_unstored,
-             (unsigned long long)c->acks_unmatched, (unsigned long long)c->store_errors,
-             (unsigned long long)replay_early_evictions(e->replay));
+             (unsigned long long)c->drop_refused, (unsigned long long)c->drop_own_id,
+             (unsigned long long)c->acks_unmatched, (unsigned long long)c->acks_wrong_source,
+             (unsigned long long)c->store_errors, (unsigned long long)c->store_refused,
+             (unsigned long long)c->store_timeouts, replay_count(e->replay));
 }
 
 /* Logs the counters, and leaves them in the stats file for `securedgram status`. */
@@ -1074,14 +1453,11 @@ static void log_counters(const struct engine *e)
     log_warn("counters: %s", line);
     if (e->o.stats_path == NULL)
         return;
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", e->o.stats_path);
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL)
-        return; /* e.g. the pid file's directory is not ours after the privilege drop */
-    int ok = fprintf(f, "counters: %s\n", line) > 0;
-    if (fclose(f) != 0 || !ok || rename(tmp, e->o.stats_path) != 0)
-        unlink(tmp);
+    char text[1300];
+    snprintf(text, sizeof text, "counters: %s\n", line);
+    /* O_EXCL|O_NOFOLLOW temp file + rename: a link planted there is never followed */
+    if (statsfile_write(e->o.stats_path, text) != 0)
+        log_info("cannot write %s: %s", e->o.stats_path, strerror(errno));
 }
 
 static int signals_open(char *err, size_t errlen, int *rfd)
@@ -1118,6 +1494,7 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
         return NULL;
     }
     e->o = *o;
+    io = o->io;
     e->cfg = o->cfg;
     e->st = o->store;
     for (int s = 0; s < SOCK_COUNT; s++)
@@ -1150,10 +1527,11 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     e->outm = calloc(SENDQ_MAX, sizeof *e->outm);
     e->arena = malloc(ARENA_BYTES);
     e->acks = calloc(ACK_RETRY_MAX, sizeof *e->acks);
+    e->blocked = calloc(PEERS_MAX, sizeof *e->blocked);
     if (e->key == NULL || e->inflight == NULL || e->rxbuf == NULL || e->items == NULL ||
         e->item_arena == NULL || e->flows == NULL || e->replay == NULL || e->limiter == NULL ||
         e->jobs == NULL || e->out == NULL || e->outm == NULL || e->arena == NULL ||
-        e->acks == NULL) {
+        e->acks == NULL || e->blocked == NULL) {
         snprintf(err, errlen,
                  e->key == NULL ? "cannot load the secret into protected memory" : "out of memory");
         goto fail;
@@ -1180,7 +1558,9 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     if (!dbwatch_has_events(e->watch))
         log_info("no inotify for %s: checking for new rows every %d ms", e->cfg->db,
                  WATCH_CHECK_MS);
+    store_set_budget(e->st, TURN_BUDGET_MS);
     e->want_claim = e->loading_sent = e->recovering_in = 1;
+    e->next_sweep = mono_ms() + SWEEP_MIN_MS;
     return e;
 fail:
     engine_free(e);
@@ -1201,8 +1581,10 @@ static int64_t next_wake_ms(const struct engine *e, int64_t now)
     } else {
         wake = retx_next_deadline(e->inflight);
     }
-    const struct log_limiter *lims[] = {&e->lim_drop, &e->lim_store, &e->lim_send};
-    for (int i = 0; i < 3; i++)
+    const struct log_limiter *lims[] = {&e->lim_drop, &e->lim_store, &e->lim_send, &e->lim_rows};
+    if (e->next_sweep < wake)
+        wake = e->next_sweep;
+    for (int i = 0; i < 4; i++)
         if (lims[i]->suppressed > 0 && lims[i]->window_start_ms + 1000 < wake)
             wake = lims[i]->window_start_ms + 1000;
     for (int i = 0; i < e->nacks; i++)
@@ -1234,6 +1616,31 @@ static int wait_events(struct engine *e, struct pollfd *pfd, int64_t timeout_us)
     return 0;
 }
 
+int engine_turn(struct engine *e, int db_event)
+{
+    int64_t now_us = mono_us();
+    if (db_event || now_us >= dbwatch_next_check_us(e->watch)) {
+        if (dbwatch_check(e->watch, db_event, now_us) > 0)
+            e->want_claim = 1; /* another process committed: maybe new pending rows */
+        if (store_file_replaced(e->st))
+            e->fatal = 1;
+    }
+    if (!e->fatal)
+        tick(e);
+    if (e->fatal) {
+        log_warn("the database %s or its -wal file was removed or replaced while running; "
+                 "stopping so that nothing more is acknowledged into a file no one will read",
+                 e->cfg->db);
+        return -1;
+    }
+    int64_t now = now_us / 1000;
+    log_limiter_flush(&e->lim_drop, now, "warnings about dropped datagrams");
+    log_limiter_flush(&e->lim_store, now, "database warnings");
+    log_limiter_flush(&e->lim_send, now, "send warnings");
+    log_limiter_flush(&e->lim_rows, now, "warnings about rows");
+    return 0;
+}
+
 int engine_run(struct engine *e)
 {
     while (!got_term) {
@@ -1255,28 +1662,13 @@ int engine_run(struct engine *e)
             got_usr1 = 0;
             log_counters(e);
         }
-        now_us = mono_us();
-        int event = (pfd[1].revents & POLLIN) != 0;
-        if (event || now_us >= dbwatch_next_check_us(e->watch)) {
-            if (dbwatch_check(e->watch, event, now_us) > 0)
-                e->want_claim = 1; /* another process committed: maybe new pending rows */
-            if (store_file_replaced(e->st)) {
-                log_warn("the database %s was removed or replaced while running; stopping so "
-                         "that nothing more is acknowledged into a file no one will read",
-                         e->cfg->db);
-                return -1;
-            }
-        }
-        tick(e);
-        int64_t now = now_us / 1000;
-        log_limiter_flush(&e->lim_drop, now, "warnings about dropped datagrams");
-        log_limiter_flush(&e->lim_store, now, "database warnings");
-        log_limiter_flush(&e->lim_send, now, "send warnings");
+        if (engine_turn(e, (pfd[1].revents & POLLIN) != 0) != 0)
+            return -1;
     }
     /* Shutdown: record what is owed (rows just sent become 'sent'), then stop. */
     e->want_claim = e->loading_sent = 0;
     e->nitems = 0;
-    if (e->njobs > 0 && write_turn(e, mono_ms()) == 0)
+    if (e->njobs > 0 && write_turn(e, mono_ms(), 1) == 0)
         jobs_forget(e, e->jobs_applied);
     log_warn("shutting down");
     log_counters(e);
@@ -1307,11 +1699,13 @@ void engine_free(struct engine *e)
     free(e->outm);
     free(e->arena);
     free(e->acks);
+    free(e->blocked);
     if (sig_rfd >= 0)
         close(sig_rfd);
     if (sig_wfd >= 0)
         close(sig_wfd);
     sig_rfd = sig_wfd = -1;
+    io = NULL;
     free(e);
 }
 

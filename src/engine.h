@@ -12,12 +12,26 @@
 
 #include "config.h"
 #include "judge.h"
+#include "net.h"
 #include "store.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 struct engine;
+
+/*
+ * The clocks and socket calls the engine uses. Any member left NULL (or io
+ * itself NULL) is the real one: CLOCK_MONOTONIC, CLOCK_REALTIME,
+ * net_recv_batch, net_send_batch. The fuzzer and tests substitute doubles.
+ */
+struct engine_io {
+    void *ctx;
+    int64_t (*mono_us)(void *ctx);
+    uint64_t (*real_ns)(void *ctx);
+    int (*recv_batch)(void *ctx, int fd, struct net_dgram *d, int n);
+    int (*send_batch)(void *ctx, int fd, struct net_dgram *d, int n);
+};
 
 struct engine_opts {
     struct config *cfg;             /* running config; hot values change on HUP */
@@ -27,6 +41,7 @@ struct engine_opts {
     int fd;                         /* the bound UDP socket (the engine closes it) */
     struct store *store;            /* open database (the engine closes it) */
     const char *stats_path;         /* where USR1 leaves the counters, or NULL */
+    const struct engine_io *io;     /* NULL: the real clocks and sockets */
 };
 
 /* What happened since start (shown on USR1). */
@@ -34,8 +49,11 @@ struct engine_counters {
     uint64_t rx;
     uint64_t verdicts[JUDGE_VERDICTS]; /* every datagram's verdict, drops by reason */
     uint64_t drop_oversize, drop_rate_limited, drop_unstored;
+    uint64_t drop_refused;      /* messages the database refused (constraint, trigger) */
+    uint64_t drop_own_id;       /* messages carrying the id of one of ours awaiting an ACK */
+    uint64_t acks_wrong_source; /* ACKs from another address than the message went to */
     uint64_t stored, duplicates, acks_sent, acks_unmatched;
-    uint64_t sent, retransmits, send_failed, store_errors;
+    uint64_t sent, retransmits, send_failed, store_errors, store_refused, store_timeouts;
 };
 
 /*
@@ -46,6 +64,13 @@ struct engine_counters {
  */
 __attribute__((warn_unused_result)) struct engine *engine_new(const struct engine_opts *o,
                                                               char *err, size_t errlen);
+
+/*
+ * One turn of the loop without waiting: what engine_run does after each
+ * wake-up (db_event: the database watch fired). Returns 0, or -1 if the
+ * engine must stop (its database is gone). For the fuzzer and tests.
+ */
+int engine_turn(struct engine *e, int db_event);
 
 /* Runs until TERM, INT or QUIT. Returns 0 after a clean shutdown. */
 int engine_run(struct engine *e);

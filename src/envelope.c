@@ -110,6 +110,38 @@ size_t envelope_seal(const struct envelope_key *key, uint64_t ts_ns, const char 
     return seal(key, NULL, ts_ns, json, json_len, out, cap);
 }
 
+static unsigned char mark_key[crypto_shorthash_KEYBYTES];
+static pid_t mark_pid;
+
+/* This process's mark of a nonce; the key is made on first use and again after a fork. */
+static uint64_t mark_of(const uint8_t *nonce)
+{
+    pid_t pid = getpid();
+    if (mark_pid != pid) {
+        crypto_shorthash_keygen(mark_key);
+        mark_pid = pid;
+    }
+    unsigned char h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, nonce, ENVELOPE_NONCE_BYTES, mark_key);
+    return get_be64(h) & ((1ULL << ENVELOPE_MARK_BITS) - 1);
+}
+
+size_t envelope_seal_marked(const struct envelope_key *key, uint64_t now_ns, const char *json,
+                            size_t json_len, uint8_t *out, size_t cap)
+{
+    if (cap < ENVELOPE_NONCE_BYTES)
+        return 0;
+    uint8_t nonce[ENVELOPE_NONCE_BYTES];
+    random_bytes(nonce, sizeof nonce);
+    uint64_t ts = (now_ns & ~((1ULL << ENVELOPE_MARK_BITS) - 1)) | mark_of(nonce);
+    return seal(key, nonce, ts, json, json_len, out, cap);
+}
+
+int envelope_is_marked(const uint8_t nonce[ENVELOPE_NONCE_BYTES], uint64_t ts_ns)
+{
+    return mark_pid == getpid() && (ts_ns & ((1ULL << ENVELOPE_MARK_BITS) - 1)) == mark_of(nonce);
+}
+
 size_t envelope_seal_with_nonce(const struct envelope_key *key,
                                 const uint8_t nonce[ENVELOPE_NONCE_BYTES], uint64_t ts_ns,
                                 const char *json, size_t json_len, uint8_t *out, size_t cap)
@@ -160,4 +192,10 @@ void envelope_random_hex(char *out, size_t n)
     }
     *out = '\0';
     sodium_memzero(b, sizeof b);
+}
+
+void envelope_wipe(void *p, size_t n)
+{
+    if (p != NULL && n > 0)
+        sodium_memzero(p, n);
 }

@@ -56,6 +56,23 @@ size_t envelope_seal(const struct envelope_key *key, uint64_t ts_ns, const char 
                      size_t json_len, uint8_t *out, size_t cap);
 
 /*
+ * Our own datagrams carry a mark, so that one sent back to us (a reflection)
+ * is known for ours: the low ENVELOPE_MARK_BITS bits of the timestamp are a
+ * keyed hash (SipHash-2-4, under a random key of this process) of the nonce.
+ * Peers see a timestamp within 17 ms of the time it was sealed; the wire
+ * format is unchanged. A peer's datagram bears our mark by chance once in
+ * 2^24 (it is dropped; its sender retransmits).
+ */
+#define ENVELOPE_MARK_BITS 24
+
+/* As envelope_seal, with the timestamp now_ns carrying this process's mark. */
+size_t envelope_seal_marked(const struct envelope_key *key, uint64_t now_ns, const char *json,
+                            size_t json_len, uint8_t *out, size_t cap);
+
+/* 1 if a datagram with this nonce and timestamp bears this process's mark. */
+int envelope_is_marked(const uint8_t nonce[ENVELOPE_NONCE_BYTES], uint64_t ts_ns);
+
+/*
  * As envelope_seal, with the given nonce instead of a random one. Only for
  * known-answer tests (a nonce must never be used twice with one key).
  */
@@ -77,5 +94,12 @@ int envelope_ts_fresh(uint64_t ts_ns, uint64_t now_ns, uint64_t window_s);
 
 /* Fills out with n random bytes as 2n lowercase hex digits plus NUL (CSPRNG). */
 void envelope_random_hex(char *out, size_t n);
+
+/*
+ * Overwrites n bytes at p with zeros in a way the compiler cannot drop
+ * (sodium_memzero), for every buffer that held the secret's text or the key
+ * before it is freed or goes out of scope. p may be NULL when n is 0.
+ */
+void envelope_wipe(void *p, size_t n);
 
 #endif

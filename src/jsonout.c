@@ -4,6 +4,7 @@
  */
 #include "jsonout.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,10 +30,45 @@ void jsonout_reset(struct jsonout *o)
         o->buf[0] = '\0';
 }
 
-/* Makes room for n more bytes plus the NUL; 0 on success, -1 (and oom) on failure. */
+void jsonout_set_sink(struct jsonout *o, jsonout_sink_fn sink, void *ctx)
+{
+    o->sink = sink;
+    o->sink_ctx = ctx;
+}
+
+/* Passes s[0..n) to the sink; a failure is sticky (and keeps the sink's errno). */
+static int to_sink(struct jsonout *o, const char *s, size_t n)
+{
+    if (o->sink_failed)
+        return -1;
+    if (n > 0 && o->sink(o->sink_ctx, s, n) != 0) {
+        o->sink_failed = 1;
+        o->sink_errno = errno;
+        return -1;
+    }
+    return 0;
+}
+
+int jsonout_flush(struct jsonout *o)
+{
+    if (o->sink != NULL && o->len > 0) {
+        (void)to_sink(o, o->buf, o->len);
+        jsonout_reset(o);
+    }
+    return o->oom || o->sink_failed ? -1 : 0;
+}
+
+/*
+ * Makes room for n more bytes plus the NUL; 0 on success, -1 on failure (oom
+ * set, or the sink failed before). With a sink, what is buffered is passed on
+ * first rather than let the buffer grow past JSONOUT_CHUNK.
+ */
 static int reserve(struct jsonout *o, size_t n)
 {
-    if (o->oom)
+    if (o->oom || o->sink_failed)
+        return -1;
+    if (o->sink != NULL && o->len > 0 && (o->len >= JSONOUT_CHUNK || n > JSONOUT_CHUNK - o->len) &&
+        jsonout_flush(o) != 0)
         return -1;
     if (n < o->cap && o->len < o->cap - n)
         return 0;
@@ -56,7 +92,15 @@ static int reserve(struct jsonout *o, size_t n)
 
 void jsonout_raw(struct jsonout *o, const char *s, size_t n)
 {
-    if (n == 0 || reserve(o, n) != 0)
+    if (n == 0)
+        return;
+    /* A long piece (a big string token) goes to the sink as it is, not through buf. */
+    if (o->sink != NULL && n >= JSONOUT_CHUNK) {
+        if (jsonout_flush(o) == 0)
+            (void)to_sink(o, s, n);
+        return;
+    }
+    if (reserve(o, n) != 0)
         return;
     memcpy(o->buf + o->len, s, n);
     o->len += n;
@@ -293,10 +337,46 @@ static size_t scan_scalar(const char *s, size_t len, size_t i)
 enum expect { EXPECT_VALUE, EXPECT_KEY, EXPECT_NEXT };
 
 /*
- * The scanner: copies s to o (if o is not NULL) in the layout of indent.
- * Returns 0 if s is one valid JSON text, else -1.
+ * Where the scanner's output goes: appended to o (if not NULL), and counted in
+ * n either way (saturating at SIZE_MAX), so one scanner validates, measures
+ * and writes.
  */
-static int relayout(struct jsonout *o, const char *s, size_t len, int indent, int depth)
+struct emit {
+    struct jsonout *o;
+    size_t n;
+};
+
+static void count(struct emit *e, size_t n)
+{
+    e->n = n > SIZE_MAX - e->n ? SIZE_MAX : e->n + n;
+}
+
+static void emit_raw(struct emit *e, const char *s, size_t n)
+{
+    count(e, n);
+    if (e->o != NULL)
+        jsonout_raw(e->o, s, n);
+}
+
+static void emit_char(struct emit *e, char c)
+{
+    emit_raw(e, &c, 1);
+}
+
+static void emit_newline(struct emit *e, int indent, int depth)
+{
+    if (indent <= 0)
+        return;
+    count(e, 1 + (size_t)indent * (size_t)(depth < 0 ? 0 : depth));
+    if (e->o != NULL)
+        jsonout_newline(e->o, indent, depth);
+}
+
+/*
+ * The scanner: copies s to e in the layout of indent. Returns 0 if s is one
+ * valid JSON text, else -1 (having emitted part of it).
+ */
+static int relayout(struct emit *e, const char *s, size_t len, int indent, int depth)
 {
     char stack[JSONOUT_MAX_DEPTH];
     int sp = 0;
@@ -311,18 +391,14 @@ static int relayout(struct jsonout *o, const char *s, size_t len, int indent, in
                 return -1;
             char top = stack[sp - 1];
             if (s[i] == ',') {
-                if (o != NULL) {
-                    put(o, ',');
-                    jsonout_newline(o, indent, depth + sp);
-                }
+                emit_char(e, ',');
+                emit_newline(e, indent, depth + sp);
                 i = skip_ws(s, len, i + 1);
                 want = top == '{' ? EXPECT_KEY : EXPECT_VALUE;
             } else if (s[i] == (top == '{' ? '}' : ']')) {
                 sp--;
-                if (o != NULL) {
-                    jsonout_newline(o, indent, depth + sp);
-                    put(o, s[i]);
-                }
+                emit_newline(e, indent, depth + sp);
+                emit_char(e, s[i]);
                 i++;
             } else {
                 return -1;
@@ -338,10 +414,8 @@ static int relayout(struct jsonout *o, const char *s, size_t len, int indent, in
             size_t colon = skip_ws(s, len, end);
             if (colon >= len || s[colon] != ':')
                 return -1;
-            if (o != NULL) {
-                jsonout_raw(o, s + i, end - i);
-                jsonout_raw(o, ": ", indent > 0 ? 2 : 1);
-            }
+            emit_raw(e, s + i, end - i);
+            emit_raw(e, ": ", indent > 0 ? 2 : 1);
             i = skip_ws(s, len, colon + 1);
             want = EXPECT_VALUE;
             continue;
@@ -353,19 +427,15 @@ static int relayout(struct jsonout *o, const char *s, size_t len, int indent, in
             if (sp == JSONOUT_MAX_DEPTH)
                 return -1;
             if (j < len && s[j] == close) {
-                if (o != NULL) {
-                    put(o, c);
-                    put(o, close);
-                }
+                emit_char(e, c);
+                emit_char(e, close);
                 i = j + 1;
                 want = EXPECT_NEXT;
                 continue;
             }
             stack[sp++] = c;
-            if (o != NULL) {
-                put(o, c);
-                jsonout_newline(o, indent, depth + sp);
-            }
+            emit_char(e, c);
+            emit_newline(e, indent, depth + sp);
             i = j;
             want = c == '{' ? EXPECT_KEY : EXPECT_VALUE;
             continue;
@@ -373,27 +443,64 @@ static int relayout(struct jsonout *o, const char *s, size_t len, int indent, in
         size_t end = scan_scalar(s, len, i);
         if (end == BAD)
             return -1;
-        if (o != NULL)
-            jsonout_raw(o, s + i, end - i);
+        emit_raw(e, s + i, end - i);
         i = end;
         want = EXPECT_NEXT;
     }
 }
 
-int jsonout_value(struct jsonout *o, const char *s, size_t len, int indent, int depth)
+int jsonout_measure(const char *s, size_t len, int indent, int depth, size_t *out)
 {
-    size_t start = o->len;
-    if (relayout(o, s, len, indent, depth) == 0)
-        return 0;
-    o->len = start;
-    if (o->buf != NULL)
-        o->buf[start] = '\0';
-    return -1;
+    struct emit e = {NULL, 0};
+    if (relayout(&e, s, len, indent, depth) != 0)
+        return -1;
+    *out = e.n;
+    return 0;
 }
 
 int jsonout_valid(const char *s, size_t len)
 {
-    return relayout(NULL, s, len, 0, 0) == 0;
+    struct emit e = {NULL, 0};
+    return relayout(&e, s, len, 0, 0) == 0;
+}
+
+/* Writes text already known to be valid JSON (so the scanner cannot stop half-way). */
+static void write_valid(struct jsonout *o, const char *s, size_t len, int indent, int depth)
+{
+    struct emit e = {o, 0};
+    (void)relayout(&e, s, len, indent, depth);
+}
+
+/*
+ * Validated before anything is written: with a sink, text once passed on
+ * cannot be taken back.
+ */
+int jsonout_value(struct jsonout *o, const char *s, size_t len, int indent, int depth)
+{
+    if (!jsonout_valid(s, len))
+        return -1;
+    write_valid(o, s, len, indent, depth);
+    return 0;
+}
+
+/* 1 if an indented layout of `pretty` bytes passes the growth cap over `compact` bytes. */
+static int too_big(size_t pretty, size_t compact)
+{
+    return pretty > JSONOUT_PRETTY_FLOOR && pretty / JSONOUT_PRETTY_GROWTH > compact;
+}
+
+/* A JSONOUT_JSON field: its JSON in the layout the growth cap allows, else a string. */
+static void put_json(struct jsonout *o, const struct jsonout_field *f, int indent, int depth)
+{
+    size_t compact, pretty;
+    if (jsonout_measure(f->s, f->len, 0, 0, &compact) != 0) {
+        jsonout_string(o, f->s, f->len);
+        return;
+    }
+    if (indent > 0 && jsonout_measure(f->s, f->len, indent, depth, &pretty) == 0 &&
+        too_big(pretty, compact))
+        indent = 0;
+    write_valid(o, f->s, f->len, indent, depth);
 }
 
 void jsonout_field_value(struct jsonout *o, const struct jsonout_field *f, int indent, int depth)
@@ -409,8 +516,7 @@ void jsonout_field_value(struct jsonout *o, const struct jsonout_field *f, int i
         jsonout_string(o, f->s, f->len);
         break;
     case JSONOUT_JSON:
-        if (jsonout_value(o, f->s, f->len, indent, depth) != 0)
-            jsonout_string(o, f->s, f->len);
+        put_json(o, f, indent, depth);
         break;
     default:
         jsonout_text(o, "null");

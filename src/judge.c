@@ -11,7 +11,11 @@ static const struct {
     [JUDGE_DROP_AUTH] = {"auth", "does not authenticate (wrong key or damaged)"},
     [JUDGE_DROP_MALFORMED] = {"malformed", "authentic but too short for a timestamp"},
     [JUDGE_DROP_STALE] = {"stale", "timestamp outside the window (clock skew or a late replay)"},
+    [JUDGE_DROP_REFLECTED] = {"reflected", "one of our own datagrams sent back to us"},
     [JUDGE_DROP_REPLAY] = {"replay", "an exact replay of a datagram already accepted"},
+    [JUDGE_DROP_REPLAY_FULL] = {"replay_full",
+                                "the replay cache is full (more datagrams within the window "
+                                "than it holds); the sender will retransmit"},
     [JUDGE_DROP_JSON] = {"json", "payload is not a JSON object"},
     [JUDGE_DROP_BAD_ID] = {"bad_id", "message_id missing or not 24 lowercase hex"},
 };
@@ -73,13 +77,16 @@ enum judge_verdict judge_datagram(const struct judge_ctx *cx, uint8_t *buf, size
     }
     if (!envelope_ts_fresh(ts, cx->now_ns, cx->window_s))
         return JUDGE_DROP_STALE;
-    /*
-     * A nonce is kept for twice the window: a datagram is fresh for at most
-     * that long after it was first accepted, and stale after.
-     */
-    if (cx->replay != NULL &&
-        replay_check(cx->replay, buf, cx->now_ms, (int64_t)cx->window_s * 2000) != 0)
+    switch (cx->replay != NULL ? replay_check(cx->replay, buf, ts, cx->window_s) : REPLAY_NEW) {
+    case REPLAY_NEW:
+        break;
+    case REPLAY_SEEN:
         return JUDGE_DROP_REPLAY;
+    case REPLAY_STALE:
+        return JUDGE_DROP_STALE;
+    default:
+        return JUDGE_DROP_REPLAY_FULL;
+    }
     struct message_in msg;
     switch (message_classify(json, json_len, &msg)) {
     case MESSAGE_VALID:
@@ -90,6 +97,7 @@ enum judge_verdict judge_datagram(const struct judge_ctx *cx, uint8_t *buf, size
         return JUDGE_DROP_JSON;
     }
     out->msg = msg;
+    out->ours = envelope_is_marked(buf, ts);
     out->ts_ns = ts;
     out->json = json;
     out->json_len = json_len;

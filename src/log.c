@@ -7,10 +7,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,13 +72,42 @@ int log_open(const char *target, const char *ident)
     return 0;
 }
 
+/* 1 if path still names the file we write (it was not rotated away). */
+static int still_ours(const char *path, FILE *f)
+{
+    struct stat named, open_one;
+    return stat(path, &named) == 0 && fstat(fileno(f), &open_one) == 0 &&
+           named.st_dev == open_one.st_dev && named.st_ino == open_one.st_ino;
+}
+
+/* The name of the user we run as, or "uid N". */
+static void whoami(char *out, size_t len)
+{
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+    uid_t uid = geteuid();
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != NULL)
+        snprintf(out, len, "%s", found->pw_name);
+    else
+        snprintf(out, len, "uid %ld", (long)uid);
+}
+
 void log_reopen(void)
 {
     if (sink != SINK_FILE)
         return;
+    /* Not rotated: nothing to do. This also spares a daemon that dropped privileges from
+     * reopening a file that only root, which opened it at start, may open. */
+    if (still_ours(file_path, file))
+        return;
     FILE *f = open_append(file_path);
     if (f == NULL) {
-        log_warn("cannot reopen log file %s: %s (keeping the old one)", file_path, strerror(errno));
+        int e = errno;
+        char who[64];
+        whoami(who, sizeof who);
+        log_warn("cannot reopen log file %s as user %s: %s; still writing to the old one "
+                 "(make the file, or its directory, writable by %s; see securedgram(8))",
+                 file_path, who, strerror(e), who);
         return;
     }
     fclose(file);

@@ -16,7 +16,13 @@ enum log_level { LOG_LEVEL_WARN = 0, LOG_LEVEL_INFO = 1, LOG_LEVEL_DEBUG = 2 };
  */
 __attribute__((warn_unused_result)) int log_open(const char *target, const char *ident);
 
-/* Reopens a file sink (after rotation); other sinks are left as they are. */
+/*
+ * Reopens a file sink whose path no longer names the open file (it was
+ * rotated away); other sinks, and a file still in place, are left as they
+ * are. If the new file cannot be opened (after a privilege drop the service
+ * user may not create files in a root-owned directory), writing goes on to
+ * the old one, with a warning that names the user, the path and why.
+ */
 void log_reopen(void);
 
 /* Closes the sink; later lines go to stderr. */

@@ -48,19 +48,73 @@ static int depth_ok(const char *s, size_t len)
     return 1;
 }
 
+/* The length of a JSON number token at s (grammar of RFC 8259), or 0 if there is none. */
+static size_t number_len(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0')
+        i++;
+    else if (i < n && s[i] >= '1' && s[i] <= '9')
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    else
+        return 0;
+    size_t end = i;
+    if (i + 1 < n && s[i] == '.' && s[i + 1] >= '0' && s[i + 1] <= '9') {
+        for (i += 1; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+            ;
+        end = i;
+    }
+    if (end < n && (s[end] == 'e' || s[end] == 'E')) {
+        i = end + 1;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i < n && s[i] >= '0' && s[i] <= '9') {
+            while (i < n && s[i] >= '0' && s[i] <= '9')
+                i++;
+            end = i;
+        }
+    }
+    return end;
+}
+
 /*
- * jansson refuses "\u0000" in object keys, which is valid JSON. The rules only
- * look at "message_id" and "type", so a copy with every "\u0000" turned into
- * "\u0001" is as good for judging them, and is tried when the text has one.
+ * Two things jansson refuses that are valid JSON: "\u0000" in object keys,
+ * and numbers beyond a double (an integer of 309 digits, 1e400). The rules
+ * look only at "message_id" and "type", so a copy with every "\u0000" turned
+ * into "\u0001" and every number into 0 (padded with spaces) is as good for
+ * judging them, and is tried when jansson refuses the text. The copy is
+ * never stored or sent: the original text is, byte for byte.
  */
-static json_t *parse_without_nul_escapes(const char *json, size_t len, json_error_t *jerr)
+static json_t *parse_neutral_copy(const char *json, size_t len, json_error_t *jerr)
 {
     char *copy = malloc(len);
     if (copy == NULL)
         return NULL;
     memcpy(copy, json, len);
-    for (char *p = copy; (p = memmem(p, len - (size_t)(p - copy), "\\u0000", 6)) != NULL; p += 6)
-        p[5] = '1';
+    int in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = copy[i];
+        if (in_string) {
+            if (c == '\\' && i + 5 < len && memcmp(copy + i, "\\u0000", 6) == 0)
+                copy[i + 5] = '1';
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t n = number_len(copy + i, len - i);
+            if (n > 0) {
+                copy[i] = '0';
+                memset(copy + i + 1, ' ', n - 1);
+                i += n - 1;
+            }
+        }
+    }
     json_t *root = json_loadb(copy, len, PARSE_FLAGS, jerr);
     free(copy);
     return root;
@@ -68,16 +122,20 @@ static json_t *parse_without_nul_escapes(const char *json, size_t len, json_erro
 
 static json_t *parse(const char *json, size_t len, json_error_t *jerr)
 {
-    if (len > ENVELOPE_MAX_JSON || !depth_ok(json, len)) {
-        snprintf(jerr->text, sizeof jerr->text, "%s",
-                 len > ENVELOPE_MAX_JSON ? "text too long" : "nested too deeply");
+    /* A raw NUL is never valid JSON, but jansson skips one right after a number. */
+    const char *why = len > ENVELOPE_MAX_JSON           ? "text too long"
+                      : memchr(json, '\0', len) != NULL ? "a NUL byte in the text"
+                      : !depth_ok(json, len)            ? "nested too deeply"
+                                                        : NULL;
+    if (why != NULL) {
+        snprintf(jerr->text, sizeof jerr->text, "%s", why);
         jerr->line = jerr->column = -1;
         return NULL;
     }
     json_t *root = json_loadb(json, len, PARSE_FLAGS, jerr);
-    if (root == NULL && memmem(json, len, "\\u0000", 6) != NULL) {
+    if (root == NULL) {
         json_error_t again;
-        root = parse_without_nul_escapes(json, len, &again);
+        root = parse_neutral_copy(json, len, &again);
     }
     return root;
 }

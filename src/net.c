@@ -137,19 +137,110 @@ int net_bind(const char *host, unsigned port, int bufsize, char *err, size_t err
     return fd;
 }
 
-int net_bind_any(int af, int bufsize, char *err, size_t errlen)
+/* 1 if a is a loopback address (127.0.0.0/8, ::1, or 127/8 mapped into IPv6). */
+static int is_loopback(const struct net_addr *a)
 {
-    struct net_addr a;
+    if (a->u.sa.sa_family == AF_INET)
+        return (ntohl(a->u.v4.sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *ip = &a->u.v6.sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(ip) || (IN6_IS_ADDR_V4MAPPED(ip) && ip->s6_addr[12] == 127);
+}
+
+int net_bind_beside(int main_fd, int af, int bufsize, char *err, size_t errlen)
+{
+    struct net_addr me, a;
+    memset(&me, 0, sizeof me);
     memset(&a, 0, sizeof a);
-    if (af == AF_INET) {
-        a.u.v4.sin_family = AF_INET;
-        a.len = sizeof a.u.v4;
-    } else {
-        a.u.v6.sin6_family = AF_INET6;
-        a.len = sizeof a.u.v6;
+    socklen_t len = sizeof me.u;
+    if (getsockname(main_fd, &me.u.sa, &len) != 0) {
+        snprintf(err, errlen, "cannot read the bound address: %s", strerror(errno));
+        return -1;
     }
+    me.len = len;
+    const char *fam = af == AF_INET ? "IPv4" : "IPv6";
+    if (!is_loopback(&me)) {
+        char host[NET_HOST_MAX];
+        unsigned port;
+        net_addr_format(&me, host, &port);
+        snprintf(err, errlen,
+                 "this daemon is bound to %s (SECUREDGRAM_ADDRESS) and sends only from it, so "
+                 "not to %s addresses; bind to :: to reach both families",
+                 host, fam);
+        return -1;
+    }
+    /* The same exposure as the main socket: the other family's loopback, nothing wider. */
+    if (net_addr_parse(af == AF_INET ? "127.0.0.1" : "::1", 1, &a) != 0)
+        return -1;
+    if (af == AF_INET)
+        a.u.v4.sin_port = 0;
+    else
+        a.u.v6.sin6_port = 0;
     return open_bound(&a.u.sa, a.len, bufsize, err, errlen,
-                      af == AF_INET ? "IPv4 any port" : "IPv6 any port");
+                      af == AF_INET ? "127.0.0.1 any port" : "::1 any port");
+}
+
+static int is_wildcard(const struct net_addr *a)
+{
+    if (a->u.sa.sa_family == AF_INET)
+        return a->u.v4.sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&a->u.v6.sin6_addr);
+}
+
+static uint16_t port_of(const struct net_addr *a)
+{
+    return ntohs(a->u.sa.sa_family == AF_INET ? a->u.v4.sin_port : a->u.v6.sin6_port);
+}
+
+int net_addr_is_self(int fd, const struct net_addr *dst)
+{
+    struct net_addr me, d, probe;
+    memset(&me, 0, sizeof me);
+    socklen_t len = sizeof me.u;
+    if (getsockname(fd, &me.u.sa, &len) != 0)
+        return 0;
+    me.len = len;
+    net_addr_canon(&me, &me);
+    net_addr_canon(dst, &d);
+    if (port_of(&me) != port_of(&d))
+        return 0;
+    if (net_addr_same_peer(&me, &d))
+        return 1;
+    if (!is_wildcard(&me))
+        return 0;
+    probe = d;
+    if (probe.u.sa.sa_family == AF_INET)
+        probe.u.v4.sin_port = 0;
+    else
+        probe.u.v6.sin6_port = 0;
+    int s = socket(probe.u.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int local = s >= 0 && bind(s, &probe.u.sa, probe.len) == 0;
+    if (s >= 0)
+        close(s);
+    return local;
+}
+
+void net_addr_canon(const struct net_addr *in, struct net_addr *out)
+{
+    const struct in6_addr *ip = &in->u.v6.sin6_addr;
+    if (in->u.sa.sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(ip)) {
+        *out = *in;
+        return;
+    }
+    struct net_addr v4;
+    memset(&v4, 0, sizeof v4);
+    v4.u.v4.sin_family = AF_INET;
+    v4.u.v4.sin_port = in->u.v6.sin6_port;
+    memcpy(&v4.u.v4.sin_addr, &ip->s6_addr[12], 4);
+    v4.len = sizeof v4.u.v4;
+    *out = v4;
+}
+
+int net_addr_same_peer(const struct net_addr *a, const struct net_addr *b)
+{
+    struct net_addr x, y;
+    net_addr_canon(a, &x);
+    net_addr_canon(b, &y);
+    return net_addr_equal(&x, &y);
 }
 
 int net_family(int fd)

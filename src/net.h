@@ -43,9 +43,29 @@ void net_addr_format(const struct net_addr *a, char host[NET_HOST_MAX], unsigned
  */
 int net_bind(const char *host, unsigned port, int bufsize, char *err, size_t errlen);
 
-/* Opens a socket of family af bound to the wildcard address, port 0 (for sending to the other
- * family). */
-int net_bind_any(int af, int bufsize, char *err, size_t errlen);
+/*
+ * Opens a socket of family af, port 0, for sending to the other family than
+ * main_fd's, with no wider exposure than main_fd: a daemon bound to a
+ * loopback address gets the other family's loopback (127.0.0.1 or ::1). Any
+ * other bind address refuses (-1, err says why and what to do): opening a
+ * wildcard socket would accept datagrams from interfaces the operator did
+ * not choose.
+ */
+int net_bind_beside(int main_fd, int af, int bufsize, char *err, size_t errlen);
+
+/*
+ * 1 if a datagram sent to dst from the socket fd comes back to fd itself: the
+ * same port, and the bound address, or any local address when fd is bound to
+ * the wildcard (checked by binding a scratch socket to it). For the rare
+ * datagram of ours that comes back: it is accepted only if we sent it to us.
+ */
+int net_addr_is_self(int fd, const struct net_addr *dst);
+
+/* in with an IPv4-mapped IPv6 address turned into plain IPv4 (else a copy). */
+void net_addr_canon(const struct net_addr *in, struct net_addr *out);
+
+/* 1 if a and b are the same address and port, whichever socket family names them. */
+int net_addr_same_peer(const struct net_addr *a, const struct net_addr *b);
 
 /* The family of a bound socket (AF_INET or AF_INET6), or -1. */
 int net_family(int fd);

@@ -5,22 +5,23 @@
 
 struct slot {
     uint8_t nonce[REPLAY_NONCE_BYTES];
-    int32_t next; /* hash chain, -1 ends it */
-    int64_t at;
+    uint32_t next; /* hash chain: a slot index + 1, 0 ends it */
+    uint64_t ts;
 };
 
 struct replay {
     size_t capacity, count, oldest; /* ring of slots in arrival order */
     size_t nbuckets;
     struct slot *slots;
-    int32_t *buckets;
-    uint64_t early;
+    uint32_t *buckets; /* slot index + 1, 0 empty: calloc'd pages stay untouched until used */
+    uint64_t max_ts, floor;
+    uint64_t full;
 };
 
 struct replay *replay_new(size_t capacity)
 {
     struct replay *r = calloc(1, sizeof *r);
-    if (r == NULL || capacity == 0 || capacity > INT32_MAX / 2) {
+    if (r == NULL || capacity == 0 || capacity > UINT32_MAX / 4) {
         free(r);
         return NULL;
     }
@@ -29,12 +30,11 @@ struct replay *replay_new(size_t capacity)
     while (r->nbuckets < capacity)
         r->nbuckets *= 2;
     r->slots = calloc(capacity, sizeof *r->slots);
-    r->buckets = malloc(r->nbuckets * sizeof *r->buckets);
+    r->buckets = calloc(r->nbuckets, sizeof *r->buckets);
     if (r->slots == NULL || r->buckets == NULL) {
         replay_free(r);
         return NULL;
     }
-    memset(r->buckets, 0xff, r->nbuckets * sizeof *r->buckets); /* all -1 */
     return r;
 }
 
@@ -47,7 +47,7 @@ void replay_free(struct replay *r)
     free(r);
 }
 
-/* Nonces are random (and authenticated before they get here): their bytes are the hash. */
+/* Nonces are random, and authenticated before they get here: their bytes are the hash. */
 static size_t bucket_of(const struct replay *r, const uint8_t *nonce)
 {
     uint64_t h;
@@ -56,48 +56,71 @@ static size_t bucket_of(const struct replay *r, const uint8_t *nonce)
     return (size_t)(h & (r->nbuckets - 1));
 }
 
-static void unlink_slot(struct replay *r, int32_t idx)
+static void unlink_slot(struct replay *r, uint32_t idx)
 {
-    int32_t *pp = &r->buckets[bucket_of(r, r->slots[idx].nonce)];
-    while (*pp != -1 && *pp != idx)
-        pp = &r->slots[*pp].next;
-    if (*pp == idx)
+    uint32_t *pp = &r->buckets[bucket_of(r, r->slots[idx].nonce)];
+    while (*pp != 0 && *pp != idx + 1)
+        pp = &r->slots[*pp - 1].next;
+    if (*pp == idx + 1)
         *pp = r->slots[idx].next;
 }
 
-/* Drops the oldest slot; counts it if it was still within its keep time. */
-static void evict_oldest(struct replay *r, int64_t now_ms, int64_t keep_ms)
+/* Forgets the oldest nonces whose timestamps are below the floor: they can never be accepted. */
+static void expire(struct replay *r)
 {
-    int32_t idx = (int32_t)r->oldest;
-    if (now_ms - r->slots[idx].at < keep_ms)
-        r->early++;
-    unlink_slot(r, idx);
-    r->oldest = r->oldest + 1 < r->capacity ? r->oldest + 1 : 0;
-    r->count--;
+    while (r->count > 0 && r->slots[r->oldest].ts < r->floor) {
+        unlink_slot(r, (uint32_t)r->oldest);
+        r->oldest = r->oldest + 1 < r->capacity ? r->oldest + 1 : 0;
+        r->count--;
+    }
 }
 
-int replay_check(struct replay *r, const uint8_t nonce[REPLAY_NONCE_BYTES], int64_t now_ms,
-                 int64_t keep_ms)
+/* Raises the floor (never lowers it, even if the window grows on a reload). */
+static void raise_floor(struct replay *r, uint64_t ts, uint64_t window_s)
 {
-    while (r->count > 0 && now_ms - r->slots[r->oldest].at >= keep_ms)
-        evict_oldest(r, now_ms, keep_ms); /* expired: not counted as early */
+    if (ts > r->max_ts)
+        r->max_ts = ts;
+    uint64_t keep = window_s > UINT64_MAX / 2000000000ULL ? UINT64_MAX : window_s * 2000000000ULL;
+    uint64_t floor = r->max_ts > keep ? r->max_ts - keep : 0;
+    if (floor > r->floor)
+        r->floor = floor;
+}
+
+enum replay_result replay_check(struct replay *r, const uint8_t nonce[REPLAY_NONCE_BYTES],
+                                uint64_t ts_ns, uint64_t window_s)
+{
+    /*
+     * Any authentic, fresh timestamp may raise the floor, recorded or not:
+     * otherwise a full cache would never empty.
+     */
+    raise_floor(r, ts_ns, window_s);
+    if (ts_ns < r->floor)
+        return REPLAY_STALE;
     size_t b = bucket_of(r, nonce);
-    for (int32_t i = r->buckets[b]; i != -1; i = r->slots[i].next)
-        if (memcmp(r->slots[i].nonce, nonce, REPLAY_NONCE_BYTES) == 0)
-            return 1;
-    if (r->count == r->capacity)
-        evict_oldest(r, now_ms, keep_ms);
+    for (uint32_t i = r->buckets[b]; i != 0; i = r->slots[i - 1].next)
+        if (memcmp(r->slots[i - 1].nonce, nonce, REPLAY_NONCE_BYTES) == 0)
+            return REPLAY_SEEN;
+    expire(r);
+    if (r->count == r->capacity) {
+        r->full++;
+        return REPLAY_FULL;
+    }
     size_t at = r->oldest + r->count;
-    int32_t idx = (int32_t)(at < r->capacity ? at : at - r->capacity);
+    uint32_t idx = (uint32_t)(at < r->capacity ? at : at - r->capacity);
     memcpy(r->slots[idx].nonce, nonce, REPLAY_NONCE_BYTES);
-    r->slots[idx].at = now_ms;
+    r->slots[idx].ts = ts_ns;
     r->slots[idx].next = r->buckets[b];
-    r->buckets[b] = idx;
+    r->buckets[b] = idx + 1;
     r->count++;
-    return 0;
+    return REPLAY_NEW;
 }
 
-uint64_t replay_early_evictions(const struct replay *r)
+uint64_t replay_full_refusals(const struct replay *r)
 {
-    return r->early;
+    return r->full;
+}
+
+size_t replay_count(const struct replay *r)
+{
+    return r->count;
 }

@@ -1,13 +1,47 @@
 #define _GNU_SOURCE
 #include "settings.h"
 
+#include "envelope.h"
+
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The name of the user we run as (after a privilege drop: the service user), or "uid N". */
+static void whoami(char *out, size_t len)
+{
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+    uid_t uid = geteuid();
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != NULL)
+        snprintf(out, len, "%s", found->pw_name);
+    else
+        snprintf(out, len, "uid %ld", (long)uid);
+}
+
+/*
+ * "cannot read WHAT PATH: why" after a failed open. A permission error names
+ * the user: after the privilege drop, reload (HUP) reads as that user, so a
+ * root-only file that worked at start is refused, and the operator needs to
+ * know whose permission is missing.
+ */
+static void open_failed(char *err, size_t errlen, const char *what, const char *path, int e)
+{
+    if (e != EACCES && e != EPERM) {
+        snprintf(err, errlen, "cannot read %s%s: %s", what, path, strerror(e));
+        return;
+    }
+    char who[64];
+    whoami(who, sizeof who);
+    snprintf(err, errlen,
+             "cannot read %s%s as user %s: %s (make it readable by %s; see securedgram(8))", what,
+             path, who, strerror(e), who);
+}
 
 int settings_read_env_file(const char *path, struct config_raw *raw, int *loose, char *err,
                            size_t errlen)
@@ -17,7 +51,7 @@ int settings_read_env_file(const char *path, struct config_raw *raw, int *loose,
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;
-        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        open_failed(err, errlen, "", path, errno);
         return -1;
     }
     struct stat sb;
@@ -47,7 +81,7 @@ int settings_read_env_file(const char *path, struct config_raw *raw, int *loose,
     rc = 0;
 out:
     if (text != NULL) {
-        explicit_bzero(text, (size_t)sb.st_size);
+        envelope_wipe(text, (size_t)sb.st_size); /* it holds the secret */
         free(text);
     }
     close(fd);
@@ -75,9 +109,14 @@ static int read_secret_file(const char *path, struct config_raw *top, int *loose
     int e = errno;
     if (fd >= 0)
         close(fd);
+    if (n < 0 && fd < 0) {
+        open_failed(err, errlen, "SECUREDGRAM_SECRET_FILE ", path, e);
+        return -1;
+    }
     if (n < 0) {
-        snprintf(err, errlen, "cannot read SECUREDGRAM_SECRET_FILE %s: %s", path,
-                 fd < 0 ? strerror(e) : "not a regular file of at most 4096 bytes");
+        snprintf(err, errlen,
+                 "cannot read SECUREDGRAM_SECRET_FILE %s: not a regular file of at most 4096 bytes",
+                 path);
         return -1;
     }
     buf[n] = '\0';
@@ -96,7 +135,7 @@ static int read_secret_file(const char *path, struct config_raw *top, int *loose
         snprintf(err, errlen, "out of memory");
         rc = -1;
     }
-    explicit_bzero(buf, sizeof buf);
+    envelope_wipe(buf, sizeof buf);
     return rc;
 }
 

@@ -31,23 +31,40 @@ enum {
     S_ACKED,
     S_GET_SENT,
     S_IN_INSERT,
+    S_IN_INSERT_SELF,
+    S_IN_EXISTS,
     S_IN_ACK_SENT,
     S_IN_ACK_FAILED,
     S_IN_UNACKED,
     S_RECOVER,
-    S_PENDING_EXCLUDING, /* + n - 1 for n excluded destinations, n = 1 .. STORE_MAX_EXCLUDE */
-    S_COUNT_DAEMON = S_PENDING_EXCLUDING + STORE_MAX_EXCLUDE
+    S_EXCLUDE_CLEAR,
+    S_EXCLUDE_ADD,
+    S_SKIP_ADD,
+    S_COUNT_DAEMON
 };
 
-static const char *const sql[S_PENDING_EXCLUDING] = {
+/* Ports as rows may hold them: anything but an integer from 1 to 65535 reads as -1. */
+#define PORT_OR_BAD(col)                                                                           \
+    "CASE WHEN typeof(" col ") = 'integer' AND " col " BETWEEN 1 AND 65535 "                       \
+    "THEN " col " ELSE -1 END"
+
+static const char *const sql[S_COUNT_DAEMON] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_DATA_VERSION] = "PRAGMA data_version",
-    [S_PENDING] = "SELECT id, message_id, dst_addr, dst_port, payload, retry_count "
-                  "FROM outbound_messages WHERE state = 'pending' ORDER BY id LIMIT ?1",
-    [S_LOAD_SENT] = "SELECT id, message_id, dst_addr, dst_port, '', retry_count, "
-                    "CAST((julianday('now') - julianday(sent_at)) * 86400000 AS INTEGER) "
+    /*
+     * No payload here: a row too large to send is failed from its size
+     * alone (store_outbound_payload). The temp tables are this connection's
+     * own and survive a rolled-back turn (they are written outside it).
+     */
+    [S_PENDING] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
+        "dst_port") " FROM outbound_messages o WHERE state = 'pending' "
+                    "AND NOT EXISTS (SELECT 1 FROM temp.sg_skip k WHERE k.id = o.id) "
+                    "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked b "
+                    "WHERE b.addr = o.dst_addr AND b.port = o.dst_port) ORDER BY id LIMIT ?1",
+    [S_LOAD_SENT] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
+        "dst_port") ", CAST((julianday('now') - julianday(sent_at)) * 86400000 AS INTEGER) "
                     "FROM outbound_messages WHERE state = 'sent' AND id > ?1 "
                     "ORDER BY id LIMIT ?2",
     [S_SENDING] = "UPDATE outbound_messages SET state = 'sending', message_id = ?2, "
@@ -59,27 +76,49 @@ static const char *const sql[S_PENDING_EXCLUDING] = {
     [S_FAILED] = "UPDATE outbound_messages SET state = 'send_failed', retry_count = ?2, "
                  "last_error = ?3, updated_at = " STORE_NOW
                  " WHERE id = ?1 AND state IN ('pending', 'sending', 'sent')",
-    [S_ACKED] =
-        "UPDATE outbound_messages SET state = 'acknowledged', ack_received_at = " STORE_NOW
-        ", updated_at = " STORE_NOW " WHERE message_id = ?1 AND state IN ('sent', 'sending')",
-    [S_GET_SENT] = "SELECT id, message_id, dst_addr, dst_port, payload, retry_count "
-                   "FROM outbound_messages WHERE id = ?1 AND state = 'sent'",
-    [S_IN_INSERT] = "INSERT OR IGNORE INTO inbound_messages "
+    [S_ACKED] = "UPDATE outbound_messages SET state = 'acknowledged', ack_received_at = " STORE_NOW
+                ", updated_at = " STORE_NOW " WHERE id = ?1 AND state IN ('sent', 'sending')",
+    [S_GET_SENT] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
+        "dst_port") ", 0, payload FROM outbound_messages WHERE id = ?1 AND state = 'sent'",
+    /*
+     * Not INSERT OR IGNORE: that would hide a CHECK or NOT NULL failure as a
+     * duplicate. A message_id of one of our own rows awaiting its ACK is a
+     * reflection of our own datagram and is not stored.
+     */
+    [S_IN_INSERT] = "INSERT INTO inbound_messages "
                     "(message_id, src_addr, src_port, payload, crypto_timestamp) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM outbound_messages "
+                    "WHERE message_id = ?1 AND state IN ('sending', 'sent'))",
+    [S_IN_INSERT_SELF] = "INSERT INTO inbound_messages "
+                         "(message_id, src_addr, src_port, payload, crypto_timestamp) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5)",
+    [S_IN_EXISTS] = "SELECT (SELECT count(*) FROM inbound_messages WHERE message_id = ?1), "
+                    "(SELECT count(*) FROM outbound_messages WHERE message_id = ?1 "
+                    "AND state IN ('sending', 'sent'))",
     [S_IN_ACK_SENT] = "UPDATE inbound_messages SET state = 'ack_sent', ack_sent = 1, "
                       "ack_sent_at = " STORE_NOW ", updated_at = " STORE_NOW
                       " WHERE message_id = ?1 AND state = 'received'",
     [S_IN_ACK_FAILED] = "UPDATE inbound_messages SET state = 'ack_failed', updated_at = " STORE_NOW
                         " WHERE message_id = ?1 AND state = 'received'",
-    [S_IN_UNACKED] = "SELECT id, message_id, src_addr, src_port FROM inbound_messages "
-                     "WHERE state = 'received' AND id > ?1 ORDER BY id LIMIT ?2",
+    [S_IN_UNACKED] = "SELECT id, message_id, src_addr, " PORT_OR_BAD(
+        "src_port") " FROM inbound_messages WHERE state = 'received' AND id > ?1 "
+                    "ORDER BY id LIMIT ?2",
     [S_RECOVER] = "UPDATE outbound_messages SET state = 'pending', updated_at = " STORE_NOW
                   " WHERE state = 'sending'",
+    [S_EXCLUDE_CLEAR] = "DELETE FROM temp.sg_blocked",
+    [S_EXCLUDE_ADD] = "INSERT OR IGNORE INTO temp.sg_blocked (addr, port) VALUES (?1, ?2)",
+    [S_SKIP_ADD] = "INSERT OR IGNORE INTO temp.sg_skip (id) VALUES (?1)",
 };
+
+/* This connection's own tables: what the claim leaves out. */
+static const char temp_schema[] =
+    "CREATE TEMP TABLE IF NOT EXISTS sg_blocked (addr TEXT NOT NULL, port INTEGER NOT NULL, "
+    "PRIMARY KEY (addr, port)) WITHOUT ROWID;"
+    "CREATE TEMP TABLE IF NOT EXISTS sg_skip (id INTEGER PRIMARY KEY);";
 
 sqlite3_stmt *store_stmt(struct store *st, int idx, const char *text)
 {
+    st->why[0] = '\0';
     sqlite3_stmt *s = st->stmt[idx];
     if (s == NULL) {
         if (sqlite3_prepare_v3(st->db, text, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK)
@@ -105,22 +144,50 @@ enum store_rc store_rc_of(int rc)
         return STORE_OK;
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
+    case SQLITE_INTERRUPT:
         return STORE_BUSY;
     case SQLITE_CONSTRAINT:
-        return STORE_DUP;
+        return rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY ? STORE_DUP
+                                                                                    : STORE_REFUSED;
+    case SQLITE_TOOBIG:
+    case SQLITE_MISMATCH:
+        return STORE_REFUSED;
     default:
         return STORE_ERR;
     }
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The result of a failed step, with SQLite's reason kept before a reset or rollback replaces it. */
+static enum store_rc step_failed(struct store *st, int rc)
+{
+    enum store_rc r = store_rc_of(rc);
+    if (r == STORE_OK)
+        r = STORE_ERR;
+    if (st->timed_out && (rc & 0xff) == SQLITE_INTERRUPT)
+        snprintf(st->why, sizeof st->why,
+                 "a statement ran longer than %d ms (a slow trigger?); the turn was rolled back",
+                 st->budget_ms);
+    else
+        snprintf(st->why, sizeof st->why, "%s", sqlite3_errmsg(st->db));
+    return r;
+}
+
 /* Steps a statement that returns no rows, then resets it. */
-static enum store_rc run(sqlite3_stmt *s)
+static enum store_rc run_on(struct store *st, sqlite3_stmt *s)
 {
     if (s == NULL)
-        return STORE_ERR;
+        return step_failed(st, sqlite3_errcode(st->db));
     int rc = sqlite3_step(s);
+    enum store_rc r = rc == SQLITE_DONE ? STORE_OK : step_failed(st, rc);
     sqlite3_reset(s);
-    return rc == SQLITE_DONE ? STORE_OK : store_rc_of(rc) == STORE_OK ? STORE_ERR : store_rc_of(rc);
+    return r;
 }
 
 static int has_column(sqlite3 *db, const char *table, const char *column)
@@ -233,13 +300,14 @@ struct store *store_open(const char *path, enum store_open_mode mode, int busy_m
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW;
     if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open database %s: %s", path,
                  st->db != NULL ? sqlite3_errmsg(st->db) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(st->db, busy_ms);
+    sqlite3_extended_result_codes(st->db, 1); /* to tell UNIQUE from other constraints */
     sqlite3_stmt *s = NULL;
     const char *jm = NULL;
     if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK ||
@@ -264,11 +332,16 @@ struct store *store_open(const char *path, enum store_open_mode mode, int busy_m
         goto fail;
     if (ensure_schema(st->db, err, errlen) != 0)
         goto fail;
+    if (sqlite3_exec(st->db, temp_schema, NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot use database %s: %s", path, sqlite3_errmsg(st->db));
+        goto fail;
+    }
     if (stat(path, &sb) == 0) {
         st->dev = sb.st_dev;
         st->ino = sb.st_ino;
     }
     snprintf(st->path, sizeof st->path, "%s", path);
+    (void)store_file_replaced(st); /* notes the -wal's identity */
     return st;
 fail:
     store_close(st);
@@ -287,22 +360,47 @@ void store_close(struct store *st)
 
 const char *store_errmsg(const struct store *st)
 {
-    return st->failed_commit[0] != '\0' ? st->failed_commit : sqlite3_errmsg(st->db);
+    return st->why[0] != '\0' ? st->why : sqlite3_errmsg(st->db);
+}
+
+void store_set_budget(struct store *st, int budget_ms)
+{
+    st->budget_ms = budget_ms > 0 ? budget_ms : 0;
+}
+
+int store_timed_out(const struct store *st)
+{
+    return st->timed_out;
+}
+
+/* The progress handler: interrupts a statement once the transaction's budget is spent. */
+static int over_budget(void *arg)
+{
+    struct store *st = arg;
+    if (mono_ms() <= st->deadline)
+        return 0;
+    st->timed_out = 1;
+    return 1;
 }
 
 enum store_rc store_begin(struct store *st)
 {
-    st->failed_commit[0] = '\0';
-    return run(stmt(st, S_BEGIN));
+    st->timed_out = 0;
+    if (st->budget_ms > 0) {
+        st->deadline = mono_ms() + st->budget_ms;
+        sqlite3_progress_handler(st->db, 1000, over_budget, st);
+    }
+    return run_on(st, stmt(st, S_BEGIN));
 }
 
 enum store_rc store_commit(struct store *st)
 {
-    enum store_rc rc = run(stmt(st, S_COMMIT));
+    enum store_rc rc = run_on(st, stmt(st, S_COMMIT));
     if (rc != STORE_OK) {
-        /* keep COMMIT's reason: the ROLLBACK below replaces SQLite's message */
-        snprintf(st->failed_commit, sizeof st->failed_commit, "%s", sqlite3_errmsg(st->db));
+        char why[sizeof st->why]; /* COMMIT's reason, not the ROLLBACK's */
+        memcpy(why, st->why, sizeof why);
         store_rollback(st);
+        memcpy(st->why, why, sizeof why);
     }
     return rc;
 }
@@ -310,15 +408,33 @@ enum store_rc store_commit(struct store *st)
 void store_rollback(struct store *st)
 {
     if (!sqlite3_get_autocommit(st->db))
-        (void)run(stmt(st, S_ROLLBACK));
+        (void)run_on(st, stmt(st, S_ROLLBACK));
+    if (st->budget_ms > 0)
+        sqlite3_progress_handler(st->db, 0, NULL, NULL);
+}
+
+/* 1 if path is not the file (dev, ino) any more; a first look (ino 0) only records it. */
+static int moved(const char *path, dev_t *dev, ino_t *ino, int must_exist)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return (errno == ENOENT || errno == ENOTDIR) && (must_exist || *ino != 0);
+    if (*ino == 0) {
+        *dev = sb.st_dev;
+        *ino = sb.st_ino;
+        return 0;
+    }
+    return sb.st_dev != *dev || sb.st_ino != *ino;
 }
 
 int store_file_replaced(const struct store *st)
 {
-    struct stat sb;
-    if (stat(st->path, &sb) != 0)
-        return errno == ENOENT || errno == ENOTDIR;
-    return sb.st_dev != st->dev || sb.st_ino != st->ino;
+    struct store *w = (struct store *)st; /* the -wal's identity is learnt on first sight */
+    char wal[sizeof st->path + 8];
+    snprintf(wal, sizeof wal, "%s-wal", st->path);
+    dev_t dev = st->dev;
+    ino_t ino = st->ino;
+    return moved(st->path, &dev, &ino, 1) || moved(wal, &w->wal_dev, &w->wal_ino, 0);
 }
 
 int store_in_tx(const struct store *st)
@@ -339,19 +455,26 @@ int64_t store_data_version(struct store *st)
 
 int store_recover_sending(struct store *st)
 {
-    if (run(stmt(st, S_RECOVER)) != STORE_OK)
+    if (run_on(st, stmt(st, S_RECOVER)) != STORE_OK)
         return -1;
     return sqlite3_changes(st->db);
 }
 
+/* A text column, dflt if NULL, STORE_BAD_TEXT if it has a NUL byte inside (a script's BLOB). */
 static const char *text_or(sqlite3_stmt *s, int col, const char *dflt)
 {
     const char *t = (const char *)sqlite3_column_text(s, col);
-    return t != NULL ? t : dflt;
+    if (t == NULL)
+        return dflt;
+    return strlen(t) == (size_t)sqlite3_column_bytes(s, col) ? t : STORE_BAD_TEXT;
 }
 
-/* Steps s, calling fn for each outbound row; returns the row count or -1. */
-static int each_outbound(sqlite3_stmt *s, int with_age, store_outbound_fn fn, void *ctx)
+/*
+ * Steps s, calling fn for each outbound row; returns the row count or -1.
+ * Columns: id, message_id, dst_addr, dst_port, retry_count, checked port,
+ * then age_ms and payload where the query has them.
+ */
+static int each_outbound(sqlite3_stmt *s, int ncols, store_outbound_fn fn, void *ctx)
 {
     int n = 0, rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -359,12 +482,17 @@ static int each_outbound(sqlite3_stmt *s, int with_age, store_outbound_fn fn, vo
         r.rowid = sqlite3_column_int64(s, 0);
         r.message_id = (const char *)sqlite3_column_text(s, 1);
         r.dst_addr = text_or(s, 2, "");
-        r.dst_port = sqlite3_column_type(s, 3) == SQLITE_INTEGER ? sqlite3_column_int64(s, 3) : -1;
         r.dst_port_text = text_or(s, 3, "");
-        r.payload = text_or(s, 4, "");
-        r.payload_len = (size_t)sqlite3_column_bytes(s, 4);
-        r.retry_count = sqlite3_column_int64(s, 5);
-        r.age_ms = with_age ? sqlite3_column_int64(s, 6) : 0;
+        r.retry_count = sqlite3_column_int64(s, 4);
+        if (r.retry_count < 0)
+            r.retry_count = 0; /* a script's negative count would buy endless retries */
+        r.dst_port = sqlite3_column_int64(s, 5);
+        if (ncols > 6)
+            r.age_ms = sqlite3_column_int64(s, 6);
+        if (ncols > 7) {
+            r.payload = text_or(s, 7, "");
+            r.payload_len = strlen(r.payload);
+        }
         fn(ctx, &r);
         n++;
     }
@@ -372,35 +500,74 @@ static int each_outbound(sqlite3_stmt *s, int with_age, store_outbound_fn fn, vo
     return rc == SQLITE_DONE ? n : -1;
 }
 
-/* The pending-rows query leaving out n destinations: ... NOT IN (VALUES (?2, ?3), ...). */
-static sqlite3_stmt *pending_excluding(struct store *st, int n)
+int store_outbound_pending(struct store *st, int limit, store_outbound_fn fn, void *ctx)
 {
-    char text[1024];
-    int len = snprintf(text, sizeof text,
-                       "SELECT id, message_id, dst_addr, dst_port, payload, retry_count "
-                       "FROM outbound_messages WHERE state = 'pending' "
-                       "AND (dst_addr, dst_port) NOT IN (VALUES ");
-    for (int i = 0; i < n; i++)
-        len += snprintf(text + len, sizeof text - (size_t)len, "%s(?%d, ?%d)", i > 0 ? ", " : "",
-                        2 + 2 * i, 3 + 2 * i);
-    snprintf(text + len, sizeof text - (size_t)len, ") ORDER BY id LIMIT ?1");
-    return store_stmt(st, S_PENDING_EXCLUDING + n - 1, text);
-}
-
-int store_outbound_pending(struct store *st, int limit, const struct store_dest *exclude,
-                           int nexclude, store_outbound_fn fn, void *ctx)
-{
-    if (nexclude > STORE_MAX_EXCLUDE)
-        nexclude = STORE_MAX_EXCLUDE;
-    sqlite3_stmt *s = nexclude > 0 ? pending_excluding(st, nexclude) : stmt(st, S_PENDING);
+    sqlite3_stmt *s = stmt(st, S_PENDING);
     if (s == NULL)
         return -1;
     sqlite3_bind_int(s, 1, limit);
-    for (int i = 0; i < nexclude; i++) {
-        sqlite3_bind_text(s, 2 + 2 * i, exclude[i].addr, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3 + 2 * i, exclude[i].port);
+    return each_outbound(s, 6, fn, ctx);
+}
+
+enum store_rc store_outbound_exclude(struct store *st, const struct store_dest *dests, int n)
+{
+    enum store_rc rc = run_on(st, stmt(st, S_EXCLUDE_CLEAR));
+    for (int i = 0; i < n && rc == STORE_OK; i++) {
+        sqlite3_stmt *s = stmt(st, S_EXCLUDE_ADD);
+        if (s != NULL) {
+            sqlite3_bind_text(s, 1, dests[i].addr, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 2, dests[i].port);
+        }
+        rc = run_on(st, s);
     }
-    return each_outbound(s, 0, fn, ctx);
+    return rc;
+}
+
+enum store_rc store_outbound_skip(struct store *st, int64_t rowid)
+{
+    sqlite3_stmt *s = stmt(st, S_SKIP_ADD);
+    if (s != NULL)
+        sqlite3_bind_int64(s, 1, rowid);
+    return run_on(st, s);
+}
+
+/*
+ * Incremental blob I/O: sqlite3_blob_bytes() reads the size from the record
+ * header, so a row of gigabytes is refused without reading it.
+ */
+enum store_rc store_outbound_payload(struct store *st, int64_t rowid, size_t max, char **out,
+                                     size_t *len)
+{
+    st->why[0] = '\0';
+    sqlite3_blob *b = NULL;
+    int rc = sqlite3_blob_open(st->db, "main", "outbound_messages", "payload", rowid, 0, &b);
+    if (rc != SQLITE_OK) {
+        enum store_rc r = store_rc_of(rc);
+        snprintf(st->why, sizeof st->why, "%s", sqlite3_errmsg(st->db));
+        sqlite3_blob_close(b);
+        return r == STORE_BUSY ? r : (rc & 0xff) == SQLITE_ERROR ? STORE_GONE : STORE_ERR;
+    }
+    size_t size = (size_t)sqlite3_blob_bytes(b);
+    enum store_rc r = STORE_OK;
+    char *buf = NULL;
+    if (size > max) {
+        r = STORE_REFUSED;
+    } else if ((buf = malloc(size + 1)) == NULL) {
+        r = STORE_ERR;
+        snprintf(st->why, sizeof st->why, "out of memory");
+    } else if ((rc = sqlite3_blob_read(b, buf, (int)size, 0)) != SQLITE_OK) {
+        r = step_failed(st, rc);
+        free(buf);
+        buf = NULL;
+    } else {
+        buf[size] = '\0';
+    }
+    sqlite3_blob_close(b);
+    if (r == STORE_OK)
+        *out = buf;
+    if (r == STORE_OK || r == STORE_REFUSED)
+        *len = size;
+    return r;
 }
 
 int store_outbound_load_sent(struct store *st, int64_t after, int limit, store_outbound_fn fn,
@@ -411,7 +578,7 @@ int store_outbound_load_sent(struct store *st, int64_t after, int limit, store_o
         return -1;
     sqlite3_bind_int64(s, 1, after);
     sqlite3_bind_int(s, 2, limit);
-    return each_outbound(s, 1, fn, ctx);
+    return each_outbound(s, 7, fn, ctx);
 }
 
 int store_outbound_get_sent(struct store *st, int64_t rowid, store_outbound_fn fn, void *ctx)
@@ -420,7 +587,7 @@ int store_outbound_get_sent(struct store *st, int64_t rowid, store_outbound_fn f
     if (s == NULL)
         return -1;
     sqlite3_bind_int64(s, 1, rowid);
-    return each_outbound(s, 0, fn, ctx);
+    return each_outbound(s, 8, fn, ctx);
 }
 
 enum store_rc store_outbound_sending(struct store *st, int64_t rowid, const char *message_id,
@@ -433,7 +600,13 @@ enum store_rc store_outbound_sending(struct store *st, int64_t rowid, const char
     sqlite3_bind_text(s, 2, message_id, -1, SQLITE_STATIC);
     if (payload != NULL)
         sqlite3_bind_text(s, 3, payload, (int)payload_len, SQLITE_STATIC);
-    return run(s);
+    enum store_rc rc = run_on(st, s);
+    if (rc == STORE_OK && sqlite3_changes(st->db) != 1) {
+        snprintf(st->why, sizeof st->why,
+                 "the update to 'sending' changed nothing (a trigger's RAISE(IGNORE)?)");
+        rc = STORE_REFUSED;
+    }
+    return rc;
 }
 
 /* Runs S_SENT or S_FAILED: (rowid, retry_count, why or NULL). */
@@ -447,7 +620,7 @@ static enum store_rc row_update(struct store *st, int idx, int64_t rowid, int64_
     sqlite3_bind_int64(s, 2, retry_count);
     if (why != NULL)
         sqlite3_bind_text(s, 3, why, -1, SQLITE_STATIC);
-    return run(s);
+    return run_on(st, s);
 }
 
 enum store_rc store_outbound_sent(struct store *st, int64_t rowid, int64_t retry_count,
@@ -469,15 +642,22 @@ static enum store_rc by_message_id(struct store *st, int idx, const char *messag
     if (s == NULL)
         return STORE_ERR;
     sqlite3_bind_text(s, 1, message_id, -1, SQLITE_STATIC);
-    enum store_rc rc = run(s);
+    enum store_rc rc = run_on(st, s);
     if (rc == STORE_OK && changed != NULL)
         *changed = sqlite3_changes(st->db) > 0;
     return rc;
 }
 
-enum store_rc store_outbound_acked(struct store *st, const char *message_id, int *matched)
+enum store_rc store_outbound_acked(struct store *st, int64_t rowid, int *matched)
 {
-    return by_message_id(st, S_ACKED, message_id, matched);
+    sqlite3_stmt *s = stmt(st, S_ACKED);
+    if (s == NULL)
+        return STORE_ERR;
+    sqlite3_bind_int64(s, 1, rowid);
+    enum store_rc rc = run_on(st, s);
+    if (rc == STORE_OK)
+        *matched = sqlite3_changes(st->db) > 0;
+    return rc;
 }
 
 enum store_rc store_inbound_ack_sent(struct store *st, const char *message_id)
@@ -503,11 +683,41 @@ void store_format_ns(uint64_t ns, char out[32])
     snprintf(out, 32, "%.19s.%09llu", date, (unsigned long long)(ns % 1000000000ULL));
 }
 
-enum store_rc store_inbound_insert(struct store *st, const char *message_id, const char *src_addr,
-                                   unsigned src_port, const char *payload, size_t payload_len,
-                                   uint64_t crypto_ts_ns, int *is_new)
+/* After an insert that stored nothing: is it a duplicate, our own id, or refused? */
+static enum store_rc inbound_why_not(struct store *st, const char *message_id,
+                                     enum store_in_result *res, const char *refusal,
+                                     int idx_was_guarded)
 {
-    sqlite3_stmt *s = stmt(st, S_IN_INSERT);
+    sqlite3_stmt *s = stmt(st, S_IN_EXISTS);
+    if (s == NULL)
+        return STORE_ERR;
+    sqlite3_bind_text(s, 1, message_id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
+        enum store_rc r = step_failed(st, rc);
+        sqlite3_reset(s);
+        return r;
+    }
+    int stored = sqlite3_column_int(s, 0) > 0, ours = sqlite3_column_int(s, 1) > 0;
+    sqlite3_reset(s);
+    if (stored) {
+        *res = STORE_IN_DUP;
+        return STORE_OK;
+    }
+    if (ours && idx_was_guarded) {
+        *res = STORE_IN_OWN;
+        return STORE_OK;
+    }
+    snprintf(st->why, sizeof st->why, "%s", refusal);
+    return STORE_REFUSED;
+}
+
+static enum store_rc insert_inbound(struct store *st, int idx, const char *message_id,
+                                    const char *src_addr, unsigned src_port, const char *payload,
+                                    size_t payload_len, uint64_t crypto_ts_ns,
+                                    enum store_in_result *res)
+{
+    sqlite3_stmt *s = stmt(st, idx);
     if (s == NULL)
         return STORE_ERR;
     char ts[32];
@@ -517,9 +727,38 @@ enum store_rc store_inbound_insert(struct store *st, const char *message_id, con
     sqlite3_bind_int(s, 3, (int)src_port);
     sqlite3_bind_text(s, 4, payload, (int)payload_len, SQLITE_STATIC);
     sqlite3_bind_text(s, 5, ts, -1, SQLITE_STATIC);
-    enum store_rc rc = run(s);
+    enum store_rc rc = run_on(st, s);
+    if (rc == STORE_OK && sqlite3_changes(st->db) > 0) {
+        *res = STORE_IN_NEW;
+        return STORE_OK;
+    }
     if (rc == STORE_OK)
-        *is_new = sqlite3_changes(st->db) > 0;
+        return inbound_why_not(st, message_id, res,
+                               "the insert stored nothing (a trigger's RAISE(IGNORE)?)",
+                               idx == S_IN_INSERT);
+    if (rc == STORE_DUP) {
+        char why[sizeof st->why]; /* a UNIQUE index of the operator's, not message_id's? */
+        memcpy(why, st->why, sizeof why);
+        return inbound_why_not(st, message_id, res, why, idx == S_IN_INSERT);
+    }
+    return rc;
+}
+
+enum store_rc store_inbound_insert(struct store *st, const char *message_id, const char *src_addr,
+                                   unsigned src_port, const char *payload, size_t payload_len,
+                                   uint64_t crypto_ts_ns, enum store_in_result *res)
+{
+    return insert_inbound(st, S_IN_INSERT, message_id, src_addr, src_port, payload, payload_len,
+                          crypto_ts_ns, res);
+}
+
+enum store_rc store_inbound_insert_self(struct store *st, const char *message_id,
+                                        const char *src_addr, unsigned src_port,
+                                        const char *payload, size_t payload_len,
+                                        uint64_t crypto_ts_ns, enum store_in_result *res)
+{
+    enum store_rc rc = insert_inbound(st, S_IN_INSERT_SELF, message_id, src_addr, src_port, payload,
+                                      payload_len, crypto_ts_ns, res);
     return rc;
 }
 
@@ -537,7 +776,7 @@ int store_inbound_unacked(struct store *st, int64_t after, int limit, store_inbo
         r.rowid = sqlite3_column_int64(s, 0);
         r.message_id = text_or(s, 1, "");
         r.src_addr = text_or(s, 2, "");
-        r.src_port = sqlite3_column_int64(s, 3);
+        r.src_port = sqlite3_column_int64(s, 3); /* -1 unless 1 .. 65535 */
         fn(ctx, &r);
         n++;
     }

@@ -8,9 +8,17 @@
  *   inbound:  received -> ack_sent, or ack_failed
  *
  * Write functions run inside the caller's transaction (store_begin ..
- * store_commit) and return STORE_OK, STORE_BUSY (locked by another
- * connection: try again later) or STORE_ERR (anything else: disk full, I/O,
- * corruption); the caller rolls back on either failure.
+ * store_commit) and return:
+ *   STORE_OK       done;
+ *   STORE_BUSY     locked by another connection, or the transaction ran past
+ *                  its time budget (store_set_budget): try the turn again later;
+ *   STORE_REFUSED  the database refused this one row's change: a CHECK or NOT
+ *                  NULL constraint, or a trigger's RAISE (ABORT, FAIL, IGNORE or
+ *                  ROLLBACK). Only that row is at fault. RAISE(ROLLBACK) ends
+ *                  the whole transaction: check store_in_tx() before going on;
+ *   STORE_DUP      a UNIQUE message_id is already taken;
+ *   STORE_ERR      anything else (disk full, I/O, corruption): roll back.
+ * store_errmsg() says why after any failure.
  */
 #ifndef SG_STORE_H
 #define SG_STORE_H
@@ -20,7 +28,7 @@
 
 struct store;
 
-enum store_rc { STORE_OK = 0, STORE_BUSY, STORE_ERR, STORE_DUP };
+enum store_rc { STORE_OK = 0, STORE_BUSY, STORE_ERR, STORE_DUP, STORE_REFUSED, STORE_GONE };
 
 #define STORE_DAEMON_BUSY_MS 1000
 /* The daemon checks the database at start for at most this long. */
@@ -45,8 +53,17 @@ store_open(const char *path, enum store_open_mode mode, int busy_ms, char *err, 
 /* Closes the database (finalising every statement); NULL is fine. */
 void store_close(struct store *st);
 
-/* The last SQLite error text of this connection. */
+/* Why the last failed call failed. */
 const char *store_errmsg(const struct store *st);
+
+/*
+ * Bounds every transaction of this connection to budget_ms from its BEGIN
+ * (0: no bound). A statement still running past it is interrupted, SQLite
+ * rolls the transaction back, and the call returns STORE_BUSY: a slow trigger
+ * cannot freeze the daemon's loop. store_timed_out() is 1 after that.
+ */
+void store_set_budget(struct store *st, int budget_ms);
+int store_timed_out(const struct store *st);
 
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK. */
 __attribute__((warn_unused_result)) enum store_rc store_begin(struct store *st);
@@ -54,8 +71,9 @@ __attribute__((warn_unused_result)) enum store_rc store_commit(struct store *st)
 void store_rollback(struct store *st);
 
 /*
- * 1 if the database file was removed or replaced since it was opened: writes
- * would go to a file nobody will ever read again.
+ * 1 if the database file or its -wal was removed or replaced since it was
+ * opened: commits would go to a file nobody will ever read again (a lost
+ * -wal takes every commit since the last checkpoint with it).
  */
 int store_file_replaced(const struct store *st);
 
@@ -73,14 +91,17 @@ int store_recover_sending(struct store *st);
 struct store_outbound_row {
     int64_t rowid;
     const char *message_id;    /* NULL if the row has none */
-    const char *dst_addr;      /* never NULL ("" if the column is NULL) */
-    int64_t dst_port;          /* -1 if the column is not an integer */
+    const char *dst_addr;      /* never NULL ("" if NULL; STORE_BAD_TEXT if it holds a NUL) */
+    int64_t dst_port;          /* -1 unless the column is an integer from 1 to 65535 */
     const char *dst_port_text; /* the column as text, for messages ("" if NULL) */
-    const char *payload;       /* never NULL */
+    const char *payload;       /* NULL from store_outbound_pending (see store_outbound_payload) */
     size_t payload_len;
-    int64_t retry_count;
-    int64_t age_ms; /* since sent_at (store_outbound_load_sent only) */
+    int64_t retry_count; /* never below 0 */
+    int64_t age_ms;      /* since sent_at (store_outbound_load_sent only) */
 };
+
+/* What a text column reads as when it holds a NUL byte (a BLOB written by a script). */
+#define STORE_BAD_TEXT "(a value with a NUL byte)"
 
 /*
  * Called once per row; the row's strings are valid only during the call, and
@@ -94,14 +115,37 @@ struct store_dest {
     int64_t port;
 };
 
-#define STORE_MAX_EXCLUDE 8
+/*
+ * The oldest `limit` pending rows, in id order, without their payloads,
+ * leaving out the destinations of store_outbound_exclude and the rows of
+ * store_outbound_skip. However many rows wait for excluded destinations, the
+ * others are found. Returns the row count or -1.
+ */
+int store_outbound_pending(struct store *st, int limit, store_outbound_fn fn, void *ctx);
 
 /*
- * The oldest `limit` pending rows, in id order, leaving out rows for the
- * (at most STORE_MAX_EXCLUDE) destinations in exclude. Returns the row count or -1.
+ * Replaces the set of destinations whose pending rows are left out (their
+ * flow windows are full). Call it outside a transaction: the set then
+ * survives a rolled-back turn.
  */
-int store_outbound_pending(struct store *st, int limit, const struct store_dest *exclude,
-                           int nexclude, store_outbound_fn fn, void *ctx);
+__attribute__((warn_unused_result)) enum store_rc
+store_outbound_exclude(struct store *st, const struct store_dest *dests, int n);
+
+/*
+ * Leaves one row out of every later claim (the database refuses every change
+ * to it), until the daemon restarts. Outside a transaction, as above.
+ */
+__attribute__((warn_unused_result)) enum store_rc store_outbound_skip(struct store *st,
+                                                                      int64_t rowid);
+
+/*
+ * Reads one outbound row's payload into a malloc'd NUL-terminated copy, if it
+ * is at most max bytes. STORE_OK: *out and *len set. STORE_REFUSED: it is
+ * larger (*len is its size; nothing was read into memory). STORE_GONE: no such
+ * row, or its payload is neither text nor a blob. STORE_BUSY / STORE_ERR.
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_outbound_payload(struct store *st, int64_t rowid, size_t max, char **out, size_t *len);
 
 /*
  * Up to `limit` rows in 'sent' with rowid > after, in id order, with
@@ -114,7 +158,8 @@ int store_outbound_load_sent(struct store *st, int64_t after, int limit, store_o
 /*
  * pending -> sending for one row, writing message_id and (if not NULL) the
  * payload with the message_id inserted. STORE_DUP: another row already has
- * this message_id.
+ * this message_id. STORE_REFUSED also when the row did not change (a trigger's
+ * RAISE(IGNORE), or it is no longer pending): it must not be sent.
  */
 __attribute__((warn_unused_result)) enum store_rc
 store_outbound_sending(struct store *st, int64_t rowid, const char *message_id, const char *payload,
@@ -132,11 +177,11 @@ __attribute__((warn_unused_result)) enum store_rc
 store_outbound_failed(struct store *st, int64_t rowid, int64_t retry_count, const char *why);
 
 /*
- * An ACK for message_id: sent or sending -> acknowledged. *matched is set to
- * 1 if a row changed, 0 if none was waiting for this ACK.
+ * An ACK for row rowid: sent or sending -> acknowledged. *matched is set to
+ * 1 if the row changed, 0 if it was not waiting for an ACK.
  */
-__attribute__((warn_unused_result)) enum store_rc
-store_outbound_acked(struct store *st, const char *message_id, int *matched);
+__attribute__((warn_unused_result)) enum store_rc store_outbound_acked(struct store *st,
+                                                                       int64_t rowid, int *matched);
 
 /*
  * The payload and state of one row for a retransmission. fn is called with
@@ -147,14 +192,32 @@ int store_outbound_get_sent(struct store *st, int64_t rowid, store_outbound_fn f
 
 /* ---- inbound ---- */
 
+enum store_in_result {
+    STORE_IN_NEW, /* inserted */
+    STORE_IN_DUP, /* a row with this message_id is stored already (a retransmission) */
+    STORE_IN_OWN, /* an outbound row of ours awaiting its ACK has this message_id: a
+                     reflection of our own datagram, not stored */
+};
+
 /*
- * Inserts a received message as 'received'. *is_new is 1 if inserted, 0 if a
- * row with this message_id already exists (a retransmission).
+ * Inserts a received message as 'received', and sets *res (on STORE_OK only).
+ * An insert that stores nothing is a duplicate only if a row with that
+ * message_id really exists; otherwise it is STORE_REFUSED (a CHECK, a NOT
+ * NULL, a trigger's RAISE), and must not be acknowledged.
  */
 __attribute__((warn_unused_result)) enum store_rc
 store_inbound_insert(struct store *st, const char *message_id, const char *src_addr,
                      unsigned src_port, const char *payload, size_t payload_len,
-                     uint64_t crypto_ts_ns, int *is_new);
+                     uint64_t crypto_ts_ns, enum store_in_result *res);
+
+/*
+ * As store_inbound_insert, for a message this daemon sent to itself: its own
+ * outbound row awaiting the ACK is expected, not a sign of a reflection.
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_inbound_insert_self(struct store *st, const char *message_id, const char *src_addr,
+                          unsigned src_port, const char *payload, size_t payload_len,
+                          uint64_t crypto_ts_ns, enum store_in_result *res);
 
 /* received -> ack_sent (ack_sent=1, ack_sent_at=now) for message_id. */
 __attribute__((warn_unused_result)) enum store_rc store_inbound_ack_sent(struct store *st,
@@ -167,8 +230,8 @@ __attribute__((warn_unused_result)) enum store_rc store_inbound_ack_failed(struc
 struct store_inbound_row {
     int64_t rowid;
     const char *message_id;
-    const char *src_addr;
-    int64_t src_port;
+    const char *src_addr; /* STORE_BAD_TEXT if it holds a NUL byte */
+    int64_t src_port;     /* -1 unless an integer from 1 to 65535 */
 };
 typedef void (*store_inbound_fn)(void *ctx, const struct store_inbound_row *row);
 

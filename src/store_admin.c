@@ -12,7 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { A_ENQUEUE = STORE_ADMIN_STMT_BASE, A_OUT_STATE, A_MARK, A_UNMARK, A_END };
+enum {
+    A_ENQUEUE = STORE_ADMIN_STMT_BASE,
+    A_OUT_STATE,
+    A_MARK,
+    A_UNMARK,
+    A_FETCH_IN,
+    A_FETCH_OUT,
+    A_END
+};
 _Static_assert(A_END <= STORE_MAX_STMTS, "store_admin statements overflow the cache");
 
 static const char *const admin_sql[A_END - STORE_ADMIN_STMT_BASE] = {
@@ -25,6 +33,8 @@ static const char *const admin_sql[A_END - STORE_ADMIN_STMT_BASE] = {
         "UPDATE inbound_messages SET read_count = read_count + 1 WHERE id = ?1",
     [A_UNMARK - STORE_ADMIN_STMT_BASE] =
         "UPDATE inbound_messages SET read_count = read_count - 1 WHERE id = ?1 AND read_count > 0",
+    [A_FETCH_IN - STORE_ADMIN_STMT_BASE] = "SELECT * FROM inbound_messages WHERE id = ?1",
+    [A_FETCH_OUT - STORE_ADMIN_STMT_BASE] = "SELECT * FROM outbound_messages WHERE id = ?1",
 };
 
 static sqlite3_stmt *admin_stmt(struct store *st, int idx)
@@ -252,12 +262,17 @@ enum store_rc store_admin_outbound_state(struct store *st, int64_t rowid, int *f
 
 /* ---- sg-recv ---- */
 
-/* Builds the SELECT of q. */
-static void list_sql(const struct store_admin_query *q, struct sql *b)
+/*
+ * Builds the SELECT of q's ids (and read counts: outbound rows have none, so
+ * 0). The rest of each row is read later, by store_admin_fetch.
+ */
+static void claim_sql(const struct store_admin_query *q, struct sql *b)
 {
     int first = 1, out = q->table == STORE_ADMIN_OUTBOUND;
     int tail = q->oldest_first && q->limit > 0;
-    sql_add(b, tail ? "SELECT * FROM (SELECT * FROM " : "SELECT * FROM ");
+    if (tail)
+        sql_add(b, "SELECT * FROM (");
+    sql_add(b, out ? "SELECT id, 0 FROM " : "SELECT id, read_count FROM ");
     sql_add(b, table_name(q->table));
     if (q->state != NULL) {
         sql_cond(b, &first, "state = ?");
@@ -328,69 +343,76 @@ static int64_t read_row(sqlite3_stmt *s, struct store_admin_col *cols, int n)
     return id;
 }
 
-/* Growable list of row ids. */
-struct ids {
-    int64_t *v;
+/* Growable list of claimed rows. */
+struct claims {
+    struct store_admin_claimed *v;
     size_t n, cap;
 };
 
-static int ids_push(struct ids *l, int64_t id)
+/* Appends the current row of s (id, read count). Returns 0, or -1 out of memory. */
+static int claims_push(struct claims *l, sqlite3_stmt *s)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
-        int64_t *v = realloc(l->v, cap * sizeof *v);
+        struct store_admin_claimed *v = realloc(l->v, cap * sizeof *v);
         if (v == NULL)
             return -1;
         l->v = v;
         l->cap = cap;
     }
-    l->v[l->n++] = id;
+    struct store_admin_claimed *c = &l->v[l->n++];
+    memset(c, 0, sizeof *c);
+    c->id = sqlite3_column_int64(s, 0);
+    switch (sqlite3_column_type(s, 1)) {
+    case SQLITE_INTEGER:
+        c->before_type = STORE_ADMIN_INT;
+        c->before_i = sqlite3_column_int64(s, 1);
+        break;
+    case SQLITE_FLOAT:
+        c->before_type = STORE_ADMIN_REAL;
+        c->before_r = sqlite3_column_double(s, 1);
+        break;
+    default:
+        c->before_type = STORE_ADMIN_NULL; /* not a number: show the row's own value */
+        break;
+    }
     return 0;
 }
 
-/* Runs the SELECT of q, calling fn per row and collecting the row ids. */
-static enum store_rc list_rows(struct store *st, const struct store_admin_query *q,
-                               store_admin_row_fn fn, void *ctx, struct ids *ids, char *err,
-                               size_t errlen)
+/* Runs the SELECT of q, collecting the ids and read counts. */
+static enum store_rc claim_rows(struct store *st, const struct store_admin_query *q,
+                                struct claims *l, char *err, size_t errlen)
 {
     struct sql b;
     memset(&b, 0, sizeof b);
-    list_sql(q, &b);
+    claim_sql(q, &b);
     enum store_rc rc = STORE_OK;
     sqlite3_stmt *s = sql_prepare(st, &b, &rc, err, errlen);
     if (s == NULL)
         return rc;
-    int n = sqlite3_column_count(s), r;
-    struct store_admin_col *cols = calloc((size_t)(n > 0 ? n : 1), sizeof *cols);
-    if (cols == NULL) {
-        snprintf(err, errlen, "out of memory");
-        sqlite3_finalize(s);
-        return STORE_ERR;
-    }
+    int r;
     while ((r = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_admin_row row = {read_row(s, cols, n), n, cols};
-        if (ids_push(ids, row.id) != 0) {
+        if (claims_push(l, s) != 0) {
             snprintf(err, errlen, "out of memory");
             rc = STORE_ERR;
             break;
         }
-        fn(ctx, &row);
     }
     if (rc == STORE_OK && r != SQLITE_DONE)
         rc = failed(st, store_rc_of(r), err, errlen);
-    free(cols);
     sqlite3_finalize(s);
     return rc;
 }
 
-/* Runs the statement idx once per id (inside the caller's transaction). */
-static enum store_rc each_id(struct store *st, int idx, const int64_t *ids, size_t n)
+/* Runs the statement idx once per claimed row (inside the caller's transaction). */
+static enum store_rc each_claimed(struct store *st, int idx, const struct store_admin_claimed *c,
+                                  size_t n)
 {
     for (size_t k = 0; k < n; k++) {
         sqlite3_stmt *s = admin_stmt(st, idx);
         if (s == NULL)
             return STORE_ERR;
-        sqlite3_bind_int64(s, 1, ids[k]);
+        sqlite3_bind_int64(s, 1, c[k].id);
         enum store_rc rc = exec_stmt(s);
         if (rc != STORE_OK)
             return rc;
@@ -398,37 +420,88 @@ static enum store_rc each_id(struct store *st, int idx, const int64_t *ids, size
     return STORE_OK;
 }
 
-enum store_rc store_admin_list(struct store *st, const struct store_admin_query *q,
-                               store_admin_row_fn fn, void *ctx, int64_t *nrows, char *err,
-                               size_t errlen)
+enum store_rc store_admin_claim(struct store *st, const struct store_admin_query *q,
+                                struct store_admin_claimed **out, size_t *n, char *err,
+                                size_t errlen)
 {
     int mark = q->mark && q->table == STORE_ADMIN_INBOUND;
-    struct ids ids = {NULL, 0, 0};
+    struct claims l = {NULL, 0, 0};
     enum store_rc rc = mark ? store_begin(st) : STORE_OK;
-    if (rc != STORE_OK) {
-        rc = abort_tx(st, rc, err, errlen);
-        goto out;
+    if (rc != STORE_OK)
+        return abort_tx(st, rc, err, errlen);
+    if ((rc = claim_rows(st, q, &l, err, errlen)) != STORE_OK) {
+        if (mark)
+            store_rollback(st);
+        goto fail;
     }
-    if ((rc = list_rows(st, q, fn, ctx, &ids, err, errlen)) != STORE_OK) {
-        store_rollback(st);
-        goto out;
-    }
-    if (mark && ((rc = each_id(st, A_MARK, ids.v, ids.n)) != STORE_OK ||
+    if (mark && ((rc = each_claimed(st, A_MARK, l.v, l.n)) != STORE_OK ||
                  (rc = store_commit(st)) != STORE_OK)) {
         rc = abort_tx(st, rc, err, errlen);
-        goto out;
+        goto fail;
     }
-    *nrows = (int64_t)ids.n;
-out:
-    free(ids.v);
+    *out = l.v;
+    *n = l.n;
+    return STORE_OK;
+fail:
+    free(l.v);
     return rc;
 }
 
-enum store_rc store_admin_unmark(struct store *st, const int64_t *ids, size_t n, char *err,
-                                 size_t errlen)
+/* Replaces an inbound row's read_count by its value before the claim, if that was a number. */
+static void show_before(struct store_admin_col *cols, int n, const struct store_admin_claimed *c)
+{
+    if (c->before_type != STORE_ADMIN_INT && c->before_type != STORE_ADMIN_REAL)
+        return;
+    for (int k = 0; k < n; k++) {
+        if (cols[k].name == NULL || strcmp(cols[k].name, "read_count") != 0)
+            continue;
+        cols[k].type = c->before_type;
+        cols[k].i = c->before_i;
+        cols[k].r = c->before_r;
+        cols[k].text = NULL;
+        cols[k].len = 0;
+    }
+}
+
+enum store_rc store_admin_fetch(struct store *st, enum store_admin_table table,
+                                const struct store_admin_claimed *c, store_admin_row_fn fn,
+                                void *ctx, int *found, char *err, size_t errlen)
+{
+    int in = table == STORE_ADMIN_INBOUND;
+    sqlite3_stmt *s = admin_stmt(st, in ? A_FETCH_IN : A_FETCH_OUT);
+    if (s == NULL)
+        return failed(st, STORE_ERR, err, errlen);
+    sqlite3_bind_int64(s, 1, c->id);
+    enum store_rc rc = STORE_OK;
+    int r = sqlite3_step(s);
+    if (r == SQLITE_ROW) {
+        int n = sqlite3_column_count(s);
+        struct store_admin_col *cols = calloc((size_t)(n > 0 ? n : 1), sizeof *cols);
+        if (cols == NULL) {
+            snprintf(err, errlen, "out of memory");
+            rc = STORE_ERR;
+        } else {
+            struct store_admin_row row = {read_row(s, cols, n), n, cols};
+            if (in)
+                show_before(cols, n, c);
+            fn(ctx, &row);
+            *found = 1;
+            free(cols);
+        }
+    } else if (r == SQLITE_DONE) {
+        *found = 0;
+    } else {
+        rc = failed(st, store_rc_of(r), err, errlen);
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+enum store_rc store_admin_unmark(struct store *st, const struct store_admin_claimed *c, size_t n,
+                                 char *err, size_t errlen)
 {
     enum store_rc rc = store_begin(st);
-    if (rc != STORE_OK || (rc = each_id(st, A_UNMARK, ids, n)) != STORE_OK ||
+    if (rc != STORE_OK || (rc = each_claimed(st, A_UNMARK, c, n)) != STORE_OK ||
         (rc = store_commit(st)) != STORE_OK)
         return abort_tx(st, rc, err, errlen);
     return STORE_OK;
@@ -436,12 +509,33 @@ enum store_rc store_admin_unmark(struct store *st, const int64_t *ids, size_t n,
 
 /* ---- sg-clean ---- */
 
-/* Appends the WHERE clause of p. */
-static void purge_where(const struct store_admin_purge *p, struct sql *b)
+/*
+ * Whether updated_at is a timestamp sg-clean can read: text (or a BLOB of
+ * text) starting with a date, YYYY-MM-DD, that julianday() understands
+ * (2025-01-31T12:00:00.000 as the daemon writes it, with or without time,
+ * fraction or zone). Not: NULL, garbage, an impossible date, 'now' (always
+ * now to julianday()), or a bare number (julianday() would take 12345 as a
+ * Julian day number, in 4679 BC). coalesce makes it 0 or 1, never NULL.
+ */
+#define UPDATED_TEXT "CAST(updated_at AS TEXT)"
+#define UPDATED_READABLE                                                                           \
+    "coalesce(" UPDATED_TEXT " GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' AND "            \
+    "julianday(" UPDATED_TEXT ") IS NOT NULL, 0)"
+
+/*
+ * Appends the WHERE clause of p: its rows whose updated_at is before the
+ * cutoff or, with unreadable, those whose updated_at is no timestamp at all
+ * (their age is unknown, so they are never deleted by age).
+ */
+static void purge_where(const struct store_admin_purge *p, int unreadable, struct sql *b)
 {
     int first = 1;
-    sql_cond(b, &first, "julianday(updated_at) < julianday(?)");
-    sql_text(b, p->before);
+    if (unreadable) {
+        sql_cond(b, &first, "NOT " UPDATED_READABLE);
+    } else {
+        sql_cond(b, &first, UPDATED_READABLE " AND julianday(" UPDATED_TEXT ") < julianday(?)");
+        sql_text(b, p->before);
+    }
     if (p->states != NULL) {
         sql_cond(b, &first, "state IN ");
         sql_list(b, p->states, ARGS_MAX);
@@ -457,7 +551,7 @@ enum store_rc store_admin_purge_count(struct store *st, const struct store_admin
     memset(&b, 0, sizeof b);
     sql_add(&b, "SELECT CAST(state AS TEXT), COUNT(*) FROM ");
     sql_add(&b, table_name(p->table));
-    purge_where(p, &b);
+    purge_where(p, 0, &b);
     sql_add(&b, " GROUP BY 1 ORDER BY 1");
     enum store_rc rc = STORE_OK;
     sqlite3_stmt *s = sql_prepare(st, &b, &rc, err, errlen);
@@ -474,6 +568,27 @@ enum store_rc store_admin_purge_count(struct store *st, const struct store_admin
     return rc;
 }
 
+enum store_rc store_admin_purge_unreadable(struct store *st, const struct store_admin_purge *p,
+                                           int64_t *n, char *err, size_t errlen)
+{
+    struct sql b;
+    memset(&b, 0, sizeof b);
+    sql_add(&b, "SELECT COUNT(*) FROM ");
+    sql_add(&b, table_name(p->table));
+    purge_where(p, 1, &b);
+    enum store_rc rc = STORE_OK;
+    sqlite3_stmt *s = sql_prepare(st, &b, &rc, err, errlen);
+    if (s == NULL)
+        return rc;
+    int r = sqlite3_step(s);
+    if (r == SQLITE_ROW)
+        *n = sqlite3_column_int64(s, 0);
+    else
+        rc = failed(st, store_rc_of(r), err, errlen);
+    sqlite3_finalize(s);
+    return rc;
+}
+
 /* Deletes the rows of one purge (inside the caller's transaction). */
 static enum store_rc purge_one(struct store *st, const struct store_admin_purge *p,
                                int64_t *deleted, char *err, size_t errlen)
@@ -482,7 +597,7 @@ static enum store_rc purge_one(struct store *st, const struct store_admin_purge 
     memset(&b, 0, sizeof b);
     sql_add(&b, "DELETE FROM ");
     sql_add(&b, table_name(p->table));
-    purge_where(p, &b);
+    purge_where(p, 0, &b);
     enum store_rc rc = STORE_OK;
     sqlite3_stmt *s = sql_prepare(st, &b, &rc, err, errlen);
     if (s == NULL)

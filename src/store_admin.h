@@ -60,7 +60,7 @@ store_admin_outbound_state(struct store *st, int64_t rowid, int *found,
 
 #define STORE_ADMIN_MAX_ADDRS 4
 
-/* Which rows store_admin_list returns. Zero means "no condition" for each field. */
+/* Which rows store_admin_claim picks. Zero means "no condition" for each field. */
 struct store_admin_query {
     enum store_admin_table table;
     const char *state;                       /* only rows in this state */
@@ -100,32 +100,63 @@ struct store_admin_row {
     const struct store_admin_col *col;
 };
 
-/* Called once per row; it must not use the database (the query is still running). */
+/* Called once per row; it must not use the database (the row is still being read). */
 typedef void (*store_admin_row_fn)(void *ctx, const struct store_admin_row *row);
 
 /*
- * Calls fn for each row that q selects, in id order (newest first unless
- * q->oldest_first), and sets *nrows. With q->mark (inbound only) the rows are
- * claimed atomically: selected and their read_count incremented in one
- * IMMEDIATE transaction, so two readers never both get one unread row; the
- * rows passed to fn show read_count as it was before. If the call then fails,
- * nothing was marked and the caller must drop whatever fn collected.
+ * A row picked by store_admin_claim: its id and, for an inbound row, its
+ * read_count before the claim when that was a number (type STORE_ADMIN_INT or
+ * STORE_ADMIN_REAL; any other type: the row's own value is shown).
  */
-__attribute__((warn_unused_result)) enum store_rc
-store_admin_list(struct store *st, const struct store_admin_query *q, store_admin_row_fn fn,
-                 void *ctx, int64_t *nrows, char *err, size_t errlen);
+struct store_admin_claimed {
+    int64_t id;
+    enum store_admin_type before_type;
+    int64_t before_i;
+    double before_r;
+};
 
 /*
- * Undoes one marking of the inbound rows ids[0..n) (read_count - 1, never
- * below 0), in one transaction: for rows that were claimed but could not be
- * shown.
+ * Picks the rows q selects, in id order (newest first unless
+ * q->oldest_first), and sets *out (malloc'd, NULL if none; the caller frees
+ * it) and *n. With q->mark (inbound only) the rows are claimed atomically:
+ * selected and their read_count incremented in one IMMEDIATE transaction, so
+ * two readers never both get one unread row. Only ids and read counts are
+ * read here, so the write lock is held briefly whatever the rows hold; the
+ * caller then reads each row with store_admin_fetch outside any transaction,
+ * and may write it out as slowly as its reader takes it.
  */
 __attribute__((warn_unused_result)) enum store_rc
-store_admin_unmark(struct store *st, const int64_t *ids, size_t n, char *err, size_t errlen);
+store_admin_claim(struct store *st, const struct store_admin_query *q,
+                  struct store_admin_claimed **out, size_t *n, char *err, size_t errlen);
+
+/*
+ * Reads the picked row c of table and calls fn once with every column of it;
+ * an inbound row's read_count is shown as it was before the claim. Sets
+ * *found to 1, or to 0 (fn not called) if the row has been deleted since.
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_admin_fetch(struct store *st, enum store_admin_table table,
+                  const struct store_admin_claimed *c, store_admin_row_fn fn, void *ctx, int *found,
+                  char *err, size_t errlen);
+
+/*
+ * Undoes one marking of the claimed inbound rows c[0..n) (read_count - 1,
+ * never below 0), in one transaction: for rows that were claimed but could
+ * not be shown.
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_admin_unmark(struct store *st, const struct store_admin_claimed *c, size_t n, char *err,
+                   size_t errlen);
 
 /* ---- sg-clean ---- */
 
-/* Which rows of one table to delete. */
+/*
+ * Which rows of one table to delete. A row's age is its updated_at, read as
+ * julianday() reads it when it is a date-time text (YYYY-MM-DD...); a row
+ * whose updated_at is anything else (garbage, '', 'now', a bare number) has
+ * no known age and is never deleted by age: store_admin_purge_unreadable
+ * counts those.
+ */
 struct store_admin_purge {
     enum store_admin_table table;
     const char *before;        /* UTC text YYYY-MM-DDTHH:MM:SS.SSS: updated_at earlier than it */
@@ -140,6 +171,14 @@ typedef void (*store_admin_count_fn)(void *ctx, const char *state, int64_t n);
 __attribute__((warn_unused_result)) enum store_rc
 store_admin_purge_count(struct store *st, const struct store_admin_purge *p,
                         store_admin_count_fn fn, void *ctx, char *err, size_t errlen);
+
+/*
+ * Sets *n to the rows p would select but for their age, whose updated_at is
+ * not a timestamp (so they are kept whatever the cutoff).
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_admin_purge_unreadable(struct store *st, const struct store_admin_purge *p, int64_t *n,
+                             char *err, size_t errlen);
 
 /*
  * Deletes the rows selected by p[0..n) in one IMMEDIATE transaction and sets

@@ -13,19 +13,28 @@ work=$bin/corpus
 mkdir -p "$work" "$bin/crashes"
 : "${SG_TOOL:?}"
 
-# Seeds: sealed datagrams with the fuzz key and clock, and text inputs.
+# repeat N CHAR: CHAR N times.
+repeat() { head -c "$1" /dev/zero | tr '\0' "$2"; }
+
+# Seeds: sealed datagrams with the fuzz key and clock, and text inputs. They
+# are written on every run, under fixed names, so a new seed reaches a corpus
+# kept from earlier runs too.
 seed() {
     t=$1
     d=$work/$t
     mkdir -p "$d"
-    [ -n "$(ls -A "$d")" ] && return 0
     key=0793ad72ad74d74fd59403ddbbbcab8a466213935c2b7d8ff9f676b2cc7e3e36
     now=1800000000000000000
     i=0
+    # Also the largest payload, nested 98 deep, and one nested past MESSAGE_MAX_DEPTH (100).
+    big='{"message_id":"0123456789abcdef01234567","deep":'"$(repeat 98 '[')1$(repeat 98 ']')"
+    big=$big',"pad":"'"$(repeat 65000 a)"'"}'
+    deep='{"message_id":"0123456789abcdef01234567","deep":'"$(repeat 100 '[')$(repeat 100 ']')"'}'
     for json in '{"message_id":"0123456789abcdef01234567","content":"hi"}' \
                 '{"type":"ACK","message_id":"0123456789abcdef01234567"}' \
                 '{"message_id":"0123456789abcdef01234567","n":[1,2.5,-3e9,{"a":null}],"s":"\u00e9\ud83d\ude00"}' \
-                '{"message_id":"ABC"}' '[1,2]' '{}' '' '{"message_id":"0123456789abcdef01234567","k\u0000":1}'; do
+                '{"message_id":"ABC"}' '[1,2]' '{}' '' '{"message_id":"0123456789abcdef01234567","k\u0000":1}' \
+                "$big" "$deep"; do
         i=$((i + 1))
         case $t in
         datagram) "$SG_TOOL" sealfile $key $now "$json" "$d/seed$i" ;;
@@ -43,6 +52,27 @@ seed() {
         done
     fi
     case $t in
+    relayout)
+        for json in '{"message_id":"0123456789abcdef01234567","n":[1,2.5,-3e9,{"a":null}],"s":"\u00e9\ud83d\ude00"}' \
+                    ' { "a" : [ 1 , 2 ] , "s" : "x\u00e9\"y" , "e" : [ ] , "o" : { } } ' \
+                    '[0.1,-0.0e-0,1E+2,123456789012345678901234567890,1e400,-1e-400]' \
+                    '{"k\u0000":"\u0000","\ud800":"\udc00"}' '"\/\b\f\n\r\t"' 'true' 'null' '[[[]]]' \
+                    '[1,]' '{"a":1,"a":2}' "\"$(printf '\303\251\342\202\254\360\237\230\200')\""; do
+            i=$((i + 1)); printf '%s' "$json" > "$d/json$i"
+        done
+        # Nested 98 deep (the daemon accepts 100), and past our limit (JSONOUT_MAX_DEPTH).
+        for n in 98 513; do
+            i=$((i + 1))
+            { repeat "$n" '['; printf '1,2'; repeat "$n" ']'; } > "$d/deep$i"
+        done
+        # 64 KB nested 98 deep: indented it would grow a hundredfold, so sg-recv's cap applies.
+        { repeat 98 '['; repeat 32000 , | sed 's/,/1,/g'; printf 1; repeat 98 ']'; } > "$d/hostile" ;;
+    address)
+        for a in '127.0.0.1|61773' '::1|1' '::ffff:10.0.0.1|65535' 'localhost|' '2001:db8::1|0000080' \
+                 '0.0.0.0|0' '10.0.0.1|65536' 'fe80::1%eth0|9' '1.2.3|9' '::ffff:1.2.3.4' '::1.2.3.4|7' \
+                 '1:2:3:4:5:6:7:8|99' '01.2.3.4|5' '[::1]|5' ' 127.0.0.1|5'; do
+            i=$((i + 1)); printf '%s' "$a" | tr '|' '\0' > "$d/addr$i"
+        done ;;
     dotenv) printf '# c\nSECUREDGRAM_PORT=61773\nexport SECUREDGRAM_DB="x.db"\n\nKEY = '"'"'v'"'"'\n' > "$d/seed1"
             printf 'SECUREDGRAM_SECRET %s\n' $key > "$d/seed2" ;;
     config) printf 'u\000syslog\000p.pid\0000.0.0.0\00061773\000%s\00010\00010\0005\000db' $key > "$d/seed1" ;;
@@ -52,11 +82,28 @@ seed() {
     esac
 }
 
+# The largest input each target takes (libFuzzer's default is 4096 bytes, which
+# never reaches a 64 KB payload or the nesting limits).
+dgram=$(sed -n 's/^#define ENVELOPE_MAX_DATAGRAM \([0-9]*\).*/\1/p' "$root/src/envelope.h")
+# ENVELOPE_MAX_JSON: the datagram less nonce (12), tag (16) and timestamp (8).
+json_max=$((dgram - 36))
+max_len() {
+    case $1 in
+    datagram | datagram_noauth) echo "$dgram" ;;             # a UDP datagram; larger is never judged
+    prepare) echo $((1 + 24 + json_max + 64)) ;;             # flag, row id, the largest payload and past it
+    relayout) echo 131072 ;;                                 # a stored payload, twice the network's largest
+    dotenv | config) echo 65536 ;;                           # a .env file, a set of option values
+    address | timeparse) echo 4096 ;;                        # one address and port, one date or age
+    *) echo 4096 ;;
+    esac
+}
+
 status=0
 for t in "$@"; do
     seed "$t"
     log=$bin/$t.log
-    if ! "$bin/fuzz_$t" -max_total_time="$secs" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+    if ! "$bin/fuzz_$t" -max_len="$(max_len "$t")" -max_total_time="$secs" -print_final_stats=1 \
+            -timeout=10 -rss_limit_mb=2048 \
             -artifact_prefix="$bin/crashes/$t-" "$work/$t" > "$log" 2>&1; then
         echo "FAIL fuzz_$t: a crash; input and log in $bin/crashes/, $log" >&2
         tail -n 30 "$log" >&2
@@ -72,6 +119,6 @@ for t in "$@"; do
         "$bin/fuzz_$t" "$reg"/* > "$log.regress" 2>&1 ||
             { echo "FAIL fuzz_$t: a regression input crashes again (see $log.regress)" >&2; status=1; continue; }
     fi
-    echo "PASS fuzz_$t: ${execs:-?} executions in ${secs}s, coverage ${cov:-?} edges, $nreg regression inputs"
+    echo "PASS fuzz_$t: ${execs:-?} executions in ${secs}s, coverage ${cov:-?} edges, max_len $(max_len "$t"), $nreg regression inputs"
 done
 exit $status

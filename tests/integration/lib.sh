@@ -28,6 +28,9 @@ sg() {
     "$SG_BIN/securedgram" "$@"
 }
 sgtest() { "$SG_TOOL" "$@"; }
+# Every sqlite3 a test runs waits out a daemon's short write locks instead of
+# failing with "database is locked" (the daemon holds one for each turn).
+sqlite3() { command sqlite3 -cmd ".timeout 5000" "$@"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 note() { echo "  - $*"; }
 
@@ -121,7 +124,7 @@ kill9() {
 status() { (cd "$T/$1" && sg status >/dev/null 2>&1); }
 
 # q NAME SQL: runs SQL on a peer's database.
-q() { sqlite3 -cmd ".timeout 5000" "$T/$1/securedgram.db" "$2"; }
+q() { sqlite3 "$T/$1/securedgram.db" "$2"; }
 
 # queue NAME DST_PORT JSON [DST_ADDR]: inserts an outbound row the way any program would.
 queue() {

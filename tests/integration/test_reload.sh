@@ -1,6 +1,7 @@
 # HUP: a new secret and window take effect at once; a bad .env is refused and
 # the running configuration kept; restart-only changes are reported; the log
-# file is reopened.
+# file is reopened; after a privilege drop, a root-only .env or log directory
+# is refused with a line that names the user, the path and why.
 . "$(dirname "$0")/lib.sh"
 
 PA=$(freeport); PB=$(freeport)
@@ -75,3 +76,46 @@ hup b
 wait_for 5 "a new log file" grep -q "configuration reloaded" "$T/b/daemon.log"
 note "log reopened after rotation"
 stop a; stop b
+
+# After the privilege drop (root only): the daemon runs as nobody, its .env and log file are
+# root's (mode 600 and 644) in a root-owned directory. The pid file and the database are in
+# a directory nobody can write ($T/np, a peer directory so the cleanup finds the pid file).
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+    chmod 711 "$T"
+    mkdir -p "$T/np" && chmod 777 "$T/np"
+    PN=$(freeport)
+    mkpeer n "$PN"
+    sed -i 's/^SECUREDGRAM_USER=.*/SECUREDGRAM_USER=nobody/' "$T/n/.env"
+    printf 'SECUREDGRAM_PIDFILE=%s\nSECUREDGRAM_DB=%s\n' "$T/np/securedgram.pid" "$T/np/securedgram.db" >> "$T/n/.env"
+    start n
+    ps -o user= -p "$(cat "$T/np/securedgram.pid")" | grep -q nobody || fail "the daemon does not run as nobody"
+    hupn() { kill -HUP "$(cat "$T/np/securedgram.pid")"; }
+    # A new key in a .env nobody cannot read: refused, and the old key keeps working.
+    NEW2=$(sg keygen)
+    sed -i "s/^SECUREDGRAM_SECRET=.*/SECUREDGRAM_SECRET=$NEW2/" "$T/n/.env"
+    hupn
+    want="reload refused: cannot read $T/n/.env as user nobody: Permission denied (make it readable by nobody; see securedgram(8)); the running configuration is kept"
+    wait_for 5 "the refusal naming user and path" grep -qF "$want" "$T/n/daemon.log"
+    ID=$(newid)
+    sgtest peer 127.0.0.1 "$PN" "$SECRET" "msg:{\"message_id\":\"$ID\"}" "ack:$ID:3000" >/dev/null ||
+        fail "the running key stopped working after a refused reload"
+    ID=$(newid)
+    sgtest peer 127.0.0.1 "$PN" "$NEW2" "msg:{\"message_id\":\"$ID\"}" silence:300 >/dev/null ||
+        fail "the unreadable new key was taken"
+    # The log file was not rotated: nothing to reopen, and no complaint about it.
+    if grep -q "cannot reopen" "$T/n/daemon.log"; then fail "complained about reopening a log file still in place"; fi
+    # Rotated into a directory nobody cannot write: the old file is kept, and the line says why.
+    mv "$T/n/daemon.log" "$T/n/daemon.log.1"
+    hupn
+    want="cannot reopen log file $T/n/daemon.log as user nobody: Permission denied; still writing to the old one"
+    wait_for 5 "the log reopen refusal" grep -qF "$want" "$T/n/daemon.log.1"
+    # What the refusal says to do makes the next HUP work.
+    chown nobody "$T/n/.env" "$T/n"
+    hupn
+    wait_for 5 "a reload, in a reopened log, once both are allowed" grep -q "configuration reloaded" "$T/n/daemon.log"
+    ID=$(newid)
+    sgtest peer 127.0.0.1 "$PN" "$NEW2" "msg:{\"message_id\":\"$ID\"}" "ack:$ID:3000" >/dev/null ||
+        fail "the new key does not work once .env is readable"
+    (cd "$T/n" && sg stop >/dev/null)
+    note "as nobody: a root-only .env or log directory is refused, naming user, path and why; the daemon keeps its configuration"
+fi

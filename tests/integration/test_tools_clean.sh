@@ -2,7 +2,8 @@
 # default terminal states, --include-unread, --all-states, --state, the table
 # options, ages in every unit, --before with Z, offsets and local time, the
 # report, the prompt (only y/yes deletes), --dry-run, --no-vacuum, a running
-# daemon, a busy database, and every bad argument.
+# daemon, a busy database, every bad argument, and rows whose updated_at is
+# not a timestamp (kept, and counted in a warning for every selection).
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
@@ -278,3 +279,76 @@ grep -q "^ERROR: database is busy.*nothing deleted" "$T/err" || fail "busy error
 wait "$LOCKER"
 assert_eq "$(deleted)" "" "busy: nothing deleted"
 note "a busy database: 'database is busy' after ${el} ms, nothing deleted"
+
+# ---- an updated_at that is not a timestamp: kept, and counted on stderr ----
+# garbage: fill, then rows whose updated_at is no timestamp (tag g-...), in
+# finished and active states, read and unread; and one old timestamp stored as
+# a BLOB, which is readable (and so deleted as old).
+garbage() {
+    fill
+    q a "INSERT INTO outbound_messages (dst_addr, dst_port, payload, state, updated_at) VALUES
+           ('127.0.0.1', 9, '{\"tag\":\"g-o-ack-text\"}', 'acknowledged', 'garbage'),
+           ('127.0.0.1', 9, '{\"tag\":\"g-o-ack-number\"}', 'acknowledged', 12345),
+           ('127.0.0.1', 9, '{\"tag\":\"g-o-failed-now\"}', 'send_failed', 'now'),
+           ('127.0.0.1', 9, '{\"tag\":\"g-o-pending\"}', 'pending', 'xyz'),
+           ('127.0.0.1', 9, '{\"tag\":\"o-blob-old\"}', 'acknowledged', CAST('2020-01-01T00:00:00.000' AS BLOB));
+         INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, crypto_timestamp, state, read_count, updated_at)
+         SELECT lower(hex(randomblob(12))), '10.0.0.1', 9, '{\"tag\":\"' || t || '\"}', '2025', s, r, u FROM (
+           SELECT 'g-i-sent-empty' AS t, 'ack_sent' AS s, 1 AS r, '' AS u
+           UNION ALL SELECT 'g-i-failed-month', 'ack_failed', 1, '2024-13-45'
+           UNION ALL SELECT 'g-i-sent-unread', 'ack_sent', 0, 'bad'
+           UNION ALL SELECT 'g-i-received', 'received', 1, CAST('yesterday' AS BLOB))"
+    tags > "$T/all"
+}
+WARN_TAIL="an updated_at that is not a timestamp;"
+# warned N ARGS...: sg-clean ARGS (with -y unless --dry-run) warns of N such rows in one stderr line.
+warned() {
+    n=$1
+    shift
+    rc=0
+    clean "$@" > "$T/out" 2> "$T/err" < /dev/null || rc=$?
+    assert_eq "$rc" 0 "sg-clean $*: exit status"
+    if [ "$n" = 0 ]; then
+        [ ! -s "$T/err" ] || fail "sg-clean $*: unexpected stderr: $(cat "$T/err")"
+    elif [ "$n" = 1 ]; then
+        assert_eq "$(cat "$T/err")" "WARNING: 1 row has $WARN_TAIL it is kept (see sg-clean(1))" "sg-clean $*: the warning"
+    else
+        assert_eq "$(cat "$T/err")" "WARNING: $n rows have $WARN_TAIL they are kept (see sg-clean(1))" "sg-clean $*: the warning"
+    fi
+    grep -q WARNING "$T/out" && fail "sg-clean $*: the warning is on stdout"
+    return 0
+}
+garbage
+warned 5 --dry-run 7d
+# The report on stdout is what it would be without those rows (plus the readable BLOB).
+expected="outbound_messages (acknowledged, send_failed): 3 rows
+  acknowledged: 2
+  send_failed: 1
+inbound_messages (ack_sent, ack_failed; read only): 2 rows
+  ack_failed: 1
+  ack_sent: 1
+Dry run: nothing deleted."
+assert_eq "$(sed 1d "$T/out")" "$expected" "the report leaves the unreadable rows out"
+assert_eq "$(deleted)" "" "--dry-run deleted nothing"
+for sel in "5|" "3|--outbound-only" "2|--inbound-only" "2|-s acknowledged" "1|-s send_failed" \
+           "1|-s ack_failed" "7|--all-states" "6|--include-unread" "8|--all-states --include-unread" \
+           "1|-s pending --all-states" "1|-s received --all-states"; do
+    n=${sel%%|*}
+    opts=${sel#*|}
+    warned "$n" --dry-run $opts 7d
+    # A real run warns the same, deletes the old readable rows, and keeps every unreadable one.
+    warned "$n" -y $opts 7d
+    deleted | tr ' ' '\n' | grep -q '^g-' && fail "sg-clean -y $opts deleted a row whose updated_at is not a timestamp: $(deleted)"
+    garbage
+done
+warned 5 -y 7d
+assert_eq "$(deleted)" "$(sorted $DEFAULT o-blob-old)" "a real run deletes the old rows, a readable BLOB timestamp too"
+assert_eq "$(tags | grep -c '^g-')" 8 "every unreadable row is kept"
+warned 5 -y 1s
+warned 5 -y --before 9999-12-31T23:59:59Z
+assert_eq "$(tags | grep -c '^g-')" 8 "kept whatever the cutoff"
+printf 'n\n' | clean 7d > "$T/out" 2> "$T/err"
+assert_eq "$(sed -n 1p "$T/err")" "WARNING: 5 rows have $WARN_TAIL they are kept (see sg-clean(1))" "the warning comes before the prompt"
+fill
+warned 0 -y 7d
+note "updated_at not a timestamp ('garbage', '', 'now', 12345, 2024-13-45, a BLOB): kept whatever the cutoff, one WARNING line on stderr with the count for every table and state selection, dry run or not"

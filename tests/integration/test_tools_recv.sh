@@ -1,7 +1,8 @@
 # sg-recv: messages received by a real daemon, every filter, limit, order and
 # format (all checked with jq), read marking and its atomicity under two
 # concurrent readers, --follow picking up new rows promptly, errors, a busy
-# database, and rows marked unread again when the output cannot be written.
+# database, rows marked unread again when the output cannot be written, and
+# hostile payloads (nested 98 deep) that must not blow up memory or output.
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 # Background sg-recv --follow processes are stopped whatever way the test ends.
@@ -279,3 +280,57 @@ el=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$el" -ge 4500 ] || fail "gave up on a busy database after only $el ms"
 wait "$LOCKER"
 note "while locked, --no-mark reads; marking is 'database is busy' after ${el} ms"
+
+# ---- hostile payloads: memory and output stay bounded ----
+# 50 valid payloads nested 98 deep (the daemon accepts 100) and padded to 64 KB:
+# indented, each would grow a hundredfold (326 MB of output, as much memory).
+command -v /usr/bin/time > /dev/null || fail "GNU time is missing (scripts/deps.sh test installs it)"
+q a "DELETE FROM inbound_messages"
+q a "WITH RECURSIVE c(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM c WHERE k < 50)
+     INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, crypto_timestamp, state)
+     SELECT lower(hex(randomblob(12))), '10.6.6.6', 4000,
+            '{\"k\":' || k || ',\"deep\":' || replace(hex(zeroblob(97)), '00', '[') ||
+            replace(hex(zeroblob(32000)), '00', '1,') || '1' || replace(hex(zeroblob(97)), '00', ']') || '}',
+            '2025', 'ack_sent' FROM c"
+in_kb=$(( $(q a "SELECT sum(length(payload)) FROM inbound_messages") / 1024 ))
+# rss_of NAME ARGS...: runs sg-recv ARGS into $T/NAME.out; prints its peak RSS in KB.
+rss_of() {
+    n=$1
+    shift
+    /usr/bin/time -f %M -o "$T/$n.rss" "$SG_BIN/sg-recv" "$@" > "$T/$n.out" || fail "sg-recv $* failed"
+    tail -n 1 "$T/$n.rss"
+}
+# About 6 MB in fact (16 MB built with ASan); unbounded, it was 320 MB.
+max_kb=40960
+for args in "-n 0" "-n 0 -c" "-n 0 -p" "-n 0 -f"; do
+    name=$(printf '%s' "$args" | tr -d ' -')
+    if [ "$args" = "-n 0 -f" ]; then
+        # --follow keeps running: its high-water mark once it has shown every row.
+        "$SG_BIN/sg-recv" $args --no-mark > "$T/$name.out" &
+        FP=$!
+        BG=$FP
+        wait_for 10 "the follower's 50 rows" has_n "$T/$name.out" 50
+        kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$FP/status")
+        kill -TERM "$FP"
+        wait "$FP" || fail "sg-recv $args did not end cleanly"
+        BG=""
+    else
+        kb=$(rss_of "$name" $args --no-mark)
+    fi
+    out_kb=$(( $(wc -c < "$T/$name.out") / 1024 ))
+    [ "$kb" -lt "$max_kb" ] || fail "sg-recv $args: peak RSS $kb KB for $in_kb KB of payloads (bound $max_kb)"
+    [ "$out_kb" -lt $(( 2 * in_kb )) ] || fail "sg-recv $args: $out_kb KB of output for $in_kb KB of payloads"
+    jq -s -e 'length >= 1' "$T/$name.out" > /dev/null || fail "sg-recv $args: output is not JSON"
+    note "hostile payloads, sg-recv $args: ${kb} KB peak RSS, ${out_kb} KB out for ${in_kb} KB in"
+done
+assert_eq "$(jq 'length' "$T/n0.out")" 50 "every hostile row shown"
+# Shown compact, on one line, but the same JSON: the stored text comes back byte for byte.
+assert_eq "$(jq -c '.[0].payload' "$T/n0.out" | wc -c)" "$(q a "SELECT length(payload) + 1 FROM inbound_messages WHERE payload LIKE '{\"k\":50,%'")" "a hostile payload, compact"
+assert_eq "$(jq -r '.[0].payload.k' "$T/n0.out")|$(jq -r '.[0].read_count' "$T/n0.out")" "50|0" "hostile rows newest first, unread"
+grep -q '^    "payload": {"k":50,"deep":\[\[\[' "$T/n0.out" || fail "the compact payload is not on the payload's line"
+assert_eq "$(wc -l < "$T/n0c.out")" 50 "-c: one line per hostile row"
+# The marking still happens (once, atomically): a plain read marks all 50.
+kb=$(rss_of mark -n 0)
+assert_eq "$(q a "SELECT count(*) FROM inbound_messages WHERE read_count = 1")" 50 "hostile rows marked read"
+[ "$kb" -lt "$max_kb" ] || fail "marking read: peak RSS $kb KB"
+note "hostile payloads shown compact within the indented output, JSON intact, rows marked"

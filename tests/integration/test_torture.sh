@@ -33,7 +33,7 @@ for round in $(seq 1 "$KILLS"); do
         kill9 $victim
         kills=$((kills + 1))
         # a lock burst on the survivor while the victim is down
-        sqlite3 "$T/$other/securedgram.db" "BEGIN IMMEDIATE;" ".shell sleep 0.$(rand 5)" "COMMIT;"
+        sqlite3 -cmd ".timeout 5000" "$T/$other/securedgram.db" "BEGIN IMMEDIATE;" ".shell sleep 0.$(rand 5)" "COMMIT;"
         start $victim
     done
 done

@@ -11,6 +11,11 @@
  *       again               send the previous datagram again, byte for byte (a replay)
  *       ack:ID:MS           wait up to MS ms for an ACK of ID; fail on any other reply
  *       silence:MS          fail if anything arrives within MS ms
+ *       capture:MS          wait up to MS ms for any datagram; it becomes the previous one
+ *                           (for again); prints "captured" and, if it opens, its JSON
+ *       save / sendsaved    keep the previous datagram aside / send the kept one
+ *       waitfile:PATH:MS    wait up to MS ms until PATH exists (to line up with the script)
+ *       touch:PATH          create PATH (the socket is bound: the script may go on)
  *   sgtest rtt HOST PORT KEYHEX N     N messages one at a time; prints p50/p99 of
  *                                     datagram-out to ACK-verified, in microseconds
  *                                     (resending after 200 ms without an ACK)
@@ -23,7 +28,12 @@
  *                                     for the build that skips authentication)
  *   sgtest hexfile HEX FILE           write the bytes of HEX to FILE
  *   sgtest freeport [6]               print a UDP port that is free on 127.0.0.1 (or ::1)
- * SGTEST_SRC=ADDR sends from that local address (e.g. 127.0.0.2).
+ *   sgtest memgrep PID HEX            count copies of HEX (as text, and as the bytes it
+ *                                     encodes) in the readable memory of process PID;
+ *                                     prints "text N bytes M", each hit's region on stderr
+ *   sgtest flood ... ack                 valid ACKs of random (unknown) message ids
+ * SGTEST_SRC=ADDR sends from that local address (e.g. 127.0.0.2); SGTEST_PORT=P binds
+ * the peer's socket to local port P (to stand in for a peer a daemon sends to).
  * Exit status 0 when every step succeeded.
  */
 #include "envelope.h"
@@ -31,6 +41,8 @@
 #include "net.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <math.h>
 #include <poll.h>
 #include <stdio.h>
@@ -76,6 +88,8 @@ struct peer {
     uint8_t plain[ENVELOPE_MAX_DATAGRAM + 1];
     uint8_t last[ENVELOPE_MAX_DATAGRAM + 1];
     size_t last_len;
+    uint8_t saved[ENVELOPE_MAX_DATAGRAM + 1];
+    size_t saved_len;
 };
 
 static int send_bytes(struct peer *p, const uint8_t *b, size_t n)
@@ -161,8 +175,69 @@ static int step_ack(struct peer *p, const char *arg)
     }
 }
 
+/* ---- steps for reflection tests: capture what a daemon sends, keep it, send it back ---- */
+
+static int step_capture(struct peer *p, int ms)
+{
+    ssize_t n = wait_reply(p, ms * slow());
+    if (n <= 0) {
+        printf("nothing to capture within %d ms\n", ms);
+        return -1;
+    }
+    memcpy(p->last, p->buf, (size_t)n);
+    p->last_len = (size_t)n;
+    uint64_t ts;
+    const char *json;
+    size_t len;
+    if (envelope_open(p->key, p->last, (size_t)n, p->plain, &ts, &json, &len) == ENVELOPE_OK)
+        printf("captured %.*s\n", (int)len, json);
+    else
+        printf("captured %zd bytes\n", n);
+    fflush(stdout);
+    return 0;
+}
+
+static int step_waitfile(const char *arg)
+{
+    char path[4096];
+    int ms = 0;
+    const char *colon = strrchr(arg, ':');
+    if (colon == NULL || (size_t)(colon - arg) >= sizeof path)
+        return -1;
+    memcpy(path, arg, (size_t)(colon - arg));
+    path[colon - arg] = '\0';
+    ms = atoi(colon + 1) * slow();
+    uint64_t deadline = mono_us() + (uint64_t)ms * 1000;
+    while (access(path, F_OK) != 0) {
+        if (mono_us() >= deadline) {
+            printf("%s did not appear within %d ms\n", path, ms);
+            return -1;
+        }
+        poll(NULL, 0, 5);
+    }
+    return 0;
+}
+
 static int step(struct peer *p, const char *s)
 {
+    if (strncmp(s, "capture:", 8) == 0)
+        return step_capture(p, atoi(s + 8));
+    if (strcmp(s, "save") == 0) {
+        memcpy(p->saved, p->last, p->last_len);
+        p->saved_len = p->last_len;
+        return 0;
+    }
+    if (strcmp(s, "sendsaved") == 0)
+        return send_bytes(p, p->saved, p->saved_len);
+    if (strncmp(s, "waitfile:", 9) == 0)
+        return step_waitfile(s + 9);
+    if (strncmp(s, "touch:", 6) == 0) {
+        int fd = open(s + 6, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return -1;
+        close(fd);
+        return 0;
+    }
     if (strncmp(s, "msg:", 4) == 0)
         return send_sealed(p, p->key, now_ns(), s + 4, strlen(s + 4));
     if (strncmp(s, "skew:", 5) == 0) {
@@ -235,12 +310,23 @@ static int open_peer(struct peer *p, const char *host, const char *port, const c
         return -1;
     }
     p->fd = socket(p->to.u.sa.sa_family, SOCK_DGRAM, 0);
-    const char *src = getenv("SGTEST_SRC");
+    const char *src = getenv("SGTEST_SRC"), *lport = getenv("SGTEST_PORT");
+    if (src == NULL && lport != NULL)
+        src = p->to.u.sa.sa_family == AF_INET ? "127.0.0.1" : "::1";
+    unsigned lp = lport != NULL ? (unsigned)atoi(lport) : 1;
     struct net_addr from;
-    if (src != NULL && (net_addr_parse(src, 1, &from) != 0 ||
-                        (from.u.v4.sin_port = 0, bind(p->fd, &from.u.sa, from.len)) != 0)) {
-        fprintf(stderr, "sgtest: cannot send from %s\n", src);
-        return -1;
+    if (src != NULL) {
+        int ok = net_addr_parse(src, lp, &from) == 0;
+        if (ok && lport == NULL) { /* any port */
+            if (from.u.sa.sa_family == AF_INET)
+                from.u.v4.sin_port = 0;
+            else
+                from.u.v6.sin6_port = 0;
+        }
+        if (!ok || bind(p->fd, &from.u.sa, from.len) != 0) {
+            fprintf(stderr, "sgtest: cannot send from %s port %u: %s\n", src, lp, strerror(errno));
+            return -1;
+        }
     }
     int big = 4 << 20;
     setsockopt(p->fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
@@ -306,6 +392,11 @@ static int cmd_flood(struct peer *p, long n, const char *kind)
         if (strcmp(kind, "wrongkey") == 0) {
             static const char json[] = "{\"message_id\":\"0123456789abcdef01234567\",\"x\":1}";
             len = envelope_seal(wrong, now_ns(), json, sizeof json - 1, p->buf, sizeof p->buf);
+        } else if (strcmp(kind, "ack") == 0) {
+            char id[MESSAGE_ID_LEN + 1], json[MESSAGE_ACK_MAX];
+            envelope_random_hex(id, MESSAGE_ID_LEN / 2);
+            size_t tlen = message_ack_text(id, json);
+            len = envelope_seal(p->key, now_ns(), json, tlen, p->buf, sizeof p->buf);
         } else {
             len = strcmp(kind, "short") == 0 ? (size_t)(i % 28) : 28 + (size_t)(i % 150);
             envelope_random_hex(hex, 16);
@@ -320,6 +411,103 @@ static int cmd_flood(struct peer *p, long n, const char *kind)
     envelope_key_free(wrong);
     return 0;
 }
+
+/* ---- memgrep: copies of a secret left in a running process's memory ---- */
+
+#define MEMGREP_CHUNK (1u << 20)
+#define MEMGREP_MAX_REGION (1ull << 32) /* skip larger ones: ASan's shadow, mostly unmapped */
+
+struct memgrep {
+    const uint8_t *pat[2];
+    size_t len[2];
+    unsigned long hits[2];
+    uint8_t *buf;
+};
+
+/* The first occurrence of pat in [p, end), or NULL (memmem would need _GNU_SOURCE here). */
+static const uint8_t *memgrep_find(const uint8_t *p, const uint8_t *end, const uint8_t *pat,
+                                   size_t len)
+{
+    while ((size_t)(end - p) >= len) {
+        p = memchr(p, pat[0], (size_t)(end - p) - len + 1);
+        if (p == NULL || memcmp(p, pat, len) == 0)
+            return p;
+        p++;
+    }
+    return NULL;
+}
+
+/*
+ * Counts the patterns in [lo, hi) of mem. Chunks overlap by the longer pattern's length less
+ * one, so no hit is split; one that lay wholly in the previous chunk is not counted again.
+ */
+static void memgrep_region(struct memgrep *g, int mem, uint64_t lo, uint64_t hi, const char *what)
+{
+    size_t keep = (g->len[0] > g->len[1] ? g->len[0] : g->len[1]) - 1;
+    for (uint64_t at = lo; at < hi;) {
+        size_t want = hi - at > MEMGREP_CHUNK ? MEMGREP_CHUNK : (size_t)(hi - at);
+        ssize_t n = pread(mem, g->buf, want, (off_t)at);
+        if (n <= 0)
+            return; /* unreadable (a guard page): nothing of ours is there */
+        for (int k = 0; k < 2; k++) {
+            const uint8_t *p = g->buf, *end = g->buf + n;
+            while ((p = memgrep_find(p, end, g->pat[k], g->len[k])) != NULL) {
+                size_t i = (size_t)(p - g->buf);
+                if (at == lo || i + g->len[k] > keep) {
+                    g->hits[k]++;
+                    fprintf(stderr, "memgrep: %s at 0x%" PRIx64 " in %s\n", k ? "bytes" : "text",
+                            at + i, what);
+                }
+                p++;
+            }
+        }
+        if ((size_t)n < want || at + (uint64_t)n >= hi)
+            return;
+        at += (uint64_t)n - keep;
+    }
+}
+
+static int cmd_memgrep(const char *pid, const char *hex)
+{
+    static uint8_t raw[256];
+    size_t raw_len = 0;
+    char path[64];
+    struct memgrep g = {{(const uint8_t *)hex, raw}, {strlen(hex), 0}, {0, 0}, NULL};
+    if (g.len[0] == 0 || hex_to_bytes(hex, raw, sizeof raw, &raw_len) != 0 || raw_len == 0)
+        return 2;
+    g.len[1] = raw_len;
+    snprintf(path, sizeof path, "/proc/%s/maps", pid);
+    FILE *maps = fopen(path, "r");
+    snprintf(path, sizeof path, "/proc/%s/mem", pid);
+    int mem = open(path, O_RDONLY | O_CLOEXEC);
+    g.buf = malloc(MEMGREP_CHUNK);
+    if (maps == NULL || mem < 0 || g.buf == NULL) {
+        fprintf(stderr, "sgtest: memgrep: cannot read process %s: %s\n", pid, strerror(errno));
+        return 2;
+    }
+    char line[4096];
+    while (fgets(line, sizeof line, maps) != NULL) {
+        uint64_t lo, hi;
+        char perms[8] = "", name[4096] = "";
+        if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %7s %*s %*s %*s %4095[^\n]", &lo, &hi, perms,
+                   name) < 3 ||
+            perms[0] != 'r' || strcmp(name, "[vvar]") == 0 || strcmp(name, "[vsyscall]") == 0)
+            continue;
+        if (hi - lo > MEMGREP_MAX_REGION) {
+            fprintf(stderr, "memgrep: skipped %" PRIu64 " MiB at 0x%" PRIx64 "\n", (hi - lo) >> 20,
+                    lo);
+            continue;
+        }
+        memgrep_region(&g, mem, lo, hi, name[0] != '\0' ? name : "[anon]");
+    }
+    printf("text %lu bytes %lu\n", g.hits[0], g.hits[1]);
+    free(g.buf);
+    close(mem);
+    fclose(maps);
+    return 0;
+}
+
+/* ---- end of memgrep ---- */
 
 int main(int argc, char **argv)
 {
@@ -385,6 +573,8 @@ int main(int argc, char **argv)
             fclose(f);
         return ok ? 0 : 1;
     }
+    if (strcmp(cmd, "memgrep") == 0 && argc == 4)
+        return cmd_memgrep(argv[2], argv[3]);
     if (strcmp(cmd, "freeport") == 0) {
         struct net_addr a;
         int six = argc > 2 && strcmp(argv[2], "6") == 0;

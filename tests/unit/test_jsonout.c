@@ -2,7 +2,8 @@
  * Unit tests for jsonout.[ch]: string escaping (strict UTF-8, U+FFFD for bad
  * bytes), numbers, the pretty and compact layouts, and the re-layout of stored
  * JSON text: exact numbers and strings, every rejection of invalid text, and
- * the nesting limit.
+ * the nesting limit; measuring, the streaming sink, and the growth cap that
+ * keeps a deeply nested payload from growing a hundredfold when indented.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 
 #include "jsonout.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -329,6 +331,186 @@ static void test_growth(void **state)
     jsonout_free(&o);
 }
 
+/* ---- measuring, the sink, the growth cap ---- */
+
+/* jsonout_measure says exactly how much jsonout_value writes. */
+static void test_measure(void **state)
+{
+    (void)state;
+    static const char *const texts[] = {
+        "{\"a\":1,\"b\":[true,false,null],\"c\":{}}",          " [ ] ", "42", "\"x\"",
+        "{ \"k\" : [ [ 1 , 2 ] , { \"z\" : \"\\u00e9\" } ] }",
+    };
+    for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++) {
+        for (int indent = 0; indent <= 4; indent += 2) {
+            for (int depth = 0; depth <= 3; depth++) {
+                struct jsonout o;
+                jsonout_init(&o);
+                size_t n = 0;
+                assert_int_equal(jsonout_measure(texts[k], strlen(texts[k]), indent, depth, &n), 0);
+                assert_int_equal(jsonout_value(&o, texts[k], strlen(texts[k]), indent, depth), 0);
+                assert_int_equal(n, o.len);
+                jsonout_free(&o);
+            }
+        }
+    }
+    size_t n = 7;
+    assert_int_equal(jsonout_measure("[1,", 3, 2, 0, &n), -1);
+    assert_int_equal(n, 7);
+}
+
+/* What a sink collects, in one buffer. */
+struct collect {
+    char *buf;
+    size_t len, cap;
+    size_t calls;
+    size_t fail_after; /* refuse (ENOSPC) once this many bytes were taken; 0: never */
+};
+
+static int collect_sink(void *ctx, const char *s, size_t n)
+{
+    struct collect *c = ctx;
+    if (c->fail_after > 0 && c->len + n > c->fail_after) {
+        errno = ENOSPC;
+        return -1;
+    }
+    if (c->len + n + 1 > c->cap) {
+        c->cap = (c->len + n + 1) * 2;
+        c->buf = realloc(c->buf, c->cap);
+        assert_non_null(c->buf);
+    }
+    memcpy(c->buf + c->len, s, n);
+    c->len += n;
+    c->buf[c->len] = '\0';
+    c->calls++;
+    return 0;
+}
+
+/* A nested array: depth levels, with `fill` elements "1" at the bottom (malloc'd). */
+static char *nested(size_t depth, size_t fill, size_t *len)
+{
+    size_t n = 2 * depth + 2 * fill + 1;
+    char *s = malloc(n);
+    assert_non_null(s);
+    memset(s, '[', depth);
+    size_t i = depth;
+    for (size_t k = 0; k < fill; k++) {
+        if (k > 0)
+            s[i++] = ',';
+        s[i++] = '1';
+    }
+    memset(s + i, ']', depth);
+    i += depth;
+    s[i] = '\0';
+    *len = i;
+    return s;
+}
+
+/* With a sink, the text is the same as without one, and the buffer stays small. */
+static void test_sink_streams(void **state)
+{
+    (void)state;
+    size_t len;
+    char *s = nested(20, 100000, &len); /* about 5 MB once indented */
+    struct jsonout plain, streamed;
+    struct collect c = {0};
+    jsonout_init(&plain);
+    jsonout_init(&streamed);
+    jsonout_set_sink(&streamed, collect_sink, &c);
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(jsonout_value(&plain, s, len, 2, 1), 0);
+        assert_int_equal(jsonout_value(&streamed, s, len, 2, 1), 0);
+        jsonout_raw(&plain, s, len); /* one long piece: straight to the sink */
+        jsonout_raw(&streamed, s, len);
+        assert_true(streamed.cap <= 2 * JSONOUT_CHUNK + 4096);
+    }
+    assert_int_equal(jsonout_flush(&streamed), 0);
+    assert_int_equal(streamed.len, 0);
+    assert_int_equal(c.len, plain.len);
+    assert_memory_equal(c.buf, plain.buf, plain.len);
+    assert_true(c.calls > 10);
+    assert_int_equal(jsonout_flush(&plain), 0); /* no sink: nothing to do */
+    assert_int_equal(plain.len, c.len);
+    jsonout_free(&plain);
+    jsonout_free(&streamed);
+    free(c.buf);
+    free(s);
+}
+
+/* A sink that refuses stops the output for good, and keeps its errno. */
+static void test_sink_failure_is_sticky(void **state)
+{
+    (void)state;
+    size_t len;
+    char *s = nested(3, 200000, &len);
+    struct jsonout o;
+    struct collect c = {.fail_after = 100000};
+    jsonout_init(&o);
+    jsonout_set_sink(&o, collect_sink, &c);
+    assert_int_equal(jsonout_value(&o, s, len, 2, 0), 0);
+    assert_int_equal(o.sink_failed, 1);
+    assert_int_equal(o.sink_errno, ENOSPC);
+    size_t got = c.len;
+    c.fail_after = 0; /* the sink would take text again: too late */
+    jsonout_text(&o, "more");
+    assert_int_equal(jsonout_flush(&o), -1);
+    assert_int_equal(c.len, got);
+    assert_true(got <= 100000);
+    jsonout_free(&o);
+    free(c.buf);
+    free(s);
+}
+
+/* Lays out one JSONOUT_JSON field at indent 2, depth 1 (a row's member); returns the text. */
+static char *json_field(const char *s, size_t len)
+{
+    struct jsonout o;
+    jsonout_init(&o);
+    struct jsonout_field f = {.name = "payload", .kind = JSONOUT_JSON, .s = s, .len = len};
+    jsonout_field_value(&o, &f, 2, 1);
+    assert_int_equal(o.oom, 0);
+    char *res = strdup(o.buf);
+    assert_non_null(res);
+    jsonout_free(&o);
+    return res;
+}
+
+static void test_growth_cap(void **state)
+{
+    (void)state;
+    /* 98 deep and 64 KB: indented it would be about 100 times larger, so it is compact. */
+    size_t len, pretty;
+    char *s = nested(98, 32000, &len);
+    assert_int_equal(jsonout_measure(s, len, 2, 1, &pretty), 0);
+    assert_true(pretty > 90 * len);
+    char *got = json_field(s, len);
+    assert_string_equal(got, s);
+    free(got);
+    free(s);
+    /* The same depth, small: under the floor, indented as usual. */
+    s = nested(98, 10, &len);
+    assert_int_equal(jsonout_measure(s, len, 2, 1, &pretty), 0);
+    assert_true(pretty <= JSONOUT_PRETTY_FLOOR);
+    got = json_field(s, len);
+    assert_int_equal(strlen(got), pretty);
+    assert_non_null(strchr(got, '\n'));
+    free(got);
+    free(s);
+    /* Large but shallow: it grows less than JSONOUT_PRETTY_GROWTH times, indented too. */
+    s = nested(1, 100000, &len);
+    assert_int_equal(jsonout_measure(s, len, 2, 1, &pretty), 0);
+    assert_true(pretty > JSONOUT_PRETTY_FLOOR && pretty / JSONOUT_PRETTY_GROWTH <= len);
+    got = json_field(s, len);
+    assert_int_equal(strlen(got), pretty);
+    free(got);
+    free(s);
+    /* Whitespace in the stored text does not count: the cap compares with the compact form. */
+    const char *spaced = "[ [ [ 1 ] ] ]";
+    got = json_field(spaced, strlen(spaced));
+    assert_string_equal(got, "[\n    [\n      [\n        1\n      ]\n    ]\n  ]");
+    free(got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +527,10 @@ int main(void)
         cmocka_unit_test(test_object_layouts),
         cmocka_unit_test(test_newline),
         cmocka_unit_test(test_growth),
+        cmocka_unit_test(test_measure),
+        cmocka_unit_test(test_sink_streams),
+        cmocka_unit_test(test_sink_failure_is_sticky),
+        cmocka_unit_test(test_growth_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

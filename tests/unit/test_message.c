@@ -309,6 +309,33 @@ static void test_classify_big_numbers(void **state)
                    MESSAGE_VALID);
     assert_verdict("{\"message_id\":\"" ID "\",\"n\":[18446744073709551616,1e300,-0.0,1E-400]}",
                    MESSAGE_VALID);
+    /* beyond a double: valid JSON, which jansson refuses (the rules never look at numbers) */
+    char big[600];
+    int n =
+        snprintf(big, sizeof big, "{\"message_id\":\"" ID "\",\"n\":1e400,\"m\":-1E+400,\"i\":1");
+    for (int k = 0; k < 400; k++)
+        big[n++] = '0';
+    memcpy(big + n, "}", 2);
+    assert_verdict(big, MESSAGE_VALID);
+    assert_verdict("{\"type\":\"ACK\",\"message_id\":\"" ID "\",\"n\":[1e999]}", MESSAGE_VALID);
+    /* and what is not a number stays invalid, however the neutral copy reads it */
+    assert_verdict("{\"message_id\":\"" ID "\",\"n\":01e400}", MESSAGE_NOT_JSON);
+    assert_verdict("{\"message_id\":\"" ID "\",\"n\":1.e400}", MESSAGE_NOT_JSON);
+    assert_verdict("{\"message_id\":\"" ID "\",\"n\":1e}", MESSAGE_NOT_JSON);
+    assert_verdict("{\"message_id\":\"" ID "\",\"n\":-}", MESSAGE_NOT_JSON);
+    assert_verdict("{\"message_id\":\"" ID "\",\"n\":1e400x}", MESSAGE_NOT_JSON);
+    assert_verdict("{\"message_id\":\"" ID "\",\"n\":+1}", MESSAGE_NOT_JSON);
+}
+
+/* A raw NUL byte is never JSON (jansson skips one after a number). */
+static void test_classify_raw_nul(void **state)
+{
+    (void)state;
+    static const char j[] = "{\"message_id\":\"" ID "\",\"n\":1\0}";
+    struct message_in m;
+    assert_int_equal(message_classify(j, sizeof j - 1, &m), MESSAGE_NOT_JSON);
+    static const char k[] = "{\"message_id\":\"" ID "\"}\0";
+    assert_int_equal(message_classify(k, sizeof k - 1, &m), MESSAGE_NOT_JSON);
 }
 
 static void test_classify_nul_escape(void **state)
@@ -652,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_classify_invalid_utf8),
         cmocka_unit_test(test_classify_depth),
         cmocka_unit_test(test_classify_big_numbers),
+        cmocka_unit_test(test_classify_raw_nul),
         cmocka_unit_test(test_classify_nul_escape),
         cmocka_unit_test(test_classify_nul_escape_in_key),
         cmocka_unit_test(test_classify_length_bounded),

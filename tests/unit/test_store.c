@@ -250,7 +250,6 @@ static void collect_out(void *ctx, const struct store_outbound_row *row)
     struct out_rows *c = ctx;
     assert_true(c->n < MAX_ROWS);
     assert_non_null(row->dst_addr);
-    assert_non_null(row->payload);
     c->r[c->n].rowid = row->rowid;
     c->r[c->n].has_id = row->message_id != NULL;
     snprintf(c->r[c->n].message_id, 64, "%s", row->message_id != NULL ? row->message_id : "");
@@ -258,7 +257,7 @@ static void collect_out(void *ctx, const struct store_outbound_row *row)
     c->r[c->n].dst_port = row->dst_port;
     assert_non_null(row->dst_port_text);
     snprintf(c->r[c->n].dst_port_text, 32, "%s", row->dst_port_text);
-    snprintf(c->r[c->n].payload, 256, "%s", row->payload);
+    snprintf(c->r[c->n].payload, 256, "%s", row->payload != NULL ? row->payload : "(none)");
     c->r[c->n].payload_len = row->payload_len;
     c->r[c->n].retry_count = row->retry_count;
     c->r[c->n].age_ms = row->age_ms;
@@ -409,7 +408,7 @@ static void test_open_again_keeps_data(void **state)
     struct store *tool = store_open(f->path, STORE_EXISTING, 50, err, sizeof err);
     assert_non_null(tool);
     struct out_rows rows = {0};
-    assert_int_equal(store_outbound_pending(tool, 10, NULL, 0, collect_out, &rows), 1);
+    assert_int_equal(store_outbound_pending(tool, 10, collect_out, &rows), 1);
     assert_int_equal(rows.r[0].rowid, id);
     assert_string_equal(rows.r[0].message_id, ID1);
     store_close(tool);
@@ -490,10 +489,10 @@ static void test_open_migrates_read_count(void **state)
                                   "'outbound_messages'"),
                      1);
     /* and the store works on it */
-    int is_new = -1;
+    enum store_in_result is_new = (enum store_in_result) - 1;
     assert_int_equal(store_inbound_insert(f->st, ID2, "10.1.1.2", 5001, "{}", 2, 1, &is_new),
                      STORE_OK);
-    assert_int_equal(is_new, 1);
+    assert_int_equal(is_new, STORE_IN_NEW);
     /* opening it again does not try to add the column twice */
     store_close(f->st);
     f->st = store_open(f->path, STORE_EXISTING, 50, err, sizeof err);
@@ -517,7 +516,7 @@ static void test_outbound_pending(void **state)
                  "dst_addr = '192.168.1.9' WHERE id = 3");
 
     struct out_rows rows = {0};
-    assert_int_equal(store_outbound_pending(f->st, 3, NULL, 0, collect_out, &rows), 3);
+    assert_int_equal(store_outbound_pending(f->st, 3, collect_out, &rows), 3);
     assert_int_equal(rows.n, 3);
     assert_int_equal(rows.r[0].rowid, a);
     assert_int_equal(rows.r[1].rowid, b);
@@ -527,37 +526,40 @@ static void test_outbound_pending(void **state)
     assert_string_equal(rows.r[1].message_id, ID2);
     assert_string_equal(rows.r[0].dst_addr, "127.0.0.1");
     assert_int_equal(rows.r[0].dst_port, 9000);
-    assert_string_equal(rows.r[0].payload, "{\"n\":1}");
-    assert_int_equal(rows.r[0].payload_len, 7);
+    assert_string_equal(rows.r[0].payload, "(none)"); /* read by store_outbound_payload */
     assert_string_equal(rows.r[1].dst_addr, "192.168.1.9");
     assert_int_equal(rows.r[1].dst_port, 61773);
     assert_int_equal(rows.r[1].retry_count, 3);
 
     memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 100, NULL, 0, collect_out, &rows), 4);
+    assert_int_equal(store_outbound_pending(f->st, 100, collect_out, &rows), 4);
     assert_int_equal(rows.r[3].rowid, d);
     memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 1, NULL, 0, collect_out, &rows), 1);
+    assert_int_equal(store_outbound_pending(f->st, 1, collect_out, &rows), 1);
     assert_int_equal(rows.r[0].rowid, a);
     /* a script's bad dst_port is reported as -1, with the text kept for the error */
     exec(f->raw, "UPDATE outbound_messages SET dst_port = 'abc' WHERE id = 1");
     memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 1, NULL, 0, collect_out, &rows), 1);
+    assert_int_equal(store_outbound_pending(f->st, 1, collect_out, &rows), 1);
     assert_int_equal(rows.r[0].dst_port, -1);
     assert_string_equal(rows.r[0].dst_port_text, "abc");
     exec(f->raw, "UPDATE outbound_messages SET dst_port = '9001' WHERE id = 1");
     memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 1, NULL, 0, collect_out, &rows), 1);
+    assert_int_equal(store_outbound_pending(f->st, 1, collect_out, &rows), 1);
     assert_int_equal(rows.r[0].dst_port, 9001);
     assert_string_equal(rows.r[0].dst_port_text, "9001");
     /* nothing pending */
     exec(f->raw, "UPDATE outbound_messages SET state = 'send_failed'");
     memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 10, NULL, 0, collect_out, &rows), 0);
+    assert_int_equal(store_outbound_pending(f->st, 10, collect_out, &rows), 0);
     assert_int_equal(rows.n, 0);
 }
 
-/* Rows for destinations the caller names (e.g. ones being throttled) are left out. */
+/*
+ * Rows for destinations the engine names (their windows are full) are left
+ * out, however many there are, and so are rows it skips; both sets survive a
+ * rolled-back transaction.
+ */
 static void test_outbound_pending_exclude(void **state)
 {
     struct fx *f = *state;
@@ -571,23 +573,112 @@ static void test_outbound_pending_exclude(void **state)
 
     struct store_dest ex[2] = {{"127.0.0.1", 9000}, {"10.0.0.2", 7}};
     struct out_rows rows = {0};
-    assert_int_equal(store_outbound_pending(f->st, 10, ex, 1, collect_out, &rows), 3);
+    assert_int_equal(store_outbound_exclude(f->st, ex, 1), STORE_OK);
+    assert_int_equal(store_outbound_pending(f->st, 10, collect_out, &rows), 3);
     assert_int_equal(rows.r[0].rowid, b);
     assert_int_equal(rows.r[1].rowid, c); /* same address, other port: not excluded */
     assert_int_equal(rows.r[2].rowid, d);
     memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 10, ex, 2, collect_out, &rows), 2);
+    assert_int_equal(store_outbound_exclude(f->st, ex, 2), STORE_OK);
+    assert_int_equal(store_outbound_pending(f->st, 10, collect_out, &rows), 2);
     assert_int_equal(rows.r[0].rowid, b);
     assert_int_equal(rows.r[1].rowid, c);
     /* the limit counts rows after the exclusion */
     memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 1, ex, 2, collect_out, &rows), 1);
+    assert_int_equal(store_outbound_pending(f->st, 1, collect_out, &rows), 1);
     assert_int_equal(rows.r[0].rowid, b);
-    /* and without exclusions everything is back, in order */
+    /* a skipped row is left out too, and a rollback keeps both sets */
+    assert_int_equal(store_outbound_skip(f->st, b), STORE_OK);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    store_rollback(f->st);
     memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 10, ex, 0, collect_out, &rows), 4);
+    assert_int_equal(store_outbound_pending(f->st, 10, collect_out, &rows), 1);
+    assert_int_equal(rows.r[0].rowid, c);
+    /* and without exclusions everything not skipped is back, in order */
+    memset(&rows, 0, sizeof rows);
+    assert_int_equal(store_outbound_exclude(f->st, ex, 0), STORE_OK);
+    assert_int_equal(store_outbound_pending(f->st, 10, collect_out, &rows), 3);
     assert_int_equal(rows.r[0].rowid, a);
-    assert_int_equal(rows.r[3].rowid, d);
+    assert_int_equal(rows.r[2].rowid, d);
+}
+
+/* Far more excluded destinations than the old fixed cap of 8: a live row is still found. */
+static void test_outbound_pending_many_excluded(void **state)
+{
+    struct fx *f = *state;
+    struct store_dest ex[40];
+    for (int i = 0; i < 40; i++) {
+        char sql[200];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO outbound_messages (dst_addr, dst_port, payload) "
+                 "VALUES ('127.0.0.1', %d, '{}')",
+                 10000 + i);
+        for (int k = 0; k < 20; k++)
+            exec(f->raw, sql);
+        ex[i] = (struct store_dest){"127.0.0.1", 10000 + i};
+    }
+    int64_t live = add_out(f->raw, "pending", NULL, "{}");
+    assert_int_equal(store_outbound_exclude(f->st, ex, 40), STORE_OK);
+    struct out_rows rows = {0};
+    assert_int_equal(store_outbound_pending(f->st, 5, collect_out, &rows), 1);
+    assert_int_equal(rows.r[0].rowid, live);
+}
+
+/* A payload is read only if it fits; a huge one is refused from its size alone. */
+static void test_outbound_payload(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f->raw, "pending", NULL, "{\"x\":1}");
+    int64_t big = add_out(f->raw, "pending", NULL, "{}");
+    exec(f->raw, "UPDATE outbound_messages SET payload = CAST(zeroblob(50000000) AS TEXT) "
+                 "WHERE id = 2");
+    int64_t num = add_out(f->raw, "pending", NULL, "{}");
+    exec(f->raw, "UPDATE outbound_messages SET payload = 42 WHERE id = 3");
+    char *p = NULL;
+    size_t len = 0;
+    assert_int_equal(store_outbound_payload(f->st, a, 100, &p, &len), STORE_OK);
+    assert_string_equal(p, "{\"x\":1}");
+    assert_int_equal(len, 7);
+    free(p);
+    p = NULL;
+    assert_int_equal(store_outbound_payload(f->st, a, 6, &p, &len), STORE_REFUSED);
+    assert_null(p);
+    assert_int_equal(store_outbound_payload(f->st, big, 65535, &p, &len), STORE_REFUSED);
+    assert_int_equal(len, 50000000);
+    assert_null(p);
+    /* a number written by a script is text by the column's affinity */
+    assert_int_equal(store_outbound_payload(f->st, num, 65535, &p, &len), STORE_OK);
+    assert_string_equal(p, "42");
+    free(p);
+    p = NULL;
+    assert_int_equal(store_outbound_payload(f->st, 999, 65535, &p, &len), STORE_GONE);
+    assert_null(p);
+}
+
+/* Hostile columns: ports out of range, negative retry counts, NUL bytes in addresses. */
+static void test_outbound_hostile_columns(void **state)
+{
+    struct fx *f = *state;
+    add_out(f->raw, "pending", NULL, "{}");
+    add_out(f->raw, "pending", NULL, "{}");
+    add_out(f->raw, "pending", NULL, "{}");
+    exec(f->raw, "UPDATE outbound_messages SET dst_port = 4294967296 + 9000 WHERE id = 1");
+    exec(f->raw, "UPDATE outbound_messages SET retry_count = -1000000 WHERE id = 2");
+    exec(f->raw, "UPDATE outbound_messages SET dst_addr = CAST(X'3132372e302e302e3100ff' AS BLOB) "
+                 "WHERE id = 3");
+    struct out_rows rows = {0};
+    assert_int_equal(store_outbound_pending(f->st, 10, collect_out, &rows), 3);
+    assert_int_equal(rows.r[0].dst_port, -1);
+    assert_string_equal(rows.r[0].dst_port_text, "4294976296");
+    assert_int_equal(rows.r[1].retry_count, 0);
+    assert_int_equal(rows.r[1].dst_port, 9000);
+    assert_string_equal(rows.r[2].dst_addr, STORE_BAD_TEXT);
+    /* the same for a recovered inbound row */
+    exec(f->raw, "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, "
+                 "crypto_timestamp) VALUES ('" ID1 "', '127.0.0.1', 65536 + 7, '{}', 'x')");
+    struct in_rows in = {0};
+    assert_int_equal(store_inbound_unacked(f->st, 0, 10, collect_in, &in), 1);
+    assert_int_equal(in.r[0].src_port, -1);
 }
 
 static void test_outbound_sending(void **state)
@@ -674,7 +765,7 @@ static void test_outbound_acked(void **state)
     int64_t p = add_out(f->raw, "pending", ID3, "{}");
     int matched = -1;
 
-    assert_int_equal(store_outbound_acked(f->st, ID1, &matched), STORE_OK);
+    assert_int_equal(store_outbound_acked(f->st, a, &matched), STORE_OK);
     assert_int_equal(matched, 1);
     assert_col(f->raw, T_OUT, a, "state", "acknowledged");
     assert_time_col(f->raw, T_OUT, a, "ack_received_at");
@@ -684,22 +775,22 @@ static void test_outbound_acked(void **state)
     matched = -1;
     exec(f->raw, "UPDATE outbound_messages SET ack_received_at = '2000-01-01T00:00:00.000' "
                  "WHERE id = 1");
-    assert_int_equal(store_outbound_acked(f->st, ID1, &matched), STORE_OK);
+    assert_int_equal(store_outbound_acked(f->st, a, &matched), STORE_OK);
     assert_int_equal(matched, 0);
     assert_col(f->raw, T_OUT, a, "ack_received_at", "2000-01-01T00:00:00.000");
 
     /* an ACK for a row still in 'sending' (ACK raced our own bookkeeping) */
     matched = -1;
-    assert_int_equal(store_outbound_acked(f->st, ID2, &matched), STORE_OK);
+    assert_int_equal(store_outbound_acked(f->st, b, &matched), STORE_OK);
     assert_int_equal(matched, 1);
     assert_col(f->raw, T_OUT, b, "state", "acknowledged");
 
     /* unknown id, and a row not yet sent */
     matched = -1;
-    assert_int_equal(store_outbound_acked(f->st, "000000000000000000000000", &matched), STORE_OK);
+    assert_int_equal(store_outbound_acked(f->st, 9999, &matched), STORE_OK);
     assert_int_equal(matched, 0);
     matched = -1;
-    assert_int_equal(store_outbound_acked(f->st, ID3, &matched), STORE_OK);
+    assert_int_equal(store_outbound_acked(f->st, p, &matched), STORE_OK);
     assert_int_equal(matched, 0);
     assert_col(f->raw, T_OUT, p, "state", "pending");
     assert_col(f->raw, T_OUT, p, "ack_received_at", NULL);
@@ -707,7 +798,7 @@ static void test_outbound_acked(void **state)
     /* a failed row is terminal */
     exec(f->raw, "UPDATE outbound_messages SET state = 'send_failed' WHERE id = 3");
     matched = -1;
-    assert_int_equal(store_outbound_acked(f->st, ID3, &matched), STORE_OK);
+    assert_int_equal(store_outbound_acked(f->st, p, &matched), STORE_OK);
     assert_int_equal(matched, 0);
     assert_col(f->raw, T_OUT, p, "state", "send_failed");
 }
@@ -842,14 +933,14 @@ static void test_format_ns(void **state)
 static void test_inbound_insert(void **state)
 {
     struct fx *f = *state;
-    int is_new = -1;
+    enum store_in_result is_new = (enum store_in_result) - 1;
     /* payload taken by length (the daemon's JSON is not NUL-terminated) */
     const char payload[] = "{\"message_id\":\"" ID1 "\",\"c\":\"hi\"}\x01\x02garbage";
     size_t plen = strlen("{\"message_id\":\"" ID1 "\",\"c\":\"hi\"}");
     assert_int_equal(store_inbound_insert(f->st, ID1, "192.0.2.7", 65535, payload, plen,
                                           1763769601123456789ULL, &is_new),
                      STORE_OK);
-    assert_int_equal(is_new, 1);
+    assert_int_equal(is_new, STORE_IN_NEW);
     int64_t id = qint(f->raw, "SELECT id FROM inbound_messages WHERE message_id = '" ID1 "'");
     assert_col(f->raw, T_IN, id, "src_addr", "192.0.2.7");
     assert_col(f->raw, T_IN, id, "src_port", "65535");
@@ -864,29 +955,138 @@ static void test_inbound_insert(void **state)
 
     /* a retransmission: not inserted again, first copy kept */
     exec(f->raw, "UPDATE inbound_messages SET state = 'ack_sent', ack_sent = 1");
-    is_new = -1;
+    is_new = (enum store_in_result) - 1;
     assert_int_equal(
         store_inbound_insert(f->st, ID1, "192.0.2.8", 1, "{\"other\":1}", 11, 5, &is_new),
         STORE_OK);
-    assert_int_equal(is_new, 0);
+    assert_int_equal(is_new, STORE_IN_DUP);
     assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 1);
     assert_col(f->raw, T_IN, id, "src_addr", "192.0.2.7");
     assert_col(f->raw, T_IN, id, "state", "ack_sent");
     assert_col(f->raw, T_IN, id, "crypto_timestamp", "2025-11-22T00:00:01.123456789");
 
     /* another id is new */
-    is_new = -1;
+    is_new = (enum store_in_result) - 1;
     assert_int_equal(store_inbound_insert(f->st, ID2, "::1", 1, "{}", 2, 0, &is_new), STORE_OK);
-    assert_int_equal(is_new, 1);
+    assert_int_equal(is_new, STORE_IN_NEW);
     assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 2);
+}
+
+/*
+ * An insert the database refuses is never taken for a duplicate: a CHECK on
+ * a column the operator added, a trigger's RAISE(IGNORE), a UNIQUE index of
+ * the operator's. Only a row that really exists is a duplicate.
+ */
+static void test_inbound_insert_refused(void **state)
+{
+    struct fx *f = *state;
+    enum store_in_result res = STORE_IN_NEW;
+    exec(f->raw, "ALTER TABLE inbound_messages ADD COLUMN note TEXT CHECK (payload NOT LIKE "
+                 "'%poison%')");
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(
+        store_inbound_insert(f->st, ID1, "127.0.0.1", 1, "{\"poison\":1}", 12, 1, &res),
+        STORE_REFUSED);
+    assert_non_null(strstr(store_errmsg(f->st), "CHECK"));
+    assert_int_equal(store_in_tx(f->st), 1); /* the rest of the turn goes on */
+    assert_int_equal(store_inbound_insert(f->st, ID2, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
+    assert_int_equal(res, STORE_IN_NEW);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 1);
+
+    exec(f->raw, "CREATE TRIGGER ig BEFORE INSERT ON inbound_messages WHEN NEW.payload = '[]' "
+                 "BEGIN SELECT RAISE(IGNORE); END");
+    assert_int_equal(store_inbound_insert(f->st, ID3, "127.0.0.1", 1, "[]", 2, 1, &res),
+                     STORE_REFUSED);
+    /* a duplicate that the trigger also ignores is still a duplicate: the row exists */
+    assert_int_equal(store_inbound_insert(f->st, ID2, "127.0.0.1", 1, "[]", 2, 1, &res), STORE_OK);
+    assert_int_equal(res, STORE_IN_DUP);
+
+    exec(f->raw, "CREATE UNIQUE INDEX op ON inbound_messages(src_port)");
+    assert_int_equal(store_inbound_insert(f->st, ID3, "127.0.0.1", 1, "{}", 2, 1, &res),
+                     STORE_REFUSED);
+    assert_non_null(strstr(store_errmsg(f->st), "UNIQUE"));
+    assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 1);
+}
+
+/* RAISE(ROLLBACK) ends the whole transaction: the caller learns it from store_in_tx. */
+static void test_inbound_insert_rollback_trigger(void **state)
+{
+    struct fx *f = *state;
+    enum store_in_result res = STORE_IN_NEW;
+    exec(f->raw, "CREATE TRIGGER rb BEFORE INSERT ON inbound_messages WHEN NEW.payload = '[]' "
+                 "BEGIN SELECT RAISE(ROLLBACK, 'no thanks'); END");
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_inbound_insert(f->st, ID1, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
+    assert_int_equal(store_inbound_insert(f->st, ID2, "127.0.0.1", 1, "[]", 2, 1, &res),
+                     STORE_REFUSED);
+    assert_int_equal(store_in_tx(f->st), 0);
+    assert_non_null(strstr(store_errmsg(f->st), "no thanks"));
+    assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 0);
+}
+
+/* A message whose id is one of our own rows awaiting an ACK is a reflection: not stored. */
+static void test_inbound_insert_own_id(void **state)
+{
+    struct fx *f = *state;
+    enum store_in_result res = STORE_IN_NEW;
+    add_out(f->raw, "sent", ID1, "{}");
+    add_out(f->raw, "acknowledged", ID2, "{}");
+    assert_int_equal(store_inbound_insert(f->st, ID1, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
+    assert_int_equal(res, STORE_IN_OWN);
+    assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 0);
+    /* once acknowledged it is no longer awaited (the same id may come the other way) */
+    assert_int_equal(store_inbound_insert(f->st, ID2, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
+    assert_int_equal(res, STORE_IN_NEW);
+}
+
+/* A statement running past the transaction's budget is interrupted and reads as BUSY. */
+static void test_budget(void **state)
+{
+    struct fx *f = *state;
+    exec(f->raw, "CREATE TABLE slow (x INTEGER)");
+    exec(f->raw, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000) "
+                 "INSERT INTO slow SELECT x FROM c");
+    exec(f->raw, "CREATE TRIGGER s BEFORE UPDATE ON outbound_messages BEGIN "
+                 "SELECT count(*) FROM slow a, slow b, slow c; END");
+    int64_t id = add_out(f->raw, "pending", NULL, "{}");
+    store_set_budget(f->st, 100);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_failed(f->st, id, 0, "x"), STORE_BUSY);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(store_timed_out(f->st), 1);
+    assert_int_equal(store_in_tx(f->st), 0);
+    assert_non_null(strstr(store_errmsg(f->st), "longer than 100 ms"));
+    double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(waited < 5);
+    assert_col(f->raw, T_OUT, id, "state", "pending");
+    /* the next transaction starts with a fresh budget */
+    exec(f->raw, "DROP TRIGGER s");
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_timed_out(f->st), 0);
+    assert_int_equal(store_outbound_failed(f->st, id, 0, "x"), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+}
+
+/* A removed -wal is noticed like a removed database. */
+static void test_wal_removed(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(store_file_replaced(f->st), 0);
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    assert_int_equal(unlink(wal), 0);
+    assert_int_equal(store_file_replaced(f->st), 1);
 }
 
 static int64_t add_in(struct fx *f, const char *id)
 {
-    int is_new = -1;
+    enum store_in_result is_new = (enum store_in_result) - 1;
     assert_int_equal(store_inbound_insert(f->st, id, "127.0.0.1", 7000, "{}", 2, 1, &is_new),
                      STORE_OK);
-    assert_int_equal(is_new, 1);
+    assert_int_equal(is_new, STORE_IN_NEW);
     return qint(f->raw, "SELECT id FROM inbound_messages WHERE message_id = '%s'", id);
 }
 
@@ -953,13 +1153,13 @@ static void test_inbound_unacked(void **state)
 static void test_transactions(void **state)
 {
     struct fx *f = *state;
-    int is_new = -1;
+    enum store_in_result is_new = (enum store_in_result) - 1;
     assert_int_equal(store_in_tx(f->st), 0);
     assert_int_equal(store_begin(f->st), STORE_OK);
     assert_int_equal(store_in_tx(f->st), 1);
     assert_int_equal(store_inbound_insert(f->st, ID1, "127.0.0.1", 1, "{}", 2, 1, &is_new),
                      STORE_OK);
-    assert_int_equal(is_new, 1);
+    assert_int_equal(is_new, STORE_IN_NEW);
     store_rollback(f->st);
     assert_int_equal(store_in_tx(f->st), 0);
     assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 0);
@@ -969,7 +1169,7 @@ static void test_transactions(void **state)
     assert_int_equal(store_begin(f->st), STORE_OK);
     assert_int_equal(store_inbound_insert(f->st, ID1, "127.0.0.1", 1, "{}", 2, 1, &is_new),
                      STORE_OK);
-    assert_int_equal(is_new, 1); /* the rolled-back row is gone: this one is new */
+    assert_int_equal(is_new, STORE_IN_NEW); /* the rolled-back row is gone: this one is new */
     assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 0);
     assert_int_equal(store_commit(f->st), STORE_OK);
     assert_int_equal(store_in_tx(f->st), 0);
@@ -1006,13 +1206,13 @@ static void test_busy(void **state)
     assert_true(waited < 1.5);
     /* a write outside a transaction is refused as busy too, and changes nothing */
     assert_int_equal(store_outbound_failed(f->st, id, 0, "x"), STORE_BUSY);
-    int is_new = -1;
+    enum store_in_result is_new = (enum store_in_result) - 1;
     assert_int_equal(store_inbound_insert(f->st, ID1, "127.0.0.1", 1, "{}", 2, 1, &is_new),
                      STORE_BUSY);
-    assert_int_equal(is_new, -1);
+    assert_int_equal((int)is_new, -1);
     /* reading still works while another connection writes (WAL) */
     struct out_rows rows = {0};
-    assert_int_equal(store_outbound_pending(f->st, 10, NULL, 0, collect_out, &rows), 1);
+    assert_int_equal(store_outbound_pending(f->st, 10, collect_out, &rows), 1);
     exec(f->raw, "COMMIT");
 
     assert_int_equal(store_begin(f->st), STORE_OK);
@@ -1033,6 +1233,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_migrates_read_count, setup_dir, teardown),
         cmocka_unit_test_setup_teardown(test_outbound_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbound_pending_exclude, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbound_pending_many_excluded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbound_payload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outbound_hostile_columns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbound_sending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbound_sent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbound_acked, setup, teardown),
@@ -1043,6 +1246,11 @@ int main(void)
         cmocka_unit_test(test_format_ns),
         cmocka_unit_test_setup_teardown(test_inbound_insert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inbound_ack_states, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inbound_insert_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inbound_insert_rollback_trigger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inbound_insert_own_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inbound_unacked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_version, setup, teardown),
