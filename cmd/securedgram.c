@@ -11,6 +11,7 @@
 #include "net.h"
 #include "sandbox.h"
 #include "settings.h"
+#include "statsfile.h"
 #include "store.h"
 #include "tool.h"
 #include "version.h"
@@ -66,7 +67,7 @@ static const char usage_text[] =
     "\n"
     "Signals: TERM, INT, QUIT stop cleanly; HUP re-reads .env (secret or secret file,\n"
     "window, retries, retry interval, rate limit) and reopens a log file; USR1 logs a\n"
-    "line of counters (status prints them).\n"
+    "line of counters; USR2 only writes them to PIDFILE.stats, for status.\n"
     "See securedgram(8).\n";
 
 struct cli {
@@ -238,21 +239,103 @@ static void enter_sandbox(void)
         log_warn("%s; running without it", err);
 }
 
+/*
+ * A database the service user may not open fails after the privilege drop, in
+ * the words of open() or SQLite ("unable to open database file"); say whose
+ * permission is missing, for the file or for its directory (SQLite creates
+ * -wal and -shm files there).
+ */
+static void name_denied_user(const char *db, char *err, size_t errlen)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", db);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else
+        slash[slash == dir] = '\0'; /* "/x.db" -> "/" */
+    int file_denied = access(db, R_OK | W_OK) != 0 && errno == EACCES;
+    int dir_denied = access(dir, W_OK | X_OK) != 0 && errno == EACCES;
+    if (!file_denied && !dir_denied)
+        return;
+    char who[64];
+    daemon_user_name(who, sizeof who);
+    snprintf(err, errlen, "cannot open database %s as user %s: %s%s", db, who, strerror(EACCES),
+             file_denied ? "" : " (on its directory)");
+}
+
+/*
+ * Leaves a first counters file for status, whose presence tells status that
+ * the daemon can write it; the engine replaces it on SIGUSR1/SIGUSR2. A
+ * daemon that dropped privileges cannot when the pid file's directory is
+ * root's (/run): status then shows no counters.
+ */
+static void stats_begin(const char *stats)
+{
+    if (statsfile_write(stats, "counters: none yet\n") == 0)
+        return;
+    int e = errno;
+    char who[64];
+    daemon_user_name(who, sizeof who); /* getpwuid may change errno */
+    log_info("no counters for status: cannot write %s as user %s: %s", stats, who, strerror(e));
+}
+
+/*
+ * After bind and detach: the pid file, created and locked while still root
+ * (so it may be in a directory only root can write), then the drop, then
+ * the database (so its files belong to the service user), the engine and the
+ * system call filter. Returns the engine, with *pidfd the pid file to release
+ * at exit, or NULL with err (the socket is then closed, and the pid file
+ * released).
+ */
+static struct engine *start_daemon(struct ctx *x, int fd, const char *stats, int *pidfd, char *err,
+                                   size_t errlen)
+{
+    struct config *cfg = &x->cfg;
+    if ((*pidfd = daemon_pidfile_claim(cfg->pidfile, err, errlen)) < 0) {
+        close(fd);
+        return NULL;
+    }
+    (void)unlink(stats); /* an earlier run's counters, removed while we still may (ours: locked) */
+    if (daemon_drop_privileges(cfg->user, err, errlen) != 0 ||
+        daemon_no_new_privs(err, errlen) != 0)
+        goto fail;
+    struct store *st = store_open(cfg->db, STORE_CREATE, STORE_DAEMON_BUSY_MS, err, errlen);
+    if (st == NULL) {
+        name_denied_user(cfg->db, err, errlen);
+        goto fail;
+    }
+    struct engine_opts o = {cfg, &x->cli->flags, x->env_path, x->cwd, fd, st, stats, NULL};
+    struct engine *e = engine_new(&o, err, errlen); /* closes fd and st if it fails */
+    if (e == NULL) {
+        daemon_pidfile_release(cfg->pidfile, *pidfd);
+        return NULL;
+    }
+    stats_begin(stats);
+    return e;
+fail:
+    close(fd);
+    daemon_pidfile_release(cfg->pidfile, *pidfd);
+    return NULL;
+}
+
 static int cmd_start(struct ctx *x)
 {
     char err[512];
     pid_t pid;
     struct config *cfg = &x->cfg;
-    int r = daemon_pidfile_check(cfg->pidfile, &pid, err, sizeof err);
-    if (r != 0)
-        return r < 0 ? tool_fail("%s", err)
-                     : tool_fail("securedgram is already running (pid %ld, pid file %s)", (long)pid,
-                                 cfg->pidfile);
+    enum daemon_state r = daemon_pidfile_check(cfg->pidfile, &pid, err, sizeof err);
+    if (r != DAEMON_STOPPED)
+        return r == DAEMON_ERROR
+                   ? tool_fail("%s", err)
+                   : tool_fail("securedgram is already running (pid %ld, pid file %s)", (long)pid,
+                               cfg->pidfile);
     if (log_open(cfg->log, "securedgram") != 0) {
         snprintf(err, sizeof err, "cannot open log %s: %s", cfg->log, strerror(errno));
         return tool_fail("%s", err);
     }
     log_set_level(x->cli->level);
+    settings_log_warnings(); /* what load() wrote to stderr, now in the log too */
     int fd = net_bind(cfg->address, cfg->port, SOCK_BUF_BYTES, err, sizeof err);
     if (fd < 0)
         return start_failed(-1, err);
@@ -266,33 +349,14 @@ static int cmd_start(struct ctx *x)
     /* No core dumps or ptrace by other users while the key is in memory. */
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 #endif
-    /* SPEC §4 order: drop privileges, then the pid file (so the service user can remove it). */
-    if (daemon_drop_privileges(cfg->user, err, sizeof err) != 0 ||
-        daemon_no_new_privs(err, sizeof err) != 0) {
-        close(fd);
-        return start_failed(report, err);
-    }
-    int pidfd = daemon_pidfile_claim(cfg->pidfile, err, sizeof err);
-    if (pidfd < 0) {
-        close(fd);
-        return start_failed(report, err);
-    }
-    struct store *st = store_open(cfg->db, STORE_CREATE, STORE_DAEMON_BUSY_MS, err, sizeof err);
-    if (st == NULL) {
-        close(fd);
-        daemon_pidfile_release(cfg->pidfile, pidfd);
-        return start_failed(report, err);
-    }
     char stats[4200];
     snprintf(stats, sizeof stats, "%s.stats", cfg->pidfile);
-    struct engine_opts o = {cfg, &x->cli->flags, x->env_path, x->cwd, fd, st, stats, NULL};
-    struct engine *e = engine_new(&o, err, sizeof err);
-    if (e == NULL) {
-        daemon_pidfile_release(cfg->pidfile, pidfd);
+    int pidfd = -1;
+    struct engine *e = start_daemon(x, fd, stats, &pidfd, err, sizeof err);
+    if (e == NULL)
         return start_failed(report, err);
-    }
     enter_sandbox();
-    log_info("securedgram %s listening on %s port %u (pid %ld, database %s)", SG_VERSION,
+    log_warn("securedgram %s listening on %s port %u (pid %ld, database %s)", SG_VERSION,
              cfg->address, cfg->port, (long)getpid(), cfg->db);
     daemon_report(report, NULL);
     int rc = engine_run(e);
@@ -316,19 +380,25 @@ static int cmd_stop(struct ctx *x)
     return 0;
 }
 
-/* Asks the daemon for its counters (USR1 rewrites <pidfile>.stats) and prints them. */
+/*
+ * Asks the daemon for its counters and prints them. SIGUSR2 makes it rewrite
+ * <pidfile>.stats without a log line (SIGUSR1 logs one: monitoring that runs
+ * status every minute would add 1,440 lines a day). It is sent only if the
+ * daemon left that file at start (it cannot when its pid file's directory is
+ * not writable by it), and only if it catches SIGUSR2: the signal's default
+ * action would end a daemon from before status used it.
+ */
 static void print_counters(const char *pidfile, pid_t pid)
 {
     char path[4200], line[1400];
     struct stat before, after;
     snprintf(path, sizeof path, "%s.stats", pidfile);
-    int had = stat(path, &before) == 0;
-    if (kill(pid, SIGUSR1) != 0)
+    if (stat(path, &before) != 0 || !daemon_catches(pid, SIGUSR2) || kill(pid, SIGUSR2) != 0)
         return;
     struct timespec step = {0, 10 * 1000000};
     for (int waited = 0; waited < 2000; waited += 10) {
         if (stat(path, &after) == 0 &&
-            (!had || after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+            (after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
              after.st_mtim.tv_nsec != before.st_mtim.tv_nsec || after.st_ino != before.st_ino))
             break;
         nanosleep(&step, NULL); /* the daemon answers within a turn of its loop */
@@ -343,19 +413,24 @@ static void print_counters(const char *pidfile, pid_t pid)
         fclose(f);
 }
 
+/*
+ * A daemon that does not lock its pid file (the Ruby original, found running
+ * when upgrading) is running but is not sent a signal: SIGUSR2 would end it.
+ */
 static int cmd_status(struct ctx *x)
 {
     char err[512];
     pid_t pid = 0;
-    int r = daemon_pidfile_check(x->cfg.pidfile, &pid, err, sizeof err);
-    if (r < 0)
+    enum daemon_state r = daemon_pidfile_check(x->cfg.pidfile, &pid, err, sizeof err);
+    if (r == DAEMON_ERROR)
         return tool_fail("%s", err);
-    if (r == 0) {
+    if (r == DAEMON_STOPPED) {
         printf("securedgram is not running\n");
         return 3;
     }
     printf("securedgram is running (pid %ld)\n", (long)pid);
-    print_counters(x->cfg.pidfile, pid);
+    if (r == DAEMON_RUNNING)
+        print_counters(x->cfg.pidfile, pid);
     return 0;
 }
 

@@ -3,6 +3,7 @@
  * a question.
  */
 #define _GNU_SOURCE
+#include "jsonout.h"
 #include "store.h"
 #include "store_admin.h"
 #include "timeparse.h"
@@ -28,14 +29,16 @@ static const char usage_text[] =
     "a cutoff: by default only finished ones (outbound: acknowledged, send_failed;\n"
     "inbound: ack_sent, ack_failed, and only once read). It prints the cutoff and\n"
     "what it would delete, table by table and state by state, asks before deleting\n"
-    "(on stderr, answer y or yes from standard input), deletes in one transaction,\n"
-    "then runs VACUUM. It is safe to run while the daemon runs.\n"
+    "(on stderr; only y, in any case, from standard input deletes), deletes in one\n"
+    "transaction, then runs VACUUM. It is safe to run while the daemon runs.\n"
     "\n"
     "  AGE                  N followed by s, m, h, d or w (seconds, minutes, hours,\n"
-    "                       days, weeks): the cutoff is that long ago, e.g. 30d\n"
+    "                       days, weeks): the cutoff is that long ago, e.g. 30d;\n"
+    "                       or a DATETIME, as with --before\n"
     "      --before DATETIME  the cutoff as ISO 8601: 2025-01-31, 2025-01-31T12:00,\n"
     "                       2025-01-31T12:00:00.5, with Z or an offset such as\n"
     "                       +02:00 for a time in that zone; without one, local time\n"
+    "                       (an AGE is taken too)\n"
     "\n"
     "Options:\n"
     "  -y, --yes            do not ask\n"
@@ -47,23 +50,27 @@ static const char usage_text[] =
     "  -s, --state STATE    only rows in STATE (acknowledged, send_failed, ack_sent,\n"
     "                       ack_failed; or, with --all-states, pending, sending,\n"
     "                       sent, received)\n"
-    "      --all-states     rows in any state, including those the daemon is still\n"
-    "                       working on (pending, sending, sent, received)\n"
+    "      --all-states     rows in any state, read or unread, including those the\n"
+    "                       daemon is still working on (pending, sending, sent,\n"
+    "                       received) (DANGEROUS)\n"
+    "      --json           print the report as one JSON object instead of text\n"
     "      --db PATH        SQLite database [SECUREDGRAM_DB from the environment or\n"
     "                       ./.env, else securedgram.db]\n"
     "  -V, --version        print the version and exit\n"
     "  -h, --help           print this help and exit\n"
     "\n"
-    "Timestamps are stored in UTC; the cutoff is compared in UTC.\n"
+    "Timestamps are stored in UTC; the cutoff is compared in UTC (the report shows\n"
+    "it in local time, as the original does; --json gives it in UTC).\n"
     "Exit status: 0 on success, also when nothing matches or the answer is no;\n"
     "1 on any error, reported as one line starting with \"ERROR:\" on stderr, and then\n"
     "nothing is deleted.\n";
 
 struct opts {
     const char *age, *before, *state, *db;
-    int yes, dry_run, no_vacuum, outbound_only, inbound_only, include_unread, all_states;
-    int tables; /* STORE_ADMIN_* flags */
-    char cutoff[TIMEPARSE_TEXT_LEN];
+    int yes, dry_run, no_vacuum, outbound_only, inbound_only, include_unread, all_states, json;
+    int tables;                      /* STORE_ADMIN_* flags */
+    char cutoff[TIMEPARSE_TEXT_LEN]; /* UTC, as the database stores times */
+    char shown[32];                  /* local time, as the original prints it */
 };
 
 enum {
@@ -73,8 +80,27 @@ enum {
     OPT_OUTBOUND_ONLY,
     OPT_INBOUND_ONLY,
     OPT_INCLUDE_UNREAD,
-    OPT_ALL_STATES
+    OPT_ALL_STATES,
+    OPT_JSON
 };
+
+/* Sets the flag of a long option without a value; 0 if c is not one. */
+static int take_flag(int c, struct opts *o)
+{
+    int *flag = c == 'y'                  ? &o->yes
+                : c == OPT_DRY_RUN        ? &o->dry_run
+                : c == OPT_NO_VACUUM      ? &o->no_vacuum
+                : c == OPT_OUTBOUND_ONLY  ? &o->outbound_only
+                : c == OPT_INBOUND_ONLY   ? &o->inbound_only
+                : c == OPT_INCLUDE_UNREAD ? &o->include_unread
+                : c == OPT_ALL_STATES     ? &o->all_states
+                : c == OPT_JSON           ? &o->json
+                                          : NULL;
+    if (flag == NULL)
+        return 0;
+    *flag = 1;
+    return 1;
+}
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
@@ -88,6 +114,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"include-unread", no_argument, NULL, OPT_INCLUDE_UNREAD},
         {"state", required_argument, NULL, 's'},
         {"all-states", no_argument, NULL, OPT_ALL_STATES},
+        {"json", no_argument, NULL, OPT_JSON},
         {"db", required_argument, NULL, TOOL_OPT_DB},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -96,39 +123,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":ys:Vh", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_BEFORE:
+        if (take_flag(c, o))
+            continue;
+        if (c == OPT_BEFORE) {
             o->before = optarg;
-            break;
-        case 'y':
-            o->yes = 1;
-            break;
-        case OPT_DRY_RUN:
-            o->dry_run = 1;
-            break;
-        case OPT_NO_VACUUM:
-            o->no_vacuum = 1;
-            break;
-        case OPT_OUTBOUND_ONLY:
-            o->outbound_only = 1;
-            break;
-        case OPT_INBOUND_ONLY:
-            o->inbound_only = 1;
-            break;
-        case OPT_INCLUDE_UNREAD:
-            o->include_unread = 1;
-            break;
-        case 's':
+        } else if (c == 's') {
             o->state = optarg;
-            break;
-        case OPT_ALL_STATES:
-            o->all_states = 1;
-            break;
-        default: {
+        } else {
             int r = tool_common_option(PROG, usage_text, c, argv, &o->db);
             if (r != 0)
                 return r;
-        }
         }
     }
     if (optind < argc)
@@ -138,30 +142,82 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* Sets o->cutoff from AGE or --before. Returns 0 or 1 (reported). */
+/* ---- the cutoff ---- */
+
+/*
+ * A cutoff as the original reads either argument: an age (that long before
+ * now), else an ISO 8601 datetime. Returns 0 and sets *ms, or -1.
+ */
+static int parse_cutoff(const char *text, int64_t *ms)
+{
+    int64_t secs;
+    struct timeparse_tm tm;
+    if (timeparse_age(text, &secs) == 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        *ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - secs * 1000;
+        return 0;
+    }
+    if (timeparse_iso8601(text, &tm) == 0 && timeparse_to_ms(&tm, ms) == 0)
+        return 0;
+    return -1;
+}
+
+/* Writes s as Ruby's String#inspect would show it, for the original's error lines. */
+static void inspect(const char *s, char *out, size_t outlen)
+{
+    size_t n = 0;
+    out[n++] = '"';
+    for (; *s != '\0' && n + 6 < outlen; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            n += (size_t)snprintf(out + n, outlen - n, "\\%c", c);
+        else if (c == '\n' || c == '\t')
+            n += (size_t)snprintf(out + n, outlen - n, "\\%c", c == '\n' ? 'n' : 't');
+        else if (c < 0x20 || c == 0x7f)
+            n += (size_t)snprintf(out + n, outlen - n, "\\x%02X", c);
+        else
+            out[n++] = (char)c;
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+}
+
+/* The cutoff as the original's report shows it: local time, to the second. */
+static void format_local(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    if (localtime_r(&t, &tm) == NULL || strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+        out[0] = '\0';
+}
+
+/* Sets o->cutoff and o->shown from AGE or --before. Returns 0 or 1 (reported). */
 static int make_cutoff(struct opts *o)
 {
     int64_t ms;
+    char shown[256];
     if (o->age != NULL && o->before != NULL)
         return tool_fail("give AGE or --before, not both (see sg-clean --help)");
     if (o->age == NULL && o->before == NULL)
-        return tool_fail("give an AGE (such as 30d) or --before DATETIME (see sg-clean --help)");
-    if (o->age != NULL) {
-        int64_t secs;
-        if (timeparse_age(o->age, &secs) != 0)
-            return tool_fail("AGE '%s' is not N followed by s, m, h, d or w (such as 30d)", o->age);
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - secs * 1000;
-    } else {
-        struct timeparse_tm tm;
-        if (timeparse_iso8601(o->before, &tm) != 0 || timeparse_to_ms(&tm, &ms) != 0)
-            return tool_fail("--before: '%s' is not an ISO 8601 date or date-time (such as "
-                             "2025-01-31 or 2025-01-31T12:00:00Z)",
-                             o->before);
+        return tool_fail("Missing required age argument. Give an AGE such as 30d, or --before "
+                         "DATETIME (see sg-clean --help).");
+    if (o->before != NULL && parse_cutoff(o->before, &ms) != 0) {
+        inspect(o->before, shown, sizeof shown);
+        return tool_fail("Cannot parse --before value: %s (expected ISO 8601 format: YYYY-MM-DD "
+                         "or YYYY-MM-DDTHH:MM:SS, optionally with Z or an offset)",
+                         shown);
+    }
+    if (o->age != NULL && parse_cutoff(o->age, &ms) != 0) {
+        inspect(o->age, shown, sizeof shown);
+        return tool_fail("Cannot parse age: %s (expected <number><suffix> where suffix is "
+                         "s/m/h/d/w, such as 7d, 24h, 30m, 3600s, 4w; or ISO 8601: YYYY-MM-DD, "
+                         "YYYY-MM-DDTHH:MM:SS)",
+                         shown);
     }
     if (timeparse_format_utc(ms, o->cutoff) != 0)
         return tool_fail("the cutoff falls outside the years 0001 to 9999");
+    format_local(ms, o->shown);
     return 0;
 }
 
@@ -169,7 +225,7 @@ static int make_cutoff(struct opts *o)
 static int check_selection(struct opts *o)
 {
     if (o->outbound_only && o->inbound_only)
-        return tool_fail("--outbound-only and --inbound-only cannot be used together");
+        return tool_fail("--outbound-only and --inbound-only are mutually exclusive.");
     o->tables = o->outbound_only  ? STORE_ADMIN_OUTBOUND
                 : o->inbound_only ? STORE_ADMIN_INBOUND
                                   : STORE_ADMIN_OUTBOUND | STORE_ADMIN_INBOUND;
@@ -188,7 +244,6 @@ static int check_selection(struct opts *o)
         return tool_fail("--state: '%s' is an %s state; it cannot be used with %s", o->state,
                          t == STORE_ADMIN_OUTBOUND ? "outbound" : "inbound",
                          o->inbound_only ? "--inbound-only" : "--outbound-only");
-    o->tables = t;
     return 0;
 }
 
@@ -201,13 +256,26 @@ struct state_count {
 
 struct table_report {
     struct store_admin_purge p;
-    const char *const *states;
-    const char *label;
+    const char *label; /* "Outbound" or "Inbound", as the original's report names them */
     struct state_count *by_state;
     size_t nstates;
     int64_t total;
     int64_t unreadable; /* rows selected but for their age, whose updated_at is no timestamp */
+    int64_t deleted;
     int oom;
+};
+
+/* What happened, for the end of the report. */
+enum outcome { NOTHING, DRY_RUN, CANCELLED, DELETED };
+
+struct report {
+    const struct opts *o;
+    struct table_report t[2];
+    const char *one_state[2];
+    size_t nt;
+    int64_t total, deleted, unreadable;
+    enum outcome outcome;
+    int vacuumed;
 };
 
 static void on_count(void *ctx, const char *state, int64_t n)
@@ -224,40 +292,67 @@ static void on_count(void *ctx, const char *state, int64_t n)
     t->total += n;
 }
 
+/* The original lists the states by count, most first. */
+static int by_count(const void *a, const void *b)
+{
+    const struct state_count *x = a, *y = b;
+    if (x->n != y->n)
+        return x->n > y->n ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
 static const char *const outbound_done[] = {"acknowledged", "send_failed", NULL};
 static const char *const inbound_done[] = {"ack_sent", "ack_failed", NULL};
 
-/* Fills the purge of one table from the options. */
-static void setup_table(const struct opts *o, enum store_admin_table table, struct table_report *t,
-                        const char **one_state)
+/*
+ * Fills the purge of one table from the options, as the original selects:
+ * --state alone, else the finished states unless --all-states; inbound rows
+ * only once read, unless --include-unread or --all-states.
+ */
+static void setup_table(struct report *r, enum store_admin_table table)
 {
+    const struct opts *o = r->o;
+    struct table_report *t = &r->t[r->nt++];
     t->p.table = table;
     t->p.before = o->cutoff;
-    t->p.read_only = table == STORE_ADMIN_INBOUND && !o->include_unread;
-    if (o->state != NULL) {
-        one_state[0] = o->state;
-        one_state[1] = NULL;
-        t->p.states = one_state;
-    } else if (!o->all_states) {
+    t->label = table == STORE_ADMIN_OUTBOUND ? "Outbound" : "Inbound";
+    t->p.read_only = table == STORE_ADMIN_INBOUND && !o->include_unread && !o->all_states;
+    if (o->state != NULL)
+        t->p.states = r->one_state;
+    else if (!o->all_states)
         t->p.states = table == STORE_ADMIN_OUTBOUND ? outbound_done : inbound_done;
-    }
 }
 
-static void print_table(const struct table_report *t)
+/* Counts what each table would lose. Returns 0 or 1 (reported). */
+static int count_tables(struct store *st, struct report *r)
 {
-    const int in = t->p.table == STORE_ADMIN_INBOUND;
-    char states[256] = "";
-    if (t->p.states == NULL)
-        snprintf(states, sizeof states, "any state");
-    for (size_t k = 0; t->p.states != NULL && t->p.states[k] != NULL; k++) {
-        size_t len = strlen(states);
-        snprintf(states + len, sizeof states - len, "%s%s", k ? ", " : "", t->p.states[k]);
+    char err[512];
+    for (size_t k = 0; k < r->nt; k++) {
+        struct table_report *t = &r->t[k];
+        if (store_admin_purge_count(st, &t->p, on_count, t, err, sizeof err) != STORE_OK ||
+            store_admin_purge_unreadable(st, &t->p, &t->unreadable, err, sizeof err) != STORE_OK)
+            return tool_fail("%s", err);
+        if (t->oom)
+            return tool_fail("out of memory");
+        if (t->nstates > 1)
+            qsort(t->by_state, t->nstates, sizeof *t->by_state, by_count);
+        r->total += t->total;
+        r->unreadable += t->unreadable;
     }
-    printf("%s (%s%s): %lld row%s\n", in ? "inbound_messages" : "outbound_messages", states,
-           in ? (t->p.read_only ? "; read only" : "; read or unread") : "", (long long)t->total,
-           t->total == 1 ? "" : "s");
-    for (size_t k = 0; k < t->nstates; k++)
-        printf("  %s: %lld\n", t->by_state[k].name, (long long)t->by_state[k].n);
+    return 0;
+}
+
+/* The original's report, up to the question. */
+static void print_counts(const struct report *r)
+{
+    printf("Cutoff: %s (messages last updated before this time)\n\n", r->o->shown);
+    for (size_t k = 0; k < r->nt; k++) {
+        const struct table_report *t = &r->t[k];
+        printf("  %s: %lld rows to delete\n", t->label, (long long)t->total);
+        for (size_t i = 0; i < t->nstates; i++)
+            printf("    %s: %lld\n", t->by_state[i].name, (long long)t->by_state[i].n);
+    }
+    printf("\n");
 }
 
 /*
@@ -265,11 +360,8 @@ static void print_table(const struct table_report *t)
  * them: they are kept, and said so on stderr (the report on stdout stays the
  * original's), the same way in a dry run and a real one.
  */
-static void warn_unreadable(const struct table_report *t, size_t nt)
+static void warn_unreadable(int64_t n)
 {
-    int64_t n = 0;
-    for (size_t k = 0; k < nt; k++)
-        n += t[k].unreadable;
     if (n == 0)
         return;
     fprintf(stderr,
@@ -278,108 +370,174 @@ static void warn_unreadable(const struct table_report *t, size_t nt)
             (long long)n, n == 1 ? " has" : "s have", n == 1 ? "it is" : "they are");
 }
 
-/* Asks on stderr; 1 if the answer from stdin is y, Y or yes (any case). */
+/* Asks on stderr, as the original; 1 if the answer from stdin is y or Y (trimmed). */
 static int confirm(int64_t total)
 {
-    fprintf(stderr, "Delete %lld row%s? [y/N] ", (long long)total, total == 1 ? "" : "s");
+    fprintf(stderr, "Delete %lld rows? [y/N] ", (long long)total);
     fflush(stderr);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n = getline(&line, &cap, stdin);
     int yes = 0;
-    if (n < 0) {
-        fputc('\n', stderr);
-    } else {
+    if (n >= 0) {
         char *s = line, *e = line + n;
-        while (s < e && isspace((unsigned char)*s))
+        while (s < e && (isspace((unsigned char)*s) || *s == '\0'))
             s++;
-        while (e > s && isspace((unsigned char)e[-1]))
+        while (e > s && (isspace((unsigned char)e[-1]) || e[-1] == '\0'))
             e--;
-        *e = '\0';
-        yes = strcmp(s, "y") == 0 || strcmp(s, "Y") == 0 || strcasecmp(s, "yes") == 0;
+        yes = e - s == 1 && (*s == 'y' || *s == 'Y');
     }
     free(line);
     return yes;
 }
 
-/* Deletes, then vacuums. Returns 0 or 1 (reported). */
-static int purge(const struct opts *o, struct store *st, struct table_report *t, size_t nt)
+/* Deletes (only from the tables with rows to delete, as the original), then vacuums. */
+static int purge(struct store *st, struct report *r)
 {
     char err[512];
     struct store_admin_purge p[2];
     int64_t deleted[2] = {0, 0};
-    for (size_t k = 0; k < nt; k++)
-        p[k] = t[k].p;
-    if (store_admin_purge(st, p, nt, deleted, err, sizeof err) != STORE_OK)
-        return tool_fail("%s (nothing deleted)", err);
-    int64_t sum = 0;
-    for (size_t k = 0; k < nt; k++)
-        sum += deleted[k];
-    printf("Deleted %lld row%s", (long long)sum, sum == 1 ? "" : "s");
-    for (size_t k = 0; k < nt; k++)
-        printf("%s%s: %lld", k ? ", " : " (",
-               p[k].table == STORE_ADMIN_INBOUND ? "inbound_messages" : "outbound_messages",
-               (long long)deleted[k]);
-    printf(").\n");
-    fflush(stdout);
-    if (o->no_vacuum || sum == 0)
+    struct table_report *which[2];
+    size_t n = 0;
+    for (size_t k = 0; k < r->nt; k++)
+        if (r->t[k].total > 0) {
+            which[n] = &r->t[k];
+            p[n++] = r->t[k].p;
+        }
+    if (store_admin_purge(st, p, n, deleted, err, sizeof err) != STORE_OK)
+        return tool_fail("%s Nothing was deleted.", err);
+    r->outcome = DELETED;
+    for (size_t k = 0; k < n; k++) {
+        which[k]->deleted = deleted[k];
+        r->deleted += deleted[k];
+        if (!r->o->json)
+            printf("  %s: %lld rows deleted\n", which[k]->label, (long long)deleted[k]);
+    }
+    if (!r->o->json)
+        printf("\nTotal: %lld rows deleted.\n", (long long)r->deleted);
+    if (r->o->no_vacuum)
         return 0;
-    if (store_admin_vacuum(st, err, sizeof err) != STORE_OK)
+    if (!r->o->json)
+        printf("Running VACUUM to reclaim disk space...\n");
+    fflush(stdout);
+    if (store_admin_vacuum(st, err, sizeof err) != STORE_OK) {
         fprintf(stderr, "WARNING: the rows are deleted, but VACUUM failed: %s\n", err);
-    else
-        printf("Vacuumed the database.\n");
+        return 0;
+    }
+    r->vacuumed = 1;
+    if (!r->o->json)
+        printf("VACUUM complete.\n");
     return 0;
+}
+
+/* ---- --json ---- */
+
+static void json_key(struct jsonout *j, int depth, int first, const char *key)
+{
+    if (!first)
+        jsonout_raw(j, ",", 1);
+    jsonout_newline(j, 2, depth);
+    jsonout_string(j, key, strlen(key));
+    jsonout_raw(j, ": ", 2);
+}
+
+static void json_int(struct jsonout *j, int depth, int first, const char *key, int64_t v)
+{
+    json_key(j, depth, first, key);
+    jsonout_int(j, v);
+}
+
+static void json_table(struct jsonout *j, const struct table_report *t)
+{
+    json_key(j, 1, 0, t->p.table == STORE_ADMIN_OUTBOUND ? "outbound" : "inbound");
+    jsonout_raw(j, "{", 1);
+    json_int(j, 2, 1, "to_delete", t->total);
+    json_key(j, 2, 0, "by_state");
+    jsonout_raw(j, "{", 1);
+    for (size_t i = 0; i < t->nstates; i++)
+        json_int(j, 3, i == 0, t->by_state[i].name, t->by_state[i].n);
+    if (t->nstates > 0)
+        jsonout_newline(j, 2, 2);
+    jsonout_raw(j, "}", 1);
+    json_int(j, 2, 0, "deleted", t->deleted);
+    json_int(j, 2, 0, "kept_unreadable", t->unreadable);
+    jsonout_newline(j, 2, 1);
+    jsonout_raw(j, "}", 1);
+}
+
+/* The whole report as one JSON object (see sg-clean(1)). Returns 0 or 1 (reported). */
+static int print_json(const struct report *r)
+{
+    static const char *const outcomes[] = {"nothing_to_delete", "dry_run", "cancelled", "deleted"};
+    struct jsonout j;
+    jsonout_init(&j);
+    jsonout_raw(&j, "{", 1);
+    json_key(&j, 1, 1, "cutoff");
+    jsonout_string(&j, r->o->cutoff, strlen(r->o->cutoff));
+    for (size_t k = 0; k < r->nt; k++)
+        json_table(&j, &r->t[k]);
+    json_int(&j, 1, 0, "total_to_delete", r->total);
+    json_int(&j, 1, 0, "total_deleted", r->deleted);
+    json_key(&j, 1, 0, "result");
+    jsonout_string(&j, outcomes[r->outcome], strlen(outcomes[r->outcome]));
+    json_key(&j, 1, 0, "vacuumed");
+    jsonout_text(&j, r->vacuumed ? "true" : "false");
+    jsonout_newline(&j, 2, 0);
+    jsonout_text(&j, "}\n");
+    int rc = j.oom ? tool_fail("out of memory") : 0;
+    if (rc == 0)
+        fwrite(j.buf, 1, j.len, stdout);
+    jsonout_free(&j);
+    return rc;
+}
+
+/* ---- the work ---- */
+
+/* After the counts: nothing to do, a dry run, the question, the deletion. */
+static int decide(struct store *st, struct report *r)
+{
+    const struct opts *o = r->o;
+    if (r->total == 0) {
+        r->outcome = NOTHING;
+        if (!o->json)
+            printf("Nothing to delete.\n");
+    } else if (o->dry_run) {
+        r->outcome = DRY_RUN;
+        if (!o->json)
+            printf("(dry run \xe2\x80\x94 no rows were deleted)\n");
+    } else {
+        fflush(stdout);
+        if (!o->yes && !confirm(r->total)) {
+            r->outcome = CANCELLED;
+            if (!o->json)
+                printf("Cancelled.\n");
+        } else if (purge(st, r) != 0) {
+            return 1;
+        }
+    }
+    return o->json ? print_json(r) : 0;
 }
 
 static int run(const struct opts *o, struct store *st)
 {
-    char err[512];
-    struct table_report t[2];
-    const char *one_state[2][2];
-    size_t nt = 0;
-    int rc = 1;
-    memset(t, 0, sizeof t);
-    static const enum store_admin_table order[2] = {STORE_ADMIN_OUTBOUND, STORE_ADMIN_INBOUND};
-    for (size_t k = 0; k < 2; k++) {
-        if (o->tables & order[k]) {
-            setup_table(o, order[k], &t[nt], one_state[nt]);
-            nt++;
-        }
+    struct report r;
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    r.one_state[0] = o->state;
+    if (o->tables & STORE_ADMIN_OUTBOUND)
+        setup_table(&r, STORE_ADMIN_OUTBOUND);
+    if (o->tables & STORE_ADMIN_INBOUND)
+        setup_table(&r, STORE_ADMIN_INBOUND);
+    int rc = count_tables(st, &r);
+    if (rc == 0) {
+        if (!o->json)
+            print_counts(&r);
+        fflush(stdout);
+        warn_unreadable(r.unreadable);
+        rc = decide(st, &r);
     }
-    int64_t total = 0;
-    for (size_t k = 0; k < nt; k++) {
-        if (store_admin_purge_count(st, &t[k].p, on_count, &t[k], err, sizeof err) != STORE_OK) {
-            tool_fail("%s", err);
-            goto out;
-        }
-        if (t[k].oom) {
-            tool_fail("out of memory");
-            goto out;
-        }
-        if (store_admin_purge_unreadable(st, &t[k].p, &t[k].unreadable, err, sizeof err) !=
-            STORE_OK) {
-            tool_fail("%s", err);
-            goto out;
-        }
-        total += t[k].total;
-    }
-    printf("Cutoff: %s UTC (rows last updated before it)\n", o->cutoff);
-    for (size_t k = 0; k < nt; k++)
-        print_table(&t[k]);
-    fflush(stdout);
-    warn_unreadable(t, nt);
-    rc = 0;
-    if (total == 0)
-        printf("Nothing to delete.\n");
-    else if (o->dry_run)
-        printf("Dry run: nothing deleted.\n");
-    else if (!o->yes && !confirm(total))
-        printf("Nothing deleted.\n");
-    else
-        rc = purge(o, st, t, nt);
-out:
     for (size_t k = 0; k < 2; k++)
-        free(t[k].by_state);
+        free(r.t[k].by_state);
     return rc;
 }
 

@@ -13,6 +13,7 @@
 #include "tool.h"
 #include "version.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -54,12 +55,17 @@ static const char usage_text[] =
     "                        and fails if there is no such row\n"
     "  -r, --read-included   inbound: show read messages too\n"
     "      --no-mark         do not mark the rows shown as read\n"
-    "  -f, --follow          show the newest matching rows (oldest first), then each\n"
-    "                        new row as it arrives, until interrupted (Ctrl-C, TERM);\n"
-    "                        each row is printed as a JSON value of its own\n"
+    "  -f, --follow          show each new matching row as it arrives (oldest first),\n"
+    "                        until interrupted (Ctrl-C, TERM); each row is printed as\n"
+    "                        a JSON value of its own. Only rows that arrive after it\n"
+    "                        starts (a line on stderr says from which id), unless\n"
+    "                        --since-id or --backlog is given\n"
+    "      --backlog         with --follow: first show the newest matching rows that\n"
+    "                        are already there (at most --limit of them)\n"
     "      --interval SECS   with --follow: check the database at least this often\n"
     "                        [1.0]; new rows are usually noticed at once\n"
-    "      --since-id ID     only rows with id greater than ID\n"
+    "      --since-id ID     only rows with id greater than ID (with --follow: every\n"
+    "                        such row, then the new ones)\n"
     "  -c, --compact         one compact JSON value per line instead of an array\n"
     "  -p, --payload-only    show only the payloads\n"
     "      --db PATH         SQLite database [SECUREDGRAM_DB from the environment or\n"
@@ -72,17 +78,18 @@ static const char usage_text[] =
     "cannot be written, the rows it held are marked unread again.\n";
 
 struct opts {
-    int outbound, read_included, no_mark, follow, compact, payload_only;
+    int outbound, read_included, no_mark, follow, backlog, compact, payload_only;
     const char *state, *from, *to, *id_text, *db;
     int64_t limit, since_id;
     double interval;
     int interval_set, since_set;
     int64_t id;
     const char *message_id;
+    char mid[MESSAGE_ID_LEN + 1];
     char canon[NET_HOST_MAX], mapped[NET_HOST_MAX + 8];
 };
 
-enum { OPT_FROM = 256, OPT_TO, OPT_NO_MARK, OPT_INTERVAL, OPT_SINCE_ID };
+enum { OPT_FROM = 256, OPT_TO, OPT_NO_MARK, OPT_INTERVAL, OPT_SINCE_ID, OPT_BACKLOG };
 
 static int parse_int64(const char *s, int64_t min, int64_t *out)
 {
@@ -125,6 +132,9 @@ static int take_option(int c, char **argv, struct opts *o)
     case 'f':
         o->follow = 1;
         break;
+    case OPT_BACKLOG:
+        o->backlog = 1;
+        break;
     case OPT_INTERVAL:
         if (strict_double(optarg, INTERVAL_MIN_S, INTERVAL_MAX_S, &o->interval) != 0)
             return tool_fail("--interval: '%s' is not a number of seconds (%g to %g)", optarg,
@@ -160,6 +170,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"read-included", no_argument, NULL, 'r'},
         {"no-mark", no_argument, NULL, OPT_NO_MARK},
         {"follow", no_argument, NULL, 'f'},
+        {"backlog", no_argument, NULL, OPT_BACKLOG},
         {"interval", required_argument, NULL, OPT_INTERVAL},
         {"since-id", required_argument, NULL, OPT_SINCE_ID},
         {"compact", no_argument, NULL, 'c'},
@@ -201,6 +212,8 @@ static int check_args(struct opts *o)
         return tool_fail("%s", "--to filters outbound messages; add --outbound (-o)");
     if (o->interval_set && !o->follow)
         return tool_fail("%s", "--interval applies only with --follow");
+    if (o->backlog && !o->follow)
+        return tool_fail("%s", "--backlog applies only with --follow");
     if (o->id_text != NULL && o->follow)
         return tool_fail("%s", "--id shows one message; it cannot be used with --follow");
     if (o->id_text != NULL && o->since_set)
@@ -213,8 +226,13 @@ static int check_args(struct opts *o)
                              o->outbound ? "outbound" : "inbound", store_admin_states_text(want));
     }
     if (o->id_text != NULL) {
-        if (message_id_valid(o->id_text))
-            o->message_id = o->id_text;
+        /* A message_id in any case, as the original takes it (lowercased). */
+        size_t k = 0;
+        for (; k < MESSAGE_ID_LEN && o->id_text[k] != '\0'; k++)
+            o->mid[k] = (char)tolower((unsigned char)o->id_text[k]);
+        o->mid[k] = '\0';
+        if (o->id_text[k] == '\0' && message_id_valid(o->mid))
+            o->message_id = o->mid;
         else if (parse_int64(o->id_text, 1, &o->id) != 0)
             return tool_fail("--id: '%s' is neither a row id nor a 24-hex message_id", o->id_text);
     }
@@ -454,11 +472,36 @@ static int catch_stop_signals(void)
     return 0;
 }
 
-/* --follow: the newest rows, then new ones as they come, until a stop signal. */
+/*
+ * Where --follow starts, as the original: without --since-id, after the
+ * table's last row (every row, whatever the filters), said so on stderr; with
+ * it, after that id. Either way every row past it is shown. --backlog keeps
+ * the query as it is: the newest --limit rows first. Returns 0 or 1 (reported).
+ */
+static int follow_start(struct run *r)
+{
+    char err[512];
+    int64_t last = 0;
+    if (r->o->backlog)
+        return 0;
+    r->q.limit = 0;
+    if (r->o->since_set && r->o->since_id > 0) /* the original takes --since-id 0 as none */
+        return 0;
+    if (store_admin_max_id(r->st, r->q.table, &last, err, sizeof err) != STORE_OK)
+        return tool_fail("%s", err);
+    r->q.after_id = last;
+    fprintf(stderr, "Following new messages (since id %lld). Press Ctrl+C to stop.\n",
+            (long long)last);
+    return 0;
+}
+
+/* --follow: new rows as they come (after the backlog, if asked), until a stop signal. */
 static int follow(struct run *r)
 {
     if (catch_stop_signals() != 0)
         return tool_fail("cannot set up signal handling: %s", strerror(errno));
+    if (follow_start(r) != 0)
+        return 1;
     int ms = (int)(r->o->interval * 1000.0 + 0.5);
     struct dbwatch *dw = dbwatch_open(r->st, r->path, ms);
     if (dw == NULL)
@@ -470,8 +513,10 @@ static int follow(struct run *r)
         r->q.after_id = r->w.max_id;
         r->q.limit = 0;
         enum dbwatch_rc wr = dbwatch_wait(dw, -1, stop_pipe[0]);
-        if (wr == DBWATCH_STOP)
+        if (wr == DBWATCH_STOP) {
+            fputs("\nStopped.\n", stderr); /* as the original says on Ctrl-C */
             break;
+        }
         if (wr == DBWATCH_ERR) {
             rc = tool_fail("cannot watch the database: %s", store_errmsg(r->st));
             break;

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "dbwatch.h"
+#include "envelope.h"
 #include "jsonout.h"
 #include "message.h"
 #include "net.h"
@@ -13,6 +14,7 @@
 #include "tool.h"
 #include "version.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -37,9 +39,11 @@ static const char usage_text[] =
     "argument is '-' or missing; or the file given with --file.\n"
     "\n"
     "Options:\n"
-    "  -m, --message-id HEX  message_id of the row (24 lowercase hex digits); if the\n"
+    "  -m, --message-id HEX  message_id of the row (24 hex digits, lowercased); if the\n"
     "                        payload has a message_id it must be the same. Without\n"
-    "                        one the payload's is used, or the daemon makes one.\n"
+    "                        -m the payload's is used if it is 24 lowercase hex\n"
+    "                        digits; otherwise the daemon makes one when it sends\n"
+    "                        (replacing a payload message_id such as a UUID).\n"
     "  -f, --file PATH       read the payload from PATH\n"
     "  -q, --quiet           print no receipt\n"
     "      --wait[=SECS]     then wait until the message is acknowledged (exit 0), or\n"
@@ -54,13 +58,16 @@ static const char usage_text[] =
     "The receipt (pretty-printed JSON):\n"
     "  {\"status\": \"queued\", \"row_id\": N, \"message_id\": \"<hex>\" or null,\n"
     "   \"dst_addr\": \"...\", \"dst_port\": N}\n"
-    "message_id is null when the daemon will make one.\n"
+    "message_id is null when the daemon will make one. The payload must fit in one\n"
+    "datagram with the message_id the daemon adds to it.\n"
     "\n"
     "Exit status: 0 on success; 1 on any error, reported as one line starting with\n"
     "\"ERROR:\" on stderr, and then nothing is queued.\n";
 
 struct opts {
-    const char *message_id;
+    const char *message_id; /* NULL, or mid: -m trimmed and lowercased */
+    char mid[MESSAGE_ID_LEN + 1];
+    const char *message_id_arg; /* -m as given */
     const char *file;
     const char *db;
     int quiet;
@@ -92,7 +99,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     while ((c = getopt_long(argc, argv, ":m:f:qVh", longopts, NULL)) != -1) {
         switch (c) {
         case 'm':
-            o->message_id = optarg;
+            o->message_id_arg = optarg;
             break;
         case 'f':
             o->file = optarg;
@@ -129,6 +136,31 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return 0;
 }
 
+/*
+ * The -m value as the original takes it: surrounding whitespace trimmed and
+ * lowercased, then it must be 24 hex digits. Returns 0 or 1 (reported).
+ */
+static int take_message_id(struct opts *o)
+{
+    const char *s = o->message_id_arg;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)*s)) {
+        s++;
+        n--;
+    }
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        n--;
+    if (n != MESSAGE_ID_LEN)
+        return tool_fail("--message-id '%s' is not 24 hex digits", o->message_id_arg);
+    for (size_t k = 0; k < n; k++)
+        o->mid[k] = (char)tolower((unsigned char)s[k]);
+    o->mid[n] = '\0';
+    if (!message_id_valid(o->mid))
+        return tool_fail("--message-id '%s' is not 24 hex digits", o->message_id_arg);
+    o->message_id = o->mid;
+    return 0;
+}
+
 /* Checks the destination and the -m value. Returns 0 or 1 (reported). */
 static int check_args(struct opts *o)
 {
@@ -143,8 +175,8 @@ static int check_args(struct opts *o)
     if (strict_ulong(o->port_text, 1, 65535, &port) != 0)
         return tool_fail("DST_PORT '%s' is not a port number (1-65535)", o->port_text);
     o->port = (unsigned)port;
-    if (o->message_id != NULL && !message_id_valid(o->message_id))
-        return tool_fail("--message-id '%s' is not 24 lowercase hex digits", o->message_id);
+    if (o->message_id_arg != NULL && take_message_id(o) != 0)
+        return 1;
     if (o->file != NULL && o->json != NULL)
         return tool_fail("%s", "give the payload as an argument or with --file, not both");
     if (o->file == NULL && o->json == NULL && isatty(STDIN_FILENO))
@@ -181,13 +213,43 @@ static int is_space(char c)
 }
 
 /*
- * Trims the payload's surrounding whitespace in place and checks it; sets
- * row_id to the message_id the row gets ("" for none). Returns 0 or 1.
+ * Checks the payload as the daemon will when it sends it (message_prepare),
+ * so that what sg-send queues is sent: a JSON object, its message_id, and its
+ * size with what the daemon adds (a "message_id":"<24 hex>", member when it
+ * has none). Sets row_id to the message_id the row carries from the start:
+ * -m, else the payload's if it is 24 lowercase hex; else "" (NULL in the row:
+ * the daemon makes one when it sends, replacing a payload message_id that is
+ * not 24 lowercase hex, as the original does). Returns 0 or 1 (reported).
  */
-static int check_payload(const struct opts *o, char *p, size_t *len,
+static int check_as_sent(const struct opts *o, const char *p, size_t len,
                          char row_id[MESSAGE_ID_LEN + 1])
 {
     char err[512], found[MESSAGE_ID_LEN + 1] = "";
+    struct message_out m;
+    if (o->message_id != NULL && message_check_payload(p, len, found, err, sizeof err) == 0 &&
+        found[0] != '\0' && strcmp(found, o->message_id) != 0)
+        return tool_fail("--message-id %s differs from the payload's message_id %s", o->message_id,
+                         found);
+    if (message_prepare(p, len, o->message_id, &m, err, sizeof err) != 0) {
+        size_t sent = 0; /* message_prepare names the size of what the daemon would send */
+        if (len <= ENVELOPE_MAX_JSON && sscanf(err, "payload is %zu bytes", &sent) == 1)
+            return tool_fail("payload is %zu bytes, %zu with the message_id the daemon adds; one "
+                             "datagram carries at most %d",
+                             len, sent, ENVELOPE_MAX_JSON);
+        return tool_fail("%s", err);
+    }
+    snprintf(row_id, MESSAGE_ID_LEN + 1, "%s",
+             o->message_id != NULL ? o->message_id
+             : m.payload_changed   ? ""
+                                   : m.id);
+    message_out_clear(&m);
+    return 0;
+}
+
+/* Trims the payload's surrounding whitespace in place and checks it (check_as_sent). */
+static int check_payload(const struct opts *o, char *p, size_t *len,
+                         char row_id[MESSAGE_ID_LEN + 1])
+{
     size_t start = 0, n = *len;
     if (p == NULL)
         return tool_fail("%s", "the payload is empty");
@@ -200,13 +262,7 @@ static int check_payload(const struct opts *o, char *p, size_t *len,
     p[*len] = '\0';
     if (*len == 0)
         return tool_fail("%s", "the payload is empty");
-    if (message_check_payload(p, *len, found, err, sizeof err) != 0)
-        return tool_fail("%s", err);
-    if (o->message_id != NULL && found[0] != '\0' && strcmp(found, o->message_id) != 0)
-        return tool_fail("--message-id %s differs from the payload's message_id %s", o->message_id,
-                         found);
-    snprintf(row_id, MESSAGE_ID_LEN + 1, "%s", o->message_id != NULL ? o->message_id : found);
-    return 0;
+    return check_as_sent(o, p, *len, row_id);
 }
 
 static int print_receipt(const struct opts *o, int64_t rowid, const char *row_id)
@@ -293,6 +349,8 @@ int main(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc < 0 ? 0 : rc;
+    if (envelope_init() != 0)
+        return tool_fail("%s", "cannot initialise libsodium");
     if ((rc = check_args(&o)) != 0 || (rc = read_payload(&o, &payload, &len)) != 0 ||
         (rc = check_payload(&o, payload, &len, row_id)) != 0)
         goto out;

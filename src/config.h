@@ -62,14 +62,49 @@ const char *config_key_default(enum config_key key);
 int config_key_by_name(const char *name);
 
 /*
- * Parses .env text: blank lines and lines starting with '#' are skipped; other
- * lines are KEY=VALUE (an optional leading "export " is allowed), key and
- * value trimmed, one pair of matching surrounding quotes removed from the
- * value; a later line wins. Keys that are not SECUREDGRAM_* are ignored.
- * Returns 0, or -1 with "line N: why" in err.
+ * Parses .env text: a UTF-8 byte-order mark at the start is skipped; blank
+ * lines and lines starting with '#' are skipped; other lines are KEY=VALUE (an
+ * optional leading "export " is allowed), key and value trimmed, one pair of
+ * matching surrounding quotes removed from the value; a later line wins. Keys
+ * that are not SECUREDGRAM_* are ignored.
+ *
+ * What the original accepted is accepted, with a warning where the result may
+ * not be what was meant:
+ *   - a line without '=' is ignored (warning);
+ *   - an unknown SECUREDGRAM_* name is ignored (warning, with the nearest
+ *     setting's name when there is one);
+ *   - the value runs to the end of the line, as in the original; but a number
+ *     setting (port, window, retries, interval, rate limit) followed by
+ *     whitespace and a '#' comment or a second NAME=... takes the number only
+ *     (the original read the leading number); a second setting on the line is
+ *     not applied (warning), as in the original. A text value with such a tail
+ *     keeps it whole (warning).
+ *
+ * warn (may be NULL) gets each warning as one line, "line N: ...", which never
+ * holds a value (it may be the secret): at most the first word of a line is
+ * shown. After CONFIG_MAX_WARNINGS of them the rest are only counted, and
+ * reported at the end as one line "(N more warnings not shown)". Returns 0, or
+ * -1 with "line N: why" in err (an empty name before '=', a NUL byte, a UTF-16
+ * file).
  */
+#define CONFIG_MAX_WARNINGS 20
+
+__attribute__((warn_unused_result)) int
+config_dotenv_parse_warn(const char *text, size_t len, struct config_raw *out,
+                         void (*warn)(void *ctx, const char *line), void *ctx, char *err,
+                         size_t errlen);
+
+/* config_dotenv_parse_warn without warnings. */
 __attribute__((warn_unused_result)) int
 config_dotenv_parse(const char *text, size_t len, struct config_raw *out, char *err, size_t errlen);
+
+/*
+ * Whether the variable name (len bytes, not NUL-terminated) looks like ours
+ * but is no setting: it starts with SECUREDGRAM_ (in any case) and is not in
+ * the table ("SECUREDGRAM_WINDOWS"). Returns 1 and writes into msg a warning
+ * naming it (and the nearest setting: "did you mean SECUREDGRAM_WINDOW?"), or 0.
+ */
+int config_unknown_name(const char *name, size_t len, char *msg, size_t msglen);
 
 /* Fills raw from the environment through get (usually getenv). */
 void config_raw_from_env(struct config_raw *out, const char *(*get)(const char *name));

@@ -27,32 +27,141 @@ static pid_t read_pid(int fd)
     if (n <= 0)
         return 0;
     buf[n] = '\0';
-    long v = strtol(buf, NULL, 10);
+    long v = strtol(buf, NULL, 10); /* "123\n" (ours) or "123" (the original's) */
     return v > 0 ? (pid_t)v : 0;
 }
 
-int daemon_pidfile_check(const char *path, pid_t *pid, char *err, size_t errlen)
+void daemon_user_name(char *out, size_t len)
+{
+    struct passwd *pw = getpwuid(geteuid());
+    if (pw != NULL)
+        snprintf(out, len, "%s", pw->pw_name);
+    else
+        snprintf(out, len, "%ld", (long)geteuid());
+}
+
+/* err = "WHAT PATH: REASON", with "as user NAME" before the reason when it is a permission. */
+static void path_error(char *err, size_t errlen, const char *what, const char *path, int e)
+{
+    char who[64] = "";
+    if (e == EACCES || e == EPERM)
+        daemon_user_name(who, sizeof who);
+    snprintf(err, errlen, "%s %s%s%s: %s", what, path, who[0] ? " as user " : "", who, strerror(e));
+}
+
+/*
+ * Reads the small file path (a /proc file, whose length stat cannot tell)
+ * into buf, NUL-terminated, up to len - 1 bytes. Returns the length read, or
+ * -1 if it cannot be opened.
+ */
+static ssize_t read_small(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t got = 0;
+    ssize_t n;
+    while (got < len - 1 &&
+           ((n = read(fd, buf + got, len - 1 - got)) > 0 || (n < 0 && errno == EINTR)))
+        got += n > 0 ? (size_t)n : 0;
+    close(fd);
+    buf[got] = '\0';
+    return (ssize_t)got;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash != NULL ? slash + 1 : path;
+}
+
+/* ruby, or ruby followed by a version (ruby3.1, ruby2.7), as Debian and others name it. */
+static int is_ruby(const char *name)
+{
+    return strncmp(name, "ruby", 4) == 0 && strspn(name + 4, "0123456789.") == strlen(name + 4);
+}
+
+int daemon_cmdline_is_daemon(const char *argv, size_t n)
+{
+    if (n == 0 || argv[0] == '\0')
+        return 0;
+    const char *arg0 = base_name(argv);
+    if (strcmp(arg0, "securedgram") == 0)
+        return 1;
+    if (!is_ruby(arg0))
+        return 0;
+    for (size_t i = strlen(argv) + 1; i < n; i += strlen(argv + i) + 1)
+        if (strcmp(base_name(argv + i), "securedgram") == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * 1 if pid holds a flock() lock on any file (/proc/locks, lines such as
+ * "1: FLOCK  ADVISORY  WRITE 4242 fe:00:1234 0 EOF"; a waiter's line has
+ * "->" where FLOCK is, and holds nothing).
+ */
+static int holds_flock(pid_t pid)
+{
+    FILE *f = fopen("/proc/locks", "r");
+    if (f == NULL)
+        return 0;
+    char line[256], kind[16];
+    long holder;
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f) != NULL)
+        found = sscanf(line, "%*d: %15s %*s %*s %ld", kind, &holder) == 2 &&
+                strcmp(kind, "FLOCK") == 0 && holder == (long)pid;
+    fclose(f);
+    return found;
+}
+
+/*
+ * 1 if pid, named by a pid file nobody holds, is a live securedgram daemon
+ * that holds no flock(): the Ruby original, which never locks its pid file. A
+ * daemon of ours holding a lock elsewhere is another pid file's (see
+ * daemon_pidfile_check).
+ */
+static int unlocked_daemon(pid_t pid)
+{
+    if (pid <= 0 || pid == getpid() || (kill(pid, 0) != 0 && errno != EPERM))
+        return 0;
+    char path[64], argv[4096];
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)pid);
+    ssize_t n = read_small(path, argv, sizeof argv);
+    return n > 0 && daemon_cmdline_is_daemon(argv, (size_t)n) && !holds_flock(pid);
+}
+
+enum daemon_state daemon_pidfile_check(const char *path, pid_t *pid, char *err, size_t errlen)
 {
     /* O_NOFOLLOW as in claim: a link there is refused, never locked through */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         if (errno == ENOENT)
-            return 0;
-        snprintf(err, errlen, "cannot read pid file %s: %s", path, strerror(errno));
-        return -1;
+            return DAEMON_STOPPED;
+        path_error(err, errlen, "cannot read pid file", path, errno);
+        return DAEMON_ERROR;
     }
-    int running = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    if (running)
-        *pid = read_pid(fd);
+    int locked = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    pid_t named = read_pid(fd);
     close(fd); /* also drops our shared lock, if we got it */
-    return running;
+    if (!locked && !unlocked_daemon(named))
+        return DAEMON_STOPPED;
+    *pid = named;
+    return locked ? DAEMON_RUNNING : DAEMON_UNLOCKED;
 }
 
 int daemon_pidfile_claim(const char *path, char *err, size_t errlen)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot write pid file %s: %s", path, strerror(errno));
+        path_error(err, errlen, "cannot write pid file", path, errno);
+        return -1;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
+        snprintf(err, errlen, "refusing pid file %s: not a regular file with a single link", path);
+        close(fd);
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -62,10 +171,17 @@ int daemon_pidfile_claim(const char *path, char *err, size_t errlen)
         close(fd);
         return -1;
     }
+    /* 0644 whatever the umask, or what the original left (0600): status is for anyone. A
+     * file of another user that we may write but not chmod keeps its mode. */
+    if (fchmod(fd, 0644) != 0 && errno != EPERM) {
+        path_error(err, errlen, "cannot chmod pid file", path, errno);
+        close(fd);
+        return -1;
+    }
     char buf[32];
     int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
-        snprintf(err, errlen, "cannot write pid file %s: %s", path, strerror(errno));
+        path_error(err, errlen, "cannot write pid file", path, errno);
         close(fd);
         return -1;
     }
@@ -76,19 +192,26 @@ void daemon_pidfile_release(const char *path, int fd)
 {
     if (fd < 0)
         return;
-    if (unlink(path) != 0)
-        (void)!ftruncate(fd, 0); /* cannot remove it (privileges dropped): leave it empty */
+    (void)!ftruncate(fd, 0); /* through the descriptor opened as root: works after the drop */
+    (void)unlink(path);      /* fails in a directory only root may write: the file stays empty */
     close(fd);
 }
 
 void daemon_pidfile_wait(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return;
-    while (flock(fd, LOCK_SH) != 0 && errno == EINTR)
-        ;
-    close(fd);
+    struct timespec step = {0, 100 * 1000000};
+    for (;;) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            return;
+        while (flock(fd, LOCK_SH) != 0 && errno == EINTR)
+            ;
+        pid_t named = read_pid(fd);
+        close(fd);
+        if (!unlocked_daemon(named))
+            return;
+        nanosleep(&step, NULL); /* an unlocked daemon gives nothing to wait on: poll it */
+    }
 }
 
 int daemon_detach(char *err, size_t errlen)
@@ -247,7 +370,8 @@ static int wait_stopped(const char *pidfile, pid_t target, int ms)
     for (int waited = 0;; waited += 20) {
         pid_t pid;
         char err[256];
-        if (daemon_pidfile_check(pidfile, &pid, err, sizeof err) != 1 && process_gone(target))
+        if (daemon_pidfile_check(pidfile, &pid, err, sizeof err) <= DAEMON_STOPPED &&
+            process_gone(target))
             return 1;
         if (waited >= ms)
             return 0;
@@ -255,24 +379,62 @@ static int wait_stopped(const char *pidfile, pid_t target, int ms)
     }
 }
 
+/*
+ * Removes a pid file that a daemon which does not lock it left behind, if it
+ * still names that daemon and nobody has taken it over (we hold its lock while
+ * we look). A failure leaves a stale file, which is harmless.
+ */
+static void remove_unlocked(const char *path, pid_t was)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0 && read_pid(fd) == was)
+        (void)unlink(path);
+    close(fd);
+}
+
+int daemon_catches(pid_t pid, int sig)
+{
+    char path[64], text[4096];
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    if (sig < 1 || sig > 64 || read_small(path, text, sizeof text) <= 0)
+        return 0;
+    const char *line = strstr(text, "\nSigCgt:");
+    unsigned long long mask;
+    if (line == NULL || sscanf(line + 8, "%llx", &mask) != 1)
+        return 0;
+    return (mask >> (sig - 1)) & 1U;
+}
+
 int daemon_stop(const char *pidfile, pid_t *was, char *err, size_t errlen)
 {
     pid_t pid = 0;
-    int r = daemon_pidfile_check(pidfile, &pid, err, errlen);
+    enum daemon_state state = daemon_pidfile_check(pidfile, &pid, err, errlen);
     *was = 0;
-    if (r <= 0)
-        return r;
+    if (state <= DAEMON_STOPPED)
+        return state == DAEMON_ERROR ? -1 : 0;
     *was = pid;
     const struct {
         int sig, wait_ms;
     } steps[] = {{SIGTERM, 10000}, {SIGINT, 5000}, {SIGKILL, 5000}};
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
-        if (pid <= 0 || (kill(pid, steps[i].sig) != 0 && errno != ESRCH)) {
-            snprintf(err, errlen, "cannot signal pid %ld: %s", (long)pid, strerror(errno));
+        if (pid <= 0) {
+            snprintf(err, errlen, "pid file %s is locked but names no process", pidfile);
             return -1;
         }
-        if (wait_stopped(pidfile, pid, steps[i].wait_ms))
+        if (kill(pid, steps[i].sig) != 0 && errno != ESRCH) {
+            int e = errno;
+            char what[64];
+            snprintf(what, sizeof what, "cannot signal pid %ld of pid file", (long)pid);
+            path_error(err, errlen, what, pidfile, e);
+            return -1;
+        }
+        if (wait_stopped(pidfile, pid, steps[i].wait_ms)) {
+            if (state == DAEMON_UNLOCKED)
+                remove_unlocked(pidfile, pid);
             return 0;
+        }
     }
     snprintf(err, errlen, "pid %ld did not stop", (long)pid);
     return -1;

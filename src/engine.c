@@ -160,8 +160,12 @@ struct engine {
         char addr[NET_HOST_MAX];
         int64_t port;
         struct net_addr dst;
+        int64_t next_expiry; /* when its backlog is next checked against the deadline */
     } * blocked; /* destinations whose window is full (PEERS_MAX): claims leave them out */
     int nblocked, blocked_dirty;
+    struct store_dest *exclude;  /* PEERS_MAX: what sync_exclusions hands the store */
+    struct row_copy *claim_rows; /* CLAIM_BATCH: preallocated, no churn per turn */
+    struct load_ctx *load;       /* one, for load_sent */
 
     struct job *jobs;
     int njobs, jobs_applied;
@@ -174,6 +178,7 @@ struct engine {
     int fatal; /* the database file or its -wal is gone: stop */
     int timeouts;
     int64_t next_sweep;
+    int64_t now; /* this turn's CLOCK_MONOTONIC ms */
 
     struct net_dgram *out;
     struct outmsg *outm;
@@ -199,7 +204,7 @@ struct engine {
     struct log_limiter lim_drop, lim_store, lim_send, lim_rows;
 };
 
-static volatile sig_atomic_t got_term, got_hup, got_usr1;
+static volatile sig_atomic_t got_term, got_hup, got_usr1, got_usr2;
 static int sig_wfd = -1;
 
 static void on_signal(int sig)
@@ -209,6 +214,8 @@ static void on_signal(int sig)
         got_hup = 1;
     else if (sig == SIGUSR1)
         got_usr1 = 1;
+    else if (sig == SIGUSR2)
+        got_usr2 = 1;
     else
         got_term = 1;
     if (sig_wfd >= 0)
@@ -494,7 +501,48 @@ static void flow_note_blocked(struct engine *e, const struct store_outbound_row 
     snprintf(b->addr, NET_HOST_MAX, "%s", row->dst_addr);
     b->port = row->dst_port;
     b->dst = *dst;
+    b->next_expiry = 0;
     e->blocked_dirty = 1;
+}
+
+/*
+ * How long a message may wait for a destination that does not answer: as
+ * long as its retries would take, (max_retries + 1) x retry_interval.
+ */
+static int64_t answer_deadline_ms(const struct engine *e)
+{
+    return ((int64_t)e->cfg->max_retries + 1) * (int64_t)e->cfg->retry_interval * 1000;
+}
+
+/*
+ * A destination that has not answered for the deadline: its pending rows
+ * older than the deadline fail now, instead of waiting behind its closed
+ * window for ever. 0, or -1 to abort the turn.
+ */
+static int expire_blocked(struct engine *e)
+{
+    int64_t deadline = answer_deadline_ms(e);
+    for (int i = 0; i < e->nblocked; i++) {
+        struct blocked_dest *b = &e->blocked[i];
+        if (e->now < b->next_expiry || flow_silent_ms(e->flows, &b->dst, e->now) < deadline)
+            continue;
+        b->next_expiry = e->now + (int64_t)e->cfg->retry_interval * 1000;
+        struct store_dest d = {b->addr, b->port};
+        int n = 0;
+        int r =
+            judge(e, store_outbound_expire(e->st, &d, deadline, "peer not answering; not sent", &n),
+                  "fail the backlog of a peer not answering");
+        if (r < 0 || e->redo)
+            return -1;
+        if (n > 0) {
+            e->turn_failed += (uint64_t)n;
+            log_warn_limited(&e->lim_rows, e->now,
+                             "%d outbound rows to %s port %lld: send_failed: peer not answering; "
+                             "not sent",
+                             n, b->addr, (long long)b->port);
+        }
+    }
+    return 0;
 }
 
 /*
@@ -504,14 +552,11 @@ static void flow_note_blocked(struct engine *e, const struct store_outbound_row 
 static void sync_exclusions(struct engine *e)
 {
     if (e->blocked_dirty) {
-        struct store_dest *d = calloc((size_t)e->nblocked + 1, sizeof *d);
-        if (d == NULL)
-            return;
+        struct store_dest *d = e->exclude;
         for (int i = 0; i < e->nblocked; i++)
             d[i] = (struct store_dest){e->blocked[i].addr, e->blocked[i].port};
         if (store_outbound_exclude(e->st, d, e->nblocked) == STORE_OK)
             e->blocked_dirty = 0;
-        free(d);
     }
     int kept = 0;
     for (int i = 0; i < e->nskips; i++)
@@ -528,6 +573,7 @@ static void drop(struct engine *e, uint64_t *counter, const struct net_addr *fro
     char host[NET_HOST_MAX];
     unsigned port;
     net_addr_format(from, host, &port);
+    log_debug("datagram from %s port %u: dropped: %s", host, port, why);
     log_warn_limited(&e->lim_drop, mono_ms(), "dropped a datagram from %s port %u: %s", host, port,
                      why);
 }
@@ -555,6 +601,13 @@ static void handle_ack(struct engine *e, const struct net_dgram *d, const char *
     }
     if (job_add(e, J_ACKED, id, ent->rowid, 0, NULL) != 0)
         return; /* kept in flight: the retransmission is ACKed again */
+    if (log_get_level() >= LOG_LEVEL_INFO) {
+        char host[NET_HOST_MAX];
+        unsigned port;
+        net_addr_format(&d->addr, host, &port);
+        log_info("acknowledged: outbound row %lld (message_id %s) by %s port %u",
+                 (long long)ent->rowid, id, host, port);
+    }
     flow_release(e, &ent->dst, 1);
     retx_remove(e->inflight, ent);
     e->want_claim = 1; /* room in flight again */
@@ -570,7 +623,15 @@ static void handle_dgram(struct engine *e, int sock, struct net_dgram *d, uint64
     }
     struct judge_ctx cx = {e->key, now_ns, e->cfg->window, e->replay};
     struct judgement j;
+    size_t len = d->len;
     enum judge_verdict v = judge_datagram(&cx, d->buf, d->len, &j);
+    if (log_get_level() >= LOG_LEVEL_DEBUG && (v == JUDGE_MESSAGE || v == JUDGE_ACK)) {
+        char host[NET_HOST_MAX];
+        unsigned port;
+        net_addr_format(&d->addr, host, &port);
+        log_debug("datagram from %s port %u, %zu bytes: %s, message_id %s%s", host, port, len,
+                  judge_reason(v), j.msg.id, j.ours ? " (sealed by us)" : "");
+    }
     if (v != JUDGE_MESSAGE && v != JUDGE_ACK) {
         drop(e, &e->c.verdicts[v], &d->addr, judge_reason(v));
         return;
@@ -832,6 +893,11 @@ static void claim_row(struct claim_ctx *cx, struct row_copy *c)
         fail_row(cx, row, row->retry_count, err);
         return;
     }
+    int64_t deadline = answer_deadline_ms(e);
+    if (row->age_ms >= deadline && flow_silent_ms(e->flows, &dst, e->now) >= deadline) {
+        fail_row(cx, row, row->retry_count, "peer not answering; not sent");
+        return;
+    }
     if (!flow_admit(e->flows, &dst, 0)) {
         flow_note_blocked(e, row, &dst); /* stays pending until the window opens */
         return;
@@ -892,9 +958,7 @@ static int claim(struct engine *e)
         limit = sendq_room;
     if (limit <= 0 || arena_room(e) <= ACK_RESERVE)
         return 0;
-    struct row_copy *rows = calloc((size_t)limit, sizeof *rows);
-    if (rows == NULL)
-        return -1;
+    struct row_copy *rows = e->claim_rows;
     struct claim_ctx cx = {.e = e, .rows = rows, .cap = limit};
     int n = store_outbound_pending(e->st, limit, on_pending, &cx);
     size_t budget = arena_room(e) - ACK_RESERVE, used = 0;
@@ -910,7 +974,6 @@ static int claim(struct engine *e)
         }
         row_copy_clear(&rows[i]);
     }
-    free(rows);
     if (n < 0)
         return judge(e, STORE_BUSY, "read pending rows");
     if (cx.abort)
@@ -1068,9 +1131,8 @@ static int load_sent(struct engine *e, int64_t now)
     int limit = room < LOAD_BATCH ? (int)room : LOAD_BATCH;
     if (limit == 0)
         return 0;
-    struct load_ctx *lx = calloc(1, sizeof *lx);
-    if (lx == NULL)
-        return -1;
+    struct load_ctx *lx = e->load;
+    lx->nbad = 0;
     lx->e = e;
     lx->now = now;
     int n = store_outbound_load_sent(e->st, e->load_after, limit, on_loaded_sent, lx);
@@ -1081,7 +1143,6 @@ static int load_sent(struct engine *e, int64_t now)
         fail_row(&cx, &r, lx->bad[i].retries,
                  "a 'sent' row without a usable message_id, dst_addr or dst_port");
     }
-    free(lx);
     if (n < 0)
         return judge(e, STORE_BUSY, "read rows left sent");
     if (cx.abort)
@@ -1111,6 +1172,8 @@ static int write_turn(struct engine *e, int64_t now, int full)
     if (full && retransmit_due(e, now) != 0)
         goto abort;
     if (full && e->want_claim && claim(e) != 0)
+        goto abort;
+    if (full && e->nblocked > 0 && expire_blocked(e) != 0)
         goto abort;
     if (store_file_replaced(e->st)) {
         e->fatal = 1; /* nothing of this turn may be ACKed: it would be lost with the file */
@@ -1146,23 +1209,30 @@ static int send_error_is_transient(int err)
     return err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ENOMEM || err == EINTR;
 }
 
+/* What happened to one sealed datagram once sendmmsg said; logged with its row, id and peer. */
 static void send_result(struct engine *e, int i, int64_t now)
 {
     struct outmsg *m = &e->outm[i];
     int err = e->out[i].err;
     int64_t interval = (int64_t)e->cfg->retry_interval * 1000;
-    char why[160];
+    char why[160], host[NET_HOST_MAX];
+    unsigned port;
+    net_addr_format(m->kind == OUT_RETX ? &m->ent->dst : &e->out[i].addr, host, &port);
     if (err != 0)
         snprintf(why, sizeof why, "send failed: %s", strerror(err));
+    int failed = 0;
     switch (m->kind) {
     case OUT_ACK:
         if (err == 0) {
             e->c.acks_sent++;
             job_add(e, J_ACK_SENT, m->id, 0, 0, NULL);
+            log_info("ACK sent for message %s to %s port %u", m->id, host, port);
         } else {
             ack_retry_add(e, m, &e->out[i].addr, now);
+            log_warn_limited(&e->lim_send, mono_ms(), "ACK for message %s to %s port %u: %s", m->id,
+                             host, port, why);
         }
-        break;
+        return;
     case OUT_NEW:
         if (err == 0 || send_error_is_transient(err)) {
             int64_t retries = m->retries + (err != 0);
@@ -1171,16 +1241,24 @@ static void send_result(struct engine *e, int i, int64_t now)
                 flow_release(e, &m->dst, 0); /* cannot happen: room was checked */
             job_add(e, J_SENT, NULL, m->rowid, retries, err != 0 ? why : NULL);
             e->c.sent += err == 0;
+            if (err == 0) {
+                flow_note_send(e->flows, &m->dst, now);
+                log_info("sent outbound row %lld (message_id %s) to %s port %u",
+                         (long long)m->rowid, m->id, host, port);
+            }
         } else {
             job_add(e, J_FAILED, NULL, m->rowid, m->retries, why);
             flow_release(e, &m->dst, 0);
-            e->c.send_failed++;
+            failed = 1;
         }
         break;
     default:
         if (err == 0) {
             e->c.retransmits++;
             m->ent->retries = m->retries;
+            flow_note_send(e->flows, &m->ent->dst, now);
+            log_info("retransmitted outbound row %lld (message_id %s, retry %lld) to %s port %u",
+                     (long long)m->rowid, m->id, (long long)m->retries, host, port);
         } else if (send_error_is_transient(err)) {
             m->ent->retries = m->retries;
             retx_reschedule(e->inflight, m->ent, now + EAGAIN_RETRY_MS);
@@ -1188,12 +1266,20 @@ static void send_result(struct engine *e, int i, int64_t now)
             job_add(e, J_FAILED, NULL, m->rowid, m->retries, why);
             flow_release(e, &m->ent->dst, 0);
             retx_remove(e->inflight, m->ent);
-            e->c.send_failed++;
+            failed = 1;
         }
         break;
     }
-    if (err != 0)
-        log_warn_limited(&e->lim_send, mono_ms(), "%s", why);
+    if (failed) {
+        e->c.send_failed++;
+        log_warn_limited(&e->lim_rows, mono_ms(),
+                         "outbound row %lld (message_id %s) to %s port %u: send_failed: %s",
+                         (long long)m->rowid, m->id, host, port, why);
+    } else if (err != 0) {
+        log_warn_limited(&e->lim_send, mono_ms(),
+                         "outbound row %lld (message_id %s) to %s port %u: %s; will retry",
+                         (long long)m->rowid, m->id, host, port, why);
+    }
 }
 
 static void flush_sends(struct engine *e, int64_t now)
@@ -1285,6 +1371,13 @@ static void after_commit(struct engine *e, int full)
             e->c.duplicates++;
         else
             e->c.stored++;
+        if (log_get_level() >= LOG_LEVEL_INFO) {
+            char host[NET_HOST_MAX];
+            unsigned port;
+            net_addr_format(&it->from, host, &port);
+            log_info("%s message %s from %s port %u",
+                     it->duplicate ? "again (a duplicate):" : "stored", it->msg.id, host, port);
+        }
         (void)queue_ack(e, it->sock, &it->from, it->msg.id, 0);
     }
 }
@@ -1359,6 +1452,7 @@ static int has_db_work(const struct engine *e, int64_t now)
 static void tick(struct engine *e)
 {
     int64_t now = mono_ms();
+    e->now = now;
     e->nitems = 0;
     e->item_used = 0;
     e->nout = 0;
@@ -1445,18 +1539,23 @@ static void format_counters(const struct engine *e, char *out, size_t len)
              (unsigned long long)c->store_timeouts, replay_count(e->replay));
 }
 
-/* Logs the counters, and leaves them in the stats file for `securedgram status`. */
-static void log_counters(const struct engine *e)
+/*
+ * Leaves the counters in the stats file for `securedgram status`, and logs
+ * them if loud (USR1, shutdown). status sends USR2 (not loud): a monitor that
+ * runs it every minute must not fill the log.
+ */
+static void log_counters(const struct engine *e, int loud)
 {
     char line[1200];
     format_counters(e, line, sizeof line);
-    log_warn("counters: %s", line);
+    if (loud)
+        log_warn("counters: %s", line);
     if (e->o.stats_path == NULL)
         return;
     char text[1300];
     snprintf(text, sizeof text, "counters: %s\n", line);
     /* O_EXCL|O_NOFOLLOW temp file + rename: a link planted there is never followed */
-    if (statsfile_write(e->o.stats_path, text) != 0)
+    if (statsfile_write(e->o.stats_path, text) != 0 && loud)
         log_info("cannot write %s: %s", e->o.stats_path, strerror(errno));
 }
 
@@ -1473,7 +1572,7 @@ static int signals_open(char *err, size_t errlen, int *rfd)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
-    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1};
+    int sigs[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaction(sigs[i], &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -1528,10 +1627,14 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     e->arena = malloc(ARENA_BYTES);
     e->acks = calloc(ACK_RETRY_MAX, sizeof *e->acks);
     e->blocked = calloc(PEERS_MAX, sizeof *e->blocked);
+    e->exclude = calloc(PEERS_MAX, sizeof *e->exclude);
+    e->claim_rows = calloc(CLAIM_BATCH, sizeof *e->claim_rows);
+    e->load = calloc(1, sizeof *e->load);
     if (e->key == NULL || e->inflight == NULL || e->rxbuf == NULL || e->items == NULL ||
         e->item_arena == NULL || e->flows == NULL || e->replay == NULL || e->limiter == NULL ||
         e->jobs == NULL || e->out == NULL || e->outm == NULL || e->arena == NULL ||
-        e->acks == NULL || e->blocked == NULL) {
+        e->acks == NULL || e->blocked == NULL || e->exclude == NULL || e->claim_rows == NULL ||
+        e->load == NULL) {
         snprintf(err, errlen,
                  e->key == NULL ? "cannot load the secret into protected memory" : "out of memory");
         goto fail;
@@ -1658,9 +1761,10 @@ int engine_run(struct engine *e)
             got_hup = 0;
             reload(e);
         }
-        if (got_usr1) {
-            got_usr1 = 0;
-            log_counters(e);
+        if (got_usr1 || got_usr2) {
+            int loud = got_usr1;
+            got_usr1 = got_usr2 = 0;
+            log_counters(e, loud);
         }
         if (engine_turn(e, (pfd[1].revents & POLLIN) != 0) != 0)
             return -1;
@@ -1671,7 +1775,7 @@ int engine_run(struct engine *e)
     if (e->njobs > 0 && write_turn(e, mono_ms(), 1) == 0)
         jobs_forget(e, e->jobs_applied);
     log_warn("shutting down");
-    log_counters(e);
+    log_counters(e, 1);
     return 0;
 }
 
@@ -1700,6 +1804,9 @@ void engine_free(struct engine *e)
     free(e->arena);
     free(e->acks);
     free(e->blocked);
+    free(e->exclude);
+    free(e->claim_rows);
+    free(e->load);
     if (sig_rfd >= 0)
         close(sig_rfd);
     if (sig_wfd >= 0)

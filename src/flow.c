@@ -9,7 +9,8 @@ struct peer {
     uint32_t growth;    /* ACKs counted towards the next +1 past the threshold */
     uint32_t threshold; /* slow start below it */
     int64_t last_loss_ms;
-    struct peer *next; /* hash chain, or free list */
+    int64_t unacked_since; /* first send not answered by an ACK yet (0: none) */
+    struct peer *next;     /* hash chain, or free list */
 };
 
 struct flow_table {
@@ -131,6 +132,8 @@ void flow_done(struct flow_table *ft, const struct net_addr *dst, int acked)
         return;
     if (p->in_flight > 0)
         p->in_flight--;
+    if (acked)
+        p->unacked_since = 0; /* it answers */
     if (!acked || p->window >= ft->max_window)
         return;
     if (p->window < p->threshold) {
@@ -170,4 +173,21 @@ void flow_get(const struct flow_table *ft, const struct net_addr *dst, uint32_t 
     const struct peer *p = find(ft, dst, &b, key);
     *window = p != NULL ? p->window : 0;
     *in_flight = p != NULL ? p->in_flight : 0;
+}
+
+void flow_note_send(struct flow_table *ft, const struct net_addr *dst, int64_t now_ms)
+{
+    size_t b;
+    uint8_t key[18];
+    struct peer *p = find(ft, dst, &b, key);
+    if (p != NULL && p->unacked_since == 0)
+        p->unacked_since = now_ms != 0 ? now_ms : 1;
+}
+
+int64_t flow_silent_ms(const struct flow_table *ft, const struct net_addr *dst, int64_t now_ms)
+{
+    size_t b;
+    uint8_t key[18];
+    const struct peer *p = find(ft, dst, &b, key);
+    return p != NULL && p->unacked_since != 0 ? now_ms - p->unacked_since : 0;
 }

@@ -43,6 +43,16 @@ void flow_lost(struct flow_table *ft, const struct net_addr *dst, int64_t now_ms
 /* 1 if dst's window is full (a claim should skip its rows). */
 int flow_blocked(const struct flow_table *ft, const struct net_addr *dst);
 
+/*
+ * A datagram went to dst at now_ms. Together with the ACKs flow_done counts,
+ * this tells how long dst has been silent: since the first datagram to it
+ * that no ACK has followed.
+ */
+void flow_note_send(struct flow_table *ft, const struct net_addr *dst, int64_t now_ms);
+
+/* How long dst has not answered (0 if it answered its last datagram, or is untracked). */
+int64_t flow_silent_ms(const struct flow_table *ft, const struct net_addr *dst, int64_t now_ms);
+
 /* dst's current window and count in flight (0/0 if untracked); for tests and counters. */
 void flow_get(const struct flow_table *ft, const struct net_addr *dst, uint32_t *window,
               uint32_t *in_flight);

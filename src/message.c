@@ -231,8 +231,12 @@ static json_t *parse_object(const char *payload, size_t len, char *err, size_t e
     return root;
 }
 
-int message_check_payload(const char *payload, size_t len, char found_id[MESSAGE_ID_LEN + 1],
-                          char *err, size_t errlen)
+/*
+ * As message_check_payload; with bad_id not NULL, a message_id that is not
+ * 24 lowercase hex is reported there (1) instead of failing the check.
+ */
+static int check_payload(const char *payload, size_t len, char found_id[MESSAGE_ID_LEN + 1],
+                         int *bad_id, char *err, size_t errlen)
 {
     if (len > ENVELOPE_MAX_JSON) {
         snprintf(err, errlen, "payload is %zu bytes; one datagram carries at most %d", len,
@@ -245,18 +249,137 @@ int message_check_payload(const char *payload, size_t len, char found_id[MESSAGE
     int bad = 0, rc = 0;
     const char *id = payload_id(root, &bad);
     json_t *type = json_object_get(root, "type");
-    if (bad) {
+    found_id[0] = '\0';
+    if (bad && bad_id != NULL) {
+        *bad_id = 1;
+    } else if (bad) {
         snprintf(err, errlen, "payload message_id is not 24 lowercase hex digits");
         rc = -1;
-    } else if (is_ack_type(type)) {
+    }
+    if (rc == 0 && is_ack_type(type)) {
         snprintf(err, errlen,
                  "payload has \"type\":\"ACK\"; the receiver would take it for an acknowledgement");
         rc = -1;
-    } else {
+    } else if (rc == 0 && !bad) {
         snprintf(found_id, MESSAGE_ID_LEN + 1, "%s", id != NULL ? id : "");
     }
     json_decref(root);
     return rc;
+}
+
+int message_check_payload(const char *payload, size_t len, char found_id[MESSAGE_ID_LEN + 1],
+                          char *err, size_t errlen)
+{
+    return check_payload(payload, len, found_id, NULL, err, errlen);
+}
+
+/* ---- the spans of a top-level member's value, in text jansson has accepted ---- */
+
+static size_t skip_ws(const char *s, size_t i, size_t n)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* s[i] is '"': the index just past the closing quote. */
+static size_t skip_string(const char *s, size_t i, size_t n)
+{
+    for (i++; i < n && s[i] != '"'; i++)
+        if (s[i] == '\\')
+            i++;
+    return i < n ? i + 1 : n;
+}
+
+static size_t skip_value(const char *s, size_t i, size_t n)
+{
+    if (i < n && s[i] == '"')
+        return skip_string(s, i, n);
+    int depth = 0;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (c == '"') {
+            i = skip_string(s, i, n) - 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return i;
+            if (--depth == 0)
+                return i + 1;
+        } else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
+            return i;
+        }
+    }
+    return n;
+}
+
+/* 1 if the JSON string token s[0..len) decodes to "message_id" (escapes and all). */
+static int key_is_message_id(const char *s, size_t len)
+{
+    if (len == 12 && memcmp(s, "\"message_id\"", 12) == 0)
+        return 1;
+    if (memchr(s, '\\', len) == NULL)
+        return 0;
+    json_t *k = json_loadb(s, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    int is = json_is_string(k) && json_string_length(k) == 10 &&
+             memcmp(json_string_value(k), "message_id", 10) == 0;
+    json_decref(k);
+    return is;
+}
+
+#define ID_SPANS_MAX 8
+
+/* The value spans of the object's "message_id" members (duplicates included). */
+static int id_value_spans(const char *s, size_t n, size_t start[], size_t end[])
+{
+    int found = 0;
+    size_t i = skip_ws(s, 0, n);
+    if (i >= n || s[i] != '{')
+        return 0;
+    for (i = skip_ws(s, i + 1, n); i < n && s[i] == '"';) {
+        size_t ke = skip_string(s, i, n);
+        int is_id = key_is_message_id(s + i, ke - i);
+        size_t v = skip_ws(s, skip_ws(s, ke, n) + 1, n);
+        size_t ve = skip_value(s, v, n);
+        if (is_id && found < ID_SPANS_MAX) {
+            start[found] = v;
+            end[found++] = ve;
+        }
+        i = skip_ws(s, ve, n);
+        if (i < n && s[i] == ',')
+            i = skip_ws(s, i + 1, n);
+    }
+    return found;
+}
+
+/*
+ * Copies payload with the value of every top-level "message_id" replaced by
+ * "<id>": a row without an id whose payload carries one that is not 24
+ * lowercase hex (a UUID, a number) is delivered with a fresh id, as the
+ * original does; everything else in the text is kept as it is.
+ */
+static char *replace_id(const char *payload, size_t len, const char *id, size_t *out_len)
+{
+    size_t start[ID_SPANS_MAX], end[ID_SPANS_MAX];
+    int k = id_value_spans(payload, len, start, end);
+    if (k == 0)
+        return NULL;
+    char *out = malloc(len + (size_t)k * (MESSAGE_ID_LEN + 2) + 1);
+    if (out == NULL)
+        return NULL;
+    size_t o = 0, from = 0;
+    for (int i = 0; i < k; i++) {
+        memcpy(out + o, payload + from, start[i] - from);
+        o += start[i] - from;
+        o += (size_t)sprintf(out + o, "\"%s\"", id);
+        from = end[i];
+    }
+    memcpy(out + o, payload + from, len - from);
+    o += len - from;
+    out[o] = '\0';
+    *out_len = o;
+    return out;
 }
 
 /* Copies payload with "message_id":"<id>" inserted right after its opening brace. */
@@ -292,7 +415,8 @@ int message_prepare(const char *payload, size_t len, const char *row_id, struct 
         snprintf(err, errlen, "row message_id is not 24 lowercase hex digits");
         return -1;
     }
-    if (message_check_payload(payload, len, pid, err, errlen) != 0)
+    int bad_id = 0;
+    if (check_payload(payload, len, pid, row_id == NULL ? &bad_id : NULL, err, errlen) != 0)
         return -1;
     if (row_id != NULL && pid[0] != '\0' && strcmp(pid, row_id) != 0) {
         snprintf(err, errlen, "payload message_id %s differs from the row's message_id %s", pid,
@@ -307,7 +431,10 @@ int message_prepare(const char *payload, size_t len, const char *row_id, struct 
     else
         envelope_random_hex(m.id, MESSAGE_ID_LEN / 2);
     m.id_changed = row_id == NULL;
-    if (pid[0] == '\0') {
+    if (bad_id) {
+        m.payload = replace_id(payload, len, m.id, &m.payload_len);
+        m.payload_changed = 1;
+    } else if (pid[0] == '\0') {
         m.payload = insert_id(payload, len, m.id, &m.payload_len);
         m.payload_changed = 1;
     } else {

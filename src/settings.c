@@ -2,6 +2,7 @@
 #include "settings.h"
 
 #include "envelope.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,8 +44,72 @@ static void open_failed(char *err, size_t errlen, const char *what, const char *
              path, who, strerror(e), who);
 }
 
-int settings_read_env_file(const char *path, struct config_raw *raw, int *loose, char *err,
-                           size_t errlen)
+/*
+ * Warnings about the configuration (config_dotenv_parse_warn, unknown names in
+ * the environment). At start they go to stderr, the daemon has not detached
+ * yet, and are kept for settings_log_warnings; on reload they go to the log.
+ * Each source gives at most CONFIG_MAX_WARNINGS and a count of the rest.
+ */
+struct warnings {
+    enum { WARN_NONE, WARN_START, WARN_RELOAD } to;
+    const char *where; /* the .env file's path, or "environment" */
+    const char *sep;   /* after where: " " before "line N: ...", or ": " */
+};
+
+static char kept[2 * (CONFIG_MAX_WARNINGS + 1)][480]; /* .env, then the environment */
+static int nkept;
+
+static void keep(const char *text)
+{
+    if (nkept < (int)(sizeof kept / sizeof kept[0]))
+        snprintf(kept[nkept++], sizeof kept[0], "%s", text);
+}
+
+static void emit(const struct warnings *w, const char *text)
+{
+    if (w->to == WARN_START) {
+        fprintf(stderr, "WARNING: %s\n", text);
+        keep(text);
+    } else if (w->to == WARN_RELOAD) {
+        log_warn("%s", text);
+    }
+}
+
+static void on_warning(void *ctx, const char *line)
+{
+    struct warnings *w = ctx;
+    char text[480];
+    snprintf(text, sizeof text, "%s%s%s", w->where, w->sep, line);
+    emit(w, text);
+}
+
+void settings_log_warnings(void)
+{
+    for (int i = 0; i < nkept; i++)
+        log_warn("%s", kept[i]);
+    nkept = 0;
+}
+
+/* Warns about each SECUREDGRAM_* name in the environment that is no setting. */
+static void check_environment(struct warnings *w)
+{
+    int n = 0;
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        const char *eq = strchr(*e, '=');
+        size_t len = eq != NULL ? (size_t)(eq - *e) : strlen(*e);
+        char msg[256];
+        if (config_unknown_name(*e, len, msg, sizeof msg) && n++ < CONFIG_MAX_WARNINGS)
+            on_warning(w, msg);
+    }
+    if (n > CONFIG_MAX_WARNINGS) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "(%d more warnings not shown)", n - CONFIG_MAX_WARNINGS);
+        on_warning(w, msg);
+    }
+}
+
+static int read_env(const char *path, struct config_raw *raw, int *loose, struct warnings *w,
+                    char *err, size_t errlen)
 {
     *loose = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -74,7 +139,10 @@ int settings_read_env_file(const char *path, struct config_raw *raw, int *loose,
         goto out;
     }
     char why[256];
-    if (config_dotenv_parse(text, (size_t)got, raw, why, sizeof why) != 0) {
+    if (w != NULL)
+        w->where = path;
+    if (config_dotenv_parse_warn(text, (size_t)got, raw, w != NULL ? on_warning : NULL, w, why,
+                                 sizeof why) != 0) {
         snprintf(err, errlen, "%s %s", path, why);
         goto out;
     }
@@ -86,6 +154,12 @@ out:
     }
     close(fd);
     return rc;
+}
+
+int settings_read_env_file(const char *path, struct config_raw *raw, int *loose, char *err,
+                           size_t errlen)
+{
+    return read_env(path, raw, loose, NULL, err, errlen);
 }
 
 static const char *env_get(const char *name)
@@ -145,10 +219,21 @@ int settings_load(const struct config_raw *flags, const char *env_path, const ch
 {
     struct config_raw file = {0}, env = {0}, top = {0};
     int rc = -1, env_loose = 0;
+    /* stop, status and poll (need_secret 0) need only the pid file: no warnings */
+    struct warnings w = {mode == CONFIG_AT_RELOAD ? WARN_RELOAD
+                         : need_secret            ? WARN_START
+                                                  : WARN_NONE,
+                         env_path, " "};
+    if (w.to == WARN_START)
+        nkept = 0;
     *loose = 0;
-    if (settings_read_env_file(env_path, &file, &env_loose, err, errlen) != 0)
+    if (read_env(env_path, &file, &env_loose, &w, err, errlen) != 0)
         goto out;
     *loose = env_loose ? SETTINGS_LOOSE_ENV : 0;
+    w.where = "environment";
+    w.sep = ": ";
+    if (w.to != WARN_NONE)
+        check_environment(&w);
     config_raw_from_env(&env, env_get);
     /* The flags, plus the secret from SECUREDGRAM_SECRET_FILE, which wins over any other. */
     for (int k = 0; k < CFG_COUNT; k++)

@@ -33,12 +33,25 @@ __attribute__((warn_unused_result)) int settings_read_env_file(const char *path,
  * against cwd. When SECUREDGRAM_SECRET_FILE is set, the secret is the first
  * line of that file (it wins over SECUREDGRAM_SECRET). Returns 0 and fills
  * *cfg, or -1 with one line in err.
+ *
+ * Warnings (a .env line without '=', an unknown SECUREDGRAM_* name in .env or
+ * the environment, a second setting on one line; see config_dotenv_parse_warn)
+ * never make it fail. At start with need_secret they are written to stderr as
+ * "WARNING: ..." lines and kept for settings_log_warnings; at start without
+ * need_secret (stop, status, poll) they are not reported; on reload they are
+ * logged with log_warn.
  */
 __attribute__((warn_unused_result)) int settings_load(const struct config_raw *flags,
                                                       const char *env_path, const char *cwd,
                                                       enum config_mode mode, int need_secret,
                                                       struct config *cfg, int *loose, char *err,
                                                       size_t errlen);
+
+/*
+ * Logs (log_warn) the warnings the last settings_load at start wrote to
+ * stderr, once the log is open, and forgets them.
+ */
+void settings_log_warnings(void);
 
 /*
  * The pid file path alone, best effort (for stop, status and poll, which must

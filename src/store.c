@@ -40,6 +40,7 @@ enum {
     S_EXCLUDE_CLEAR,
     S_EXCLUDE_ADD,
     S_SKIP_ADD,
+    S_EXPIRE,
     S_COUNT_DAEMON
 };
 
@@ -67,39 +68,44 @@ static const char *const sql[S_COUNT_DAEMON] = {
         "dst_port") ", CAST((julianday('now') - julianday(sent_at)) * 86400000 AS INTEGER) "
                     "FROM outbound_messages WHERE state = 'sent' AND id > ?1 "
                     "ORDER BY id LIMIT ?2",
-    [S_SENDING] = "UPDATE outbound_messages SET state = 'sending', message_id = ?2, "
+    [S_SENDING] = "UPDATE OR FAIL outbound_messages SET state = 'sending', message_id = ?2, "
                   "payload = COALESCE(?3, payload), updated_at = " STORE_NOW
                   " WHERE id = ?1 AND state = 'pending'",
-    [S_SENT] = "UPDATE outbound_messages SET state = 'sent', retry_count = ?2, sent_at = " STORE_NOW
-               ", last_error = COALESCE(?3, last_error), updated_at = " STORE_NOW
+    [S_SENT] = "UPDATE OR FAIL outbound_messages SET state = 'sent', retry_count = ?2, sent_at "
+               "= " STORE_NOW ", last_error = COALESCE(?3, last_error), updated_at = " STORE_NOW
                " WHERE id = ?1 AND state IN ('sending', 'sent')",
-    [S_FAILED] = "UPDATE outbound_messages SET state = 'send_failed', retry_count = ?2, "
+    [S_FAILED] = "UPDATE OR FAIL outbound_messages SET state = 'send_failed', retry_count = ?2, "
                  "last_error = ?3, updated_at = " STORE_NOW
                  " WHERE id = ?1 AND state IN ('pending', 'sending', 'sent')",
-    [S_ACKED] = "UPDATE outbound_messages SET state = 'acknowledged', ack_received_at = " STORE_NOW
-                ", updated_at = " STORE_NOW " WHERE id = ?1 AND state IN ('sent', 'sending')",
+    [S_ACKED] =
+        "UPDATE OR FAIL outbound_messages SET state = 'acknowledged', ack_received_at = " STORE_NOW
+        ", updated_at = " STORE_NOW " WHERE id = ?1 AND state IN ('sent', 'sending')",
     [S_GET_SENT] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
         "dst_port") ", 0, payload FROM outbound_messages WHERE id = ?1 AND state = 'sent'",
     /*
      * Not INSERT OR IGNORE: that would hide a CHECK or NOT NULL failure as a
      * duplicate. A message_id of one of our own rows awaiting its ACK is a
-     * reflection of our own datagram and is not stored.
+     * reflection of our own datagram and is not stored. OR FAIL (here and in
+     * the one-row UPDATEs) reports every constraint failure just the same,
+     * and, for one row, changes nothing before it fails, so SQLite needs no
+     * statement journal (a 64 KB buffer per statement otherwise).
      */
-    [S_IN_INSERT] = "INSERT INTO inbound_messages "
+    [S_IN_INSERT] = "INSERT OR FAIL INTO inbound_messages "
                     "(message_id, src_addr, src_port, payload, crypto_timestamp) "
                     "SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM outbound_messages "
                     "WHERE message_id = ?1 AND state IN ('sending', 'sent'))",
-    [S_IN_INSERT_SELF] = "INSERT INTO inbound_messages "
+    [S_IN_INSERT_SELF] = "INSERT OR FAIL INTO inbound_messages "
                          "(message_id, src_addr, src_port, payload, crypto_timestamp) "
                          "VALUES (?1, ?2, ?3, ?4, ?5)",
     [S_IN_EXISTS] = "SELECT (SELECT count(*) FROM inbound_messages WHERE message_id = ?1), "
                     "(SELECT count(*) FROM outbound_messages WHERE message_id = ?1 "
                     "AND state IN ('sending', 'sent'))",
-    [S_IN_ACK_SENT] = "UPDATE inbound_messages SET state = 'ack_sent', ack_sent = 1, "
+    [S_IN_ACK_SENT] = "UPDATE OR FAIL inbound_messages SET state = 'ack_sent', ack_sent = 1, "
                       "ack_sent_at = " STORE_NOW ", updated_at = " STORE_NOW
                       " WHERE message_id = ?1 AND state = 'received'",
-    [S_IN_ACK_FAILED] = "UPDATE inbound_messages SET state = 'ack_failed', updated_at = " STORE_NOW
-                        " WHERE message_id = ?1 AND state = 'received'",
+    [S_IN_ACK_FAILED] =
+        "UPDATE OR FAIL inbound_messages SET state = 'ack_failed', updated_at = " STORE_NOW
+        " WHERE message_id = ?1 AND state = 'received'",
     [S_IN_UNACKED] = "SELECT id, message_id, src_addr, " PORT_OR_BAD(
         "src_port") " FROM inbound_messages WHERE state = 'received' AND id > ?1 "
                     "ORDER BY id LIMIT ?2",
@@ -108,6 +114,10 @@ static const char *const sql[S_COUNT_DAEMON] = {
     [S_EXCLUDE_CLEAR] = "DELETE FROM temp.sg_blocked",
     [S_EXCLUDE_ADD] = "INSERT OR IGNORE INTO temp.sg_blocked (addr, port) VALUES (?1, ?2)",
     [S_SKIP_ADD] = "INSERT OR IGNORE INTO temp.sg_skip (id) VALUES (?1)",
+    [S_EXPIRE] = "UPDATE outbound_messages SET state = 'send_failed', last_error = ?4, "
+                 "updated_at = " STORE_NOW " WHERE state = 'pending' AND dst_addr = ?1 "
+                 "AND dst_port = ?2 AND julianday(created_at) < julianday('now') - ?3 / 86400000.0 "
+                 "AND id NOT IN (SELECT id FROM temp.sg_skip)",
 };
 
 /* This connection's own tables: what the claim leaves out. */
@@ -282,6 +292,27 @@ static int precreate(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * What the file holds, read before anything is written to it (so a file that
+ * is not ours is left byte for byte as it was): 1 if it has one of our tables,
+ * 0 if it has no schema at all (a new or empty file), -1 if it holds only
+ * other things; -2 if it cannot be read (err set: not a database, damaged).
+ */
+static int schema_kind(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+    static const char q[] = "SELECT count(*), count(CASE WHEN type = 'table' AND name IN "
+                            "('outbound_messages', 'inbound_messages') THEN 1 END) "
+                            "FROM sqlite_master";
+    sqlite3_stmt *s = NULL;
+    int kind = -2;
+    if (sqlite3_prepare_v2(db, q, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        kind = sqlite3_column_int(s, 1) > 0 ? 1 : sqlite3_column_int(s, 0) > 0 ? -1 : 0;
+    else
+        snprintf(err, errlen, "cannot use database %s: %s", path, sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    return kind;
+}
+
 struct store *store_open(const char *path, enum store_open_mode mode, int busy_ms, char *err,
                          size_t errlen)
 {
@@ -308,6 +339,15 @@ struct store *store_open(const char *path, enum store_open_mode mode, int busy_m
     }
     sqlite3_busy_timeout(st->db, busy_ms);
     sqlite3_extended_result_codes(st->db, 1); /* to tell UNIQUE from other constraints */
+    /* The daemon may make its tables in a new, empty file; nobody in someone else's. */
+    int kind = schema_kind(st->db, path, err, errlen);
+    if (kind == -2)
+        goto fail;
+    if (kind < 0 || (kind == 0 && mode != STORE_CREATE)) {
+        snprintf(err, errlen, "%s is not a securedgram database (no table outbound_messages)",
+                 path);
+        goto fail;
+    }
     sqlite3_stmt *s = NULL;
     const char *jm = NULL;
     if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) != SQLITE_OK ||
@@ -506,7 +546,23 @@ int store_outbound_pending(struct store *st, int limit, store_outbound_fn fn, vo
     if (s == NULL)
         return -1;
     sqlite3_bind_int(s, 1, limit);
-    return each_outbound(s, 6, fn, ctx);
+    return each_outbound(s, 7, fn, ctx);
+}
+
+enum store_rc store_outbound_expire(struct store *st, const struct store_dest *dest,
+                                    int64_t older_than_ms, const char *why, int *changed)
+{
+    sqlite3_stmt *s = stmt(st, S_EXPIRE);
+    if (s == NULL)
+        return STORE_ERR;
+    sqlite3_bind_text(s, 1, dest->addr, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, dest->port);
+    sqlite3_bind_int64(s, 3, older_than_ms);
+    sqlite3_bind_text(s, 4, why, -1, SQLITE_STATIC);
+    enum store_rc rc = run_on(st, s);
+    if (rc == STORE_OK)
+        *changed = sqlite3_changes(st->db);
+    return rc;
 }
 
 enum store_rc store_outbound_exclude(struct store *st, const struct store_dest *dests, int n)

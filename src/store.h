@@ -36,16 +36,20 @@ enum store_rc { STORE_OK = 0, STORE_BUSY, STORE_ERR, STORE_DUP, STORE_REFUSED, S
 #define STORE_TOOL_BUSY_MS 5000
 
 enum store_open_mode {
-    STORE_CREATE,   /* the daemon: create the file and tables if missing */
-    STORE_EXISTING, /* the tools: the file must exist (tables made if missing) */
+    STORE_CREATE,   /* the daemon: a missing or empty file becomes a new database */
+    STORE_EXISTING, /* the tools: the file must be a securedgram database already */
 };
 
 /*
  * Opens path in WAL mode with synchronous=NORMAL and the given busy timeout,
- * creates missing tables and adds a missing read_count column. Files it
- * creates are mode 0600. A read-only database is refused; in STORE_CREATE
- * mode (the daemon) so is a damaged one (PRAGMA quick_check, within
- * STORE_CHECK_BUDGET_MS). Returns NULL with the reason in err on failure.
+ * creates a missing one of our tables and adds a missing read_count column.
+ * A file that has neither of our tables is refused ("... is not a securedgram
+ * database (no table outbound_messages)") before anything is written to it,
+ * and so is an empty file in STORE_EXISTING mode; the file is left byte for
+ * byte as it was. Files it creates are mode 0600. A read-only database is
+ * refused; in STORE_CREATE mode (the daemon) so is a damaged one (PRAGMA
+ * quick_check, within STORE_CHECK_BUDGET_MS). Returns NULL with the reason in
+ * err on failure.
  */
 __attribute__((warn_unused_result)) struct store *
 store_open(const char *path, enum store_open_mode mode, int busy_ms, char *err, size_t errlen);
@@ -97,7 +101,7 @@ struct store_outbound_row {
     const char *payload;       /* NULL from store_outbound_pending (see store_outbound_payload) */
     size_t payload_len;
     int64_t retry_count; /* never below 0 */
-    int64_t age_ms;      /* since sent_at (store_outbound_load_sent only) */
+    int64_t age_ms;      /* since sent_at (load_sent), created_at (pending); 0 if unreadable */
 };
 
 /* What a text column reads as when it holds a NUL byte (a BLOB written by a script). */
@@ -137,6 +141,15 @@ store_outbound_exclude(struct store *st, const struct store_dest *dests, int n);
  */
 __attribute__((warn_unused_result)) enum store_rc store_outbound_skip(struct store *st,
                                                                       int64_t rowid);
+
+/*
+ * Every pending row for dest created more than older_than_ms ago (and not
+ * skipped) -> send_failed with last_error = why; *changed gets the count.
+ * For a destination that does not answer: its backlog fails on time.
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_outbound_expire(struct store *st, const struct store_dest *dest, int64_t older_than_ms,
+                      const char *why, int *changed);
 
 /*
  * Reads one outbound row's payload into a malloc'd NUL-terminated copy, if it

@@ -19,6 +19,8 @@ enum {
     A_UNMARK,
     A_FETCH_IN,
     A_FETCH_OUT,
+    A_MAX_IN,
+    A_MAX_OUT,
     A_END
 };
 _Static_assert(A_END <= STORE_MAX_STMTS, "store_admin statements overflow the cache");
@@ -29,12 +31,16 @@ static const char *const admin_sql[A_END - STORE_ADMIN_STMT_BASE] = {
          "VALUES (?1, ?2, ?3, ?4)"),
     [A_OUT_STATE - STORE_ADMIN_STMT_BASE] =
         "SELECT state, last_error FROM outbound_messages WHERE id = ?1",
-    [A_MARK - STORE_ADMIN_STMT_BASE] =
-        "UPDATE inbound_messages SET read_count = read_count + 1 WHERE id = ?1",
+    /* Every write sets updated_at, as the original's do: sg-clean ages rows by it. */
+    [A_MARK - STORE_ADMIN_STMT_BASE] = "UPDATE inbound_messages SET read_count = read_count + 1, "
+                                       "updated_at = " STORE_NOW " WHERE id = ?1",
     [A_UNMARK - STORE_ADMIN_STMT_BASE] =
-        "UPDATE inbound_messages SET read_count = read_count - 1 WHERE id = ?1 AND read_count > 0",
+        "UPDATE inbound_messages SET read_count = read_count - 1, "
+        "updated_at = " STORE_NOW " WHERE id = ?1 AND read_count > 0",
     [A_FETCH_IN - STORE_ADMIN_STMT_BASE] = "SELECT * FROM inbound_messages WHERE id = ?1",
     [A_FETCH_OUT - STORE_ADMIN_STMT_BASE] = "SELECT * FROM outbound_messages WHERE id = ?1",
+    [A_MAX_IN - STORE_ADMIN_STMT_BASE] = "SELECT coalesce(max(id), 0) FROM inbound_messages",
+    [A_MAX_OUT - STORE_ADMIN_STMT_BASE] = "SELECT coalesce(max(id), 0) FROM outbound_messages",
 };
 
 static sqlite3_stmt *admin_stmt(struct store *st, int idx)
@@ -84,12 +90,9 @@ static enum store_rc failed(struct store *st, enum store_rc rc, char *err, size_
     if (rc == STORE_OK)
         rc = STORE_ERR;
     if (rc == STORE_BUSY)
-        snprintf(err, errlen,
-                 "database is busy: another process kept it locked for more than %d ms "
-                 "(try again)",
-                 STORE_TOOL_BUSY_MS);
+        snprintf(err, errlen, "%s", STORE_ADMIN_BUSY_TEXT);
     else
-        snprintf(err, errlen, "database error: %s", store_errmsg(st));
+        snprintf(err, errlen, "Database error: %s", store_errmsg(st));
     return rc;
 }
 
@@ -444,6 +447,22 @@ enum store_rc store_admin_claim(struct store *st, const struct store_admin_query
     return STORE_OK;
 fail:
     free(l.v);
+    return rc;
+}
+
+enum store_rc store_admin_max_id(struct store *st, enum store_admin_table table, int64_t *max,
+                                 char *err, size_t errlen)
+{
+    sqlite3_stmt *s = admin_stmt(st, table == STORE_ADMIN_OUTBOUND ? A_MAX_OUT : A_MAX_IN);
+    if (s == NULL)
+        return failed(st, STORE_ERR, err, errlen);
+    int r = sqlite3_step(s);
+    enum store_rc rc = STORE_OK;
+    if (r == SQLITE_ROW)
+        *max = sqlite3_column_int64(s, 0);
+    else
+        rc = failed(st, store_rc_of(r), err, errlen);
+    sqlite3_reset(s);
     return rc;
 }
 

@@ -6,9 +6,10 @@
  * Every function that can fail returns STORE_OK, STORE_BUSY (another process
  * kept the database locked for longer than the busy timeout), STORE_DUP (a
  * unique index refused the row) or STORE_ERR, and on failure writes one line
- * into err: for STORE_BUSY it starts with "database is busy". A function that
- * opens a transaction rolls it back before it returns a failure, so a failed
- * call changes nothing.
+ * into err: for STORE_BUSY it is STORE_ADMIN_BUSY_TEXT, else it starts with
+ * "Database error: " (the original's wording, which scripts look for). A
+ * function that opens a transaction rolls it back before it returns a
+ * failure, so a failed call changes nothing.
  */
 #ifndef SG_STORE_ADMIN_H
 #define SG_STORE_ADMIN_H
@@ -20,6 +21,12 @@
 
 /* The two tables, as flags. */
 enum store_admin_table { STORE_ADMIN_INBOUND = 1, STORE_ADMIN_OUTBOUND = 2 };
+
+/* The error for a database locked past the busy timeout: the original's two lines in one. */
+#define STORE_ADMIN_BUSY_TEXT                                                                      \
+    "Database is busy: database is locked (by another process, for more than 5 s). The daemon "    \
+    "or another process is holding the lock. Try again."
+_Static_assert(STORE_TOOL_BUSY_MS == 5000, "STORE_ADMIN_BUSY_TEXT says 5 s");
 
 /* Longest state name we copy out, plus NUL. */
 #define STORE_ADMIN_STATE_MAX 32
@@ -119,11 +126,13 @@ struct store_admin_claimed {
  * Picks the rows q selects, in id order (newest first unless
  * q->oldest_first), and sets *out (malloc'd, NULL if none; the caller frees
  * it) and *n. With q->mark (inbound only) the rows are claimed atomically:
- * selected and their read_count incremented in one IMMEDIATE transaction, so
- * two readers never both get one unread row. Only ids and read counts are
- * read here, so the write lock is held briefly whatever the rows hold; the
- * caller then reads each row with store_admin_fetch outside any transaction,
- * and may write it out as slowly as its reader takes it.
+ * selected, their read_count incremented and updated_at set to now (as the
+ * original does, so that sg-clean ages a row from its last reading) in one
+ * IMMEDIATE transaction, so two readers never both get one unread row. Only
+ * ids and read counts are read here, so the write lock is held briefly
+ * whatever the rows hold; the caller then reads each row with
+ * store_admin_fetch outside any transaction, and may write it out as slowly
+ * as its reader takes it.
  */
 __attribute__((warn_unused_result)) enum store_rc
 store_admin_claim(struct store *st, const struct store_admin_query *q,
@@ -139,10 +148,16 @@ store_admin_fetch(struct store *st, enum store_admin_table table,
                   const struct store_admin_claimed *c, store_admin_row_fn fn, void *ctx, int *found,
                   char *err, size_t errlen);
 
+/* Sets *max to the largest row id in table (0 if it is empty). */
+__attribute__((warn_unused_result)) enum store_rc store_admin_max_id(struct store *st,
+                                                                     enum store_admin_table table,
+                                                                     int64_t *max, char *err,
+                                                                     size_t errlen);
+
 /*
  * Undoes one marking of the claimed inbound rows c[0..n) (read_count - 1,
- * never below 0), in one transaction: for rows that were claimed but could
- * not be shown.
+ * never below 0; updated_at is set to now, as by every write), in one
+ * transaction: for rows that were claimed but could not be shown.
  */
 __attribute__((warn_unused_result)) enum store_rc
 store_admin_unmark(struct store *st, const struct store_admin_claimed *c, size_t n, char *err,

@@ -5,6 +5,7 @@
 
 #include "settings.h"
 #include "store.h"
+#include "store_admin.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -68,7 +69,7 @@ struct store *tool_open(const char *db_flag, char **path)
     }
     if (stat(p, &sb) != 0) {
         if (errno == ENOENT) {
-            fprintf(stderr, "ERROR: database not found: %s\n", p);
+            fprintf(stderr, "ERROR: Database not found at %s\n", p);
             fprintf(stderr, "Hint: start the daemon once (securedgram start) to create it, "
                             "or pass --db PATH.\n");
         } else {
@@ -83,9 +84,7 @@ struct store *tool_open(const char *db_flag, char **path)
     st = store_open(p, STORE_EXISTING, STORE_TOOL_BUSY_MS, err, sizeof err);
     if (st == NULL) {
         if (strstr(err, "database is locked") != NULL)
-            tool_fail("database is busy: another process kept it locked for more than %d ms "
-                      "(%s)",
-                      STORE_TOOL_BUSY_MS, err);
+            tool_fail("%s", STORE_ADMIN_BUSY_TEXT);
         else
             tool_fail("%s", err);
         goto fail;

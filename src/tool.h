@@ -33,10 +33,14 @@ int tool_common_option(const char *prog, const char *usage, int c, char **argv, 
 
 /*
  * Opens the tools' database: db_flag (may be NULL), else SECUREDGRAM_DB from
- * the environment or ./.env, else securedgram.db; it must exist. On success
+ * the environment or ./.env, else securedgram.db. It must exist and be a
+ * securedgram database: no tool creates one, nor makes tables in (or changes
+ * the journal mode of) an empty file or someone else's database. On success
  * sets *path (malloc'd, absolute) and returns the store. On failure prints the
- * error (for a missing database, "ERROR: database not found: PATH" and a hint
- * line) and returns NULL.
+ * error and returns NULL: for a missing database the original's
+ * "ERROR: Database not found at PATH" and a hint line; for a file that is not
+ * ours, "ERROR: PATH is not a securedgram database (no table
+ * outbound_messages)", the file left as it was.
  */
 struct store *tool_open(const char *db_flag, char **path);
 

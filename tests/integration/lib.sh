@@ -5,7 +5,9 @@ set -eu
 : "${SG_TOOL:?SG_TOOL must name the sgtest helper}"
 T=$(mktemp -d "${TMPDIR:-/tmp}/sg-it.XXXXXX")
 ME=$(id -un)
-export ASAN_OPTIONS="log_path=$T/asan:detect_leaks=1"
+# A small quarantine: SQLite frees a 64 KB statement journal per insert, and the
+# default 256 MB quarantine would show that churn as the daemon's memory.
+export ASAN_OPTIONS="log_path=$T/asan:detect_leaks=1:quarantine_size_mb=8"
 export UBSAN_OPTIONS="log_path=$T/ubsan:print_stacktrace=1"
 unset SECUREDGRAM_SECRET SECUREDGRAM_DB SECUREDGRAM_PORT SECUREDGRAM_ADDRESS SECUREDGRAM_LOG \
       SECUREDGRAM_PIDFILE SECUREDGRAM_USER SECUREDGRAM_WINDOW SECUREDGRAM_MAX_RETRIES \

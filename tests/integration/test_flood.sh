@@ -5,7 +5,7 @@
 
 PB=$(freeport)
 mkpeer b "$PB"
-start b
+(cd "$T/b" && sg start) # the default level: -v would log a line per real message
 PID=$(cat "$T/b/securedgram.pid")
 before=$(wc -c < "$T/b/daemon.log")
 

@@ -28,6 +28,28 @@ alive "$PID" || fail "first daemon died"
 kill -USR1 "$PID"
 wait_for 5 "counters line" grep -q "counters: rx=" daemon.log
 alive "$PID" || fail "USR1 killed the daemon"
+note "USR1 logs a line of counters"
+
+# status gets the counters without a line in the log (issue 9 item 12: a monitor running it
+# every minute added 1,440 lines a day), even at debug level; USR1 still logs its one line.
+sg stop >/dev/null
+sg -d start
+PID=$(cat securedgram.pid)
+lines() { wc -l <daemon.log; }
+more_lines() { [ "$(lines)" -gt "$1" ]; }
+before=$(lines)
+for i in 1 2 3 4 5; do
+    out=$(sg status) || fail "status $i: exit $?"
+    assert_eq "$(echo "$out" | head -n 1)" "securedgram is running (pid $PID)" "status $i, line 1"
+    echo "$out" | sed -n 2p | grep -q "^counters: rx=[0-9]* stored=" ||
+        fail "status $i shows no counters: $out"
+done
+assert_eq "$(lines)" "$before" "log lines after 5 status"
+kill -USR1 "$PID"
+wait_for 5 "a counters line for USR1" more_lines "$before"
+assert_eq "$(lines)" "$((before + 1))" "log lines after USR1"
+tail -n 1 daemon.log | grep -q "counters: rx=" || fail "USR1 logged: $(tail -n 1 daemon.log)"
+note "status 5 times leaves the log as it was; USR1 adds one line"
 
 # stop: clean exit, pid file removed; poll returns at once when stopped.
 sg stop | grep -q "stopped (pid $PID)" || fail "stop message"

@@ -21,7 +21,7 @@ bad "NULL, '127.0.0.1', $PB, 'not json at all'" "payload is not valid JSON"
 bad "NULL, '127.0.0.1', $PB, '{\"a\":'" "payload is not valid JSON"
 bad "'$(newid)', '127.0.0.1', $PB, '{\"message_id\":\"$OTHER\"}'" "differs from the row's message_id"
 bad "'XYZ', '127.0.0.1', $PB, '{}'" "row message_id is not 24 lowercase hex digits"
-bad "NULL, '127.0.0.1', $PB, '{\"message_id\":\"ABC\"}'" "payload message_id is not 24 lowercase hex digits"
+bad "'$(newid)', '127.0.0.1', $PB, '{\"message_id\":\"ABC\"}'" "payload message_id is not 24 lowercase hex digits"
 bad "NULL, '127.0.0.1', $PB, '{\"type\":\"ACK\",\"message_id\":\"$(newid)\"}'" "receiver would take it for an acknowledgement"
 bad "NULL, 'not-an-address', $PB, '{}'" "dst_addr 'not-an-address' is not an IPv4 or IPv6 address"
 bad "NULL, '127.0.0.1', 0, '{}'" "dst_port '0' is not a port number"
@@ -46,6 +46,8 @@ while IFS='|' read -r id want; do
 done < "$T/bad"
 assert_eq "$(q a "SELECT count(*) FROM outbound_messages WHERE state IN ('pending','sending')")" 0 "rows left pending or sending"
 assert_eq "$(q b "SELECT count(*) FROM inbound_messages")" 2 "only the good rows reached b"
+# (a row without message_id whose payload's is not 24 lowercase hex is delivered with a
+# fresh one, as the original does: test_dropin.sh)
 note "$n bad rows failed with clear errors; good rows delivered (including a 64 KB one)"
 
 # The daemon is alive and serving.

@@ -1,5 +1,7 @@
 # HUP: a new secret and window take effect at once; a bad .env is refused and
-# the running configuration kept; restart-only changes are reported; the log
+# the running configuration kept; what the original accepted (a line without
+# '=', an unknown name, two settings on a line, 0 retries) is reloaded, with
+# warnings in the log; restart-only changes are reported; the log
 # file is reopened; after a privilege drop, a root-only .env or log directory
 # is refused with a line that names the user, the path and why.
 . "$(dirname "$0")/lib.sh"
@@ -30,7 +32,7 @@ note "HUP with a new secret: the new key works, the old one is ignored"
 
 # A bad .env on HUP is refused; the daemon keeps the running configuration.
 cp "$T/b/.env" "$T/b/env.good"
-for bad in "SECUREDGRAM_SECRET=abc" "SECUREDGRAM_WINDOW=0" "SECUREDGRAM_MAX_RETRIES=x" "NOT A SETTING"; do
+for bad in "SECUREDGRAM_SECRET=abc" "SECUREDGRAM_WINDOW=0" "SECUREDGRAM_MAX_RETRIES=x"; do
     before=$(lines b "reload refused")
     { grep -v '^SECUREDGRAM_SECRET\|^SECUREDGRAM_WINDOW\|^SECUREDGRAM_MAX_RETRIES' "$T/b/env.good"
       grep '^SECUREDGRAM_SECRET' "$T/b/env.good"; echo "$bad"; } > "$T/b/.env"
@@ -45,6 +47,37 @@ grep -q "reload refused: SECUREDGRAM_SECRET must be exactly 64 hex digits" "$T/b
 if grep -q "$NEW" "$T/b/daemon.log"; then fail "the secret appears in the log"; fi
 cp "$T/b/env.good" "$T/b/.env"
 note "bad .env values on HUP are refused, the old configuration keeps working"
+
+# What the original accepted is reloaded; the warnings go to the log, naming the line and
+# never a value. SECUREDGRAM_MAX_RETRIES=0 is a value like any other.
+{ cat "$T/b/env.good"
+  echo "NOT A SETTING"
+  printf 'SECUREDGRAM_SECRET %s\n' "$(sg keygen)"
+  echo "SECUREDGRAM_RETRY_INTERVALS=3"
+  echo "SECUREDGRAM_WINDOW=20 SECUREDGRAM_RETRY_INTERVAL=9"
+  echo "SECUREDGRAM_MAX_RETRIES=0"; } > "$T/b/.env"
+L=$(wc -l < "$T/b/.env")
+IGNORED=$(sed -n "$((L - 3))p" "$T/b/.env" | cut -d' ' -f2)
+before=$(lines b "configuration reloaded")
+hup b
+wait_for 5 "a reload with warnings" more_lines b "configuration reloaded" "$before"
+E="$T/b/.env"
+for w in "$E line $((L - 4)): \"NOT ...\" has no '='; ignored (a setting is KEY=VALUE)" \
+         "$E line $((L - 3)): \"SECUREDGRAM_SECRET ...\" has no '='; ignored (a setting is KEY=VALUE)" \
+         "$E line $((L - 2)): SECUREDGRAM_RETRY_INTERVALS is not a securedgram setting; ignored (did you mean SECUREDGRAM_RETRY_INTERVAL?)" \
+         "$E line $((L - 1)): SECUREDGRAM_WINDOW takes the number before the space; the rest of the line (SECUREDGRAM_RETRY_INTERVAL=...) is ignored"; do
+    grep -qF "WARN: $w" "$T/b/daemon.log" || fail "not in the log: $w"
+done
+grep "configuration reloaded" "$T/b/daemon.log" | tail -n 1 | grep -q "configuration reloaded (window 20s, max retries 0, retry interval ${SLOW}s" ||
+    fail "reloaded values: $(grep "configuration reloaded" "$T/b/daemon.log" | tail -n 1)"
+if grep -q "$(echo "$IGNORED" | cut -c1-16)" "$T/b/daemon.log"; then fail "the ignored secret is in the log"; fi
+ID=$(newid)
+sgtest peer 127.0.0.1 "$PB" "$NEW" "msg:{\"message_id\":\"$ID\"}" "ack:$ID:3000" >/dev/null ||
+    fail "the secret changed on a line without '='"
+cp "$T/b/env.good" "$T/b/.env"
+hup b
+wait_for 5 "the good .env again" more_lines b "configuration reloaded" "$((before + 1))"
+note "what the original accepted is reloaded, with warnings in the log; 0 retries accepted"
 
 # Restart-only values are reported and ignored.
 P2=$(freeport)

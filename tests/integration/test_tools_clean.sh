@@ -1,13 +1,18 @@
 # sg-clean against rows of every state and age (updated_at set with SQL): the
-# default terminal states, --include-unread, --all-states, --state, the table
-# options, ages in every unit, --before with Z, offsets and local time, the
-# report, the prompt (only y/yes deletes), --dry-run, --no-vacuum, a running
-# daemon, a busy database, every bad argument, and rows whose updated_at is
-# not a timestamp (kept, and counted in a warning for every selection).
+# default terminal states, --include-unread, --all-states (unread inbound rows
+# too, as the original), --state, the table options, ages in every unit,
+# --before with Z, offsets and local time, the original's report line for
+# line, the prompt (only y deletes), --dry-run, --no-vacuum, --json, a running
+# daemon, a busy database, every bad argument in the original's words, a file
+# that is not a securedgram database (left byte for byte), and rows whose
+# updated_at is not a timestamp (kept, and counted in a warning for every
+# selection).
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 clean() { "$SG_BIN/sg-clean" "$@"; }
+jf() { printf '%s\n' "$1" | jq -r "$2"; }
+jc() { printf '%s\n' "$1" | jq -c "$2"; }
 
 # fails_with TEXT CMD...: exit 1, one stderr line "ERROR: ...TEXT...", nothing on
 # stdout, nothing deleted.
@@ -62,50 +67,71 @@ start a
 stop a
 cd "$T/a"
 
-# ---- the report and --dry-run ----
+# ---- the report and --dry-run, line for line as the original prints them ----
 fill
-out=$(clean 7d --dry-run)
-cut=$(printf '%s\n' "$out" | sed -n 's/^Cutoff: \(.*\) UTC (rows last updated before it)$/\1/p')
+out=$(TZ=UTC0 clean 7d --dry-run)
+cut=$(printf '%s\n' "$out" | sed -n 's/^Cutoff: \([0-9-]* [0-9:]*\) (messages last updated before this time)$/\1/p')
 [ -n "$cut" ] || fail "no cutoff line in: $out"
-assert_eq "$(q a "SELECT abs(julianday('$cut') - julianday('now', '-7 days')) * 86400 < 5")" 1 "cutoff is 7 days ago in UTC ($cut)"
-expected="outbound_messages (acknowledged, send_failed): 2 rows
-  acknowledged: 1
-  send_failed: 1
-inbound_messages (ack_sent, ack_failed; read only): 2 rows
-  ack_failed: 1
-  ack_sent: 1
-Dry run: nothing deleted."
-assert_eq "$(printf '%s\n' "$out" | sed 1d)" "$expected" "the report"
+assert_eq "$(q a "SELECT abs(julianday('$cut') - julianday('now', '-7 days')) * 86400 < 5")" 1 "cutoff is 7 days ago ($cut, TZ=UTC0)"
+expected="
+  Outbound: 2 rows to delete
+    acknowledged: 1
+    send_failed: 1
+  Inbound: 2 rows to delete
+    ack_failed: 1
+    ack_sent: 1
+
+(dry run — no rows were deleted)"
+assert_eq "$(printf '%s\n' "$out" | sed 1d)" "$(printf '%b' "$expected")" "the report"
 assert_eq "$(deleted)" "" "--dry-run deletes nothing"
 clean --dry-run -y 7d > /dev/null
 assert_eq "$(deleted)" "" "--dry-run -y deletes nothing"
-note "report: cutoff in UTC, each table with its states; --dry-run deletes nothing"
+# The cutoff is shown in local time, as the original shows it (and compared in UTC).
+cut3=$(TZ=XXX-3 clean 7d --dry-run | sed -n 's/^Cutoff: \(.*\) (messages.*/\1/p')
+assert_eq "$(q a "SELECT abs(julianday('$cut3') - julianday('$cut', '+3 hours')) * 86400 < 5")" 1 "cutoff shown in local time (UTC+3: $cut3)"
+# States by count, most first; a table with nothing to delete says 0.
+q a "UPDATE outbound_messages SET state = 'send_failed' WHERE state IN ('pending', 'sending') AND payload LIKE '%old%'"
+out=$(clean --outbound-only 7d --dry-run | sed 1,2d)
+assert_eq "$out" "$(printf '  Outbound: 4 rows to delete\n    send_failed: 3\n    acknowledged: 1\n\n(dry run — no rows were deleted)')" "states by count, most first"
+out=$(clean --inbound-only 2w --dry-run | sed 1,2d)
+assert_eq "$out" "$(printf '  Inbound: 0 rows to delete\n\nNothing to delete.')" "nothing to delete"
+note "report: the original's lines (cutoff in local time, each table, states by count); --dry-run deletes nothing"
 
-# ---- the prompt: only y, Y or yes (any case) deletes ----
-for answer in n no N "" " " "yes please" "ye" "y y" "1"; do
+# ---- the prompt: only y or Y (surrounding spaces trimmed) deletes, as the original ----
+fill
+for answer in n no N "" " " yes YES " Yes " "yes please" "ye" "y y" "1"; do
     rc=0
     printf '%s\n' "$answer" | clean 7d > "$T/out" 2> "$T/err" || rc=$?
     assert_eq "$rc" 0 "answer '$answer': exit status"
     assert_eq "$(cat "$T/err")" "Delete 4 rows? [y/N] " "the prompt on stderr"
-    assert_eq "$(tail -n 1 "$T/out")" "Nothing deleted." "answer '$answer' refused"
+    assert_eq "$(tail -n 1 "$T/out")" "Cancelled." "answer '$answer' refused"
     assert_eq "$(deleted)" "" "answer '$answer' deleted rows"
 done
 rc=0
 clean 7d < /dev/null > "$T/out" 2> "$T/err" || rc=$?
-assert_eq "$rc|$(tail -n 1 "$T/out")" "0|Nothing deleted." "no answer at all (end of input)"
+assert_eq "$rc|$(tail -n 1 "$T/out")" "0|Cancelled." "no answer at all (end of input)"
+assert_eq "$(cat "$T/err")" "Delete 4 rows? [y/N] " "the prompt alone on stderr at the end of input"
 DEFAULT="i-ack_failed-r1-old i-ack_sent-r1-old o-acknowledged-old o-send_failed-old"
-for answer in y Y yes YES " Yes "; do
+AFTER="  Outbound: 2 rows deleted
+  Inbound: 2 rows deleted
+
+Total: 4 rows deleted.
+Running VACUUM to reclaim disk space...
+VACUUM complete."
+for answer in y Y "  y  " "$(printf 'y\r')"; do
     fill
     printf '%s\n' "$answer" | clean 7d > "$T/out" 2> "$T/err"
     assert_eq "$(deleted)" "$DEFAULT" "answer '$answer' deletes the old finished rows"
-    grep -qx "Deleted 4 rows (outbound_messages: 2, inbound_messages: 2)." "$T/out" || fail "no 'Deleted' line: $(cat "$T/out")"
-    grep -qx "Vacuumed the database." "$T/out" || fail "no VACUUM line: $(cat "$T/out")"
+    assert_eq "$(sed 1,9d "$T/out")" "$AFTER" "answer '$answer': the lines after the report"
 done
 rc=0
 out=$(clean -y 7d 2> "$T/err") || rc=$?
 assert_eq "$rc|$(printf '%s\n' "$out" | tail -n 1)" "0|Nothing to delete." "nothing left: exit 0"
 [ ! -s "$T/err" ] || fail "-y still asked: $(cat "$T/err")"
-note "the prompt refuses n, empty, end of input and anything else; y, Y, yes delete"
+# Only tables with rows to delete get a "rows deleted" line (as the original).
+fill
+assert_eq "$(clean -y -s acknowledged 7d | sed 1,6d)" "$(printf '  Outbound: 1 rows deleted\n\nTotal: 1 rows deleted.\nRunning VACUUM to reclaim disk space...\nVACUUM complete.')" "one table deleted from"
+note "the prompt refuses n, yes, empty, end of input and anything else (Cancelled.); y, Y delete"
 
 # ---- which rows: default, --include-unread, --all-states, --state, tables ----
 fill
@@ -116,8 +142,9 @@ clean -y --include-unread 7d > /dev/null
 assert_eq "$(deleted)" "$(sorted $DEFAULT i-ack_sent-r0-old i-ack_failed-r0-old)" "--include-unread"
 fill
 clean -y --all-states 7d > "$T/out"
-assert_eq "$(deleted)" "$(sorted o-pending-old o-sending-old o-sent-old o-acknowledged-old o-send_failed-old i-received-r1-old i-ack_sent-r1-old i-ack_failed-r1-old)" "--all-states"
-grep -qF "outbound_messages (any state): 5 rows" "$T/out" || fail "--all-states report: $(cat "$T/out")"
+assert_eq "$(deleted)" "$(grep -- '-old$' "$T/all" | paste -sd' ' -)" "--all-states: every old row, unread inbound ones too (as the original)"
+grep -qxF "  Outbound: 5 rows to delete" "$T/out" || fail "--all-states report: $(cat "$T/out")"
+grep -qxF "  Inbound: 6 rows to delete" "$T/out" || fail "--all-states report: $(cat "$T/out")"
 fill
 clean -y --all-states --include-unread 7d > /dev/null
 assert_eq "$(deleted)" "$(grep -- '-old$' "$T/all" | paste -sd' ' -)" "--all-states --include-unread: every old row"
@@ -125,7 +152,7 @@ assert_eq "$(tags | grep -c -- '-new$')" 11 "no new row deleted"
 fill
 clean -y -s acknowledged 7d > "$T/out"
 assert_eq "$(deleted)" "o-acknowledged-old" "-s acknowledged"
-grep -q "^inbound_messages" "$T/out" && fail "-s acknowledged reported the inbound table"
+grep -qxF "  Inbound: 0 rows to delete" "$T/out" || fail "-s acknowledged: the inbound table not reported as 0: $(cat "$T/out")"
 fill
 clean -y --state ack_failed --include-unread 7d > /dev/null
 assert_eq "$(deleted)" "i-ack_failed-r0-old i-ack_failed-r1-old" "--state ack_failed --include-unread"
@@ -136,13 +163,16 @@ fill
 clean -y -s received --all-states --include-unread 7d > /dev/null
 assert_eq "$(deleted)" "i-received-r0-old i-received-r1-old" "-s received --all-states --include-unread"
 fill
+clean -y -s ack_sent --all-states 7d > /dev/null
+assert_eq "$(deleted)" "i-ack_sent-r0-old i-ack_sent-r1-old" "-s ack_sent --all-states: read or not"
+fill
 clean -y --outbound-only 7d > "$T/out"
 assert_eq "$(deleted)" "o-acknowledged-old o-send_failed-old" "--outbound-only"
-grep -q "^inbound_messages" "$T/out" && fail "--outbound-only reported the inbound table"
+grep -q "Inbound:" "$T/out" && fail "--outbound-only reported the inbound table"
 fill
 clean -y --inbound-only 7d > "$T/out"
 assert_eq "$(deleted)" "i-ack_failed-r1-old i-ack_sent-r1-old" "--inbound-only"
-grep -q "^outbound_messages" "$T/out" && fail "--inbound-only reported the outbound table"
+grep -q "Outbound:" "$T/out" && fail "--inbound-only reported the outbound table"
 fill
 clean -y --inbound-only --all-states -s pending 7d > /dev/null 2>&1 && fail "-s pending with --inbound-only accepted"
 assert_eq "$(deleted)" "" "refused: nothing deleted"
@@ -162,7 +192,14 @@ clean -y 2w > /dev/null
 assert_eq "$(deleted)" "" "age 2w: nothing that old"
 clean -y 11d > /dev/null
 assert_eq "$(deleted)" "" "age 11d: nothing that old"
-note "ages in s, m, h, d and w"
+# As the original, AGE may be a datetime and --before an age.
+clean -y "$(date -u -d '-9 days' +%Y-%m-%dT%H:%M:%SZ)" > /dev/null
+assert_eq "$(deleted)" "$DEFAULT" "a datetime as AGE"
+fill
+clean -y --before 9d > /dev/null
+assert_eq "$(deleted)" "$DEFAULT" "an age as --before"
+fill
+note "ages in s, m, h, d and w; a datetime as AGE and an age as --before"
 
 # ---- --before: ISO 8601 with Z, offsets and local time, to the millisecond ----
 q a "DELETE FROM outbound_messages; DELETE FROM inbound_messages;
@@ -171,14 +208,11 @@ q a "DELETE FROM outbound_messages; DELETE FROM inbound_messages;
        ('127.0.0.1', 9, '{\"tag\":\"b2\"}', 'acknowledged', '2024-06-01T12:00:00.000'),
        ('127.0.0.1', 9, '{\"tag\":\"b3\"}', 'send_failed', '2024-06-01T12:00:00.001')"
 tags > "$T/all"
-# before DATETIME [ENV...]: prints "<cutoff>|<rows>" from a dry run.
+# before DATETIME [ENV...]: prints "<cutoff in UTC>|<rows>" from a dry run (--json).
 before() {
     b=$1
     shift
-    out=$(env "$@" "$SG_BIN/sg-clean" --dry-run --before "$b")
-    c=$(printf '%s\n' "$out" | sed -n 's/^Cutoff: \(.*\) UTC.*/\1/p')
-    n=$(printf '%s\n' "$out" | sed -n 's/^outbound_messages.*: \([0-9]*\) rows*$/\1/p')
-    echo "$c|$n"
+    env "$@" "$SG_BIN/sg-clean" --dry-run --json --before "$b" | jq -r '.cutoff + "|" + (.outbound.to_delete | tostring)'
 }
 assert_eq "$(before 2024-06-01T12:00:00Z)" "2024-06-01T12:00:00.000|1" "--before with Z"
 assert_eq "$(before 2024-06-01T12:00:00.000z)" "2024-06-01T12:00:00.000|1" "--before with z and a fraction"
@@ -192,6 +226,7 @@ assert_eq "$(before 2024-06-01T08:00 TZ=EST5EDT,M3.2.0,M11.1.0)" "2024-06-01T12:
 assert_eq "$(before 2024-06-01T12:00:00 TZ=UTC0)" "2024-06-01T12:00:00.000|1" "--before local time (UTC)"
 assert_eq "$(before 2024-06-02 TZ=UTC0)" "2024-06-02T00:00:00.000|3" "--before a date: local midnight"
 assert_eq "$(before 2024-06-01 TZ=UTC0)" "2024-06-01T00:00:00.000|0" "--before a date, nothing older"
+assert_eq "$(TZ=XXX-3 clean --dry-run --before 2024-06-01T12:00:00Z | head -n 1)" "Cutoff: 2024-06-01 15:00:00 (messages last updated before this time)" "the text report shows the cutoff in local time"
 clean -y --before 2024-06-01T12:00:00Z > /dev/null
 assert_eq "$(deleted)" "b1" "--before deletes only what is older"
 note "--before: Z, offsets, local time (TZ), dates; compared in UTC to the millisecond"
@@ -205,11 +240,12 @@ bulk() {
 }
 bulk
 clean -y --no-vacuum 7d > "$T/out"
-grep -q "Vacuumed" "$T/out" && fail "--no-vacuum still vacuumed"
+grep -q "VACUUM" "$T/out" && fail "--no-vacuum still vacuumed"
+assert_eq "$(tail -n 1 "$T/out")" "Total: 302 rows deleted." "--no-vacuum: the report ends with the total (300 + b2, b3)"
 [ "$(q a "PRAGMA freelist_count")" -gt 100 ] || fail "no free pages after deleting without VACUUM"
 bulk
 clean -y 7d > "$T/out"
-grep -qx "Vacuumed the database." "$T/out" || fail "no VACUUM: $(cat "$T/out")"
+assert_eq "$(tail -n 2 "$T/out")" "$(printf 'Running VACUUM to reclaim disk space...\nVACUUM complete.')" "the VACUUM lines"
 assert_eq "$(q a "PRAGMA freelist_count")" 0 "free pages after VACUUM"
 note "VACUUM after deleting (free pages 0); --no-vacuum leaves the free pages"
 
@@ -225,21 +261,22 @@ note "works while the daemon runs; the daemon keeps delivering"
 
 # ---- errors ----
 fill
-fails_with "give an AGE" clean
-fails_with "give an AGE" clean -y
+fails_with "ERROR: Missing required age argument." clean
+fails_with "ERROR: Missing required age argument." clean -y
 fails_with "not both" clean 7d --before 2024-01-01
-fails_with "AGE '7' is not N followed by s, m, h, d or w" clean 7
-fails_with "AGE '7x'" clean 7x
-fails_with "AGE '7D'" clean 7D
-fails_with "AGE '1.5d'" clean 1.5d
+fails_with 'ERROR: Cannot parse age: "7" (expected <number><suffix> where suffix is s/m/h/d/w' clean 7
+fails_with 'Cannot parse age: "7x"' clean 7x
+fails_with 'Cannot parse age: "7D"' clean 7D
+fails_with 'Cannot parse age: "1.5d"' clean 1.5d
 fails_with "unknown option '-7'" clean -7d
-fails_with "AGE ''" clean ''
-fails_with "--before: '2024-13-01' is not an ISO 8601" clean --before 2024-13-01
-fails_with "--before: 'yesterday'" clean --before yesterday
-fails_with "--before: '2024-06-01T12:00:00+25:00'" clean --before 2024-06-01T12:00:00+25:00
-fails_with "--before: '2024-02-30'" clean --before 2024-02-30
+fails_with 'Cannot parse age: ""' clean ''
+fails_with 'Cannot parse age: "a\"b\\c"' clean 'a"b\c'
+fails_with 'ERROR: Cannot parse --before value: "2024-13-01" (expected ISO 8601 format: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS' clean --before 2024-13-01
+fails_with 'Cannot parse --before value: "yesterday"' clean --before yesterday
+fails_with 'Cannot parse --before value: "2024-06-01T12:00:00+25:00"' clean --before 2024-06-01T12:00:00+25:00
+fails_with 'Cannot parse --before value: "2024-02-30"' clean --before 2024-02-30
 fails_with "outside the years" clean 200000w
-fails_with "--outbound-only and --inbound-only cannot be used together" clean --outbound-only --inbound-only 7d
+fails_with "ERROR: --outbound-only and --inbound-only are mutually exclusive." clean --outbound-only --inbound-only 7d
 fails_with "--state: 'bogus' is not a state" clean -s bogus 7d
 fails_with "--state: 'sent' is an active state" clean -s sent 7d
 fails_with "add --all-states" clean --state received 7d
@@ -252,13 +289,13 @@ fails_with "option '-s' needs a value" clean 7d -s
 rc=0
 clean --db "$T/missing.db" 7d > "$T/out" 2> "$T/err" || rc=$?
 assert_eq "$rc|$(wc -l < "$T/err")" "1|2" "missing database: exit 1, two lines"
-assert_eq "$(sed -n 1p "$T/err")" "ERROR: database not found: $T/missing.db" "missing database line"
-assert_eq "$(SECUREDGRAM_DB="$T/a/securedgram.db" "$SG_BIN/sg-clean" --dry-run 7d | tail -n 1)" "Dry run: nothing deleted." "SECUREDGRAM_DB"
+assert_eq "$(sed -n 1p "$T/err")" "ERROR: Database not found at $T/missing.db" "missing database line (the original's)"
+assert_eq "$(SECUREDGRAM_DB="$T/a/securedgram.db" "$SG_BIN/sg-clean" --dry-run 7d | tail -n 1)" "$(printf '(dry run — no rows were deleted)')" "SECUREDGRAM_DB"
 (cd "$T" && "$SG_BIN/sg-clean" --db a/securedgram.db --dry-run 7d > /dev/null) || fail "--db with a relative path"
 assert_eq "$(clean -V)" "sg-clean $(sed -n 's/.*SG_VERSION "\(.*\)"/\1/p' "$HERE/../../src/version.h")" "-V"
 help=$(clean --help)
 for opt in AGE --before --yes --dry-run --no-vacuum --outbound-only --inbound-only \
-           --include-unread --state --all-states --db --version --help -y -s -V -h; do
+           --include-unread --state --all-states --json --db --version --help -y -s -V -h; do
     printf '%s\n' "$help" | grep -qF -- "$opt" || fail "--help does not mention $opt"
 done
 assert_eq "$(deleted)" "" "no error deleted anything"
@@ -274,11 +311,42 @@ rc=0
 clean -y 7d > "$T/out" 2> "$T/err" || rc=$?
 el=$(( ($(date +%s%N) - t0) / 1000000 ))
 assert_eq "$rc|$(wc -l < "$T/err")" "1|1" "busy: exit 1, one line"
-grep -q "^ERROR: database is busy.*nothing deleted" "$T/err" || fail "busy error: $(cat "$T/err")"
+grep -q "^ERROR: Database is busy: database is locked.*The daemon or another process is holding the lock. Try again. Nothing was deleted.$" "$T/err" || fail "busy error: $(cat "$T/err")"
 [ "$el" -ge 4500 ] || fail "gave up on a busy database after only $el ms"
 wait "$LOCKER"
 assert_eq "$(deleted)" "" "busy: nothing deleted"
-note "a busy database: 'database is busy' after ${el} ms, nothing deleted"
+note "a busy database: 'Database is busy' after ${el} ms, nothing deleted"
+
+# ---- --json: the same report as one JSON object ----
+fill
+out=$(clean --json --dry-run 7d)
+assert_eq "$(jf "$out" 'keys_unsorted | join(",")')" "cutoff,outbound,inbound,total_to_delete,total_deleted,result,vacuumed" "--json keys"
+assert_eq "$(q a "SELECT abs(julianday('$(jf "$out" .cutoff)') - julianday('now', '-7 days')) * 86400 < 5")" 1 "--json cutoff in UTC"
+assert_eq "$(jc "$out" '[.outbound, .inbound, .total_to_delete, .total_deleted, .result, .vacuumed]')" \
+    '[{"to_delete":2,"by_state":{"acknowledged":1,"send_failed":1},"deleted":0,"kept_unreadable":0},{"to_delete":2,"by_state":{"ack_failed":1,"ack_sent":1},"deleted":0,"kept_unreadable":0},4,0,"dry_run",false]' "--json dry run"
+assert_eq "$(deleted)" "" "--json --dry-run deleted nothing"
+rc=0
+printf 'n\n' | clean --json 7d > "$T/out" 2> "$T/err" || rc=$?
+assert_eq "$rc|$(jq -r .result "$T/out")|$(cat "$T/err")" "0|cancelled|Delete 4 rows? [y/N] " "--json: asks on stderr, cancelled"
+printf 'y\n' | clean --json 7d > "$T/out" 2> /dev/null
+assert_eq "$(jq -c '[.outbound.deleted, .inbound.deleted, .total_deleted, .result, .vacuumed]' "$T/out")" '[2,2,4,"deleted",true]' "--json: deleted"
+assert_eq "$(deleted)" "$DEFAULT" "--json deletes as the text report does"
+assert_eq "$(clean --json -y --no-vacuum --inbound-only 7d | jq -c '[has("outbound"), .inbound.to_delete, .result, .vacuumed]')" '[false,0,"nothing_to_delete",false]' "--json: nothing to delete, one table"
+note "--json: cutoff (UTC), per table to_delete/by_state/deleted, totals, result; valid JSON in every outcome"
+
+# ---- a file that is not a securedgram database: refused, left byte for byte ----
+: > "$T/empty.db"
+sqlite3 "$T/foreign.db" "CREATE TABLE orders (id INTEGER PRIMARY KEY, updated_at TEXT, state TEXT); INSERT INTO orders VALUES (1, '2000-01-01', 'acknowledged')"
+for f in empty foreign; do
+    sum=$(sha256sum < "$T/$f.db")
+    for args in "-y 1s" "--dry-run 1s" "-y --all-states --include-unread 1s" "--json -y 1d"; do
+        expect_error "ERROR: $T/$f.db is not a securedgram database (no table outbound_messages)" clean --db "$T/$f.db" $args
+        assert_eq "$(sha256sum < "$T/$f.db")" "$sum" "sg-clean $args changed $f.db"
+        [ ! -e "$T/$f.db-wal" ] || fail "sg-clean $args left $f.db-wal"
+    done
+done
+assert_eq "$(sqlite3 "$T/foreign.db" "PRAGMA journal_mode")|$(sqlite3 "$T/foreign.db" "SELECT group_concat(name) FROM sqlite_master")" "delete|orders" "foreign.db: journal mode and tables unchanged"
+note "a foreign database or an empty file: one ERROR line, the file byte for byte as it was"
 
 # ---- an updated_at that is not a timestamp: kept, and counted on stderr ----
 # garbage: fill, then rows whose updated_at is no timestamp (tag g-...), in
@@ -321,17 +389,19 @@ warned() {
 garbage
 warned 5 --dry-run 7d
 # The report on stdout is what it would be without those rows (plus the readable BLOB).
-expected="outbound_messages (acknowledged, send_failed): 3 rows
-  acknowledged: 2
-  send_failed: 1
-inbound_messages (ack_sent, ack_failed; read only): 2 rows
-  ack_failed: 1
-  ack_sent: 1
-Dry run: nothing deleted."
-assert_eq "$(sed 1d "$T/out")" "$expected" "the report leaves the unreadable rows out"
+expected="
+  Outbound: 3 rows to delete
+    acknowledged: 2
+    send_failed: 1
+  Inbound: 2 rows to delete
+    ack_failed: 1
+    ack_sent: 1
+
+(dry run — no rows were deleted)"
+assert_eq "$(sed 1d "$T/out")" "$(printf '%b' "$expected")" "the report leaves the unreadable rows out"
 assert_eq "$(deleted)" "" "--dry-run deleted nothing"
 for sel in "5|" "3|--outbound-only" "2|--inbound-only" "2|-s acknowledged" "1|-s send_failed" \
-           "1|-s ack_failed" "7|--all-states" "6|--include-unread" "8|--all-states --include-unread" \
+           "1|-s ack_failed" "8|--all-states" "6|--include-unread" "8|--all-states --include-unread" \
            "1|-s pending --all-states" "1|-s received --all-states"; do
     n=${sel%%|*}
     opts=${sel#*|}

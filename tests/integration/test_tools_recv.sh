@@ -1,8 +1,12 @@
 # sg-recv: messages received by a real daemon, every filter, limit, order and
 # format (all checked with jq), read marking and its atomicity under two
-# concurrent readers, --follow picking up new rows promptly, errors, a busy
-# database, rows marked unread again when the output cannot be written, and
-# hostile payloads (nested 98 deep) that must not blow up memory or output.
+# concurrent readers, marking that sets updated_at (so sg-clean does not take
+# a message read today for an old one), --follow as the original (only new
+# rows, a banner on stderr; --backlog and --since-id for older ones) picking
+# up new rows promptly, errors, a file that is not a securedgram database
+# (left byte for byte), a busy database, rows marked unread again when the
+# output cannot be written, and hostile payloads (nested 98 deep) that must
+# not blow up memory or output.
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 # Background sg-recv --follow processes are stopped whatever way the test ends.
@@ -70,14 +74,36 @@ assert_eq "$(jf "$out" '[.[] | .read_count] | unique | join(",")')" 2 "--read-in
 assert_eq "$(reads "$ID1")" 2 "--no-mark leaves read_count"
 note "marking: shown count is the one before, -r/--read-included, --no-mark"
 
-# ---- --follow: a message arriving later, noticed promptly (the interval is 5 s) ----
+# Marking sets updated_at, as the original does: a message that arrived 10 days
+# ago and is read now is not "10 days old" to sg-clean. --no-mark writes nothing.
+q a "UPDATE inbound_messages SET read_count = 0, updated_at = strftime('%Y-%m-%dT%H:%M:%f', 'now', '-10 days')"
+old=$(q a "SELECT group_concat(updated_at) FROM inbound_messages")
+recv --no-mark > /dev/null
+assert_eq "$(q a "SELECT group_concat(updated_at) FROM inbound_messages")" "$old" "--no-mark leaves updated_at"
+recv > /dev/null
+assert_eq "$(q a "SELECT count(*) FROM inbound_messages WHERE read_count = 1 AND abs(julianday(updated_at) - julianday('now')) * 86400 < 60")" 3 "marking read set updated_at to now"
+assert_eq "$(q a "SELECT count(*) FROM inbound_messages WHERE updated_at GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]'")" 3 "updated_at in the original's format"
+"$SG_BIN/sg-clean" -y 7d > "$T/clean.out"
+assert_eq "$(q a "SELECT count(*) FROM inbound_messages")" 3 "sg-clean 7d kept the messages read a moment ago"
+note "marking read sets updated_at (sg-clean 7d keeps a 10-day-old message read now); --no-mark writes nothing"
+
+# ---- --follow: as the original, only rows that arrive after it starts ----
+# An unread message already there (M0) is not shown by a plain --follow, nor
+# marked; --backlog shows the newest rows first; --since-id every row after it.
+M0=$(newid)
+R0=$(inb "$M0" "'192.0.2.9'" ack_sent 0 "'{\"n\":0}'")
 "$SG_BIN/sg-recv" -f -c --interval 5 > "$T/follow.out" 2> "$T/follow.err" &
 FPID=$!
-"$SG_BIN/sg-recv" -f --no-mark -r --since-id "$ID1" > "$T/follow2.out" 2>&1 &
+"$SG_BIN/sg-recv" -f --no-mark -r --since-id "$ID1" > "$T/follow2.out" 2> "$T/follow2.err" &
 FPID2=$!
-BG="$FPID $FPID2"
+"$SG_BIN/sg-recv" -f -c --no-mark -r --backlog -n 2 > "$T/follow3.out" 2> "$T/follow3.err" &
+FPID3=$!
+BG="$FPID $FPID2 $FPID3"
 has_n() { [ "$(jq -s length "$1" 2>/dev/null)" = "$2" ]; }
-wait_for 5 "the pretty follower's first rows" has_n "$T/follow2.out" 2
+wait_for 5 "the pretty follower's first rows" has_n "$T/follow2.out" 3
+wait_for 5 "the backlog follower's first rows" has_n "$T/follow3.out" 2
+BANNER="Following new messages (since id $R0). Press Ctrl+C to stop."
+wait_for 5 "the follower's banner" grep -qxF "$BANNER" "$T/follow.err"
 M4=$(newid)
 t0=$(date +%s%N)
 (cd "$T/b" && send -q -m "$M4" 127.0.0.1 "$PA" '{"n":4,"late":true}')
@@ -88,19 +114,27 @@ M5=$(newid)
 R5=$(inb "$M5" "'192.0.2.5'" received 0 "'{\"n\":5}'")
 wait_for 3 "the follower shows a row inserted with SQL" grep -q "$M5" "$T/follow.out"
 wait_for 3 "the pretty follower shows both" grep -q "$M5" "$T/follow2.out"
+wait_for 3 "the backlog follower shows both" grep -q "$M5" "$T/follow3.out"
 kill -TERM "$FPID"
 rc=0; wait "$FPID" || rc=$?
 assert_eq "$rc" 0 "--follow exits 0 on TERM"
 kill -INT "$FPID2"
 rc=0; wait "$FPID2" || rc=$?
 assert_eq "$rc" 0 "--follow exits 0 on INT"
-[ ! -s "$T/follow.err" ] || fail "--follow wrote to stderr: $(cat "$T/follow.err")"
+kill -INT "$FPID3"
+rc=0; wait "$FPID3" || rc=$?
+assert_eq "$rc" 0 "--follow --backlog exits 0 on INT"
+BG=""
+assert_eq "$(cat "$T/follow.err")" "$(printf '%s\n\nStopped.' "$BANNER")" "--follow: the original's banner and Stopped. on stderr"
+assert_eq "$(printf '\nStopped.')" "$(cat "$T/follow2.err")" "--follow --since-id: no banner (as the original)"
 assert_eq "$(wc -l < "$T/follow.out")" 2 "--follow -c: one line per new row"
-assert_eq "$(jq -r .message_id "$T/follow.out" | paste -sd, -)" "$M4,$M5" "--follow: oldest first"
+assert_eq "$(jq -r .message_id "$T/follow.out" | paste -sd, -)" "$M4,$M5" "--follow: only new rows, oldest first"
+assert_eq "$(reads "$R0")" 0 "--follow left the unread message that was there before it alone"
 assert_eq "$(jq -s 'map(.read_count) | join(",")' -r "$T/follow.out")" "0,0" "--follow shows the count before"
 assert_eq "$(reads "$R5")" 1 "--follow marks what it shows"
-assert_eq "$(jq -s 'map(.message_id) | join(",")' -r "$T/follow2.out")" "$M2,$M3,$M4,$M5" "pretty --follow: a stream of objects, oldest first"
-note "--follow shows new rows in ${el} ms with a 5 s interval; TERM/INT end it cleanly"
+assert_eq "$(jq -s 'map(.message_id) | join(",")' -r "$T/follow2.out")" "$M2,$M3,$M0,$M4,$M5" "pretty --follow --since-id: every row after it, a stream of objects, oldest first"
+assert_eq "$(jq -r .message_id "$T/follow3.out" | paste -sd, -)" "$M3,$M0,$M4,$M5" "--follow --backlog -n 2: the 2 newest rows, then the new ones"
+note "--follow shows only new rows (the original's banner on stderr), in ${el} ms with a 5 s interval; --since-id and --backlog show older ones; TERM/INT end it cleanly"
 stop a
 stop b
 
@@ -160,6 +194,8 @@ assert_eq "$(recv -i "$(N 24)" -c --no-mark | jq -r .id)" "$(N 24)" "-i -c objec
 expect_error "no inbound message with id 999999" recv -i 999999
 expect_error "no inbound message with message_id $(printf '%024d' 7)" recv -i "$(printf '%024d' 7)"
 expect_error "that matches the filters" recv -i "$(N 24)" -s received
+UPPER=$(printf '%s' "$MID" | tr a-f A-F)
+assert_eq "$(jf "$(recv --no-mark -i "$UPPER")" '.id|tostring')" "$(N 24)" "-i message_id in uppercase (lowercased, as the original)"
 expect_error "--id: 'xyz' is neither a row id nor a 24-hex message_id" recv -i xyz
 expect_error "--id: '0'" recv -i 0
 note "-i by id and by message_id: the bare object, read or not; no match is an error"
@@ -208,6 +244,7 @@ expect_error "--to filters outbound messages" recv --to 10.0.0.7
 expect_error "--from: 'nowhere' is not an IPv4 or IPv6 address" recv --from nowhere
 expect_error "--to: '1.2.3'" recv -o --to 1.2.3
 expect_error "--interval applies only with --follow" recv --interval 2
+expect_error "--backlog applies only with --follow" recv --backlog
 expect_error "--interval: '0'" recv -f --interval 0
 expect_error "--interval: 'x'" recv -f --interval x
 expect_error "cannot be used with --follow" recv -i 1 -f
@@ -223,11 +260,11 @@ expect_error "unexpected argument 'extra'" recv extra
 rc=0
 recv --db "$T/missing.db" > "$T/out" 2> "$T/err" || rc=$?
 assert_eq "$rc|$(wc -l < "$T/err")" "1|2" "missing database: exit 1, two lines"
-assert_eq "$(sed -n 1p "$T/err")" "ERROR: database not found: $T/missing.db" "missing database line"
+assert_eq "$(sed -n 1p "$T/err")" "ERROR: Database not found at $T/missing.db" "missing database line (the original's)"
 assert_eq "$(recv -V)" "sg-recv $(sed -n 's/.*SG_VERSION "\(.*\)"/\1/p' "$HERE/../../src/version.h")" "-V"
 help=$(recv --help)
 for opt in --limit --outbound --state --from --to --id --read-included --no-mark --follow \
-           --interval --since-id --compact --payload-only --db --version --help \
+           --backlog --interval --since-id --compact --payload-only --db --version --help \
            -n -o -s -i -r -f -c -p -V -h; do
     printf '%s\n' "$help" | grep -qF -- "$opt" || fail "--help does not mention $opt"
 done
@@ -275,11 +312,25 @@ LOCKER=$!
 wait_for 5 "the lock is held" test -e "$T/locked"
 recv --no-mark -n 1 > /dev/null || fail "--no-mark cannot read while another process writes"
 t0=$(date +%s%N)
-expect_error "database is busy" recv
+expect_error "Database is busy: database is locked" recv
 el=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$el" -ge 4500 ] || fail "gave up on a busy database after only $el ms"
 wait "$LOCKER"
-note "while locked, --no-mark reads; marking is 'database is busy' after ${el} ms"
+note "while locked, --no-mark reads; marking is 'Database is busy' after ${el} ms"
+
+# ---- a file that is not a securedgram database: refused, left byte for byte ----
+: > "$T/empty.db"
+sqlite3 "$T/foreign.db" "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('mine')"
+for f in empty foreign; do
+    sum=$(sha256sum < "$T/$f.db")
+    for args in "" "-o" "-f" "-n 0 --no-mark"; do
+        expect_error "ERROR: $T/$f.db is not a securedgram database (no table outbound_messages)" recv --db "$T/$f.db" $args
+        assert_eq "$(sha256sum < "$T/$f.db")" "$sum" "sg-recv $args changed $f.db"
+        [ ! -e "$T/$f.db-wal" ] || fail "sg-recv $args left $f.db-wal"
+    done
+done
+assert_eq "$(sqlite3 "$T/foreign.db" "PRAGMA journal_mode")|$(sqlite3 "$T/foreign.db" "SELECT group_concat(name) FROM sqlite_master")" "delete|notes" "foreign.db: journal mode and tables unchanged"
+note "a foreign database or an empty file: one ERROR line, the file byte for byte as it was"
 
 # ---- hostile payloads: memory and output stay bounded ----
 # 50 valid payloads nested 98 deep (the daemon accepts 100) and padded to 64 KB:
@@ -302,9 +353,9 @@ rss_of() {
 }
 # About 6 MB in fact (16 MB built with ASan); unbounded, it was 320 MB.
 max_kb=40960
-for args in "-n 0" "-n 0 -c" "-n 0 -p" "-n 0 -f"; do
+for args in "-n 0" "-n 0 -c" "-n 0 -p" "-n 0 -f --backlog"; do
     name=$(printf '%s' "$args" | tr -d ' -')
-    if [ "$args" = "-n 0 -f" ]; then
+    if [ "$args" = "-n 0 -f --backlog" ]; then
         # --follow keeps running: its high-water mark once it has shown every row.
         "$SG_BIN/sg-recv" $args --no-mark > "$T/$name.out" &
         FP=$!

@@ -1,7 +1,11 @@
 # sg-send: every option, the receipt field by field, payload from an argument,
-# '-', stdin and --file; every bad input is one ERROR line, exit 1 and no row;
-# the database found by --db, the environment and .env; a busy database; and
-# --wait against a real daemon (acknowledged, send_failed, timeout).
+# '-', stdin and --file; message ids as the original takes them (-m in any
+# case, a payload id that is not hex left for the daemon to replace); every
+# bad input is one ERROR line, exit 1 and no row; the size limit counting what
+# the daemon adds, at the byte, against a real daemon; the database found by
+# --db, the environment and .env; a file that is not a securedgram database
+# left byte for byte as it was (by sg-send and by the daemon); a busy
+# database; and --wait against a real daemon (acknowledged, send_failed, timeout).
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
@@ -55,6 +59,26 @@ out=$(send --message-id "$M3" 127.0.0.1 "$DEAD" "{\"message_id\":\"$M3\"}")
 assert_eq "$(jf "$out" .message_id)" "$M3" "-m equal to the payload id"
 note "message_id from the payload, from -m, and both when equal"
 
+# -m in upper or mixed case, with spaces around it: lowercased, as the original does.
+M4=$(newid)
+out=$(send -m " $(printf '%s' "$M4" | tr a-f A-F) " 127.0.0.1 "$DEAD" '{"x":4}')
+assert_eq "$(jf "$out" .message_id)" "$M4" "receipt: -m in uppercase is lowercased"
+assert_eq "$(q a "SELECT message_id FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" "$M4" "row: -m lowercased"
+# ... and the payload may then carry the same id in lowercase.
+M5=$(newid)
+out=$(send -m "$(printf '%s' "$M5" | tr a-f A-F)" 127.0.0.1 "$DEAD" "{\"message_id\":\"$M5\"}")
+assert_eq "$(jf "$out" .message_id)" "$M5" "-m uppercase, payload id lowercase"
+# A payload message_id that is not 24 lowercase hex (a UUID, a number, uppercase
+# hex), no -m: queued as it is with a NULL row message_id; the receipt says null,
+# because the daemon makes the id when it sends (replacing the payload's).
+for pid in '"123e4567-e89b-12d3-a456-426614174000"' 42 "\"$(newid | tr a-f A-F)\"" null; do
+    out=$(send 127.0.0.1 "$DEAD" "{\"message_id\":$pid,\"k\":1}")
+    assert_eq "$(jf "$out" .message_id)" null "receipt for payload message_id $pid"
+    assert_eq "$(q a "SELECT ifnull(message_id,'NULL') || '|' || payload FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" \
+        "NULL|{\"message_id\":$pid,\"k\":1}" "row for payload message_id $pid"
+done
+note "-m in any case is lowercased; a payload id that is not hex is queued, receipt null"
+
 # ---- payload sources ----
 out=$(printf '{"src":"dash"}' | send 127.0.0.1 "$DEAD" -)
 assert_eq "$(q a "SELECT payload FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" '{"src":"dash"}' "payload from '-'"
@@ -91,12 +115,12 @@ fails_with "not valid JSON" send 127.0.0.1 "$DEAD" '{"a":1} {"b":2}'
 fails_with "payload is empty" send 127.0.0.1 "$DEAD" ''
 fails_with "payload is empty" send 127.0.0.1 "$DEAD" -
 fails_with "payload is empty" send 127.0.0.1 "$DEAD" '   '
-fails_with "payload message_id is not 24 lowercase hex digits" send 127.0.0.1 "$DEAD" '{"message_id":"ABC"}'
-fails_with "payload message_id is not 24 lowercase hex digits" send 127.0.0.1 "$DEAD" '{"message_id":42}'
+fails_with "payload message_id is not 24 lowercase hex digits" send -m "$(newid)" 127.0.0.1 "$DEAD" '{"message_id":"ABC"}'
+fails_with "payload message_id is not 24 lowercase hex digits" send -m "$M2" 127.0.0.1 "$DEAD" "{\"message_id\":\"$(printf '%s' "$M2" | tr a-f A-F)\"}"
 fails_with "acknowledgement" send 127.0.0.1 "$DEAD" "{\"type\":\"ACK\",\"message_id\":\"$(newid)\"}"
-fails_with "--message-id 'abc' is not 24 lowercase hex digits" send -m abc 127.0.0.1 "$DEAD" '{}'
-fails_with "is not 24 lowercase hex digits" send -m "$(newid | tr a-f A-F)" 127.0.0.1 "$DEAD" '{}'
-fails_with "is not 24 lowercase hex digits" send -m "$(newid)0" 127.0.0.1 "$DEAD" '{}'
+fails_with "--message-id 'abc' is not 24 hex digits" send -m abc 127.0.0.1 "$DEAD" '{}'
+fails_with "is not 24 hex digits" send -m "$(newid | sed 's/^./g/')" 127.0.0.1 "$DEAD" '{}'
+fails_with "is not 24 hex digits" send -m "$(newid)0" 127.0.0.1 "$DEAD" '{}'
 OTHER=$(newid)
 fails_with "differs from the payload's message_id $OTHER" send -m "$M2" 127.0.0.1 "$DEAD" "{\"message_id\":\"$OTHER\"}"
 fails_with "message_id $M1 is already used" send 127.0.0.1 "$DEAD" "{\"message_id\":\"$M1\"}"
@@ -144,7 +168,7 @@ assert_eq "$(sqlite3 "$T/other/x.db" "SELECT count(*) FROM outbound_messages WHE
 rc=0
 send --db "$T/missing.db" 127.0.0.1 "$DEAD" '{}' > "$T/out" 2> "$T/err" || rc=$?
 assert_eq "$rc" 1 "missing database exit status"
-assert_eq "$(sed -n 1p "$T/err")" "ERROR: database not found: $T/missing.db" "missing database line 1"
+assert_eq "$(sed -n 1p "$T/err")" "ERROR: Database not found at $T/missing.db" "missing database line 1 (the original's)"
 assert_eq "$(wc -l < "$T/err")" 2 "missing database: two lines"
 sed -n 2p "$T/err" | grep -q "securedgram start" || fail "hint does not mention securedgram start"
 sed -n 2p "$T/err" | grep -qF -- "--db PATH" || fail "hint does not mention --db PATH"
@@ -175,11 +199,12 @@ assert_eq "$(jf "$out" .status)" queued "queued after waiting for a short lock"
 wait "$LOCKER"
 hold_lock 7
 t0=$(date +%s%N)
-fails_with "database is busy" send 127.0.0.1 "$DEAD" '{"busy":1}'
+fails_with "Database is busy: database is locked" send 127.0.0.1 "$DEAD" '{"busy":1}'
 el=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$el" -ge 4500 ] || fail "gave up on a busy database after only $el ms"
 wait "$LOCKER"
-note "a short lock is waited out; a long one is 'database is busy' after ${el} ms"
+grep -qF "The daemon or another process is holding the lock. Try again." "$T/err" || fail "busy: not the original's wording: $(cat "$T/err")"
+note "a short lock is waited out; a long one is 'Database is busy' after ${el} ms"
 
 # ---- --wait against a real daemon ----
 start a
@@ -203,4 +228,68 @@ grep -qF "row $LAST is send_failed): $why" "$T/err" || fail "the error does not 
 # A timeout shorter than the retries: exit 1, the row is left as it is.
 ADDED=1 fails_with "timed out after 0.5 s waiting for row" send -q --wait=0.5 127.0.0.1 "$DEAD" '{"to":"nobody"}'
 note "--wait exits 1 with last_error for send_failed, and on a timeout"
+
+# ---- the size limit counts what the daemon adds, to the byte ----
+# pad FILE PREFIX N: FILE holds PREFIX"p":"aaa..."} of exactly N bytes.
+pad() {
+    fill=$(( $3 - ${#2} - 7 ))
+    { printf '%s"p":"' "$2"; head -c "$fill" /dev/zero | tr '\0' a; printf '"}'; } > "$1"
+    assert_eq "$(wc -c < "$1")" "$3" "size of $1"
+}
+MAXJ=$(sed -n 's/^#define ENVELOPE_MAX_DATAGRAM \([0-9]*\).*/\1/p' "$HERE/../../src/envelope.h")
+MAXJ=$((MAXJ - 36)) # nonce 12, tag 16, timestamp 8: the largest JSON text one datagram carries
+# No message_id: the daemon inserts "message_id":"<24 hex>", (40 bytes).
+pad "$T/s1" '{' $((MAXJ - 40))
+out=$(send --wait=10 -f "$T/s1" 127.0.0.1 "$P") || fail "the largest payload without an id was refused or not delivered: $(cat "$T/err" 2>/dev/null)"
+assert_eq "$(q a "SELECT state || '|' || length(payload) FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" "acknowledged|$MAXJ" "sent with the id inserted: exactly one full datagram"
+pad "$T/s2" '{' $((MAXJ - 39))
+fails_with "payload is $((MAXJ - 39)) bytes, $((MAXJ + 1)) with the message_id the daemon adds; one datagram carries at most $MAXJ" send -f "$T/s2" 127.0.0.1 "$P"
+fails_with "$((MAXJ + 1)) with the message_id the daemon adds" send -m "$(newid)" -f "$T/s2" 127.0.0.1 "$P"
+pad "$T/s3" '{' "$MAXJ"
+fails_with "with the message_id the daemon adds" send -f "$T/s3" 127.0.0.1 "$P"
+# A message_id that is not hex is replaced by "<24 hex>": here 3 bytes become 26.
+pad "$T/s4" '{"message_id":"x",' $((MAXJ - 23))
+out=$(send --wait=10 -f "$T/s4" 127.0.0.1 "$P") || fail "the largest payload with a non-hex id was refused or not delivered"
+assert_eq "$(q a "SELECT state || '|' || length(payload) FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" "acknowledged|$MAXJ" "sent with the id replaced: one full datagram"
+pad "$T/s5" '{"message_id":"x",' $((MAXJ - 22))
+fails_with "$((MAXJ + 1)) with the message_id the daemon adds" send -f "$T/s5" 127.0.0.1 "$P"
+# A payload with its own id is sent as it is: the whole datagram is for it.
+pad "$T/s6" "{\"message_id\":\"$(newid)\"," "$MAXJ"
+out=$(send --wait=10 -f "$T/s6" 127.0.0.1 "$P") || fail "the largest payload with its own id was refused or not delivered"
+pad "$T/s7" "{\"message_id\":\"$(newid)\"," $((MAXJ + 1))
+fails_with "payload is $((MAXJ + 1)) bytes; one datagram carries at most $MAXJ" send -f "$T/s7" 127.0.0.1 "$P"
+note "size: what sg-send queues the daemon sends ($MAXJ-byte JSON, with the id it adds or replaces); one byte more is refused"
 stop a
+
+# ---- a file that is not a securedgram database: refused, left byte for byte ----
+# pristine FILE: the sha256 of FILE; unchanged FILE SUM: it still has it, and no -wal or -shm is left.
+pristine() { sha256sum < "$1"; }
+unchanged() {
+    assert_eq "$(pristine "$1")" "$2" "$1 changed"
+    [ ! -e "$1-wal" ] && [ ! -e "$1-shm" ] || fail "$1: a -wal or -shm was left"
+}
+: > "$T/empty.db"
+sqlite3 "$T/foreign.db" "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO customers (name) VALUES ('x')"
+assert_eq "$(sqlite3 "$T/foreign.db" "PRAGMA journal_mode")" delete "the foreign database's journal mode"
+E0=$(pristine "$T/empty.db")
+F0=$(pristine "$T/foreign.db")
+fails_with "ERROR: $T/empty.db is not a securedgram database (no table outbound_messages)" send --db "$T/empty.db" 127.0.0.1 "$DEAD" '{}'
+fails_with "ERROR: $T/foreign.db is not a securedgram database (no table outbound_messages)" send --db "$T/foreign.db" 127.0.0.1 "$DEAD" '{}'
+unchanged "$T/empty.db" "$E0"
+unchanged "$T/foreign.db" "$F0"
+assert_eq "$(wc -c < "$T/empty.db")" 0 "the empty file is still empty"
+# The daemon makes its tables in a new database or an empty file (as when an
+# operator creates the file first to set its owner and mode), never in someone
+# else's.
+mkdir -p "$T/d"
+cp "$T/foreign.db" "$T/d/foreign.db"
+rc=0
+(cd "$T/a" && sg --db "$T/d/foreign.db" start) 2> "$T/err" || rc=$?
+[ "$rc" -ne 0 ] || { stop a; fail "the daemon started on a foreign database"; }
+grep -qF "$T/d/foreign.db is not a securedgram database (no table outbound_messages)" "$T/err" || fail "daemon on a foreign database: $(cat "$T/err")"
+unchanged "$T/d/foreign.db" "$F0"
+: > "$T/d/new.db"
+(cd "$T/a" && sg --db "$T/d/new.db" start) || fail "the daemon refused an empty file"
+(cd "$T/a" && sg stop > /dev/null)
+assert_eq "$(sqlite3 "$T/d/new.db" "SELECT count(*) FROM sqlite_master WHERE name IN ('outbound_messages', 'inbound_messages')")" 2 "the daemon made its tables in the empty file"
+note "sg-send and the daemon leave a foreign database (and sg-send an empty file) byte for byte; the daemon sets up an empty file"

@@ -16,6 +16,8 @@
  *       save / sendsaved    keep the previous datagram aside / send the kept one
  *       waitfile:PATH:MS    wait up to MS ms until PATH exists (to line up with the script)
  *       touch:PATH          create PATH (the socket is bound: the script may go on)
+ *       answer:ID:MS        send the ACK of ID, and again for every datagram that arrives
+ *                           within MS ms (a peer answering each retransmission)
  *   sgtest rtt HOST PORT KEYHEX N     N messages one at a time; prints p50/p99 of
  *                                     datagram-out to ACK-verified, in microseconds
  *                                     (resending after 200 ms without an ACK)
@@ -218,8 +220,30 @@ static int step_waitfile(const char *arg)
     return 0;
 }
 
+static int step_answer(struct peer *p, const char *arg)
+{
+    char id[MESSAGE_ID_LEN + 1], ack[MESSAGE_ACK_MAX];
+    int ms = 0;
+    if (sscanf(arg, "%24[0-9a-f]:%d", id, &ms) != 2)
+        return -1;
+    size_t n = message_ack_text(id, ack);
+    uint64_t deadline = mono_us() + (uint64_t)(ms * slow()) * 1000;
+    if (send_sealed(p, p->key, now_ns(), ack, n) != 0)
+        return -1;
+    for (uint64_t t; (t = mono_us()) < deadline;) {
+        ssize_t got = wait_reply(p, (int)((deadline - t + 999) / 1000));
+        if (got < 0)
+            return -1;
+        if (got > 0 && send_sealed(p, p->key, now_ns(), ack, n) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int step(struct peer *p, const char *s)
 {
+    if (strncmp(s, "answer:", 7) == 0)
+        return step_answer(p, s + 7);
     if (strncmp(s, "capture:", 8) == 0)
         return step_capture(p, atoi(s + 8));
     if (strcmp(s, "save") == 0) {

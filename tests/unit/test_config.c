@@ -1,7 +1,10 @@
 /*
- * Unit tests for config.[ch] and strict.[ch]: .env parsing, precedence at
- * start and on HUP, defaults, validation (one clear line naming the
- * variable), path resolution, the reload diff, and strict number parsing.
+ * Unit tests for config.[ch] and strict.[ch]: .env parsing (and the
+ * configurations the original accepted: lines without '=', two settings on a
+ * line, a byte-order mark, with warnings that never show a value), unknown
+ * names, precedence at start and on HUP, defaults, validation (one clear line
+ * naming the variable), path resolution, the reload diff, and strict number
+ * parsing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -210,14 +213,15 @@ static void assert_dotenv_error(const char *text, size_t len, const char *needle
 static void test_dotenv_errors(void **state)
 {
     (void)state;
-    const char *t1 = "SECUREDGRAM_PORT=1\n# fine\nTHIS LINE HAS NO EQUALS\nSECUREDGRAM_USER=x\n";
-    assert_dotenv_error(t1, strlen(t1), "line 3");
-    const char *t2 = "SECUREDGRAM_PORT\n";
-    assert_dotenv_error(t2, strlen(t2), "line 1");
-    const char *t3 = "\n\n\n\n\n\n\n\n\n\nexport SECUREDGRAM_PORT\n";
-    assert_dotenv_error(t3, strlen(t3), "line 11");
     const char *t4 = "SECUREDGRAM_PORT=1\n=value\n";
     assert_dotenv_error(t4, strlen(t4), "line 2");
+    const char *t7 = "SECUREDGRAM_PORT=1\n  \t= value\n";
+    assert_dotenv_error(t7, strlen(t7), "line 2: expected KEY=VALUE (no name before '=')");
+    /* a UTF-16 file (Windows "Unicode") says so, instead of "a NUL byte" */
+    const char t8[] = "\xff\xfeS\0=\0";
+    assert_dotenv_error(t8, sizeof t8 - 1, "UTF-16");
+    const char t9[] = "\xfe\xff\0S\0=";
+    assert_dotenv_error(t9, sizeof t9 - 1, "UTF-16");
     /* a NUL byte in a value */
     const char t5[] = "SECUREDGRAM_PORT=1\nSECUREDGRAM_USER=ab\0cd\n";
     assert_dotenv_error(t5, sizeof t5 - 1, "line 2");
@@ -226,13 +230,305 @@ static void test_dotenv_errors(void **state)
     /* only len bytes are read: the same text cut before its bad line parses */
     struct config_raw raw = {{0}};
     char err[256];
-    size_t cut = strlen("SECUREDGRAM_PORT=1\n# fine\n");
-    assert_int_equal(config_dotenv_parse(t1, cut, &raw, err, sizeof err), 0);
+    size_t cut = strlen("SECUREDGRAM_PORT=1\n");
+    assert_int_equal(config_dotenv_parse(t4, cut, &raw, err, sizeof err), 0);
     assert_string_equal(raw.v[CFG_PORT], "1");
     config_raw_clear(&raw);
     assert_int_equal(config_dotenv_parse("", 0, &raw, err, sizeof err), 0);
     for (int k = 0; k < CFG_COUNT; k++)
         assert_null(raw.v[k]);
+}
+
+/* ---- .env: what the original accepted (issue 9) ---- */
+
+/* The warnings of one parse. */
+struct caught {
+    char line[24][512];
+    int n;
+};
+
+static void catch_warning(void *ctx, const char *line)
+{
+    struct caught *c = ctx;
+    assert_null(strchr(line, '\n')); /* one line each */
+    if (c->n < 24)
+        snprintf(c->line[c->n++], sizeof c->line[0], "%s", line);
+}
+
+/* Parses text, which must succeed; fills c with its warnings. */
+static void parse_warn(const char *text, struct config_raw *raw, struct caught *c)
+{
+    char err[256] = "";
+    memset(c, 0, sizeof *c);
+    if (config_dotenv_parse_warn(text, strlen(text), raw, catch_warning, c, err, sizeof err) != 0)
+        fail_msg("refused: %s (text: %s)", err, text);
+}
+
+/* No 8 characters in a row of secret appear in any warning. */
+static void assert_no_secret(const struct caught *c, const char *secret)
+{
+    for (int i = 0; i < c->n; i++)
+        for (size_t at = 0; at + 8 <= strlen(secret); at++) {
+            char piece[9];
+            memcpy(piece, secret + at, 8);
+            piece[8] = '\0';
+            if (strstr(c->line[i], piece) != NULL)
+                fail_msg("warning shows the secret (%s): %s", piece, c->line[i]);
+        }
+}
+
+/* A line without '=' is ignored with a warning naming it, as the original skipped it. */
+static void test_dotenv_line_without_equals(void **state)
+{
+    (void)state;
+    struct config_raw raw = {{0}};
+    struct caught c;
+    parse_warn("SECUREDGRAM_PORT=1\n"
+               "# fine\n"
+               "THIS LINE HAS NO EQUALS\n"
+               "SECUREDGRAM_USER=x\n"
+               "SECUREDGRAM_SECRET " SECRET "\n"
+               "SECUREDGRAM_SECRET\t" SECRET2 "\n"
+               "SECUREDGRAM_SECRET" SECRET2 "\n"
+               "SECUREDGRAM_SECRET:" SECRET "\n"
+               "  " SECRET2 "  \n"
+               "ffeeddcc\n"
+               "export SECUREDGRAM_WINDOW\n"
+               "SECUREDGRAM_DB\n",
+               &raw, &c);
+    assert_string_equal(raw.v[CFG_PORT], "1"); /* the lines around them count */
+    assert_string_equal(raw.v[CFG_USER], "x");
+    assert_null(raw.v[CFG_SECRET]);
+    assert_null(raw.v[CFG_WINDOW]);
+    assert_null(raw.v[CFG_DB]);
+    assert_int_equal(c.n, 9);
+    const char *want[] = {
+        "line 3: \"THIS ...\" has no '='; ignored (a setting is KEY=VALUE)",
+        "line 5: \"SECUREDGRAM_SECRET ...\" has no '='",
+        "line 6: \"SECUREDGRAM_SECRET ...\" has no '='",
+        "line 7: \"SECUREDGRAM_SECRET ...\" has no '='", /* cut before the pasted key */
+        "line 8: \"SECUREDGRAM_SECRET ...\" has no '='",
+        "line 9: \"...\" has no '='", /* a key alone on a line */
+        "line 10: \"...\" has no '='",
+        "line 11: \"SECUREDGRAM_WINDOW\" has no '='",
+        "line 12: \"SECUREDGRAM_DB\" has no '='",
+    };
+    int found[sizeof want / sizeof want[0]] = {0};
+    for (int i = 0; i < c.n; i++)
+        for (size_t j = 0; j < sizeof want / sizeof want[0]; j++)
+            if (strncmp(c.line[i], want[j], strlen(want[j])) == 0)
+                found[j] = 1;
+    for (size_t j = 0; j < sizeof want / sizeof want[0]; j++)
+        if (!found[j])
+            fail_msg("no warning '%s'", want[j]);
+    assert_no_secret(&c, SECRET);
+    assert_no_secret(&c, SECRET2);
+    config_raw_clear(&raw);
+    /* without a sink: the same result, silently */
+    char err[256];
+    assert_int_equal(parse("SECUREDGRAM_PORT\nSECUREDGRAM_USER=y\n", &raw, err, sizeof err), 0);
+    assert_string_equal(raw.v[CFG_USER], "y");
+    config_raw_clear(&raw);
+}
+
+/* An unknown SECUREDGRAM_* name gets a warning naming it; every setting of ours is known. */
+static void test_dotenv_unknown_names(void **state)
+{
+    (void)state;
+    struct config_raw raw = {{0}};
+    struct caught c;
+    parse_warn("SECUREDGRAM_WINDOWS=3\n"
+               "securedgram_port=5\n"
+               "export SECUREDGRAM_SECRETFILE=/etc/key\n"
+               "SECUREDGRAM_FROBNICATE=1\n"
+               "SECUREDGRAM_=1\n"
+               "OTHER_VARIABLE=1\n"
+               "PATH=/nowhere\n"
+               "A_VARIABLE_OF_ANOTHER_PROGRAM_WITH_A_NAME_LONGER_THAN_SIXTY_FOUR_CHARACTERS=1\n"
+               "SECUREDGRAM_A_NAME_OF_OURS_THAT_IS_FAR_TOO_LONG_TO_BE_ANY_SETTING_AT_ALL=1\n"
+               "SECUREDGRAM_SECRET " SECRET "=1\n",
+               &raw, &c);
+    for (int k = 0; k < CFG_COUNT; k++)
+        assert_null(raw.v[k]);
+    const char *want[] = {
+        "line 1: SECUREDGRAM_WINDOWS is not a securedgram setting; ignored (did you mean "
+        "SECUREDGRAM_WINDOW?)",
+        "line 2: securedgram_port is not a securedgram setting; ignored (did you mean "
+        "SECUREDGRAM_PORT?)",
+        "line 3: SECUREDGRAM_SECRETFILE is not a securedgram setting; ignored (did you mean "
+        "SECUREDGRAM_SECRET_FILE?)",
+        "line 4: SECUREDGRAM_FROBNICATE is not a securedgram setting; ignored",
+        "line 5: SECUREDGRAM_ is not a securedgram setting; ignored",
+        "line 9: SECUREDGRAM_A_NAME_OF_OURS_THAT_IS_FAR_TOO_LONG_ ... is not a securedgram "
+        "setting; ignored",
+        "line 10: SECUREDGRAM_SECRET ... is not a securedgram setting; ignored",
+    };
+    assert_int_equal(c.n, (int)(sizeof want / sizeof want[0]));
+    for (int i = 0; i < c.n; i++)
+        assert_string_equal(c.line[i], want[i]);
+    assert_no_secret(&c, SECRET);
+    config_raw_clear(&raw);
+
+    /* every name in the table, the new ones too, is known: no warning */
+    for (int k = 0; k < CFG_COUNT; k++) {
+        char line[128];
+        snprintf(line, sizeof line, "%s=\n", config_key_name((enum config_key)k));
+        parse_warn(line, &raw, &c);
+        if (c.n != 0)
+            fail_msg("%s: %s", line, c.line[0]);
+        config_raw_clear(&raw);
+    }
+
+    /* the same check for a name from the environment (NAME=VALUE, up to the '=') */
+    char msg[256];
+    const char *env = "SECUREDGRAM_RETRY_INTERVALS=5";
+    assert_int_equal(config_unknown_name(env, strcspn(env, "="), msg, sizeof msg), 1);
+    assert_string_equal(msg, "SECUREDGRAM_RETRY_INTERVALS is not a securedgram setting; ignored "
+                             "(did you mean SECUREDGRAM_RETRY_INTERVAL?)");
+    env = "SECUREDGRAM_RATE_LIMIT=5";
+    assert_int_equal(config_unknown_name(env, strcspn(env, "="), msg, sizeof msg), 0);
+    env = "HOME=/root";
+    assert_int_equal(config_unknown_name(env, strcspn(env, "="), msg, sizeof msg), 0);
+    env = "SECUREDGRAM";
+    assert_int_equal(config_unknown_name(env, strlen(env), msg, sizeof msg), 0);
+    /* a short buffer is cut, not overrun */
+    char small[10];
+    env = "SECUREDGRAM_XYZ";
+    assert_int_equal(config_unknown_name(env, strlen(env), small, sizeof small), 1);
+    assert_int_equal(strlen(small), sizeof small - 1);
+}
+
+/*
+ * Two settings on one line: the original gives the first key all of the rest
+ * of the line ("1 B=2") and reads a number setting's leading number, so the
+ * second setting is lost. A number takes its digits (a comment after it is
+ * fine); a text value stays whole; both with a warning, never showing a value.
+ */
+static void test_dotenv_two_on_a_line(void **state)
+{
+    (void)state;
+    struct config_raw raw = {{0}};
+    struct caught c;
+    parse_warn("SECUREDGRAM_WINDOW=30 SECUREDGRAM_MAX_RETRIES=5\n"
+               "SECUREDGRAM_PORT=61773 # the default\n"
+               "SECUREDGRAM_RETRY_INTERVAL=\"7\"\t#seconds\n"
+               "SECUREDGRAM_RATE_LIMIT=5/10 # per second\n"
+               "SECUREDGRAM_DB=/srv/sg.db SECUREDGRAM_USER=alice\n"
+               "SECUREDGRAM_LOG=syslog # or a file\n"
+               "SECUREDGRAM_ADDRESS=\"127.0.0.1 # quoted\"\n"
+               "SECUREDGRAM_SECRET=" SECRET " SECUREDGRAM_PIDFILE=x.pid\n",
+               &raw, &c);
+    assert_string_equal(raw.v[CFG_WINDOW], "30");
+    assert_null(raw.v[CFG_MAX_RETRIES]); /* not applied, as by the original */
+    assert_string_equal(raw.v[CFG_PORT], "61773");
+    assert_string_equal(raw.v[CFG_RETRY_INTERVAL], "7");
+    assert_string_equal(raw.v[CFG_RATE_LIMIT], "5/10");
+    assert_string_equal(raw.v[CFG_DB], "/srv/sg.db SECUREDGRAM_USER=alice");
+    assert_null(raw.v[CFG_USER]);
+    assert_string_equal(raw.v[CFG_LOG], "syslog # or a file");
+    assert_string_equal(raw.v[CFG_ADDRESS], "127.0.0.1 # quoted"); /* quoted: as it is */
+    assert_string_equal(raw.v[CFG_SECRET], SECRET " SECUREDGRAM_PIDFILE=x.pid");
+    assert_null(raw.v[CFG_PIDFILE]);
+    const char *want[] = {
+        "line 1: SECUREDGRAM_WINDOW takes the number before the space; the rest of the line "
+        "(SECUREDGRAM_MAX_RETRIES=...) is ignored, as by the original: put each setting on a "
+        "line of its own",
+        "line 5: SECUREDGRAM_DB is set to all of the rest of the line, which holds what looks "
+        "like a second setting (SECUREDGRAM_USER=...), as by the original: put each setting on a "
+        "line of its own",
+        "line 6: SECUREDGRAM_LOG is set to all of the rest of the line, the '#' and what follows "
+        "included, as by the original: .env has no comments after a value",
+        "line 8: SECUREDGRAM_SECRET is set to all of the rest of the line, which holds what looks "
+        "like a second setting (SECUREDGRAM_PIDFILE=...), as by the original: put each setting "
+        "on a line of its own",
+    };
+    assert_int_equal(c.n, (int)(sizeof want / sizeof want[0]));
+    for (int i = 0; i < c.n; i++)
+        assert_string_equal(c.line[i], want[i]);
+    assert_no_secret(&c, SECRET);
+    config_raw_clear(&raw);
+
+    /* not a tail: kept whole, no warning (and refused later if it is not a number) */
+    parse_warn("SECUREDGRAM_WINDOW=10 20\n"
+               "SECUREDGRAM_PORT=5#x\n"
+               "SECUREDGRAM_USER=a b\n"
+               "SECUREDGRAM_DB=a =b\n"
+               "SECUREDGRAM_LOG=/var/log/a=b\n",
+               &raw, &c);
+    assert_int_equal(c.n, 0);
+    assert_string_equal(raw.v[CFG_WINDOW], "10 20");
+    assert_string_equal(raw.v[CFG_PORT], "5#x");
+    assert_string_equal(raw.v[CFG_USER], "a b");
+    assert_string_equal(raw.v[CFG_DB], "a =b");
+    assert_string_equal(raw.v[CFG_LOG], "/var/log/a=b");
+    config_raw_clear(&raw);
+
+    /* the values taken resolve: the line of two settings starts the daemon */
+    parse_warn("SECUREDGRAM_SECRET=" SECRET "\n"
+               "SECUREDGRAM_WINDOW=30 SECUREDGRAM_MAX_RETRIES=5\n"
+               "SECUREDGRAM_PORT=4000 # here\n",
+               &raw, &c);
+    struct config cfg;
+    char err[256] = "";
+    if (config_resolve(NULL, NULL, &raw, CONFIG_AT_START, CWD, 1, &cfg, err, sizeof err) != 0)
+        fail_msg("refused: %s", err);
+    assert_int_equal(cfg.window, 30);
+    assert_int_equal(cfg.max_retries, 10); /* the default: the second setting is lost */
+    assert_int_equal(cfg.port, 4000);
+    config_clear(&cfg);
+    config_raw_clear(&raw);
+}
+
+/* A UTF-8 byte-order mark at the start is skipped (the original lost the first line's setting). */
+static void test_dotenv_bom(void **state)
+{
+    (void)state;
+    struct config_raw raw = {{0}};
+    struct caught c;
+    parse_warn("\xef\xbb\xbfSECUREDGRAM_PORT=1234\nSECUREDGRAM_USER=bob\n", &raw, &c);
+    assert_int_equal(c.n, 0);
+    assert_string_equal(raw.v[CFG_PORT], "1234");
+    assert_string_equal(raw.v[CFG_USER], "bob");
+    config_raw_clear(&raw);
+    parse_warn("\xef\xbb\xbf# a comment first\n\xef\xbb\xbf", &raw, &c); /* and a stray one */
+    for (int k = 0; k < CFG_COUNT; k++)
+        assert_null(raw.v[k]);
+    config_raw_clear(&raw);
+    /* only at the very start: a BOM anywhere else is part of the line (not our name) */
+    parse_warn("SECUREDGRAM_USER=bob\n\xef\xbb\xbfSECUREDGRAM_PORT=1234\n", &raw, &c);
+    assert_null(raw.v[CFG_PORT]);
+    config_raw_clear(&raw);
+    char err[256];
+    assert_int_equal(config_dotenv_parse("\xef\xbb\xbf", 3, &raw, err, sizeof err), 0);
+    assert_int_equal(config_dotenv_parse("\xef\xbb", 2, &raw, err, sizeof err), 0);
+    config_raw_clear(&raw);
+}
+
+/*
+ * A file of many bad lines: the first CONFIG_MAX_WARNINGS warnings, then one
+ * line with the count of the rest (which cost nothing more: a big file on HUP
+ * does not hold up the daemon).
+ */
+static void test_dotenv_many_warnings(void **state)
+{
+    (void)state;
+    size_t n = 3000, len = 0;
+    char *text = malloc(n * 80);
+    assert_non_null(text);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(text + len, "%s\n",
+                               i % 2 ? "SECUREDGRAM_PORT" : "SECUREDGRAM_A_VERY_LONG_TYPO_NAME=1");
+    struct config_raw raw = {{0}};
+    struct caught c = {0};
+    char err[256];
+    assert_int_equal(config_dotenv_parse_warn(text, len, &raw, catch_warning, &c, err, sizeof err),
+                     0);
+    assert_int_equal(c.n, CONFIG_MAX_WARNINGS + 1);
+    assert_non_null(strstr(c.line[0], "line 1: SECUREDGRAM_A_VERY_LONG_TYPO_NAME is not"));
+    assert_non_null(strstr(c.line[CONFIG_MAX_WARNINGS - 1], "line 20: \"SECUREDGRAM_PORT\""));
+    assert_string_equal(c.line[CONFIG_MAX_WARNINGS], "(2980 more warnings not shown)");
+    free(text);
+    config_raw_clear(&raw);
 }
 
 /* ---- environment ---- */
@@ -525,8 +821,7 @@ static void test_count_values(void **state)
 {
     (void)state;
     const enum config_key keys[] = {CFG_WINDOW, CFG_MAX_RETRIES, CFG_RETRY_INTERVAL};
-    const char *bad[] = {"0",  "-1", "1.5", "x",  "",
-                         " 1", "1 ", "+1",  "1x", "99999999999999999999999"};
+    const char *bad[] = {"-1", "1.5", "x", "", " 1", "1 ", "+1", "1x", "99999999999999999999999"};
     char over[32], max[32];
     snprintf(max, sizeof max, "%lu", CONFIG_MAX_COUNT);
     snprintf(over, sizeof over, "%lu", CONFIG_MAX_COUNT + 1);
@@ -534,6 +829,8 @@ static void test_count_values(void **state)
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
             assert_refused(keys[k], bad[i]);
         assert_refused(keys[k], over);
+        if (keys[k] != CFG_MAX_RETRIES)
+            assert_refused(keys[k], "0");
         struct config cfg;
         assert_accepted(keys[k], "1", &cfg);
         unsigned got = keys[k] == CFG_WINDOW        ? cfg.window
@@ -548,6 +845,44 @@ static void test_count_values(void **state)
         assert_int_equal(got, CONFIG_MAX_COUNT);
         config_clear(&cfg);
     }
+}
+
+/*
+ * SECUREDGRAM_MAX_RETRIES=0 (or -r 0), which the original accepted: send once,
+ * never retransmit. The window and the retry interval still start at 1.
+ */
+static void test_max_retries_zero(void **state)
+{
+    (void)state;
+    struct config cfg;
+    assert_accepted(CFG_MAX_RETRIES, "0", &cfg);
+    assert_int_equal(cfg.max_retries, 0);
+    config_clear(&cfg);
+    assert_accepted(CFG_MAX_RETRIES, "00", &cfg);
+    assert_int_equal(cfg.max_retries, 0);
+    config_clear(&cfg);
+    /* the same from a flag, at start and on reload */
+    struct config_raw flags = {{0}}, dotenv = {{0}};
+    set(&flags, CFG_MAX_RETRIES, "0");
+    set(&dotenv, CFG_SECRET, SECRET);
+    set(&dotenv, CFG_MAX_RETRIES, "4");
+    char err[512] = "";
+    for (int mode = 0; mode < 2; mode++) {
+        if (config_resolve(&flags, NULL, &dotenv, mode ? CONFIG_AT_RELOAD : CONFIG_AT_START, CWD, 1,
+                           &cfg, err, sizeof err) != 0)
+            fail_msg("refused: %s", err);
+        assert_int_equal(cfg.max_retries, 0);
+        config_clear(&cfg);
+    }
+    config_raw_clear(&flags);
+    config_raw_clear(&dotenv);
+    /* a refusal says where the range starts */
+    assert_int_equal(resolve_one(CFG_MAX_RETRIES, "-1", &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "SECUREDGRAM_MAX_RETRIES must be a whole number from 0 to"));
+    assert_int_equal(resolve_one(CFG_WINDOW, "0", &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "SECUREDGRAM_WINDOW must be a whole number from 1 to"));
+    assert_int_equal(resolve_one(CFG_RETRY_INTERVAL, "0", &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "SECUREDGRAM_RETRY_INTERVAL must be a whole number from 1 to"));
 }
 
 static void test_text_values(void **state)
@@ -801,6 +1136,11 @@ int main(void)
         cmocka_unit_test(test_dotenv_quotes),
         cmocka_unit_test(test_dotenv_export_and_later_wins),
         cmocka_unit_test(test_dotenv_errors),
+        cmocka_unit_test(test_dotenv_line_without_equals),
+        cmocka_unit_test(test_dotenv_unknown_names),
+        cmocka_unit_test(test_dotenv_two_on_a_line),
+        cmocka_unit_test(test_dotenv_bom),
+        cmocka_unit_test(test_dotenv_many_warnings),
         cmocka_unit_test(test_raw_from_env),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_precedence_at_start),
@@ -810,6 +1150,7 @@ int main(void)
         cmocka_unit_test(test_port_values),
         cmocka_unit_test(test_error_one_line_with_control_chars),
         cmocka_unit_test(test_count_values),
+        cmocka_unit_test(test_max_retries_zero),
         cmocka_unit_test(test_text_values),
         cmocka_unit_test(test_paths_absolute),
         cmocka_unit_test(test_restart_only_changes),

@@ -119,6 +119,28 @@ static void test_table_full(void **state)
     flow_free(ft);
 }
 
+/* Silence: how long since the first datagram to dst that no ACK followed. */
+static void test_silence(void **state)
+{
+    (void)state;
+    struct flow_table *ft = flow_new(16, 1000);
+    struct net_addr a = addr("127.0.0.1", 9);
+    assert_int_equal(flow_silent_ms(ft, &a, 5000), 0); /* untracked */
+    assert_int_equal(flow_admit(ft, &a, 0), 1);
+    assert_int_equal(flow_silent_ms(ft, &a, 5000), 0); /* admitted, not sent yet */
+    flow_note_send(ft, &a, 1000);
+    flow_note_send(ft, &a, 2000); /* the first unanswered send counts */
+    assert_int_equal(flow_silent_ms(ft, &a, 4000), 3000);
+    flow_done(ft, &a, 0); /* given up: still silent */
+    assert_int_equal(flow_silent_ms(ft, &a, 4500), 3500);
+    assert_int_equal(flow_admit(ft, &a, 0), 1);
+    flow_done(ft, &a, 1); /* an ACK: it answers */
+    assert_int_equal(flow_silent_ms(ft, &a, 9000), 0);
+    flow_note_send(ft, &a, 9000);
+    assert_int_equal(flow_silent_ms(ft, &a, 9500), 500);
+    flow_free(ft);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -127,6 +149,7 @@ int main(void)
         cmocka_unit_test(test_growth_and_loss),
         cmocka_unit_test(test_max_and_giveup),
         cmocka_unit_test(test_table_full),
+        cmocka_unit_test(test_silence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

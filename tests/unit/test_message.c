@@ -532,6 +532,43 @@ static void assert_prepare_fails(const char *payload, size_t len, const char *ro
         fail_msg("prepare(%.80s): error '%s' does not say '%s'", payload, err, needle);
 }
 
+/*
+ * A row without an id whose payload carries one that is not 24 lowercase hex
+ * (a UUID, a number, uppercase hex): a fresh id replaces it, in the payload's
+ * own text, as the original delivers such rows.
+ */
+static void test_prepare_replaces_bad_payload_id(void **state)
+{
+    (void)state;
+    /* the payload, and what it must become around the new id */
+    const char *cases[][3] = {
+        {"{\"message_id\":\"ABC\"}", "{\"message_id\":\"", "\"}"},
+        {"{ \"a\" : [1, {\"message_id\":2}], \"message_id\" : 123456789012345678901 , \"b\":1e400}",
+         "{ \"a\" : [1, {\"message_id\":2}], \"message_id\" : \"", "\" , \"b\":1e400}"},
+        {"{\"message_id\":\"6F1C2A9E-0000-4000-8000-00000000ABCD\",\"x\":\"y\"}",
+         "{\"message_id\":\"", "\",\"x\":\"y\"}"},
+        {"{\"message_\\u0069d\":{\"deep\":[\"}\"]},\"z\":null}", "{\"message_\\u0069d\":\"",
+         "\",\"z\":null}"},
+        {"{\"message_id\":\"A1B2C3D4E5F60718293A4B5C\"}", "{\"message_id\":\"", "\"}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct message_out m;
+        char err[256] = "", want[512];
+        assert_int_equal(
+            message_prepare(cases[i][0], strlen(cases[i][0]), NULL, &m, err, sizeof err), 0);
+        assert_true(message_id_valid(m.id));
+        assert_int_equal(m.payload_changed, 1);
+        assert_int_equal(m.id_changed, 1);
+        snprintf(want, sizeof want, "%s%s%s", cases[i][1], m.id, cases[i][2]);
+        assert_string_equal(m.payload, want);
+        assert_int_equal(m.payload_len, strlen(want));
+        struct message_in in;
+        assert_int_equal(message_classify(m.payload, m.payload_len, &in), MESSAGE_VALID);
+        assert_string_equal(in.id, m.id);
+        message_out_clear(&m);
+    }
+}
+
 static void test_prepare_errors(void **state)
 {
     (void)state;
@@ -545,8 +582,7 @@ static void test_prepare_errors(void **state)
     assert_prepare_fails("hello", 5, NULL, NULL);
     assert_prepare_fails("", 0, NULL, NULL);
     assert_prepare_fails("{\"c\":\"\xff\"}", 8, NULL, NULL);
-    /* an invalid payload message_id */
-    assert_prepare_fails("{\"message_id\":\"ABC\"}", 20, NULL, "message_id");
+    /* an invalid payload message_id where the row has one: they differ */
     assert_prepare_fails("{\"message_id\":5}", 16, ID, "message_id");
     /* a payload the receiver would take for an ACK */
     const char *ack = "{\"type\":\"ACK\",\"message_id\":\"" ID "\"}";
@@ -690,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_prepare_conflicting_ids),
         cmocka_unit_test(test_prepare_adopts_payload_id),
         cmocka_unit_test(test_prepare_errors),
+        cmocka_unit_test(test_prepare_replaces_bad_payload_id),
         cmocka_unit_test(test_prepare_scalar_not_object),
         cmocka_unit_test(test_prepare_size_limits),
         cmocka_unit_test(test_check_payload),

@@ -1222,6 +1222,107 @@ static void test_busy(void **state)
     assert_non_null(store_errmsg(f->st));
 }
 
+/* ---- store_admin: the tools' SQL ---- */
+
+#include "store_admin.h"
+
+/* An inbound row last updated long ago (2020), unread; returns its id. */
+static int64_t add_old_in(sqlite3 *db, const char *message_id)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, "
+             "crypto_timestamp, state, updated_at) VALUES ('%s', '10.0.0.1', 4000, '{}', "
+             "'2020-01-01T00:00:00.000000000', 'ack_sent', '2020-01-01T00:00:00.000')",
+             message_id);
+    exec(db, sql);
+    return sqlite3_last_insert_rowid(db);
+}
+
+/* Seconds between a row's updated_at and now (large if it was left as it was). */
+static int64_t age_s(sqlite3 *db, int64_t id)
+{
+    return qint(db,
+                "SELECT CAST(abs(julianday('now') - julianday(updated_at)) * 86400 AS INTEGER) "
+                "FROM inbound_messages WHERE id = %lld",
+                (long long)id);
+}
+
+/*
+ * Marking read sets updated_at, as the original does: sg-clean ages rows by
+ * it, so a message read today must not look ten days old. So does undoing
+ * a marking (every write does); a read without marking writes nothing.
+ */
+static void test_admin_mark_sets_updated_at(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_old_in(f->raw, ID1), b = add_old_in(f->raw, ID2);
+    char err[256] = "";
+    struct store_admin_claimed *c = NULL;
+    size_t n = 0;
+    struct store_admin_query q = {.table = STORE_ADMIN_INBOUND, .id = b, .mark = 0};
+    assert_int_equal(store_admin_claim(f->st, &q, &c, &n, err, sizeof err), STORE_OK);
+    assert_int_equal(n, 1);
+    free(c);
+    assert_col(f->raw, T_IN, b, "updated_at", "2020-01-01T00:00:00.000"); /* --no-mark */
+
+    q.mark = 1;
+    q.unread_only = 1;
+    q.id = 0;
+    assert_int_equal(store_admin_claim(f->st, &q, &c, &n, err, sizeof err), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(
+        qint(f->raw, "SELECT read_count FROM inbound_messages WHERE id = %lld", (long long)a), 1);
+    assert_time_col(f->raw, T_IN, a, "updated_at");
+    assert_true(age_s(f->raw, a) < 60);
+    assert_true(age_s(f->raw, b) < 60);
+
+    exec(f->raw, "UPDATE inbound_messages SET updated_at = '2020-01-01T00:00:00.000'");
+    assert_int_equal(store_admin_unmark(f->st, c, n, err, sizeof err), STORE_OK);
+    assert_int_equal(qint(f->raw, "SELECT sum(read_count) FROM inbound_messages"), 0);
+    assert_time_col(f->raw, T_IN, b, "updated_at");
+    assert_true(age_s(f->raw, b) < 60);
+    free(c);
+}
+
+/* The largest id of each table, for sg-recv --follow's start; 0 when empty. */
+static void test_admin_max_id(void **state)
+{
+    struct fx *f = *state;
+    char err[256] = "";
+    int64_t max = -1;
+    assert_int_equal(store_admin_max_id(f->st, STORE_ADMIN_INBOUND, &max, err, sizeof err),
+                     STORE_OK);
+    assert_int_equal(max, 0);
+    add_old_in(f->raw, ID1);
+    int64_t last = add_old_in(f->raw, ID2);
+    add_out(f->raw, "pending", NULL, "{}");
+    assert_int_equal(store_admin_max_id(f->st, STORE_ADMIN_INBOUND, &max, err, sizeof err),
+                     STORE_OK);
+    assert_int_equal(max, last);
+    assert_int_equal(store_admin_max_id(f->st, STORE_ADMIN_OUTBOUND, &max, err, sizeof err),
+                     STORE_OK);
+    assert_int_equal(max, 1);
+}
+
+/* Locked past the busy timeout: the original's wording, in one line. */
+static void test_admin_busy_text(void **state)
+{
+    struct fx *f = *state;
+    add_old_in(f->raw, ID1);
+    exec(f->raw, "BEGIN IMMEDIATE");
+    char err[256] = "";
+    struct store_admin_claimed *c = NULL;
+    size_t n = 0;
+    struct store_admin_query q = {.table = STORE_ADMIN_INBOUND, .mark = 1};
+    assert_int_equal(store_admin_claim(f->st, &q, &c, &n, err, sizeof err), STORE_BUSY);
+    assert_string_equal(err, STORE_ADMIN_BUSY_TEXT);
+    assert_int_equal(strncmp(err, "Database is busy: ", 18), 0);
+    assert_null(strchr(err, '\n'));
+    exec(f->raw, "COMMIT");
+    assert_int_equal(qint(f->raw, "SELECT read_count FROM inbound_messages"), 0);
+}
+
 int main(void)
 {
     umask(022);
@@ -1255,6 +1356,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_mark_sets_updated_at, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_max_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_busy_text, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
