@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "config.h"
 #include "daemon.h"
+#include "user.h"
 #include "engine.h"
 #include "envelope.h"
 #include "log.h"
@@ -259,7 +260,7 @@ static void name_denied_user(const char *db, char *err, size_t errlen)
     if (!file_denied && !dir_denied)
         return;
     char who[64];
-    daemon_user_name(who, sizeof who);
+    user_self_name(who, sizeof who);
     snprintf(err, errlen, "cannot open database %s as user %s: %s%s", db, who, strerror(EACCES),
              file_denied ? "" : " (on its directory)");
 }
@@ -276,7 +277,7 @@ static void stats_begin(const char *stats)
         return;
     int e = errno;
     char who[64];
-    daemon_user_name(who, sizeof who); /* getpwuid may change errno */
+    user_self_name(who, sizeof who); /* getpwuid may change errno */
     log_info("no counters for status: cannot write %s as user %s: %s", stats, who, strerror(e));
 }
 

@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "daemon.h"
 
+#include "user.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -31,21 +33,12 @@ static pid_t read_pid(int fd)
     return v > 0 ? (pid_t)v : 0;
 }
 
-void daemon_user_name(char *out, size_t len)
-{
-    struct passwd *pw = getpwuid(geteuid());
-    if (pw != NULL)
-        snprintf(out, len, "%s", pw->pw_name);
-    else
-        snprintf(out, len, "%ld", (long)geteuid());
-}
-
 /* err = "WHAT PATH: REASON", with "as user NAME" before the reason when it is a permission. */
 static void path_error(char *err, size_t errlen, const char *what, const char *path, int e)
 {
     char who[64] = "";
     if (e == EACCES || e == EPERM)
-        daemon_user_name(who, sizeof who);
+        user_self_name(who, sizeof who);
     snprintf(err, errlen, "%s %s%s%s: %s", what, path, who[0] ? " as user " : "", who, strerror(e));
 }
 

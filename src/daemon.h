@@ -74,12 +74,6 @@ void daemon_pidfile_release(const char *path, int fd);
 void daemon_pidfile_wait(const char *path);
 
 /*
- * The name of the user we run as (its uid if it has no name), for errors that
- * say whose permission is missing.
- */
-void daemon_user_name(char *out, size_t len);
-
-/*
  * Detaches: fork, setsid, fork; stdio to /dev/null; chdir("/"). In the
  * original process it waits for the daemon's report on a pipe, prints any
  * error, and exits (0 once the daemon reported ready); it never returns

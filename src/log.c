@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "log.h"
+#include "user.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -80,18 +81,6 @@ static int still_ours(const char *path, FILE *f)
            named.st_dev == open_one.st_dev && named.st_ino == open_one.st_ino;
 }
 
-/* The name of the user we run as, or "uid N". */
-static void whoami(char *out, size_t len)
-{
-    struct passwd pw, *found = NULL;
-    char buf[1024];
-    uid_t uid = geteuid();
-    if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != NULL)
-        snprintf(out, len, "%s", found->pw_name);
-    else
-        snprintf(out, len, "uid %ld", (long)uid);
-}
-
 void log_reopen(void)
 {
     if (sink != SINK_FILE)
@@ -104,7 +93,7 @@ void log_reopen(void)
     if (f == NULL) {
         int e = errno;
         char who[64];
-        whoami(who, sizeof who);
+        user_self_name(who, sizeof who);
         log_warn("cannot reopen log file %s as user %s: %s; still writing to the old one "
                  "(make the file, or its directory, writable by %s; see securedgram(8))",
                  file_path, who, strerror(e), who);

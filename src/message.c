@@ -25,25 +25,27 @@ int message_id_valid(const char *s)
     return s[MESSAGE_ID_LEN] == '\0';
 }
 
+/* s[i] is '"': the index just past the closing quote. */
+static size_t skip_string(const char *s, size_t i, size_t n)
+{
+    for (i++; i < n && s[i] != '"'; i++)
+        if (s[i] == '\\')
+            i++;
+    return i < n ? i + 1 : n;
+}
+
 /* 1 if no array/object in the text nests deeper than MESSAGE_MAX_DEPTH. */
 static int depth_ok(const char *s, size_t len)
 {
-    int depth = 0, in_string = 0;
+    int depth = 0;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = 0;
-        } else if (c == '"') {
-            in_string = 1;
-        } else if (c == '[' || c == '{') {
-            if (++depth > MESSAGE_MAX_DEPTH)
-                return 0;
-        } else if (c == ']' || c == '}') {
+        if (c == '"')
+            i = skip_string(s, i, len) - 1;
+        else if ((c == '[' || c == '{') && ++depth > MESSAGE_MAX_DEPTH)
+            return 0;
+        else if (c == ']' || c == '}')
             depth--;
-        }
     }
     return 1;
 }
@@ -94,18 +96,15 @@ static json_t *parse_neutral_copy(const char *json, size_t len, json_error_t *je
     if (copy == NULL)
         return NULL;
     memcpy(copy, json, len);
-    int in_string = 0;
     for (size_t i = 0; i < len; i++) {
         char c = copy[i];
-        if (in_string) {
-            if (c == '\\' && i + 5 < len && memcmp(copy + i, "\\u0000", 6) == 0)
-                copy[i + 5] = '1';
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = 0;
-        } else if (c == '"') {
-            in_string = 1;
+        if (c == '"') {
+            size_t end = skip_string(copy, i, len);
+            for (size_t j = i + 1; j + 1 < end; j++)
+                if (copy[j] == '\\' && copy[++j] == 'u' && j + 4 < end &&
+                    memcmp(copy + j + 1, "0000", 4) == 0)
+                    copy[j + 4] = '1';
+            i = end - 1;
         } else if (c == '-' || (c >= '0' && c <= '9')) {
             size_t n = number_len(copy + i, len - i);
             if (n > 0) {
@@ -280,15 +279,6 @@ static size_t skip_ws(const char *s, size_t i, size_t n)
     while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
         i++;
     return i;
-}
-
-/* s[i] is '"': the index just past the closing quote. */
-static size_t skip_string(const char *s, size_t i, size_t n)
-{
-    for (i++; i < n && s[i] != '"'; i++)
-        if (s[i] == '\\')
-            i++;
-    return i < n ? i + 1 : n;
 }
 
 static size_t skip_value(const char *s, size_t i, size_t n)

@@ -3,6 +3,7 @@
 
 #include "envelope.h"
 #include "log.h"
+#include "user.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,18 +13,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* The name of the user we run as (after a privilege drop: the service user), or "uid N". */
-static void whoami(char *out, size_t len)
-{
-    struct passwd pw, *found = NULL;
-    char buf[1024];
-    uid_t uid = geteuid();
-    if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found != NULL)
-        snprintf(out, len, "%s", found->pw_name);
-    else
-        snprintf(out, len, "uid %ld", (long)uid);
-}
 
 /*
  * "cannot read WHAT PATH: why" after a failed open. A permission error names
@@ -38,7 +27,7 @@ static void open_failed(char *err, size_t errlen, const char *what, const char *
         return;
     }
     char who[64];
-    whoami(who, sizeof who);
+    user_self_name(who, sizeof who);
     snprintf(err, errlen,
              "cannot read %s%s as user %s: %s (make it readable by %s; see securedgram(8))", what,
              path, who, strerror(e), who);
