@@ -89,6 +89,30 @@ expect_error() {
     [ ! -s "$T/out" ] || fail "$*: wrote to stdout: $(cat "$T/out")"
 }
 
+# refuses_foreign TOOL ARGS...: with each ARGS (one string of options), TOOL refuses an
+# empty file and another program's database with one ERROR line, and leaves both byte
+# for byte as they were (no -wal, the journal mode and tables unchanged).
+refuses_foreign() {
+    tool=$1
+    shift
+    : > "$T/empty.db"
+    rm -f "$T/foreign.db"
+    sqlite3 "$T/foreign.db" "CREATE TABLE notes (id INTEGER PRIMARY KEY, updated_at TEXT, state TEXT);
+                             INSERT INTO notes VALUES (1, '2000-01-01', 'acknowledged')"
+    for f in empty foreign; do
+        sum=$(sha256sum < "$T/$f.db")
+        for args in "$@"; do
+            # shellcheck disable=SC2086
+            expect_error "ERROR: $T/$f.db is not a securedgram database (no table outbound_messages)" \
+                "$tool" --db "$T/$f.db" $args
+            assert_eq "$(sha256sum < "$T/$f.db")" "$sum" "$tool $args changed $f.db"
+            [ ! -e "$T/$f.db-wal" ] || fail "$tool $args left $f.db-wal"
+        done
+    done
+    assert_eq "$(sqlite3 "$T/foreign.db" "PRAGMA journal_mode")|$(sqlite3 "$T/foreign.db" "SELECT group_concat(name) FROM sqlite_master")" \
+        "delete|notes" "foreign.db: journal mode and tables unchanged"
+}
+
 assert_eq() {
     [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"
 }

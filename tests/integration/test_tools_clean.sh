@@ -335,17 +335,7 @@ assert_eq "$(clean --json -y --no-vacuum --inbound-only 7d | jq -c '[has("outbou
 note "--json: cutoff (UTC), per table to_delete/by_state/deleted, totals, result; valid JSON in every outcome"
 
 # ---- a file that is not a securedgram database: refused, left byte for byte ----
-: > "$T/empty.db"
-sqlite3 "$T/foreign.db" "CREATE TABLE orders (id INTEGER PRIMARY KEY, updated_at TEXT, state TEXT); INSERT INTO orders VALUES (1, '2000-01-01', 'acknowledged')"
-for f in empty foreign; do
-    sum=$(sha256sum < "$T/$f.db")
-    for args in "-y 1s" "--dry-run 1s" "-y --all-states --include-unread 1s" "--json -y 1d"; do
-        expect_error "ERROR: $T/$f.db is not a securedgram database (no table outbound_messages)" clean --db "$T/$f.db" $args
-        assert_eq "$(sha256sum < "$T/$f.db")" "$sum" "sg-clean $args changed $f.db"
-        [ ! -e "$T/$f.db-wal" ] || fail "sg-clean $args left $f.db-wal"
-    done
-done
-assert_eq "$(sqlite3 "$T/foreign.db" "PRAGMA journal_mode")|$(sqlite3 "$T/foreign.db" "SELECT group_concat(name) FROM sqlite_master")" "delete|orders" "foreign.db: journal mode and tables unchanged"
+refuses_foreign clean "-y 1s" "--dry-run 1s" "-y --all-states --include-unread 1s" "--json -y 1d"
 note "a foreign database or an empty file: one ERROR line, the file byte for byte as it was"
 
 # ---- an updated_at that is not a timestamp: kept, and counted on stderr ----

@@ -319,17 +319,7 @@ wait "$LOCKER"
 note "while locked, --no-mark reads; marking is 'Database is busy' after ${el} ms"
 
 # ---- a file that is not a securedgram database: refused, left byte for byte ----
-: > "$T/empty.db"
-sqlite3 "$T/foreign.db" "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes (body) VALUES ('mine')"
-for f in empty foreign; do
-    sum=$(sha256sum < "$T/$f.db")
-    for args in "" "-o" "-f" "-n 0 --no-mark"; do
-        expect_error "ERROR: $T/$f.db is not a securedgram database (no table outbound_messages)" recv --db "$T/$f.db" $args
-        assert_eq "$(sha256sum < "$T/$f.db")" "$sum" "sg-recv $args changed $f.db"
-        [ ! -e "$T/$f.db-wal" ] || fail "sg-recv $args left $f.db-wal"
-    done
-done
-assert_eq "$(sqlite3 "$T/foreign.db" "PRAGMA journal_mode")|$(sqlite3 "$T/foreign.db" "SELECT group_concat(name) FROM sqlite_master")" "delete|notes" "foreign.db: journal mode and tables unchanged"
+refuses_foreign recv "" "-o" "-f" "-n 0 --no-mark"
 note "a foreign database or an empty file: one ERROR line, the file byte for byte as it was"
 
 # ---- hostile payloads: memory and output stay bounded ----
