@@ -226,12 +226,18 @@ static int check_args(struct opts *o)
                              o->outbound ? "outbound" : "inbound", store_admin_states_text(want));
     }
     if (o->id_text != NULL) {
-        /* A message_id in any case, as the original takes it (lowercased). */
+        /* A message_id in any case and with blanks around, as the original takes it. */
+        const char *t = o->id_text;
+        while (isspace((unsigned char)*t))
+            t++;
         size_t k = 0;
-        for (; k < MESSAGE_ID_LEN && o->id_text[k] != '\0'; k++)
-            o->mid[k] = (char)tolower((unsigned char)o->id_text[k]);
+        for (; k < MESSAGE_ID_LEN && t[k] != '\0'; k++)
+            o->mid[k] = (char)tolower((unsigned char)t[k]);
         o->mid[k] = '\0';
-        if (o->id_text[k] == '\0' && message_id_valid(o->mid))
+        size_t rest = k;
+        while (isspace((unsigned char)t[rest]))
+            rest++;
+        if (t[rest] == '\0' && message_id_valid(o->mid))
             o->message_id = o->mid;
         else if (parse_int64(o->id_text, 1, &o->id) != 0)
             return tool_fail("--id: '%s' is neither a row id nor a 24-hex message_id", o->id_text);

@@ -216,9 +216,15 @@ static int has_column(sqlite3 *db, const char *table, const char *column)
 }
 
 /* Creates tables and indexes if missing and adds read_count to an old inbound table. */
-static int ensure_schema(sqlite3 *db, char *err, size_t errlen)
+static int ensure_schema(sqlite3 *db, int complete, char *err, size_t errlen)
 {
-    if (sqlite3_exec(db, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
+    /*
+     * Making a table: one transaction, so that one that cannot be completed
+     * leaves the file as it was. Both there already: no lock is needed (the
+     * tools must open a database another process holds locked).
+     */
+    if ((!complete && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) ||
+        sqlite3_exec(db, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
     if (has_column(db, "inbound_messages", "read_count") == 0 &&
         sqlite3_exec(db,
@@ -226,9 +232,13 @@ static int ensure_schema(sqlite3 *db, char *err, size_t errlen)
                      "DEFAULT 0",
                      NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
+    if (!sqlite3_get_autocommit(db) && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        goto fail;
     return 0;
 fail:
     snprintf(err, errlen, "cannot set up the tables: %s", sqlite3_errmsg(db));
+    if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     return -1;
 }
 
@@ -294,21 +304,39 @@ static int precreate(const char *path, char *err, size_t errlen)
 
 /*
  * What the file holds, read before anything is written to it (so a file that
- * is not ours is left byte for byte as it was): 1 if it has one of our tables,
- * 0 if it has no schema at all (a new or empty file), -1 if it holds only
- * other things; -2 if it cannot be read (err set: not a database, damaged).
+ * is not ours is left byte for byte as it was): how many of our two tables it
+ * has (each with its message_id column), 0 also for a new or empty file;
+ * -1 if it holds other things but not our tables, with the missing piece in
+ * missing; -2 if it cannot be read (err set: not a database, damaged).
  */
-static int schema_kind(sqlite3 *db, const char *path, char *err, size_t errlen)
+static int schema_kind(sqlite3 *db, const char *path, char *missing, size_t mlen, char *err,
+                       size_t errlen)
 {
-    static const char q[] = "SELECT count(*), count(CASE WHEN type = 'table' AND name IN "
-                            "('outbound_messages', 'inbound_messages') THEN 1 END) "
-                            "FROM sqlite_master";
+    static const char q[] =
+        "SELECT count(*), "
+        "(SELECT count(*) FROM pragma_table_info('outbound_messages') WHERE name = 'message_id'), "
+        "(SELECT count(*) FROM pragma_table_info('inbound_messages') WHERE name = 'message_id'), "
+        "count(CASE WHEN name = 'outbound_messages' THEN 1 END), "
+        "count(CASE WHEN name = 'inbound_messages' THEN 1 END) FROM sqlite_master";
     sqlite3_stmt *s = NULL;
     int kind = -2;
-    if (sqlite3_prepare_v2(db, q, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
-        kind = sqlite3_column_int(s, 1) > 0 ? 1 : sqlite3_column_int(s, 0) > 0 ? -1 : 0;
-    else
+    if (sqlite3_prepare_v2(db, q, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW) {
+        int any = sqlite3_column_int(s, 0), out = sqlite3_column_int(s, 1),
+            in = sqlite3_column_int(s, 2), has_out = sqlite3_column_int(s, 3),
+            has_in = sqlite3_column_int(s, 4);
+        kind = out + in;
+        if ((has_out && !out) || (has_in && !in)) {
+            snprintf(missing, mlen, "table %s has no column message_id",
+                     has_out && !out ? "outbound_messages" : "inbound_messages");
+            kind = -1;
+        } else if (kind < 2) {
+            snprintf(missing, mlen, "no table %s", !out ? "outbound_messages" : "inbound_messages");
+            if (kind == 0 && any > 0)
+                kind = -1;
+        }
+    } else {
         snprintf(err, errlen, "cannot use database %s: %s", path, sqlite3_errmsg(db));
+    }
     sqlite3_finalize(s);
     return kind;
 }
@@ -339,13 +367,17 @@ struct store *store_open(const char *path, enum store_open_mode mode, int busy_m
     }
     sqlite3_busy_timeout(st->db, busy_ms);
     sqlite3_extended_result_codes(st->db, 1); /* to tell UNIQUE from other constraints */
-    /* The daemon may make its tables in a new, empty file; nobody in someone else's. */
-    int kind = schema_kind(st->db, path, err, errlen);
+    /*
+     * The daemon may make its tables in a new or empty file, or one of them
+     * beside the other; the tools only open a database with both; nobody
+     * writes to someone else's.
+     */
+    char missing[80] = "";
+    int kind = schema_kind(st->db, path, missing, sizeof missing, err, errlen);
     if (kind == -2)
         goto fail;
-    if (kind < 0 || (kind == 0 && mode != STORE_CREATE)) {
-        snprintf(err, errlen, "%s is not a securedgram database (no table outbound_messages)",
-                 path);
+    if (kind < 0 || (kind < 2 && mode != STORE_CREATE)) {
+        snprintf(err, errlen, "%s is not a securedgram database (%s)", path, missing);
         goto fail;
     }
     sqlite3_stmt *s = NULL;
@@ -370,7 +402,7 @@ struct store *store_open(const char *path, enum store_open_mode mode, int busy_m
     err[0] = '\0';
     if (mode == STORE_CREATE && quick_check(st->db, path, STORE_CHECK_BUDGET_MS, err, errlen) < 0)
         goto fail;
-    if (ensure_schema(st->db, err, errlen) != 0)
+    if (ensure_schema(st->db, kind == 2, err, errlen) != 0)
         goto fail;
     if (sqlite3_exec(st->db, temp_schema, NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot use database %s: %s", path, sqlite3_errmsg(st->db));

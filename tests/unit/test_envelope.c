@@ -1,7 +1,7 @@
 /*
  * Unit tests for envelope.[ch]: the wire format.
  *
- *   - every vector of ../shared/vectors/envelope.json (made by the original
+ *   - every vector of tests/vectors/envelope.json (made by the original
  *     Ruby implementation) opens, or is refused, as it says;
  *   - what envelope_seal produces opens with plain libsodium (the wire
  *     contract, independent of envelope_open);

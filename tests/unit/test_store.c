@@ -466,6 +466,13 @@ static void test_open_migrates_read_count(void **state)
              " ack_sent_at TEXT,"
              " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')));"
              "CREATE UNIQUE INDEX idx_inbound_message_id ON inbound_messages (message_id);"
+             "CREATE TABLE outbound_messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+             " message_id TEXT, dst_addr TEXT NOT NULL, dst_port INTEGER NOT NULL,"
+             " payload TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',"
+             " retry_count INTEGER NOT NULL DEFAULT 0,"
+             " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')),"
+             " sent_at TEXT, ack_received_at TEXT, last_error TEXT,"
+             " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')));"
              "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload,"
              " crypto_timestamp, state, ack_sent) VALUES ('" ID1 "', '10.1.1.1', 5000,"
              " '{\"old\":true}', '2024-01-01T00:00:00.000000000', 'ack_sent', 1);");
@@ -1081,6 +1088,62 @@ static void test_wal_removed(void **state)
     assert_int_equal(store_file_replaced(f->st), 1);
 }
 
+/*
+ * The tools open only a database with both of our tables, each with its
+ * message_id; anything less is refused before a byte is written. The daemon
+ * makes a missing table beside the other.
+ */
+static void test_open_half_a_database(void **state)
+{
+    struct fx *f = *state;
+    const char *cases[][2] = {
+        {"CREATE TABLE inbound_messages (id INTEGER PRIMARY KEY, x)",
+         "(table inbound_messages has no column message_id)"},
+        {"CREATE TABLE inbound_messages (id INTEGER PRIMARY KEY, message_id TEXT)",
+         "(no table outbound_messages)"},
+        {"CREATE TABLE outbound_messages (id INTEGER PRIMARY KEY, message_id TEXT)",
+         "(no table inbound_messages)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(f->path, sizeof f->path, "%s/half%zu.db", f->dir, i);
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+        exec(db, cases[i][0]);
+        sqlite3_close(db);
+        struct stat before, after;
+        assert_int_equal(stat(f->path, &before), 0);
+        char err[256] = "";
+        assert_null(store_open(f->path, STORE_EXISTING, 50, err, sizeof err));
+        assert_non_null(strstr(err, "is not a securedgram database"));
+        assert_non_null(strstr(err, cases[i][1]));
+        assert_int_equal(stat(f->path, &after), 0);
+        assert_int_equal(before.st_size, after.st_size);
+        assert_int_equal(before.st_mtime, after.st_mtime);
+        char wal[200];
+        snprintf(wal, sizeof wal, "%s-wal", f->path);
+        assert_int_not_equal(access(wal, F_OK), 0);
+    }
+    /* the daemon makes the missing table beside a proper one */
+    snprintf(f->path, sizeof f->path, "%s/half.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    exec(db, "CREATE TABLE inbound_messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+             " message_id TEXT NOT NULL, src_addr TEXT NOT NULL, src_port INTEGER NOT NULL,"
+             " payload TEXT NOT NULL, crypto_timestamp TEXT NOT NULL,"
+             " state TEXT NOT NULL DEFAULT 'received', ack_sent INTEGER NOT NULL DEFAULT 0,"
+             " read_count INTEGER NOT NULL DEFAULT 0, received_at TEXT, ack_sent_at TEXT,"
+             " updated_at TEXT)");
+    sqlite3_close(db);
+    char err[256] = "";
+    f->st = store_open(f->path, STORE_CREATE, 50, err, sizeof err);
+    if (f->st == NULL)
+        fail_msg("store_open: %s", err);
+    assert_int_equal(sqlite3_open_v2(f->path, &f->raw, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(qint(f->raw, "SELECT count(*) FROM sqlite_master WHERE name = "
+                                  "'outbound_messages'"),
+                     1);
+}
+
 static int64_t add_in(struct fx *f, const char *id)
 {
     enum store_in_result is_new = (enum store_in_result) - 1;
@@ -1332,6 +1395,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_existing_missing, setup_dir, teardown),
         cmocka_unit_test_setup_teardown(test_open_not_a_database, setup_dir, teardown),
         cmocka_unit_test_setup_teardown(test_open_migrates_read_count, setup_dir, teardown),
+        cmocka_unit_test_setup_teardown(test_open_half_a_database, setup_dir, teardown),
         cmocka_unit_test_setup_teardown(test_outbound_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbound_pending_exclude, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outbound_pending_many_excluded, setup, teardown),
