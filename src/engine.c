@@ -195,7 +195,9 @@ struct engine {
 
     struct dbwatch *watch; /* commits by other processes */
     int want_claim, loading_sent, recovering_in;
-    int recover_full; /* this turn's send queue is full: recovery goes on next turn */
+    int64_t recover_upto; /* recovery ACKs rows stored before we started, not this run's own */
+    int recover_past;     /* it has come to this run's rows */
+    int recover_full;     /* this turn's send queue is full: recovery goes on next turn */
     int64_t load_after, recover_after;
     int64_t busy_until;
     uint64_t turn_failed; /* send_failed rows of the open transaction */
@@ -586,7 +588,8 @@ static void drop(struct engine *e, uint64_t *counter, const struct net_addr *fro
 static void handle_ack(struct engine *e, const struct net_dgram *d, const char *id, int ours)
 {
     struct retx_entry *ent = retx_find(e->inflight, id);
-    if (ours && (ent == NULL || !net_addr_is_self(e->socks[SOCK_MAIN].fd, &ent->dst))) {
+    if (ours && (ent == NULL || !net_addr_is_self(e->socks[SOCK_MAIN].fd, &ent->dst) ||
+                 !net_addr_is_self(e->socks[SOCK_MAIN].fd, &d->addr))) {
         drop(e, &e->c.verdicts[JUDGE_DROP_REFLECTED], &d->addr, judge_reason(JUDGE_DROP_REFLECTED));
         return;
     }
@@ -647,7 +650,8 @@ static void handle_dgram(struct engine *e, int sock, struct net_dgram *d, uint64
      * reflection (the database checks the same for rows not in memory).
      */
     struct retx_entry *own = retx_find(e->inflight, j.msg.id);
-    int to_self = own != NULL && j.ours && net_addr_is_self(e->socks[SOCK_MAIN].fd, &own->dst);
+    int to_self = own != NULL && j.ours && net_addr_is_self(e->socks[SOCK_MAIN].fd, &own->dst) &&
+                  net_addr_is_self(e->socks[SOCK_MAIN].fd, &d->addr);
     if (j.ours && !to_self) {
         drop(e, &e->c.verdicts[JUDGE_DROP_REFLECTED], &d->addr, judge_reason(JUDGE_DROP_REFLECTED));
         return;
@@ -1310,7 +1314,9 @@ static void on_unacked(void *ctx, const struct store_inbound_row *row)
     struct engine *e = ctx;
     struct net_addr from, to;
     char err[160];
-    if (e->recover_full)
+    if (row->rowid > e->recover_upto)
+        e->recover_past = 1; /* this run's own rows: ACKed as they were stored */
+    if (e->recover_full || e->recover_past)
         return; /* the rest waits for the next turn */
     if (e->nout >= SENDQ_MAX || arena_room(e) < ENVELOPE_OVERHEAD + MESSAGE_ACK_MAX) {
         e->recover_full = 1;
@@ -1333,7 +1339,7 @@ static void recover_inbound(struct engine *e)
 {
     e->recover_full = 0;
     int n = store_inbound_unacked(e->st, e->recover_after, LOAD_BATCH, on_unacked, e);
-    if (n >= 0 && n < LOAD_BATCH && !e->recover_full)
+    if (n >= 0 && (n < LOAD_BATCH || e->recover_past) && !e->recover_full)
         e->recovering_in = 0;
 }
 
@@ -1662,6 +1668,8 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
         log_info("no inotify for %s: checking for new rows every %d ms", e->cfg->db,
                  WATCH_CHECK_MS);
     store_set_budget(e->st, TURN_BUDGET_MS);
+    e->recover_upto = store_inbound_last_id(e->st);
+    (void)dbwatch_check(e->watch, 0, mono_us()); /* its schedule on the engine's clock */
     e->want_claim = e->loading_sent = e->recovering_in = 1;
     e->next_sweep = mono_ms() + SWEEP_MIN_MS;
     return e;

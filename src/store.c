@@ -41,6 +41,7 @@ enum {
     S_EXCLUDE_ADD,
     S_SKIP_ADD,
     S_EXPIRE,
+    S_IN_LAST_ID,
     S_COUNT_DAEMON
 };
 
@@ -114,6 +115,7 @@ static const char *const sql[S_COUNT_DAEMON] = {
     [S_EXCLUDE_CLEAR] = "DELETE FROM temp.sg_blocked",
     [S_EXCLUDE_ADD] = "INSERT OR IGNORE INTO temp.sg_blocked (addr, port) VALUES (?1, ?2)",
     [S_SKIP_ADD] = "INSERT OR IGNORE INTO temp.sg_skip (id) VALUES (?1)",
+    [S_IN_LAST_ID] = "SELECT COALESCE(max(id), 0) FROM inbound_messages",
     [S_EXPIRE] = "UPDATE outbound_messages SET state = 'send_failed', last_error = ?4, "
                  "updated_at = " STORE_NOW " WHERE state = 'pending' AND dst_addr = ?1 "
                  "AND dst_port = ?2 AND julianday(created_at) < julianday('now') - ?3 / 86400000.0 "
@@ -848,6 +850,17 @@ enum store_rc store_inbound_insert_self(struct store *st, const char *message_id
     enum store_rc rc = insert_inbound(st, S_IN_INSERT_SELF, message_id, src_addr, src_port, payload,
                                       payload_len, crypto_ts_ns, res);
     return rc;
+}
+
+int64_t store_inbound_last_id(struct store *st)
+{
+    sqlite3_stmt *s = stmt(st, S_IN_LAST_ID);
+    int64_t v = -1;
+    if (s != NULL && sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    if (s != NULL)
+        sqlite3_reset(s);
+    return v < 0 ? INT64_MAX : v;
 }
 
 int store_inbound_unacked(struct store *st, int64_t after, int limit, store_inbound_fn fn,

@@ -248,6 +248,9 @@ struct store_inbound_row {
 };
 typedef void (*store_inbound_fn)(void *ctx, const struct store_inbound_row *row);
 
+/* The highest inbound id now (0 if none; INT64_MAX if it cannot be read: recover them all). */
+int64_t store_inbound_last_id(struct store *st);
+
 /* Up to `limit` rows in 'received' with rowid > after, in id order. Returns count or -1. */
 int store_inbound_unacked(struct store *st, int64_t after, int limit, store_inbound_fn fn,
                           void *ctx);
