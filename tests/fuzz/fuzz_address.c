@@ -11,6 +11,7 @@
  * to it), formatting is a fixed point, and a port text is accepted exactly
  * when it is digits naming 1 to 65535.
  */
+#include "fuzz_common.h"
 #include "net.h"
 #include "strict.h"
 
@@ -98,12 +99,9 @@ static void round_trip(const char *host, unsigned port)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* An exact-size copy, so ASan catches any read past the NUL. */
-    char *s = malloc(size + 1);
+    char *s = fuzz_cstring(data, size);
     if (s == NULL)
         return 0;
-    memcpy(s, data, size);
-    s[size] = '\0';
     size_t hn = strlen(s);
     unsigned long port = 0;
     unsigned use = some_port(data, size);

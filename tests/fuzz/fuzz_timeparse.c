@@ -1,4 +1,5 @@
 /* sg-clean's ages and ISO 8601 dates, on any text. */
+#include "fuzz_common.h"
 #include "timeparse.h"
 
 #include <stdint.h>
@@ -9,11 +10,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *s = malloc(size + 1);
+    char *s = fuzz_cstring(data, size);
     if (s == NULL)
         return 0;
-    memcpy(s, data, size);
-    s[size] = '\0';
     int64_t secs, ms;
     if (timeparse_age(s, &secs) == 0 && (secs < 0 || secs > TIMEPARSE_MAX_AGE_S))
         abort();
