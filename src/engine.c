@@ -182,6 +182,8 @@ struct engine {
 
     struct net_dgram *out;
     struct outmsg *outm;
+    struct net_dgram *batch; /* SENDQ_MAX: one socket's share of out, for sendmmsg */
+    int *batch_index;
     int nout;
     uint8_t *arena;
     size_t arena_used;
@@ -1288,8 +1290,8 @@ static void send_result(struct engine *e, int i, int64_t now)
 
 static void flush_sends(struct engine *e, int64_t now)
 {
-    struct net_dgram batch[SENDQ_MAX];
-    int index[SENDQ_MAX];
+    struct net_dgram *batch = e->batch; /* SENDQ_MAX each: preallocated, not 160 KB of stack */
+    int *index = e->batch_index;
     for (int s = 0; s < SOCK_COUNT; s++) {
         int n = 0;
         for (int i = 0; i < e->nout; i++)
@@ -1629,6 +1631,8 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     e->limiter = ratelimit_new(PEERS_MAX);
     e->jobs = calloc(JOURNAL_MAX, sizeof *e->jobs);
     e->out = calloc(SENDQ_MAX, sizeof *e->out);
+    e->batch = calloc(SENDQ_MAX, sizeof *e->batch);
+    e->batch_index = calloc(SENDQ_MAX, sizeof *e->batch_index);
     e->outm = calloc(SENDQ_MAX, sizeof *e->outm);
     e->arena = malloc(ARENA_BYTES);
     e->acks = calloc(ACK_RETRY_MAX, sizeof *e->acks);
@@ -1640,7 +1644,7 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
         e->item_arena == NULL || e->flows == NULL || e->replay == NULL || e->limiter == NULL ||
         e->jobs == NULL || e->out == NULL || e->outm == NULL || e->arena == NULL ||
         e->acks == NULL || e->blocked == NULL || e->exclude == NULL || e->claim_rows == NULL ||
-        e->load == NULL) {
+        e->load == NULL || e->batch == NULL || e->batch_index == NULL) {
         snprintf(err, errlen,
                  e->key == NULL ? "cannot load the secret into protected memory" : "out of memory");
         goto fail;
@@ -1809,6 +1813,8 @@ void engine_free(struct engine *e)
     ratelimit_free(e->limiter);
     free(e->out);
     free(e->outm);
+    free(e->batch);
+    free(e->batch_index);
     free(e->arena);
     free(e->acks);
     free(e->blocked);
