@@ -47,7 +47,7 @@
 #define CLAIM_BATCH 512             /* pending rows claimed per turn */
 #define INFLIGHT_MAX 8192           /* messages sent and waiting for their ACK */
 #define PEERS_MAX 4096              /* destinations with a flow window */
-/* Nonces remembered: 2 x window x accepted datagrams/s must stay below (24 MB at most). */
+/* Nonces remembered: 2 x window x accepted datagrams/s must stay below (28 MiB at most). */
 #define REPLAY_MAX (1u << 20)
 #define SENDQ_MAX 2048 /* datagrams sealed per turn */
 /*
@@ -587,12 +587,27 @@ static void drop(struct engine *e, uint64_t *counter, const struct net_addr *fro
  * port that message was sent to. Nothing is journaled for any other ACK, so
  * a flood of them cannot crowd out the real ones.
  */
+/*
+ * 1 if ent is a message we sent to ourselves and from is ourselves too: the
+ * one case where a datagram we sealed may be taken (the quick start's loop).
+ */
+static int self_exchange(const struct engine *e, const struct retx_entry *ent,
+                         const struct net_addr *from)
+{
+    int fd = e->socks[SOCK_MAIN].fd;
+    return ent != NULL && net_addr_is_self(fd, &ent->dst) && net_addr_is_self(fd, from);
+}
+
+static void drop_reflected(struct engine *e, const struct net_addr *from)
+{
+    drop(e, &e->c.verdicts[JUDGE_DROP_REFLECTED], from, judge_reason(JUDGE_DROP_REFLECTED));
+}
+
 static void handle_ack(struct engine *e, const struct net_dgram *d, const char *id, int ours)
 {
     struct retx_entry *ent = retx_find(e->inflight, id);
-    if (ours && (ent == NULL || !net_addr_is_self(e->socks[SOCK_MAIN].fd, &ent->dst) ||
-                 !net_addr_is_self(e->socks[SOCK_MAIN].fd, &d->addr))) {
-        drop(e, &e->c.verdicts[JUDGE_DROP_REFLECTED], &d->addr, judge_reason(JUDGE_DROP_REFLECTED));
+    if (ours && !self_exchange(e, ent, &d->addr)) {
+        drop_reflected(e, &d->addr);
         return;
     }
     if (ent == NULL) {
@@ -628,13 +643,12 @@ static void handle_dgram(struct engine *e, int sock, struct net_dgram *d, uint64
     }
     struct judge_ctx cx = {e->key, now_ns, e->cfg->window, e->replay};
     struct judgement j;
-    size_t len = d->len;
     enum judge_verdict v = judge_datagram(&cx, d->buf, d->len, &j);
     if (log_get_level() >= LOG_LEVEL_DEBUG && (v == JUDGE_MESSAGE || v == JUDGE_ACK)) {
         char host[NET_HOST_MAX];
         unsigned port;
         net_addr_format(&d->addr, host, &port);
-        log_debug("datagram from %s port %u, %zu bytes: %s, message_id %s%s", host, port, len,
+        log_debug("datagram from %s port %u, %zu bytes: %s, message_id %s%s", host, port, d->len,
                   judge_reason(v), j.msg.id, j.ours ? " (sealed by us)" : "");
     }
     if (v != JUDGE_MESSAGE && v != JUDGE_ACK) {
@@ -652,10 +666,9 @@ static void handle_dgram(struct engine *e, int sock, struct net_dgram *d, uint64
      * reflection (the database checks the same for rows not in memory).
      */
     struct retx_entry *own = retx_find(e->inflight, j.msg.id);
-    int to_self = own != NULL && j.ours && net_addr_is_self(e->socks[SOCK_MAIN].fd, &own->dst) &&
-                  net_addr_is_self(e->socks[SOCK_MAIN].fd, &d->addr);
+    int to_self = j.ours && self_exchange(e, own, &d->addr);
     if (j.ours && !to_self) {
-        drop(e, &e->c.verdicts[JUDGE_DROP_REFLECTED], &d->addr, judge_reason(JUDGE_DROP_REFLECTED));
+        drop_reflected(e, &d->addr);
         return;
     }
     if (own != NULL && !to_self) {
@@ -1418,34 +1431,35 @@ static void after_failure(struct engine *e, int64_t now)
 }
 
 /*
- * The turn's database work, redone at once without a row whose refusal
- * rolled it back (each redo has one more refused row, so it ends). If it
- * ran out of time, this turn's messages are stored on their own.
+ * write_turn, redone at once without a row whose refusal rolled it back
+ * (each redo has one more refused row, so it ends). 0 committed, -1 not.
  */
-static void run_turn(struct engine *e, int64_t now)
+static int write_turn_redoing(struct engine *e, int64_t now, int full)
 {
     for (int round = 0; round < REDO_MAX && !e->fatal; round++) {
         e->redo = 0;
-        if (write_turn(e, now, 1) == 0) {
-            e->timeouts = 0;
-            after_commit(e, 1);
-            return;
-        }
+        if (write_turn(e, now, full) == 0)
+            return 0;
         if (!e->redo)
-            break;
+            return -1;
         undo_turn(e, now);
+    }
+    return -1;
+}
+
+/* The turn's database work; if it ran out of time, this turn's messages are stored on their own. */
+static void run_turn(struct engine *e, int64_t now)
+{
+    if (write_turn_redoing(e, now, 1) == 0) {
+        e->timeouts = 0;
+        after_commit(e, 1);
+        return;
     }
     int timed_out = store_timed_out(e->st);
     after_failure(e, now);
-    if (timed_out && e->nitems > 0 && !e->fatal) {
-        e->redo = 0;
-        for (int round = 0; round < REDO_MAX && !e->fatal; round++)
-            if (write_turn(e, now, 0) == 0) {
-                after_commit(e, 0);
-                return;
-            } else if (!e->redo) {
-                break;
-            }
+    if (timed_out && e->nitems > 0 && !e->fatal && write_turn_redoing(e, now, 0) == 0) {
+        after_commit(e, 0);
+        return;
     }
     e->c.drop_unstored += (uint64_t)e->nitems;
 }

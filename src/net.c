@@ -146,17 +146,32 @@ static int is_loopback(const struct net_addr *a)
     return IN6_IS_ADDR_LOOPBACK(ip) || (IN6_IS_ADDR_V4MAPPED(ip) && ip->s6_addr[12] == 127);
 }
 
+/* The address a socket is bound to. Returns 0, or -1 (errno set). */
+static int bound_addr(int fd, struct net_addr *me)
+{
+    memset(me, 0, sizeof *me);
+    socklen_t len = sizeof me->u;
+    if (getsockname(fd, &me->u.sa, &len) != 0)
+        return -1;
+    me->len = len;
+    return 0;
+}
+
+static void set_port(struct net_addr *a, uint16_t port)
+{
+    if (a->u.sa.sa_family == AF_INET)
+        a->u.v4.sin_port = htons(port);
+    else
+        a->u.v6.sin6_port = htons(port);
+}
+
 int net_bind_beside(int main_fd, int af, int bufsize, char *err, size_t errlen)
 {
     struct net_addr me, a;
-    memset(&me, 0, sizeof me);
-    memset(&a, 0, sizeof a);
-    socklen_t len = sizeof me.u;
-    if (getsockname(main_fd, &me.u.sa, &len) != 0) {
+    if (bound_addr(main_fd, &me) != 0) {
         snprintf(err, errlen, "cannot read the bound address: %s", strerror(errno));
         return -1;
     }
-    me.len = len;
     const char *fam = af == AF_INET ? "IPv4" : "IPv6";
     if (!is_loopback(&me)) {
         char host[NET_HOST_MAX];
@@ -171,10 +186,7 @@ int net_bind_beside(int main_fd, int af, int bufsize, char *err, size_t errlen)
     /* The same exposure as the main socket: the other family's loopback, nothing wider. */
     if (net_addr_parse(af == AF_INET ? "127.0.0.1" : "::1", 1, &a) != 0)
         return -1;
-    if (af == AF_INET)
-        a.u.v4.sin_port = 0;
-    else
-        a.u.v6.sin6_port = 0;
+    set_port(&a, 0);
     return open_bound(&a.u.sa, a.len, bufsize, err, errlen,
                       af == AF_INET ? "127.0.0.1 any port" : "::1 any port");
 }
@@ -194,24 +206,18 @@ static uint16_t port_of(const struct net_addr *a)
 int net_addr_is_self(int fd, const struct net_addr *dst)
 {
     struct net_addr me, d, probe;
-    memset(&me, 0, sizeof me);
-    socklen_t len = sizeof me.u;
-    if (getsockname(fd, &me.u.sa, &len) != 0)
+    if (bound_addr(fd, &me) != 0)
         return 0;
-    me.len = len;
     net_addr_canon(&me, &me);
     net_addr_canon(dst, &d);
     if (port_of(&me) != port_of(&d))
         return 0;
-    if (net_addr_same_peer(&me, &d))
+    if (net_addr_equal(&me, &d))
         return 1;
     if (!is_wildcard(&me))
         return 0;
     probe = d;
-    if (probe.u.sa.sa_family == AF_INET)
-        probe.u.v4.sin_port = 0;
-    else
-        probe.u.v6.sin6_port = 0;
+    set_port(&probe, 0);
     int s = socket(probe.u.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     int local = s >= 0 && bind(s, &probe.u.sa, probe.len) == 0;
     if (s >= 0)

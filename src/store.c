@@ -247,9 +247,7 @@ fail:
 /* Stops a statement once its time budget (a deadline in CLOCK_MONOTONIC ms) has passed. */
 static int past_deadline(void *arg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 > *(int64_t *)arg;
+    return mono_ms() > *(int64_t *)arg;
 }
 
 /*
@@ -259,9 +257,7 @@ static int past_deadline(void *arg)
  */
 static int quick_check(sqlite3 *db, const char *path, int budget_ms, char *err, size_t errlen)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t deadline = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + budget_ms;
+    int64_t deadline = mono_ms() + budget_ms;
     sqlite3_stmt *s = NULL;
     int rc = 0;
     sqlite3_progress_handler(db, 10000, past_deadline, &deadline);
@@ -501,14 +497,11 @@ static int moved(const char *path, dev_t *dev, ino_t *ino, int must_exist)
     return sb.st_dev != *dev || sb.st_ino != *ino;
 }
 
-int store_file_replaced(const struct store *st)
+int store_file_replaced(struct store *st)
 {
-    struct store *w = (struct store *)st; /* the -wal's identity is learnt on first sight */
     char wal[sizeof st->path + 8];
     snprintf(wal, sizeof wal, "%s-wal", st->path);
-    dev_t dev = st->dev;
-    ino_t ino = st->ino;
-    return moved(st->path, &dev, &ino, 1) || moved(wal, &w->wal_dev, &w->wal_ino, 0);
+    return moved(st->path, &st->dev, &st->ino, 1) || moved(wal, &st->wal_dev, &st->wal_ino, 0);
 }
 
 int store_in_tx(const struct store *st)

@@ -79,7 +79,7 @@ void store_rollback(struct store *st);
  * opened: commits would go to a file nobody will ever read again (a lost
  * -wal takes every commit since the last checkpoint with it).
  */
-int store_file_replaced(const struct store *st);
+int store_file_replaced(struct store *st);
 
 /* 1 while a transaction is open (SQLite rolls some failures back by itself). */
 int store_in_tx(const struct store *st);
