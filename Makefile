@@ -26,7 +26,7 @@ ALL_CPPFLAGS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc -I$(BUILD) $(CP
 ALL_CFLAGS   = $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS  = $(SANFLAGS) $(LDFLAGS)
 
-LIB_SRC  := $(wildcard src/*.c)
+LIB_SRC  := $(wildcard src/*/*.c)
 LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/src/%.o)
 LIB      := $(BUILD)/libsecuredgram.a
 PROGS    := securedgram sg-send sg-recv sg-clean
@@ -46,7 +46,7 @@ $(BUILD)/schema.h: data/schema.sql
 	{ echo '/* generated from data/schema.sql */'; echo 'static const char schema_sql[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
 
-$(BUILD)/src/store.o: $(BUILD)/schema.h
+$(BUILD)/src/store/store.o: $(BUILD)/schema.h
 
 $(BUILD)/src/%.o: src/%.c
 	@mkdir -p $(@D)
@@ -106,7 +106,7 @@ fuzz-lib:
 	@$(MAKE) --no-print-directory CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD)/lib SAN=1 \
 	  CFLAGS='-g -O1 -fsanitize=fuzzer-no-link' $(FUZZ_LIB)
 
-$(FUZZ_BUILD)/judge_noauth.o: src/judge.c $(wildcard src/*.h)
+$(FUZZ_BUILD)/judge_noauth.o: src/wire/judge.c $(wildcard src/*/*.h)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(ALL_CPPFLAGS) $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -DSG_FUZZ_NO_AUTH \
 	  $(PKG_CFLAGS) -c -o $@ $<
@@ -126,7 +126,7 @@ fuzz: fuzz-build
 check-fuzz: fuzz-build
 	@SG_TOOL=$(abspath $(TOOL_BIN)) sh tests/fuzz/run.sh 3 $(FUZZ_TARGETS)
 
-C_FILES = $(wildcard src/*.[ch] cmd/*.c tests/unit/*.c tests/fuzz/*.[ch] tests/tools/*.c bench/*.c)
+C_FILES = $(wildcard src/*/*.[ch] cmd/*.c tests/unit/*.c tests/fuzz/*.[ch] tests/tools/*.c bench/*.c)
 
 format:
 	clang-format -i $(C_FILES)
@@ -134,10 +134,11 @@ format:
 # Static analysis: clang-format (.clang-format), cppcheck and clang-tidy (.clang-tidy)
 # must all report nothing.
 lint: $(BUILD)/schema.h
+	sh scripts/check-layers.sh
 	clang-format --dry-run --Werror $(C_FILES)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance --std=c11 \
 	  --inline-suppr -Isrc src cmd
-	clang-tidy --quiet src/*.c cmd/*.c -- -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
+	clang-tidy --quiet src/*/*.c cmd/*.c -- -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
 	  -Isrc -I$(BUILD) $(PKG_CFLAGS)
 
 deps:

@@ -3,19 +3,19 @@
  * is in src/ (config, daemon, engine, store).
  */
 #define _GNU_SOURCE
-#include "config.h"
-#include "daemon.h"
-#include "user.h"
-#include "engine.h"
-#include "envelope.h"
-#include "log.h"
-#include "net.h"
-#include "sandbox.h"
-#include "settings.h"
-#include "statsfile.h"
-#include "store.h"
-#include "tool.h"
-#include "version.h"
+#include "conf/config.h"
+#include "daemon/daemon.h"
+#include "util/user.h"
+#include "daemon/engine.h"
+#include "wire/envelope.h"
+#include "util/log.h"
+#include "util/net.h"
+#include "daemon/sandbox.h"
+#include "conf/settings.h"
+#include "daemon/statsfile.h"
+#include "store/store.h"
+#include "tools/tool.h"
+#include "util/version.h"
 
 #include <errno.h>
 #include <fcntl.h>

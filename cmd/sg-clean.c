@@ -3,12 +3,12 @@
  * a question.
  */
 #define _GNU_SOURCE
-#include "jsonout.h"
-#include "store.h"
-#include "store_admin.h"
-#include "timeparse.h"
-#include "tool.h"
-#include "version.h"
+#include "tools/jsonout.h"
+#include "store/store.h"
+#include "store/store_admin.h"
+#include "tools/timeparse.h"
+#include "tools/tool.h"
+#include "util/version.h"
 
 #include <ctype.h>
 #include <errno.h>

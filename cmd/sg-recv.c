@@ -3,15 +3,15 @@
  * read (atomically: two readers never both get one unread message).
  */
 #define _GNU_SOURCE
-#include "dbwatch.h"
-#include "jsonout.h"
-#include "message.h"
-#include "net.h"
-#include "store.h"
-#include "store_admin.h"
-#include "strict.h"
-#include "tool.h"
-#include "version.h"
+#include "store/dbwatch.h"
+#include "tools/jsonout.h"
+#include "wire/message.h"
+#include "util/net.h"
+#include "store/store.h"
+#include "store/store_admin.h"
+#include "util/strict.h"
+#include "tools/tool.h"
+#include "util/version.h"
 
 #include <ctype.h>
 #include <errno.h>

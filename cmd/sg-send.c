@@ -3,16 +3,16 @@
  * prints a receipt; with --wait, also waits for the outcome.
  */
 #define _GNU_SOURCE
-#include "dbwatch.h"
-#include "envelope.h"
-#include "jsonout.h"
-#include "message.h"
-#include "net.h"
-#include "store.h"
-#include "store_admin.h"
-#include "strict.h"
-#include "tool.h"
-#include "version.h"
+#include "store/dbwatch.h"
+#include "wire/envelope.h"
+#include "tools/jsonout.h"
+#include "wire/message.h"
+#include "util/net.h"
+#include "store/store.h"
+#include "store/store_admin.h"
+#include "util/strict.h"
+#include "tools/tool.h"
+#include "util/version.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -12,8 +12,8 @@
  * when it is digits naming 1 to 65535.
  */
 #include "fuzz_common.h"
-#include "net.h"
-#include "strict.h"
+#include "util/net.h"
+#include "util/strict.h"
 
 #include <arpa/inet.h>
 #include <stdint.h>

@@ -3,7 +3,7 @@
  * values for the flags, the environment and the .env file, key by key; both
  * the start and the reload precedence are resolved.
  */
-#include "config.h"
+#include "conf/config.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
  * -DSG_FUZZ_NO_AUTH, with authentication skipped so the parser behind it is reached.
  */
 #include "fuzz_common.h"
-#include "judge.h"
+#include "wire/judge.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* The .env parser, on any bytes. */
-#include "config.h"
+#include "conf/config.h"
 
 #include <stdint.h>
 #include <stdlib.h>

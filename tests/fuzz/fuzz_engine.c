@@ -74,13 +74,13 @@
  */
 #include "fuzz_common.h"
 
-#include "config.h"
-#include "engine.h"
-#include "envelope.h"
-#include "log.h"
-#include "message.h"
-#include "net.h"
-#include "store.h"
+#include "conf/config.h"
+#include "daemon/engine.h"
+#include "wire/envelope.h"
+#include "util/log.h"
+#include "wire/message.h"
+#include "util/net.h"
+#include "store/store.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
  * The outbound rules (message_prepare) on any payload and row message_id:
  * whatever it accepts must be a JSON object that carries the chosen id.
  */
-#include "message.h"
+#include "wire/message.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -22,7 +22,7 @@
  * notice digits changed into others that round to the same double; property 2
  * does, by comparing the text itself.
  */
-#include "jsonout.h"
+#include "tools/jsonout.h"
 
 #include <jansson.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /* sg-clean's ages and ISO 8601 dates, on any text. */
 #include "fuzz_common.h"
-#include "timeparse.h"
+#include "tools/timeparse.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -99,7 +99,7 @@ seed() {
 
 # The largest input each target takes (libFuzzer's default is 4096 bytes, which
 # never reaches a 64 KB payload or the nesting limits).
-dgram=$(sed -n 's/^#define ENVELOPE_MAX_DATAGRAM \([0-9]*\).*/\1/p' "$root/src/envelope.h")
+dgram=$(sed -n 's/^#define ENVELOPE_MAX_DATAGRAM \([0-9]*\).*/\1/p' "$root/src/wire/envelope.h")
 # ENVELOPE_MAX_JSON: the datagram less nonce (12), tag (16) and timestamp (8).
 json_max=$((dgram - 36))
 max_len() {

@@ -292,7 +292,7 @@ assert_eq "$rc|$(wc -l < "$T/err")" "1|2" "missing database: exit 1, two lines"
 assert_eq "$(sed -n 1p "$T/err")" "ERROR: Database not found at $T/missing.db" "missing database line (the original's)"
 assert_eq "$(SECUREDGRAM_DB="$T/a/securedgram.db" "$SG_BIN/sg-clean" --dry-run 7d | tail -n 1)" "$(printf '(dry run — no rows were deleted)')" "SECUREDGRAM_DB"
 (cd "$T" && "$SG_BIN/sg-clean" --db a/securedgram.db --dry-run 7d > /dev/null) || fail "--db with a relative path"
-assert_eq "$(clean -V)" "sg-clean $(sed -n 's/.*SG_VERSION "\(.*\)"/\1/p' "$HERE/../../src/version.h")" "-V"
+assert_eq "$(clean -V)" "sg-clean $(sed -n 's/.*SG_VERSION "\(.*\)"/\1/p' "$HERE/../../src/util/version.h")" "-V"
 help=$(clean --help)
 for opt in AGE --before --yes --dry-run --no-vacuum --outbound-only --inbound-only \
            --include-unread --state --all-states --json --db --version --help -y -s -V -h; do

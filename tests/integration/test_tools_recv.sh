@@ -261,7 +261,7 @@ rc=0
 recv --db "$T/missing.db" > "$T/out" 2> "$T/err" || rc=$?
 assert_eq "$rc|$(wc -l < "$T/err")" "1|2" "missing database: exit 1, two lines"
 assert_eq "$(sed -n 1p "$T/err")" "ERROR: Database not found at $T/missing.db" "missing database line (the original's)"
-assert_eq "$(recv -V)" "sg-recv $(sed -n 's/.*SG_VERSION "\(.*\)"/\1/p' "$HERE/../../src/version.h")" "-V"
+assert_eq "$(recv -V)" "sg-recv $(sed -n 's/.*SG_VERSION "\(.*\)"/\1/p' "$HERE/../../src/util/version.h")" "-V"
 help=$(recv --help)
 for opt in --limit --outbound --state --from --to --id --read-included --no-mark --follow \
            --backlog --interval --since-id --compact --payload-only --db --version --help \

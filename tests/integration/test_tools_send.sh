@@ -176,7 +176,7 @@ sed -n 2p "$T/err" | grep -qF -- "--db PATH" || fail "hint does not mention --db
 note "--db, SECUREDGRAM_DB, .env; a missing database gives the two-line hint"
 
 # ---- -V, -h ----
-assert_eq "$(send -V)" "sg-send $(sed -n 's/.*SG_VERSION "\(.*\)"/\1/p' "$HERE/../../src/version.h")" "-V"
+assert_eq "$(send -V)" "sg-send $(sed -n 's/.*SG_VERSION "\(.*\)"/\1/p' "$HERE/../../src/util/version.h")" "-V"
 assert_eq "$(send --version)" "$(send -V)" "--version"
 help=$(send --help)
 for opt in --message-id --file --quiet --wait --db --version --help -m -f -q -V -h DST_ADDR DST_PORT; do
@@ -236,7 +236,7 @@ pad() {
     { printf '%s"p":"' "$2"; head -c "$fill" /dev/zero | tr '\0' a; printf '"}'; } > "$1"
     assert_eq "$(wc -c < "$1")" "$3" "size of $1"
 }
-MAXJ=$(sed -n 's/^#define ENVELOPE_MAX_DATAGRAM \([0-9]*\).*/\1/p' "$HERE/../../src/envelope.h")
+MAXJ=$(sed -n 's/^#define ENVELOPE_MAX_DATAGRAM \([0-9]*\).*/\1/p' "$HERE/../../src/wire/envelope.h")
 MAXJ=$((MAXJ - 36)) # nonce 12, tag 16, timestamp 8: the largest JSON text one datagram carries
 # No message_id: the daemon inserts "message_id":"<24 hex>", (40 bytes).
 pad "$T/s1" '{' $((MAXJ - 40))

@@ -38,9 +38,9 @@
  * the peer's socket to local port P (to stand in for a peer a daemon sends to).
  * Exit status 0 when every step succeeded.
  */
-#include "envelope.h"
-#include "message.h"
-#include "net.h"
+#include "wire/envelope.h"
+#include "wire/message.h"
+#include "util/net.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "strict.h"
+#include "conf/config.h"
+#include "util/strict.h"
 
 #include <limits.h>
 #include <stdio.h>

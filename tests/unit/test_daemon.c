@@ -3,7 +3,7 @@
  * nobody locks (the Ruby original's) still counts as running, and one naming
  * any other process stays stale.
  */
-#include "daemon.h"
+#include "daemon/daemon.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

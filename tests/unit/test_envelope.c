@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "envelope.h"
+#include "wire/envelope.h"
 
 #include <jansson.h>
 #include <sodium.h>

@@ -1,5 +1,5 @@
 /* flow: per-destination windows. */
-#include "flow.h"
+#include "daemon/flow.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

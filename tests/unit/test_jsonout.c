@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "jsonout.h"
+#include "tools/jsonout.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /* judge: every check of a received datagram, in order, with real sealed datagrams. */
-#include "judge.h"
+#include "wire/judge.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

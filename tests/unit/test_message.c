@@ -16,8 +16,8 @@
 
 #include <cmocka.h>
 
-#include "envelope.h"
-#include "message.h"
+#include "wire/envelope.h"
+#include "wire/message.h"
 
 #include <jansson.h>
 #include <stdio.h>

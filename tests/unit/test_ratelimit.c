@@ -1,5 +1,5 @@
 /* ratelimit: a token bucket per sender address. */
-#include "ratelimit.h"
+#include "daemon/ratelimit.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

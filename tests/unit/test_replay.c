@@ -3,7 +3,7 @@
  * accepted, at any load and across clock steps; the cache never forgets a
  * nonce it still needs (it refuses new datagrams instead).
  */
-#include "replay.h"
+#include "wire/replay.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

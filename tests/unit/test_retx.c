@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "retx.h"
+#include "daemon/retx.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,8 +4,8 @@
  * the child's exit status (0: refused as it should be).
  */
 #define _GNU_SOURCE
-#include "daemon.h"
-#include "sandbox.h"
+#include "daemon/daemon.h"
+#include "daemon/sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* statsfile: atomic writes that never follow a planted link. */
-#include "statsfile.h"
+#include "daemon/statsfile.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "store.h"
+#include "store/store.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -1287,7 +1287,7 @@ static void test_busy(void **state)
 
 /* ---- store_admin: the tools' SQL ---- */
 
-#include "store_admin.h"
+#include "store/store_admin.h"
 
 /* An inbound row last updated long ago (2020), unread; returns its id. */
 static int64_t add_old_in(sqlite3 *db, const char *message_id)

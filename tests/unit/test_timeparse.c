@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "timeparse.h"
+#include "tools/timeparse.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,0 +1,136 @@
+#define _GNU_SOURCE
+#include "tools/tool.h"
+
+#include "util/version.h"
+
+#include "conf/settings.h"
+#include "store/store.h"
+#include "store/store_admin.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <getopt.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int tool_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("ERROR: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int tool_bad_option(const char *prog, int c, char **argv, int optind_now, int optopt_now)
+{
+    const char *arg = optind_now > 0 ? argv[optind_now - 1] : "";
+    char name[64];
+    if (strncmp(arg, "--", 2) == 0)
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+    else if (optopt_now > 0 && optopt_now < 128)
+        snprintf(name, sizeof name, "-%c", optopt_now);
+    else
+        snprintf(name, sizeof name, "%s", arg);
+    if (c == ':')
+        return tool_fail("option '%s' needs a value (see %s --help)", name, prog);
+    return tool_fail("unknown option '%s' (see %s --help)", name, prog);
+}
+
+int tool_common_option(const char *prog, const char *usage, int c, char **argv, const char **db)
+{
+    switch (c) {
+    case TOOL_OPT_DB:
+        *db = optarg;
+        return 0;
+    case 'V':
+        printf("%s %s\n", prog, SG_VERSION);
+        return -1;
+    case 'h':
+        fputs(usage, stdout);
+        return -1;
+    default:
+        return tool_bad_option(prog, c, argv, optind, optopt);
+    }
+}
+
+struct store *tool_open(const char *db_flag, char **path)
+{
+    char err[512];
+    char *p = settings_db_path(db_flag, err, sizeof err);
+    struct stat sb;
+    struct store *st = NULL;
+    if (p == NULL) {
+        tool_fail("%s", err);
+        return NULL;
+    }
+    if (stat(p, &sb) != 0) {
+        if (errno == ENOENT) {
+            fprintf(stderr, "ERROR: Database not found at %s\n", p);
+            fprintf(stderr, "Hint: start the daemon once (securedgram start) to create it, "
+                            "or pass --db PATH.\n");
+        } else {
+            tool_fail("cannot use database %s: %s", p, strerror(errno));
+        }
+        goto fail;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        tool_fail("cannot use database %s: not a regular file", p);
+        goto fail;
+    }
+    st = store_open(p, STORE_EXISTING, STORE_TOOL_BUSY_MS, err, sizeof err);
+    if (st == NULL) {
+        if (strstr(err, "database is locked") != NULL)
+            tool_fail("%s", STORE_ADMIN_BUSY_TEXT);
+        else
+            tool_fail("%s", err);
+        goto fail;
+    }
+    *path = p;
+    return st;
+fail:
+    free(p);
+    return NULL;
+}
+
+int tool_read_all(FILE *f, size_t max, char **buf, size_t *len, char *err, size_t errlen)
+{
+    size_t cap = 0, n = 0;
+    char *b = NULL;
+    for (;;) {
+        if (n == cap) {
+            if (cap > max)
+                break; /* max + 1 bytes read: too much */
+            size_t ncap = cap == 0 ? 4096 : cap * 2;
+            if (ncap > max + 1)
+                ncap = max + 1;
+            char *nb = realloc(b, ncap + 1);
+            if (nb == NULL) {
+                free(b);
+                snprintf(err, errlen, "out of memory");
+                return -1;
+            }
+            b = nb;
+            cap = ncap;
+        }
+        size_t got = fread(b + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f) || n > max) {
+        if (n > max)
+            snprintf(err, errlen, "more than %zu bytes", max);
+        else
+            snprintf(err, errlen, "%s", strerror(errno));
+        free(b);
+        return -1;
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return 0;
+}

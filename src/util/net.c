@@ -1,0 +1,352 @@
+#define _GNU_SOURCE
+#include "util/net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int net_addr_parse(const char *host, unsigned port, struct net_addr *out)
+{
+    struct net_addr a;
+    memset(&a, 0, sizeof a);
+    if (port == 0 || port > 65535)
+        return -1;
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    if (inet_pton(AF_INET, host, &a.u.v4.sin_addr) == 1) {
+        a.u.v4.sin_family = AF_INET;
+        a.u.v4.sin_port = htons((uint16_t)port);
+        a.len = sizeof a.u.v4;
+    } else if (inet_pton(AF_INET6, host, &a.u.v6.sin6_addr) == 1) {
+        a.u.v6.sin6_family = AF_INET6;
+        a.u.v6.sin6_port = htons((uint16_t)port);
+        a.len = sizeof a.u.v6;
+    } else {
+        return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+void net_addr_format(const struct net_addr *a, char host[NET_HOST_MAX], unsigned *port)
+{
+    host[0] = '\0';
+    *port = 0;
+    if (a->u.sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &a->u.v4.sin_addr, host, NET_HOST_MAX);
+        *port = ntohs(a->u.v4.sin_port);
+    } else if (a->u.sa.sa_family == AF_INET6) {
+        const struct in6_addr *ip = &a->u.v6.sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(ip))
+            inet_ntop(AF_INET, &ip->s6_addr[12], host, NET_HOST_MAX);
+        else
+            inet_ntop(AF_INET6, ip, host, NET_HOST_MAX);
+        *port = ntohs(a->u.v6.sin6_port);
+    }
+}
+
+int net_addr_equal(const struct net_addr *a, const struct net_addr *b)
+{
+    if (a->u.sa.sa_family != b->u.sa.sa_family)
+        return 0;
+    if (a->u.sa.sa_family == AF_INET)
+        return a->u.v4.sin_port == b->u.v4.sin_port &&
+               a->u.v4.sin_addr.s_addr == b->u.v4.sin_addr.s_addr;
+    return a->u.v6.sin6_port == b->u.v6.sin6_port &&
+           memcmp(&a->u.v6.sin6_addr, &b->u.v6.sin6_addr, sizeof a->u.v6.sin6_addr) == 0;
+}
+
+int net_addr_for_family(const struct net_addr *in, int af, struct net_addr *out)
+{
+    if (in->u.sa.sa_family == af) {
+        *out = *in;
+        return 0;
+    }
+    if (af == AF_INET6 && in->u.sa.sa_family == AF_INET) {
+        struct net_addr m;
+        memset(&m, 0, sizeof m);
+        m.u.v6.sin6_family = AF_INET6;
+        m.u.v6.sin6_port = in->u.v4.sin_port;
+        m.u.v6.sin6_addr.s6_addr[10] = 0xff;
+        m.u.v6.sin6_addr.s6_addr[11] = 0xff;
+        memcpy(&m.u.v6.sin6_addr.s6_addr[12], &in->u.v4.sin_addr, 4);
+        m.len = sizeof m.u.v6;
+        *out = m;
+        return 0;
+    }
+    return -1;
+}
+
+static void set_buffers(int fd, int bufsize)
+{
+#ifdef SO_RCVBUFFORCE
+    /* As root the FORCE variants pass net.core.rmem_max; otherwise they fail quietly. */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsize, sizeof bufsize) != 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof bufsize);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsize, sizeof bufsize) != 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof bufsize);
+#else
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof bufsize);
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof bufsize);
+#endif
+}
+
+static int open_bound(const struct sockaddr *sa, socklen_t len, int bufsize, char *err,
+                      size_t errlen, const char *what)
+{
+    int fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create a UDP socket: %s", strerror(errno));
+        return -1;
+    }
+    if (sa->sa_family == AF_INET6) {
+        int off = 0;
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    }
+    set_buffers(fd, bufsize);
+    if (bind(fd, sa, len) != 0) {
+        snprintf(err, errlen, "cannot bind UDP %s: %s", what, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int net_bind(const char *host, unsigned port, int bufsize, char *err, size_t errlen)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%u", port);
+    int gai = getaddrinfo(host, portstr, &hints, &res);
+    if (gai != 0) {
+        snprintf(err, errlen, "cannot use bind address %s: %s", host, gai_strerror(gai));
+        return -1;
+    }
+    char what[NET_HOST_MAX + 16];
+    snprintf(what, sizeof what, "%s port %u", host, port);
+    int fd = open_bound(res->ai_addr, res->ai_addrlen, bufsize, err, errlen, what);
+    freeaddrinfo(res);
+    return fd;
+}
+
+/* 1 if a is a loopback address (127.0.0.0/8, ::1, or 127/8 mapped into IPv6). */
+static int is_loopback(const struct net_addr *a)
+{
+    if (a->u.sa.sa_family == AF_INET)
+        return (ntohl(a->u.v4.sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *ip = &a->u.v6.sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(ip) || (IN6_IS_ADDR_V4MAPPED(ip) && ip->s6_addr[12] == 127);
+}
+
+/* The address a socket is bound to. Returns 0, or -1 (errno set). */
+static int bound_addr(int fd, struct net_addr *me)
+{
+    memset(me, 0, sizeof *me);
+    socklen_t len = sizeof me->u;
+    if (getsockname(fd, &me->u.sa, &len) != 0)
+        return -1;
+    me->len = len;
+    return 0;
+}
+
+static void set_port(struct net_addr *a, uint16_t port)
+{
+    if (a->u.sa.sa_family == AF_INET)
+        a->u.v4.sin_port = htons(port);
+    else
+        a->u.v6.sin6_port = htons(port);
+}
+
+int net_bind_beside(int main_fd, int af, int bufsize, char *err, size_t errlen)
+{
+    struct net_addr me, a;
+    if (bound_addr(main_fd, &me) != 0) {
+        snprintf(err, errlen, "cannot read the bound address: %s", strerror(errno));
+        return -1;
+    }
+    const char *fam = af == AF_INET ? "IPv4" : "IPv6";
+    if (!is_loopback(&me)) {
+        char host[NET_HOST_MAX];
+        unsigned port;
+        net_addr_format(&me, host, &port);
+        snprintf(err, errlen,
+                 "this daemon is bound to %s (SECUREDGRAM_ADDRESS) and sends only from it, so "
+                 "not to %s addresses; bind to :: to reach both families",
+                 host, fam);
+        return -1;
+    }
+    /* The same exposure as the main socket: the other family's loopback, nothing wider. */
+    if (net_addr_parse(af == AF_INET ? "127.0.0.1" : "::1", 1, &a) != 0)
+        return -1;
+    set_port(&a, 0);
+    return open_bound(&a.u.sa, a.len, bufsize, err, errlen,
+                      af == AF_INET ? "127.0.0.1 any port" : "::1 any port");
+}
+
+static int is_wildcard(const struct net_addr *a)
+{
+    if (a->u.sa.sa_family == AF_INET)
+        return a->u.v4.sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&a->u.v6.sin6_addr);
+}
+
+static uint16_t port_of(const struct net_addr *a)
+{
+    return ntohs(a->u.sa.sa_family == AF_INET ? a->u.v4.sin_port : a->u.v6.sin6_port);
+}
+
+int net_addr_is_self(int fd, const struct net_addr *dst)
+{
+    struct net_addr me, d, probe;
+    if (bound_addr(fd, &me) != 0)
+        return 0;
+    net_addr_canon(&me, &me);
+    net_addr_canon(dst, &d);
+    if (port_of(&me) != port_of(&d))
+        return 0;
+    if (net_addr_equal(&me, &d))
+        return 1;
+    if (!is_wildcard(&me))
+        return 0;
+    probe = d;
+    set_port(&probe, 0);
+    int s = socket(probe.u.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int local = s >= 0 && bind(s, &probe.u.sa, probe.len) == 0;
+    if (s >= 0)
+        close(s);
+    return local;
+}
+
+void net_addr_canon(const struct net_addr *in, struct net_addr *out)
+{
+    const struct in6_addr *ip = &in->u.v6.sin6_addr;
+    if (in->u.sa.sa_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(ip)) {
+        *out = *in;
+        return;
+    }
+    struct net_addr v4;
+    memset(&v4, 0, sizeof v4);
+    v4.u.v4.sin_family = AF_INET;
+    v4.u.v4.sin_port = in->u.v6.sin6_port;
+    memcpy(&v4.u.v4.sin_addr, &ip->s6_addr[12], 4);
+    v4.len = sizeof v4.u.v4;
+    *out = v4;
+}
+
+int net_addr_same_peer(const struct net_addr *a, const struct net_addr *b)
+{
+    struct net_addr x, y;
+    net_addr_canon(a, &x);
+    net_addr_canon(b, &y);
+    return net_addr_equal(&x, &y);
+}
+
+int net_family(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    return ss.ss_family;
+}
+
+#ifdef __linux__
+#define BATCH_MAX 64
+
+int net_recv_batch(int fd, struct net_dgram *d, int n)
+{
+    struct mmsghdr msgs[BATCH_MAX];
+    struct iovec iov[BATCH_MAX];
+    if (n > BATCH_MAX)
+        n = BATCH_MAX;
+    for (int i = 0; i < n; i++) {
+        iov[i].iov_base = d[i].buf;
+        iov[i].iov_len = d[i].cap;
+        memset(&msgs[i], 0, sizeof msgs[i]);
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_hdr.msg_name = &d[i].addr.u;
+        msgs[i].msg_hdr.msg_namelen = sizeof d[i].addr.u;
+    }
+    int got = recvmmsg(fd, msgs, (unsigned)n, MSG_DONTWAIT, NULL);
+    if (got < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+    for (int i = 0; i < got; i++) {
+        d[i].len = msgs[i].msg_len;
+        d[i].truncated = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0 || d[i].len >= d[i].cap;
+        d[i].addr.len = msgs[i].msg_hdr.msg_namelen;
+    }
+    return got;
+}
+
+int net_send_batch(int fd, struct net_dgram *d, int n)
+{
+    struct mmsghdr msgs[BATCH_MAX];
+    struct iovec iov[BATCH_MAX];
+    int sent = 0, i = 0;
+    while (i < n) {
+        int chunk = n - i < BATCH_MAX ? n - i : BATCH_MAX;
+        for (int j = 0; j < chunk; j++) {
+            struct net_dgram *x = &d[i + j];
+            iov[j].iov_base = x->buf;
+            iov[j].iov_len = x->len;
+            memset(&msgs[j], 0, sizeof msgs[j]);
+            msgs[j].msg_hdr.msg_iov = &iov[j];
+            msgs[j].msg_hdr.msg_iovlen = 1;
+            msgs[j].msg_hdr.msg_name = &x->addr.u;
+            msgs[j].msg_hdr.msg_namelen = x->addr.len;
+        }
+        int r = sendmmsg(fd, msgs, (unsigned)chunk, MSG_DONTWAIT);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            d[i].err = errno; /* the first of the chunk failed */
+            i++;
+            continue;
+        }
+        for (int j = 0; j < r; j++)
+            d[i + j].err = 0;
+        sent += r;
+        i += r;
+    }
+    return sent;
+}
+#else
+int net_recv_batch(int fd, struct net_dgram *d, int n)
+{
+    int got = 0;
+    for (; got < n; got++) {
+        socklen_t alen = sizeof d[got].addr.u;
+        ssize_t r = recvfrom(fd, d[got].buf, d[got].cap, MSG_DONTWAIT, &d[got].addr.u.sa, &alen);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                break;
+            return got > 0 ? got : -1;
+        }
+        d[got].len = (size_t)r;
+        d[got].truncated = d[got].len >= d[got].cap;
+        d[got].addr.len = alen;
+    }
+    return got;
+}
+
+int net_send_batch(int fd, struct net_dgram *d, int n)
+{
+    int sent = 0;
+    for (int i = 0; i < n; i++) {
+        ssize_t r = sendto(fd, d[i].buf, d[i].len, MSG_DONTWAIT, &d[i].addr.u.sa, d[i].addr.len);
+        d[i].err = r < 0 ? errno : 0;
+        sent += r >= 0;
+    }
+    return sent;
+}
+#endif

@@ -1,0 +1,37 @@
+#include "util/strict.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+int strict_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    for (const char *p = s; *p != '\0'; p++)
+        if (*p < '0' || *p > '9')
+            return -1;
+    errno = 0;
+    char *end = NULL;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int strict_double(const char *s, double min, double max, double *out)
+{
+    if (s == NULL || !((*s >= '0' && *s <= '9') || *s == '.'))
+        return -1;
+    for (const char *p = s; *p != '\0'; p++)
+        if (!((*p >= '0' && *p <= '9') || *p == '.'))
+            return -1;
+    errno = 0;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (errno != 0 || *end != '\0' || !isfinite(v) || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
