@@ -3,7 +3,6 @@
  * a question.
  */
 #define _GNU_SOURCE
-#include "tools/jsonout.h"
 #include "store/store.h"
 #include "store/store_admin.h"
 #include "tools/timeparse.h"
@@ -432,63 +431,52 @@ static int purge(struct store *st, struct report *r)
 
 /* ---- --json ---- */
 
-static void json_key(struct jsonout *j, int depth, int first, const char *key)
+/*
+ * One table's part of the report. A state name is database text: any byte
+ * that is not UTF-8 shows as U+FFFD, and states that then read the same
+ * (or were cut to the same STATE_NAME_MAX bytes) are one key with their sum,
+ * as the text report would show them.
+ */
+static json_t *json_table(const struct table_report *t)
 {
-    if (!first)
-        jsonout_raw(j, ",", 1);
-    jsonout_newline(j, 2, depth);
-    jsonout_string(j, key, strlen(key));
-    jsonout_raw(j, ": ", 2);
-}
-
-static void json_int(struct jsonout *j, int depth, int first, const char *key, int64_t v)
-{
-    json_key(j, depth, first, key);
-    jsonout_int(j, v);
-}
-
-static void json_table(struct jsonout *j, const struct table_report *t)
-{
-    json_key(j, 1, 0, t->p.table == STORE_ADMIN_OUTBOUND ? "outbound" : "inbound");
-    jsonout_raw(j, "{", 1);
-    json_int(j, 2, 1, "to_delete", t->total);
-    json_key(j, 2, 0, "by_state");
-    jsonout_raw(j, "{", 1);
-    for (size_t i = 0; i < t->nstates; i++)
-        json_int(j, 3, i == 0, t->by_state[i].name, t->by_state[i].n);
-    if (t->nstates > 0)
-        jsonout_newline(j, 2, 2);
-    jsonout_raw(j, "}", 1);
-    json_int(j, 2, 0, "deleted", t->deleted);
-    json_int(j, 2, 0, "kept_unreadable", t->unreadable);
-    jsonout_newline(j, 2, 1);
-    jsonout_raw(j, "}", 1);
+    json_t *by = json_object();
+    for (size_t i = 0; by != NULL && i < t->nstates; i++) {
+        json_t *name = tool_json_text(t->by_state[i].name, strlen(t->by_state[i].name));
+        const char *key = name ? json_string_value(name) : NULL;
+        json_int_t before = key ? json_integer_value(json_object_get(by, key)) : 0;
+        if (key == NULL || json_object_set_new(
+                               by, key, json_integer(before + (json_int_t)t->by_state[i].n)) != 0) {
+            json_decref(by);
+            by = NULL;
+        }
+        json_decref(name);
+    }
+    return json_pack("{s:I, s:o, s:I, s:I}", "to_delete", (json_int_t)t->total, "by_state", by,
+                     "deleted", (json_int_t)t->deleted, "kept_unreadable",
+                     (json_int_t)t->unreadable);
 }
 
 /* The whole report as one JSON object (see sg-clean(1)). Returns 0 or 1 (reported). */
 static int print_json(const struct report *r)
 {
     static const char *const outcomes[] = {"nothing_to_delete", "dry_run", "cancelled", "deleted"};
-    struct jsonout j;
-    jsonout_init(&j);
-    jsonout_raw(&j, "{", 1);
-    json_key(&j, 1, 1, "cutoff");
-    jsonout_string(&j, r->o->cutoff, strlen(r->o->cutoff));
-    for (size_t k = 0; k < r->nt; k++)
-        json_table(&j, &r->t[k]);
-    json_int(&j, 1, 0, "total_to_delete", r->total);
-    json_int(&j, 1, 0, "total_deleted", r->deleted);
-    json_key(&j, 1, 0, "result");
-    jsonout_string(&j, outcomes[r->outcome], strlen(outcomes[r->outcome]));
-    json_key(&j, 1, 0, "vacuumed");
-    jsonout_text(&j, r->vacuumed ? "true" : "false");
-    jsonout_newline(&j, 2, 0);
-    jsonout_text(&j, "}\n");
-    int rc = j.oom ? tool_fail("out of memory") : 0;
-    if (rc == 0)
-        fwrite(j.buf, 1, j.len, stdout);
-    jsonout_free(&j);
-    return rc;
+    json_t *v = json_pack("{s:s}", "cutoff", r->o->cutoff);
+    for (size_t k = 0; v != NULL && k < r->nt; k++) {
+        const char *name = r->t[k].p.table == STORE_ADMIN_OUTBOUND ? "outbound" : "inbound";
+        if (json_object_set_new(v, name, json_table(&r->t[k])) != 0) {
+            json_decref(v);
+            v = NULL;
+        }
+    }
+    json_t *tail =
+        json_pack("{s:I, s:I, s:s, s:b}", "total_to_delete", (json_int_t)r->total, "total_deleted",
+                  (json_int_t)r->deleted, "result", outcomes[r->outcome], "vacuumed", r->vacuumed);
+    if (v != NULL && (tail == NULL || json_object_update(v, tail) != 0)) {
+        json_decref(v);
+        v = NULL;
+    }
+    json_decref(tail);
+    return tool_print_json(v, NULL);
 }
 
 /* ---- the work ---- */

@@ -267,32 +267,13 @@ static int check_payload(const struct opts *o, char *p, size_t *len,
 
 static int print_receipt(const struct opts *o, int64_t rowid, const char *row_id)
 {
-    struct jsonout j;
-    jsonout_init(&j);
-    struct jsonout_field f[] = {
-        {.name = "status", .kind = JSONOUT_STRING, .s = "queued", .len = 6},
-        {.name = "row_id", .kind = JSONOUT_INT, .i = rowid},
-        {.name = "message_id",
-         .kind = row_id[0] ? JSONOUT_STRING : JSONOUT_NULL,
-         .s = row_id,
-         .len = strlen(row_id)},
-        /* check_args refused a missing address before this point */
-        {.name = "dst_addr",
-         .kind = JSONOUT_STRING,
-         .s = o->addr,
-         .len = strlen(o->addr)}, /* NOLINT(clang-analyzer-core.NonNullParamChecker) */
-        {.name = "dst_port", .kind = JSONOUT_INT, .i = o->port},
-    };
-    jsonout_object(&j, f, sizeof f / sizeof f[0], 2, 0);
-    jsonout_raw(&j, "\n", 1);
-    int rc = 0;
-    if (j.oom)
-        rc = tool_fail("%s", "out of memory");
-    else if (fwrite(j.buf, 1, j.len, stdout) != j.len || fflush(stdout) != 0)
-        rc = tool_fail("cannot write the receipt: %s (the message is queued as row %lld)",
-                       strerror(errno), (long long)rowid);
-    jsonout_free(&j);
-    return rc;
+    char what[64];
+    snprintf(what, sizeof what, "(the message is queued as row %lld)", (long long)rowid);
+    /* check_args refused a missing address before this point; all of it is ASCII */
+    json_t *v = json_pack("{s:s, s:I, s:s?, s:s, s:I}", "status", "queued", "row_id",
+                          (json_int_t)rowid, "message_id", row_id[0] ? row_id : NULL, "dst_addr",
+                          o->addr, "dst_port", (json_int_t)o->port);
+    return tool_print_json(v, what);
 }
 
 /* Waits for row rowid to be acknowledged (0) or failed, gone, timed out (1, reported). */

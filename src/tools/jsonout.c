@@ -117,8 +117,7 @@ static void put(struct jsonout *o, char c)
     jsonout_raw(o, &c, 1);
 }
 
-/* Length of the valid UTF-8 sequence at s[i] (first byte >= 0x80), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t len, size_t i)
+size_t jsonout_utf8_seq(const unsigned char *s, size_t len, size_t i)
 {
     unsigned c = s[i];
     size_t n;
@@ -182,7 +181,7 @@ void jsonout_string(struct jsonout *o, const char *s, size_t n)
             ubuf[5] = hex[c & 15];
             ubuf[6] = '\0';
             esc = ubuf;
-        } else if (c >= 0x80 && (step = utf8_seq(u, n, i)) == 0) {
+        } else if (c >= 0x80 && (step = jsonout_utf8_seq(u, n, i)) == 0) {
             esc = "\xEF\xBF\xBD"; /* U+FFFD for a byte that is not UTF-8 */
             step = 1;
         }
@@ -269,7 +268,7 @@ static size_t scan_string(const char *s, size_t len, size_t i)
                 return BAD;
             }
         } else if (c >= 0x80) {
-            size_t n = utf8_seq(u, len, j);
+            size_t n = jsonout_utf8_seq(u, len, j);
             if (n == 0)
                 return BAD;
             j += n;

@@ -87,6 +87,9 @@ void jsonout_text(struct jsonout *o, const char *s);
  */
 void jsonout_string(struct jsonout *o, const char *s, size_t n);
 
+/* Length of the valid UTF-8 sequence at s[i] (a byte >= 0x80; i < len), or 0. */
+size_t jsonout_utf8_seq(const unsigned char *s, size_t len, size_t i);
+
 void jsonout_int(struct jsonout *o, int64_t v);
 
 /* The shortest text that reads back as v; NaN and infinities become null. */

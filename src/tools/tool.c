@@ -6,6 +6,7 @@
 #include "conf/settings.h"
 #include "store/store.h"
 #include "store/store_admin.h"
+#include "tools/jsonout.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -132,5 +133,43 @@ int tool_read_all(FILE *f, size_t max, char **buf, size_t *len, char *err, size_
     b[n] = '\0';
     *buf = b;
     *len = n;
+    return 0;
+}
+
+json_t *tool_json_text(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    char *fixed = malloc(3 * n + 1); /* each byte becomes at most U+FFFD's three */
+    if (fixed == NULL)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        size_t step = u[i] < 0x80 ? 1 : jsonout_utf8_seq(u, n, i);
+        if (step == 0) {
+            memcpy(fixed + k, "\xEF\xBF\xBD", 3);
+            k += 3;
+            i++;
+        } else {
+            memcpy(fixed + k, s + i, step);
+            k += step;
+            i += step;
+        }
+    }
+    json_t *v = json_stringn(fixed, k);
+    free(fixed);
+    return v;
+}
+
+int tool_print_json(json_t *v, const char *what)
+{
+    char *text = v ? json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(v);
+    if (text == NULL)
+        return tool_fail("out of memory%s%s", what ? " " : "", what ? what : "");
+    int bad = fputs(text, stdout) == EOF || putchar('\n') == EOF || fflush(stdout) != 0;
+    free(text);
+    if (bad)
+        return tool_fail("cannot write the output: %s%s%s", strerror(errno), what ? " " : "",
+                         what ? what : "");
     return 0;
 }

@@ -6,6 +6,7 @@
 #ifndef SG_TOOL_H
 #define SG_TOOL_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -50,5 +51,19 @@ struct store *tool_open(const char *db_flag, char **path);
  */
 __attribute__((warn_unused_result)) int tool_read_all(FILE *f, size_t max, char **buf, size_t *len,
                                                       char *err, size_t errlen);
+
+/*
+ * A JSON string of the n bytes at s for the tools' JSON output (jansson), any
+ * byte that is not UTF-8 replaced by U+FFFD, as sg-recv shows text columns:
+ * jansson refuses invalid UTF-8, and a database may hold anything. NULL when
+ * out of memory. The caller owns the reference.
+ */
+json_t *tool_json_text(const char *s, size_t n);
+
+/*
+ * Prints v (consumed) as indented JSON and a newline to stdout, the tools'
+ * layout. Returns 0, or 1 after printing why (what says what was done already).
+ */
+int tool_print_json(json_t *v, const char *what);
 
 #endif
