@@ -93,8 +93,8 @@ enum { OPT_FROM = 256, OPT_TO, OPT_NO_MARK, OPT_INTERVAL, OPT_SINCE_ID, OPT_BACK
 
 static int parse_int64(const char *s, int64_t min, int64_t *out)
 {
-    unsigned long v;
-    if (strict_ulong(s, (unsigned long)min, LONG_MAX, &v) != 0)
+    uint64_t v;
+    if (strict_u64(s, (uint64_t)min, INT64_MAX, &v) != 0)
         return -1;
     *out = (int64_t)v;
     return 0;

@@ -4,19 +4,31 @@
 #include <math.h>
 #include <stdlib.h>
 
-int strict_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+int strict_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
     if (s == NULL || *s < '0' || *s > '9')
         return -1;
-    for (const char *p = s; *p != '\0'; p++)
+    uint64_t v = 0;
+    for (const char *p = s; *p != '\0'; p++) {
         if (*p < '0' || *p > '9')
             return -1;
-    errno = 0;
-    char *end = NULL;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (v < min || v > max)
         return -1;
     *out = v;
+    return 0;
+}
+
+int strict_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+    uint64_t v;
+    if (strict_u64(s, min, max, &v) != 0)
+        return -1;
+    *out = (unsigned long)v;
     return 0;
 }
 

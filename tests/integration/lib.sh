@@ -9,9 +9,8 @@ ME=$(id -un)
 # default 256 MB quarantine would show that churn as the daemon's memory.
 export ASAN_OPTIONS="log_path=$T/asan:detect_leaks=1:quarantine_size_mb=8"
 export UBSAN_OPTIONS="log_path=$T/ubsan:print_stacktrace=1"
-unset SECUREDGRAM_SECRET SECUREDGRAM_DB SECUREDGRAM_PORT SECUREDGRAM_ADDRESS SECUREDGRAM_LOG \
-      SECUREDGRAM_PIDFILE SECUREDGRAM_USER SECUREDGRAM_WINDOW SECUREDGRAM_MAX_RETRIES \
-      SECUREDGRAM_RETRY_INTERVAL 2>/dev/null || true
+# Every SECUREDGRAM_* of the caller's environment, so that none can change a result.
+for v in $(env | sed -n 's/^\(SECUREDGRAM_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 
 # VALGRIND=1: every daemon started runs under valgrind (memcheck, leaks); waits get longer.
 SLOW=1

@@ -1054,6 +1054,24 @@ static void test_strict_ulong(void **state)
     assert_int_equal(v, 4242);
 }
 
+/* Row ids are 64-bit on every platform: INT64_MAX parses, one more does not. */
+static void test_strict_u64(void **state)
+{
+    (void)state;
+    uint64_t v = 7;
+    assert_int_equal(strict_u64("9223372036854775807", 1, INT64_MAX, &v), 0);
+    assert_true(v == INT64_MAX);
+    assert_int_equal(strict_u64("18446744073709551615", 0, UINT64_MAX, &v), 0);
+    assert_true(v == UINT64_MAX);
+    v = 7;
+    assert_int_equal(strict_u64("9223372036854775808", 1, INT64_MAX, &v), -1);
+    assert_int_equal(strict_u64("18446744073709551616", 0, UINT64_MAX, &v), -1);
+    assert_int_equal(strict_u64("0", 1, INT64_MAX, &v), -1);
+    assert_int_equal(strict_u64("-1", 0, INT64_MAX, &v), -1);
+    assert_int_equal(strict_u64("1 ", 0, INT64_MAX, &v), -1);
+    assert_true(v == 7);
+}
+
 static void test_strict_double(void **state)
 {
     (void)state;
@@ -1156,6 +1174,7 @@ int main(void)
         cmocka_unit_test(test_restart_only_changes),
         cmocka_unit_test(test_config_clear_zeroed),
         cmocka_unit_test(test_strict_ulong),
+        cmocka_unit_test(test_strict_u64),
         cmocka_unit_test(test_strict_double),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
