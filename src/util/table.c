@@ -1,16 +1,19 @@
 /*
  * table: one pool of capacity entries, each
  *
- *   uint32_t link | key (key_bytes) | padding | value (value_bytes) | padding
+ *   uint32_t link | uint32_t hash | key (key_bytes) | padding | value | padding
  *
- * with entries and values 8-byte aligned. An entry in use is on its chain:
- * link is the index + 1 of the next entry on it (0 ends it). A removed entry
- * is on the free list: link is FREE_BIT | the index + 1 of the next free
- * one. Entries at or past `used` have never been handed out; they are taken
- * in order when the free list is empty, so the pool's pages (calloc'd) are
- * touched only as the table fills. Buckets hold the index + 1 of a chain's
- * first entry (0: empty); there are a power of two of them, at least
- * capacity, so a full table's chains average at most one entry.
+ * with entries and values 8-byte aligned. hash is the low 32 bits of the
+ * key's SipHash: it picks the bucket (there are at most 2^30) without hashing
+ * again on removal, and most keys on a chain that are not the one sought are
+ * passed over without a memcmp. An entry in use is on its chain: link is the
+ * index + 1 of the next entry on it (0 ends it). A removed entry is on the
+ * free list: link is FREE_BIT | the index + 1 of the next free one. Entries
+ * at or past `used` have never been handed out; they are taken in order when
+ * the free list is empty, so the pool's pages (calloc'd) are touched only as
+ * the table fills. Buckets hold the index + 1 of a chain's first entry (0:
+ * empty); there are a power of two of them, at least capacity, so a full
+ * table's chains average at most one entry.
  */
 #include "util/table.h"
 
@@ -22,6 +25,7 @@
 
 #define ALIGN 8
 #define FREE_BIT 0x80000000u
+#define HEADER_BYTES (2 * sizeof(uint32_t))
 /* The largest key or value: far beyond any use, far below an overflow of the sizes. */
 #define MAX_PART_BYTES ((size_t)1 << 20)
 
@@ -51,7 +55,7 @@ struct table *table_new(size_t capacity, size_t key_bytes, size_t value_bytes)
         return NULL;
     t->capacity = capacity;
     t->key_bytes = key_bytes;
-    t->value_off = round_up(sizeof(uint32_t) + key_bytes);
+    t->value_off = round_up(HEADER_BYTES + key_bytes);
     t->value_bytes = value_bytes;
     t->entry_bytes = round_up(t->value_off + value_bytes);
     size_t nbuckets = 16;
@@ -88,6 +92,16 @@ static uint32_t *link_of(unsigned char *e)
     return (uint32_t *)(void *)e; /* entries are ALIGN-aligned */
 }
 
+static uint32_t *hash_of(unsigned char *e)
+{
+    return (uint32_t *)(void *)(e + sizeof(uint32_t));
+}
+
+static unsigned char *key_of(unsigned char *e)
+{
+    return e + HEADER_BYTES;
+}
+
 static unsigned char *entry_of_value(const struct table *t, const void *value)
 {
     return (unsigned char *)value - t->value_off;
@@ -102,18 +116,16 @@ uint64_t table_hash(const struct table *t, const void *key)
     return v;
 }
 
-static uint32_t *bucket_of(const struct table *t, const void *key)
+/*
+ * The link that points at key's entry (*result != 0), or the end of key's
+ * chain (*result == 0). h: the low 32 bits of key's hash.
+ */
+static uint32_t *find_link(const struct table *t, const void *key, uint32_t h)
 {
-    return &t->buckets[table_hash(t, key) & t->mask];
-}
-
-/* The link that points at key's entry (*result != 0), or the end of key's chain (*result == 0). */
-static uint32_t *find_link(const struct table *t, const void *key)
-{
-    uint32_t *pp = bucket_of(t, key);
+    uint32_t *pp = &t->buckets[h & t->mask];
     while (*pp != 0) {
         unsigned char *e = entry(t, *pp - 1);
-        if (memcmp(e + sizeof(uint32_t), key, t->key_bytes) == 0)
+        if (*hash_of(e) == h && memcmp(key_of(e), key, t->key_bytes) == 0)
             break;
         pp = link_of(e);
     }
@@ -122,13 +134,14 @@ static uint32_t *find_link(const struct table *t, const void *key)
 
 void *table_find(const struct table *t, const void *key)
 {
-    uint32_t i = *find_link(t, key);
+    uint32_t i = *find_link(t, key, (uint32_t)table_hash(t, key));
     return i != 0 ? entry(t, i - 1) + t->value_off : NULL;
 }
 
 void *table_insert(struct table *t, const void *key)
 {
-    uint32_t *tail = find_link(t, key);
+    uint32_t h = (uint32_t)table_hash(t, key);
+    uint32_t *tail = find_link(t, key, h);
     if (*tail != 0)
         return NULL; /* already in */
     size_t i;
@@ -142,8 +155,9 @@ void *table_insert(struct table *t, const void *key)
     }
     unsigned char *e = entry(t, i);
     *link_of(e) = 0;
+    *hash_of(e) = h;
     *tail = (uint32_t)i + 1; /* appended: tail is the end of key's chain */
-    memcpy(e + sizeof(uint32_t), key, t->key_bytes);
+    memcpy(key_of(e), key, t->key_bytes);
     memset(e + t->value_off, 0, t->value_bytes);
     t->count++;
     return e + t->value_off;
@@ -153,7 +167,9 @@ void table_remove(struct table *t, void *value)
 {
     unsigned char *e = entry_of_value(t, value);
     uint32_t i = (uint32_t)table_index(t, value) + 1;
-    uint32_t *pp = find_link(t, e + sizeof(uint32_t));
+    uint32_t *pp = &t->buckets[*hash_of(e) & t->mask];
+    while (*pp != 0 && *pp != i)
+        pp = link_of(entry(t, *pp - 1));
     if (*pp != i)
         return; /* removed already: nothing to do */
     *pp = *link_of(e);
@@ -164,7 +180,7 @@ void table_remove(struct table *t, void *value)
 
 const void *table_key(const struct table *t, const void *value)
 {
-    return entry_of_value(t, value) + sizeof(uint32_t);
+    return key_of(entry_of_value(t, value));
 }
 
 size_t table_index(const struct table *t, const void *value)
