@@ -41,6 +41,7 @@
 #include "wire/envelope.h"
 #include "wire/message.h"
 #include "util/clock.h"
+#include "util/hex.h"
 #include "util/net.h"
 
 #include <errno.h>
@@ -53,17 +54,12 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Decodes hex (an even number of hex digits, at most 2 x cap) into out; sets *len. 0 or -1. */
 static int hex_to_bytes(const char *hex, uint8_t *out, size_t cap, size_t *len)
 {
     size_t n = strlen(hex);
-    if (n % 2 != 0 || n / 2 > cap)
+    if (n % 2 != 0 || n / 2 > cap || hex_decode(out, n / 2, hex, n) != 0)
         return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (uint8_t)v;
-    }
     *len = n / 2;
     return 0;
 }
