@@ -75,9 +75,9 @@ $(TOOL_BIN): tests/tools/sgtest.c $(LIB)
 
 LIMIT_SRC ?= ../shared/bench-limit/limit.c
 
-$(BUILD)/bench/sgbench: bench/sgbench.c
+$(BUILD)/bench/sgbench: bench/sgbench.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(PKG_LIBS)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS)
 
 $(BUILD)/bench/limit: $(LIMIT_SRC)
 	@mkdir -p $(@D)

@@ -13,6 +13,8 @@
  *                                       and B stored exactly those N, once each
  */
 #define _GNU_SOURCE
+#include "util/clock.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <sqlite3.h>
@@ -20,14 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <time.h>
 #include <unistd.h>
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)clock_mono_us() / 1e6;
 }
 
 static sqlite3 *open_db(const char *path)

@@ -7,6 +7,7 @@
 #include "store/store_admin.h"
 #include "tools/timeparse.h"
 #include "tools/tool.h"
+#include "util/clock.h"
 #include "util/version.h"
 
 #include <ctype.h>
@@ -152,9 +153,7 @@ static int parse_cutoff(const char *text, int64_t *ms)
     int64_t secs;
     struct timeparse_tm tm;
     if (timeparse_age(text, &secs) == 0) {
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        *ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - secs * 1000;
+        *ms = (int64_t)(clock_real_ns() / 1000000) - secs * 1000;
         return 0;
     }
     if (timeparse_iso8601(text, &tm) == 0 && timeparse_to_ms(&tm, ms) == 0)

@@ -10,6 +10,7 @@
 #include "util/net.h"
 #include "store/store.h"
 #include "store/store_admin.h"
+#include "util/clock.h"
 #include "util/strict.h"
 #include "tools/tool.h"
 #include "util/version.h"
@@ -284,7 +285,7 @@ static int wait_outcome(struct store *st, const char *path, int64_t rowid, doubl
     struct dbwatch *w = dbwatch_open(st, path, WAIT_CHECK_MS);
     if (w == NULL)
         return tool_fail("cannot watch the database: %s", store_errmsg(st));
-    int64_t deadline = dbwatch_now_ms() + (int64_t)(secs * 1000.0);
+    int64_t deadline = clock_mono_ms() + (int64_t)(secs * 1000.0);
     for (;;) {
         if (store_admin_outbound_state(st, rowid, &found, state, why, sizeof why, err,
                                        sizeof err) != STORE_OK) {
@@ -304,7 +305,7 @@ static int wait_outcome(struct store *st, const char *path, int64_t rowid, doubl
                       why[0] ? why : "no reason recorded");
             break;
         }
-        int64_t left = deadline - dbwatch_now_ms();
+        int64_t left = deadline - clock_mono_ms();
         if (left <= 0) {
             tool_fail("timed out after %g s waiting for row %lld to be acknowledged "
                       "(it is still '%s')",

@@ -5,6 +5,8 @@
 #include "conf/config.h"
 
 #include "wire/envelope.h"
+#include "util/hex.h"
+#include "util/secret.h"
 #include "util/strict.h"
 
 #include <ctype.h>
@@ -66,24 +68,13 @@ int config_key_by_name(const char *name)
     return key_by_span(name, strlen(name));
 }
 
-/*
- * Overwrites a string before it is freed: any value may be the secret (or a
- * mistyped one), and malloc hands a freed block to the next caller as it is.
- */
-static void wipe_free(char *p)
-{
-    if (p == NULL)
-        return;
-    envelope_wipe(p, strlen(p));
-    free(p);
-}
-
 int config_raw_set(struct config_raw *raw, enum config_key key, const char *value)
 {
     char *copy = strdup(value);
     if (copy == NULL)
         return -1;
-    wipe_free(raw->v[key]); /* a value given twice: the first may be an old secret */
+    /* Any value may be the secret (or a mistyped one): wiped, as malloc hands a freed block on. */
+    secret_free_str(raw->v[key]); /* a value given twice: the first may be an old secret */
     raw->v[key] = copy;
     return 0;
 }
@@ -91,7 +82,7 @@ int config_raw_set(struct config_raw *raw, enum config_key key, const char *valu
 void config_raw_clear(struct config_raw *raw)
 {
     for (int k = 0; k < CFG_COUNT; k++) {
-        wipe_free(raw->v[k]);
+        secret_free_str(raw->v[k]);
         raw->v[k] = NULL;
     }
 }
@@ -340,7 +331,7 @@ static int dotenv_line(const char *b, const char *e, struct config_raw *out, str
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    wipe_free(out->v[key]); /* an earlier line for the same key, e.g. the previous secret */
+    secret_free_str(out->v[key]); /* an earlier line for the same key, e.g. the previous secret */
     out->v[key] = value;
     return 0;
 }
@@ -387,14 +378,6 @@ int config_dotenv_parse(const char *text, size_t len, struct config_raw *out, ch
                         size_t errlen)
 {
     return config_dotenv_parse_warn(text, len, out, NULL, NULL, err, errlen);
-}
-
-static int is_hex(const char *s)
-{
-    for (; *s != '\0'; s++)
-        if (!isxdigit((unsigned char)*s))
-            return 0;
-    return 1;
 }
 
 /* Makes path absolute against cwd; returns a malloc'd string or NULL. */
@@ -462,11 +445,11 @@ static int check_value(enum config_key k, const char *v, unsigned long *num, uns
         return 0;
     }
     case CHECK_SECRET:
-        if (strlen(v) != 64 || !is_hex(v)) {
+        if (!envelope_key_hex_valid(v)) {
             snprintf(err, errlen,
                      "%s must be exactly 64 hex digits (got %zu characters%s); "
                      "make one with: securedgram keygen",
-                     name, strlen(v), is_hex(v) ? "" : ", not all hex");
+                     name, strlen(v), hex_digits_only(v, strlen(v)) ? "" : ", not all hex");
             return -1;
         }
         return 0;
@@ -559,13 +542,13 @@ fail:
 
 void config_clear(struct config *cfg)
 {
-    wipe_free(cfg->user);
-    wipe_free(cfg->log);
-    wipe_free(cfg->pidfile);
-    wipe_free(cfg->address);
-    wipe_free(cfg->db);
-    wipe_free(cfg->secret_file);
-    wipe_free(cfg->secret);
+    secret_free_str(cfg->user);
+    secret_free_str(cfg->log);
+    secret_free_str(cfg->pidfile);
+    secret_free_str(cfg->address);
+    secret_free_str(cfg->db);
+    secret_free_str(cfg->secret_file);
+    secret_free_str(cfg->secret);
     memset(cfg, 0, sizeof *cfg);
 }
 

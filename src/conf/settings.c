@@ -3,6 +3,7 @@
 
 #include "wire/envelope.h"
 #include "util/log.h"
+#include "util/secret.h"
 #include "util/user.h"
 
 #include <errno.h>
@@ -136,10 +137,7 @@ static int read_env(const char *path, struct config_raw *raw, int *loose, struct
     }
     rc = 0;
 out:
-    if (text != NULL) {
-        envelope_wipe(text, (size_t)sb.st_size); /* it holds the secret */
-        free(text);
-    }
+    secret_free(text, text != NULL ? (size_t)sb.st_size : 0); /* it holds the secret */
     close(fd);
     return rc;
 }
@@ -187,7 +185,7 @@ static int read_secret_file(const char *path, struct config_raw *top, int *loose
     for (size_t len = strlen(line); len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t');)
         line[--len] = '\0';
     int rc = 0;
-    if (strlen(line) != 64 || strspn(line, "0123456789abcdefABCDEF") != 64) {
+    if (!envelope_key_hex_valid(line)) {
         snprintf(err, errlen,
                  "SECUREDGRAM_SECRET_FILE %s: the first line must be 64 hex digits "
                  "(make one with: securedgram keygen > FILE)",
@@ -197,7 +195,7 @@ static int read_secret_file(const char *path, struct config_raw *top, int *loose
         snprintf(err, errlen, "out of memory");
         rc = -1;
     }
-    envelope_wipe(buf, sizeof buf);
+    secret_wipe(buf, sizeof buf);
     return rc;
 }
 

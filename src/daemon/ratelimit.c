@@ -1,20 +1,18 @@
 #include "daemon/ratelimit.h"
 
-#include <stdlib.h>
-#include <string.h>
+#include "util/table.h"
 
+#include <stdlib.h>
+
+/* A sender's bucket; the table's key is the host part of its net_addr_key (no port). */
 struct sender {
-    uint8_t ip[16];    /* IPv4 as IPv4-mapped IPv6 */
     int64_t tokens_mt; /* milli-tokens */
     int64_t refill_ms; /* when tokens_mt was last brought up to date */
-    struct sender *next;
 };
 
 struct ratelimit {
-    size_t max, nbuckets;
-    struct sender *pool, *free_list;
-    struct sender **buckets;
-    size_t sweep; /* where the next eviction scan starts */
+    struct table *senders;
+    size_t sweep; /* where the next eviction scan starts (a table index) */
 };
 
 struct ratelimit *ratelimit_new(size_t max_senders)
@@ -22,19 +20,10 @@ struct ratelimit *ratelimit_new(size_t max_senders)
     struct ratelimit *rl = calloc(1, sizeof *rl);
     if (rl == NULL)
         return NULL;
-    rl->max = max_senders;
-    rl->nbuckets = 16;
-    while (rl->nbuckets < max_senders * 2)
-        rl->nbuckets *= 2;
-    rl->pool = calloc(max_senders, sizeof *rl->pool);
-    rl->buckets = calloc(rl->nbuckets, sizeof *rl->buckets);
-    if (rl->pool == NULL || rl->buckets == NULL) {
+    rl->senders = table_new(max_senders, NET_ADDR_KEY_HOST_BYTES, sizeof(struct sender));
+    if (rl->senders == NULL) {
         ratelimit_free(rl);
         return NULL;
-    }
-    for (size_t i = max_senders; i-- > 0;) {
-        rl->pool[i].next = rl->free_list;
-        rl->free_list = &rl->pool[i];
     }
     return rl;
 }
@@ -43,28 +32,8 @@ void ratelimit_free(struct ratelimit *rl)
 {
     if (rl == NULL)
         return;
-    free(rl->pool);
-    free(rl->buckets);
+    table_free(rl->senders);
     free(rl);
-}
-
-static void ip_of(const struct net_addr *a, uint8_t ip[16])
-{
-    memset(ip, 0, 16);
-    if (a->u.sa.sa_family == AF_INET) {
-        ip[10] = ip[11] = 0xff;
-        memcpy(ip + 12, &a->u.v4.sin_addr, 4);
-    } else {
-        memcpy(ip, &a->u.v6.sin6_addr, 16);
-    }
-}
-
-static size_t bucket_of(const struct ratelimit *rl, const uint8_t ip[16])
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < 16; i++)
-        h = (h ^ ip[i]) * 1099511628211ULL;
-    return (size_t)(h & (rl->nbuckets - 1));
 }
 
 static void refill(struct sender *s, unsigned rate, unsigned burst, int64_t now_ms)
@@ -78,19 +47,20 @@ static void refill(struct sender *s, unsigned rate, unsigned burst, int64_t now_
         s->tokens_mt = cap;
 }
 
-/* Frees a sender whose bucket is full again (it has been quiet); 0 if none is found. */
+/*
+ * Frees a sender whose bucket is full again (it has been quiet); 0 if none is
+ * found. The scan goes round from where the last one stopped, so the same few
+ * senders are not looked at first every time.
+ */
 static int evict_full(struct ratelimit *rl, unsigned rate, unsigned burst, int64_t now_ms)
 {
-    for (size_t n = 0; n < rl->nbuckets; n++) {
-        size_t b = (rl->sweep + n) & (rl->nbuckets - 1);
-        for (struct sender **pp = &rl->buckets[b]; *pp != NULL; pp = &(*pp)->next) {
-            refill(*pp, rate, burst, now_ms);
-            if ((*pp)->tokens_mt >= (int64_t)burst * 1000) {
-                struct sender *s = *pp;
-                *pp = s->next;
-                s->next = rl->free_list;
-                rl->free_list = s;
-                rl->sweep = b + 1;
+    for (int lap = 0; lap < 2; lap++) {
+        size_t pos = lap == 0 ? rl->sweep : 0, end = lap == 0 ? SIZE_MAX : rl->sweep;
+        for (struct sender *s; pos < end && (s = table_next(rl->senders, &pos)) != NULL;) {
+            refill(s, rate, burst, now_ms);
+            if (s->tokens_mt >= (int64_t)burst * 1000) {
+                table_remove(rl->senders, s);
+                rl->sweep = pos;
                 return 1;
             }
         }
@@ -103,22 +73,18 @@ int ratelimit_allow(struct ratelimit *rl, const struct net_addr *from, unsigned 
 {
     if (rate == 0)
         return 1;
-    uint8_t ip[16];
-    ip_of(from, ip);
-    size_t b = bucket_of(rl, ip);
-    struct sender *s = rl->buckets[b];
-    while (s != NULL && memcmp(s->ip, ip, 16) != 0)
-        s = s->next;
+    uint8_t key[NET_ADDR_KEY_BYTES];
+    net_addr_key(from, key); /* the table reads its first NET_ADDR_KEY_HOST_BYTES */
+    struct sender *s = table_find(rl->senders, key);
     if (s == NULL) {
-        if (rl->free_list == NULL && !evict_full(rl, rate, burst, now_ms))
+        if (table_count(rl->senders) == table_capacity(rl->senders) &&
+            !evict_full(rl, rate, burst, now_ms))
             return 0; /* every tracked sender is busy: a new one waits its turn */
-        s = rl->free_list;
-        rl->free_list = s->next;
-        memcpy(s->ip, ip, 16);
+        s = table_insert(rl->senders, key);
+        if (s == NULL)
+            return 0;
         s->tokens_mt = (int64_t)burst * 1000;
         s->refill_ms = now_ms;
-        s->next = rl->buckets[b];
-        rl->buckets[b] = s;
     }
     refill(s, rate, burst, now_ms);
     if (s->tokens_mt < 1000)

@@ -4,8 +4,8 @@
  * in milliseconds. Capacity is fixed at creation, so memory is bounded however
  * long the queue in the database grows.
  *
- * Lookup by message_id is a hash (O(1)); the next deadline is a binary heap
- * (O(log n) to add, remove or reschedule).
+ * Lookup by message_id is a hash (util/table, O(1)); the next deadline is a
+ * binary heap (util/heap, O(log n) to add, remove or reschedule).
  */
 #ifndef SG_RETX_H
 #define SG_RETX_H
@@ -23,10 +23,7 @@ struct retx_entry {
     char id[MESSAGE_ID_LEN + 1];
     struct net_addr dst;
     int64_t retries;  /* retry_count of the row */
-    int64_t deadline; /* ms */
-    /* private */
-    size_t heap_index;
-    struct retx_entry *next; /* hash chain, or free list */
+    int64_t deadline; /* ms; change it only through retx_reschedule */
 };
 
 /* A table for at most capacity entries; NULL if memory cannot be had. */

@@ -1,15 +1,14 @@
 /*
- * timeparse: ages and ISO 8601 datetimes for sg-clean. Calendar arithmetic is
- * done here (proleptic Gregorian, no libc), except local time, which only
- * mktime knows.
+ * timeparse: ages and ISO 8601 datetimes for sg-clean. The fields are parsed
+ * here; calendar arithmetic is util/clock's (timegm, gmtime_r), except local
+ * time, which only mktime knows.
  */
 #include "tools/timeparse.h"
 
-#include <stdio.h>
+#include "util/clock.h"
+
 #include <string.h>
 #include <time.h>
-
-#define MS_PER_DAY INT64_C(86400000)
 
 int timeparse_age(const char *s, int64_t *secs)
 {
@@ -63,27 +62,14 @@ static int digits(const char **p, int n, int *v)
     return 0;
 }
 
-static int is_leap(int y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int days_in_month(int y, int m)
-{
-    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : dim[m - 1];
-}
-
 /* Parses the date part YYYY-MM-DD. */
 static int parse_date(const char **p, struct timeparse_tm *t)
 {
     if (digits(p, 4, &t->year) != 0 || *(*p)++ != '-' || digits(p, 2, &t->month) != 0 ||
         *(*p)++ != '-' || digits(p, 2, &t->day) != 0)
         return -1;
-    if (t->year < 1 || t->month < 1 || t->month > 12 || t->day < 1 ||
-        t->day > days_in_month(t->year, t->month))
-        return -1;
-    return 0;
+    int64_t sec;
+    return clock_utc_seconds(t->year, t->month, t->day, 0, 0, 0, &sec); /* the day in its month */
 }
 
 /* Parses HH:MM[:SS[.fraction]]. */
@@ -154,18 +140,6 @@ int timeparse_iso8601(const char *s, struct timeparse_tm *out)
     return 0;
 }
 
-int64_t timeparse_days_from_civil(int year, int month, int day)
-{
-    /* Howard Hinnant's days_from_civil. */
-    int64_t y = (int64_t)year - (month <= 2);
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t mp = (month + 9) % 12;
-    int64_t doy = (153 * mp + 2) / 5 + day - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 /* Milliseconds to add for the fraction, rounded up. */
 static int64_t frac_ms(const struct timeparse_tm *tm)
 {
@@ -174,12 +148,11 @@ static int64_t frac_ms(const struct timeparse_tm *tm)
 
 int timeparse_utc_ms(const struct timeparse_tm *tm, int64_t *ms)
 {
-    if (!tm->has_offset)
+    int64_t secs;
+    if (!tm->has_offset || clock_utc_seconds(tm->year, tm->month, tm->day, tm->hour, tm->minute,
+                                             tm->second, &secs) != 0)
         return -1;
-    int64_t days = timeparse_days_from_civil(tm->year, tm->month, tm->day);
-    int64_t secs = days * 86400 + tm->hour * 3600 + tm->minute * 60 + tm->second -
-                   (int64_t)tm->offset_minutes * 60;
-    *ms = secs * 1000 + frac_ms(tm);
+    *ms = (secs - (int64_t)tm->offset_minutes * 60) * 1000 + frac_ms(tm);
     return 0;
 }
 
@@ -205,26 +178,10 @@ int timeparse_to_ms(const struct timeparse_tm *tm, int64_t *ms)
 
 int timeparse_format_utc(int64_t ms, char out[TIMEPARSE_TEXT_LEN])
 {
-    out[0] = '\0';
-    int64_t days = ms >= 0 ? ms / MS_PER_DAY : -((-ms + MS_PER_DAY - 1) / MS_PER_DAY);
-    int64_t rem = ms - days * MS_PER_DAY;
-    /* Howard Hinnant's civil_from_days. */
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    int64_t y = yoe + era * 400 + (m <= 2);
-    if (y < 1 || y > 9999)
-        return -1;
-    char tmp[64]; /* the fields are in range: the text is TIMEPARSE_TEXT_LEN - 1 long */
-    snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03d", (int)y, (int)m, (int)d,
-             (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
-             (int)(rem % 1000));
-    memcpy(out, tmp, TIMEPARSE_TEXT_LEN - 1);
-    out[TIMEPARSE_TEXT_LEN - 1] = '\0';
-    return 0;
+    int64_t sec = ms / 1000, rem = ms % 1000;
+    if (rem < 0) { /* floor: -1 ms is 23:59:59.999 of the day before */
+        rem += 1000;
+        sec--;
+    }
+    return clock_format_utc(out, TIMEPARSE_TEXT_LEN, sec, (long)rem * 1000000, 3);
 }

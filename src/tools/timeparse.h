@@ -47,7 +47,8 @@ __attribute__((warn_unused_result)) int timeparse_iso8601(const char *s, struct 
 /*
  * The UTC time of a parsed datetime that has an offset, in ms since the epoch;
  * a fraction finer than a millisecond is rounded up, so that "before t"
- * keeps its meaning at millisecond resolution. Returns 0 or -1 (no offset).
+ * keeps its meaning at millisecond resolution. Returns 0, or -1 (no offset,
+ * or fields out of range: those from timeparse_iso8601 never are).
  */
 __attribute__((warn_unused_result)) int timeparse_utc_ms(const struct timeparse_tm *tm,
                                                          int64_t *ms);
@@ -58,12 +59,10 @@ __attribute__((warn_unused_result)) int timeparse_utc_ms(const struct timeparse_
  */
 __attribute__((warn_unused_result)) int timeparse_to_ms(const struct timeparse_tm *tm, int64_t *ms);
 
-/* Days from 1970-01-01 to the given proleptic Gregorian date (negative before). */
-int64_t timeparse_days_from_civil(int year, int month, int day);
-
 /*
- * Formats ms since the epoch as YYYY-MM-DDTHH:MM:SS.SSS (UTC) into out.
- * Returns 0, or -1 (out set to "") if the year is outside 0001..9999.
+ * Formats ms since the epoch as YYYY-MM-DDTHH:MM:SS.SSS (UTC) into out, by
+ * clock_format_utc. Returns 0, or -1 (out set to "") if the year is outside
+ * 0001..9999.
  */
 __attribute__((warn_unused_result)) int timeparse_format_utc(int64_t ms,
                                                              char out[TIMEPARSE_TEXT_LEN]);

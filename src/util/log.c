@@ -4,6 +4,8 @@
  */
 #define _GNU_SOURCE
 #include "util/log.h"
+
+#include "util/clock.h"
 #include "util/user.h"
 
 #include <errno.h>
@@ -14,7 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
-#include <time.h>
 #include <unistd.h>
 
 enum sink { SINK_STDERR, SINK_STDOUT, SINK_SYSLOG, SINK_FILE };
@@ -141,15 +142,13 @@ __attribute__((format(printf, 2, 0))) static void emit(enum log_level l, const c
         syslog(prio, "%s", msg);
         return;
     }
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    uint64_t ns = clock_real_ns();
+    char when[CLOCK_UTC_TEXT_MAX];
+    if (clock_format_utc(when, sizeof when, (int64_t)(ns / 1000000000), (long)(ns % 1000000000),
+                         3) != 0)
+        snprintf(when, sizeof when, "%s", "1970-01-01T00:00:00.000"); /* a clock before 1970 */
     FILE *out = sink == SINK_FILE ? file : sink == SINK_STDOUT ? stdout : stderr;
-    fprintf(out, "%s.%03ldZ %s[%ld] %s: %s\n", when, ts.tv_nsec / 1000000, ident_buf,
-            (long)getpid(), level_name(l), msg);
+    fprintf(out, "%sZ %s[%ld] %s: %s\n", when, ident_buf, (long)getpid(), level_name(l), msg);
 }
 
 void log_warn(const char *fmt, ...)

@@ -249,6 +249,19 @@ int net_addr_same_peer(const struct net_addr *a, const struct net_addr *b)
     return net_addr_equal(&x, &y);
 }
 
+void net_addr_key(const struct net_addr *a, uint8_t key[NET_ADDR_KEY_BYTES])
+{
+    memset(key, 0, NET_ADDR_KEY_BYTES);
+    if (a->u.sa.sa_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &a->u.v4.sin_addr, 4);
+        memcpy(key + 16, &a->u.v4.sin_port, 2);
+    } else if (a->u.sa.sa_family == AF_INET6) {
+        memcpy(key, &a->u.v6.sin6_addr, 16);
+        memcpy(key + 16, &a->u.v6.sin6_port, 2);
+    }
+}
+
 int net_family(int fd)
 {
     struct sockaddr_storage ss;

@@ -67,6 +67,20 @@ void net_addr_canon(const struct net_addr *in, struct net_addr *out);
 /* 1 if a and b are the same address and port, whichever socket family names them. */
 int net_addr_same_peer(const struct net_addr *a, const struct net_addr *b);
 
+#define NET_ADDR_KEY_BYTES 18
+#define NET_ADDR_KEY_HOST_BYTES 16 /* the key's first bytes: the address without the port */
+
+/*
+ * The one canonical key of an address, for hash tables: 16 bytes of IPv6
+ * address, an IPv4 address written IPv4-mapped (::ffff:a.b.c.d), so that a
+ * peer is one key whichever socket family names it (as net_addr_same_peer),
+ * then the port, 2 bytes in network order. The family is in the address (the
+ * IPv4-mapped prefix means IPv4); a key by host alone is the first
+ * NET_ADDR_KEY_HOST_BYTES. The IPv6 scope id and flow label are left out.
+ * Any family but AF_INET and AF_INET6 gives 18 zero bytes.
+ */
+void net_addr_key(const struct net_addr *a, uint8_t key[NET_ADDR_KEY_BYTES]);
+
 /* The family of a bound socket (AF_INET or AF_INET6), or -1. */
 int net_family(int fd);
 

@@ -7,6 +7,9 @@
  */
 #include "wire/envelope.h"
 
+#include "util/hex.h"
+#include "util/secret.h"
+
 #include <sodium.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,7 +37,7 @@ static void random_bytes(unsigned char *out, size_t n)
         pool_pid = pid;
     }
     memcpy(out, pool + pool_used, n);
-    sodium_memzero(pool + pool_used, n);
+    secret_wipe(pool + pool_used, n);
     pool_used += n;
 }
 
@@ -43,17 +46,21 @@ int envelope_init(void)
     return sodium_init() < 0 ? -1 : 0;
 }
 
+int envelope_key_hex_valid(const char *text)
+{
+    size_t len = strnlen(text, ENVELOPE_KEY_HEX_LEN + 1);
+    return len == ENVELOPE_KEY_HEX_LEN && hex_digits_only(text, len);
+}
+
 struct envelope_key *envelope_key_from_hex(const char *hex)
 {
-    if (hex == NULL || strlen(hex) != ENVELOPE_KEY_HEX_LEN)
+    if (hex == NULL || !envelope_key_hex_valid(hex))
         return NULL;
     struct envelope_key *key = sodium_malloc(sizeof *key);
     if (key == NULL)
         return NULL;
-    size_t got = 0;
-    const char *end = NULL;
-    if (sodium_hex2bin(key->k, sizeof key->k, hex, ENVELOPE_KEY_HEX_LEN, NULL, &got, &end) != 0 ||
-        got != ENVELOPE_KEY_BYTES || end != hex + ENVELOPE_KEY_HEX_LEN) {
+    /* Straight into guarded memory: the key is never in an ordinary buffer. */
+    if (hex_decode(key->k, sizeof key->k, hex, ENVELOPE_KEY_HEX_LEN) != 0) {
         sodium_free(key);
         return NULL;
     }
@@ -179,23 +186,19 @@ int envelope_ts_fresh(uint64_t ts_ns, uint64_t now_ns, uint64_t window_s)
 
 void envelope_random_hex(char *out, size_t n)
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char b[64];
+    out[0] = '\0';
     while (n > 0) {
         size_t chunk = n < sizeof b ? n : sizeof b;
         random_bytes(b, chunk);
-        for (size_t i = 0; i < chunk; i++) {
-            *out++ = digits[b[i] >> 4];
-            *out++ = digits[b[i] & 15];
-        }
+        (void)hex_encode(out, 2 * chunk + 1, b, chunk); /* fits: out has room for 2n + 1 */
+        out += 2 * chunk;
         n -= chunk;
     }
-    *out = '\0';
-    sodium_memzero(b, sizeof b);
+    secret_wipe(b, sizeof b);
 }
 
 void envelope_wipe(void *p, size_t n)
 {
-    if (p != NULL && n > 0)
-        sodium_memzero(p, n);
+    secret_wipe(p, n);
 }

@@ -38,9 +38,16 @@ enum envelope_result {
 __attribute__((warn_unused_result)) int envelope_init(void);
 
 /*
- * Makes a key from exactly 64 hex digits (either case). The key lives in
+ * The one check of a secret's text: 1 if text is exactly ENVELOPE_KEY_HEX_LEN
+ * hex digits (either case) and nothing else, else 0. Every place that takes
+ * a secret (flag, environment, .env, secret file) checks it with this.
+ */
+int envelope_key_hex_valid(const char *text);
+
+/*
+ * Makes a key from a secret's text that envelope_key_hex_valid accepts. The key lives in
  * guarded, locked memory that is wiped when freed. Returns NULL if hex is not
- * 64 hex digits or memory cannot be had.
+ * valid (or NULL) or memory cannot be had.
  */
 __attribute__((warn_unused_result)) struct envelope_key *envelope_key_from_hex(const char *hex);
 
@@ -96,9 +103,8 @@ int envelope_ts_fresh(uint64_t ts_ns, uint64_t now_ns, uint64_t window_s);
 void envelope_random_hex(char *out, size_t n);
 
 /*
- * Overwrites n bytes at p with zeros in a way the compiler cannot drop
- * (sodium_memzero), for every buffer that held the secret's text or the key
- * before it is freed or goes out of scope. p may be NULL when n is 0.
+ * secret_wipe (util/secret.h) by its old name, for callers not moved yet
+ * (cmd/securedgram.c). New code calls secret_wipe.
  */
 void envelope_wipe(void *p, size_t n);
 

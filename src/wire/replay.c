@@ -1,37 +1,34 @@
 #include "wire/replay.h"
 
+#include "util/table.h"
+
 #include <stdlib.h>
-#include <string.h>
 
-struct slot {
-    uint8_t nonce[REPLAY_NONCE_BYTES];
-    uint32_t next; /* hash chain: a slot index + 1, 0 ends it */
-    uint64_t ts;
-};
-
+/*
+ * The nonces are a table (key: the nonce, value: its datagram's timestamp);
+ * ring[] lists their table indices in arrival order, oldest first, so that
+ * they are forgotten in that order. Both are calloc'd: pages are touched
+ * only as they fill.
+ */
 struct replay {
-    size_t capacity, count, oldest; /* ring of slots in arrival order */
-    size_t nbuckets;
-    struct slot *slots;
-    uint32_t *buckets; /* slot index + 1, 0 empty: calloc'd pages stay untouched until used */
+    struct table *nonces;
+    uint32_t *ring;
+    size_t capacity, oldest;
     uint64_t max_ts, floor;
     uint64_t full;
 };
 
 struct replay *replay_new(size_t capacity)
 {
-    struct replay *r = calloc(1, sizeof *r);
-    if (r == NULL || capacity == 0 || capacity > UINT32_MAX / 4) {
-        free(r);
+    if (capacity == 0 || capacity > UINT32_MAX / 4)
         return NULL;
-    }
+    struct replay *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
     r->capacity = capacity;
-    r->nbuckets = 16;
-    while (r->nbuckets < capacity)
-        r->nbuckets *= 2;
-    r->slots = calloc(capacity, sizeof *r->slots);
-    r->buckets = calloc(r->nbuckets, sizeof *r->buckets);
-    if (r->slots == NULL || r->buckets == NULL) {
+    r->nonces = table_new(capacity, REPLAY_NONCE_BYTES, sizeof(uint64_t));
+    r->ring = calloc(capacity, sizeof *r->ring);
+    if (r->nonces == NULL || r->ring == NULL) {
         replay_free(r);
         return NULL;
     }
@@ -42,36 +39,20 @@ void replay_free(struct replay *r)
 {
     if (r == NULL)
         return;
-    free(r->slots);
-    free(r->buckets);
+    table_free(r->nonces);
+    free(r->ring);
     free(r);
-}
-
-/* Nonces are random, and authenticated before they get here: their bytes are the hash. */
-static size_t bucket_of(const struct replay *r, const uint8_t *nonce)
-{
-    uint64_t h;
-    memcpy(&h, nonce, sizeof h);
-    h ^= (uint64_t)nonce[8] << 3 ^ (uint64_t)nonce[11] << 17;
-    return (size_t)(h & (r->nbuckets - 1));
-}
-
-static void unlink_slot(struct replay *r, uint32_t idx)
-{
-    uint32_t *pp = &r->buckets[bucket_of(r, r->slots[idx].nonce)];
-    while (*pp != 0 && *pp != idx + 1)
-        pp = &r->slots[*pp - 1].next;
-    if (*pp == idx + 1)
-        *pp = r->slots[idx].next;
 }
 
 /* Forgets the oldest nonces whose timestamps are below the floor: they can never be accepted. */
 static void expire(struct replay *r)
 {
-    while (r->count > 0 && r->slots[r->oldest].ts < r->floor) {
-        unlink_slot(r, (uint32_t)r->oldest);
+    while (table_count(r->nonces) > 0) {
+        uint64_t *ts = table_at(r->nonces, r->ring[r->oldest]);
+        if (*ts >= r->floor)
+            break;
+        table_remove(r->nonces, ts);
         r->oldest = r->oldest + 1 < r->capacity ? r->oldest + 1 : 0;
-        r->count--;
     }
 }
 
@@ -96,22 +77,21 @@ enum replay_result replay_check(struct replay *r, const uint8_t nonce[REPLAY_NON
     raise_floor(r, ts_ns, window_s);
     if (ts_ns < r->floor)
         return REPLAY_STALE;
-    size_t b = bucket_of(r, nonce);
-    for (uint32_t i = r->buckets[b]; i != 0; i = r->slots[i - 1].next)
-        if (memcmp(r->slots[i - 1].nonce, nonce, REPLAY_NONCE_BYTES) == 0)
+    uint64_t *ts = table_insert(r->nonces, nonce); /* NULL: seen before, or no room */
+    if (ts == NULL) {
+        if (table_count(r->nonces) < r->capacity || table_find(r->nonces, nonce) != NULL)
             return REPLAY_SEEN;
-    expire(r);
-    if (r->count == r->capacity) {
-        r->full++;
-        return REPLAY_FULL;
+        expire(r); /* full: room may come from nonces the floor has passed */
+        ts = table_insert(r->nonces, nonce);
+        if (ts == NULL) {
+            r->full++;
+            return REPLAY_FULL;
+        }
     }
-    size_t at = r->oldest + r->count;
-    uint32_t idx = (uint32_t)(at < r->capacity ? at : at - r->capacity);
-    memcpy(r->slots[idx].nonce, nonce, REPLAY_NONCE_BYTES);
-    r->slots[idx].ts = ts_ns;
-    r->slots[idx].next = r->buckets[b];
-    r->buckets[b] = idx + 1;
-    r->count++;
+    *ts = ts_ns;
+    size_t at = r->oldest + table_count(r->nonces) - 1; /* the ring has room: count <= capacity */
+    r->ring[at < r->capacity ? at : at - r->capacity] = (uint32_t)table_index(r->nonces, ts);
+    expire(r); /* never the one just added: ts_ns >= floor */
     return REPLAY_NEW;
 }
 
@@ -122,5 +102,5 @@ uint64_t replay_full_refusals(const struct replay *r)
 
 size_t replay_count(const struct replay *r)
 {
-    return r->count;
+    return table_count(r->nonces);
 }

@@ -40,6 +40,8 @@
  */
 #include "wire/envelope.h"
 #include "wire/message.h"
+#include "util/clock.h"
+#include "util/hex.h"
 #include "util/net.h"
 
 #include <errno.h>
@@ -50,34 +52,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
-}
-
+/* Decodes hex (an even number of hex digits, at most 2 x cap) into out; sets *len. 0 or -1. */
 static int hex_to_bytes(const char *hex, uint8_t *out, size_t cap, size_t *len)
 {
     size_t n = strlen(hex);
-    if (n % 2 != 0 || n / 2 > cap)
+    if (n % 2 != 0 || n / 2 > cap || hex_decode(out, n / 2, hex, n) != 0)
         return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return -1;
-        out[i] = (uint8_t)v;
-    }
     *len = n / 2;
     return 0;
 }
@@ -156,9 +138,9 @@ static int step_ack(struct peer *p, const char *arg)
     if (sscanf(arg, "%24[0-9a-f]:%d", id, &ms) != 2)
         return -1;
     ms *= slow();
-    uint64_t deadline = mono_us() + (uint64_t)ms * 1000;
+    int64_t deadline = clock_mono_us() + (int64_t)ms * 1000;
     for (;;) {
-        uint64_t t = mono_us();
+        int64_t t = clock_mono_us();
         if (t >= deadline) {
             printf("no ACK for %s within %d ms\n", id, ms);
             return -1;
@@ -209,9 +191,9 @@ static int step_waitfile(const char *arg)
     memcpy(path, arg, (size_t)(colon - arg));
     path[colon - arg] = '\0';
     ms = atoi(colon + 1) * slow();
-    uint64_t deadline = mono_us() + (uint64_t)ms * 1000;
+    int64_t deadline = clock_mono_us() + (int64_t)ms * 1000;
     while (access(path, F_OK) != 0) {
-        if (mono_us() >= deadline) {
+        if (clock_mono_us() >= deadline) {
             printf("%s did not appear within %d ms\n", path, ms);
             return -1;
         }
@@ -227,14 +209,14 @@ static int step_answer(struct peer *p, const char *arg)
     if (sscanf(arg, "%24[0-9a-f]:%d", id, &ms) != 2)
         return -1;
     size_t n = message_ack_text(id, ack);
-    uint64_t deadline = mono_us() + (uint64_t)(ms * slow()) * 1000;
-    if (send_sealed(p, p->key, now_ns(), ack, n) != 0)
+    int64_t deadline = clock_mono_us() + (int64_t)(ms * slow()) * 1000;
+    if (send_sealed(p, p->key, clock_real_ns(), ack, n) != 0)
         return -1;
-    for (uint64_t t; (t = mono_us()) < deadline;) {
+    for (int64_t t; (t = clock_mono_us()) < deadline;) {
         ssize_t got = wait_reply(p, (int)((deadline - t + 999) / 1000));
         if (got < 0)
             return -1;
-        if (got > 0 && send_sealed(p, p->key, now_ns(), ack, n) != 0)
+        if (got > 0 && send_sealed(p, p->key, clock_real_ns(), ack, n) != 0)
             return -1;
     }
     return 0;
@@ -263,21 +245,21 @@ static int step(struct peer *p, const char *s)
         return 0;
     }
     if (strncmp(s, "msg:", 4) == 0)
-        return send_sealed(p, p->key, now_ns(), s + 4, strlen(s + 4));
+        return send_sealed(p, p->key, clock_real_ns(), s + 4, strlen(s + 4));
     if (strncmp(s, "skew:", 5) == 0) {
         char *end = NULL;
         double secs = strtod(s + 5, &end);
         if (end == NULL || *end != ':')
             return -1;
         int64_t shift = (int64_t)(secs * 1e9);
-        return send_sealed(p, p->key, (uint64_t)((int64_t)now_ns() + shift), end + 1,
+        return send_sealed(p, p->key, (uint64_t)((int64_t)clock_real_ns() + shift), end + 1,
                            strlen(end + 1));
     }
     if (strncmp(s, "wrongkey:", 9) == 0) {
         char hex[65];
         envelope_random_hex(hex, 32);
         struct envelope_key *k = envelope_key_from_hex(hex);
-        int r = send_sealed(p, k, now_ns(), s + 9, strlen(s + 9));
+        int r = send_sealed(p, k, clock_real_ns(), s + 9, strlen(s + 9));
         envelope_key_free(k);
         return r;
     }
@@ -307,7 +289,7 @@ static int step(struct peer *p, const char *s)
         int head = snprintf(json, n + 1, "{\"message_id\":\"%s\",\"pad\":\"", id);
         memset(json + head, 'x', n - (size_t)head - 2);
         memcpy(json + n - 2, "\"}", 3);
-        int r = send_sealed(p, p->key, now_ns(), json, n);
+        int r = send_sealed(p, p->key, clock_real_ns(), json, n);
         free(json);
         return r;
     }
@@ -374,16 +356,16 @@ static int cmd_rtt(struct peer *p, int n)
         char id[MESSAGE_ID_LEN + 1], json[128];
         envelope_random_hex(id, MESSAGE_ID_LEN / 2);
         int len = snprintf(json, sizeof json, "{\"message_id\":\"%s\",\"content\":\"rtt\"}", id);
-        uint64_t t0 = mono_us();
+        int64_t t0 = clock_mono_us();
         int acked = 0;
         for (int attempt = 0; attempt < 25 && !acked; attempt++) {
             if (attempt > 0)
                 resent++;
-            if (send_sealed(p, p->key, now_ns(), json, (size_t)len) != 0)
+            if (send_sealed(p, p->key, clock_real_ns(), json, (size_t)len) != 0)
                 return 1;
-            uint64_t until = mono_us() + 200000 * (uint64_t)slow();
-            while (!acked && mono_us() < until) {
-                ssize_t r = wait_reply(p, (int)((until - mono_us()) / 1000) + 1);
+            int64_t until = clock_mono_us() + 200000 * (int64_t)slow();
+            while (!acked && clock_mono_us() < until) {
+                ssize_t r = wait_reply(p, (int)((until - clock_mono_us()) / 1000) + 1);
                 if (r < 0)
                     return 1;
                 if (r > 0 && is_ack_of(p, (size_t)r, id))
@@ -395,7 +377,7 @@ static int cmd_rtt(struct peer *p, int n)
             free(us);
             return 1;
         }
-        us[i] = mono_us() - t0;
+        us[i] = (uint64_t)(clock_mono_us() - t0);
     }
     qsort(us, (size_t)n, sizeof *us, cmp_u64);
     printf("{\"n\":%d,\"p50_us\":%llu,\"p99_us\":%llu,\"max_us\":%llu,\"resent\":%d}\n", n,
@@ -415,12 +397,13 @@ static int cmd_flood(struct peer *p, long n, const char *kind)
         size_t len;
         if (strcmp(kind, "wrongkey") == 0) {
             static const char json[] = "{\"message_id\":\"0123456789abcdef01234567\",\"x\":1}";
-            len = envelope_seal(wrong, now_ns(), json, sizeof json - 1, p->buf, sizeof p->buf);
+            len =
+                envelope_seal(wrong, clock_real_ns(), json, sizeof json - 1, p->buf, sizeof p->buf);
         } else if (strcmp(kind, "ack") == 0) {
             char id[MESSAGE_ID_LEN + 1], json[MESSAGE_ACK_MAX];
             envelope_random_hex(id, MESSAGE_ID_LEN / 2);
             size_t tlen = message_ack_text(id, json);
-            len = envelope_seal(p->key, now_ns(), json, tlen, p->buf, sizeof p->buf);
+            len = envelope_seal(p->key, clock_real_ns(), json, tlen, p->buf, sizeof p->buf);
         } else {
             len = strcmp(kind, "short") == 0 ? (size_t)(i % 28) : 28 + (size_t)(i % 150);
             envelope_random_hex(hex, 16);

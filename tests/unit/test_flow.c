@@ -141,6 +141,23 @@ static void test_silence(void **state)
     flow_free(ft);
 }
 
+/* An IPv4 peer is one destination whether an IPv4 or an IPv6 socket names it. */
+static void test_v4_mapped_same_destination(void **state)
+{
+    (void)state;
+    struct flow_table *ft = flow_new(16, 1000);
+    struct net_addr v4 = addr("10.1.2.3", 7), mapped = addr("::ffff:10.1.2.3", 7);
+    struct net_addr other_port = addr("::ffff:10.1.2.3", 8);
+    assert_int_equal(flow_admit(ft, &v4, 0), 1);
+    assert_int_equal(flow_admit(ft, &mapped, 0), 1);
+    uint32_t w, n;
+    flow_get(ft, &v4, &w, &n);
+    assert_int_equal(n, 2);
+    flow_get(ft, &other_port, &w, &n);
+    assert_int_equal(n, 0);
+    flow_free(ft);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -150,6 +167,7 @@ int main(void)
         cmocka_unit_test(test_max_and_giveup),
         cmocka_unit_test(test_table_full),
         cmocka_unit_test(test_silence),
+        cmocka_unit_test(test_v4_mapped_same_destination),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
+
 static struct net_addr addr(const char *host, unsigned port)
 {
     struct net_addr a;
@@ -70,13 +72,43 @@ static void test_table_full(void **state)
     ratelimit_free(rl);
 }
 
+/* One bucket per host: an IPv4 sender heard on an IPv6 socket (IPv4-mapped) shares it. */
+static void test_v4_mapped_same_sender(void **state)
+{
+    (void)state;
+    struct ratelimit *rl = ratelimit_new(4);
+    struct net_addr v4 = addr("10.0.0.9", 1), mapped = addr("::ffff:10.0.0.9", 2);
+    struct net_addr six = addr("::a00:9", 1); /* IPv4-compatible, not mapped: another host */
+    assert_int_equal(ratelimit_allow(rl, &v4, 1, 2, 0), 1);
+    assert_int_equal(ratelimit_allow(rl, &mapped, 1, 2, 0), 1);
+    assert_int_equal(ratelimit_allow(rl, &v4, 1, 2, 0), 0);
+    assert_int_equal(ratelimit_allow(rl, &mapped, 1, 2, 0), 0);
+    assert_int_equal(ratelimit_allow(rl, &six, 1, 2, 0), 1);
+    ratelimit_free(rl);
+}
+
+/* With many senders coming and going, idle ones keep being replaced all round the table. */
+static void test_eviction_goes_round(void **state)
+{
+    (void)state;
+    struct ratelimit *rl = ratelimit_new(8);
+    char host[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(host, sizeof host, "10.0.%d.%d", i / 250, i % 250 + 1);
+        struct net_addr a = addr(host, 1);
+        /* each sender is idle again 1 s later (burst 1 at 1/s): room is always made */
+        assert_int_equal(ratelimit_allow(rl, &a, 1, 1, (int64_t)i * 1000), 1);
+        assert_int_equal(ratelimit_allow(rl, &a, 1, 1, (int64_t)i * 1000), 0);
+    }
+    ratelimit_free(rl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_off_allows_everything),
-        cmocka_unit_test(test_burst_then_rate),
-        cmocka_unit_test(test_senders_independent),
-        cmocka_unit_test(test_table_full),
+        cmocka_unit_test(test_off_allows_everything), cmocka_unit_test(test_burst_then_rate),
+        cmocka_unit_test(test_senders_independent),   cmocka_unit_test(test_table_full),
+        cmocka_unit_test(test_v4_mapped_same_sender), cmocka_unit_test(test_eviction_goes_round),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

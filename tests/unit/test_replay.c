@@ -107,6 +107,25 @@ static void test_full_refuses_rather_than_forgets(void **state)
     replay_free(r);
 }
 
+/* A full cache still tells a replay (SEEN) from a new datagram it has no room for (FULL). */
+static void test_full_still_knows_replays(void **state)
+{
+    (void)state;
+    struct replay *r = replay_new(3);
+    uint8_t n[12];
+    for (unsigned i = 0; i < 3; i++) {
+        nonce_of(i, n);
+        assert_int_equal(replay_check(r, n, T0, 10), REPLAY_NEW);
+    }
+    nonce_of(1, n);
+    assert_int_equal(replay_check(r, n, T0, 10), REPLAY_SEEN);
+    nonce_of(3, n);
+    assert_int_equal(replay_check(r, n, T0, 10), REPLAY_FULL);
+    assert_int_equal(replay_full_refusals(r), 1);
+    assert_int_equal(replay_count(r), 3);
+    replay_free(r);
+}
+
 /* Once the floor passes the oldest, room comes back. */
 static void test_room_comes_back(void **state)
 {
@@ -169,6 +188,7 @@ int main(void)
         cmocka_unit_test(test_kept_by_timestamp_not_arrival),
         cmocka_unit_test(test_clock_step_back),
         cmocka_unit_test(test_full_refuses_rather_than_forgets),
+        cmocka_unit_test(test_full_still_knows_replays),
         cmocka_unit_test(test_room_comes_back),
         cmocka_unit_test(test_floor_never_moves_back),
         cmocka_unit_test(test_many),

@@ -241,12 +241,12 @@ static void test_format(void **state)
     assert_int_equal(timeparse_format_utc(INT64_C(951782400000), out), 0);
     assert_string_equal(out, "2000-02-29T00:00:00.000");
     /* Outside 0001..9999: refused, out empty. */
-    int64_t y1 = timeparse_days_from_civil(1, 1, 1) * 86400000;
+    int64_t y1 = INT64_C(-62135596800000); /* 0001-01-01 */
     assert_int_equal(timeparse_format_utc(y1, out), 0);
     assert_string_equal(out, "0001-01-01T00:00:00.000");
     assert_int_equal(timeparse_format_utc(y1 - 1, out), -1);
     assert_string_equal(out, "");
-    int64_t y10k = timeparse_days_from_civil(10000, 1, 1) * 86400000;
+    int64_t y10k = INT64_C(253402300800000); /* 10000-01-01 */
     assert_int_equal(timeparse_format_utc(y10k - 1, out), 0);
     assert_string_equal(out, "9999-12-31T23:59:59.999");
     assert_int_equal(timeparse_format_utc(y10k, out), -1);
@@ -254,21 +254,25 @@ static void test_format(void **state)
     assert_int_equal(timeparse_format_utc(INT64_MAX / 2, out), -1);
 }
 
-/* days_from_civil against libc's timegm over four centuries of month starts. */
-static void test_days_from_civil(void **state)
+/* The UTC time of a parsed datetime against libc's timegm over four centuries of month starts. */
+static void test_utc_against_timegm(void **state)
 {
     (void)state;
-    assert_int_equal(timeparse_days_from_civil(1970, 1, 1), 0);
-    assert_int_equal(timeparse_days_from_civil(1969, 12, 31), -1);
     for (int y = 1800; y <= 2200; y++)
         for (int m = 1; m <= 12; m++) {
+            char text[40];
+            struct timeparse_tm t;
+            int64_t ms;
+            snprintf(text, sizeof text, "%04d-%02d-01T00:00:01Z", y, m);
+            assert_int_equal(timeparse_iso8601(text, &t), 0);
+            assert_int_equal(timeparse_utc_ms(&t, &ms), 0);
             struct tm tm;
             memset(&tm, 0, sizeof tm);
             tm.tm_year = y - 1900;
             tm.tm_mon = m - 1;
             tm.tm_mday = 1;
-            int64_t want = (int64_t)timegm(&tm) / 86400;
-            assert_int_equal(timeparse_days_from_civil(y, m, 1), want);
+            tm.tm_sec = 1;
+            assert_int_equal(ms, (int64_t)timegm(&tm) * 1000);
         }
 }
 
@@ -284,7 +288,7 @@ int main(void)
         cmocka_unit_test(test_iso_rejects),
         cmocka_unit_test(test_iso_local_time),
         cmocka_unit_test(test_format),
-        cmocka_unit_test(test_days_from_civil),
+        cmocka_unit_test(test_utc_against_timegm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

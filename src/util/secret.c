@@ -1,0 +1,25 @@
+#include "util/secret.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+void secret_wipe(void *p, size_t n)
+{
+    if (p != NULL && n > 0)
+        sodium_memzero(p, n);
+}
+
+void secret_free_str(char *s)
+{
+    if (s == NULL)
+        return;
+    secret_wipe(s, strlen(s));
+    free(s);
+}
+
+void secret_free(void *p, size_t n)
+{
+    secret_wipe(p, n);
+    free(p);
+}
