@@ -301,8 +301,8 @@ static struct engine *start_daemon(struct ctx *x, int fd, const char *stats, int
     if (daemon_drop_privileges(cfg->user, err, errlen) != 0 ||
         daemon_no_new_privs(err, errlen) != 0)
         goto fail;
-    struct store *st = store_open(cfg->db, STORE_CREATE, STORE_DAEMON_BUSY_MS, err, errlen);
-    if (st == NULL) {
+    struct store *st = NULL;
+    if (store_open(cfg->db, STORE_CREATE, STORE_DAEMON_BUSY_MS, &st, err, errlen) != STORE_OK) {
         name_denied_user(cfg->db, err, errlen);
         goto fail;
     }
