@@ -65,6 +65,40 @@ static const char *const sql[Q_COUNT] = {
     [Q_ACKED] = "UPDATE OR FAIL outbound_messages SET state = 'acknowledged', "
                 "ack_received_at = ?2, updated_at = ?2 WHERE id = ?1 AND state IN ('sent', "
                 "'sending')",
+    /*
+     * The set-based forms: the rows as one JSON array (sqlite_queue.c), OR
+     * ABORT so that a refused row undoes the whole statement, not only
+     * itself, and the rows can then be tried one by one.
+     */
+    [Q_SENT_SET] = "UPDATE OR ABORT outbound_messages AS o SET state = 'sent', retry_count = j.r, "
+                   "sent_at = ?2, last_error = COALESCE(j.w, o.last_error), updated_at = ?2 "
+                   "FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') "
+                   "AS r, json_extract(value, '$[2]') AS w FROM json_each(?1)) AS j "
+                   "WHERE o.id = j.id AND o.state IN ('sending', 'sent')",
+    [Q_FAILED_SET] = "UPDATE OR ABORT outbound_messages AS o SET state = 'send_failed', "
+                     "retry_count = j.r, last_error = j.w, updated_at = ?2 "
+                     "FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') "
+                     "AS r, json_extract(value, '$[2]') AS w FROM json_each(?1)) AS j "
+                     "WHERE o.id = j.id AND o.state IN ('pending', 'sending', 'sent')",
+    [Q_ACKED_SET] = "UPDATE OR ABORT outbound_messages SET state = 'acknowledged', "
+                    "ack_received_at = ?2, updated_at = ?2 WHERE id IN (SELECT value FROM "
+                    "json_each(?1)) AND state IN ('sent', 'sending')",
+    [Q_CLAIM] =
+        "UPDATE OR ABORT outbound_messages SET state = 'sending', updated_at = ?2 "
+        "WHERE id IN (SELECT id FROM outbound_messages o WHERE state = 'pending' "
+        "AND NOT EXISTS (SELECT 1 FROM temp.sg_skip k WHERE k.id = o.id) "
+        "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked b "
+        "WHERE b.addr = o.dst_addr AND b.port = o.dst_port) ORDER BY id LIMIT ?1) "
+        "RETURNING id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD("dst_port"),
+    [Q_IDENTIFY] = "UPDATE OR FAIL outbound_messages SET message_id = ?2, "
+                   "payload = COALESCE(?3, payload), updated_at = ?4 "
+                   "WHERE id = ?1 AND state = 'sending'",
+    [Q_RELEASE] = "UPDATE OR ABORT outbound_messages SET state = 'pending', updated_at = ?2 "
+                  "WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'sending'",
+    /* Triggers could end the whole transaction (RAISE(ROLLBACK)): then one row at a time. */
+    [Q_TRIGGERS] = "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND "
+                   "tbl_name = ?1) + (SELECT count(*) FROM sqlite_temp_master WHERE type = "
+                   "'trigger' AND tbl_name = ?1)",
     [Q_RECOVER] = "UPDATE outbound_messages SET state = 'pending', updated_at = ?1 "
                   "WHERE state = 'sending'",
     [Q_EXPIRE] = "UPDATE outbound_messages SET state = 'send_failed', last_error = ?4, "
@@ -94,6 +128,12 @@ static const char *const sql[Q_COUNT] = {
                       "WHERE message_id = ?1 AND state = 'received'",
     [Q_IN_ACK_FAILED] = "UPDATE OR FAIL inbound_messages SET state = 'ack_failed', "
                         "updated_at = ?2 WHERE message_id = ?1 AND state = 'received'",
+    [Q_IN_ACK_SENT_SET] = "UPDATE OR ABORT inbound_messages SET state = 'ack_sent', ack_sent = 1, "
+                          "ack_sent_at = ?2, updated_at = ?2 WHERE message_id IN (SELECT value "
+                          "FROM json_each(?1)) AND state = 'received'",
+    [Q_IN_ACK_FAILED_SET] = "UPDATE OR ABORT inbound_messages SET state = 'ack_failed', "
+                            "updated_at = ?2 WHERE message_id IN (SELECT value FROM "
+                            "json_each(?1)) AND state = 'received'",
     [Q_IN_UNACKED] = "SELECT id, message_id, src_addr, " PORT_OR_BAD(
         "src_port") " FROM inbound_messages WHERE state = 'received' AND id > ?1 "
                     "ORDER BY id LIMIT ?2",
@@ -621,6 +661,9 @@ static const struct store_ops sqlite_ops = {
     .outbound_sent = sq_outbound_sent,
     .outbound_failed = sq_outbound_failed,
     .outbound_acked = sq_outbound_acked,
+    .outbound_claim = sq_outbound_claim,
+    .outbound_identify = sq_outbound_identify,
+    .outbound_release = sq_outbound_release,
     .inbound_insert = sq_inbound_insert,
     .inbound_ack_sent = sq_inbound_ack_sent,
     .inbound_ack_failed = sq_inbound_ack_failed,

@@ -25,6 +25,13 @@ enum sq_query {
     Q_SENT,
     Q_FAILED,
     Q_ACKED,
+    Q_SENT_SET,
+    Q_FAILED_SET,
+    Q_ACKED_SET,
+    Q_CLAIM,
+    Q_IDENTIFY,
+    Q_RELEASE,
+    Q_TRIGGERS,
     Q_RECOVER,
     Q_EXPIRE,
     Q_EXCLUDE_CLEAR,
@@ -35,6 +42,8 @@ enum sq_query {
     Q_IN_EXISTS,
     Q_IN_ACK_SENT,
     Q_IN_ACK_FAILED,
+    Q_IN_ACK_SENT_SET,
+    Q_IN_ACK_FAILED_SET,
     Q_IN_UNACKED,
     Q_ENQUEUE,
     Q_OUT_STATE,
@@ -141,6 +150,11 @@ enum store_rc sq_outbound_failed(struct store *st, const struct store_sent *v, i
                                  int64_t now_ms, int *done);
 enum store_rc sq_outbound_acked(struct store *st, const int64_t *rowids, int n, int64_t now_ms,
                                 int *matched);
+enum store_rc sq_outbound_claim(struct store *st, int limit, int64_t now_ms,
+                                struct store_rows *out);
+enum store_rc sq_outbound_identify(struct store *st, int64_t rowid, const char *message_id,
+                                   const char *payload, size_t payload_len, int64_t now_ms);
+enum store_rc sq_outbound_release(struct store *st, const int64_t *rowids, int n, int64_t now_ms);
 enum store_rc sq_inbound_insert(struct store *st, const struct store_inbound *m, int n,
                                 int64_t now_ms, enum store_in_result *res, int *done);
 enum store_rc sq_inbound_ack_sent(struct store *st, const char *const *ids, int n, int64_t now_ms,

@@ -340,6 +340,23 @@ enum store_rc store_outbound_acked(struct store *st, const int64_t *rowids, int 
     return n <= 0 ? STORE_OK : st->ops->outbound_acked(st, rowids, n, now_ms, matched);
 }
 
+enum store_rc store_outbound_claim(struct store *st, int limit, int64_t now_ms,
+                                   struct store_rows *out)
+{
+    return st->ops->outbound_claim(st, rows_reset(out, limit), now_ms, out);
+}
+
+enum store_rc store_outbound_identify(struct store *st, int64_t rowid, const char *message_id,
+                                      const char *payload, size_t payload_len, int64_t now_ms)
+{
+    return st->ops->outbound_identify(st, rowid, message_id, payload, payload_len, now_ms);
+}
+
+enum store_rc store_outbound_release(struct store *st, const int64_t *rowids, int n, int64_t now_ms)
+{
+    return n > 0 ? st->ops->outbound_release(st, rowids, n, now_ms) : STORE_OK;
+}
+
 enum store_rc store_inbound_insert(struct store *st, const struct store_inbound *m, int n,
                                    int64_t now_ms, enum store_in_result *res, int *done)
 {

@@ -288,7 +288,9 @@ struct store_sent {
 /*
  * The functions below that take n rows apply them in order; a failure stops
  * at the row it is about, and *done (if not NULL) gets the number of rows
- * before it, which stay applied.
+ * before it, which stay applied. A backend may run several rows as one
+ * statement (SQLite: when no trigger could end the transaction) as long as
+ * the outcome is the same as one row at a time.
  */
 
 /*
@@ -311,6 +313,30 @@ __attribute__((warn_unused_result)) enum store_rc store_outbound_failed(struct s
  */
 __attribute__((warn_unused_result)) enum store_rc
 store_outbound_acked(struct store *st, const int64_t *rowids, int n, int64_t now_ms, int *matched);
+
+/*
+ * The set-based claim: the oldest `limit` (at most out->cap) pending rows,
+ * leaving out what store_outbound_pending leaves out, become 'sending' in one
+ * statement and come back in out (id order, no payloads). A row the database
+ * refuses makes the whole claim STORE_REFUSED (nothing claimed): claim such
+ * rows one at a time with store_outbound_sending. A claimed row is sent after
+ * store_outbound_identify (its message_id, and its payload if that changed),
+ * or given back with store_outbound_release.
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_outbound_claim(struct store *st, int limit, int64_t now_ms, struct store_rows *out);
+
+/*
+ * Writes message_id and (if not NULL) payload to a row claimed by
+ * store_outbound_claim (still 'sending'). Results as store_outbound_sending.
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_outbound_identify(struct store *st, int64_t rowid, const char *message_id,
+                        const char *payload, size_t payload_len, int64_t now_ms);
+
+/* Claimed rows rowids[0..n) not sent after all: sending -> pending. */
+__attribute__((warn_unused_result)) enum store_rc
+store_outbound_release(struct store *st, const int64_t *rowids, int n, int64_t now_ms);
 
 /* ---- the daemon: inbound ---- */
 

@@ -62,6 +62,12 @@ struct store_ops {
                                      int64_t now_ms, int *done);
     enum store_rc (*outbound_acked)(struct store *st, const int64_t *rowids, int n, int64_t now_ms,
                                     int *matched);
+    enum store_rc (*outbound_claim)(struct store *st, int limit, int64_t now_ms,
+                                    struct store_rows *out);
+    enum store_rc (*outbound_identify)(struct store *st, int64_t rowid, const char *message_id,
+                                       const char *payload, size_t payload_len, int64_t now_ms);
+    enum store_rc (*outbound_release)(struct store *st, const int64_t *rowids, int n,
+                                      int64_t now_ms);
 
     enum store_rc (*inbound_insert)(struct store *st, const struct store_inbound *m, int n,
                                     int64_t now_ms, enum store_in_result *res, int *done);

@@ -1159,6 +1159,117 @@ static void test_outbound_many_refused(void **state)
     assert_col(f, T_OUT, c, "state", "sent");
 }
 
+/* Several changes of one row in one call: applied in order, the last one wins. */
+static void test_outbound_many_same_row(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "sending", ID1, "{}");
+    int64_t b = add_out(f, "sending", ID2, "{}");
+    struct store_sent v[3] = {{a, 1, "first"}, {b, 5, NULL}, {a, 2, "second"}};
+    int done = -1;
+    assert_int_equal(store_outbound_sent(f->st, v, 3, now_ms(), &done), STORE_OK);
+    assert_int_equal(done, 3);
+    assert_col(f, T_OUT, a, "retry_count", "2");
+    assert_col(f, T_OUT, a, "last_error", "second");
+    assert_col(f, T_OUT, b, "retry_count", "5");
+}
+
+/*
+ * SQLite: a row refused by a CHECK (no trigger: the rows go as one statement)
+ * undoes the statement, and the rows are tried one by one: the same outcome.
+ */
+static void test_outbound_set_refused(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "sending", ID1, "{}");
+    int64_t b = add_out(f, "sending", ID2, "{}");
+    int64_t c = add_out(f, "sending", ID3, "{}");
+    X(f, "ALTER TABLE outbound_messages ADD COLUMN note TEXT CHECK (last_error IS NOT 'bad')");
+    struct store_sent v[3] = {{a, 1, "ok"}, {b, 1, "bad"}, {c, 1, "ok"}};
+    int done = -1;
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_failed(f->st, v, 3, now_ms(), &done), STORE_REFUSED);
+    assert_int_equal(done, 1);
+    assert_non_null(strstr(store_errmsg(f->st), "CHECK"));
+    assert_int_equal(store_tx_aborted(f->st), 0);
+    assert_int_equal(store_outbound_failed(f->st, v + 2, 1, now_ms(), &done), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_col(f, T_OUT, a, "state", "send_failed");
+    assert_col(f, T_OUT, b, "state", "sending");
+    assert_col(f, T_OUT, c, "state", "send_failed");
+    /* ACKs by id and by message_id go as one statement too, with any text in the ids */
+    X(f,
+      "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, crypto_timestamp)"
+      " VALUES ('q\"uo\\te', '127.0.0.1', 1, '{}', 'x'), ('" ID1 "', '127.0.0.1', 1, '{}', 'x')");
+    const char *ids[3] = {"q\"uo\\te", ID1, "none"};
+    assert_int_equal(store_inbound_ack_failed(f->st, ids, 3, now_ms(), &done), STORE_OK);
+    assert_int_equal(done, 3);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages WHERE state = 'ack_failed'"),
+                     2);
+}
+
+/*
+ * The set-based claim: pending rows (what the claim leaves out left out)
+ * become 'sending' in one statement and come back in id order; a claimed
+ * row gets its message_id, or goes back to pending.
+ */
+static void test_outbound_claim(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "pending", NULL, "{\"a\":1}");
+    int64_t b = add_out(f, "pending", ID2, "{}");
+    int64_t c = add_out(f, "pending", NULL, "{}");
+    int64_t d = add_out(f, "pending", NULL, "{}");
+    add_out(f, "sent", ID1, "{}");
+    X(f, "UPDATE outbound_messages SET dst_port = 7 WHERE id = %lld", (long long)c);
+    struct store_dest ex = {"127.0.0.1", 7};
+    assert_int_equal(store_outbound_exclude(f->st, &ex, 1), STORE_OK);
+    assert_int_equal(store_outbound_skip(f->st, &d, 1), STORE_OK);
+    const int64_t t0 = 1582979696789LL;
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_claim(f->st, 10, t0, &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_int_equal(rows.out[0].rowid, a);
+    assert_int_equal(rows.out[1].rowid, b);
+    assert_null(rows.out[0].message_id);
+    assert_string_equal(rows.out[1].message_id, ID2);
+    assert_string_equal(rows.out[0].dst_addr, "127.0.0.1");
+    assert_int_equal(rows.out[0].dst_port, 9000);
+    assert_null(rows.out[0].payload);
+    assert_col(f, T_OUT, a, "state", "pending"); /* not yet visible to others */
+    assert_int_equal(store_outbound_identify(f->st, a, ID3, "{\"a\":1,\"message_id\":\"" ID3 "\"}",
+                                             strlen("{\"a\":1,\"message_id\":\"" ID3 "\"}"), t0),
+                     STORE_OK);
+    assert_int_equal(store_outbound_identify(f->st, b, ID3, NULL, 0, t0), STORE_DUP);
+    assert_int_equal(store_outbound_release(f->st, &b, 1, t0), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_col(f, T_OUT, a, "state", "sending");
+    assert_col(f, T_OUT, a, "message_id", ID3);
+    assert_col(f, T_OUT, a, "updated_at", "2020-02-29T12:34:56.789");
+    assert_col(f, T_OUT, b, "state", "pending");
+    assert_col(f, T_OUT, c, "state", "pending");
+    assert_col(f, T_OUT, d, "state", "pending");
+    /* only claimed rows are identified; the limit holds */
+    assert_int_equal(store_outbound_identify(f->st, c, ID1, NULL, 0, t0), STORE_REFUSED);
+    assert_int_equal(store_outbound_exclude(f->st, NULL, 0), STORE_OK);
+    assert_int_equal(store_outbound_claim(f->st, 1, t0, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, b);
+    /* rows the buffer cannot hold are not left 'sending': they go back */
+    int64_t e = add_out(f, "pending", NULL, "{}");
+    struct store_rows small;
+    assert_int_equal(store_rows_init(&small, 4, 20), 0);
+    assert_int_equal(store_outbound_claim(f->st, 4, t0, &small), STORE_OK);
+    assert_int_equal(small.n, 1);
+    assert_int_equal(small.full, 1);
+    int64_t kept = small.out[0].rowid, back = kept == c ? e : c;
+    assert_true(kept == c || kept == e);
+    assert_col(f, T_OUT, kept, "state", "sending");
+    assert_col(f, T_OUT, back, "state", "pending");
+    assert_int_equal(qint(f, "SELECT count(*) FROM outbound_messages WHERE state = 'sending'"), 3);
+    store_rows_free(&small);
+}
+
 static void test_recover_sending(void **state)
 {
     struct fx *f = *state;
@@ -1974,6 +2085,9 @@ static const struct tcase cases[] = {
     CASE(test_outbound_failed, setup, ANY),
     CASE(test_outbound_many, setup, ANY),
     CASE(test_outbound_many_refused, setup, SQLITE_ONLY),
+    CASE(test_outbound_many_same_row, setup, ANY),
+    CASE(test_outbound_set_refused, setup, SQLITE_ONLY),
+    CASE(test_outbound_claim, setup, ANY),
     CASE(test_recover_sending, setup, ANY),
     CASE(test_outbound_load_sent, setup, ANY),
     CASE(test_outbound_get_sent, setup, ANY),
