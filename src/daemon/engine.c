@@ -67,7 +67,7 @@
 #define ACK_RESERVE (ITEMS_MAX * 128) /* arena kept for this turn's ACKs */
 #define ACK_RETRY_MAX 1024
 #define SOCK_BUF_BYTES (4 << 20)
-#define WATCH_CHECK_MS 1000 /* safety re-check of the database (dbwatch) */
+#define WATCH_CHECK_MS 1000 /* safety re-check of the database (store_poll) */
 #define BUSY_BACKOFF_MS 100 /* after a failed transaction */
 #define EAGAIN_RETRY_MS 200
 #define ACK_RETRY_MS 1000

@@ -1,8 +1,10 @@
 /*
  * sqlite_impl: the SQLite backend's own header, shared by sqlite.c (the
- * connection, its one statement cache, transactions), sqlite_queue.c (the
- * daemon's rows), sqlite_admin.c (the tools' queries) and sqlite_watch.c
- * (noticing other connections' commits). Not for other modules.
+ * connection, its one statement cache, transactions), sqlite_open.c (opening,
+ * and refusing what is not ours), sqlite_queue.c (the daemon's rows),
+ * sqlite_set.c (several rows in one statement), sqlite_admin.c (the tools'
+ * queries) and sqlite_watch.c (noticing other connections' commits). Not for
+ * other modules.
  */
 #ifndef SG_SQLITE_IMPL_H
 #define SG_SQLITE_IMPL_H
@@ -93,6 +95,15 @@ static inline const struct sq *sq_const(const struct store *st)
     return (const struct sq *)st;
 }
 
+/*
+ * sqlite_open.c: the file at path, looked at before SQLite opens it (STORE_OK,
+ * or the refusal with err written); then the connection b->db set up, or
+ * refused (SQLITE_OK, or the failing code with err written).
+ */
+enum store_rc sq_check_file(const char *path, enum store_open_mode mode, char *err, size_t errlen);
+int sq_setup(struct sq *b, const char *path, enum store_open_mode mode, int busy_ms, char *err,
+             size_t errlen);
+
 /* The cached statement q (reset, bindings cleared), or NULL (the reason kept). */
 sqlite3_stmt *sq_stmt(struct sq *b, enum sq_query q);
 
@@ -118,6 +129,12 @@ enum store_rc sq_run(struct sq *b, sqlite3_stmt *s);
 /* Records a failure of a call that did not step (rc: SQLite's code). */
 enum store_rc sq_fail(struct sq *b, int rc);
 
+/* Binds the time now_ms, as the store writes it, to parameter i of s. */
+void sq_bind_time(sqlite3_stmt *s, int i, int64_t now_ms);
+
+/* sq_run, and *changed (if not NULL) gets the rows the statement changed. */
+enum store_rc sq_run_counting(struct sq *b, sqlite3_stmt *s, int *changed);
+
 /* A text column, dflt if NULL, STORE_BAD_TEXT if it has a NUL byte inside (a script's BLOB). */
 const char *sq_text_or(sqlite3_stmt *s, int col, const char *dflt);
 
@@ -127,6 +144,21 @@ int sq_file_replaced(struct sq *b);
 /* CLOCK_MONOTONIC in milliseconds / microseconds. */
 int64_t sq_mono_ms(void);
 int64_t sq_mono_us(void);
+
+/*
+ * sqlite_set.c: 1 if n rows of table may change in one statement (n > 1, no
+ * trigger on it); 1 if no rowid comes twice in v[0..n). Then the set
+ * statement q over the rows: changes (rowid, retry_count, why), rowids
+ * (*changed, if not NULL, gets the count) or message_ids, at now_ms.
+ */
+int sq_set_allowed(struct sq *b, const char *table, int n);
+int sq_rowids_unique(const struct store_sent *v, int n);
+enum store_rc sq_set_changes(struct sq *b, enum sq_query q, const struct store_sent *v, int n,
+                             int64_t now_ms);
+enum store_rc sq_set_rowids(struct sq *b, enum sq_query q, const int64_t *rowids, int n,
+                            int64_t now_ms, int *changed);
+enum store_rc sq_set_message_ids(struct sq *b, enum sq_query q, const char *const *ids, int n,
+                                 int64_t now_ms);
 
 /* The methods of sqlite_queue.c. */
 enum store_rc sq_recover_sending(struct store *st, int64_t now_ms, int *moved);
@@ -150,11 +182,6 @@ enum store_rc sq_outbound_failed(struct store *st, const struct store_sent *v, i
                                  int64_t now_ms, int *done);
 enum store_rc sq_outbound_acked(struct store *st, const int64_t *rowids, int n, int64_t now_ms,
                                 int *matched);
-enum store_rc sq_outbound_claim(struct store *st, int limit, int64_t now_ms,
-                                struct store_rows *out);
-enum store_rc sq_outbound_identify(struct store *st, int64_t rowid, const char *message_id,
-                                   const char *payload, size_t payload_len, int64_t now_ms);
-enum store_rc sq_outbound_release(struct store *st, const int64_t *rowids, int n, int64_t now_ms);
 enum store_rc sq_inbound_insert(struct store *st, const struct store_inbound *m, int n,
                                 int64_t now_ms, enum store_in_result *res, int *done);
 enum store_rc sq_inbound_ack_sent(struct store *st, const char *const *ids, int n, int64_t now_ms,
@@ -163,6 +190,13 @@ enum store_rc sq_inbound_ack_failed(struct store *st, const char *const *ids, in
                                     int *done);
 enum store_rc sq_inbound_unacked(struct store *st, int64_t after, int limit,
                                  struct store_rows *out);
+
+/* The methods of sqlite_set.c. */
+enum store_rc sq_outbound_claim(struct store *st, int limit, int64_t now_ms,
+                                struct store_rows *out);
+enum store_rc sq_outbound_identify(struct store *st, int64_t rowid, const char *message_id,
+                                   const char *payload, size_t payload_len, int64_t now_ms);
+enum store_rc sq_outbound_release(struct store *st, const int64_t *rowids, int n, int64_t now_ms);
 
 /* The methods of sqlite_admin.c. */
 enum store_rc sq_max_id(struct store *st, enum store_table table, int64_t *max);

@@ -4,13 +4,9 @@
  * into the caller's struct store_rows before the statement is reset, so no
  * statement is left open behind a row the caller holds.
  *
- * A change of several rows runs as one statement over a JSON array of them
- * (json_each) when the table has no trigger (only a trigger can end the whole
- * transaction, RAISE(ROLLBACK), and then the row at fault could not be named)
- * and no row comes twice (one at a time, the last change of a row wins). If
- * the statement is refused, it has undone itself (OR ABORT) and the rows are
- * tried one at a time, which names the row at fault: the outcome is always
- * that of one row at a time.
+ * A change of several rows runs as one statement (sqlite_set.c) when that
+ * is allowed, and one row at a time when it is not or when the statement was
+ * refused: the outcome is always that of one row at a time.
  */
 #include "store/sqlite_impl.h"
 
@@ -18,160 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The time now as the store writes it, bound to parameter i. */
-static void bind_time(sqlite3_stmt *s, int i, int64_t now_ms)
-{
-    char t[STORE_TIME_LEN];
-    store_format_ms(now_ms, t);
-    sqlite3_bind_text(s, i, t, -1, SQLITE_TRANSIENT);
-}
-
-/* Runs s and sets *changed to the rows it changed. */
-static enum store_rc run_counting(struct sq *b, sqlite3_stmt *s, int *changed)
-{
-    enum store_rc rc = sq_run(b, s);
-    if (rc == STORE_OK && changed != NULL)
-        *changed = sqlite3_changes(b->db);
-    return rc;
-}
-
-/* ---- several rows in one statement ---- */
-
-/* A JSON text under construction (malloc'd); oom once it could not grow. */
-struct json {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static void json_add(struct json *j, const char *s, size_t n)
-{
-    if (j->oom)
-        return;
-    if (j->len + n + 1 > j->cap) {
-        size_t cap = j->cap ? j->cap : 256;
-        while (cap < j->len + n + 1)
-            cap *= 2;
-        char *p = realloc(j->p, cap);
-        if (p == NULL) {
-            j->oom = 1;
-            return;
-        }
-        j->p = p;
-        j->cap = cap;
-    }
-    memcpy(j->p + j->len, s, n);
-    j->len += n;
-    j->p[j->len] = '\0';
-}
-
-static void json_int(struct json *j, int64_t v)
-{
-    char t[24];
-    int n = snprintf(t, sizeof t, "%lld", (long long)v);
-    json_add(j, t, (size_t)n);
-}
-
-/* A JSON string of s (NULL: null); control characters escaped, other bytes as they are. */
-static void json_text(struct json *j, const char *s)
-{
-    if (s == NULL) {
-        json_add(j, "null", 4);
-        return;
-    }
-    json_add(j, "\"", 1);
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        char t[8];
-        if (c == '"' || c == '\\') {
-            t[0] = '\\';
-            t[1] = (char)c;
-            json_add(j, t, 2);
-        } else if (c < 0x20) {
-            int len = snprintf(t, sizeof t, "\\u%04x", c);
-            json_add(j, t, (size_t)len);
-        } else {
-            json_add(j, (const char *)&c, 1);
-        }
-    }
-    json_add(j, "\"", 1);
-}
-
-/* 1 if rows of table may change in one statement: no trigger on it, n > 1. */
-static int set_allowed(struct sq *b, const char *table, int n)
-{
-    if (n < 2)
-        return 0;
-    sqlite3_stmt *s = sq_stmt(b, Q_TRIGGERS);
-    if (s != NULL)
-        sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
-    int row, none = 0;
-    if (sq_step(b, s, &row) == STORE_OK) {
-        none = row && sqlite3_column_int(s, 0) == 0;
-        sqlite3_reset(s);
-    }
-    return none;
-}
-
-static int cmp_id(const void *x, const void *y)
-{
-    int64_t a = *(const int64_t *)x, c = *(const int64_t *)y;
-    return a < c ? -1 : a > c;
-}
-
-/* 1 if no rowid comes twice among the n rows (ids read at stride bytes apart). */
-static int ids_unique(const void *rows, size_t stride, int n)
-{
-    int64_t *v = malloc((size_t)n * sizeof *v);
-    if (v == NULL)
-        return 0;
-    for (int i = 0; i < n; i++)
-        memcpy(&v[i], (const char *)rows + (size_t)i * stride, sizeof *v);
-    qsort(v, (size_t)n, sizeof *v, cmp_id);
-    int unique = 1;
-    for (int i = 1; i < n && unique; i++)
-        unique = v[i] != v[i - 1];
-    free(v);
-    return unique;
-}
-
-/*
- * Runs the set statement q over the JSON array j (bound to ?1) at now (?2);
- * *changed gets the rows it changed. Frees j.
- */
-static enum store_rc run_set(struct sq *b, enum sq_query q, struct json *j, int64_t now_ms,
-                             int *changed)
-{
-    enum store_rc rc;
-    if (j->oom) {
-        snprintf(b->why, sizeof b->why, "out of memory");
-        rc = STORE_ERR;
-    } else {
-        sqlite3_stmt *s = sq_stmt(b, q);
-        if (s != NULL) {
-            sqlite3_bind_text(s, 1, j->p, (int)j->len, SQLITE_STATIC);
-            bind_time(s, 2, now_ms);
-        }
-        rc = run_counting(b, s, changed);
-    }
-    free(j->p);
-    memset(j, 0, sizeof *j);
-    return rc;
-}
-
-/* After a set statement: go on one row at a time (the statement was refused)? */
-static int one_by_one(enum store_rc rc)
-{
-    return rc == STORE_REFUSED || rc == STORE_DUP;
-}
-
 enum store_rc sq_recover_sending(struct store *st, int64_t now_ms, int *moved)
 {
     struct sq *b = sq_of(st);
     sqlite3_stmt *s = sq_stmt(b, Q_RECOVER);
     if (s != NULL)
-        bind_time(s, 1, now_ms);
-    return run_counting(b, s, moved);
+        sq_bind_time(s, 1, now_ms);
+    return sq_run_counting(b, s, moved);
 }
 
 /*
@@ -232,9 +81,9 @@ enum store_rc sq_outbound_expire(struct store *st, const struct store_dest *dest
         sqlite3_bind_int64(s, 2, dest->port);
         sqlite3_bind_text(s, 3, cutoff, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(s, 4, why, -1, SQLITE_STATIC);
-        bind_time(s, 5, now_ms);
+        sq_bind_time(s, 5, now_ms);
     }
-    return run_counting(b, s, changed);
+    return sq_run_counting(b, s, changed);
 }
 
 enum store_rc sq_outbound_exclude(struct store *st, const struct store_dest *dests, int n)
@@ -313,7 +162,7 @@ enum store_rc sq_outbound_load_sent(struct store *st, int64_t after, int limit, 
     if (s != NULL) {
         sqlite3_bind_int64(s, 1, after);
         sqlite3_bind_int(s, 2, limit);
-        bind_time(s, 3, now_ms);
+        sq_bind_time(s, 3, now_ms);
     }
     return outbound_rows(b, s, 0, out);
 }
@@ -338,10 +187,10 @@ enum store_rc sq_outbound_sending(struct store *st, int64_t rowid, const char *m
         sqlite3_bind_text(s, 2, message_id, -1, SQLITE_STATIC);
         if (payload != NULL)
             sqlite3_bind_text(s, 3, payload, (int)payload_len, SQLITE_STATIC);
-        bind_time(s, 4, now_ms);
+        sq_bind_time(s, 4, now_ms);
     }
     int changed = 0;
-    enum store_rc rc = run_counting(b, s, &changed);
+    enum store_rc rc = sq_run_counting(b, s, &changed);
     if (rc == STORE_OK && changed != 1) {
         snprintf(b->why, sizeof b->why,
                  "the update to 'sending' changed nothing (a trigger's RAISE(IGNORE)?)");
@@ -358,21 +207,9 @@ static enum store_rc rows_update(struct sq *b, enum sq_query q, enum sq_query qs
                                  const struct store_sent *v, int n, int64_t now_ms, int *done)
 {
     enum store_rc rc = STORE_OK;
-    if (set_allowed(b, "outbound_messages", n) && ids_unique(&v[0].rowid, sizeof *v, n)) {
-        struct json j = {0};
-        json_add(&j, "[", 1);
-        for (int k = 0; k < n; k++) {
-            json_add(&j, k > 0 ? ",[" : "[", k > 0 ? 2 : 1);
-            json_int(&j, v[k].rowid);
-            json_add(&j, ",", 1);
-            json_int(&j, v[k].retry_count);
-            json_add(&j, ",", 1);
-            json_text(&j, v[k].why);
-            json_add(&j, "]", 1);
-        }
-        json_add(&j, "]", 1);
-        rc = run_set(b, qset, &j, now_ms, NULL);
-        if (!one_by_one(rc)) {
+    if (sq_set_allowed(b, "outbound_messages", n) && sq_rowids_unique(v, n)) {
+        rc = sq_set_changes(b, qset, v, n, now_ms);
+        if (rc != STORE_REFUSED && rc != STORE_DUP) {
             if (done != NULL)
                 *done = rc == STORE_OK ? n : 0;
             return rc;
@@ -387,7 +224,7 @@ static enum store_rc rows_update(struct sq *b, enum sq_query q, enum sq_query qs
             sqlite3_bind_int64(s, 2, v[i].retry_count);
             if (v[i].why != NULL)
                 sqlite3_bind_text(s, 3, v[i].why, -1, SQLITE_STATIC);
-            bind_time(s, 4, now_ms);
+            sq_bind_time(s, 4, now_ms);
         }
         rc = sq_run(b, s);
     }
@@ -413,17 +250,9 @@ enum store_rc sq_outbound_acked(struct store *st, const int64_t *rowids, int n, 
 {
     struct sq *b = sq_of(st);
     enum store_rc rc = STORE_OK;
-    if (set_allowed(b, "outbound_messages", n)) {
-        struct json j = {0};
-        json_add(&j, "[", 1);
-        for (int k = 0; k < n; k++) {
-            if (k > 0)
-                json_add(&j, ",", 1);
-            json_int(&j, rowids[k]);
-        }
-        json_add(&j, "]", 1);
-        rc = run_set(b, Q_ACKED_SET, &j, now_ms, matched);
-        if (!one_by_one(rc))
+    if (sq_set_allowed(b, "outbound_messages", n)) {
+        rc = sq_set_rowids(b, Q_ACKED_SET, rowids, n, now_ms, matched);
+        if (rc != STORE_REFUSED && rc != STORE_DUP)
             return rc;
         rc = STORE_OK;
     }
@@ -431,97 +260,13 @@ enum store_rc sq_outbound_acked(struct store *st, const int64_t *rowids, int n, 
         sqlite3_stmt *s = sq_stmt(b, Q_ACKED);
         if (s != NULL) {
             sqlite3_bind_int64(s, 1, rowids[i]);
-            bind_time(s, 2, now_ms);
+            sq_bind_time(s, 2, now_ms);
         }
         int changed = 0;
-        rc = run_counting(b, s, &changed);
+        rc = sq_run_counting(b, s, &changed);
         *matched += changed > 0;
     }
     return rc;
-}
-
-static int cmp_row(const void *x, const void *y)
-{
-    const struct store_outbound_row *a = x, *c = y;
-    return a->rowid < c->rowid ? -1 : a->rowid > c->rowid;
-}
-
-enum store_rc sq_outbound_claim(struct store *st, int limit, int64_t now_ms, struct store_rows *out)
-{
-    struct sq *b = sq_of(st);
-    /* Every row the statement claims must be kept, or given back: its changes are made
-     * at the first step, whatever the buffer holds. */
-    int64_t *lost = malloc((size_t)(limit > 0 ? limit : 1) * sizeof *lost);
-    if (lost == NULL) {
-        snprintf(b->why, sizeof b->why, "out of memory");
-        return STORE_ERR;
-    }
-    int nlost = 0, row;
-    sqlite3_stmt *s = sq_stmt(b, Q_CLAIM);
-    if (s != NULL) {
-        sqlite3_bind_int(s, 1, limit);
-        bind_time(s, 2, now_ms);
-    }
-    enum store_rc rc;
-    while ((rc = sq_step(b, s, &row)) == STORE_OK && row) {
-        struct store_outbound_row r = {0};
-        r.rowid = sqlite3_column_int64(s, 0);
-        r.message_id = (const char *)sqlite3_column_text(s, 1);
-        r.dst_addr = sq_text_or(s, 2, "");
-        r.dst_port_text = sq_text_or(s, 3, "");
-        r.retry_count = sqlite3_column_int64(s, 4);
-        if (r.retry_count < 0)
-            r.retry_count = 0;
-        r.dst_port = sqlite3_column_int64(s, 5);
-        if (store_rows_add_out(out, &r) != 0 && nlost < limit)
-            lost[nlost++] = r.rowid;
-    }
-    if (rc == STORE_OK) {
-        sqlite3_reset(s);
-        qsort(out->out, (size_t)out->n, sizeof *out->out, cmp_row); /* RETURNING: any order */
-        if (nlost > 0)
-            rc = sq_outbound_release(st, lost, nlost, now_ms);
-    }
-    free(lost);
-    if (rc != STORE_OK)
-        out->n = 0;
-    return rc;
-}
-
-enum store_rc sq_outbound_identify(struct store *st, int64_t rowid, const char *message_id,
-                                   const char *payload, size_t payload_len, int64_t now_ms)
-{
-    struct sq *b = sq_of(st);
-    sqlite3_stmt *s = sq_stmt(b, Q_IDENTIFY);
-    if (s != NULL) {
-        sqlite3_bind_int64(s, 1, rowid);
-        sqlite3_bind_text(s, 2, message_id, -1, SQLITE_STATIC);
-        if (payload != NULL)
-            sqlite3_bind_text(s, 3, payload, (int)payload_len, SQLITE_STATIC);
-        bind_time(s, 4, now_ms);
-    }
-    int changed = 0;
-    enum store_rc rc = run_counting(b, s, &changed);
-    if (rc == STORE_OK && changed != 1) {
-        snprintf(b->why, sizeof b->why,
-                 "the update of a claimed row changed nothing (a trigger's RAISE(IGNORE)?)");
-        rc = STORE_REFUSED;
-    }
-    return rc;
-}
-
-enum store_rc sq_outbound_release(struct store *st, const int64_t *rowids, int n, int64_t now_ms)
-{
-    struct sq *b = sq_of(st);
-    struct json j = {0};
-    json_add(&j, "[", 1);
-    for (int k = 0; k < n; k++) {
-        if (k > 0)
-            json_add(&j, ",", 1);
-        json_int(&j, rowids[k]);
-    }
-    json_add(&j, "]", 1);
-    return run_set(b, Q_RELEASE, &j, now_ms, NULL);
 }
 
 /* Runs the statement q (message_id, now), or its set form qset, for each of ids[0..n). */
@@ -529,17 +274,9 @@ static enum store_rc by_message_id(struct sq *b, enum sq_query q, enum sq_query 
                                    const char *const *ids, int n, int64_t now_ms, int *done)
 {
     enum store_rc rc = STORE_OK;
-    if (set_allowed(b, "inbound_messages", n)) {
-        struct json j = {0};
-        json_add(&j, "[", 1);
-        for (int k = 0; k < n; k++) {
-            if (k > 0)
-                json_add(&j, ",", 1);
-            json_text(&j, ids[k]);
-        }
-        json_add(&j, "]", 1);
-        rc = run_set(b, qset, &j, now_ms, NULL);
-        if (!one_by_one(rc)) {
+    if (sq_set_allowed(b, "inbound_messages", n)) {
+        rc = sq_set_message_ids(b, qset, ids, n, now_ms);
+        if (rc != STORE_REFUSED && rc != STORE_DUP) {
             if (done != NULL)
                 *done = rc == STORE_OK ? n : 0;
             return rc;
@@ -551,7 +288,7 @@ static enum store_rc by_message_id(struct sq *b, enum sq_query q, enum sq_query 
         sqlite3_stmt *s = sq_stmt(b, q);
         if (s != NULL) {
             sqlite3_bind_text(s, 1, ids[i], -1, SQLITE_STATIC);
-            bind_time(s, 2, now_ms);
+            sq_bind_time(s, 2, now_ms);
         }
         rc = sq_run(b, s);
     }
@@ -609,10 +346,10 @@ static enum store_rc insert_one(struct sq *b, const struct store_inbound *m, int
         sqlite3_bind_int(s, 3, (int)m->src_port);
         sqlite3_bind_text(s, 4, m->payload, (int)m->payload_len, SQLITE_STATIC);
         sqlite3_bind_text(s, 5, ts, -1, SQLITE_TRANSIENT);
-        bind_time(s, 6, now_ms);
+        sq_bind_time(s, 6, now_ms);
     }
     int changed = 0;
-    enum store_rc rc = run_counting(b, s, &changed);
+    enum store_rc rc = sq_run_counting(b, s, &changed);
     if (rc == STORE_OK && changed > 0) {
         *res = STORE_IN_NEW;
         return STORE_OK;
