@@ -46,7 +46,7 @@ $(BUILD)/schema.h: data/schema.sql
 	{ echo '/* generated from data/schema.sql */'; echo 'static const char schema_sql[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
 
-$(BUILD)/src/store/store.o: $(BUILD)/schema.h
+$(BUILD)/src/store/sqlite_open.o: $(BUILD)/schema.h
 
 $(BUILD)/src/%.o: src/%.c
 	@mkdir -p $(@D)

@@ -9,6 +9,7 @@
 #include "daemon/engine.h"
 #include "wire/envelope.h"
 #include "util/log.h"
+#include "util/secret.h"
 #include "util/net.h"
 #include "daemon/sandbox.h"
 #include "conf/settings.h"
@@ -301,8 +302,8 @@ static struct engine *start_daemon(struct ctx *x, int fd, const char *stats, int
     if (daemon_drop_privileges(cfg->user, err, errlen) != 0 ||
         daemon_no_new_privs(err, errlen) != 0)
         goto fail;
-    struct store *st = store_open(cfg->db, STORE_CREATE, STORE_DAEMON_BUSY_MS, err, errlen);
-    if (st == NULL) {
+    struct store *st = NULL;
+    if (store_open(cfg->db, STORE_CREATE, STORE_DAEMON_BUSY_MS, &st, err, errlen) != STORE_OK) {
         name_denied_user(cfg->db, err, errlen);
         goto fail;
     }
@@ -440,7 +441,7 @@ static int cmd_keygen(void)
     char hex[ENVELOPE_KEY_HEX_LEN + 1];
     envelope_random_hex(hex, ENVELOPE_KEY_BYTES);
     printf("%s\n", hex);
-    envelope_wipe(hex, sizeof hex);
+    secret_wipe(hex, sizeof hex);
     return 0;
 }
 

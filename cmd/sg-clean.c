@@ -4,7 +4,6 @@
  */
 #define _GNU_SOURCE
 #include "store/store.h"
-#include "store/store_admin.h"
 #include "tools/timeparse.h"
 #include "tools/tool.h"
 #include "util/clock.h"
@@ -68,7 +67,7 @@ static const char usage_text[] =
 struct opts {
     const char *age, *before, *state, *db;
     int yes, dry_run, no_vacuum, outbound_only, inbound_only, include_unread, all_states, json;
-    int tables;                      /* STORE_ADMIN_* flags */
+    int tables;                      /* STORE_INBOUND, STORE_OUTBOUND flags */
     char cutoff[TIMEPARSE_TEXT_LEN]; /* UTC, as the database stores times */
     char shown[32];                  /* local time, as the original prints it */
 };
@@ -224,43 +223,36 @@ static int check_selection(struct opts *o)
 {
     if (o->outbound_only && o->inbound_only)
         return tool_fail("--outbound-only and --inbound-only are mutually exclusive.");
-    o->tables = o->outbound_only  ? STORE_ADMIN_OUTBOUND
-                : o->inbound_only ? STORE_ADMIN_INBOUND
-                                  : STORE_ADMIN_OUTBOUND | STORE_ADMIN_INBOUND;
+    o->tables = o->outbound_only  ? STORE_OUTBOUND
+                : o->inbound_only ? STORE_INBOUND
+                                  : STORE_OUTBOUND | STORE_INBOUND;
     if (o->state == NULL)
         return 0;
-    int active = 0, t = store_admin_state_table(o->state, &active);
+    int active = 0, t = store_state_table(o->state, &active);
     if (t == 0)
         return tool_fail("--state: '%s' is not a state (outbound: %s; inbound: %s)", o->state,
-                         store_admin_states_text(STORE_ADMIN_OUTBOUND),
-                         store_admin_states_text(STORE_ADMIN_INBOUND));
+                         store_states_text(STORE_OUTBOUND), store_states_text(STORE_INBOUND));
     if (active && !o->all_states)
         return tool_fail("--state: '%s' is an active state (the daemon is still working on "
                          "such rows); add --all-states to delete them anyway",
                          o->state);
     if ((o->tables & t) == 0)
         return tool_fail("--state: '%s' is an %s state; it cannot be used with %s", o->state,
-                         t == STORE_ADMIN_OUTBOUND ? "outbound" : "inbound",
+                         t == STORE_OUTBOUND ? "outbound" : "inbound",
                          o->inbound_only ? "--inbound-only" : "--outbound-only");
     return 0;
 }
 
 /* ---- the report ---- */
 
-struct state_count {
-    char name[STORE_ADMIN_STATE_MAX];
-    int64_t n;
-};
-
 struct table_report {
-    struct store_admin_purge p;
+    struct store_purge p;
     const char *label; /* "Outbound" or "Inbound", as the original's report names them */
-    struct state_count *by_state;
+    struct store_state_count *by_state;
     size_t nstates;
     int64_t total;
     int64_t unreadable; /* rows selected but for their age, whose updated_at is no timestamp */
     int64_t deleted;
-    int oom;
 };
 
 /* What happened, for the end of the report. */
@@ -276,27 +268,13 @@ struct report {
     int vacuumed;
 };
 
-static void on_count(void *ctx, const char *state, int64_t n)
-{
-    struct table_report *t = ctx;
-    struct state_count *v = realloc(t->by_state, (t->nstates + 1) * sizeof *v);
-    if (v == NULL) {
-        t->oom = 1;
-        return;
-    }
-    t->by_state = v;
-    snprintf(v[t->nstates].name, sizeof v->name, "%s", state);
-    v[t->nstates++].n = n;
-    t->total += n;
-}
-
 /* The original lists the states by count, most first. */
 static int by_count(const void *a, const void *b)
 {
-    const struct state_count *x = a, *y = b;
+    const struct store_state_count *x = a, *y = b;
     if (x->n != y->n)
         return x->n > y->n ? -1 : 1;
-    return strcmp(x->name, y->name);
+    return strcmp(x->state, y->state);
 }
 
 static const char *const outbound_done[] = {"acknowledged", "send_failed", NULL};
@@ -307,18 +285,18 @@ static const char *const inbound_done[] = {"ack_sent", "ack_failed", NULL};
  * --state alone, else the finished states unless --all-states; inbound rows
  * only once read, unless --include-unread or --all-states.
  */
-static void setup_table(struct report *r, enum store_admin_table table)
+static void setup_table(struct report *r, enum store_table table)
 {
     const struct opts *o = r->o;
     struct table_report *t = &r->t[r->nt++];
     t->p.table = table;
     t->p.before = o->cutoff;
-    t->label = table == STORE_ADMIN_OUTBOUND ? "Outbound" : "Inbound";
-    t->p.read_only = table == STORE_ADMIN_INBOUND && !o->include_unread && !o->all_states;
+    t->label = table == STORE_OUTBOUND ? "Outbound" : "Inbound";
+    t->p.read_only = table == STORE_INBOUND && !o->include_unread && !o->all_states;
     if (o->state != NULL)
         t->p.states = r->one_state;
     else if (!o->all_states)
-        t->p.states = table == STORE_ADMIN_OUTBOUND ? outbound_done : inbound_done;
+        t->p.states = table == STORE_OUTBOUND ? outbound_done : inbound_done;
 }
 
 /* Counts what each table would lose. Returns 0 or 1 (reported). */
@@ -327,11 +305,11 @@ static int count_tables(struct store *st, struct report *r)
     char err[512];
     for (size_t k = 0; k < r->nt; k++) {
         struct table_report *t = &r->t[k];
-        if (store_admin_purge_count(st, &t->p, on_count, t, err, sizeof err) != STORE_OK ||
-            store_admin_purge_unreadable(st, &t->p, &t->unreadable, err, sizeof err) != STORE_OK)
+        if (store_purge_count(st, &t->p, &t->by_state, &t->nstates, err, sizeof err) != STORE_OK ||
+            store_purge_unreadable(st, &t->p, &t->unreadable, err, sizeof err) != STORE_OK)
             return tool_fail("%s", err);
-        if (t->oom)
-            return tool_fail("out of memory");
+        for (size_t i = 0; i < t->nstates; i++)
+            t->total += t->by_state[i].n;
         if (t->nstates > 1)
             qsort(t->by_state, t->nstates, sizeof *t->by_state, by_count);
         r->total += t->total;
@@ -348,7 +326,7 @@ static void print_counts(const struct report *r)
         const struct table_report *t = &r->t[k];
         printf("  %s: %lld rows to delete\n", t->label, (long long)t->total);
         for (size_t i = 0; i < t->nstates; i++)
-            printf("    %s: %lld\n", t->by_state[i].name, (long long)t->by_state[i].n);
+            printf("    %s: %lld\n", t->by_state[i].state, (long long)t->by_state[i].n);
     }
     printf("\n");
 }
@@ -393,7 +371,7 @@ static int confirm(int64_t total)
 static int purge(struct store *st, struct report *r)
 {
     char err[512];
-    struct store_admin_purge p[2];
+    struct store_purge p[2];
     int64_t deleted[2] = {0, 0};
     struct table_report *which[2];
     size_t n = 0;
@@ -402,7 +380,7 @@ static int purge(struct store *st, struct report *r)
             which[n] = &r->t[k];
             p[n++] = r->t[k].p;
         }
-    if (store_admin_purge(st, p, n, deleted, err, sizeof err) != STORE_OK)
+    if (store_purge(st, p, n, deleted, err, sizeof err) != STORE_OK)
         return tool_fail("%s Nothing was deleted.", err);
     r->outcome = DELETED;
     for (size_t k = 0; k < n; k++) {
@@ -418,7 +396,7 @@ static int purge(struct store *st, struct report *r)
     if (!r->o->json)
         printf("Running VACUUM to reclaim disk space...\n");
     fflush(stdout);
-    if (store_admin_vacuum(st, err, sizeof err) != STORE_OK) {
+    if (store_vacuum(st, err, sizeof err) != STORE_OK) {
         fprintf(stderr, "WARNING: the rows are deleted, but VACUUM failed: %s\n", err);
         return 0;
     }
@@ -433,14 +411,14 @@ static int purge(struct store *st, struct report *r)
 /*
  * One table's part of the report. A state name is database text: any byte
  * that is not UTF-8 shows as U+FFFD, and states that then read the same
- * (or were cut to the same STATE_NAME_MAX bytes) are one key with their sum,
+ * (or were cut to the same length) are one key with their sum,
  * as the text report would show them.
  */
 static json_t *json_table(const struct table_report *t)
 {
     json_t *by = json_object();
     for (size_t i = 0; by != NULL && i < t->nstates; i++) {
-        json_t *name = tool_json_text(t->by_state[i].name, strlen(t->by_state[i].name));
+        json_t *name = tool_json_text(t->by_state[i].state, strlen(t->by_state[i].state));
         const char *key = name ? json_string_value(name) : NULL;
         json_int_t before = key ? json_integer_value(json_object_get(by, key)) : 0;
         if (key == NULL || json_object_set_new(
@@ -461,7 +439,7 @@ static int print_json(const struct report *r)
     static const char *const outcomes[] = {"nothing_to_delete", "dry_run", "cancelled", "deleted"};
     json_t *v = json_pack("{s:s}", "cutoff", r->o->cutoff);
     for (size_t k = 0; v != NULL && k < r->nt; k++) {
-        const char *name = r->t[k].p.table == STORE_ADMIN_OUTBOUND ? "outbound" : "inbound";
+        const char *name = r->t[k].p.table == STORE_OUTBOUND ? "outbound" : "inbound";
         if (json_object_set_new(v, name, json_table(&r->t[k])) != 0) {
             json_decref(v);
             v = NULL;
@@ -511,10 +489,10 @@ static int run(const struct opts *o, struct store *st)
     memset(&r, 0, sizeof r);
     r.o = o;
     r.one_state[0] = o->state;
-    if (o->tables & STORE_ADMIN_OUTBOUND)
-        setup_table(&r, STORE_ADMIN_OUTBOUND);
-    if (o->tables & STORE_ADMIN_INBOUND)
-        setup_table(&r, STORE_ADMIN_INBOUND);
+    if (o->tables & STORE_OUTBOUND)
+        setup_table(&r, STORE_OUTBOUND);
+    if (o->tables & STORE_INBOUND)
+        setup_table(&r, STORE_INBOUND);
     int rc = count_tables(st, &r);
     if (rc == 0) {
         if (!o->json)
@@ -537,11 +515,9 @@ int main(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     if ((rc = make_cutoff(&o)) != 0 || (rc = check_selection(&o)) != 0)
         return rc;
-    char *path = NULL;
-    struct store *st = tool_open(o.db, &path);
+    struct store *st = tool_open(o.db);
     rc = st != NULL ? run(&o, st) : 1;
     store_close(st);
-    free(path);
     if (fflush(stdout) != 0 && rc == 0)
         rc = tool_fail("cannot write the report: %s", strerror(errno));
     return rc;

@@ -3,12 +3,11 @@
  * read (atomically: two readers never both get one unread message).
  */
 #define _GNU_SOURCE
-#include "store/dbwatch.h"
 #include "tools/jsonout.h"
+#include "util/clock.h"
 #include "wire/message.h"
 #include "util/net.h"
 #include "store/store.h"
-#include "store/store_admin.h"
 #include "util/strict.h"
 #include "tools/tool.h"
 #include "util/version.h"
@@ -220,10 +219,10 @@ static int check_args(struct opts *o)
         return tool_fail("%s", "--id shows one message; it cannot be used with --since-id");
     if (o->state != NULL) {
         int active = 0;
-        enum store_admin_table want = o->outbound ? STORE_ADMIN_OUTBOUND : STORE_ADMIN_INBOUND;
-        if (store_admin_state_table(o->state, &active) != (int)want)
+        enum store_table want = o->outbound ? STORE_OUTBOUND : STORE_INBOUND;
+        if (store_state_table(o->state, &active) != (int)want)
             return tool_fail("--state: '%s' is not an %s state (%s)", o->state,
-                             o->outbound ? "outbound" : "inbound", store_admin_states_text(want));
+                             o->outbound ? "outbound" : "inbound", store_states_text(want));
     }
     if (o->id_text != NULL) {
         /* A message_id in any case and with blanks around, as the original takes it. */
@@ -283,21 +282,21 @@ static int to_stdout(void *ctx, const char *s, size_t n)
 }
 
 /* The JSON field for one column: the payload as the JSON it holds, BLOBs as text. */
-static void to_field(const struct store_admin_col *c, struct jsonout_field *f)
+static void to_field(const struct store_col *c, struct jsonout_field *f)
 {
     memset(f, 0, sizeof *f);
     f->name = c->name != NULL ? c->name : "";
     switch (c->type) {
-    case STORE_ADMIN_INT:
+    case STORE_INT:
         f->kind = JSONOUT_INT;
         f->i = c->i;
         break;
-    case STORE_ADMIN_REAL:
+    case STORE_REAL:
         f->kind = JSONOUT_REAL;
         f->r = c->r;
         break;
-    case STORE_ADMIN_TEXT:
-    case STORE_ADMIN_BLOB:
+    case STORE_TEXT:
+    case STORE_BLOB:
         f->kind = strcmp(f->name, "payload") == 0 ? JSONOUT_JSON : JSONOUT_STRING;
         f->s = c->text;
         f->len = c->len;
@@ -309,7 +308,7 @@ static void to_field(const struct store_admin_col *c, struct jsonout_field *f)
 }
 
 /* Writes one row as a value at depth. */
-static void put_row(struct out *w, const struct store_admin_row *row, int depth)
+static void put_row(struct out *w, const struct store_record *row, int depth)
 {
     if (row->ncols > w->nf) {
         struct jsonout_field *f = realloc(w->f, (size_t)row->ncols * sizeof *f);
@@ -334,9 +333,8 @@ static void put_row(struct out *w, const struct store_admin_row *row, int depth)
         jsonout_text(&w->j, "null");
 }
 
-static void on_row(void *ctx, const struct store_admin_row *row)
+static void on_row(struct out *w, const struct store_record *row)
 {
-    struct out *w = ctx;
     if (w->layout == LAYOUT_ARRAY) {
         jsonout_raw(&w->j, w->rows == 0 ? "[" : ",", 1);
         jsonout_newline(&w->j, w->indent, 1);
@@ -377,9 +375,9 @@ static int finish_out(struct out *w)
 struct run {
     struct opts *o;
     struct store *st;
-    char *path;
-    struct store_admin_query q;
+    struct store_query q;
     struct out w;
+    struct store_record rec; /* the row being written */
 };
 
 /* The error for --id when no row matches; returns 1. */
@@ -397,15 +395,17 @@ static int no_such_row(const struct run *r)
  * with the reason in err (a database error) or in errno (the output failed:
  * err is then "").
  */
-static int write_rows(struct run *r, const struct store_admin_claimed *c, size_t n, char *err,
+static int write_rows(struct run *r, const struct store_selected *c, size_t n, char *err,
                       size_t errlen)
 {
     struct out *w = &r->w;
     err[0] = '\0';
     for (size_t k = 0; k < n && !out_failed(w); k++) {
         int found = 0;
-        if (store_admin_fetch(r->st, r->q.table, &c[k], on_row, w, &found, err, errlen) != STORE_OK)
+        if (store_fetch(r->st, r->q.table, &c[k], &r->rec, &found, err, errlen) != STORE_OK)
             return -1;
+        if (found)
+            on_row(w, &r->rec);
         if (c[k].id > w->max_id)
             w->max_id = c[k].id;
     }
@@ -419,11 +419,11 @@ static int write_rows(struct run *r, const struct store_admin_claimed *c, size_t
 static int batch(struct run *r)
 {
     char err[512], why[512];
-    struct store_admin_claimed *c = NULL;
+    struct store_selected *c = NULL;
     size_t n = 0;
     struct out *w = &r->w;
     w->rows = 0;
-    if (store_admin_claim(r->st, &r->q, &c, &n, err, sizeof err) != STORE_OK)
+    if (store_select(r->st, &r->q, clock_real_ms(), &c, &n, err, sizeof err) != STORE_OK)
         return tool_fail("%s", err);
     if (w->layout == LAYOUT_SINGLE && n == 0)
         return no_such_row(r);
@@ -432,7 +432,7 @@ static int batch(struct run *r)
         const char *what = why[0] != '\0' ? "cannot read the rows" : "cannot write the output";
         const char *detail = why[0] != '\0' ? why : strerror(errno);
         if (r->q.mark && n > 0 && !r->o->outbound) {
-            if (store_admin_unmark(r->st, c, n, err, sizeof err) != STORE_OK)
+            if (store_unmark(r->st, c, n, clock_real_ms(), err, sizeof err) != STORE_OK)
                 rc = tool_fail("%s (%s), and cannot mark its %zu rows unread again: %s", what,
                                detail, n, err);
             else
@@ -493,7 +493,7 @@ static int follow_start(struct run *r)
     r->q.limit = 0;
     if (r->o->since_set && r->o->since_id > 0) /* the original takes --since-id 0 as none */
         return 0;
-    if (store_admin_max_id(r->st, r->q.table, &last, err, sizeof err) != STORE_OK)
+    if (store_max_id(r->st, r->q.table, &last, err, sizeof err) != STORE_OK)
         return tool_fail("%s", err);
     r->q.after_id = last;
     fprintf(stderr, "Following new messages (since id %lld). Press Ctrl+C to stop.\n",
@@ -509,8 +509,7 @@ static int follow(struct run *r)
     if (follow_start(r) != 0)
         return 1;
     int ms = (int)(r->o->interval * 1000.0 + 0.5);
-    struct dbwatch *dw = dbwatch_open(r->st, r->path, ms);
-    if (dw == NULL)
+    if (store_watch_start(r->st, ms, clock_mono_us()) != STORE_OK)
         return tool_fail("cannot watch the database: %s", store_errmsg(r->st));
     int rc = 0;
     r->w.max_id = r->q.after_id;
@@ -518,17 +517,16 @@ static int follow(struct run *r)
         /* After the first batch: every row past the last one shown. */
         r->q.after_id = r->w.max_id;
         r->q.limit = 0;
-        enum dbwatch_rc wr = dbwatch_wait(dw, -1, stop_pipe[0]);
-        if (wr == DBWATCH_STOP) {
+        enum tool_wait wr = tool_wait(r->st, -1, stop_pipe[0]);
+        if (wr == TOOL_STOPPED) {
             fputs("\nStopped.\n", stderr); /* as the original says on Ctrl-C */
             break;
         }
-        if (wr == DBWATCH_ERR) {
+        if (wr == TOOL_WAIT_ERR) {
             rc = tool_fail("cannot watch the database: %s", store_errmsg(r->st));
             break;
         }
     }
-    dbwatch_close(dw);
     for (int k = 0; k < 2; k++)
         close(stop_pipe[k]);
     return rc;
@@ -537,8 +535,8 @@ static int follow(struct run *r)
 static void setup_query(struct run *r)
 {
     struct opts *o = r->o;
-    struct store_admin_query *q = &r->q;
-    q->table = o->outbound ? STORE_ADMIN_OUTBOUND : STORE_ADMIN_INBOUND;
+    struct store_query *q = &r->q;
+    q->table = o->outbound ? STORE_OUTBOUND : STORE_INBOUND;
     q->state = o->state;
     const char *addr = o->outbound ? o->to : o->from;
     if (addr != NULL) {
@@ -576,12 +574,12 @@ int main(int argc, char **argv)
     jsonout_init(&r.w.j);
     jsonout_set_sink(&r.w.j, to_stdout, NULL);
     setup_query(&r);
-    if ((r.st = tool_open(o.db, &r.path)) == NULL)
+    if ((r.st = tool_open(o.db)) == NULL)
         rc = 1;
     else
         rc = o.follow ? follow(&r) : batch(&r);
     store_close(r.st);
-    free(r.path);
+    store_record_free(&r.rec);
     jsonout_free(&r.w.j);
     free(r.w.f);
     return rc;

@@ -3,13 +3,11 @@
  * prints a receipt; with --wait, also waits for the outcome.
  */
 #define _GNU_SOURCE
-#include "store/dbwatch.h"
 #include "wire/envelope.h"
 #include "tools/jsonout.h"
 #include "wire/message.h"
 #include "util/net.h"
 #include "store/store.h"
-#include "store/store_admin.h"
 #include "util/clock.h"
 #include "util/strict.h"
 #include "tools/tool.h"
@@ -278,17 +276,16 @@ static int print_receipt(const struct opts *o, int64_t rowid, const char *row_id
 }
 
 /* Waits for row rowid to be acknowledged (0) or failed, gone, timed out (1, reported). */
-static int wait_outcome(struct store *st, const char *path, int64_t rowid, double secs)
+static int wait_outcome(struct store *st, int64_t rowid, double secs)
 {
-    char state[STORE_ADMIN_STATE_MAX] = "", why[512], err[512];
+    char state[STORE_STATE_MAX] = "", why[512], err[512];
     int found = 0, rc = 1;
-    struct dbwatch *w = dbwatch_open(st, path, WAIT_CHECK_MS);
-    if (w == NULL)
+    if (store_watch_start(st, WAIT_CHECK_MS, clock_mono_us()) != STORE_OK)
         return tool_fail("cannot watch the database: %s", store_errmsg(st));
     int64_t deadline = clock_mono_ms() + (int64_t)(secs * 1000.0);
     for (;;) {
-        if (store_admin_outbound_state(st, rowid, &found, state, why, sizeof why, err,
-                                       sizeof err) != STORE_OK) {
+        if (store_outbound_state(st, rowid, &found, state, why, sizeof why, err, sizeof err) !=
+            STORE_OK) {
             tool_fail("%s", err);
             break;
         }
@@ -312,19 +309,18 @@ static int wait_outcome(struct store *st, const char *path, int64_t rowid, doubl
                       secs, (long long)rowid, state);
             break;
         }
-        if (dbwatch_wait(w, left, -1) == DBWATCH_ERR) {
+        if (tool_wait(st, left, -1) == TOOL_WAIT_ERR) {
             tool_fail("cannot watch the database: %s", store_errmsg(st));
             break;
         }
     }
-    dbwatch_close(w);
     return rc;
 }
 
 int main(int argc, char **argv)
 {
     struct opts o = {.wait_s = WAIT_DEFAULT_S};
-    char *payload = NULL, *path = NULL, err[512], row_id[MESSAGE_ID_LEN + 1] = "";
+    char *payload = NULL, err[512], row_id[MESSAGE_ID_LEN + 1] = "";
     size_t len = 0;
     struct store *st = NULL;
     int64_t rowid = 0;
@@ -337,19 +333,18 @@ int main(int argc, char **argv)
         (rc = check_payload(&o, payload, &len, row_id)) != 0)
         goto out;
     rc = 1;
-    if ((st = tool_open(o.db, &path)) == NULL)
+    if ((st = tool_open(o.db)) == NULL)
         goto out;
-    if (store_admin_enqueue(st, row_id[0] ? row_id : NULL, o.addr, o.port, payload, len, &rowid,
-                            err, sizeof err) != STORE_OK) {
+    if (store_enqueue(st, row_id[0] ? row_id : NULL, o.addr, o.port, payload, len, clock_real_ms(),
+                      &rowid, err, sizeof err) != STORE_OK) {
         tool_fail("%s", err);
         goto out;
     }
     if (!o.quiet && print_receipt(&o, rowid, row_id) != 0)
         goto out;
-    rc = o.wait ? wait_outcome(st, path, rowid, o.wait_s) : 0;
+    rc = o.wait ? wait_outcome(st, rowid, o.wait_s) : 0;
 out:
     store_close(st);
-    free(path);
     free(payload);
     return rc;
 }

@@ -17,7 +17,6 @@
 #define _GNU_SOURCE
 #include "daemon/engine.h"
 
-#include "store/dbwatch.h"
 #include "wire/envelope.h"
 #include "daemon/flow.h"
 #include "wire/judge.h"
@@ -68,7 +67,7 @@
 #define ACK_RESERVE (ITEMS_MAX * 128) /* arena kept for this turn's ACKs */
 #define ACK_RETRY_MAX 1024
 #define SOCK_BUF_BYTES (4 << 20)
-#define WATCH_CHECK_MS 1000 /* safety re-check of the database (dbwatch) */
+#define WATCH_CHECK_MS 1000 /* safety re-check of the database (store_poll) */
 #define BUSY_BACKOFF_MS 100 /* after a failed transaction */
 #define EAGAIN_RETRY_MS 200
 #define ACK_RETRY_MS 1000
@@ -163,9 +162,9 @@ struct engine {
         int64_t next_expiry; /* when its backlog is next checked against the deadline */
     } * blocked; /* destinations whose window is full (PEERS_MAX): claims leave them out */
     int nblocked, blocked_dirty;
-    struct store_dest *exclude;  /* PEERS_MAX: what sync_exclusions hands the store */
-    struct row_copy *claim_rows; /* CLAIM_BATCH: preallocated, no churn per turn */
-    struct load_ctx *load;       /* one, for load_sent */
+    struct store_dest *exclude; /* PEERS_MAX: what sync_exclusions hands the store */
+    struct store_rows rows;     /* CLAIM_BATCH rows read from the store: preallocated */
+    struct load_ctx *load;      /* one, for load_sent */
 
     struct job *jobs;
     int njobs, jobs_applied;
@@ -195,7 +194,6 @@ struct engine {
     struct ack_retry *acks;
     int nacks;
 
-    struct dbwatch *watch; /* commits by other processes */
     int want_claim, loading_sent, recovering_in;
     int64_t recover_upto; /* recovery ACKs rows stored before we started, not this run's own */
     int recover_past;     /* it has come to this run's rows */
@@ -251,6 +249,12 @@ static uint64_t real_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* The wall clock as the store writes it: ms since the epoch. */
+static int64_t real_ms(void)
+{
+    return (int64_t)(real_ns() / 1000000ULL);
 }
 
 static int recv_batch(int fd, struct net_dgram *d, int n)
@@ -336,7 +340,7 @@ static int judge(struct engine *e, enum store_rc rc, const char *what)
         return 1;
     if (rc == STORE_REFUSED || rc == STORE_DUP) {
         e->c.store_refused++;
-        if (!store_in_tx(e->st))
+        if (store_tx_aborted(e->st))
             e->redo = 1;
         return 0;
     }
@@ -356,17 +360,19 @@ static const char *const job_names[] = {[J_ACKED] = "its acknowledgement",
 
 static enum store_rc apply_job(struct engine *e, const struct job *j, int *matched)
 {
+    const char *id = j->id;
+    struct store_sent row = {j->rowid, j->retries, j->why};
     switch (j->kind) {
     case J_ACKED:
-        return store_outbound_acked(e->st, j->rowid, matched);
+        return store_outbound_acked(e->st, &j->rowid, 1, real_ms(), matched);
     case J_ACK_SENT:
-        return store_inbound_ack_sent(e->st, j->id);
+        return store_inbound_ack_sent(e->st, &id, 1, real_ms(), NULL);
     case J_ACK_FAILED:
-        return store_inbound_ack_failed(e->st, j->id);
+        return store_inbound_ack_failed(e->st, &id, 1, real_ms(), NULL);
     case J_SENT:
-        return store_outbound_sent(e->st, j->rowid, j->retries, j->why);
+        return store_outbound_sent(e->st, &row, 1, real_ms(), NULL);
     default:
-        return store_outbound_failed(e->st, j->rowid, j->retries, j->why);
+        return store_outbound_failed(e->st, &row, 1, real_ms(), NULL);
     }
 }
 
@@ -533,9 +539,10 @@ static int expire_blocked(struct engine *e)
         b->next_expiry = e->now + (int64_t)e->cfg->retry_interval * 1000;
         struct store_dest d = {b->addr, b->port};
         int n = 0;
-        int r =
-            judge(e, store_outbound_expire(e->st, &d, deadline, "peer not answering; not sent", &n),
-                  "fail the backlog of a peer not answering");
+        int r = judge(e,
+                      store_outbound_expire(e->st, &d, deadline, "peer not answering; not sent",
+                                            real_ms(), &n),
+                      "fail the backlog of a peer not answering");
         if (r < 0 || e->redo)
             return -1;
         if (n > 0) {
@@ -564,7 +571,7 @@ static void sync_exclusions(struct engine *e)
     }
     int kept = 0;
     for (int i = 0; i < e->nskips; i++)
-        if (store_outbound_skip(e->st, e->skips[i]) != STORE_OK)
+        if (store_outbound_skip(e->st, &e->skips[i], 1) != STORE_OK)
             e->skips[kept++] = e->skips[i];
     e->nskips = kept;
 }
@@ -733,10 +740,8 @@ static int store_items(struct engine *e)
         if (it->refused)
             continue;
         net_addr_format(&it->from, host, &port);
-        enum store_rc rc = it->to_self ? store_inbound_insert_self(e->st, it->msg.id, host, port,
-                                                                   it->json, it->len, it->ts, &res)
-                                       : store_inbound_insert(e->st, it->msg.id, host, port,
-                                                              it->json, it->len, it->ts, &res);
+        struct store_inbound m = {it->msg.id, host, port, it->json, it->len, it->ts, it->to_self};
+        enum store_rc rc = store_inbound_insert(e->st, &m, 1, real_ms(), &res, NULL);
         int r = judge(e, rc, "store a received message");
         if (r < 0)
             return -1;
@@ -764,52 +769,8 @@ static int store_items(struct engine *e)
 
 /* ---- outbound: claiming, retransmitting ---- */
 
-/*
- * Rows are copied out of a query before anything is written: a statement
- * must not write to the table while another statement of the connection is
- * still stepping through it.
- */
-struct row_copy {
-    struct store_outbound_row r; /* strings point to the copies below */
-    char *id, *dst, *port, *payload;
-};
-
-static void row_copy_clear(struct row_copy *c)
-{
-    free(c->id);
-    free(c->dst);
-    free(c->port);
-    free(c->payload);
-    memset(c, 0, sizeof *c);
-}
-
-static int row_copy_take(struct row_copy *c, const struct store_outbound_row *row)
-{
-    memset(c, 0, sizeof *c);
-    c->r = *row;
-    c->id = row->message_id != NULL ? strndup(row->message_id, 64) : NULL;
-    c->dst = strndup(row->dst_addr, NET_HOST_MAX);
-    c->port = strndup(row->dst_port_text != NULL ? row->dst_port_text : "", 32);
-    if (row->payload != NULL && (c->payload = malloc(row->payload_len + 1)) != NULL) {
-        memcpy(c->payload, row->payload, row->payload_len);
-        c->payload[row->payload_len] = '\0';
-    }
-    if ((row->message_id != NULL && c->id == NULL) || c->dst == NULL || c->port == NULL ||
-        (row->payload != NULL && c->payload == NULL)) {
-        row_copy_clear(c);
-        return -1;
-    }
-    c->r.message_id = c->id;
-    c->r.dst_addr = c->dst;
-    c->r.dst_port_text = c->port;
-    c->r.payload = c->payload;
-    return 0;
-}
-
 struct claim_ctx {
     struct engine *e;
-    struct row_copy *rows;
-    int n, cap;
     int skipped;  /* rows left for lack of room this turn */
     int progress; /* rows claimed or failed */
     int abort;
@@ -825,8 +786,9 @@ static void fail_row(struct claim_ctx *cx, const struct store_outbound_row *row,
     struct engine *e = cx->e;
     if (poisoned(e, row->rowid) == P_FAIL)
         return;
-    int r =
-        judge(e, store_outbound_failed(e->st, row->rowid, retries, why), "mark a row send_failed");
+    struct store_sent failed = {row->rowid, retries, why};
+    int r = judge(e, store_outbound_failed(e->st, &failed, 1, real_ms(), NULL),
+                  "mark a row send_failed");
     if (r < 0) {
         cx->abort = 1;
     } else if (r == 0) {
@@ -848,37 +810,28 @@ static void fail_row(struct claim_ctx *cx, const struct store_outbound_row *row,
     }
 }
 
-static void on_pending(void *ctx, const struct store_outbound_row *row)
-{
-    struct claim_ctx *cx = ctx;
-    if (cx->n >= cx->cap || row_copy_take(&cx->rows[cx->n], row) != 0) {
-        cx->skipped = 1; /* next turn */
-        return;
-    }
-    cx->n++;
-}
-
 /*
  * The row's payload, read only if it can fit one datagram: a row that can
- * never fit fails from its size alone. 1 read, 0 the row failed, -1 abort.
+ * never fit fails from its size alone. 1 read (into *payload, which the
+ * caller frees; row->payload points to it), 0 the row failed, -1 abort.
  */
-static int read_payload(struct claim_ctx *cx, struct row_copy *c)
+static int read_payload(struct claim_ctx *cx, struct store_outbound_row *row, char **payload)
 {
     struct engine *e = cx->e;
     char err[160];
     size_t len = 0;
-    switch (store_outbound_payload(e->st, c->r.rowid, ENVELOPE_MAX_JSON, &c->payload, &len)) {
+    switch (store_outbound_payload(e->st, row->rowid, ENVELOPE_MAX_JSON, payload, &len)) {
     case STORE_OK:
-        c->r.payload = c->payload;
-        c->r.payload_len = len;
+        row->payload = *payload;
+        row->payload_len = len;
         return 1;
     case STORE_REFUSED:
         snprintf(err, sizeof err, "payload is %zu bytes; one datagram carries at most %d", len,
                  ENVELOPE_MAX_JSON);
-        fail_row(cx, &c->r, c->r.retry_count, err);
+        fail_row(cx, row, row->retry_count, err);
         return 0;
     case STORE_GONE:
-        fail_row(cx, &c->r, c->r.retry_count, "payload is not text");
+        fail_row(cx, row, row->retry_count, "payload is not text");
         return 0;
     default:
         (void)judge(e, STORE_BUSY, "read a payload");
@@ -888,11 +841,10 @@ static int read_payload(struct claim_ctx *cx, struct row_copy *c)
 }
 
 /* Validates one claimed row, moves it to 'sending' and seals it. */
-static void claim_row(struct claim_ctx *cx, struct row_copy *c)
+static void claim_row(struct claim_ctx *cx, struct store_outbound_row *row)
 {
     struct engine *e = cx->e;
-    const struct store_outbound_row *row = &c->r;
-    char err[256];
+    char err[256], *payload = NULL;
     struct net_addr dst, to;
     if (poisoned(e, row->rowid) == P_FAIL)
         return;
@@ -922,7 +874,7 @@ static void claim_row(struct claim_ctx *cx, struct row_copy *c)
         return;
     }
     struct message_out m;
-    int ok = read_payload(cx, c);
+    int ok = read_payload(cx, row, &payload);
     if (ok > 0 && poisoned(e, row->rowid) == P_UPDATE) {
         fail_row(cx, row, row->retry_count, "the database refused to mark it sending");
         ok = 0;
@@ -932,14 +884,16 @@ static void claim_row(struct claim_ctx *cx, struct row_copy *c)
         fail_row(cx, row, row->retry_count, err);
         ok = 0;
     }
+    free(payload); /* message_prepare made its own copy */
+    row->payload = NULL;
     if (ok <= 0) {
         flow_release(e, &dst, 0);
         return;
     }
-    enum store_rc rc = store_outbound_sending(e->st, row->rowid, m.id,
-                                              m.payload_changed ? m.payload : NULL, m.payload_len);
+    enum store_rc rc = store_outbound_sending(
+        e->st, row->rowid, m.id, m.payload_changed ? m.payload : NULL, m.payload_len, real_ms());
     struct outmsg *om = NULL;
-    if (rc == STORE_DUP && store_in_tx(e->st)) {
+    if (rc == STORE_DUP && !store_tx_aborted(e->st)) {
         snprintf(err, sizeof err, "message_id %s is already used by another outbound row", m.id);
         fail_row(cx, row, row->retry_count, err);
     } else {
@@ -977,21 +931,19 @@ static int claim(struct engine *e)
         limit = sendq_room;
     if (limit <= 0 || arena_room(e) <= ACK_RESERVE)
         return 0;
-    struct row_copy *rows = e->claim_rows;
-    struct claim_ctx cx = {.e = e, .rows = rows, .cap = limit};
-    int n = store_outbound_pending(e->st, limit, on_pending, &cx);
+    struct store_rows *rows = &e->rows;
+    struct claim_ctx cx = {.e = e};
+    int n = store_outbound_pending(e->st, limit, rows) == STORE_OK ? rows->n : -1;
+    cx.skipped = n >= 0 && rows->full; /* no room in the row buffer: next turn */
     size_t budget = arena_room(e) - ACK_RESERVE, used = 0;
-    for (int i = 0; i < cx.n; i++) {
-        if (n >= 0 && !cx.abort) {
-            if (used > budget || budget - used < ENVELOPE_MAX_DATAGRAM) {
-                cx.skipped = 1; /* no room left in this turn's arena: next turn */
-            } else {
-                size_t before = e->arena_used;
-                claim_row(&cx, &rows[i]);
-                used += e->arena_used - before;
-            }
+    for (int i = 0; i < n && !cx.abort; i++) {
+        if (used > budget || budget - used < ENVELOPE_MAX_DATAGRAM) {
+            cx.skipped = 1; /* no room left in this turn's arena: next turn */
+        } else {
+            size_t before = e->arena_used;
+            claim_row(&cx, &rows->out[i]);
+            used += e->arena_used - before;
         }
-        row_copy_clear(&rows[i]);
     }
     if (n < 0)
         return judge(e, STORE_BUSY, "read pending rows");
@@ -1000,12 +952,6 @@ static int claim(struct engine *e)
     /* More may wait; but rows all held back by full windows wait for an ACK instead. */
     e->want_claim = cx.skipped || (n == limit && cx.progress > 0);
     return 0;
-}
-
-static void on_sent_row(void *ctx, const struct store_outbound_row *row)
-{
-    struct row_copy *c = ctx;
-    (void)row_copy_take(c, row);
 }
 
 /* Resends (or gives up on) one due row; sets the entry's fate in due_action[idx]. */
@@ -1022,8 +968,12 @@ static void resend_row(struct engine *e, int idx, const struct store_outbound_ro
     else if (poisoned(e, row->rowid) != 0)
         why = "the database refused to record its retransmission";
     int sock = why != NULL ? -1 : sock_for(e, &ent->dst, &to, err, sizeof err);
-    if (why == NULL && (sock < 0 || message_prepare(row->payload, row->payload_len, row->message_id,
-                                                    &m, err, sizeof err) != 0))
+    if (why == NULL && sock >= 0 && row->payload == NULL) /* too large: the store did not read it */
+        snprintf(err, sizeof err, "payload is %zu bytes; one datagram carries at most %d",
+                 row->payload_len, ENVELOPE_MAX_JSON);
+    if (why == NULL && (sock < 0 || row->payload == NULL ||
+                        message_prepare(row->payload, row->payload_len, row->message_id, &m, err,
+                                        sizeof err) != 0))
         why = err;
     if (why != NULL) {
         fail_row(&cx, row, ent->retries, why);
@@ -1031,8 +981,9 @@ static void resend_row(struct engine *e, int idx, const struct store_outbound_ro
         return;
     }
     e->due_action[idx] = DUE_RESEND;
-    int r = judge(e, store_outbound_sent(e->st, row->rowid, ent->retries + 1, NULL),
-                  "record a retransmission");
+    struct store_sent sent = {row->rowid, ent->retries + 1, NULL};
+    int r =
+        judge(e, store_outbound_sent(e->st, &sent, 1, real_ms(), NULL), "record a retransmission");
     struct outmsg *om = r > 0 ? queue_sealed(e, sock, &to, m.payload, m.payload_len) : NULL;
     message_out_clear(&m);
     if (r == 0) {
@@ -1071,15 +1022,12 @@ static int retransmit_due(struct engine *e, int64_t now)
         e->due_action[idx] = DUE_DROP; /* unless the row is found and resent */
         if (poisoned(e, ent->rowid) == P_FAIL)
             continue; /* the database takes no change to it: forget it */
-        struct row_copy row;
-        memset(&row, 0, sizeof row);
         int abort = 0;
-        int n = store_outbound_get_sent(e->st, ent->rowid, on_sent_row, &row);
-        if (n > 0 && row.payload != NULL)
-            resend_row(e, idx, &row.r, &abort);
-        else if (n > 0)
-            e->due_action[idx] = DUE_RESEND; /* out of memory: try at the next deadline */
-        row_copy_clear(&row);
+        int n = store_outbound_get_sent(e->st, ent->rowid, ENVELOPE_MAX_JSON, &e->rows) == STORE_OK
+                    ? e->rows.n
+                    : -1;
+        if (n > 0)
+            resend_row(e, idx, &e->rows.out[0], &abort);
         if (n < 0)
             return judge(e, STORE_BUSY, "read a row to retransmit");
         if (abort)
@@ -1154,7 +1102,11 @@ static int load_sent(struct engine *e, int64_t now)
     lx->nbad = 0;
     lx->e = e;
     lx->now = now;
-    int n = store_outbound_load_sent(e->st, e->load_after, limit, on_loaded_sent, lx);
+    int n = store_outbound_load_sent(e->st, e->load_after, limit, real_ms(), &e->rows) == STORE_OK
+                ? e->rows.n
+                : -1;
+    for (int i = 0; i < n; i++)
+        on_loaded_sent(lx, &e->rows.out[i]);
     struct claim_ctx cx = {.e = e};
     for (int i = 0; i < lx->nbad && n >= 0 && !cx.abort; i++) {
         struct store_outbound_row r = {
@@ -1194,11 +1146,12 @@ static int write_turn(struct engine *e, int64_t now, int full)
         goto abort;
     if (full && e->nblocked > 0 && expire_blocked(e) != 0)
         goto abort;
-    if (store_file_replaced(e->st)) {
+    enum store_rc rc = store_commit(e->st);
+    if (rc == STORE_GONE) {
         e->fatal = 1; /* nothing of this turn may be ACKed: it would be lost with the file */
-        goto abort;
+        return -1;    /* (the commit has rolled back) */
     }
-    if (judge(e, store_commit(e->st), "commit") <= 0)
+    if (judge(e, rc, "commit") <= 0)
         return -1;
     return 0;
 abort:
@@ -1353,7 +1306,11 @@ static void on_unacked(void *ctx, const struct store_inbound_row *row)
 static void recover_inbound(struct engine *e)
 {
     e->recover_full = 0;
-    int n = store_inbound_unacked(e->st, e->recover_after, LOAD_BATCH, on_unacked, e);
+    int n = store_inbound_unacked(e->st, e->recover_after, LOAD_BATCH, &e->rows) == STORE_OK
+                ? e->rows.n
+                : -1;
+    for (int i = 0; i < n; i++)
+        on_unacked(e, &e->rows.in[i]);
     if (n >= 0 && (n < LOAD_BATCH || e->recover_past) && !e->recover_full)
         e->recovering_in = 0;
 }
@@ -1652,12 +1609,14 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     e->acks = calloc(ACK_RETRY_MAX, sizeof *e->acks);
     e->blocked = calloc(PEERS_MAX, sizeof *e->blocked);
     e->exclude = calloc(PEERS_MAX, sizeof *e->exclude);
-    e->claim_rows = calloc(CLAIM_BATCH, sizeof *e->claim_rows);
+    /* rows of a claim, a load or a recovery, and one row to retransmit with its payload */
+    int rows_failed = store_rows_init(&e->rows, CLAIM_BATCH,
+                                      CLAIM_BATCH * STORE_ROW_TEXT + ENVELOPE_MAX_JSON + 1);
     e->load = calloc(1, sizeof *e->load);
     if (e->key == NULL || e->inflight == NULL || e->rxbuf == NULL || e->items == NULL ||
         e->item_arena == NULL || e->flows == NULL || e->replay == NULL || e->limiter == NULL ||
         e->jobs == NULL || e->out == NULL || e->outm == NULL || e->arena == NULL ||
-        e->acks == NULL || e->blocked == NULL || e->exclude == NULL || e->claim_rows == NULL ||
+        e->acks == NULL || e->blocked == NULL || e->exclude == NULL || rows_failed ||
         e->load == NULL || e->batch == NULL || e->batch_index == NULL) {
         snprintf(err, errlen,
                  e->key == NULL ? "cannot load the secret into protected memory" : "out of memory");
@@ -1669,25 +1628,21 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     }
     if (signals_open(err, errlen, &sig_rfd) != 0)
         goto fail;
-    int moved = store_recover_sending(e->st);
-    if (moved < 0) {
+    int moved = 0;
+    if (store_recover_sending(e->st, real_ms(), &moved) != STORE_OK) {
         snprintf(err, errlen, "crash recovery failed: %s", store_errmsg(e->st));
         goto fail;
     }
     if (moved > 0)
         log_warn("recovery: %d outbound rows left 'sending' by an earlier run are pending again",
                  moved);
-    e->watch = dbwatch_open(e->st, e->cfg->db, WATCH_CHECK_MS);
-    if (e->watch == NULL) {
+    if (store_watch_start(e->st, WATCH_CHECK_MS, mono_us()) != STORE_OK) {
         snprintf(err, errlen, "cannot watch the database: %s", store_errmsg(e->st));
         goto fail;
     }
-    if (!dbwatch_has_events(e->watch))
-        log_info("no inotify for %s: checking for new rows every %d ms", e->cfg->db,
-                 WATCH_CHECK_MS);
     store_set_budget(e->st, TURN_BUDGET_MS);
-    e->recover_upto = store_inbound_last_id(e->st);
-    (void)dbwatch_check(e->watch, 0, mono_us()); /* its schedule on the engine's clock */
+    if (store_max_id(e->st, STORE_INBOUND, &e->recover_upto, NULL, 0) != STORE_OK)
+        e->recover_upto = INT64_MAX; /* unreadable: recover them all */
     e->want_claim = e->loading_sent = e->recovering_in = 1;
     e->next_sweep = mono_ms() + SWEEP_MIN_MS;
     return e;
@@ -1727,7 +1682,7 @@ static int wait_events(struct engine *e, struct pollfd *pfd, int64_t timeout_us)
 {
     int n = 0;
     pfd[n++] = (struct pollfd){.fd = sig_rfd, .events = POLLIN};
-    pfd[n++] = (struct pollfd){.fd = dbwatch_fd(e->watch), .events = POLLIN};
+    pfd[n++] = (struct pollfd){.fd = store_watch_fd(e->st), .events = POLLIN};
     for (int s = 0; s < SOCK_COUNT; s++)
         pfd[n++] = (struct pollfd){.fd = e->socks[s].fd, .events = POLLIN};
     if (timeout_us < 0)
@@ -1748,11 +1703,12 @@ static int wait_events(struct engine *e, struct pollfd *pfd, int64_t timeout_us)
 int engine_turn(struct engine *e, int db_event)
 {
     int64_t now_us = mono_us();
-    if (db_event || now_us >= dbwatch_next_check_us(e->watch)) {
-        if (dbwatch_check(e->watch, db_event, now_us) > 0)
-            e->want_claim = 1; /* another process committed: maybe new pending rows */
-        if (store_file_replaced(e->st))
+    if (db_event || now_us >= store_poll_due_us(e->st)) {
+        int changed = 0;
+        if (store_poll(e->st, db_event, now_us, &changed) == STORE_GONE)
             e->fatal = 1;
+        if (changed)
+            e->want_claim = 1; /* another process committed: maybe new pending rows */
     }
     if (!e->fatal)
         tick(e);
@@ -1772,10 +1728,13 @@ int engine_turn(struct engine *e, int db_event)
 
 int engine_run(struct engine *e)
 {
+    if (store_watch_fd(e->st) < 0)
+        log_info("no inotify for %s: checking for new rows every %d ms", e->cfg->db,
+                 WATCH_CHECK_MS);
     while (!got_term) {
         int64_t now_us = mono_us();
         int64_t wake_ms = next_wake_ms(e, now_us / 1000);
-        int64_t timeout_us = dbwatch_next_check_us(e->watch) - now_us;
+        int64_t timeout_us = store_poll_due_us(e->st) - now_us;
         if (wake_ms != INT64_MAX && wake_ms * 1000 - now_us < timeout_us)
             timeout_us = wake_ms * 1000 - now_us;
         struct pollfd pfd[SOCK_COUNT + 2];
@@ -1812,7 +1771,6 @@ void engine_free(struct engine *e)
     for (int s = 0; s < SOCK_COUNT; s++)
         if (e->socks[s].fd >= 0)
             close(e->socks[s].fd);
-    dbwatch_close(e->watch);
     store_close(e->st);
     envelope_key_free(e->key);
     retx_free(e->inflight);
@@ -1833,7 +1791,7 @@ void engine_free(struct engine *e)
     free(e->acks);
     free(e->blocked);
     free(e->exclude);
-    free(e->claim_rows);
+    store_rows_free(&e->rows);
     free(e->load);
     if (sig_rfd >= 0)
         close(sig_rfd);

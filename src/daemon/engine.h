@@ -1,8 +1,8 @@
 /*
  * engine: the daemon's event loop. One thread, one poll(): datagrams are
  * handled as they arrive, rows other processes commit are noticed through
- * inotify on the database's -wal file (confirmed by PRAGMA data_version),
- * and retransmissions run from an in-memory timer heap. No fixed sleeps.
+ * the store's watch (store_watch_fd, store_poll), and retransmissions run
+ * from an in-memory timer heap. No fixed sleeps.
  *
  * Every database write of one turn of the loop goes into one transaction.
  * A message is ACKed only after the transaction that stored it committed.

@@ -1,11 +1,11 @@
 #define _GNU_SOURCE
 #include "tools/tool.h"
 
+#include "util/clock.h"
 #include "util/version.h"
 
 #include "conf/settings.h"
 #include "store/store.h"
-#include "store/store_admin.h"
 #include "tools/jsonout.h"
 
 #include <errno.h>
@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <getopt.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <poll.h>
+#include <time.h>
 
 int tool_fail(const char *fmt, ...)
 {
@@ -58,43 +59,63 @@ int tool_common_option(const char *prog, const char *usage, int c, char **argv, 
     }
 }
 
-struct store *tool_open(const char *db_flag, char **path)
+struct store *tool_open(const char *db_flag)
 {
     char err[512];
     char *p = settings_db_path(db_flag, err, sizeof err);
-    struct stat sb;
     struct store *st = NULL;
     if (p == NULL) {
         tool_fail("%s", err);
         return NULL;
     }
-    if (stat(p, &sb) != 0) {
-        if (errno == ENOENT) {
-            fprintf(stderr, "ERROR: Database not found at %s\n", p);
-            fprintf(stderr, "Hint: start the daemon once (securedgram start) to create it, "
-                            "or pass --db PATH.\n");
-        } else {
-            tool_fail("cannot use database %s: %s", p, strerror(errno));
-        }
-        goto fail;
+    switch (store_open(p, STORE_EXISTING, STORE_TOOL_BUSY_MS, &st, err, sizeof err)) {
+    case STORE_OK:
+        break;
+    case STORE_GONE:
+        fprintf(stderr, "ERROR: Database not found at %s\n", p);
+        fprintf(stderr, "Hint: start the daemon once (securedgram start) to create it, "
+                        "or pass --db PATH.\n");
+        break;
+    case STORE_BUSY:
+        tool_fail("%s", STORE_BUSY_TEXT);
+        break;
+    default:
+        tool_fail("%s", err);
+        break;
     }
-    if (!S_ISREG(sb.st_mode)) {
-        tool_fail("cannot use database %s: not a regular file", p);
-        goto fail;
-    }
-    st = store_open(p, STORE_EXISTING, STORE_TOOL_BUSY_MS, err, sizeof err);
-    if (st == NULL) {
-        if (strstr(err, "database is locked") != NULL)
-            tool_fail("%s", STORE_ADMIN_BUSY_TEXT);
-        else
-            tool_fail("%s", err);
-        goto fail;
-    }
-    *path = p;
-    return st;
-fail:
     free(p);
-    return NULL;
+    return st;
+}
+
+enum tool_wait tool_wait(struct store *st, int64_t timeout_ms, int stop_fd)
+{
+    int64_t now = clock_mono_us();
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now + timeout_ms * 1000;
+    int event = 0;
+    for (;;) {
+        int64_t due = store_poll_due_us(st);
+        if (now >= due || event) {
+            int changed = 0;
+            if (store_poll(st, event, now, &changed) != STORE_OK)
+                return TOOL_WAIT_ERR;
+            if (changed)
+                return TOOL_CHANGED;
+            due = store_poll_due_us(st);
+        }
+        if (now >= deadline)
+            return TOOL_TIMEOUT;
+        int64_t t = (due < deadline ? due : deadline) - now;
+        struct timespec ts = {(time_t)(t / 1000000), (long)(t % 1000000) * 1000};
+        struct pollfd pfd[2] = {{.fd = store_watch_fd(st), .events = POLLIN},
+                                {.fd = stop_fd, .events = POLLIN}};
+        int r = ppoll(pfd, 2, &ts, NULL);
+        if (r < 0 && errno != EINTR)
+            return TOOL_WAIT_ERR;
+        now = clock_mono_us();
+        if (r > 0 && (pfd[1].revents & (POLLIN | POLLHUP)))
+            return TOOL_STOPPED;
+        event = r > 0 && (pfd[0].revents & POLLIN);
+    }
 }
 
 int tool_read_all(FILE *f, size_t max, char **buf, size_t *len, char *err, size_t errlen)

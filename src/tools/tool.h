@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct store;
@@ -36,14 +37,28 @@ int tool_common_option(const char *prog, const char *usage, int c, char **argv, 
  * Opens the tools' database: db_flag (may be NULL), else SECUREDGRAM_DB from
  * the environment or ./.env, else securedgram.db. It must exist and be a
  * securedgram database: no tool creates one, nor makes tables in (or changes
- * the journal mode of) an empty file or someone else's database. On success
- * sets *path (malloc'd, absolute) and returns the store. On failure prints the
- * error and returns NULL: for a missing database the original's
- * "ERROR: Database not found at PATH" and a hint line; for a file that is not
- * ours, "ERROR: PATH is not a securedgram database (no table
- * outbound_messages)", the file left as it was.
+ * the journal mode of) an empty file or someone else's database. Returns the
+ * store, or NULL after printing the error: for a missing database the
+ * original's "ERROR: Database not found at PATH" and a hint line; for a
+ * locked one STORE_BUSY_TEXT; for a file that is not ours, "ERROR: PATH is
+ * not a securedgram database (no table outbound_messages)", the file left as
+ * it was.
  */
-struct store *tool_open(const char *db_flag, char **path);
+struct store *tool_open(const char *db_flag);
+
+enum tool_wait {
+    TOOL_CHANGED, /* another connection committed since the last report */
+    TOOL_TIMEOUT, /* timeout_ms passed first */
+    TOOL_STOPPED, /* stop_fd became readable */
+    TOOL_WAIT_ERR /* the database could not be checked (store_errmsg), or poll failed */
+};
+
+/*
+ * Waits until another connection has committed (since store_watch_start on
+ * clock_mono_us's clock, or the last TOOL_CHANGED), until timeout_ms passes
+ * (-1: no limit), or until stop_fd (-1: none) is readable.
+ */
+enum tool_wait tool_wait(struct store *st, int64_t timeout_ms, int stop_fd);
 
 /*
  * Reads all of f into a malloc'd, NUL-terminated buffer, refusing more than

@@ -32,6 +32,11 @@ uint64_t clock_real_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+int64_t clock_real_ms(void)
+{
+    return (int64_t)(clock_real_ns() / 1000000);
+}
+
 /* 1 if tm (as gmtime_r or timegm leave it) lies in the years 0001..9999. */
 static int year_in_range(const struct tm *tm)
 {

@@ -28,6 +28,9 @@ int64_t clock_mono_ms(void);
 /* CLOCK_REALTIME in nanoseconds since the Unix epoch (0 if the clock is set before it). */
 uint64_t clock_real_ns(void);
 
+/* CLOCK_REALTIME in milliseconds since the epoch: the time the store's rows record. */
+int64_t clock_real_ms(void);
+
 /*
  * Writes the UTC time sec seconds and nsec nanoseconds after the epoch (sec
  * may be negative) as YYYY-MM-DDTHH:MM:SS, then, if digits > 0, '.' and the

@@ -197,8 +197,3 @@ void envelope_random_hex(char *out, size_t n)
     }
     secret_wipe(b, sizeof b);
 }
-
-void envelope_wipe(void *p, size_t n)
-{
-    secret_wipe(p, n);
-}

@@ -102,10 +102,4 @@ int envelope_ts_fresh(uint64_t ts_ns, uint64_t now_ns, uint64_t window_s);
 /* Fills out with n random bytes as 2n lowercase hex digits plus NUL (CSPRNG). */
 void envelope_random_hex(char *out, size_t n);
 
-/*
- * secret_wipe (util/secret.h) by its old name, for callers not moved yet
- * (cmd/securedgram.c). New code calls secret_wipe.
- */
-void envelope_wipe(void *p, size_t n);
-
 #endif

@@ -61,16 +61,14 @@
  *   - No crash, leak or unbounded growth (ASan, LSan, -rss_limit_mb).
  *
  * Determinism: the clocks move only as the input says (the monotonic clock
- * starts far ahead of the real one, because dbwatch schedules its first check
- * on the real CLOCK_MONOTONIC). What is random does not change the outcome:
- * nonces (ours and the engine's), the ids the engine makes for rows without
- * one (the input names them by order of appearance), and the engine's mark
- * key (a datagram of ours bears its mark once in 2^24). SQLite's 'now' is the
- * real clock: besides filling timestamps it ages rows (sent_at of 'sent' rows
- * picked up again, created_at of a silent peer's backlog), so the harness
- * writes those as absent or long past; a 'sent' row picked up again can still
- * have its first retransmission shifted by the few real milliseconds between
- * two turns.
+ * starts far ahead of the real one; the store's watch runs on the engine's
+ * clock). What is random does not change the outcome: nonces (ours and the
+ * engine's), the ids the engine makes for rows without one (the input names
+ * them by order of appearance), and the engine's mark key (a datagram of ours
+ * bears its mark once in 2^24). The store writes and ages rows by the
+ * engine's wall clock (the input's), so the harness writes the rows it
+ * inserts by the same clock: created_at is its "now" or long past, sent_at
+ * absent or long past.
  */
 #include "fuzz_common.h"
 
@@ -1156,7 +1154,8 @@ static void bind_dst(sqlite3_stmt *s, int sel)
  * Outbound rows, as sg-send or a script would write them (before the start: as
  * a crash left them): one, or a batch to one destination (to fill its flow
  * window; the others without a message_id). An old created_at makes a row one
- * a silent peer's backlog expiry may fail (SQLite's 'now' is the real clock).
+ * a silent peer's backlog expiry may fail; the others are created at the
+ * input's "now", the clock the engine ages them by.
  */
 static void insert_outbound(struct input *in, int before_start)
 {
@@ -1197,7 +1196,7 @@ static void insert_outbound(struct input *in, int before_start)
     if (sqlite3_prepare_v2(g.raw,
                            "INSERT INTO outbound_messages (message_id, dst_addr, dst_port, "
                            "payload, state, retry_count, sent_at, created_at) VALUES (?1, ?2, ?3, "
-                           "?4, ?5, ?6, ?7, COALESCE(?8, strftime('%Y-%m-%dT%H:%M:%f','now')))",
+                           "?4, ?5, ?6, ?7, COALESCE(?8, ?9))",
                            -1, &s, NULL) != SQLITE_OK)
         fail("harness: %s", sqlite3_errmsg(g.raw));
     for (int k = 0; k < batch[(b4 >> 4) & 3] && g.norow < MAX_ROWS; k++) {
@@ -1217,6 +1216,9 @@ static void insert_outbound(struct input *in, int before_start)
             sqlite3_bind_text(s, 7, sent_at[(b3 >> 4) & 3], -1, SQLITE_STATIC);
         if (b4 & 4)
             sqlite3_bind_text(s, 8, "2000-01-01T00:00:00.000", -1, SQLITE_STATIC);
+        char now[STORE_TIME_LEN];
+        store_format_ms((int64_t)(g.real / 1000000ULL), now);
+        sqlite3_bind_text(s, 9, now, -1, SQLITE_TRANSIENT);
         int rc = sqlite3_step(s), tags = tags_of(payload, plen);
         free(payload);
         if (rc != SQLITE_DONE)
@@ -1566,14 +1568,12 @@ static void start_engine(const char *db, struct store *st, struct config *cfg)
     char err[512];
     cfg->secret = strdup(FUZZ_KEY); /* the engine wipes and frees it */
     /*
-     * The engine watches cfg->db's -wal with inotify only for engine_run's poll(); a
-     * name without one leaves it on its data_version checks (engine_turn's db_event and
-     * the 1 s fallback), and spares each input the ~15 ms a watched inotify fd takes to
-     * close. The store, opened on the real file, is what the engine reads and writes.
+     * The store makes its inotify watch only when engine_run polls for it
+     * (store_watch_fd); engine_turn alone leaves it on its data_version checks
+     * (db_event and the 1 s fallback), and spares each input the ~15 ms a watched
+     * inotify fd takes to close. cfg->db only names the database in log lines.
      */
-    size_t n = strlen(db) + sizeof ".nowatch";
-    if ((cfg->db = malloc(n)) != NULL)
-        snprintf(cfg->db, n, "%s.nowatch", db);
+    cfg->db = strdup(db);
     cfg->address = strdup("127.0.0.1");
     if (cfg->secret == NULL || cfg->db == NULL || cfg->address == NULL)
         abort();
@@ -1629,8 +1629,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mkdtemp(dir) == NULL)
         fail("harness: mkdtemp: %s", strerror(errno));
     snprintf(db, sizeof db, "%s/fz.db", dir);
-    struct store *st = store_open(db, STORE_CREATE, BUSY_MS, err, sizeof err);
-    if (st == NULL)
+    struct store *st = NULL;
+    if (store_open(db, STORE_CREATE, BUSY_MS, &st, err, sizeof err) != STORE_OK)
         fail("harness: store_open: %s", err);
     if (sqlite3_open_v2(db, &g.raw, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(g.raw, "SELECT count(*) FROM inbound_messages WHERE message_id = ?1", -1,

@@ -1,8 +1,12 @@
 /*
- * Unit tests for store.[ch] on real SQLite files in fresh temporary
- * directories. A second, raw sqlite3 connection plays the part of the
- * scripts and tools that share the database: it inserts rows, inspects
- * them, and holds locks.
+ * Unit tests for the store interface (store/store.h), run against every
+ * backend this build has (the table `backends` below: today SQLite). Each
+ * backend gives a fresh location and a second, raw connection that plays the
+ * part of the scripts and tools sharing the database: it inserts rows,
+ * inspects them and holds locks, in plain SQL that every backend takes.
+ * Cases marked SQLITE_ONLY need SQLite itself (its files, PRAGMAs, triggers'
+ * syntax, its loose typing); the others are the interface's contract, which
+ * a new backend must pass as it is.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,19 +29,85 @@
 #define ID2 "0123456789abcdef01234567"
 #define ID3 "ffeeddccbbaa998877665544"
 
-struct fx {
-    char dir[64];
-    char path[128];
-    struct store *st;
-    sqlite3 *raw;
+#define T_OUT "outbound_messages"
+#define T_IN "inbound_messages"
+
+struct fx;
+
+/* A backend under test: its fresh locations and its raw connection. */
+struct backend {
+    const char *name;
+    int (*make)(struct fx *f); /* a fresh, empty place: f->loc; 0 or -1 */
+    void (*missing)(struct fx *f, char *out, size_t len); /* a location with no database */
+    int (*raw_open)(struct fx *f);                        /* the raw connection to f->loc */
+    void (*raw_close)(struct fx *f);
+    void (*exec)(struct fx *f, const char *sql); /* fails the test on error */
+    int (*qtext)(struct fx *f, char *out, size_t len, const char *sql); /* 1 if not NULL */
+    void (*lock)(struct fx *f);   /* takes the write lock and keeps it */
+    void (*unlock)(struct fx *f); /* and gives it back (commits) */
+    void (*cleanup)(struct fx *f);
 };
 
-/* ---- raw SQL helpers ---- */
+struct fx {
+    const struct backend *be;
+    char dir[64];
+    char loc[160];
+    struct store *st;
+    sqlite3 *raw; /* the SQLite backend's raw connection */
+};
 
-static void exec(sqlite3 *db, const char *sql)
+/* Which backends a case runs on. */
+enum { ANY = 0, SQLITE_ONLY = 1 };
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- the SQLite backend's fixture ---- */
+
+static int sq_make(struct fx *f)
+{
+    snprintf(f->dir, sizeof f->dir, "/tmp/sg-test-store.XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->loc, sizeof f->loc, "%s/test.db", f->dir);
+    return 0;
+}
+
+static void sq_missing(struct fx *f, char *out, size_t len)
+{
+    snprintf(out, len, "%s/missing.db", f->dir);
+}
+
+static int sq_raw_open(struct fx *f)
+{
+    if (sqlite3_open_v2(f->loc, &f->raw, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_busy_timeout(f->raw, 2000);
+    return 0;
+}
+
+static void sq_raw_close(struct fx *f)
+{
+    if (f->raw != NULL)
+        sqlite3_close(f->raw);
+    f->raw = NULL;
+}
+
+static void sq_exec(struct fx *f, const char *sql)
 {
     char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(f->raw, sql, NULL, NULL, &msg) != SQLITE_OK) {
         char copy[256];
         snprintf(copy, sizeof copy, "%s", msg != NULL ? msg : "?");
         sqlite3_free(msg);
@@ -45,59 +115,99 @@ static void exec(sqlite3 *db, const char *sql)
     }
 }
 
-/* The first column of the first row of sql as text (into out), or 0 if NULL / no row. */
-__attribute__((format(printf, 4, 5))) static int qtext(sqlite3 *db, char *out, size_t outlen,
-                                                       const char *fmt, ...)
+static int sq_qtext(struct fx *f, char *out, size_t outlen, const char *sql)
 {
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
     sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    if (sqlite3_prepare_v2(f->raw, sql, -1, &s, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(f->raw));
     int rc = sqlite3_step(s);
     int have = rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL;
     out[0] = '\0';
     if (have)
         snprintf(out, outlen, "%s", (const char *)sqlite3_column_text(s, 0));
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+        fail_msg("%s: %s", sql, sqlite3_errmsg(f->raw));
     sqlite3_finalize(s);
     return have;
 }
 
-__attribute__((format(printf, 2, 3))) static int64_t qint(sqlite3 *db, const char *fmt, ...)
+static void sq_lock(struct fx *f)
 {
-    char sql[1024];
+    sq_exec(f, "BEGIN IMMEDIATE");
+}
+
+static void sq_unlock(struct fx *f)
+{
+    sq_exec(f, "COMMIT");
+}
+
+static void sq_cleanup(struct fx *f)
+{
+    const char *names[] = {"test.db",  "test.db-wal", "test.db-shm", "test.db-journal",
+                           "old.db",   "old.db-wal",  "old.db-shm",  "junk.db",
+                           "half.db",  "half.db-wal", "half.db-shm", "half0.db",
+                           "half1.db", "half2.db",    "moved.db"};
+    char p[256];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", f->dir, names[i]);
+        unlink(p);
+    }
+    rmdir(f->dir);
+}
+
+static const struct backend backends[] = {
+    {"sqlite", sq_make, sq_missing, sq_raw_open, sq_raw_close, sq_exec, sq_qtext, sq_lock,
+     sq_unlock, sq_cleanup},
+};
+
+/* ---- raw SQL through the backend ---- */
+
+__attribute__((format(printf, 2, 3))) static void X(struct fx *f, const char *fmt, ...)
+{
+    char sql[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(sql, sizeof sql, fmt, ap);
     va_end(ap);
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    if (sqlite3_step(s) != SQLITE_ROW)
-        fail_msg("%s: no row", sql);
-    int64_t v = sqlite3_column_int64(s, 0);
-    sqlite3_finalize(s);
-    return v;
+    f->be->exec(f, sql);
 }
 
-/* A column of one outbound or inbound row, as text ("" and 0 when NULL). */
-static int col(sqlite3 *db, const char *table, int64_t id, const char *column, char *out,
+/* The first column of the first row as text (into out); 0 if NULL or no row. */
+__attribute__((format(printf, 4, 5))) static int qtext(struct fx *f, char *out, size_t outlen,
+                                                       const char *fmt, ...)
+{
+    char sql[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    return f->be->qtext(f, out, outlen, sql);
+}
+
+__attribute__((format(printf, 2, 3))) static int64_t qint(struct fx *f, const char *fmt, ...)
+{
+    char sql[2048], out[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    if (!f->be->qtext(f, out, sizeof out, sql))
+        fail_msg("%s: no value", sql);
+    return strtoll(out, NULL, 10);
+}
+
+/* A column of one outbound or inbound row, as text; 0 when NULL. */
+static int col(struct fx *f, const char *table, int64_t id, const char *column, char *out,
                size_t outlen)
 {
-    return qtext(db, out, outlen, "SELECT %s FROM %s WHERE id = %lld", column, table,
-                 (long long)id);
+    return qtext(f, out, outlen, "SELECT %s FROM %s WHERE id = %lld", column, table, (long long)id);
 }
 
-static void assert_col(sqlite3 *db, const char *table, int64_t id, const char *column,
+static void assert_col(struct fx *f, const char *table, int64_t id, const char *column,
                        const char *want)
 {
     char got[512];
-    int have = col(db, table, id, column, got, sizeof got);
+    int have = col(f, table, id, column, got, sizeof got);
     if (want == NULL) {
         if (have)
             fail_msg("%s.%s of row %lld is '%s', expected NULL", table, column, (long long)id, got);
@@ -109,9 +219,6 @@ static void assert_col(sqlite3 *db, const char *table, int64_t id, const char *c
         fail_msg("%s.%s of row %lld is '%s', expected '%s'", table, column, (long long)id, got,
                  want);
 }
-
-#define T_OUT "outbound_messages"
-#define T_IN "inbound_messages"
 
 /* YYYY-MM-DDTHH:MM:SS.SSS, as the original writes it. */
 static int is_store_time(const char *s)
@@ -125,10 +232,10 @@ static int is_store_time(const char *s)
     return 1;
 }
 
-static void assert_time_col(sqlite3 *db, const char *table, int64_t id, const char *column)
+static void assert_time_col(struct fx *f, const char *table, int64_t id, const char *column)
 {
     char got[128];
-    if (!col(db, table, id, column, got, sizeof got))
+    if (!col(f, table, id, column, got, sizeof got))
         fail_msg("%s.%s of row %lld is NULL, expected a time", table, column, (long long)id);
     if (!is_store_time(got))
         fail_msg("%s.%s of row %lld is '%s', not YYYY-MM-DDTHH:MM:SS.SSS", table, column,
@@ -144,72 +251,119 @@ static void assert_time_col(sqlite3 *db, const char *table, int64_t id, const ch
 }
 
 /* Inserts an outbound row the way a script does; returns its id. */
-static int64_t add_out(sqlite3 *db, const char *state, const char *message_id, const char *payload)
+static int64_t add_out(struct fx *f, const char *state, const char *message_id, const char *payload)
 {
-    char sql[1024];
     if (message_id != NULL)
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO outbound_messages (message_id, dst_addr, dst_port, payload, state) "
-                 "VALUES ('%s', '127.0.0.1', 9000, '%s', '%s')",
-                 message_id, payload, state);
-    else
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO outbound_messages (dst_addr, dst_port, payload, state) "
-                 "VALUES ('127.0.0.1', 9000, '%s', '%s')",
-                 payload, state);
-    exec(db, sql);
-    return sqlite3_last_insert_rowid(db);
+        return qint(
+            f,
+            "INSERT INTO outbound_messages (message_id, dst_addr, dst_port, payload, state) "
+            "VALUES ('%s', '127.0.0.1', 9000, '%s', '%s') RETURNING id",
+            message_id, payload, state);
+    return qint(f,
+                "INSERT INTO outbound_messages (dst_addr, dst_port, payload, state) "
+                "VALUES ('127.0.0.1', 9000, '%s', '%s') RETURNING id",
+                payload, state);
 }
+
+/* An inbound row last updated long ago (2020), as a script left it; returns its id. */
+static int64_t add_old_in(struct fx *f, const char *message_id)
+{
+    return qint(f,
+                "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, "
+                "crypto_timestamp, state, updated_at) VALUES ('%s', '10.0.0.1', 4000, '{}', "
+                "'2020-01-01T00:00:00.000000000', 'ack_sent', '2020-01-01T00:00:00.000') "
+                "RETURNING id",
+                message_id);
+}
+
+/* ---- the store's calls, one row at a time ---- */
+
+static enum store_rc in_insert(struct fx *f, const char *id, const char *addr, unsigned port,
+                               const char *payload, size_t len, uint64_t ts,
+                               enum store_in_result *res)
+{
+    struct store_inbound m = {id, addr, port, payload, len, ts, 0};
+    return store_inbound_insert(f->st, &m, 1, now_ms(), res, NULL);
+}
+
+static enum store_rc out_sent(struct fx *f, int64_t id, int64_t retries, const char *why)
+{
+    struct store_sent v = {id, retries, why};
+    return store_outbound_sent(f->st, &v, 1, now_ms(), NULL);
+}
+
+static enum store_rc out_failed(struct fx *f, int64_t id, int64_t retries, const char *why)
+{
+    struct store_sent v = {id, retries, why};
+    return store_outbound_failed(f->st, &v, 1, now_ms(), NULL);
+}
+
+static enum store_rc out_acked(struct fx *f, int64_t id, int *matched)
+{
+    return store_outbound_acked(f->st, &id, 1, now_ms(), matched);
+}
+
+static enum store_rc in_ack_sent(struct fx *f, const char *id)
+{
+    return store_inbound_ack_sent(f->st, &id, 1, now_ms(), NULL);
+}
+
+static enum store_rc in_ack_failed(struct fx *f, const char *id)
+{
+    return store_inbound_ack_failed(f->st, &id, 1, now_ms(), NULL);
+}
+
+static int64_t add_in(struct fx *f, const char *id)
+{
+    enum store_in_result is_new = (enum store_in_result) - 1;
+    assert_int_equal(in_insert(f, id, "127.0.0.1", 7000, "{}", 2, 1, &is_new), STORE_OK);
+    assert_int_equal(is_new, STORE_IN_NEW);
+    return qint(f, "SELECT id FROM inbound_messages WHERE message_id = '%s'", id);
+}
+
+/* A row buffer of 16 rows for a test; freed by teardown. */
+static struct store_rows rows;
 
 /* ---- fixture ---- */
 
-static void cleanup_dir(const char *dir)
+static struct store *open_store(struct fx *f, const char *loc, enum store_open_mode mode)
 {
-    const char *names[] = {"test.db", "test.db-wal", "test.db-shm", "test.db-journal",
-                           "old.db",  "old.db-wal",  "old.db-shm",  "junk.db"};
-    char p[256];
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
-        unlink(p);
-    }
-    rmdir(dir);
+    char err[256] = "";
+    struct store *st = NULL;
+    enum store_rc rc = store_open(loc, mode, 50, &st, err, sizeof err);
+    if (rc != STORE_OK)
+        fail_msg("%s: store_open %s: %s", f->be->name, loc, err);
+    return st;
 }
 
-static int fx_dir(struct fx *f)
-{
-    snprintf(f->dir, sizeof f->dir, "/tmp/sg-test-store.XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof f->path, "%s/test.db", f->dir);
-    return 0;
-}
-
+/* The database made and open, with the raw connection to it. */
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    if (f == NULL || fx_dir(f) != 0)
+    if (f == NULL)
+        return -1;
+    f->be = *state;
+    *state = f;
+    if (f->be->make(f) != 0 || store_rows_init(&rows, 16, 16 * STORE_ROW_TEXT + 4096) != 0)
         return -1;
     char err[256] = "";
-    f->st = store_open(f->path, STORE_CREATE, 50, err, sizeof err);
-    if (f->st == NULL) {
+    if (store_open(f->loc, STORE_CREATE, 50, &f->st, err, sizeof err) != STORE_OK) {
         fprintf(stderr, "store_open: %s\n", err);
         return -1;
     }
-    if (sqlite3_open_v2(f->path, &f->raw, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_busy_timeout(f->raw, 2000);
-    *state = f;
-    return 0;
+    return f->be->raw_open(f);
 }
 
-/* Only a directory: the test makes its own database. */
+/* Only a place: the test makes its own database. */
 static int setup_dir(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    if (f == NULL || fx_dir(f) != 0)
+    if (f == NULL)
         return -1;
+    f->be = *state;
     *state = f;
-    return 0;
+    return f->be->make(f) == 0 && store_rows_init(&rows, 16, 16 * STORE_ROW_TEXT + 4096) == 0 ? 0
+                                                                                              : -1;
 }
 
 static int teardown(void **state)
@@ -218,74 +372,34 @@ static int teardown(void **state)
     if (f == NULL)
         return 0;
     store_close(f->st);
-    if (f->raw != NULL)
-        sqlite3_close(f->raw);
-    cleanup_dir(f->dir);
+    f->be->raw_close(f);
+    f->be->cleanup(f);
+    store_rows_free(&rows);
     free(f);
     return 0;
 }
 
-/* ---- collecting rows from callbacks ---- */
-
-#define MAX_ROWS 16
-
-struct out_rows {
-    int n;
-    struct {
-        int64_t rowid;
-        int has_id;
-        char message_id[64];
-        char dst_addr[64];
-        int64_t dst_port;
-        char dst_port_text[32];
-        char payload[256];
-        size_t payload_len;
-        int64_t retry_count;
-        int64_t age_ms;
-    } r[MAX_ROWS];
-};
-
-static void collect_out(void *ctx, const struct store_outbound_row *row)
-{
-    struct out_rows *c = ctx;
-    assert_true(c->n < MAX_ROWS);
-    assert_non_null(row->dst_addr);
-    c->r[c->n].rowid = row->rowid;
-    c->r[c->n].has_id = row->message_id != NULL;
-    snprintf(c->r[c->n].message_id, 64, "%s", row->message_id != NULL ? row->message_id : "");
-    snprintf(c->r[c->n].dst_addr, 64, "%s", row->dst_addr);
-    c->r[c->n].dst_port = row->dst_port;
-    assert_non_null(row->dst_port_text);
-    snprintf(c->r[c->n].dst_port_text, 32, "%s", row->dst_port_text);
-    snprintf(c->r[c->n].payload, 256, "%s", row->payload != NULL ? row->payload : "(none)");
-    c->r[c->n].payload_len = row->payload_len;
-    c->r[c->n].retry_count = row->retry_count;
-    c->r[c->n].age_ms = row->age_ms;
-    c->n++;
-}
-
-struct in_rows {
-    int n;
-    struct {
-        int64_t rowid;
-        char message_id[64];
-        char src_addr[64];
-        int64_t src_port;
-    } r[MAX_ROWS];
-};
-
-static void collect_in(void *ctx, const struct store_inbound_row *row)
-{
-    struct in_rows *c = ctx;
-    assert_true(c->n < MAX_ROWS);
-    c->r[c->n].rowid = row->rowid;
-    snprintf(c->r[c->n].message_id, 64, "%s", row->message_id);
-    snprintf(c->r[c->n].src_addr, 64, "%s", row->src_addr);
-    c->r[c->n].src_port = row->src_port;
-    c->n++;
-}
-
 /* ---- open ---- */
+
+/* A script's minimal insert gets the documented defaults. */
+static void test_open_defaults(void **state)
+{
+    struct fx *f = *state;
+    int64_t id = qint(f, "INSERT INTO outbound_messages (dst_addr, dst_port, payload) "
+                         "VALUES ('10.0.0.1', 1, '{}') RETURNING id");
+    assert_col(f, T_OUT, id, "state", "pending");
+    assert_col(f, T_OUT, id, "retry_count", "0");
+    assert_col(f, T_OUT, id, "message_id", NULL);
+    assert_time_col(f, T_OUT, id, "created_at");
+    assert_time_col(f, T_OUT, id, "updated_at");
+    int64_t in = qint(f, "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, "
+                         "crypto_timestamp) VALUES ('" ID1 "', '10.0.0.1', 1, '{}', 'x') "
+                         "RETURNING id");
+    assert_col(f, T_IN, in, "state", "received");
+    assert_col(f, T_IN, in, "ack_sent", "0");
+    assert_col(f, T_IN, in, "read_count", "0");
+    assert_time_col(f, T_IN, in, "received_at");
+}
 
 struct column_spec {
     const char *name, *type;
@@ -326,31 +440,32 @@ static void assert_columns(sqlite3 *db, const char *table, const struct column_s
     assert_int_equal(i, n);
 }
 
-static void assert_index(sqlite3 *db, const char *table, const char *index, int unique,
+static void assert_index(struct fx *f, const char *table, const char *index, int unique,
                          const char *column)
 {
     char buf[64];
-    if (!qtext(db, buf, sizeof buf,
+    if (!qtext(f, buf, sizeof buf,
                "SELECT name FROM sqlite_master WHERE type = 'index' AND name = '%s' AND "
                "tbl_name = '%s'",
                index, table))
         fail_msg("index %s on %s missing", index, table);
     assert_int_equal(
-        qint(db, "SELECT \"unique\" FROM pragma_index_list('%s') WHERE name = '%s'", table, index),
+        qint(f, "SELECT \"unique\" FROM pragma_index_list('%s') WHERE name = '%s'", table, index),
         unique);
-    qtext(db, buf, sizeof buf, "SELECT name FROM pragma_index_info('%s')", index);
+    qtext(f, buf, sizeof buf, "SELECT name FROM pragma_index_info('%s')", index);
     assert_string_equal(buf, column);
 }
 
+/* SQLite: the file, its mode, the columns, indexes and journal mode of data/schema.sql. */
 static void test_open_creates_schema(void **state)
 {
     struct fx *f = *state;
     struct stat sb;
-    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(stat(f->loc, &sb), 0);
     assert_int_equal(sb.st_mode & 07777, 0600);
     /* the WAL file holds message text too */
-    char wal[160];
-    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    char wal[200];
+    snprintf(wal, sizeof wal, "%s-wal", f->loc);
     if (stat(wal, &sb) == 0)
         assert_int_equal(sb.st_mode & 07777, 0600);
 
@@ -372,64 +487,116 @@ static void test_open_creates_schema(void **state)
     };
     assert_columns(f->raw, T_OUT, out_cols, sizeof out_cols / sizeof out_cols[0]);
     assert_columns(f->raw, T_IN, in_cols, sizeof in_cols / sizeof in_cols[0]);
-    assert_index(f->raw, T_OUT, "idx_outbound_message_id", 1, "message_id");
-    assert_index(f->raw, T_OUT, "idx_outbound_state", 0, "state");
-    assert_index(f->raw, T_IN, "idx_inbound_message_id", 1, "message_id");
-    assert_index(f->raw, T_IN, "idx_inbound_state", 0, "state");
+    assert_index(f, T_OUT, "idx_outbound_message_id", 1, "message_id");
+    assert_index(f, T_OUT, "idx_outbound_state", 0, "state");
+    assert_index(f, T_IN, "idx_inbound_message_id", 1, "message_id");
+    assert_index(f, T_IN, "idx_inbound_state", 0, "state");
     char buf[1024];
-    assert_true(qtext(f->raw, buf, sizeof buf,
+    assert_true(qtext(f, buf, sizeof buf,
                       "SELECT sql FROM sqlite_master WHERE name = 'outbound_messages'"));
     assert_non_null(strstr(buf, "AUTOINCREMENT"));
-    assert_true(qtext(f->raw, buf, sizeof buf,
-                      "SELECT sql FROM sqlite_master WHERE name = 'inbound_messages'"));
+    assert_true(
+        qtext(f, buf, sizeof buf, "SELECT sql FROM sqlite_master WHERE name = 'inbound_messages'"));
     assert_non_null(strstr(buf, "AUTOINCREMENT"));
-    qtext(f->raw, buf, sizeof buf, "PRAGMA journal_mode");
+    qtext(f, buf, sizeof buf, "PRAGMA journal_mode");
     assert_string_equal(buf, "wal");
-
-    /* a script's minimal insert gets the documented defaults */
-    exec(f->raw, "INSERT INTO outbound_messages (dst_addr, dst_port, payload) "
-                 "VALUES ('10.0.0.1', 1, '{}')");
-    int64_t id = sqlite3_last_insert_rowid(f->raw);
-    assert_col(f->raw, T_OUT, id, "state", "pending");
-    assert_col(f->raw, T_OUT, id, "retry_count", "0");
-    assert_col(f->raw, T_OUT, id, "message_id", NULL);
-    assert_time_col(f->raw, T_OUT, id, "created_at");
-    assert_time_col(f->raw, T_OUT, id, "updated_at");
 }
 
 static void test_open_again_keeps_data(void **state)
 {
     struct fx *f = *state;
-    int64_t id = add_out(f->raw, "pending", ID1, "{\"a\":1}");
+    int64_t id = add_out(f, "pending", ID1, "{\"a\":1}");
     store_close(f->st);
-    char err[256] = "";
-    f->st = store_open(f->path, STORE_CREATE, 50, err, sizeof err);
-    assert_non_null(f->st);
-    struct store *tool = store_open(f->path, STORE_EXISTING, 50, err, sizeof err);
-    assert_non_null(tool);
-    struct out_rows rows = {0};
-    assert_int_equal(store_outbound_pending(tool, 10, collect_out, &rows), 1);
-    assert_int_equal(rows.r[0].rowid, id);
-    assert_string_equal(rows.r[0].message_id, ID1);
+    f->st = open_store(f, f->loc, STORE_CREATE);
+    struct store *tool = open_store(f, f->loc, STORE_EXISTING);
+    assert_int_equal(store_outbound_pending(tool, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, id);
+    assert_string_equal(rows.out[0].message_id, ID1);
     store_close(tool);
     store_close(NULL);
 }
 
+/* No database there: STORE_GONE for the tools, and nothing is created. */
 static void test_open_existing_missing(void **state)
 {
     struct fx *f = *state;
-    char path[192];
-    snprintf(path, sizeof path, "%s/missing.db", f->dir);
+    char loc[192];
+    f->be->missing(f, loc, sizeof loc);
     char err[256] = "";
-    assert_null(store_open(path, STORE_EXISTING, 50, err, sizeof err));
+    static int sentinel;
+    struct store *st = (struct store *)(void *)&sentinel; /* set to NULL on failure */
+    assert_int_equal(store_open(loc, STORE_EXISTING, 50, &st, err, sizeof err), STORE_GONE);
+    assert_null(st);
     assert_non_null(strstr(err, "not found"));
     struct stat sb;
-    assert_int_not_equal(stat(path, &sb), 0); /* not created */
-    /* nor in a directory that does not exist, for either mode */
+    assert_int_not_equal(stat(loc, &sb), 0); /* not created */
+}
+
+/* SQLite: nor in a directory that does not exist, in either mode. */
+static void test_open_no_directory(void **state)
+{
+    struct fx *f = *state;
+    char path[192], err[256] = "";
+    struct store *st = NULL;
     snprintf(path, sizeof path, "%s/no/such/dir.db", f->dir);
-    err[0] = '\0';
-    assert_null(store_open(path, STORE_CREATE, 50, err, sizeof err));
+    assert_int_equal(store_open(path, STORE_CREATE, 50, &st, err, sizeof err), STORE_ERR);
+    assert_null(st);
     assert_true(err[0] != '\0');
+    err[0] = '\0';
+    assert_int_equal(store_open(path, STORE_EXISTING, 50, &st, err, sizeof err), STORE_GONE);
+    /* and a directory is not a database */
+    assert_int_equal(store_open(f->dir, STORE_EXISTING, 50, &st, err, sizeof err), STORE_ERR);
+    assert_non_null(strstr(err, "not a regular file"));
+}
+
+/* SQLite: sqlite:PATH and sqlite://PATH name the file; a PostgreSQL URL is refused clearly. */
+static void test_open_locations(void **state)
+{
+    struct fx *f = *state;
+    char loc[256], err[256] = "";
+    struct store *st = NULL;
+    add_out(f, "pending", ID1, "{}");
+    snprintf(loc, sizeof loc, "sqlite:%s", f->loc);
+    st = open_store(f, loc, STORE_EXISTING);
+    assert_int_equal(store_outbound_pending(st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    store_close(st);
+    snprintf(loc, sizeof loc, "sqlite://%s", f->loc);
+    st = open_store(f, loc, STORE_EXISTING);
+    store_close(st);
+    st = NULL;
+    assert_int_equal(
+        store_open("postgresql://u:secret@db.example/q", STORE_EXISTING, 50, &st, err, sizeof err),
+        STORE_ERR);
+    assert_null(st);
+    assert_non_null(strstr(err, "PostgreSQL"));
+    assert_null(strstr(err, "secret")); /* the URL may hold a password: not repeated */
+    assert_int_equal(store_open("sqlite:", STORE_CREATE, 50, &st, err, sizeof err), STORE_ERR);
+}
+
+/* SQLite: a lock held while the tables are read makes store_open say STORE_BUSY, not ERR. */
+static void test_open_busy(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->loc, sizeof f->loc, "%s/old.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->loc, &db), SQLITE_OK);
+    char *msg = NULL;
+    /* a rollback-journal database (as a script may leave it), exclusively locked */
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE inbound_messages (id INTEGER PRIMARY KEY, "
+                                  "message_id TEXT); CREATE TABLE outbound_messages (id INTEGER "
+                                  "PRIMARY KEY, message_id TEXT); BEGIN EXCLUSIVE;",
+                                  NULL, NULL, &msg),
+                     SQLITE_OK);
+    char err[256] = "";
+    struct store *st = NULL;
+    assert_int_equal(store_open(f->loc, STORE_EXISTING, 50, &st, err, sizeof err), STORE_BUSY);
+    assert_null(st);
+    assert_non_null(strstr(err, "locked"));
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(db);
 }
 
 static void test_open_not_a_database(void **state)
@@ -443,10 +610,11 @@ static void test_open_not_a_database(void **state)
         fputs("this is not an SQLite database. ", fp);
     fclose(fp);
     char err[256] = "";
-    assert_null(store_open(path, STORE_EXISTING, 50, err, sizeof err));
+    struct store *st = NULL;
+    assert_int_equal(store_open(path, STORE_EXISTING, 50, &st, err, sizeof err), STORE_ERR);
     assert_true(err[0] != '\0');
     err[0] = '\0';
-    assert_null(store_open(path, STORE_CREATE, 50, err, sizeof err));
+    assert_int_equal(store_open(path, STORE_CREATE, 50, &st, err, sizeof err), STORE_ERR);
     assert_true(err[0] != '\0');
 }
 
@@ -454,638 +622,53 @@ static void test_open_not_a_database(void **state)
 static void test_open_migrates_read_count(void **state)
 {
     struct fx *f = *state;
-    snprintf(f->path, sizeof f->path, "%s/old.db", f->dir);
+    snprintf(f->loc, sizeof f->loc, "%s/old.db", f->dir);
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    exec(db, "CREATE TABLE inbound_messages ("
-             " id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL,"
-             " src_addr TEXT NOT NULL, src_port INTEGER NOT NULL, payload TEXT NOT NULL,"
-             " crypto_timestamp TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'received',"
-             " ack_sent INTEGER NOT NULL DEFAULT 0,"
-             " received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')),"
-             " ack_sent_at TEXT,"
-             " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')));"
-             "CREATE UNIQUE INDEX idx_inbound_message_id ON inbound_messages (message_id);"
-             "CREATE TABLE outbound_messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-             " message_id TEXT, dst_addr TEXT NOT NULL, dst_port INTEGER NOT NULL,"
-             " payload TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',"
-             " retry_count INTEGER NOT NULL DEFAULT 0,"
-             " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')),"
-             " sent_at TEXT, ack_received_at TEXT, last_error TEXT,"
-             " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')));"
-             "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload,"
-             " crypto_timestamp, state, ack_sent) VALUES ('" ID1 "', '10.1.1.1', 5000,"
-             " '{\"old\":true}', '2024-01-01T00:00:00.000000000', 'ack_sent', 1);");
+    assert_int_equal(sqlite3_open(f->loc, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE inbound_messages ("
+                     " id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL,"
+                     " src_addr TEXT NOT NULL, src_port INTEGER NOT NULL, payload TEXT NOT NULL,"
+                     " crypto_timestamp TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'received',"
+                     " ack_sent INTEGER NOT NULL DEFAULT 0,"
+                     " received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')),"
+                     " ack_sent_at TEXT,"
+                     " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')));"
+                     "CREATE UNIQUE INDEX idx_inbound_message_id ON inbound_messages (message_id);"
+                     "CREATE TABLE outbound_messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                     " message_id TEXT, dst_addr TEXT NOT NULL, dst_port INTEGER NOT NULL,"
+                     " payload TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',"
+                     " retry_count INTEGER NOT NULL DEFAULT 0,"
+                     " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')),"
+                     " sent_at TEXT, ack_received_at TEXT, last_error TEXT,"
+                     " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')));"
+                     "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload,"
+                     " crypto_timestamp, state, ack_sent) VALUES ('" ID1 "', '10.1.1.1', 5000,"
+                     " '{\"old\":true}', '2024-01-01T00:00:00.000000000', 'ack_sent', 1);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
 
-    char err[256] = "";
-    f->st = store_open(f->path, STORE_EXISTING, 50, err, sizeof err);
-    if (f->st == NULL)
-        fail_msg("store_open: %s", err);
-    assert_int_equal(sqlite3_open_v2(f->path, &f->raw, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(qint(f->raw, "SELECT count(*) FROM pragma_table_info('inbound_messages') "
-                                  "WHERE name = 'read_count'"),
+    f->st = open_store(f, f->loc, STORE_EXISTING);
+    assert_int_equal(f->be->raw_open(f), 0);
+    assert_int_equal(qint(f, "SELECT count(*) FROM pragma_table_info('inbound_messages') "
+                             "WHERE name = 'read_count'"),
                      1);
-    assert_int_equal(qint(f->raw, "SELECT read_count FROM inbound_messages WHERE message_id = "
-                                  "'" ID1 "'"),
-                     0);
-    assert_col(f->raw, T_IN, 1, "payload", "{\"old\":true}");
-    assert_col(f->raw, T_IN, 1, "state", "ack_sent");
-    /* the outbound table was missing and is made */
-    assert_int_equal(qint(f->raw, "SELECT count(*) FROM sqlite_master WHERE name = "
-                                  "'outbound_messages'"),
+    assert_int_equal(
+        qint(f, "SELECT read_count FROM inbound_messages WHERE message_id = '" ID1 "'"), 0);
+    assert_col(f, T_IN, 1, "payload", "{\"old\":true}");
+    assert_col(f, T_IN, 1, "state", "ack_sent");
+    /* the outbound table is there (the original made both) */
+    assert_int_equal(qint(f, "SELECT count(*) FROM sqlite_master WHERE name = 'outbound_messages'"),
                      1);
     /* and the store works on it */
     enum store_in_result is_new = (enum store_in_result) - 1;
-    assert_int_equal(store_inbound_insert(f->st, ID2, "10.1.1.2", 5001, "{}", 2, 1, &is_new),
-                     STORE_OK);
+    assert_int_equal(in_insert(f, ID2, "10.1.1.2", 5001, "{}", 2, 1, &is_new), STORE_OK);
     assert_int_equal(is_new, STORE_IN_NEW);
     /* opening it again does not try to add the column twice */
     store_close(f->st);
-    f->st = store_open(f->path, STORE_EXISTING, 50, err, sizeof err);
-    if (f->st == NULL)
-        fail_msg("second store_open: %s", err);
-}
-
-/* ---- outbound ---- */
-
-static void test_outbound_pending(void **state)
-{
-    struct fx *f = *state;
-    int64_t a = add_out(f->raw, "pending", NULL, "{\"n\":1}");
-    int64_t s = add_out(f->raw, "sent", ID1, "{\"n\":2}");
-    int64_t b = add_out(f->raw, "pending", ID2, "{\"n\":3}");
-    add_out(f->raw, "send_failed", NULL, "{\"n\":4}");
-    int64_t c = add_out(f->raw, "pending", NULL, "{\"n\":5}");
-    int64_t d = add_out(f->raw, "pending", NULL, "{\"n\":6}");
-    (void)s;
-    exec(f->raw, "UPDATE outbound_messages SET retry_count = 3, dst_port = 61773, "
-                 "dst_addr = '192.168.1.9' WHERE id = 3");
-
-    struct out_rows rows = {0};
-    assert_int_equal(store_outbound_pending(f->st, 3, collect_out, &rows), 3);
-    assert_int_equal(rows.n, 3);
-    assert_int_equal(rows.r[0].rowid, a);
-    assert_int_equal(rows.r[1].rowid, b);
-    assert_int_equal(rows.r[2].rowid, c);
-    assert_int_equal(rows.r[0].has_id, 0);
-    assert_int_equal(rows.r[1].has_id, 1);
-    assert_string_equal(rows.r[1].message_id, ID2);
-    assert_string_equal(rows.r[0].dst_addr, "127.0.0.1");
-    assert_int_equal(rows.r[0].dst_port, 9000);
-    assert_string_equal(rows.r[0].payload, "(none)"); /* read by store_outbound_payload */
-    assert_string_equal(rows.r[1].dst_addr, "192.168.1.9");
-    assert_int_equal(rows.r[1].dst_port, 61773);
-    assert_int_equal(rows.r[1].retry_count, 3);
-
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 100, collect_out, &rows), 4);
-    assert_int_equal(rows.r[3].rowid, d);
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 1, collect_out, &rows), 1);
-    assert_int_equal(rows.r[0].rowid, a);
-    /* a script's bad dst_port is reported as -1, with the text kept for the error */
-    exec(f->raw, "UPDATE outbound_messages SET dst_port = 'abc' WHERE id = 1");
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 1, collect_out, &rows), 1);
-    assert_int_equal(rows.r[0].dst_port, -1);
-    assert_string_equal(rows.r[0].dst_port_text, "abc");
-    exec(f->raw, "UPDATE outbound_messages SET dst_port = '9001' WHERE id = 1");
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 1, collect_out, &rows), 1);
-    assert_int_equal(rows.r[0].dst_port, 9001);
-    assert_string_equal(rows.r[0].dst_port_text, "9001");
-    /* nothing pending */
-    exec(f->raw, "UPDATE outbound_messages SET state = 'send_failed'");
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 10, collect_out, &rows), 0);
-    assert_int_equal(rows.n, 0);
-}
-
-/*
- * Rows for destinations the engine names (their windows are full) are left
- * out, however many there are, and so are rows it skips; both sets survive a
- * rolled-back transaction.
- */
-static void test_outbound_pending_exclude(void **state)
-{
-    struct fx *f = *state;
-    int64_t a = add_out(f->raw, "pending", NULL, "{}"); /* 127.0.0.1:9000 */
-    int64_t b = add_out(f->raw, "pending", NULL, "{}");
-    int64_t c = add_out(f->raw, "pending", NULL, "{}");
-    int64_t d = add_out(f->raw, "pending", NULL, "{}");
-    exec(f->raw, "UPDATE outbound_messages SET dst_addr = '10.0.0.1' WHERE id = 2");
-    exec(f->raw, "UPDATE outbound_messages SET dst_port = 9001 WHERE id = 3");
-    exec(f->raw, "UPDATE outbound_messages SET dst_addr = '10.0.0.2', dst_port = 7 WHERE id = 4");
-
-    struct store_dest ex[2] = {{"127.0.0.1", 9000}, {"10.0.0.2", 7}};
-    struct out_rows rows = {0};
-    assert_int_equal(store_outbound_exclude(f->st, ex, 1), STORE_OK);
-    assert_int_equal(store_outbound_pending(f->st, 10, collect_out, &rows), 3);
-    assert_int_equal(rows.r[0].rowid, b);
-    assert_int_equal(rows.r[1].rowid, c); /* same address, other port: not excluded */
-    assert_int_equal(rows.r[2].rowid, d);
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_exclude(f->st, ex, 2), STORE_OK);
-    assert_int_equal(store_outbound_pending(f->st, 10, collect_out, &rows), 2);
-    assert_int_equal(rows.r[0].rowid, b);
-    assert_int_equal(rows.r[1].rowid, c);
-    /* the limit counts rows after the exclusion */
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 1, collect_out, &rows), 1);
-    assert_int_equal(rows.r[0].rowid, b);
-    /* a skipped row is left out too, and a rollback keeps both sets */
-    assert_int_equal(store_outbound_skip(f->st, b), STORE_OK);
-    assert_int_equal(store_begin(f->st), STORE_OK);
-    store_rollback(f->st);
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_pending(f->st, 10, collect_out, &rows), 1);
-    assert_int_equal(rows.r[0].rowid, c);
-    /* and without exclusions everything not skipped is back, in order */
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_exclude(f->st, ex, 0), STORE_OK);
-    assert_int_equal(store_outbound_pending(f->st, 10, collect_out, &rows), 3);
-    assert_int_equal(rows.r[0].rowid, a);
-    assert_int_equal(rows.r[2].rowid, d);
-}
-
-/* Far more excluded destinations than the old fixed cap of 8: a live row is still found. */
-static void test_outbound_pending_many_excluded(void **state)
-{
-    struct fx *f = *state;
-    struct store_dest ex[40];
-    for (int i = 0; i < 40; i++) {
-        char sql[200];
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO outbound_messages (dst_addr, dst_port, payload) "
-                 "VALUES ('127.0.0.1', %d, '{}')",
-                 10000 + i);
-        for (int k = 0; k < 20; k++)
-            exec(f->raw, sql);
-        ex[i] = (struct store_dest){"127.0.0.1", 10000 + i};
-    }
-    int64_t live = add_out(f->raw, "pending", NULL, "{}");
-    assert_int_equal(store_outbound_exclude(f->st, ex, 40), STORE_OK);
-    struct out_rows rows = {0};
-    assert_int_equal(store_outbound_pending(f->st, 5, collect_out, &rows), 1);
-    assert_int_equal(rows.r[0].rowid, live);
-}
-
-/* A payload is read only if it fits; a huge one is refused from its size alone. */
-static void test_outbound_payload(void **state)
-{
-    struct fx *f = *state;
-    int64_t a = add_out(f->raw, "pending", NULL, "{\"x\":1}");
-    int64_t big = add_out(f->raw, "pending", NULL, "{}");
-    exec(f->raw, "UPDATE outbound_messages SET payload = CAST(zeroblob(50000000) AS TEXT) "
-                 "WHERE id = 2");
-    int64_t num = add_out(f->raw, "pending", NULL, "{}");
-    exec(f->raw, "UPDATE outbound_messages SET payload = 42 WHERE id = 3");
-    char *p = NULL;
-    size_t len = 0;
-    assert_int_equal(store_outbound_payload(f->st, a, 100, &p, &len), STORE_OK);
-    assert_string_equal(p, "{\"x\":1}");
-    assert_int_equal(len, 7);
-    free(p);
-    p = NULL;
-    assert_int_equal(store_outbound_payload(f->st, a, 6, &p, &len), STORE_REFUSED);
-    assert_null(p);
-    assert_int_equal(store_outbound_payload(f->st, big, 65535, &p, &len), STORE_REFUSED);
-    assert_int_equal(len, 50000000);
-    assert_null(p);
-    /* a number written by a script is text by the column's affinity */
-    assert_int_equal(store_outbound_payload(f->st, num, 65535, &p, &len), STORE_OK);
-    assert_string_equal(p, "42");
-    free(p);
-    p = NULL;
-    assert_int_equal(store_outbound_payload(f->st, 999, 65535, &p, &len), STORE_GONE);
-    assert_null(p);
-}
-
-/* Hostile columns: ports out of range, negative retry counts, NUL bytes in addresses. */
-static void test_outbound_hostile_columns(void **state)
-{
-    struct fx *f = *state;
-    add_out(f->raw, "pending", NULL, "{}");
-    add_out(f->raw, "pending", NULL, "{}");
-    add_out(f->raw, "pending", NULL, "{}");
-    exec(f->raw, "UPDATE outbound_messages SET dst_port = 4294967296 + 9000 WHERE id = 1");
-    exec(f->raw, "UPDATE outbound_messages SET retry_count = -1000000 WHERE id = 2");
-    exec(f->raw, "UPDATE outbound_messages SET dst_addr = CAST(X'3132372e302e302e3100ff' AS BLOB) "
-                 "WHERE id = 3");
-    struct out_rows rows = {0};
-    assert_int_equal(store_outbound_pending(f->st, 10, collect_out, &rows), 3);
-    assert_int_equal(rows.r[0].dst_port, -1);
-    assert_string_equal(rows.r[0].dst_port_text, "4294976296");
-    assert_int_equal(rows.r[1].retry_count, 0);
-    assert_int_equal(rows.r[1].dst_port, 9000);
-    assert_string_equal(rows.r[2].dst_addr, STORE_BAD_TEXT);
-    /* the same for a recovered inbound row */
-    exec(f->raw, "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, "
-                 "crypto_timestamp) VALUES ('" ID1 "', '127.0.0.1', 65536 + 7, '{}', 'x')");
-    struct in_rows in = {0};
-    assert_int_equal(store_inbound_unacked(f->st, 0, 10, collect_in, &in), 1);
-    assert_int_equal(in.r[0].src_port, -1);
-}
-
-static void test_outbound_sending(void **state)
-{
-    struct fx *f = *state;
-    int64_t a = add_out(f->raw, "pending", NULL, "{\"a\":1}");
-    int64_t b = add_out(f->raw, "pending", NULL, "{\"b\":1}");
-    int64_t c = add_out(f->raw, "pending", ID3, "{\"message_id\":\"" ID3 "\"}");
-    exec(f->raw, "UPDATE outbound_messages SET updated_at = '2000-01-01T00:00:00.000'");
-
-    /* the payload text is taken by length, not up to a NUL */
-    const char payload[] = "{\"message_id\":\"" ID1 "\",\"a\":1}TRAILING";
-    size_t plen = strlen(payload) - strlen("TRAILING");
-    assert_int_equal(store_outbound_sending(f->st, a, ID1, payload, plen), STORE_OK);
-    assert_col(f->raw, T_OUT, a, "state", "sending");
-    assert_col(f->raw, T_OUT, a, "message_id", ID1);
-    assert_col(f->raw, T_OUT, a, "payload", "{\"message_id\":\"" ID1 "\",\"a\":1}");
-    assert_time_col(f->raw, T_OUT, a, "updated_at");
-
-    /* NULL payload: the row's payload stays */
-    assert_int_equal(store_outbound_sending(f->st, c, ID3, NULL, 0), STORE_OK);
-    assert_col(f->raw, T_OUT, c, "state", "sending");
-    assert_col(f->raw, T_OUT, c, "payload", "{\"message_id\":\"" ID3 "\"}");
-
-    /* another row already has this message_id */
-    assert_int_equal(store_outbound_sending(f->st, b, ID1, "{}", 2), STORE_DUP);
-    assert_col(f->raw, T_OUT, b, "state", "pending");
-    assert_col(f->raw, T_OUT, b, "message_id", NULL);
-    assert_col(f->raw, T_OUT, b, "payload", "{\"b\":1}");
-    /* and the connection is still usable */
-    assert_int_equal(store_outbound_sending(f->st, b, ID2, NULL, 0), STORE_OK);
-    assert_col(f->raw, T_OUT, b, "state", "sending");
-    assert_col(f->raw, T_OUT, b, "message_id", ID2);
-}
-
-static void test_outbound_sent(void **state)
-{
-    struct fx *f = *state;
-    int64_t a = add_out(f->raw, "sending", ID1, "{}");
-    int64_t b = add_out(f->raw, "sending", ID2, "{}");
-    int64_t p = add_out(f->raw, "pending", NULL, "{}");
-    int64_t k = add_out(f->raw, "acknowledged", ID3, "{}");
-
-    assert_int_equal(store_outbound_sent(f->st, a, 0, NULL), STORE_OK);
-    assert_col(f->raw, T_OUT, a, "state", "sent");
-    assert_col(f->raw, T_OUT, a, "retry_count", "0");
-    assert_time_col(f->raw, T_OUT, a, "sent_at");
-    assert_col(f->raw, T_OUT, a, "last_error", NULL);
-
-    assert_int_equal(store_outbound_sent(f->st, b, 2, "sendto: Resource temporarily unavailable"),
-                     STORE_OK);
-    assert_col(f->raw, T_OUT, b, "state", "sent");
-    assert_col(f->raw, T_OUT, b, "retry_count", "2");
-    assert_col(f->raw, T_OUT, b, "last_error", "sendto: Resource temporarily unavailable");
-    /* a later send without a reason keeps the earlier reason */
-    assert_int_equal(store_outbound_sent(f->st, b, 3, NULL), STORE_OK);
-    assert_col(f->raw, T_OUT, b, "retry_count", "3");
-    assert_col(f->raw, T_OUT, b, "last_error", "sendto: Resource temporarily unavailable");
-
-    /* a retransmission: sent -> sent, retry_count and sent_at move on */
-    exec(f->raw, "UPDATE outbound_messages SET sent_at = '2000-01-01T00:00:00.000' WHERE id = 1");
-    assert_int_equal(store_outbound_sent(f->st, a, 1, NULL), STORE_OK);
-    assert_col(f->raw, T_OUT, a, "state", "sent");
-    assert_col(f->raw, T_OUT, a, "retry_count", "1");
-    char at[64];
-    col(f->raw, T_OUT, a, "sent_at", at, sizeof at);
-    assert_string_not_equal(at, "2000-01-01T00:00:00.000");
-    assert_time_col(f->raw, T_OUT, a, "sent_at");
-
-    /* pending and acknowledged rows are not made 'sent' */
-    assert_int_equal(store_outbound_sent(f->st, p, 1, NULL), STORE_OK);
-    assert_col(f->raw, T_OUT, p, "state", "pending");
-    assert_col(f->raw, T_OUT, p, "sent_at", NULL);
-    assert_int_equal(store_outbound_sent(f->st, k, 1, NULL), STORE_OK);
-    assert_col(f->raw, T_OUT, k, "state", "acknowledged");
-    assert_col(f->raw, T_OUT, k, "sent_at", NULL);
-}
-
-static void test_outbound_acked(void **state)
-{
-    struct fx *f = *state;
-    int64_t a = add_out(f->raw, "sent", ID1, "{}");
-    int64_t b = add_out(f->raw, "sending", ID2, "{}");
-    int64_t p = add_out(f->raw, "pending", ID3, "{}");
-    int matched = -1;
-
-    assert_int_equal(store_outbound_acked(f->st, a, &matched), STORE_OK);
-    assert_int_equal(matched, 1);
-    assert_col(f->raw, T_OUT, a, "state", "acknowledged");
-    assert_time_col(f->raw, T_OUT, a, "ack_received_at");
-    assert_time_col(f->raw, T_OUT, a, "updated_at");
-
-    /* a second ACK for the same message (the peer re-ACKs a retransmission) */
-    matched = -1;
-    exec(f->raw, "UPDATE outbound_messages SET ack_received_at = '2000-01-01T00:00:00.000' "
-                 "WHERE id = 1");
-    assert_int_equal(store_outbound_acked(f->st, a, &matched), STORE_OK);
-    assert_int_equal(matched, 0);
-    assert_col(f->raw, T_OUT, a, "ack_received_at", "2000-01-01T00:00:00.000");
-
-    /* an ACK for a row still in 'sending' (ACK raced our own bookkeeping) */
-    matched = -1;
-    assert_int_equal(store_outbound_acked(f->st, b, &matched), STORE_OK);
-    assert_int_equal(matched, 1);
-    assert_col(f->raw, T_OUT, b, "state", "acknowledged");
-
-    /* unknown id, and a row not yet sent */
-    matched = -1;
-    assert_int_equal(store_outbound_acked(f->st, 9999, &matched), STORE_OK);
-    assert_int_equal(matched, 0);
-    matched = -1;
-    assert_int_equal(store_outbound_acked(f->st, p, &matched), STORE_OK);
-    assert_int_equal(matched, 0);
-    assert_col(f->raw, T_OUT, p, "state", "pending");
-    assert_col(f->raw, T_OUT, p, "ack_received_at", NULL);
-
-    /* a failed row is terminal */
-    exec(f->raw, "UPDATE outbound_messages SET state = 'send_failed' WHERE id = 3");
-    matched = -1;
-    assert_int_equal(store_outbound_acked(f->st, p, &matched), STORE_OK);
-    assert_int_equal(matched, 0);
-    assert_col(f->raw, T_OUT, p, "state", "send_failed");
-}
-
-static void test_outbound_failed(void **state)
-{
-    struct fx *f = *state;
-    int64_t p = add_out(f->raw, "pending", NULL, "[1,2]");
-    int64_t s = add_out(f->raw, "sending", ID1, "{}");
-    int64_t t = add_out(f->raw, "sent", ID2, "{}");
-    int64_t k = add_out(f->raw, "acknowledged", ID3, "{}");
-
-    assert_int_equal(store_outbound_failed(f->st, p, 0, "payload is not a JSON object"), STORE_OK);
-    assert_col(f->raw, T_OUT, p, "state", "send_failed");
-    assert_col(f->raw, T_OUT, p, "last_error", "payload is not a JSON object");
-    assert_time_col(f->raw, T_OUT, p, "updated_at");
-    assert_int_equal(store_outbound_failed(f->st, s, 0, "sendto: Connection refused"), STORE_OK);
-    assert_col(f->raw, T_OUT, s, "state", "send_failed");
-    assert_int_equal(store_outbound_failed(f->st, t, 11, "max retries exceeded (no ACK)"),
-                     STORE_OK);
-    assert_col(f->raw, T_OUT, t, "state", "send_failed");
-    assert_col(f->raw, T_OUT, t, "retry_count", "11");
-    assert_col(f->raw, T_OUT, t, "last_error", "max retries exceeded (no ACK)");
-    /* acknowledged stays acknowledged */
-    assert_int_equal(store_outbound_failed(f->st, k, 11, "late"), STORE_OK);
-    assert_col(f->raw, T_OUT, k, "state", "acknowledged");
-    assert_col(f->raw, T_OUT, k, "last_error", NULL);
-}
-
-static void test_recover_sending(void **state)
-{
-    struct fx *f = *state;
-    int64_t a = add_out(f->raw, "sending", ID1, "{\"message_id\":\"" ID1 "\"}");
-    int64_t b = add_out(f->raw, "sent", ID2, "{}");
-    int64_t c = add_out(f->raw, "sending", ID3, "{}");
-    int64_t d = add_out(f->raw, "pending", NULL, "{}");
-    assert_int_equal(store_recover_sending(f->st), 2);
-    assert_col(f->raw, T_OUT, a, "state", "pending");
-    assert_col(f->raw, T_OUT, c, "state", "pending");
-    assert_col(f->raw, T_OUT, b, "state", "sent");
-    assert_col(f->raw, T_OUT, d, "state", "pending");
-    /* the id stays, so a resend is recognised as a duplicate by the receiver */
-    assert_col(f->raw, T_OUT, a, "message_id", ID1);
-    assert_col(f->raw, T_OUT, a, "payload", "{\"message_id\":\"" ID1 "\"}");
-    assert_int_equal(store_recover_sending(f->st), 0);
-}
-
-static void test_outbound_load_sent(void **state)
-{
-    struct fx *f = *state;
-    int64_t a = add_out(f->raw, "sent", ID1, "{\"a\":1}");
-    add_out(f->raw, "pending", NULL, "{}");
-    int64_t b = add_out(f->raw, "sent", ID2, "{\"b\":1}");
-    int64_t c = add_out(f->raw, "sent", ID3, "{\"c\":1}");
-    exec(f->raw, "UPDATE outbound_messages SET sent_at = "
-                 "strftime('%Y-%m-%dT%H:%M:%f','now','-3 seconds'), retry_count = 2 WHERE id = 1");
-    exec(f->raw, "UPDATE outbound_messages SET sent_at = "
-                 "strftime('%Y-%m-%dT%H:%M:%f','now','-60 seconds') WHERE id = 3");
-    exec(f->raw, "UPDATE outbound_messages SET sent_at = "
-                 "strftime('%Y-%m-%dT%H:%M:%f','now') WHERE id = 4");
-
-    struct out_rows rows = {0};
-    assert_int_equal(store_outbound_load_sent(f->st, 0, 10, collect_out, &rows), 3);
-    assert_int_equal(rows.r[0].rowid, a);
-    assert_int_equal(rows.r[1].rowid, b);
-    assert_int_equal(rows.r[2].rowid, c);
-    assert_string_equal(rows.r[0].message_id, ID1);
-    assert_string_equal(rows.r[0].dst_addr, "127.0.0.1");
-    assert_int_equal(rows.r[0].dst_port, 9000);
-    assert_int_equal(rows.r[0].retry_count, 2);
-    assert_in_range(rows.r[0].age_ms, 2900, 5000);
-    assert_in_range(rows.r[1].age_ms, 59900, 62000);
-    assert_in_range(rows.r[2].age_ms, 0, 2000);
-
-    /* paging */
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_load_sent(f->st, a, 1, collect_out, &rows), 1);
-    assert_int_equal(rows.r[0].rowid, b);
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_load_sent(f->st, b, 10, collect_out, &rows), 1);
-    assert_int_equal(rows.r[0].rowid, c);
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_load_sent(f->st, c, 10, collect_out, &rows), 0);
-    assert_int_equal(rows.n, 0);
-}
-
-static void test_outbound_get_sent(void **state)
-{
-    struct fx *f = *state;
-    int64_t a = add_out(f->raw, "sent", ID1, "{\"message_id\":\"" ID1 "\",\"x\":1}");
-    int64_t p = add_out(f->raw, "pending", NULL, "{}");
-    int64_t k = add_out(f->raw, "acknowledged", ID2, "{}");
-    exec(f->raw, "UPDATE outbound_messages SET dst_addr = '10.9.8.7', dst_port = 4242 "
-                 "WHERE id = 1");
-    struct out_rows rows = {0};
-    assert_int_equal(store_outbound_get_sent(f->st, a, collect_out, &rows), 1);
-    assert_int_equal(rows.n, 1);
-    assert_int_equal(rows.r[0].rowid, a);
-    assert_string_equal(rows.r[0].message_id, ID1);
-    assert_string_equal(rows.r[0].dst_addr, "10.9.8.7");
-    assert_int_equal(rows.r[0].dst_port, 4242);
-    assert_string_equal(rows.r[0].payload, "{\"message_id\":\"" ID1 "\",\"x\":1}");
-    assert_int_equal(rows.r[0].payload_len, strlen(rows.r[0].payload));
-
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_outbound_get_sent(f->st, p, collect_out, &rows), 0);
-    assert_int_equal(store_outbound_get_sent(f->st, k, collect_out, &rows), 0);
-    assert_int_equal(store_outbound_get_sent(f->st, 9999, collect_out, &rows), 0);
-    exec(f->raw, "DELETE FROM outbound_messages WHERE id = 1");
-    assert_int_equal(store_outbound_get_sent(f->st, a, collect_out, &rows), 0);
-    assert_int_equal(rows.n, 0);
-}
-
-/* ---- inbound ---- */
-
-static void test_format_ns(void **state)
-{
-    (void)state;
-    char out[32];
-    store_format_ns(1763769601123456789ULL, out);
-    assert_string_equal(out, "2025-11-22T00:00:01.123456789");
-    store_format_ns(0, out);
-    assert_string_equal(out, "1970-01-01T00:00:00.000000000");
-    store_format_ns(1700000000000000001ULL, out);
-    assert_string_equal(out, "2023-11-14T22:13:20.000000001");
-    store_format_ns(951782400999999999ULL, out); /* 2000-02-29, a leap day */
-    assert_string_equal(out, "2000-02-29T00:00:00.999999999");
-    store_format_ns(UINT64_MAX, out);
-    assert_string_equal(out, "2554-07-21T23:34:33.709551615");
-}
-
-static void test_inbound_insert(void **state)
-{
-    struct fx *f = *state;
-    enum store_in_result is_new = (enum store_in_result) - 1;
-    /* payload taken by length (the daemon's JSON is not NUL-terminated) */
-    const char payload[] = "{\"message_id\":\"" ID1 "\",\"c\":\"hi\"}\x01\x02garbage";
-    size_t plen = strlen("{\"message_id\":\"" ID1 "\",\"c\":\"hi\"}");
-    assert_int_equal(store_inbound_insert(f->st, ID1, "192.0.2.7", 65535, payload, plen,
-                                          1763769601123456789ULL, &is_new),
-                     STORE_OK);
-    assert_int_equal(is_new, STORE_IN_NEW);
-    int64_t id = qint(f->raw, "SELECT id FROM inbound_messages WHERE message_id = '" ID1 "'");
-    assert_col(f->raw, T_IN, id, "src_addr", "192.0.2.7");
-    assert_col(f->raw, T_IN, id, "src_port", "65535");
-    assert_col(f->raw, T_IN, id, "payload", "{\"message_id\":\"" ID1 "\",\"c\":\"hi\"}");
-    assert_col(f->raw, T_IN, id, "crypto_timestamp", "2025-11-22T00:00:01.123456789");
-    assert_col(f->raw, T_IN, id, "state", "received");
-    assert_col(f->raw, T_IN, id, "ack_sent", "0");
-    assert_col(f->raw, T_IN, id, "read_count", "0");
-    assert_col(f->raw, T_IN, id, "ack_sent_at", NULL);
-    assert_time_col(f->raw, T_IN, id, "received_at");
-    assert_time_col(f->raw, T_IN, id, "updated_at");
-
-    /* a retransmission: not inserted again, first copy kept */
-    exec(f->raw, "UPDATE inbound_messages SET state = 'ack_sent', ack_sent = 1");
-    is_new = (enum store_in_result) - 1;
-    assert_int_equal(
-        store_inbound_insert(f->st, ID1, "192.0.2.8", 1, "{\"other\":1}", 11, 5, &is_new),
-        STORE_OK);
-    assert_int_equal(is_new, STORE_IN_DUP);
-    assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 1);
-    assert_col(f->raw, T_IN, id, "src_addr", "192.0.2.7");
-    assert_col(f->raw, T_IN, id, "state", "ack_sent");
-    assert_col(f->raw, T_IN, id, "crypto_timestamp", "2025-11-22T00:00:01.123456789");
-
-    /* another id is new */
-    is_new = (enum store_in_result) - 1;
-    assert_int_equal(store_inbound_insert(f->st, ID2, "::1", 1, "{}", 2, 0, &is_new), STORE_OK);
-    assert_int_equal(is_new, STORE_IN_NEW);
-    assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 2);
-}
-
-/*
- * An insert the database refuses is never taken for a duplicate: a CHECK on
- * a column the operator added, a trigger's RAISE(IGNORE), a UNIQUE index of
- * the operator's. Only a row that really exists is a duplicate.
- */
-static void test_inbound_insert_refused(void **state)
-{
-    struct fx *f = *state;
-    enum store_in_result res = STORE_IN_NEW;
-    exec(f->raw, "ALTER TABLE inbound_messages ADD COLUMN note TEXT CHECK (payload NOT LIKE "
-                 "'%poison%')");
-    assert_int_equal(store_begin(f->st), STORE_OK);
-    assert_int_equal(
-        store_inbound_insert(f->st, ID1, "127.0.0.1", 1, "{\"poison\":1}", 12, 1, &res),
-        STORE_REFUSED);
-    assert_non_null(strstr(store_errmsg(f->st), "CHECK"));
-    assert_int_equal(store_in_tx(f->st), 1); /* the rest of the turn goes on */
-    assert_int_equal(store_inbound_insert(f->st, ID2, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
-    assert_int_equal(res, STORE_IN_NEW);
-    assert_int_equal(store_commit(f->st), STORE_OK);
-    assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 1);
-
-    exec(f->raw, "CREATE TRIGGER ig BEFORE INSERT ON inbound_messages WHEN NEW.payload = '[]' "
-                 "BEGIN SELECT RAISE(IGNORE); END");
-    assert_int_equal(store_inbound_insert(f->st, ID3, "127.0.0.1", 1, "[]", 2, 1, &res),
-                     STORE_REFUSED);
-    /* a duplicate that the trigger also ignores is still a duplicate: the row exists */
-    assert_int_equal(store_inbound_insert(f->st, ID2, "127.0.0.1", 1, "[]", 2, 1, &res), STORE_OK);
-    assert_int_equal(res, STORE_IN_DUP);
-
-    exec(f->raw, "CREATE UNIQUE INDEX op ON inbound_messages(src_port)");
-    assert_int_equal(store_inbound_insert(f->st, ID3, "127.0.0.1", 1, "{}", 2, 1, &res),
-                     STORE_REFUSED);
-    assert_non_null(strstr(store_errmsg(f->st), "UNIQUE"));
-    assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 1);
-}
-
-/* RAISE(ROLLBACK) ends the whole transaction: the caller learns it from store_in_tx. */
-static void test_inbound_insert_rollback_trigger(void **state)
-{
-    struct fx *f = *state;
-    enum store_in_result res = STORE_IN_NEW;
-    exec(f->raw, "CREATE TRIGGER rb BEFORE INSERT ON inbound_messages WHEN NEW.payload = '[]' "
-                 "BEGIN SELECT RAISE(ROLLBACK, 'no thanks'); END");
-    assert_int_equal(store_begin(f->st), STORE_OK);
-    assert_int_equal(store_inbound_insert(f->st, ID1, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
-    assert_int_equal(store_inbound_insert(f->st, ID2, "127.0.0.1", 1, "[]", 2, 1, &res),
-                     STORE_REFUSED);
-    assert_int_equal(store_in_tx(f->st), 0);
-    assert_non_null(strstr(store_errmsg(f->st), "no thanks"));
-    assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 0);
-}
-
-/* A message whose id is one of our own rows awaiting an ACK is a reflection: not stored. */
-static void test_inbound_insert_own_id(void **state)
-{
-    struct fx *f = *state;
-    enum store_in_result res = STORE_IN_NEW;
-    add_out(f->raw, "sent", ID1, "{}");
-    add_out(f->raw, "acknowledged", ID2, "{}");
-    assert_int_equal(store_inbound_insert(f->st, ID1, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
-    assert_int_equal(res, STORE_IN_OWN);
-    assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 0);
-    /* once acknowledged it is no longer awaited (the same id may come the other way) */
-    assert_int_equal(store_inbound_insert(f->st, ID2, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
-    assert_int_equal(res, STORE_IN_NEW);
-}
-
-/* A statement running past the transaction's budget is interrupted and reads as BUSY. */
-static void test_budget(void **state)
-{
-    struct fx *f = *state;
-    exec(f->raw, "CREATE TABLE slow (x INTEGER)");
-    exec(f->raw, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000) "
-                 "INSERT INTO slow SELECT x FROM c");
-    exec(f->raw, "CREATE TRIGGER s BEFORE UPDATE ON outbound_messages BEGIN "
-                 "SELECT count(*) FROM slow a, slow b, slow c; END");
-    int64_t id = add_out(f->raw, "pending", NULL, "{}");
-    store_set_budget(f->st, 100);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    assert_int_equal(store_begin(f->st), STORE_OK);
-    assert_int_equal(store_outbound_failed(f->st, id, 0, "x"), STORE_BUSY);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    assert_int_equal(store_timed_out(f->st), 1);
-    assert_int_equal(store_in_tx(f->st), 0);
-    assert_non_null(strstr(store_errmsg(f->st), "longer than 100 ms"));
-    double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    assert_true(waited < 5);
-    assert_col(f->raw, T_OUT, id, "state", "pending");
-    /* the next transaction starts with a fresh budget */
-    exec(f->raw, "DROP TRIGGER s");
-    assert_int_equal(store_begin(f->st), STORE_OK);
-    assert_int_equal(store_timed_out(f->st), 0);
-    assert_int_equal(store_outbound_failed(f->st, id, 0, "x"), STORE_OK);
-    assert_int_equal(store_commit(f->st), STORE_OK);
-}
-
-/* A removed -wal is noticed like a removed database. */
-static void test_wal_removed(void **state)
-{
-    struct fx *f = *state;
-    assert_int_equal(store_file_replaced(f->st), 0);
-    char wal[4200];
-    snprintf(wal, sizeof wal, "%s-wal", f->path);
-    assert_int_equal(unlink(wal), 0);
-    assert_int_equal(store_file_replaced(f->st), 1);
+    f->st = open_store(f, f->loc, STORE_EXISTING);
 }
 
 /*
@@ -1105,52 +688,996 @@ static void test_open_half_a_database(void **state)
          "(no table inbound_messages)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        snprintf(f->path, sizeof f->path, "%s/half%zu.db", f->dir, i);
+        char path[192];
+        snprintf(path, sizeof path, "%s/half%zu.db", f->dir, i);
         sqlite3 *db = NULL;
-        assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-        exec(db, cases[i][0]);
+        assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db, cases[i][0], NULL, NULL, NULL), SQLITE_OK);
         sqlite3_close(db);
         struct stat before, after;
-        assert_int_equal(stat(f->path, &before), 0);
+        assert_int_equal(stat(path, &before), 0);
         char err[256] = "";
-        assert_null(store_open(f->path, STORE_EXISTING, 50, err, sizeof err));
+        struct store *st = NULL;
+        assert_int_equal(store_open(path, STORE_EXISTING, 50, &st, err, sizeof err), STORE_ERR);
         assert_non_null(strstr(err, "is not a securedgram database"));
         assert_non_null(strstr(err, cases[i][1]));
-        assert_int_equal(stat(f->path, &after), 0);
+        assert_int_equal(stat(path, &after), 0);
         assert_int_equal(before.st_size, after.st_size);
         assert_int_equal(before.st_mtime, after.st_mtime);
         char wal[200];
-        snprintf(wal, sizeof wal, "%s-wal", f->path);
+        snprintf(wal, sizeof wal, "%s-wal", path);
         assert_int_not_equal(access(wal, F_OK), 0);
     }
     /* the daemon makes the missing table beside a proper one */
-    snprintf(f->path, sizeof f->path, "%s/half.db", f->dir);
+    snprintf(f->loc, sizeof f->loc, "%s/half.db", f->dir);
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    exec(db, "CREATE TABLE inbound_messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-             " message_id TEXT NOT NULL, src_addr TEXT NOT NULL, src_port INTEGER NOT NULL,"
-             " payload TEXT NOT NULL, crypto_timestamp TEXT NOT NULL,"
-             " state TEXT NOT NULL DEFAULT 'received', ack_sent INTEGER NOT NULL DEFAULT 0,"
-             " read_count INTEGER NOT NULL DEFAULT 0, received_at TEXT, ack_sent_at TEXT,"
-             " updated_at TEXT)");
+    assert_int_equal(sqlite3_open(f->loc, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE inbound_messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+                     " message_id TEXT NOT NULL, src_addr TEXT NOT NULL, src_port INTEGER NOT "
+                     "NULL, payload TEXT NOT NULL, crypto_timestamp TEXT NOT NULL,"
+                     " state TEXT NOT NULL DEFAULT 'received', ack_sent INTEGER NOT NULL DEFAULT "
+                     "0, read_count INTEGER NOT NULL DEFAULT 0, received_at TEXT, ack_sent_at "
+                     "TEXT, updated_at TEXT)",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
     sqlite3_close(db);
-    char err[256] = "";
-    f->st = store_open(f->path, STORE_CREATE, 50, err, sizeof err);
-    if (f->st == NULL)
-        fail_msg("store_open: %s", err);
-    assert_int_equal(sqlite3_open_v2(f->path, &f->raw, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(qint(f->raw, "SELECT count(*) FROM sqlite_master WHERE name = "
-                                  "'outbound_messages'"),
+    f->st = open_store(f, f->loc, STORE_CREATE);
+    assert_int_equal(f->be->raw_open(f), 0);
+    assert_int_equal(qint(f, "SELECT count(*) FROM sqlite_master WHERE name = 'outbound_messages'"),
                      1);
 }
 
-static int64_t add_in(struct fx *f, const char *id)
+/* ---- outbound ---- */
+
+static void test_outbound_pending(void **state)
 {
-    enum store_in_result is_new = (enum store_in_result) - 1;
-    assert_int_equal(store_inbound_insert(f->st, id, "127.0.0.1", 7000, "{}", 2, 1, &is_new),
+    struct fx *f = *state;
+    int64_t a = add_out(f, "pending", NULL, "{\"n\":1}");
+    add_out(f, "sent", ID1, "{\"n\":2}");
+    int64_t b = add_out(f, "pending", ID2, "{\"n\":3}");
+    add_out(f, "send_failed", NULL, "{\"n\":4}");
+    int64_t c = add_out(f, "pending", NULL, "{\"n\":5}");
+    int64_t d = add_out(f, "pending", NULL, "{\"n\":6}");
+    X(f,
+      "UPDATE outbound_messages SET retry_count = 3, dst_port = 61773, "
+      "dst_addr = '192.168.1.9' WHERE id = %lld",
+      (long long)b);
+
+    assert_int_equal(store_outbound_pending(f->st, 3, &rows), STORE_OK);
+    assert_int_equal(rows.n, 3);
+    assert_int_equal(rows.full, 0);
+    assert_int_equal(rows.out[0].rowid, a);
+    assert_int_equal(rows.out[1].rowid, b);
+    assert_int_equal(rows.out[2].rowid, c);
+    assert_null(rows.out[0].message_id);
+    assert_string_equal(rows.out[1].message_id, ID2);
+    assert_string_equal(rows.out[0].dst_addr, "127.0.0.1");
+    assert_int_equal(rows.out[0].dst_port, 9000);
+    assert_string_equal(rows.out[0].dst_port_text, "9000");
+    assert_null(rows.out[0].payload); /* read by store_outbound_payload */
+    assert_int_equal(rows.out[0].age_ms, 0);
+    assert_string_equal(rows.out[1].dst_addr, "192.168.1.9");
+    assert_int_equal(rows.out[1].dst_port, 61773);
+    assert_int_equal(rows.out[1].retry_count, 3);
+
+    /* the rows are the caller's: the database may change under them */
+    X(f, "UPDATE outbound_messages SET dst_addr = '10.0.0.0' WHERE id = %lld", (long long)a);
+    assert_int_equal(out_failed(f, a, 0, "x"), STORE_OK);
+    assert_string_equal(rows.out[0].dst_addr, "127.0.0.1");
+
+    assert_int_equal(store_outbound_pending(f->st, 100, &rows), STORE_OK);
+    assert_int_equal(rows.n, 3); /* b, c, d: a is failed now */
+    assert_int_equal(rows.out[2].rowid, d);
+    assert_int_equal(store_outbound_pending(f->st, 1, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, b);
+    /* nothing pending */
+    X(f, "UPDATE outbound_messages SET state = 'send_failed'");
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 0);
+}
+
+/* A buffer too small for the rows says so; long fields are cut to STORE_FIELD_MAX. */
+static void test_rows_buffer(void **state)
+{
+    struct fx *f = *state;
+    char longid[200];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    int64_t a = add_out(f, "pending", longid, "{}");
+    for (int i = 0; i < 3; i++)
+        add_out(f, "pending", NULL, "{}");
+    struct store_rows small;
+    assert_int_equal(store_rows_init(&small, 2, 2 * STORE_ROW_TEXT), 0);
+    assert_int_equal(store_outbound_pending(f->st, 10, &small), STORE_OK); /* cut to cap */
+    assert_int_equal(small.n, 2);
+    assert_int_equal(small.out[0].rowid, a);
+    assert_int_equal(strlen(small.out[0].message_id), STORE_FIELD_MAX);
+    assert_int_equal(strncmp(small.out[0].message_id, longid, STORE_FIELD_MAX), 0);
+    store_rows_free(&small);
+    /* text for the first row only (64 + 9 + 4 bytes and their NULs): `full` says so */
+    assert_int_equal(store_rows_init(&small, 4, 80), 0);
+    assert_int_equal(store_outbound_pending(f->st, 4, &small), STORE_OK);
+    assert_int_equal(small.n, 1);
+    assert_int_equal(small.full, 1);
+    store_rows_free(&small);
+}
+
+/*
+ * Rows for destinations the engine names (their windows are full) are left
+ * out, however many there are, and so are rows it skips; both sets survive a
+ * rolled-back transaction.
+ */
+static void test_outbound_pending_exclude(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "pending", NULL, "{}"); /* 127.0.0.1:9000 */
+    int64_t b = add_out(f, "pending", NULL, "{}");
+    int64_t c = add_out(f, "pending", NULL, "{}");
+    int64_t d = add_out(f, "pending", NULL, "{}");
+    X(f, "UPDATE outbound_messages SET dst_addr = '10.0.0.1' WHERE id = %lld", (long long)b);
+    X(f, "UPDATE outbound_messages SET dst_port = 9001 WHERE id = %lld", (long long)c);
+    X(f, "UPDATE outbound_messages SET dst_addr = '10.0.0.2', dst_port = 7 WHERE id = %lld",
+      (long long)d);
+
+    struct store_dest ex[2] = {{"127.0.0.1", 9000}, {"10.0.0.2", 7}};
+    assert_int_equal(store_outbound_exclude(f->st, ex, 1), STORE_OK);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 3);
+    assert_int_equal(rows.out[0].rowid, b);
+    assert_int_equal(rows.out[1].rowid, c); /* same address, other port: not excluded */
+    assert_int_equal(rows.out[2].rowid, d);
+    assert_int_equal(store_outbound_exclude(f->st, ex, 2), STORE_OK);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_int_equal(rows.out[0].rowid, b);
+    assert_int_equal(rows.out[1].rowid, c);
+    /* the limit counts rows after the exclusion */
+    assert_int_equal(store_outbound_pending(f->st, 1, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, b);
+    /* a skipped row is left out too, and a rollback keeps both sets */
+    assert_int_equal(store_outbound_skip(f->st, &b, 1), STORE_OK);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    store_rollback(f->st);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, c);
+    /* and without exclusions everything not skipped is back, in order */
+    assert_int_equal(store_outbound_exclude(f->st, ex, 0), STORE_OK);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 3);
+    assert_int_equal(rows.out[0].rowid, a);
+    assert_int_equal(rows.out[2].rowid, d);
+    /* several skipped at once */
+    int64_t both[2] = {a, d};
+    assert_int_equal(store_outbound_skip(f->st, both, 2), STORE_OK);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, c);
+}
+
+/* Far more excluded destinations than the old fixed cap of 8: a live row is still found. */
+static void test_outbound_pending_many_excluded(void **state)
+{
+    struct fx *f = *state;
+    struct store_dest ex[40];
+    for (int i = 0; i < 40; i++) {
+        for (int k = 0; k < 20; k++)
+            X(f,
+              "INSERT INTO outbound_messages (dst_addr, dst_port, payload) "
+              "VALUES ('127.0.0.1', %d, '{}')",
+              10000 + i);
+        ex[i] = (struct store_dest){"127.0.0.1", 10000 + i};
+    }
+    int64_t live = add_out(f, "pending", NULL, "{}");
+    assert_int_equal(store_outbound_exclude(f->st, ex, 40), STORE_OK);
+    assert_int_equal(store_outbound_pending(f->st, 5, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, live);
+}
+
+/* A payload is read only if it fits. */
+static void test_outbound_payload(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "pending", NULL, "{\"x\":1}");
+    char *p = NULL;
+    size_t len = 0;
+    assert_int_equal(store_outbound_payload(f->st, a, 100, &p, &len), STORE_OK);
+    assert_string_equal(p, "{\"x\":1}");
+    assert_int_equal(len, 7);
+    free(p);
+    p = NULL;
+    assert_int_equal(store_outbound_payload(f->st, a, 6, &p, &len), STORE_REFUSED);
+    assert_int_equal(len, 7);
+    assert_null(p);
+    assert_int_equal(store_outbound_payload(f->st, 999, 65535, &p, &len), STORE_GONE);
+    assert_null(p);
+}
+
+/* SQLite: a huge one is refused from its size alone; a number is text by affinity. */
+static void test_outbound_payload_huge(void **state)
+{
+    struct fx *f = *state;
+    int64_t big = add_out(f, "pending", NULL, "{}");
+    X(f, "UPDATE outbound_messages SET payload = CAST(zeroblob(50000000) AS TEXT) WHERE id = %lld",
+      (long long)big);
+    int64_t num = add_out(f, "pending", NULL, "{}");
+    X(f, "UPDATE outbound_messages SET payload = 42 WHERE id = %lld", (long long)num);
+    char *p = NULL;
+    size_t len = 0;
+    assert_int_equal(store_outbound_payload(f->st, big, 65535, &p, &len), STORE_REFUSED);
+    assert_int_equal(len, 50000000);
+    assert_null(p);
+    assert_int_equal(store_outbound_payload(f->st, num, 65535, &p, &len), STORE_OK);
+    assert_string_equal(p, "42");
+    free(p);
+}
+
+/* SQLite: hostile columns: ports out of range or text, negative retry counts, NUL bytes. */
+static void test_outbound_hostile_columns(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "pending", NULL, "{}");
+    int64_t b = add_out(f, "pending", NULL, "{}");
+    int64_t c = add_out(f, "pending", NULL, "{}");
+    int64_t d = add_out(f, "pending", NULL, "{}");
+    X(f, "UPDATE outbound_messages SET dst_port = 4294967296 + 9000 WHERE id = %lld", (long long)a);
+    X(f, "UPDATE outbound_messages SET retry_count = -1000000 WHERE id = %lld", (long long)b);
+    X(f,
+      "UPDATE outbound_messages SET dst_addr = CAST(X'3132372e302e302e3100ff' AS BLOB) "
+      "WHERE id = %lld",
+      (long long)c);
+    X(f, "UPDATE outbound_messages SET dst_port = 'abc' WHERE id = %lld", (long long)d);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 4);
+    assert_int_equal(rows.out[0].dst_port, -1);
+    assert_string_equal(rows.out[0].dst_port_text, "4294976296");
+    assert_int_equal(rows.out[1].retry_count, 0);
+    assert_int_equal(rows.out[1].dst_port, 9000);
+    assert_string_equal(rows.out[2].dst_addr, STORE_BAD_TEXT);
+    /* a script's bad dst_port is reported as -1, with the text kept for the error */
+    assert_int_equal(rows.out[3].dst_port, -1);
+    assert_string_equal(rows.out[3].dst_port_text, "abc");
+    X(f, "UPDATE outbound_messages SET dst_port = '9001' WHERE id = %lld", (long long)d);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.out[3].dst_port, 9001);
+    assert_string_equal(rows.out[3].dst_port_text, "9001");
+    /* the same for a recovered inbound row */
+    X(f, "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, "
+         "crypto_timestamp) VALUES ('" ID1 "', '127.0.0.1', 65536 + 7, '{}', 'x')");
+    assert_int_equal(store_inbound_unacked(f->st, 0, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.in[0].src_port, -1);
+}
+
+static void test_outbound_sending(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "pending", NULL, "{\"a\":1}");
+    int64_t b = add_out(f, "pending", NULL, "{\"b\":1}");
+    int64_t c = add_out(f, "pending", ID3, "{\"message_id\":\"" ID3 "\"}");
+    X(f, "UPDATE outbound_messages SET updated_at = '2000-01-01T00:00:00.000'");
+
+    /* the payload text is taken by length, not up to a NUL */
+    const char payload[] = "{\"message_id\":\"" ID1 "\",\"a\":1}TRAILING";
+    size_t plen = strlen(payload) - strlen("TRAILING");
+    assert_int_equal(store_outbound_sending(f->st, a, ID1, payload, plen, now_ms()), STORE_OK);
+    assert_col(f, T_OUT, a, "state", "sending");
+    assert_col(f, T_OUT, a, "message_id", ID1);
+    assert_col(f, T_OUT, a, "payload", "{\"message_id\":\"" ID1 "\",\"a\":1}");
+    assert_time_col(f, T_OUT, a, "updated_at");
+
+    /* NULL payload: the row's payload stays */
+    assert_int_equal(store_outbound_sending(f->st, c, ID3, NULL, 0, now_ms()), STORE_OK);
+    assert_col(f, T_OUT, c, "state", "sending");
+    assert_col(f, T_OUT, c, "payload", "{\"message_id\":\"" ID3 "\"}");
+
+    /* another row already has this message_id */
+    assert_int_equal(store_outbound_sending(f->st, b, ID1, "{}", 2, now_ms()), STORE_DUP);
+    assert_col(f, T_OUT, b, "state", "pending");
+    assert_col(f, T_OUT, b, "message_id", NULL);
+    assert_col(f, T_OUT, b, "payload", "{\"b\":1}");
+    /* and the connection is still usable */
+    assert_int_equal(store_outbound_sending(f->st, b, ID2, NULL, 0, now_ms()), STORE_OK);
+    assert_col(f, T_OUT, b, "state", "sending");
+    assert_col(f, T_OUT, b, "message_id", ID2);
+    /* a row no longer pending is not claimed again */
+    assert_int_equal(store_outbound_sending(f->st, b, ID2, NULL, 0, now_ms()), STORE_REFUSED);
+}
+
+static void test_outbound_sent(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "sending", ID1, "{}");
+    int64_t b = add_out(f, "sending", ID2, "{}");
+    int64_t p = add_out(f, "pending", NULL, "{}");
+    int64_t k = add_out(f, "acknowledged", ID3, "{}");
+
+    assert_int_equal(out_sent(f, a, 0, NULL), STORE_OK);
+    assert_col(f, T_OUT, a, "state", "sent");
+    assert_col(f, T_OUT, a, "retry_count", "0");
+    assert_time_col(f, T_OUT, a, "sent_at");
+    assert_col(f, T_OUT, a, "last_error", NULL);
+
+    assert_int_equal(out_sent(f, b, 2, "sendto: Resource temporarily unavailable"), STORE_OK);
+    assert_col(f, T_OUT, b, "state", "sent");
+    assert_col(f, T_OUT, b, "retry_count", "2");
+    assert_col(f, T_OUT, b, "last_error", "sendto: Resource temporarily unavailable");
+    /* a later send without a reason keeps the earlier reason */
+    assert_int_equal(out_sent(f, b, 3, NULL), STORE_OK);
+    assert_col(f, T_OUT, b, "retry_count", "3");
+    assert_col(f, T_OUT, b, "last_error", "sendto: Resource temporarily unavailable");
+
+    /* a retransmission: sent -> sent, retry_count and sent_at move on */
+    X(f, "UPDATE outbound_messages SET sent_at = '2000-01-01T00:00:00.000' WHERE id = %lld",
+      (long long)a);
+    assert_int_equal(out_sent(f, a, 1, NULL), STORE_OK);
+    assert_col(f, T_OUT, a, "state", "sent");
+    assert_col(f, T_OUT, a, "retry_count", "1");
+    char at[64];
+    col(f, T_OUT, a, "sent_at", at, sizeof at);
+    assert_string_not_equal(at, "2000-01-01T00:00:00.000");
+    assert_time_col(f, T_OUT, a, "sent_at");
+
+    /* pending and acknowledged rows are not made 'sent' */
+    assert_int_equal(out_sent(f, p, 1, NULL), STORE_OK);
+    assert_col(f, T_OUT, p, "state", "pending");
+    assert_col(f, T_OUT, p, "sent_at", NULL);
+    assert_int_equal(out_sent(f, k, 1, NULL), STORE_OK);
+    assert_col(f, T_OUT, k, "state", "acknowledged");
+    assert_col(f, T_OUT, k, "sent_at", NULL);
+}
+
+static void test_outbound_acked(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "sent", ID1, "{}");
+    int64_t b = add_out(f, "sending", ID2, "{}");
+    int64_t p = add_out(f, "pending", ID3, "{}");
+    int matched = -1;
+
+    assert_int_equal(out_acked(f, a, &matched), STORE_OK);
+    assert_int_equal(matched, 1);
+    assert_col(f, T_OUT, a, "state", "acknowledged");
+    assert_time_col(f, T_OUT, a, "ack_received_at");
+    assert_time_col(f, T_OUT, a, "updated_at");
+
+    /* a second ACK for the same message (the peer re-ACKs a retransmission) */
+    matched = -1;
+    X(f,
+      "UPDATE outbound_messages SET ack_received_at = '2000-01-01T00:00:00.000' "
+      "WHERE id = %lld",
+      (long long)a);
+    assert_int_equal(out_acked(f, a, &matched), STORE_OK);
+    assert_int_equal(matched, 0);
+    assert_col(f, T_OUT, a, "ack_received_at", "2000-01-01T00:00:00.000");
+
+    /* an ACK for a row still in 'sending' (ACK raced our own bookkeeping) */
+    matched = -1;
+    assert_int_equal(out_acked(f, b, &matched), STORE_OK);
+    assert_int_equal(matched, 1);
+    assert_col(f, T_OUT, b, "state", "acknowledged");
+
+    /* unknown id, and a row not yet sent */
+    matched = -1;
+    assert_int_equal(out_acked(f, 9999, &matched), STORE_OK);
+    assert_int_equal(matched, 0);
+    matched = -1;
+    assert_int_equal(out_acked(f, p, &matched), STORE_OK);
+    assert_int_equal(matched, 0);
+    assert_col(f, T_OUT, p, "state", "pending");
+    assert_col(f, T_OUT, p, "ack_received_at", NULL);
+
+    /* a failed row is terminal */
+    X(f, "UPDATE outbound_messages SET state = 'send_failed' WHERE id = %lld", (long long)p);
+    matched = -1;
+    assert_int_equal(out_acked(f, p, &matched), STORE_OK);
+    assert_int_equal(matched, 0);
+    assert_col(f, T_OUT, p, "state", "send_failed");
+}
+
+static void test_outbound_failed(void **state)
+{
+    struct fx *f = *state;
+    int64_t p = add_out(f, "pending", NULL, "[1,2]");
+    int64_t s = add_out(f, "sending", ID1, "{}");
+    int64_t t = add_out(f, "sent", ID2, "{}");
+    int64_t k = add_out(f, "acknowledged", ID3, "{}");
+
+    assert_int_equal(out_failed(f, p, 0, "payload is not a JSON object"), STORE_OK);
+    assert_col(f, T_OUT, p, "state", "send_failed");
+    assert_col(f, T_OUT, p, "last_error", "payload is not a JSON object");
+    assert_time_col(f, T_OUT, p, "updated_at");
+    assert_int_equal(out_failed(f, s, 0, "sendto: Connection refused"), STORE_OK);
+    assert_col(f, T_OUT, s, "state", "send_failed");
+    assert_int_equal(out_failed(f, t, 11, "max retries exceeded (no ACK)"), STORE_OK);
+    assert_col(f, T_OUT, t, "state", "send_failed");
+    assert_col(f, T_OUT, t, "retry_count", "11");
+    assert_col(f, T_OUT, t, "last_error", "max retries exceeded (no ACK)");
+    /* acknowledged stays acknowledged */
+    assert_int_equal(out_failed(f, k, 11, "late"), STORE_OK);
+    assert_col(f, T_OUT, k, "state", "acknowledged");
+    assert_col(f, T_OUT, k, "last_error", NULL);
+}
+
+/* Several rows in one call: each gets its own change; none at all is no work. */
+static void test_outbound_many(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "sending", ID1, "{}");
+    int64_t b = add_out(f, "sending", ID2, "{}");
+    int64_t c = add_out(f, "sending", ID3, "{}");
+    struct store_sent v[3] = {{a, 0, NULL}, {b, 4, "again"}, {c, 1, NULL}};
+    int done = -1;
+    assert_int_equal(store_outbound_sent(f->st, v, 3, now_ms(), &done), STORE_OK);
+    assert_int_equal(done, 3);
+    assert_col(f, T_OUT, a, "state", "sent");
+    assert_col(f, T_OUT, b, "retry_count", "4");
+    assert_col(f, T_OUT, b, "last_error", "again");
+    assert_col(f, T_OUT, c, "retry_count", "1");
+    int64_t ids[3] = {a, 9999, c};
+    int matched = -1;
+    assert_int_equal(store_outbound_acked(f->st, ids, 3, now_ms(), &matched), STORE_OK);
+    assert_int_equal(matched, 2);
+    assert_col(f, T_OUT, b, "state", "sent");
+    assert_col(f, T_OUT, c, "state", "acknowledged");
+    v[0].why = "x";
+    assert_int_equal(store_outbound_failed(f->st, v, 2, now_ms(), &done), STORE_OK);
+    assert_int_equal(done, 2);
+    assert_col(f, T_OUT, a, "state", "acknowledged");
+    assert_col(f, T_OUT, b, "state", "send_failed");
+    assert_int_equal(store_outbound_sent(f->st, v, 0, now_ms(), &done), STORE_OK);
+    assert_int_equal(done, 0);
+}
+
+/* SQLite: a refused row stops the call there; the rows before it stay done. */
+static void test_outbound_many_refused(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "sending", ID1, "{}");
+    int64_t b = add_out(f, "sending", ID2, "{}");
+    int64_t c = add_out(f, "sending", ID3, "{}");
+    X(f,
+      "CREATE TRIGGER no BEFORE UPDATE ON outbound_messages WHEN NEW.id = %lld "
+      "BEGIN SELECT RAISE(ABORT, 'not this one'); END",
+      (long long)b);
+    struct store_sent v[3] = {{a, 1, NULL}, {b, 1, NULL}, {c, 1, NULL}};
+    int done = -1;
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_sent(f->st, v, 3, now_ms(), &done), STORE_REFUSED);
+    assert_int_equal(done, 1);
+    assert_non_null(strstr(store_errmsg(f->st), "not this one"));
+    assert_int_equal(store_tx_aborted(f->st), 0);
+    assert_int_equal(store_outbound_sent(f->st, v + done + 1, 1, now_ms(), &done), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_col(f, T_OUT, a, "state", "sent");
+    assert_col(f, T_OUT, b, "state", "sending");
+    assert_col(f, T_OUT, c, "state", "sent");
+}
+
+/* Several changes of one row in one call: applied in order, the last one wins. */
+static void test_outbound_many_same_row(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "sending", ID1, "{}");
+    int64_t b = add_out(f, "sending", ID2, "{}");
+    struct store_sent v[3] = {{a, 1, "first"}, {b, 5, NULL}, {a, 2, "second"}};
+    int done = -1;
+    assert_int_equal(store_outbound_sent(f->st, v, 3, now_ms(), &done), STORE_OK);
+    assert_int_equal(done, 3);
+    assert_col(f, T_OUT, a, "retry_count", "2");
+    assert_col(f, T_OUT, a, "last_error", "second");
+    assert_col(f, T_OUT, b, "retry_count", "5");
+}
+
+/*
+ * SQLite: a row refused by a CHECK (no trigger: the rows go as one statement)
+ * undoes the statement, and the rows are tried one by one: the same outcome.
+ */
+static void test_outbound_set_refused(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "sending", ID1, "{}");
+    int64_t b = add_out(f, "sending", ID2, "{}");
+    int64_t c = add_out(f, "sending", ID3, "{}");
+    X(f, "ALTER TABLE outbound_messages ADD COLUMN note TEXT CHECK (last_error IS NOT 'bad')");
+    struct store_sent v[3] = {{a, 1, "ok"}, {b, 1, "bad"}, {c, 1, "ok"}};
+    int done = -1;
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_failed(f->st, v, 3, now_ms(), &done), STORE_REFUSED);
+    assert_int_equal(done, 1);
+    assert_non_null(strstr(store_errmsg(f->st), "CHECK"));
+    assert_int_equal(store_tx_aborted(f->st), 0);
+    assert_int_equal(store_outbound_failed(f->st, v + 2, 1, now_ms(), &done), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_col(f, T_OUT, a, "state", "send_failed");
+    assert_col(f, T_OUT, b, "state", "sending");
+    assert_col(f, T_OUT, c, "state", "send_failed");
+    /* ACKs by id and by message_id go as one statement too, with any text in the ids */
+    X(f,
+      "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, crypto_timestamp)"
+      " VALUES ('q\"uo\\te', '127.0.0.1', 1, '{}', 'x'), ('" ID1 "', '127.0.0.1', 1, '{}', 'x')");
+    const char *ids[3] = {"q\"uo\\te", ID1, "none"};
+    assert_int_equal(store_inbound_ack_failed(f->st, ids, 3, now_ms(), &done), STORE_OK);
+    assert_int_equal(done, 3);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages WHERE state = 'ack_failed'"),
+                     2);
+}
+
+/*
+ * The set-based claim: pending rows (what the claim leaves out left out)
+ * become 'sending' in one statement and come back in id order; a claimed
+ * row gets its message_id, or goes back to pending.
+ */
+static void test_outbound_claim(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "pending", NULL, "{\"a\":1}");
+    int64_t b = add_out(f, "pending", ID2, "{}");
+    int64_t c = add_out(f, "pending", NULL, "{}");
+    int64_t d = add_out(f, "pending", NULL, "{}");
+    add_out(f, "sent", ID1, "{}");
+    X(f, "UPDATE outbound_messages SET dst_port = 7 WHERE id = %lld", (long long)c);
+    struct store_dest ex = {"127.0.0.1", 7};
+    assert_int_equal(store_outbound_exclude(f->st, &ex, 1), STORE_OK);
+    assert_int_equal(store_outbound_skip(f->st, &d, 1), STORE_OK);
+    const int64_t t0 = 1582979696789LL;
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_claim(f->st, 10, t0, &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_int_equal(rows.out[0].rowid, a);
+    assert_int_equal(rows.out[1].rowid, b);
+    assert_null(rows.out[0].message_id);
+    assert_string_equal(rows.out[1].message_id, ID2);
+    assert_string_equal(rows.out[0].dst_addr, "127.0.0.1");
+    assert_int_equal(rows.out[0].dst_port, 9000);
+    assert_null(rows.out[0].payload);
+    assert_col(f, T_OUT, a, "state", "pending"); /* not yet visible to others */
+    assert_int_equal(store_outbound_identify(f->st, a, ID3, "{\"a\":1,\"message_id\":\"" ID3 "\"}",
+                                             strlen("{\"a\":1,\"message_id\":\"" ID3 "\"}"), t0),
                      STORE_OK);
+    assert_int_equal(store_outbound_identify(f->st, b, ID3, NULL, 0, t0), STORE_DUP);
+    assert_int_equal(store_outbound_release(f->st, &b, 1, t0), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_col(f, T_OUT, a, "state", "sending");
+    assert_col(f, T_OUT, a, "message_id", ID3);
+    assert_col(f, T_OUT, a, "updated_at", "2020-02-29T12:34:56.789");
+    assert_col(f, T_OUT, b, "state", "pending");
+    assert_col(f, T_OUT, c, "state", "pending");
+    assert_col(f, T_OUT, d, "state", "pending");
+    /* only claimed rows are identified; the limit holds */
+    assert_int_equal(store_outbound_identify(f->st, c, ID1, NULL, 0, t0), STORE_REFUSED);
+    assert_int_equal(store_outbound_exclude(f->st, NULL, 0), STORE_OK);
+    assert_int_equal(store_outbound_claim(f->st, 1, t0, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, b);
+    /* rows the buffer cannot hold are not left 'sending': they go back */
+    int64_t e = add_out(f, "pending", NULL, "{}");
+    struct store_rows small;
+    assert_int_equal(store_rows_init(&small, 4, 20), 0);
+    assert_int_equal(store_outbound_claim(f->st, 4, t0, &small), STORE_OK);
+    assert_int_equal(small.n, 1);
+    assert_int_equal(small.full, 1);
+    int64_t kept = small.out[0].rowid, back = kept == c ? e : c;
+    assert_true(kept == c || kept == e);
+    assert_col(f, T_OUT, kept, "state", "sending");
+    assert_col(f, T_OUT, back, "state", "pending");
+    assert_int_equal(qint(f, "SELECT count(*) FROM outbound_messages WHERE state = 'sending'"), 3);
+    store_rows_free(&small);
+}
+
+static void test_recover_sending(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "sending", ID1, "{\"message_id\":\"" ID1 "\"}");
+    int64_t b = add_out(f, "sent", ID2, "{}");
+    int64_t c = add_out(f, "sending", ID3, "{}");
+    int64_t d = add_out(f, "pending", NULL, "{}");
+    int moved = -1;
+    assert_int_equal(store_recover_sending(f->st, now_ms(), &moved), STORE_OK);
+    assert_int_equal(moved, 2);
+    assert_col(f, T_OUT, a, "state", "pending");
+    assert_col(f, T_OUT, c, "state", "pending");
+    assert_col(f, T_OUT, b, "state", "sent");
+    assert_col(f, T_OUT, d, "state", "pending");
+    /* the id stays, so a resend is recognised as a duplicate by the receiver */
+    assert_col(f, T_OUT, a, "message_id", ID1);
+    assert_col(f, T_OUT, a, "payload", "{\"message_id\":\"" ID1 "\"}");
+    assert_int_equal(store_recover_sending(f->st, now_ms(), &moved), STORE_OK);
+    assert_int_equal(moved, 0);
+}
+
+static void test_outbound_load_sent(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "sent", ID1, "{\"a\":1}");
+    add_out(f, "pending", NULL, "{}");
+    int64_t b = add_out(f, "sent", ID2, "{\"b\":1}");
+    int64_t c = add_out(f, "sent", ID3, "{\"c\":1}");
+    int64_t now = now_ms();
+    char t[STORE_TIME_LEN];
+    store_format_ms(now - 3000, t);
+    X(f, "UPDATE outbound_messages SET sent_at = '%s', retry_count = 2 WHERE id = %lld", t,
+      (long long)a);
+    store_format_ms(now - 60000, t);
+    X(f, "UPDATE outbound_messages SET sent_at = '%s' WHERE id = %lld", t, (long long)b);
+    store_format_ms(now, t);
+    X(f, "UPDATE outbound_messages SET sent_at = '%s' WHERE id = %lld", t, (long long)c);
+
+    assert_int_equal(store_outbound_load_sent(f->st, 0, 10, now, &rows), STORE_OK);
+    assert_int_equal(rows.n, 3);
+    assert_int_equal(rows.out[0].rowid, a);
+    assert_int_equal(rows.out[1].rowid, b);
+    assert_int_equal(rows.out[2].rowid, c);
+    assert_string_equal(rows.out[0].message_id, ID1);
+    assert_string_equal(rows.out[0].dst_addr, "127.0.0.1");
+    assert_int_equal(rows.out[0].dst_port, 9000);
+    assert_int_equal(rows.out[0].retry_count, 2);
+    assert_null(rows.out[0].payload);
+    /* ages from the caller's clock */
+    assert_in_range(rows.out[0].age_ms, 2999, 3001);
+    assert_in_range(rows.out[1].age_ms, 59999, 60001);
+    assert_in_range(rows.out[2].age_ms, 0, 1);
+    assert_int_equal(store_outbound_load_sent(f->st, 0, 10, now + 10000, &rows), STORE_OK);
+    assert_in_range(rows.out[0].age_ms, 12999, 13001);
+
+    /* paging */
+    assert_int_equal(store_outbound_load_sent(f->st, a, 1, now, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, b);
+    assert_int_equal(store_outbound_load_sent(f->st, b, 10, now, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, c);
+    assert_int_equal(store_outbound_load_sent(f->st, c, 10, now, &rows), STORE_OK);
+    assert_int_equal(rows.n, 0);
+}
+
+static void test_outbound_get_sent(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "sent", ID1, "{\"message_id\":\"" ID1 "\",\"x\":1}");
+    int64_t p = add_out(f, "pending", NULL, "{}");
+    int64_t k = add_out(f, "acknowledged", ID2, "{}");
+    X(f, "UPDATE outbound_messages SET dst_addr = '10.9.8.7', dst_port = 4242 WHERE id = %lld",
+      (long long)a);
+    assert_int_equal(store_outbound_get_sent(f->st, a, 65535, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, a);
+    assert_string_equal(rows.out[0].message_id, ID1);
+    assert_string_equal(rows.out[0].dst_addr, "10.9.8.7");
+    assert_int_equal(rows.out[0].dst_port, 4242);
+    assert_string_equal(rows.out[0].payload, "{\"message_id\":\"" ID1 "\",\"x\":1}");
+    assert_int_equal(rows.out[0].payload_len, strlen(rows.out[0].payload));
+    /* larger than asked for: not read, its size told */
+    assert_int_equal(store_outbound_get_sent(f->st, a, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_null(rows.out[0].payload);
+    assert_int_equal(rows.out[0].payload_len, strlen("{\"message_id\":\"" ID1 "\",\"x\":1}"));
+
+    assert_int_equal(store_outbound_get_sent(f->st, p, 65535, &rows), STORE_OK);
+    assert_int_equal(rows.n, 0);
+    assert_int_equal(store_outbound_get_sent(f->st, k, 65535, &rows), STORE_OK);
+    assert_int_equal(rows.n, 0);
+    assert_int_equal(store_outbound_get_sent(f->st, 9999, 65535, &rows), STORE_OK);
+    assert_int_equal(rows.n, 0);
+    X(f, "DELETE FROM outbound_messages WHERE id = %lld", (long long)a);
+    assert_int_equal(store_outbound_get_sent(f->st, a, 65535, &rows), STORE_OK);
+    assert_int_equal(rows.n, 0);
+}
+
+/* A peer's backlog older than the deadline fails; younger rows and other peers wait. */
+static void test_outbound_expire(void **state)
+{
+    struct fx *f = *state;
+    int64_t now = now_ms();
+    char old[STORE_TIME_LEN], young[STORE_TIME_LEN];
+    store_format_ms(now - 60000, old);
+    store_format_ms(now - 1000, young);
+    int64_t a = add_out(f, "pending", NULL, "{}");
+    int64_t b = add_out(f, "pending", NULL, "{}");
+    int64_t c = add_out(f, "pending", NULL, "{}");
+    int64_t d = add_out(f, "sent", ID1, "{}");
+    X(f, "UPDATE outbound_messages SET created_at = '%s'", old);
+    X(f, "UPDATE outbound_messages SET created_at = '%s' WHERE id = %lld", young, (long long)b);
+    X(f, "UPDATE outbound_messages SET dst_port = 9001 WHERE id = %lld", (long long)c);
+    struct store_dest dest = {"127.0.0.1", 9000};
+    int n = -1;
+    assert_int_equal(
+        store_outbound_expire(f->st, &dest, 30000, "peer not answering; not sent", now, &n),
+        STORE_OK);
+    assert_int_equal(n, 1);
+    assert_col(f, T_OUT, a, "state", "send_failed");
+    assert_col(f, T_OUT, a, "last_error", "peer not answering; not sent");
+    assert_col(f, T_OUT, b, "state", "pending");
+    assert_col(f, T_OUT, c, "state", "pending");
+    assert_col(f, T_OUT, d, "state", "sent");
+    /* a skipped row is left alone */
+    X(f, "UPDATE outbound_messages SET created_at = '%s' WHERE id = %lld", old, (long long)b);
+    assert_int_equal(store_outbound_skip(f->st, &b, 1), STORE_OK);
+    assert_int_equal(store_outbound_expire(f->st, &dest, 30000, "x", now, &n), STORE_OK);
+    assert_int_equal(n, 0);
+}
+
+/* ---- inbound ---- */
+
+static void test_format(void **state)
+{
+    (void)state;
+    char out[32];
+    store_format_ns(1763769601123456789ULL, out);
+    assert_string_equal(out, "2025-11-22T00:00:01.123456789");
+    store_format_ns(0, out);
+    assert_string_equal(out, "1970-01-01T00:00:00.000000000");
+    store_format_ns(1700000000000000001ULL, out);
+    assert_string_equal(out, "2023-11-14T22:13:20.000000001");
+    store_format_ns(951782400999999999ULL, out); /* 2000-02-29, a leap day */
+    assert_string_equal(out, "2000-02-29T00:00:00.999999999");
+    store_format_ns(UINT64_MAX, out);
+    assert_string_equal(out, "2554-07-21T23:34:33.709551615");
+    char t[STORE_TIME_LEN];
+    store_format_ms(1763769601123LL, t);
+    assert_string_equal(t, "2025-11-22T00:00:01.123");
+    store_format_ms(951782400999LL, t);
+    assert_string_equal(t, "2000-02-29T00:00:00.999");
+    store_format_ms(0, t);
+    assert_string_equal(t, "1970-01-01T00:00:00.000");
+    store_format_ms(-5, t);
+    assert_string_equal(t, "1970-01-01T00:00:00.000");
+}
+
+/* SQLite: store_format_ms writes what SQLite's strftime('%Y-%m-%dT%H:%M:%f') writes. */
+static void test_format_as_sqlite(void **state)
+{
+    struct fx *f = *state;
+    static const int64_t ms[] = {
+        0, 1, 999, 1000, 86399999, 951782400999LL, 1763769601123LL, 4102444799999LL};
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+        char mine[STORE_TIME_LEN], theirs[64];
+        store_format_ms(ms[i], mine);
+        qtext(f, theirs, sizeof theirs,
+              "SELECT strftime('%%Y-%%m-%%dT%%H:%%M:%%f', %lld / 1000.0, 'unixepoch')",
+              (long long)ms[i]);
+        assert_string_equal(mine, theirs);
+    }
+}
+
+/* Every write records the caller's time, not the database's. */
+static void test_times_from_caller(void **state)
+{
+    struct fx *f = *state;
+    const int64_t t0 = 1582979696789LL; /* 2020-02-29T12:34:56.789 */
+    const char *text = "2020-02-29T12:34:56.789";
+    int64_t a = add_out(f, "sending", ID1, "{}");
+    int64_t p = add_out(f, "pending", NULL, "{}");
+    struct store_sent v = {a, 0, NULL};
+    assert_int_equal(store_outbound_sent(f->st, &v, 1, t0, NULL), STORE_OK);
+    assert_col(f, T_OUT, a, "sent_at", text);
+    assert_col(f, T_OUT, a, "updated_at", text);
+    int matched = 0;
+    assert_int_equal(store_outbound_acked(f->st, &a, 1, t0 + 1, &matched), STORE_OK);
+    assert_col(f, T_OUT, a, "ack_received_at", "2020-02-29T12:34:56.790");
+    assert_int_equal(store_outbound_sending(f->st, p, ID2, NULL, 0, t0), STORE_OK);
+    assert_col(f, T_OUT, p, "updated_at", text);
+    int moved = 0;
+    assert_int_equal(store_recover_sending(f->st, t0 + 1000, &moved), STORE_OK);
+    assert_col(f, T_OUT, p, "updated_at", "2020-02-29T12:34:57.789");
+    int64_t row = 0;
+    assert_int_equal(store_enqueue(f->st, NULL, "10.0.0.1", 7, "{}", 2, t0, &row, NULL, 0),
+                     STORE_OK);
+    assert_col(f, T_OUT, row, "created_at", text);
+    assert_col(f, T_OUT, row, "updated_at", text);
+    struct store_inbound m = {ID3, "10.0.0.1", 7, "{}", 2, 1, 0};
+    enum store_in_result res;
+    assert_int_equal(store_inbound_insert(f->st, &m, 1, t0, &res, NULL), STORE_OK);
+    int64_t in = qint(f, "SELECT id FROM inbound_messages WHERE message_id = '" ID3 "'");
+    assert_col(f, T_IN, in, "received_at", text);
+    assert_col(f, T_IN, in, "updated_at", text);
+    const char *id = ID3;
+    assert_int_equal(store_inbound_ack_sent(f->st, &id, 1, t0 + 2, NULL), STORE_OK);
+    assert_col(f, T_IN, in, "ack_sent_at", "2020-02-29T12:34:56.791");
+    assert_col(f, T_IN, in, "updated_at", "2020-02-29T12:34:56.791");
+}
+
+static void test_inbound_insert(void **state)
+{
+    struct fx *f = *state;
+    enum store_in_result is_new = (enum store_in_result) - 1;
+    /* payload taken by length (the daemon's JSON is not NUL-terminated) */
+    const char payload[] = "{\"message_id\":\"" ID1 "\",\"c\":\"hi\"}\x01\x02garbage";
+    size_t plen = strlen("{\"message_id\":\"" ID1 "\",\"c\":\"hi\"}");
+    assert_int_equal(
+        in_insert(f, ID1, "192.0.2.7", 65535, payload, plen, 1763769601123456789ULL, &is_new),
+        STORE_OK);
     assert_int_equal(is_new, STORE_IN_NEW);
-    return qint(f->raw, "SELECT id FROM inbound_messages WHERE message_id = '%s'", id);
+    int64_t id = qint(f, "SELECT id FROM inbound_messages WHERE message_id = '" ID1 "'");
+    assert_col(f, T_IN, id, "src_addr", "192.0.2.7");
+    assert_col(f, T_IN, id, "src_port", "65535");
+    assert_col(f, T_IN, id, "payload", "{\"message_id\":\"" ID1 "\",\"c\":\"hi\"}");
+    assert_col(f, T_IN, id, "crypto_timestamp", "2025-11-22T00:00:01.123456789");
+    assert_col(f, T_IN, id, "state", "received");
+    assert_col(f, T_IN, id, "ack_sent", "0");
+    assert_col(f, T_IN, id, "read_count", "0");
+    assert_col(f, T_IN, id, "ack_sent_at", NULL);
+    assert_time_col(f, T_IN, id, "received_at");
+    assert_time_col(f, T_IN, id, "updated_at");
+
+    /* a retransmission: not inserted again, first copy kept */
+    X(f, "UPDATE inbound_messages SET state = 'ack_sent', ack_sent = 1");
+    is_new = (enum store_in_result) - 1;
+    assert_int_equal(in_insert(f, ID1, "192.0.2.8", 1, "{\"other\":1}", 11, 5, &is_new), STORE_OK);
+    assert_int_equal(is_new, STORE_IN_DUP);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 1);
+    assert_col(f, T_IN, id, "src_addr", "192.0.2.7");
+    assert_col(f, T_IN, id, "state", "ack_sent");
+    assert_col(f, T_IN, id, "crypto_timestamp", "2025-11-22T00:00:01.123456789");
+
+    /* several at once: a new one, a duplicate, another new one */
+    struct store_inbound m[3] = {{ID2, "::1", 1, "{}", 2, 0, 0},
+                                 {ID1, "::1", 1, "{}", 2, 0, 0},
+                                 {ID3, "::1", 2, "{}", 2, 0, 0}};
+    enum store_in_result res[3];
+    int done = -1;
+    assert_int_equal(store_inbound_insert(f->st, m, 3, now_ms(), res, &done), STORE_OK);
+    assert_int_equal(done, 3);
+    assert_int_equal(res[0], STORE_IN_NEW);
+    assert_int_equal(res[1], STORE_IN_DUP);
+    assert_int_equal(res[2], STORE_IN_NEW);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 3);
+}
+
+/*
+ * SQLite: an insert the database refuses is never taken for a duplicate: a
+ * CHECK on a column the operator added, a trigger's RAISE(IGNORE), a UNIQUE
+ * index of the operator's. Only a row that really exists is a duplicate.
+ */
+static void test_inbound_insert_refused(void **state)
+{
+    struct fx *f = *state;
+    enum store_in_result res = STORE_IN_NEW;
+    X(f, "ALTER TABLE inbound_messages ADD COLUMN note TEXT CHECK (payload NOT LIKE "
+         "'%%poison%%')");
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(in_insert(f, ID1, "127.0.0.1", 1, "{\"poison\":1}", 12, 1, &res),
+                     STORE_REFUSED);
+    assert_non_null(strstr(store_errmsg(f->st), "CHECK"));
+    assert_int_equal(store_tx_aborted(f->st), 0); /* the rest of the turn goes on */
+    assert_int_equal(in_insert(f, ID2, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
+    assert_int_equal(res, STORE_IN_NEW);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 1);
+
+    X(f, "CREATE TRIGGER ig BEFORE INSERT ON inbound_messages WHEN NEW.payload = '[]' "
+         "BEGIN SELECT RAISE(IGNORE); END");
+    assert_int_equal(in_insert(f, ID3, "127.0.0.1", 1, "[]", 2, 1, &res), STORE_REFUSED);
+    /* a duplicate that the trigger also ignores is still a duplicate: the row exists */
+    assert_int_equal(in_insert(f, ID2, "127.0.0.1", 1, "[]", 2, 1, &res), STORE_OK);
+    assert_int_equal(res, STORE_IN_DUP);
+
+    X(f, "CREATE UNIQUE INDEX op ON inbound_messages(src_port)");
+    assert_int_equal(in_insert(f, ID3, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_REFUSED);
+    assert_non_null(strstr(store_errmsg(f->st), "UNIQUE"));
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 1);
+    /* several at once: the refused one stops the call, the ones before it are in */
+    struct store_inbound m[2] = {{ID1, "127.0.0.1", 2, "{}", 2, 0, 0},
+                                 {ID3, "127.0.0.1", 1, "{}", 2, 0, 0}};
+    enum store_in_result r2[2];
+    int done = -1;
+    assert_int_equal(store_inbound_insert(f->st, m, 2, now_ms(), r2, &done), STORE_REFUSED);
+    assert_int_equal(done, 1);
+    assert_int_equal(r2[0], STORE_IN_NEW);
+}
+
+/* SQLite: RAISE(ROLLBACK) ends the whole transaction: the caller learns it from store_tx_aborted.
+ */
+static void test_inbound_insert_rollback_trigger(void **state)
+{
+    struct fx *f = *state;
+    enum store_in_result res = STORE_IN_NEW;
+    X(f, "CREATE TRIGGER rb BEFORE INSERT ON inbound_messages WHEN NEW.payload = '[]' "
+         "BEGIN SELECT RAISE(ROLLBACK, 'no thanks'); END");
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_tx_aborted(f->st), 0);
+    assert_int_equal(in_insert(f, ID1, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
+    assert_int_equal(in_insert(f, ID2, "127.0.0.1", 1, "[]", 2, 1, &res), STORE_REFUSED);
+    assert_int_equal(store_tx_aborted(f->st), 1);
+    assert_non_null(strstr(store_errmsg(f->st), "no thanks"));
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 0);
+    store_rollback(f->st); /* harmless */
+    assert_int_equal(store_tx_aborted(f->st), 0);
+}
+
+/* A message whose id is one of our own rows awaiting an ACK is a reflection: not stored. */
+static void test_inbound_insert_own_id(void **state)
+{
+    struct fx *f = *state;
+    enum store_in_result res = STORE_IN_NEW;
+    add_out(f, "sent", ID1, "{}");
+    add_out(f, "acknowledged", ID2, "{}");
+    assert_int_equal(in_insert(f, ID1, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
+    assert_int_equal(res, STORE_IN_OWN);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 0);
+    /* once acknowledged it is no longer awaited (the same id may come the other way) */
+    assert_int_equal(in_insert(f, ID2, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
+    assert_int_equal(res, STORE_IN_NEW);
+    /* a message we sent to ourselves is stored beside its outbound row */
+    struct store_inbound self = {ID1, "127.0.0.1", 1, "{}", 2, 1, 1};
+    assert_int_equal(store_inbound_insert(f->st, &self, 1, now_ms(), &res, NULL), STORE_OK);
+    assert_int_equal(res, STORE_IN_NEW);
+}
+
+/* SQLite: a statement running past the transaction's budget is interrupted and reads as BUSY. */
+static void test_budget(void **state)
+{
+    struct fx *f = *state;
+    X(f, "CREATE TABLE slow (x INTEGER)");
+    X(f, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000) "
+         "INSERT INTO slow SELECT x FROM c");
+    X(f, "CREATE TRIGGER s BEFORE UPDATE ON outbound_messages BEGIN "
+         "SELECT count(*) FROM slow a, slow b, slow c; END");
+    int64_t id = add_out(f, "pending", NULL, "{}");
+    store_set_budget(f->st, 100);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(out_failed(f, id, 0, "x"), STORE_BUSY);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(store_timed_out(f->st), 1);
+    assert_int_equal(store_tx_aborted(f->st), 1);
+    assert_non_null(strstr(store_errmsg(f->st), "longer than 100 ms"));
+    double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(waited < 5);
+    assert_col(f, T_OUT, id, "state", "pending");
+    store_rollback(f->st);
+    /* the next transaction starts with a fresh budget */
+    X(f, "DROP TRIGGER s");
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_timed_out(f->st), 0);
+    assert_int_equal(out_failed(f, id, 0, "x"), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    /* after the commit, work outside a transaction is not held to the old budget */
+    struct timespec pause = {0, 150 * 1000000L};
+    nanosleep(&pause, NULL);
+    for (int i = 0; i < 200; i++)
+        add_out(f, "pending", NULL, "{}");
+    assert_int_equal(store_outbound_pending(f->st, 16, &rows), STORE_OK);
+    assert_int_equal(store_timed_out(f->st), 0);
+}
+
+/* SQLite: a removed -wal is noticed like a removed database: the commit rolls back, GONE. */
+static void test_wal_removed(void **state)
+{
+    struct fx *f = *state;
+    int64_t id = add_out(f, "pending", NULL, "{}");
+    assert_int_equal(store_watch_start(f->st, 1000, mono_us()), STORE_OK);
+    int changed = 0;
+    assert_int_equal(store_poll(f->st, 0, mono_us(), &changed), STORE_OK);
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", f->loc);
+    assert_int_equal(unlink(wal), 0);
+    assert_int_equal(store_poll(f->st, 0, mono_us(), &changed), STORE_GONE);
+    assert_non_null(strstr(store_errmsg(f->st), "removed or replaced"));
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(out_failed(f, id, 0, "x"), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_GONE);
+    assert_int_equal(store_tx_aborted(f->st), 0); /* rolled back, not open */
+}
+
+/* SQLite: so is a database file renamed away while open. */
+static void test_db_moved(void **state)
+{
+    struct fx *f = *state;
+    char moved[200];
+    snprintf(moved, sizeof moved, "%s/moved.db", f->dir);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_int_equal(rename(f->loc, moved), 0);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_GONE);
+    assert_int_equal(rename(moved, f->loc), 0);
 }
 
 static void test_inbound_ack_states(void **state)
@@ -1160,24 +1687,31 @@ static void test_inbound_ack_states(void **state)
     int64_t b = add_in(f, ID2);
     int64_t c = add_in(f, ID3);
 
-    assert_int_equal(store_inbound_ack_sent(f->st, ID1), STORE_OK);
-    assert_col(f->raw, T_IN, a, "state", "ack_sent");
-    assert_col(f->raw, T_IN, a, "ack_sent", "1");
-    assert_time_col(f->raw, T_IN, a, "ack_sent_at");
-    assert_time_col(f->raw, T_IN, a, "updated_at");
+    assert_int_equal(in_ack_sent(f, ID1), STORE_OK);
+    assert_col(f, T_IN, a, "state", "ack_sent");
+    assert_col(f, T_IN, a, "ack_sent", "1");
+    assert_time_col(f, T_IN, a, "ack_sent_at");
+    assert_time_col(f, T_IN, a, "updated_at");
 
-    assert_int_equal(store_inbound_ack_failed(f->st, ID2), STORE_OK);
-    assert_col(f->raw, T_IN, b, "state", "ack_failed");
-    assert_col(f->raw, T_IN, b, "ack_sent", "0");
-    assert_col(f->raw, T_IN, b, "ack_sent_at", NULL);
+    assert_int_equal(in_ack_failed(f, ID2), STORE_OK);
+    assert_col(f, T_IN, b, "state", "ack_failed");
+    assert_col(f, T_IN, b, "ack_sent", "0");
+    assert_col(f, T_IN, b, "ack_sent_at", NULL);
 
     /* only 'received' rows move */
-    assert_int_equal(store_inbound_ack_failed(f->st, ID1), STORE_OK);
-    assert_col(f->raw, T_IN, a, "state", "ack_sent");
-    assert_col(f->raw, T_IN, a, "ack_sent", "1");
-    assert_col(f->raw, T_IN, c, "state", "received");
-    assert_int_equal(store_inbound_ack_sent(f->st, "000000000000000000000000"), STORE_OK);
-    assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 3);
+    assert_int_equal(in_ack_failed(f, ID1), STORE_OK);
+    assert_col(f, T_IN, a, "state", "ack_sent");
+    assert_col(f, T_IN, a, "ack_sent", "1");
+    assert_col(f, T_IN, c, "state", "received");
+    assert_int_equal(in_ack_sent(f, "000000000000000000000000"), STORE_OK);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 3);
+    /* several at once */
+    X(f, "UPDATE inbound_messages SET state = 'received'");
+    const char *ids[3] = {ID1, ID2, ID3};
+    int done = -1;
+    assert_int_equal(store_inbound_ack_sent(f->st, ids, 3, now_ms(), &done), STORE_OK);
+    assert_int_equal(done, 3);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages WHERE state = 'ack_sent'"), 3);
 }
 
 static void test_inbound_unacked(void **state)
@@ -1189,26 +1723,25 @@ static void test_inbound_unacked(void **state)
     int64_t rid[5];
     for (int i = 0; i < 5; i++)
         rid[i] = add_in(f, ids[i]);
-    assert_int_equal(store_inbound_ack_sent(f->st, ids[1]), STORE_OK);
-    exec(f->raw, "UPDATE inbound_messages SET src_addr = '10.0.0.3', src_port = 3333 "
-                 "WHERE message_id = '000000000000000000000003'");
+    assert_int_equal(in_ack_sent(f, ids[1]), STORE_OK);
+    X(f, "UPDATE inbound_messages SET src_addr = '10.0.0.3', src_port = 3333 "
+         "WHERE message_id = '000000000000000000000003'");
 
-    struct in_rows rows = {0};
-    assert_int_equal(store_inbound_unacked(f->st, 0, 2, collect_in, &rows), 2);
-    assert_int_equal(rows.r[0].rowid, rid[0]);
-    assert_int_equal(rows.r[1].rowid, rid[2]);
-    assert_string_equal(rows.r[1].message_id, ids[2]);
-    assert_string_equal(rows.r[1].src_addr, "10.0.0.3");
-    assert_int_equal(rows.r[1].src_port, 3333);
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_inbound_unacked(f->st, rid[2], 2, collect_in, &rows), 2);
-    assert_int_equal(rows.r[0].rowid, rid[3]);
-    assert_int_equal(rows.r[1].rowid, rid[4]);
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_inbound_unacked(f->st, rid[4], 2, collect_in, &rows), 0);
+    assert_int_equal(store_inbound_unacked(f->st, 0, 2, &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_int_equal(rows.in[0].rowid, rid[0]);
+    assert_int_equal(rows.in[1].rowid, rid[2]);
+    assert_string_equal(rows.in[1].message_id, ids[2]);
+    assert_string_equal(rows.in[1].src_addr, "10.0.0.3");
+    assert_int_equal(rows.in[1].src_port, 3333);
+    assert_int_equal(store_inbound_unacked(f->st, rid[2], 2, &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_int_equal(rows.in[0].rowid, rid[3]);
+    assert_int_equal(rows.in[1].rowid, rid[4]);
+    assert_int_equal(store_inbound_unacked(f->st, rid[4], 2, &rows), STORE_OK);
     assert_int_equal(rows.n, 0);
-    memset(&rows, 0, sizeof rows);
-    assert_int_equal(store_inbound_unacked(f->st, 0, 100, collect_in, &rows), 4);
+    assert_int_equal(store_inbound_unacked(f->st, 0, 100, &rows), STORE_OK);
+    assert_int_equal(rows.n, 4); /* the buffer's 16 rows are room enough */
 }
 
 /* ---- transactions and other connections ---- */
@@ -1217,212 +1750,389 @@ static void test_transactions(void **state)
 {
     struct fx *f = *state;
     enum store_in_result is_new = (enum store_in_result) - 1;
-    assert_int_equal(store_in_tx(f->st), 0);
+    assert_int_equal(store_tx_aborted(f->st), 0);
     assert_int_equal(store_begin(f->st), STORE_OK);
-    assert_int_equal(store_in_tx(f->st), 1);
-    assert_int_equal(store_inbound_insert(f->st, ID1, "127.0.0.1", 1, "{}", 2, 1, &is_new),
-                     STORE_OK);
+    assert_int_equal(in_insert(f, ID1, "127.0.0.1", 1, "{}", 2, 1, &is_new), STORE_OK);
     assert_int_equal(is_new, STORE_IN_NEW);
     store_rollback(f->st);
-    assert_int_equal(store_in_tx(f->st), 0);
-    assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 0);
+    assert_int_equal(store_tx_aborted(f->st), 0);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 0);
     store_rollback(f->st); /* harmless outside a transaction */
 
     /* committed: visible to others only after the commit */
     assert_int_equal(store_begin(f->st), STORE_OK);
-    assert_int_equal(store_inbound_insert(f->st, ID1, "127.0.0.1", 1, "{}", 2, 1, &is_new),
-                     STORE_OK);
+    assert_int_equal(in_insert(f, ID1, "127.0.0.1", 1, "{}", 2, 1, &is_new), STORE_OK);
     assert_int_equal(is_new, STORE_IN_NEW); /* the rolled-back row is gone: this one is new */
-    assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 0);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 0);
     assert_int_equal(store_commit(f->st), STORE_OK);
-    assert_int_equal(store_in_tx(f->st), 0);
-    assert_int_equal(qint(f->raw, "SELECT count(*) FROM inbound_messages"), 1);
+    assert_int_equal(store_tx_aborted(f->st), 0);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 1);
 }
 
-static void test_data_version(void **state)
+/* Another connection's commit is noticed; our own are not reported. */
+static void test_watch(void **state)
 {
     struct fx *f = *state;
-    int64_t v1 = store_data_version(f->st);
-    assert_true(v1 >= 0);
-    assert_true(store_data_version(f->st) == v1);
-    add_out(f->raw, "pending", NULL, "{}");
-    int64_t v2 = store_data_version(f->st);
-    assert_true(v2 >= 0);
-    assert_true(v2 != v1);
-    assert_true(store_data_version(f->st) == v2);
-    exec(f->raw, "BEGIN; UPDATE outbound_messages SET payload = '[]'; COMMIT;");
-    assert_true(store_data_version(f->st) != v2);
+    int changed = -1;
+    int64_t t = mono_us();
+    assert_int_equal(store_watch_start(f->st, 1000, t), STORE_OK);
+    assert_true(store_poll_due_us(f->st) == t + 1000000);
+    assert_int_equal(store_poll(f->st, 0, t, &changed), STORE_OK);
+    assert_int_equal(changed, 0);
+    add_out(f, "pending", NULL, "{}");
+    assert_int_equal(store_poll(f->st, 0, t + 1, &changed), STORE_OK);
+    assert_int_equal(changed, 1);
+    assert_int_equal(store_poll(f->st, 0, t + 2, &changed), STORE_OK);
+    assert_int_equal(changed, 0);
+    int64_t id = add_out(f, "pending", NULL, "{}");
+    X(f, "UPDATE outbound_messages SET payload = '[]' WHERE id = %lld", (long long)id);
+    assert_int_equal(store_poll(f->st, 0, t + 3, &changed), STORE_OK);
+    assert_int_equal(changed, 1);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(out_failed(f, id, 0, "x"), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_int_equal(store_poll(f->st, 0, t + 4, &changed), STORE_OK);
+    assert_int_equal(changed, 0);
+    /* the schedule runs on the caller's clock */
+    assert_true(store_poll_due_us(f->st) == t + 4 + 1000000);
+}
+
+/* SQLite: a -wal event starts the re-check ladder (0.1 ms first) on the caller's clock. */
+static void test_watch_events(void **state)
+{
+    struct fx *f = *state;
+    int changed = 0;
+    int64_t t = mono_us();
+    assert_int_equal(store_watch_start(f->st, 1000, t), STORE_OK);
+    int fd = store_watch_fd(f->st);
+    assert_true(fd >= 0);
+    assert_int_equal(store_watch_fd(f->st), fd); /* made once */
+    add_out(f, "pending", NULL, "{}");
+    assert_int_equal(store_poll(f->st, 1, t + 10, &changed), STORE_OK);
+    assert_int_equal(changed, 1);
+    assert_true(store_poll_due_us(f->st) == t + 10 + 100);
+    assert_int_equal(store_poll(f->st, 0, t + 110, &changed), STORE_OK);
+    assert_true(store_poll_due_us(f->st) == t + 10 + 1000);
 }
 
 static void test_busy(void **state)
 {
     struct fx *f = *state;
-    int64_t id = add_out(f->raw, "pending", NULL, "{}");
-    exec(f->raw, "BEGIN IMMEDIATE");
+    int64_t id = add_out(f, "pending", NULL, "{}");
+    f->be->lock(f);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     assert_int_equal(store_begin(f->st), STORE_BUSY);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    assert_int_equal(store_in_tx(f->st), 0);
+    assert_int_equal(store_tx_aborted(f->st), 0);
     /* gave up after about the busy timeout (50 ms), not the tools' seconds */
     double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     assert_true(waited < 1.5);
     /* a write outside a transaction is refused as busy too, and changes nothing */
-    assert_int_equal(store_outbound_failed(f->st, id, 0, "x"), STORE_BUSY);
+    assert_int_equal(out_failed(f, id, 0, "x"), STORE_BUSY);
     enum store_in_result is_new = (enum store_in_result) - 1;
-    assert_int_equal(store_inbound_insert(f->st, ID1, "127.0.0.1", 1, "{}", 2, 1, &is_new),
-                     STORE_BUSY);
+    assert_int_equal(in_insert(f, ID1, "127.0.0.1", 1, "{}", 2, 1, &is_new), STORE_BUSY);
     assert_int_equal((int)is_new, -1);
-    /* reading still works while another connection writes (WAL) */
-    struct out_rows rows = {0};
-    assert_int_equal(store_outbound_pending(f->st, 10, collect_out, &rows), 1);
-    exec(f->raw, "COMMIT");
+    /* reading still works while another connection writes */
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    f->be->unlock(f);
 
     assert_int_equal(store_begin(f->st), STORE_OK);
-    assert_int_equal(store_outbound_failed(f->st, id, 0, "x"), STORE_OK);
+    assert_int_equal(out_failed(f, id, 0, "x"), STORE_OK);
     assert_int_equal(store_commit(f->st), STORE_OK);
-    assert_col(f->raw, T_OUT, id, "state", "send_failed");
+    assert_col(f, T_OUT, id, "state", "send_failed");
     assert_non_null(store_errmsg(f->st));
 }
 
-/* ---- store_admin: the tools' SQL ---- */
+/* ---- the tools' calls ---- */
 
-#include "store/store_admin.h"
-
-/* An inbound row last updated long ago (2020), unread; returns its id. */
-static int64_t add_old_in(sqlite3 *db, const char *message_id)
+/* The states and their tables. */
+static void test_states(void **state)
 {
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, "
-             "crypto_timestamp, state, updated_at) VALUES ('%s', '10.0.0.1', 4000, '{}', "
-             "'2020-01-01T00:00:00.000000000', 'ack_sent', '2020-01-01T00:00:00.000')",
-             message_id);
-    exec(db, sql);
-    return sqlite3_last_insert_rowid(db);
-}
-
-/* Seconds between a row's updated_at and now (large if it was left as it was). */
-static int64_t age_s(sqlite3 *db, int64_t id)
-{
-    return qint(db,
-                "SELECT CAST(abs(julianday('now') - julianday(updated_at)) * 86400 AS INTEGER) "
-                "FROM inbound_messages WHERE id = %lld",
-                (long long)id);
+    (void)state;
+    int active = -1;
+    assert_int_equal(store_state_table("pending", &active), STORE_OUTBOUND);
+    assert_int_equal(active, 1);
+    assert_int_equal(store_state_table("acknowledged", &active), STORE_OUTBOUND);
+    assert_int_equal(active, 0);
+    assert_int_equal(store_state_table("received", &active), STORE_INBOUND);
+    assert_int_equal(active, 1);
+    assert_int_equal(store_state_table("ack_failed", &active), STORE_INBOUND);
+    assert_int_equal(active, 0);
+    assert_int_equal(store_state_table("bogus", &active), 0);
+    assert_non_null(strstr(store_states_text(STORE_OUTBOUND), "send_failed"));
 }
 
 /*
- * Marking read sets updated_at, as the original does: sg-clean ages rows by
- * it, so a message read today must not look ten days old. So does undoing
- * a marking (every write does); a read without marking writes nothing.
+ * Marking read sets updated_at to the caller's time, as the original does:
+ * sg-clean ages rows by it, so a message read today must not look ten days
+ * old. So does undoing a marking (every write does); a read without marking
+ * writes nothing.
  */
-static void test_admin_mark_sets_updated_at(void **state)
+static void test_tool_mark_sets_updated_at(void **state)
 {
     struct fx *f = *state;
-    int64_t a = add_old_in(f->raw, ID1), b = add_old_in(f->raw, ID2);
-    char err[256] = "";
-    struct store_admin_claimed *c = NULL;
+    int64_t a = add_old_in(f, ID1), b = add_old_in(f, ID2);
+    char err[256] = "", want[STORE_TIME_LEN];
+    struct store_selected *c = NULL;
     size_t n = 0;
-    struct store_admin_query q = {.table = STORE_ADMIN_INBOUND, .id = b, .mark = 0};
-    assert_int_equal(store_admin_claim(f->st, &q, &c, &n, err, sizeof err), STORE_OK);
+    int64_t now = now_ms();
+    store_format_ms(now, want);
+    struct store_query q = {.table = STORE_INBOUND, .id = b, .mark = 0};
+    assert_int_equal(store_select(f->st, &q, now, &c, &n, err, sizeof err), STORE_OK);
     assert_int_equal(n, 1);
     free(c);
-    assert_col(f->raw, T_IN, b, "updated_at", "2020-01-01T00:00:00.000"); /* --no-mark */
+    assert_col(f, T_IN, b, "updated_at", "2020-01-01T00:00:00.000"); /* --no-mark */
 
     q.mark = 1;
     q.unread_only = 1;
     q.id = 0;
-    assert_int_equal(store_admin_claim(f->st, &q, &c, &n, err, sizeof err), STORE_OK);
+    assert_int_equal(store_select(f->st, &q, now, &c, &n, err, sizeof err), STORE_OK);
     assert_int_equal(n, 2);
+    assert_int_equal(c[0].id, b); /* newest first */
+    assert_int_equal(c[0].before_type, STORE_INT);
+    assert_int_equal(c[0].before_i, 0);
     assert_int_equal(
-        qint(f->raw, "SELECT read_count FROM inbound_messages WHERE id = %lld", (long long)a), 1);
-    assert_time_col(f->raw, T_IN, a, "updated_at");
-    assert_true(age_s(f->raw, a) < 60);
-    assert_true(age_s(f->raw, b) < 60);
+        qint(f, "SELECT read_count FROM inbound_messages WHERE id = %lld", (long long)a), 1);
+    assert_col(f, T_IN, a, "updated_at", want);
+    assert_col(f, T_IN, b, "updated_at", want);
 
-    exec(f->raw, "UPDATE inbound_messages SET updated_at = '2020-01-01T00:00:00.000'");
-    assert_int_equal(store_admin_unmark(f->st, c, n, err, sizeof err), STORE_OK);
-    assert_int_equal(qint(f->raw, "SELECT sum(read_count) FROM inbound_messages"), 0);
-    assert_time_col(f->raw, T_IN, b, "updated_at");
-    assert_true(age_s(f->raw, b) < 60);
+    X(f, "UPDATE inbound_messages SET updated_at = '2020-01-01T00:00:00.000'");
+    assert_int_equal(store_unmark(f->st, c, n, now + 5, err, sizeof err), STORE_OK);
+    assert_int_equal(qint(f, "SELECT sum(read_count) FROM inbound_messages"), 0);
+    store_format_ms(now + 5, want);
+    assert_col(f, T_IN, b, "updated_at", want);
     free(c);
 }
 
+/* A fetched row is a copy: every column, read_count as before the marking. */
+static void test_tool_fetch(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_old_in(f, ID1);
+    char err[256] = "";
+    struct store_selected *c = NULL;
+    size_t n = 0;
+    struct store_query q = {.table = STORE_INBOUND, .mark = 1};
+    assert_int_equal(store_select(f->st, &q, now_ms(), &c, &n, err, sizeof err), STORE_OK);
+    assert_int_equal(n, 1);
+    struct store_record rec = {0};
+    int found = 0;
+    assert_int_equal(store_fetch(f->st, STORE_INBOUND, &c[0], &rec, &found, err, sizeof err),
+                     STORE_OK);
+    assert_int_equal(found, 1);
+    assert_int_equal(rec.id, a);
+    X(f, "DELETE FROM inbound_messages"); /* the copy stays */
+    int seen = 0;
+    for (int k = 0; k < rec.ncols; k++) {
+        if (strcmp(rec.col[k].name, "message_id") == 0) {
+            assert_int_equal(rec.col[k].type, STORE_TEXT);
+            assert_string_equal(rec.col[k].text, ID1);
+            seen++;
+        } else if (strcmp(rec.col[k].name, "read_count") == 0) {
+            assert_int_equal(rec.col[k].type, STORE_INT);
+            assert_int_equal(rec.col[k].i, 0); /* before the marking */
+            seen++;
+        } else if (strcmp(rec.col[k].name, "ack_sent_at") == 0) {
+            assert_int_equal(rec.col[k].type, STORE_NULL);
+            seen++;
+        }
+    }
+    assert_int_equal(seen, 3);
+    assert_int_equal(rec.ncols, 12);
+    found = -1;
+    assert_int_equal(store_fetch(f->st, STORE_INBOUND, &c[0], &rec, &found, err, sizeof err),
+                     STORE_OK);
+    assert_int_equal(found, 0); /* deleted since */
+    store_record_free(&rec);
+    free(c);
+}
+
+/* sg-send's row and its state; a taken message_id is the tools' own line. */
+static void test_tool_enqueue(void **state)
+{
+    struct fx *f = *state;
+    char err[256] = "", st[STORE_STATE_MAX], why[128];
+    int64_t row = 0;
+    int found = -1;
+    assert_int_equal(
+        store_enqueue(f->st, ID1, "10.0.0.1", 9, "{\"a\":1}", 7, now_ms(), &row, err, sizeof err),
+        STORE_OK);
+    assert_col(f, T_OUT, row, "state", "pending");
+    assert_col(f, T_OUT, row, "payload", "{\"a\":1}");
+    assert_time_col(f, T_OUT, row, "created_at");
+    assert_int_equal(store_outbound_state(f->st, row, &found, st, why, sizeof why, err, sizeof err),
+                     STORE_OK);
+    assert_int_equal(found, 1);
+    assert_string_equal(st, "pending");
+    assert_string_equal(why, "");
+    assert_int_equal(
+        store_outbound_state(f->st, row + 1, &found, st, why, sizeof why, err, sizeof err),
+        STORE_OK);
+    assert_int_equal(found, 0);
+    assert_int_equal(
+        store_enqueue(f->st, ID1, "10.0.0.1", 9, "{}", 2, now_ms(), &row, err, sizeof err),
+        STORE_DUP);
+    assert_string_equal(err, "message_id " ID1 " is already used by another outbound message");
+}
+
+/* sg-clean's counts by state, and the deletion. */
+static void test_tool_purge(void **state)
+{
+    struct fx *f = *state;
+    add_old_in(f, ID1);
+    add_old_in(f, ID2);
+    int64_t young = add_old_in(f, ID3);
+    X(f, "UPDATE inbound_messages SET read_count = 1");
+    X(f, "UPDATE inbound_messages SET updated_at = '2030-01-01T00:00:00.000' WHERE id = %lld",
+      (long long)young);
+    add_out(f, "acknowledged", ID1, "{}");
+    X(f, "UPDATE outbound_messages SET updated_at = 'garbage'");
+    static const char *const done[] = {"ack_sent", "ack_failed", NULL};
+    struct store_purge p[2] = {{STORE_INBOUND, "2025-01-01T00:00:00.000", done, 1},
+                               {STORE_OUTBOUND, "2025-01-01T00:00:00.000", NULL, 0}};
+    char err[256] = "";
+    struct store_state_count *v = NULL;
+    size_t n = 0;
+    assert_int_equal(store_purge_count(f->st, &p[0], &v, &n, err, sizeof err), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].state, "ack_sent");
+    assert_int_equal(v[0].n, 2);
+    free(v);
+    int64_t unreadable = -1;
+    assert_int_equal(store_purge_unreadable(f->st, &p[1], &unreadable, err, sizeof err), STORE_OK);
+    assert_int_equal(unreadable, 1);
+    int64_t deleted[2] = {-1, -1};
+    assert_int_equal(store_purge(f->st, p, 2, deleted, err, sizeof err), STORE_OK);
+    assert_int_equal(deleted[0], 2);
+    assert_int_equal(deleted[1], 0);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 1);
+    assert_int_equal(store_vacuum(f->st, err, sizeof err), STORE_OK);
+}
+
 /* The largest id of each table, for sg-recv --follow's start; 0 when empty. */
-static void test_admin_max_id(void **state)
+static void test_tool_max_id(void **state)
 {
     struct fx *f = *state;
     char err[256] = "";
     int64_t max = -1;
-    assert_int_equal(store_admin_max_id(f->st, STORE_ADMIN_INBOUND, &max, err, sizeof err),
-                     STORE_OK);
+    assert_int_equal(store_max_id(f->st, STORE_INBOUND, &max, err, sizeof err), STORE_OK);
     assert_int_equal(max, 0);
-    add_old_in(f->raw, ID1);
-    int64_t last = add_old_in(f->raw, ID2);
-    add_out(f->raw, "pending", NULL, "{}");
-    assert_int_equal(store_admin_max_id(f->st, STORE_ADMIN_INBOUND, &max, err, sizeof err),
-                     STORE_OK);
+    add_old_in(f, ID1);
+    int64_t last = add_old_in(f, ID2);
+    int64_t out = add_out(f, "pending", NULL, "{}");
+    assert_int_equal(store_max_id(f->st, STORE_INBOUND, &max, err, sizeof err), STORE_OK);
     assert_int_equal(max, last);
-    assert_int_equal(store_admin_max_id(f->st, STORE_ADMIN_OUTBOUND, &max, err, sizeof err),
-                     STORE_OK);
-    assert_int_equal(max, 1);
+    assert_int_equal(store_max_id(f->st, STORE_OUTBOUND, &max, NULL, 0), STORE_OK);
+    assert_int_equal(max, out);
 }
 
 /* Locked past the busy timeout: the original's wording, in one line. */
-static void test_admin_busy_text(void **state)
+static void test_tool_busy_text(void **state)
 {
     struct fx *f = *state;
-    add_old_in(f->raw, ID1);
-    exec(f->raw, "BEGIN IMMEDIATE");
+    add_old_in(f, ID1);
+    f->be->lock(f);
     char err[256] = "";
-    struct store_admin_claimed *c = NULL;
+    struct store_selected *c = NULL;
     size_t n = 0;
-    struct store_admin_query q = {.table = STORE_ADMIN_INBOUND, .mark = 1};
-    assert_int_equal(store_admin_claim(f->st, &q, &c, &n, err, sizeof err), STORE_BUSY);
-    assert_string_equal(err, STORE_ADMIN_BUSY_TEXT);
+    struct store_query q = {.table = STORE_INBOUND, .mark = 1};
+    assert_int_equal(store_select(f->st, &q, now_ms(), &c, &n, err, sizeof err), STORE_BUSY);
+    assert_string_equal(err, STORE_BUSY_TEXT);
     assert_int_equal(strncmp(err, "Database is busy: ", 18), 0);
     assert_null(strchr(err, '\n'));
-    exec(f->raw, "COMMIT");
-    assert_int_equal(qint(f->raw, "SELECT read_count FROM inbound_messages"), 0);
+    assert_null(c);
+    f->be->unlock(f);
+    assert_int_equal(qint(f, "SELECT read_count FROM inbound_messages"), 0);
 }
+
+/* ---- every case against every backend ---- */
+
+struct tcase {
+    const char *name;
+    CMUnitTestFunction fn;
+    CMFixtureFunction setup;
+    int only;
+};
+
+#define CASE(fn, setup, only)                                                                      \
+    {                                                                                              \
+#fn, fn, setup, only                                                                       \
+    }
+
+static const struct tcase cases[] = {
+    CASE(test_open_defaults, setup, ANY),
+    CASE(test_open_creates_schema, setup, SQLITE_ONLY),
+    CASE(test_open_again_keeps_data, setup, ANY),
+    CASE(test_open_existing_missing, setup_dir, ANY),
+    CASE(test_open_no_directory, setup_dir, SQLITE_ONLY),
+    CASE(test_open_locations, setup, SQLITE_ONLY),
+    CASE(test_open_busy, setup_dir, SQLITE_ONLY),
+    CASE(test_open_not_a_database, setup_dir, SQLITE_ONLY),
+    CASE(test_open_migrates_read_count, setup_dir, SQLITE_ONLY),
+    CASE(test_open_half_a_database, setup_dir, SQLITE_ONLY),
+    CASE(test_outbound_pending, setup, ANY),
+    CASE(test_rows_buffer, setup, ANY),
+    CASE(test_outbound_pending_exclude, setup, ANY),
+    CASE(test_outbound_pending_many_excluded, setup, ANY),
+    CASE(test_outbound_payload, setup, ANY),
+    CASE(test_outbound_payload_huge, setup, SQLITE_ONLY),
+    CASE(test_outbound_hostile_columns, setup, SQLITE_ONLY),
+    CASE(test_outbound_sending, setup, ANY),
+    CASE(test_outbound_sent, setup, ANY),
+    CASE(test_outbound_acked, setup, ANY),
+    CASE(test_outbound_failed, setup, ANY),
+    CASE(test_outbound_many, setup, ANY),
+    CASE(test_outbound_many_refused, setup, SQLITE_ONLY),
+    CASE(test_outbound_many_same_row, setup, ANY),
+    CASE(test_outbound_set_refused, setup, SQLITE_ONLY),
+    CASE(test_outbound_claim, setup, ANY),
+    CASE(test_recover_sending, setup, ANY),
+    CASE(test_outbound_load_sent, setup, ANY),
+    CASE(test_outbound_get_sent, setup, ANY),
+    CASE(test_outbound_expire, setup, ANY),
+    CASE(test_format_as_sqlite, setup, SQLITE_ONLY),
+    CASE(test_times_from_caller, setup, ANY),
+    CASE(test_inbound_insert, setup, ANY),
+    CASE(test_inbound_ack_states, setup, ANY),
+    CASE(test_inbound_insert_refused, setup, SQLITE_ONLY),
+    CASE(test_inbound_insert_rollback_trigger, setup, SQLITE_ONLY),
+    CASE(test_inbound_insert_own_id, setup, ANY),
+    CASE(test_budget, setup, SQLITE_ONLY),
+    CASE(test_wal_removed, setup, SQLITE_ONLY),
+    CASE(test_db_moved, setup, SQLITE_ONLY),
+    CASE(test_inbound_unacked, setup, ANY),
+    CASE(test_transactions, setup, ANY),
+    CASE(test_watch, setup, ANY),
+    CASE(test_watch_events, setup, SQLITE_ONLY),
+    CASE(test_busy, setup, ANY),
+    CASE(test_tool_mark_sets_updated_at, setup, ANY),
+    CASE(test_tool_fetch, setup, ANY),
+    CASE(test_tool_enqueue, setup, ANY),
+    CASE(test_tool_purge, setup, ANY),
+    CASE(test_tool_max_id, setup, ANY),
+    CASE(test_tool_busy_text, setup, ANY),
+};
 
 int main(void)
 {
     umask(022);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_again_keeps_data, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_existing_missing, setup_dir, teardown),
-        cmocka_unit_test_setup_teardown(test_open_not_a_database, setup_dir, teardown),
-        cmocka_unit_test_setup_teardown(test_open_migrates_read_count, setup_dir, teardown),
-        cmocka_unit_test_setup_teardown(test_open_half_a_database, setup_dir, teardown),
-        cmocka_unit_test_setup_teardown(test_outbound_pending, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outbound_pending_exclude, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outbound_pending_many_excluded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outbound_payload, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outbound_hostile_columns, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outbound_sending, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outbound_sent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outbound_acked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outbound_failed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recover_sending, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outbound_load_sent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_outbound_get_sent, setup, teardown),
-        cmocka_unit_test(test_format_ns),
-        cmocka_unit_test_setup_teardown(test_inbound_insert, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inbound_ack_states, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inbound_insert_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inbound_insert_rollback_trigger, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inbound_insert_own_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_budget, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_wal_removed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inbound_unacked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_data_version, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_busy, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_admin_mark_sets_updated_at, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_admin_max_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_admin_busy_text, setup, teardown),
-    };
-    return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+    enum { NB = sizeof backends / sizeof backends[0], NC = sizeof cases / sizeof cases[0] };
+    static struct CMUnitTest tests[NB * NC + 2];
+    static char names[NB * NC][96];
+    size_t n = 0;
+    tests[n++] = (struct CMUnitTest){"test_format", test_format, NULL, NULL, NULL};
+    tests[n++] = (struct CMUnitTest){"test_states", test_states, NULL, NULL, NULL};
+    for (size_t b = 0; b < NB; b++)
+        for (size_t c = 0; c < NC; c++) {
+            if (cases[c].only == SQLITE_ONLY && strcmp(backends[b].name, "sqlite") != 0)
+                continue;
+            char *name = names[n - 2];
+            snprintf(name, sizeof names[0], "%s: %s", backends[b].name, cases[c].name);
+            tests[n] = (struct CMUnitTest){name, cases[c].fn, cases[c].setup, teardown,
+                                           (void *)&backends[b]};
+            n++;
+        }
+    return _cmocka_run_group_tests("store", tests, n, NULL, NULL);
 }
