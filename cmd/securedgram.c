@@ -307,7 +307,7 @@ static struct engine *start_daemon(struct ctx *x, int fd, const char *stats, int
         name_denied_user(cfg->db, err, errlen);
         goto fail;
     }
-    struct engine_opts o = {cfg, &x->cli->flags, x->env_path, x->cwd, fd, st, stats, NULL};
+    struct engine_opts o = {.cfg = cfg, .fd = fd, .store = st, .stats_path = stats};
     struct engine *e = engine_new(&o, err, errlen); /* closes fd and st if it fails */
     if (e == NULL) {
         daemon_pidfile_release(cfg->pidfile, *pidfd);
@@ -319,6 +319,45 @@ fail:
     close(fd);
     daemon_pidfile_release(cfg->pidfile, *pidfd);
     return NULL;
+}
+
+/*
+ * HUP: the whole configuration is read again, as at start (flags kept, .env
+ * and the environment re-read); only if it validates, and its secret makes a
+ * key, are the values that may change while running handed to the engine.
+ * Otherwise the running configuration is kept, and the log says why. A
+ * rotated log file is reopened either way.
+ */
+static void reload(struct ctx *x, struct engine *e)
+{
+    struct config next;
+    char err[512];
+    int loose = 0;
+    log_reopen(); /* rotation works even when the new configuration is refused */
+    if (settings_load(&x->cli->flags, x->env_path, x->cwd, CONFIG_AT_RELOAD, 1, &next, &loose, err,
+                      sizeof err) != 0) {
+        log_warn("reload refused: %s; the running configuration is kept", err);
+        return;
+    }
+    struct envelope_key *key = envelope_key_from_hex(next.secret);
+    if (key == NULL) {
+        log_warn("reload refused: cannot load the new secret; the running configuration is kept");
+        config_clear(&next);
+        return;
+    }
+    char changed[256];
+    if (config_restart_only_changes(&x->cfg, &next, changed, sizeof changed) > 0)
+        log_warn("reload: %s changed; that takes effect only after a restart", changed);
+    struct engine_hot hot = {.window = next.window,
+                             .max_retries = next.max_retries,
+                             .retry_interval = next.retry_interval,
+                             .rate_limit = next.rate_limit,
+                             .rate_burst = next.rate_burst};
+    config_clear(&next);
+    engine_set_hot(e, &hot, key);
+    log_warn("configuration reloaded (window %us, max retries %u, retry interval %us, "
+             "rate limit %u/%u)",
+             hot.window, hot.max_retries, hot.retry_interval, hot.rate_limit, hot.rate_burst);
 }
 
 static int cmd_start(struct ctx *x)
@@ -361,7 +400,9 @@ static int cmd_start(struct ctx *x)
     log_warn("securedgram %s listening on %s port %u (pid %ld, database %s)", SG_VERSION,
              cfg->address, cfg->port, (long)getpid(), cfg->db);
     daemon_report(report, NULL);
-    int rc = engine_run(e);
+    int rc;
+    while ((rc = engine_run(e)) == ENGINE_RELOAD)
+        reload(x, e);
     engine_free(e);
     unlink(stats);
     daemon_pidfile_release(cfg->pidfile, pidfd);

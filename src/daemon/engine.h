@@ -6,19 +6,24 @@
  *
  * Every database write of one turn of the loop goes into one transaction.
  * A message is ACKed only after the transaction that stored it committed.
+ *
+ * The engine never reads a file: on HUP engine_run returns ENGINE_RELOAD,
+ * the caller reads the configuration again and hands over what may change
+ * while running (engine_set_hot), and calls engine_run again.
  */
 #ifndef SG_ENGINE_H
 #define SG_ENGINE_H
 
 #include "conf/config.h"
-#include "wire/judge.h"
-#include "util/net.h"
+#include "daemon/counters.h"
 #include "store/store.h"
+#include "util/net.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 struct engine;
+struct envelope_key; /* wire/envelope.h */
 
 /*
  * The clocks and socket calls the engine uses. Any member left NULL (or io
@@ -34,31 +39,29 @@ struct engine_io {
 };
 
 struct engine_opts {
-    struct config *cfg;             /* running config; hot values change on HUP */
-    const struct config_raw *flags; /* command-line values, kept across reloads */
-    const char *env_path;           /* absolute path of the .env file */
-    const char *cwd;                /* for relative paths on reload */
-    int fd;                         /* the bound UDP socket (the engine closes it) */
-    struct store *store;            /* open database (the engine closes it) */
-    const char *stats_path;         /* where USR1 leaves the counters, or NULL */
-    const struct engine_io *io;     /* NULL: the real clocks and sockets */
+    struct config *cfg;         /* running config (borrowed); engine_set_hot changes it */
+    int fd;                     /* the bound UDP socket (the engine closes it) */
+    struct store *store;        /* open database (the engine closes it) */
+    const char *stats_path;     /* where USR1 and USR2 leave the counters, or NULL */
+    const struct engine_io *io; /* NULL: the real clocks and sockets */
 };
 
-/* What happened since start (shown on USR1). */
-struct engine_counters {
-    uint64_t rx;
-    uint64_t verdicts[JUDGE_VERDICTS]; /* every datagram's verdict, drops by reason */
-    uint64_t drop_oversize, drop_rate_limited, drop_unstored;
-    uint64_t drop_refused;      /* messages the database refused (constraint, trigger) */
-    uint64_t drop_own_id;       /* messages carrying the id of one of ours awaiting an ACK */
-    uint64_t acks_wrong_source; /* ACKs from another address than the message went to */
-    uint64_t stored, duplicates, acks_sent, acks_unmatched;
-    uint64_t sent, retransmits, send_failed, store_errors, store_refused, store_timeouts;
+/* What a reload may change in a running engine; everything else takes a restart. */
+struct engine_hot {
+    unsigned window; /* seconds */
+    unsigned max_retries;
+    unsigned retry_interval; /* seconds */
+    unsigned rate_limit;     /* messages per second per sender address; 0: no limit */
+    unsigned rate_burst;
 };
+
+/* engine_run's result when a HUP asks for a reload. */
+#define ENGINE_RELOAD 1
 
 /*
- * Sets up the engine: key, buffers, the in-flight table, signal handling and
- * the database watch, and runs crash recovery (sending -> pending). Takes
+ * Sets up the engine: the key (from o->cfg->secret, whose hex text is then
+ * wiped and freed), buffers, the in-flight table, signal handling and the
+ * database watch, and runs crash recovery (sending -> pending). Takes
  * ownership of o->fd and o->store even on failure. Returns NULL with the
  * reason in err.
  */
@@ -72,13 +75,27 @@ __attribute__((warn_unused_result)) struct engine *engine_new(const struct engin
  */
 int engine_turn(struct engine *e, int db_event);
 
-/* Runs until TERM, INT or QUIT. Returns 0 after a clean shutdown. */
+/*
+ * Runs until TERM, INT or QUIT, then records what is owed and returns 0.
+ * Returns ENGINE_RELOAD when a HUP came: the caller re-reads its
+ * configuration, calls engine_set_hot if it is good (and keeps the running
+ * one if not), and calls engine_run again, which goes on where it stopped
+ * (the counters signals and the turn of that wake-up come next). Returns
+ * -1 if the engine must stop (poll failed, or the database is gone).
+ */
 int engine_run(struct engine *e);
+
+/*
+ * Puts validated hot values and a new key in force at once (the caller has
+ * checked them; the running config is updated). Takes ownership of key
+ * (not NULL); the old key is wiped and freed.
+ */
+void engine_set_hot(struct engine *e, const struct engine_hot *hot, struct envelope_key *key);
 
 /* Frees everything (closes the socket and the database); NULL is fine. */
 void engine_free(struct engine *e);
 
 /* The counters so far. */
-const struct engine_counters *engine_counters(const struct engine *e);
+const struct counters *engine_counters(const struct engine *e);
 
 #endif

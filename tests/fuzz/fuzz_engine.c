@@ -1578,7 +1578,7 @@ static void start_engine(const char *db, struct store *st, struct config *cfg)
     if (cfg->secret == NULL || cfg->db == NULL || cfg->address == NULL)
         abort();
     cfg->port = g.self_port;
-    struct engine_opts o = {cfg, NULL, NULL, NULL, g.main_fd, st, NULL, &io};
+    struct engine_opts o = {.cfg = cfg, .fd = g.main_fd, .store = st, .io = &io};
     /* Keep libFuzzer's handlers: engine_turn needs none of the engine's. */
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaction(sigs[i], NULL, &old[i]);

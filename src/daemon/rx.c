@@ -1,0 +1,434 @@
+/*
+ * rx: receiving, judging and storing messages, and ACKing them once stored.
+ *
+ * A message becomes an item of the turn: its JSON is copied into the turn's
+ * arena (the receive slot is reused by the next recvmmsg), and all of a
+ * turn's items are inserted in its one transaction. An item is ACKed only
+ * after that transaction committed; a duplicate (a retransmission of a
+ * message stored before) is ACKed again; a refused one never.
+ *
+ * A datagram we sealed ourselves is taken only as a message we sent to
+ * ourselves, and its ACK; anything else of ours coming back is a reflection
+ * and dropped. An ACK counts only for a message in flight, and only from
+ * the address and port that message was sent to: nothing is journaled for
+ * any other ACK, so a flood of them cannot crowd out the real ones.
+ */
+#include "daemon/rx.h"
+
+#include "daemon/ratelimit.h"
+#include "daemon/sysio.h"
+#include "daemon/tx.h"
+#include "wire/judge.h"
+#include "wire/message.h"
+#include "wire/replay.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ITEM_ARENA_BYTES (2u << 20) /* this turn's received JSON */
+#define RECOVER_BATCH 512           /* rows re-ACKed per turn at start */
+#define ACK_RETRY_MS 1000
+
+struct rx_item {
+    struct message_in msg;
+    uint8_t sock;
+    int stored;
+    int duplicate; /* its message_id was stored before (a retransmission) */
+    int refused;   /* the database refused it, or it is one of ours: never ACKed */
+    int to_self;   /* we sent it to ourselves: our outbound row with its id is expected */
+    struct net_addr from;
+    const char *json; /* in the arena */
+    size_t len;
+    uint64_t ts;
+};
+
+struct rx_ack_retry {
+    char id[MESSAGE_ID_LEN + 1];
+    uint8_t sock;
+    int attempts;
+    struct net_addr to;
+    int64_t due;
+};
+
+int rx_init(struct rx *rx, size_t replay_max, size_t max_senders)
+{
+    rx->replay = replay_new(replay_max);
+    rx->limiter = ratelimit_new(max_senders);
+    rx->buf = malloc((size_t)RX_SLOTS * (ENVELOPE_MAX_DATAGRAM + 1));
+    rx->items = calloc(RX_ITEMS_MAX, sizeof *rx->items);
+    rx->arena = malloc(ITEM_ARENA_BYTES);
+    rx->retries = calloc(RX_ACK_RETRY_MAX, sizeof *rx->retries);
+    int rows_failed = store_rows_init(&rx->rows, RECOVER_BATCH, RECOVER_BATCH * STORE_ROW_TEXT);
+    if (rx->replay == NULL || rx->limiter == NULL || rx->buf == NULL || rx->items == NULL ||
+        rx->arena == NULL || rx->retries == NULL || rows_failed)
+        return -1;
+    for (int i = 0; i < RX_SLOTS; i++) {
+        rx->slots[i].buf = rx->buf + (size_t)i * (ENVELOPE_MAX_DATAGRAM + 1);
+        rx->slots[i].cap = ENVELOPE_MAX_DATAGRAM + 1;
+    }
+    return 0;
+}
+
+void rx_fini(struct rx *rx)
+{
+    replay_free(rx->replay);
+    ratelimit_free(rx->limiter);
+    free(rx->buf);
+    free(rx->items);
+    free(rx->arena);
+    free(rx->retries);
+    store_rows_free(&rx->rows);
+    rx->replay = NULL;
+    rx->limiter = NULL;
+    rx->buf = NULL;
+    rx->items = NULL;
+    rx->arena = NULL;
+    rx->retries = NULL;
+}
+
+void rx_start_recovery(struct rx *rx)
+{
+    if (store_max_id(rx->st, STORE_INBOUND, &rx->recover_upto, NULL, 0) != STORE_OK)
+        rx->recover_upto = INT64_MAX; /* unreadable: recover them all */
+    rx->recovering = 1;
+}
+
+void rx_turn_start(struct rx *rx)
+{
+    rx->nitems = 0;
+    rx->used = 0;
+}
+
+/* ---- receiving ---- */
+
+static void drop(struct rx *rx, uint64_t *counter, const struct net_addr *from, const char *why)
+{
+    (*counter)++;
+    char host[NET_HOST_MAX];
+    unsigned port;
+    net_addr_format(from, host, &port);
+    log_debug("datagram from %s port %u: dropped: %s", host, port, why);
+    log_warn_limited(&rx->lim_drop, sysio_mono_ms(), "dropped a datagram from %s port %u: %s", host,
+                     port, why);
+}
+
+/*
+ * 1 if ent is a message we sent to ourselves and from is ourselves too: the
+ * one case where a datagram we sealed may be taken (the quick start's loop).
+ */
+static int self_exchange(const struct rx *rx, const struct retx_entry *ent,
+                         const struct net_addr *from)
+{
+    int fd = rx->q->socks[SENDQ_MAIN].fd;
+    return ent != NULL && net_addr_is_self(fd, &ent->dst) && net_addr_is_self(fd, from);
+}
+
+static void drop_reflected(struct rx *rx, const struct net_addr *from)
+{
+    drop(rx, &rx->c->verdicts[JUDGE_DROP_REFLECTED], from, judge_reason(JUDGE_DROP_REFLECTED));
+}
+
+static void handle_ack(struct rx *rx, const struct net_dgram *d, const char *id, int ours)
+{
+    struct retx_entry *ent = tx_awaiting(rx->tx, id);
+    if (ours && !self_exchange(rx, ent, &d->addr)) {
+        drop_reflected(rx, &d->addr);
+        return;
+    }
+    if (ent == NULL) {
+        rx->c->acks_unmatched++;
+        return;
+    }
+    if (!net_addr_same_peer(&d->addr, &ent->dst)) {
+        drop(rx, &rx->c->acks_wrong_source, &d->addr,
+             "an ACK from another address than its message was sent to");
+        return;
+    }
+    if (journal_add(rx->j, JOURNAL_ACKED, id, ent->rowid, 0, NULL) != 0)
+        return; /* kept in flight: the retransmission is ACKed again */
+    if (log_get_level() >= LOG_LEVEL_INFO) {
+        char host[NET_HOST_MAX];
+        unsigned port;
+        net_addr_format(&d->addr, host, &port);
+        log_info("acknowledged: outbound row %lld (message_id %s) by %s port %u",
+                 (long long)ent->rowid, id, host, port);
+    }
+    tx_acked(rx->tx, ent);
+}
+
+static void log_accepted(const struct net_dgram *d, enum judge_verdict v, const struct judgement *j)
+{
+    if (log_get_level() < LOG_LEVEL_DEBUG || (v != JUDGE_MESSAGE && v != JUDGE_ACK))
+        return;
+    char host[NET_HOST_MAX];
+    unsigned port;
+    net_addr_format(&d->addr, host, &port);
+    log_debug("datagram from %s port %u, %zu bytes: %s, message_id %s%s", host, port, d->len,
+              judge_reason(v), j->msg.id, j->ours ? " (sealed by us)" : "");
+}
+
+/*
+ * 1 if a message (verdict JUDGE_MESSAGE) may be stored. A datagram of ours is
+ * taken only as a message we sent to ourselves (*to_self); a message with the
+ * id of one of ours in flight to anyone else is a reflection (the database
+ * checks the same for rows not in memory).
+ */
+static int message_admitted(struct rx *rx, const struct net_dgram *d, const struct judgement *j,
+                            int *to_self, int64_t now_ms)
+{
+    struct retx_entry *own = tx_awaiting(rx->tx, j->msg.id);
+    *to_self = j->ours && self_exchange(rx, own, &d->addr);
+    if (j->ours && !*to_self) {
+        drop_reflected(rx, &d->addr);
+        return 0;
+    }
+    if (own != NULL && !*to_self) {
+        drop(rx, &rx->c->drop_own_id, &d->addr,
+             "a message with the id of one of ours awaiting its ACK (a reflection?)");
+        return 0;
+    }
+    rx->c->verdicts[JUDGE_MESSAGE]++;
+    if (!ratelimit_allow(rx->limiter, &d->addr, rx->cfg->rate_limit, rx->cfg->rate_burst, now_ms)) {
+        drop(rx, &rx->c->drop_rate_limited, &d->addr, "over the sender's rate limit");
+        return 0;
+    }
+    if (j->json_len > ITEM_ARENA_BYTES - rx->used) {
+        rx->c->drop_unstored++; /* not this turn: the sender retransmits */
+        return 0;
+    }
+    return 1;
+}
+
+/* Keeps an admitted message as an item of the turn, its JSON copied into the arena. */
+static void add_item(struct rx *rx, int sock, const struct net_dgram *d, const struct judgement *j,
+                     int to_self)
+{
+    char *copy = rx->arena + rx->used;
+    memcpy(copy, j->json, j->json_len);
+    rx->used += j->json_len;
+    struct rx_item *it = &rx->items[rx->nitems++];
+    memset(it, 0, sizeof *it);
+    it->msg = j->msg;
+    it->sock = (uint8_t)sock;
+    it->from = d->addr;
+    it->json = copy;
+    it->len = j->json_len;
+    it->ts = j->ts_ns;
+    it->to_self = to_self;
+}
+
+static void handle_dgram(struct rx *rx, int sock, struct net_dgram *d, uint64_t now_ns,
+                         int64_t now_ms)
+{
+    rx->c->rx++;
+    if (d->truncated) {
+        drop(rx, &rx->c->drop_oversize, &d->addr, "larger than any datagram we accept");
+        return;
+    }
+    struct judge_ctx cx = {rx->key, now_ns, rx->cfg->window, rx->replay};
+    struct judgement j;
+    enum judge_verdict v = judge_datagram(&cx, d->buf, d->len, &j);
+    log_accepted(d, v, &j);
+    if (v != JUDGE_MESSAGE && v != JUDGE_ACK) {
+        drop(rx, &rx->c->verdicts[v], &d->addr, judge_reason(v));
+        return;
+    }
+    if (v == JUDGE_ACK) {
+        rx->c->verdicts[v]++;
+        handle_ack(rx, d, j.msg.id, j.ours);
+        return;
+    }
+    int to_self = 0;
+    if (message_admitted(rx, d, &j, &to_self, now_ms))
+        add_item(rx, sock, d, &j, to_self);
+}
+
+void rx_receive(struct rx *rx)
+{
+    int total = 0;
+    uint64_t now_ns = sysio_real_ns();
+    int64_t now_ms = sysio_mono_ms();
+    for (int s = 0; s < SENDQ_SOCKS; s++) {
+        int fd = rx->q->socks[s].fd, n = RX_SLOTS;
+        while (fd >= 0 && n == RX_SLOTS && total + RX_SLOTS <= RX_ITEMS_MAX) {
+            n = sysio_recv_batch(fd, rx->slots, RX_SLOTS);
+            if (n < 0) {
+                log_warn_limited(&rx->lim_drop, sysio_mono_ms(), "receive error: %s",
+                                 strerror(errno));
+                break;
+            }
+            for (int i = 0; i < n; i++)
+                handle_dgram(rx, s, &rx->slots[i], now_ns, now_ms);
+            total += n;
+        }
+    }
+}
+
+/* ---- storing, and ACKing what was stored ---- */
+
+/* Inserts one item. 1 stored (or found stored before), 0 skipped, -1 abort the turn. */
+static int store_item(struct rx *rx, struct rx_item *it)
+{
+    char host[NET_HOST_MAX];
+    unsigned port;
+    enum store_in_result res = STORE_IN_NEW;
+    net_addr_format(&it->from, host, &port);
+    struct store_inbound m = {it->msg.id, host, port, it->json, it->len, it->ts, it->to_self};
+    enum store_rc rc = store_inbound_insert(rx->st, &m, 1, sysio_real_ms(), &res, NULL);
+    int r = journal_result(rx->j, rc, "store a received message");
+    if (r < 0)
+        return -1;
+    if (r == 0) {
+        it->refused = 1;
+        rx->c->drop_refused++;
+        log_warn_limited(&rx->j->lim_rows, sysio_mono_ms(),
+                         "message %s from %s port %u: the database refused it (%s); "
+                         "not acknowledged",
+                         it->msg.id, host, port, store_errmsg(rx->st));
+        return rx->j->redo ? -1 : 0;
+    }
+    if (res == STORE_IN_OWN) {
+        it->refused = 1;
+        rx->c->drop_own_id++;
+        return 0;
+    }
+    it->stored = 1;
+    it->duplicate = res == STORE_IN_DUP;
+    return 1;
+}
+
+int rx_store(struct rx *rx)
+{
+    for (int i = 0; i < rx->nitems; i++) {
+        struct rx_item *it = &rx->items[i];
+        it->stored = 0;
+        if (!it->refused && store_item(rx, it) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+void rx_committed(struct rx *rx)
+{
+    for (int i = 0; i < rx->nitems; i++) {
+        struct rx_item *it = &rx->items[i];
+        if (!it->stored) {
+            rx->c->drop_unstored++;
+            continue;
+        }
+        if (it->duplicate)
+            rx->c->duplicates++;
+        else
+            rx->c->stored++;
+        if (log_get_level() >= LOG_LEVEL_INFO) {
+            char host[NET_HOST_MAX];
+            unsigned port;
+            net_addr_format(&it->from, host, &port);
+            log_info("%s message %s from %s port %u",
+                     it->duplicate ? "again (a duplicate):" : "stored", it->msg.id, host, port);
+        }
+        (void)sendq_ack(rx->q, it->sock, &it->from, it->msg.id, 0);
+    }
+}
+
+void rx_unstored(struct rx *rx)
+{
+    rx->c->drop_unstored += (uint64_t)rx->nitems;
+}
+
+/* ---- crash recovery ---- */
+
+static void on_unacked(struct rx *rx, const struct store_inbound_row *row)
+{
+    struct net_addr from, to;
+    char err[160];
+    if (row->rowid > rx->recover_upto)
+        rx->recover_past = 1; /* this run's own rows: ACKed as they were stored */
+    if (rx->recover_full || rx->recover_past)
+        return; /* the rest waits for the next turn */
+    if (rx->q->n >= rx->q->cap || sendq_room(rx->q) < ENVELOPE_OVERHEAD + MESSAGE_ACK_MAX) {
+        rx->recover_full = 1;
+        return;
+    }
+    rx->recover_after = row->rowid;
+    if (net_addr_parse(row->src_addr, (unsigned)(row->src_port > 0 ? row->src_port : 0), &from) !=
+            0 ||
+        !message_id_valid(row->message_id)) {
+        journal_add(rx->j, JOURNAL_ACK_FAILED, row->message_id, 0, 0, NULL);
+        return;
+    }
+    int sock = sendq_route(rx->q, &from, &to, err, sizeof err);
+    if (sock < 0 || sendq_ack(rx->q, sock, &to, row->message_id, 0) == NULL)
+        journal_add(rx->j, JOURNAL_ACK_FAILED, row->message_id, 0, 0, NULL);
+}
+
+void rx_recover(struct rx *rx)
+{
+    rx->recover_full = 0;
+    int n = store_inbound_unacked(rx->st, rx->recover_after, RECOVER_BATCH, &rx->rows) == STORE_OK
+                ? rx->rows.n
+                : -1;
+    for (int i = 0; i < n; i++)
+        on_unacked(rx, &rx->rows.in[i]);
+    if (n >= 0 && (n < RECOVER_BATCH || rx->recover_past) && !rx->recover_full)
+        rx->recovering = 0;
+}
+
+/* ---- ACKs whose sending failed ---- */
+
+static void retry_add(struct rx *rx, const struct sendq_msg *m, const struct net_addr *to,
+                      int64_t now)
+{
+    if (m->attempts + 1 > (int)rx->cfg->max_retries) {
+        journal_add(rx->j, JOURNAL_ACK_FAILED, m->id, 0, 0, NULL);
+        return;
+    }
+    if (rx->nretries >= RX_ACK_RETRY_MAX)
+        return; /* left 'received': ACKed again at the next start */
+    struct rx_ack_retry *a = &rx->retries[rx->nretries++];
+    memcpy(a->id, m->id, sizeof a->id);
+    a->sock = m->sock;
+    a->attempts = m->attempts + 1;
+    a->to = *to;
+    a->due = now + ACK_RETRY_MS;
+}
+
+void rx_queue_retries(struct rx *rx, int64_t now)
+{
+    int keep = 0;
+    for (int i = 0; i < rx->nretries; i++) {
+        struct rx_ack_retry *a = &rx->retries[i];
+        if (a->due <= now && rx->q->n < rx->q->cap &&
+            sendq_ack(rx->q, a->sock, &a->to, a->id, a->attempts) != NULL)
+            continue;
+        rx->retries[keep++] = *a;
+    }
+    rx->nretries = keep;
+}
+
+void rx_ack_result(struct rx *rx, const struct sendq_msg *m, const struct net_dgram *d, int64_t now)
+{
+    char host[NET_HOST_MAX];
+    unsigned port;
+    net_addr_format(&d->addr, host, &port);
+    if (d->err == 0) {
+        rx->c->acks_sent++;
+        journal_add(rx->j, JOURNAL_ACK_SENT, m->id, 0, 0, NULL);
+        log_info("ACK sent for message %s to %s port %u", m->id, host, port);
+        return;
+    }
+    retry_add(rx, m, &d->addr, now);
+    log_warn_limited(&rx->q->lim_send, sysio_mono_ms(),
+                     "ACK for message %s to %s port %u: send failed: %s", m->id, host, port,
+                     strerror(d->err));
+}
+
+int64_t rx_next_wake(const struct rx *rx, int64_t wake)
+{
+    for (int i = 0; i < rx->nretries; i++)
+        if (rx->retries[i].due < wake)
+            wake = rx->retries[i].due;
+    return wake;
+}

@@ -1,0 +1,557 @@
+/*
+ * tx: claiming, retransmitting and failing outbound rows, paced by the flow
+ * windows of daemon/dests.c.
+ *
+ * A claim reads up to TX_CLAIM_BATCH pending rows (those of blocked
+ * destinations left out in SQL), checks each (port, address, a socket to
+ * reach it, a silent peer, its window, its payload), marks it 'sending' with
+ * its message_id and seals it. A retransmission re-reads the payload of a
+ * 'sent' row, records retry_count + 1 and reseals it with a fresh nonce. A
+ * row that cannot be sent becomes send_failed with why; a row whose change
+ * the database refuses is poisoned (journal_poison) so that a redone turn
+ * leaves it alone.
+ */
+#include "daemon/tx.h"
+
+#include "daemon/flow.h"
+#include "daemon/sysio.h"
+#include "util/log.h"
+#include "wire/envelope.h"
+#include "wire/message.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOAD_BATCH 512 /* rows left 'sent' loaded per turn */
+/* Look for 'sent' rows written by other programs every retry interval, 2 to 10 s apart. */
+#define SWEEP_MIN_MS 2000
+#define SWEEP_MAX_MS 10000
+
+enum due_action { DUE_RESEND, DUE_DROP };
+
+struct tx_load {
+    struct tx *t;
+    int64_t now;
+    struct {
+        int64_t rowid, retries;
+    } bad[LOAD_BATCH]; /* rows whose id or address cannot be used */
+    int nbad;
+};
+
+/* One claim (or one row's retransmission, or a load's failures) in progress. */
+struct claim_ctx {
+    struct tx *t;
+    int skipped;  /* rows left for lack of room this turn */
+    int progress; /* rows claimed or failed */
+    int abort;
+};
+
+int tx_init(struct tx *t)
+{
+    t->dests.cfg = t->cfg;
+    int dests = dests_init(&t->dests, TX_INFLIGHT_MAX);
+    t->inflight = retx_new(TX_INFLIGHT_MAX);
+    /* rows of a claim or a load, and one row to retransmit with its payload */
+    int rows = store_rows_init(&t->rows, TX_CLAIM_BATCH,
+                               TX_CLAIM_BATCH * STORE_ROW_TEXT + ENVELOPE_MAX_JSON + 1);
+    t->load = calloc(1, sizeof *t->load);
+    return dests == 0 && t->inflight != NULL && rows == 0 && t->load != NULL ? 0 : -1;
+}
+
+void tx_fini(struct tx *t)
+{
+    dests_fini(&t->dests);
+    retx_free(t->inflight);
+    store_rows_free(&t->rows);
+    free(t->load);
+}
+
+void tx_start(struct tx *t, int64_t now)
+{
+    t->want_claim = t->loading_sent = 1;
+    t->next_sweep = now + SWEEP_MIN_MS;
+}
+
+int tx_recover(struct tx *t, char *err, size_t errlen)
+{
+    int moved = 0;
+    if (store_recover_sending(t->st, sysio_real_ms(), &moved) != STORE_OK) {
+        snprintf(err, errlen, "crash recovery failed: %s", store_errmsg(t->st));
+        return -1;
+    }
+    if (moved > 0)
+        log_warn("recovery: %d outbound rows left 'sending' by an earlier run are pending again",
+                 moved);
+    return 0;
+}
+
+static int64_t interval_ms(const struct tx *t)
+{
+    return (int64_t)t->cfg->retry_interval * 1000;
+}
+
+void tx_turn_start(struct tx *t, int64_t now)
+{
+    t->now = now;
+    if (now < t->next_sweep)
+        return;
+    int64_t every = interval_ms(t);
+    t->next_sweep = now + (every < SWEEP_MIN_MS   ? SWEEP_MIN_MS
+                           : every > SWEEP_MAX_MS ? SWEEP_MAX_MS
+                                                  : every);
+    t->loading_sent = 1; /* rows another program wrote as 'sent' are picked up */
+    t->load_after = 0;
+}
+
+int tx_has_work(const struct tx *t, int64_t now)
+{
+    return retx_next_deadline(t->inflight) <= now ||
+           (t->want_claim && retx_room(t->inflight) > 0) ||
+           (t->loading_sent && retx_room(t->inflight) > 0);
+}
+
+int tx_eager(const struct tx *t)
+{
+    return t->want_claim || t->loading_sent;
+}
+
+int64_t tx_next_deadline(const struct tx *t)
+{
+    return retx_next_deadline(t->inflight);
+}
+
+void tx_release(struct tx *t, const struct net_addr *dst, int acked)
+{
+    if (dests_release(&t->dests, dst, acked))
+        t->want_claim = 1;
+}
+
+void tx_prepare(struct tx *t)
+{
+    int n = 0;
+    const struct store_dest *list = dests_exclusions(&t->dests, &n);
+    if (list != NULL && store_outbound_exclude(t->st, list, n) == STORE_OK)
+        dests_excluded(&t->dests);
+}
+
+/*
+ * A destination that has not answered for the deadline: its pending rows
+ * older than the deadline fail now, instead of waiting behind its closed
+ * window for ever. 0, or -1 to abort the turn.
+ */
+static int expire_blocked(struct tx *t)
+{
+    const struct store_dest *d;
+    int64_t deadline = dests_deadline_ms(&t->dests);
+    for (int i = 0; (d = dests_next_silent(&t->dests, &i, t->now)) != NULL;)
+        if (journal_fail_backlog(t->j, d, deadline, t->now) != 0)
+            return -1;
+    return 0;
+}
+
+/* ---- claiming ---- */
+
+/* Marks a row send_failed (journal_fail_row); the claim goes on, or aborts. */
+static void fail_row(struct claim_ctx *cx, const struct store_outbound_row *row, int64_t retries,
+                     const char *why)
+{
+    int r = journal_fail_row(cx->t->j, row, retries, why);
+    if (r > 0)
+        cx->progress++;
+    else if (r < 0 || cx->t->j->redo)
+        cx->abort = 1;
+}
+
+/*
+ * The row's payload, read only if it can fit one datagram: a row that can
+ * never fit fails from its size alone. 1 read (into *payload, which the
+ * caller frees; row->payload points to it), 0 the row failed, -1 abort.
+ */
+static int read_payload(struct claim_ctx *cx, struct store_outbound_row *row, char **payload)
+{
+    struct tx *t = cx->t;
+    char err[160];
+    size_t len = 0;
+    switch (store_outbound_payload(t->st, row->rowid, ENVELOPE_MAX_JSON, payload, &len)) {
+    case STORE_OK:
+        row->payload = *payload;
+        row->payload_len = len;
+        return 1;
+    case STORE_REFUSED:
+        snprintf(err, sizeof err, "payload is %zu bytes; one datagram carries at most %d", len,
+                 ENVELOPE_MAX_JSON);
+        fail_row(cx, row, row->retry_count, err);
+        return 0;
+    case STORE_GONE:
+        fail_row(cx, row, row->retry_count, "payload is not text");
+        return 0;
+    default:
+        (void)journal_result(t->j, STORE_BUSY, "read a payload");
+        cx->abort = 1;
+        return -1;
+    }
+}
+
+/*
+ * Where a claimed row goes: its destination in *dst, the socket and the
+ * address for it in *to, counted in its window. Returns the socket, or -1 if
+ * the row failed or waits for its window.
+ */
+static int claim_dest(struct claim_ctx *cx, const struct store_outbound_row *row,
+                      struct net_addr *dst, struct net_addr *to)
+{
+    struct tx *t = cx->t;
+    char err[256];
+    if (row->dst_port < 1 || row->dst_port > 65535) {
+        snprintf(err, sizeof err, "dst_port '%.32s' is not a port number (1-65535)",
+                 row->dst_port_text);
+        fail_row(cx, row, row->retry_count, err);
+        return -1;
+    }
+    if (net_addr_parse(row->dst_addr, (unsigned)row->dst_port, dst) != 0) {
+        snprintf(err, sizeof err, "dst_addr '%.64s' is not an IPv4 or IPv6 address", row->dst_addr);
+        fail_row(cx, row, row->retry_count, err);
+        return -1;
+    }
+    int sock = sendq_route(t->q, dst, to, err, sizeof err);
+    if (sock < 0) {
+        fail_row(cx, row, row->retry_count, err);
+        return -1;
+    }
+    switch (dests_admit(&t->dests, row, dst, t->now)) {
+    case DESTS_GO:
+        return sock;
+    case DESTS_SILENT:
+        fail_row(cx, row, row->retry_count, "peer not answering; not sent");
+        return -1;
+    default:
+        return -1; /* stays pending until the window opens */
+    }
+}
+
+/* The claimed row's payload, read and prepared into *m. 1 ready, else 0 (failed) or -1. */
+static int claim_payload(struct claim_ctx *cx, struct store_outbound_row *row,
+                         struct message_out *m)
+{
+    char err[256], *payload = NULL;
+    int ok = read_payload(cx, row, &payload);
+    if (ok > 0 && journal_poisoned(cx->t->j, row->rowid) == JOURNAL_REFUSED_UPDATE) {
+        fail_row(cx, row, row->retry_count, "the database refused to mark it sending");
+        ok = 0;
+    }
+    if (ok > 0 &&
+        message_prepare(row->payload, row->payload_len, row->message_id, m, err, sizeof err) != 0) {
+        fail_row(cx, row, row->retry_count, err);
+        ok = 0;
+    }
+    free(payload); /* message_prepare made its own copy */
+    row->payload = NULL;
+    return ok;
+}
+
+/* Marks the prepared row 'sending' and seals it; its queue entry, or NULL. */
+static struct sendq_msg *claim_mark(struct claim_ctx *cx, const struct store_outbound_row *row,
+                                    const struct message_out *m, int sock,
+                                    const struct net_addr *to)
+{
+    struct tx *t = cx->t;
+    char err[256];
+    enum store_rc rc =
+        store_outbound_sending(t->st, row->rowid, m->id, m->payload_changed ? m->payload : NULL,
+                               m->payload_len, sysio_real_ms());
+    if (rc == STORE_DUP && !store_tx_aborted(t->st)) {
+        snprintf(err, sizeof err, "message_id %s is already used by another outbound row", m->id);
+        fail_row(cx, row, row->retry_count, err);
+        return NULL;
+    }
+    int r = journal_result(t->j, rc, "claim a pending row");
+    if (r == 0) {
+        snprintf(err, sizeof err, "the database refused to mark it sending: %s",
+                 store_errmsg(t->st));
+        journal_poison(t->j, row->rowid, JOURNAL_REFUSED_UPDATE);
+        if (!t->j->redo)
+            fail_row(cx, row, row->retry_count, err);
+    }
+    struct sendq_msg *om = r > 0 ? sendq_seal(t->q, sock, to, m->payload, m->payload_len) : NULL;
+    if (r < 0 || t->j->redo || (r > 0 && om == NULL))
+        cx->abort = 1; /* no room after all: roll back, try next turn */
+    return om;
+}
+
+/* Validates one claimed row, moves it to 'sending' and seals it. */
+static void claim_row(struct claim_ctx *cx, struct store_outbound_row *row)
+{
+    struct tx *t = cx->t;
+    struct net_addr dst, to;
+    if (journal_poisoned(t->j, row->rowid) == JOURNAL_REFUSED_FAIL)
+        return;
+    int sock = claim_dest(cx, row, &dst, &to);
+    if (sock < 0)
+        return;
+    struct message_out m;
+    if (claim_payload(cx, row, &m) <= 0) {
+        tx_release(t, &dst, 0);
+        return;
+    }
+    struct sendq_msg *om = claim_mark(cx, row, &m, sock, &to);
+    if (om != NULL) {
+        cx->progress++;
+        om->kind = SENDQ_NEW;
+        om->rowid = row->rowid;
+        om->retries = row->retry_count;
+        om->dst = dst;
+        memcpy(om->id, m.id, sizeof om->id);
+    } else {
+        tx_release(t, &dst, 0);
+    }
+    message_out_clear(&m);
+}
+
+static int claim(struct tx *t)
+{
+    size_t room = retx_room(t->inflight);
+    int limit = room < TX_CLAIM_BATCH ? (int)room : TX_CLAIM_BATCH;
+    int queue_room = t->q->cap - t->ack_slots - t->q->n;
+    if (limit > queue_room)
+        limit = queue_room;
+    if (limit <= 0 || sendq_room(t->q) <= t->ack_bytes)
+        return 0;
+    struct store_rows *rows = &t->rows;
+    struct claim_ctx cx = {.t = t};
+    int n = store_outbound_pending(t->st, limit, rows) == STORE_OK ? rows->n : -1;
+    cx.skipped = n >= 0 && rows->full; /* no room in the row buffer: next turn */
+    size_t budget = sendq_room(t->q) - t->ack_bytes, used = 0;
+    for (int i = 0; i < n && !cx.abort; i++) {
+        if (used > budget || budget - used < ENVELOPE_MAX_DATAGRAM) {
+            cx.skipped = 1; /* no room left in this turn's arena: next turn */
+        } else {
+            size_t before = t->q->used;
+            claim_row(&cx, &rows->out[i]);
+            used += t->q->used - before;
+        }
+    }
+    if (n < 0)
+        return journal_result(t->j, STORE_BUSY, "read pending rows");
+    if (cx.abort)
+        return -1;
+    /* More may wait; but rows all held back by full windows wait for an ACK instead. */
+    t->want_claim = cx.skipped || (n == limit && cx.progress > 0);
+    return 0;
+}
+
+/* ---- retransmitting ---- */
+
+/* Why a due row is given up on instead of resent (NULL: resend it); may route it (*sock, *to). */
+static const char *resend_refusal(struct tx *t, const struct retx_entry *ent,
+                                  const struct store_outbound_row *row, int *sock,
+                                  struct net_addr *to, struct message_out *m, char *err,
+                                  size_t errlen)
+{
+    if (ent->retries >= (int64_t)t->cfg->max_retries)
+        return "max retries exceeded (no ACK)";
+    if (journal_poisoned(t->j, row->rowid) != 0)
+        return "the database refused to record its retransmission";
+    *sock = sendq_route(t->q, &ent->dst, to, err, errlen);
+    if (*sock >= 0 && row->payload == NULL) /* too large: the store did not read it */
+        snprintf(err, errlen, "payload is %zu bytes; one datagram carries at most %d",
+                 row->payload_len, ENVELOPE_MAX_JSON);
+    if (*sock < 0 || row->payload == NULL ||
+        message_prepare(row->payload, row->payload_len, row->message_id, m, err, errlen) != 0)
+        return err;
+    return NULL;
+}
+
+/* Resends (or gives up on) one due row; sets the entry's fate in due_action[idx]. */
+static void resend_row(struct tx *t, int idx, const struct store_outbound_row *row, int *abort)
+{
+    struct retx_entry *ent = t->due[idx];
+    struct claim_ctx cx = {.t = t};
+    char err[256];
+    struct net_addr to;
+    struct message_out m;
+    int sock = -1;
+    const char *why = resend_refusal(t, ent, row, &sock, &to, &m, err, sizeof err);
+    if (why != NULL) {
+        fail_row(&cx, row, ent->retries, why);
+        *abort = cx.abort;
+        return;
+    }
+    t->due_action[idx] = DUE_RESEND;
+    struct store_sent sent = {row->rowid, ent->retries + 1, NULL};
+    int r = journal_result(t->j, store_outbound_sent(t->st, &sent, 1, sysio_real_ms(), NULL),
+                           "record a retransmission");
+    struct sendq_msg *om = r > 0 ? sendq_seal(t->q, sock, &to, m.payload, m.payload_len) : NULL;
+    message_out_clear(&m);
+    if (r == 0) {
+        journal_poison(t->j, row->rowid, JOURNAL_REFUSED_UPDATE);
+        t->due_action[idx] = DUE_DROP;
+        if (!t->j->redo) {
+            fail_row(&cx, row, ent->retries, "the database refused to record its retransmission");
+            *abort = cx.abort;
+        }
+    }
+    if (r < 0 || t->j->redo)
+        *abort = 1;
+    if (om != NULL) {
+        om->kind = SENDQ_RETX;
+        om->rowid = row->rowid;
+        om->retries = ent->retries + 1;
+        om->ent = ent;
+        memcpy(om->id, ent->id, sizeof om->id);
+    }
+}
+
+/* Reads due entry idx's row and resends it. 0, or -1 to abort the turn. */
+static int resend_due(struct tx *t, int idx)
+{
+    int abort = 0;
+    int n =
+        store_outbound_get_sent(t->st, t->due[idx]->rowid, ENVELOPE_MAX_JSON, &t->rows) == STORE_OK
+            ? t->rows.n
+            : -1;
+    if (n > 0)
+        resend_row(t, idx, &t->rows.out[0], &abort);
+    if (n < 0)
+        return journal_result(t->j, STORE_BUSY, "read a row to retransmit");
+    return abort ? -1 : 0;
+}
+
+/* Takes the due entries out of the timer order (rescheduled a full interval on) and resends them.
+ */
+static int retransmit_due(struct tx *t, int64_t now)
+{
+    struct retx_entry *ent;
+    int64_t interval = interval_ms(t);
+    t->ndue = 0;
+    while (t->ndue < TX_CLAIM_BATCH && (ent = retx_due(t->inflight, now)) != NULL) {
+        if (sendq_room(t->q) < ENVELOPE_MAX_DATAGRAM + t->ack_bytes ||
+            t->q->n >= t->q->cap - t->ack_slots)
+            break;
+        retx_reschedule(t->inflight, ent, now + interval);
+        flow_lost(t->dests.flows, &ent->dst, now, interval);
+        int idx = t->ndue++;
+        t->due[idx] = ent;
+        t->due_action[idx] = DUE_DROP; /* unless the row is found and resent */
+        if (journal_poisoned(t->j, ent->rowid) == JOURNAL_REFUSED_FAIL)
+            continue; /* the database takes no change to it: forget it */
+        if (resend_due(t, idx) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- rows left 'sent' ---- */
+
+static void on_loaded_sent(struct tx_load *lx, const struct store_outbound_row *row)
+{
+    struct tx *t = lx->t;
+    struct net_addr dst;
+    t->load_after = row->rowid;
+    int64_t wait = interval_ms(t) - row->age_ms;
+    if (wait < 0)
+        wait = 0;
+    if (row->message_id == NULL || !message_id_valid(row->message_id) ||
+        net_addr_parse(row->dst_addr, (unsigned)(row->dst_port > 0 ? row->dst_port : 0), &dst) !=
+            0) {
+        if (lx->nbad < LOAD_BATCH) {
+            lx->bad[lx->nbad].rowid = row->rowid;
+            lx->bad[lx->nbad++].retries = row->retry_count;
+        }
+        return;
+    }
+    if (retx_add(t->inflight, row->rowid, row->message_id, &dst, row->retry_count,
+                 lx->now + wait) != NULL)
+        (void)flow_admit(t->dests.flows, &dst, 1);
+}
+
+/*
+ * Rows in 'sent' that are not in flight join the in-flight table as room
+ * allows: at start (crash recovery), and every sweep for rows another
+ * program wrote as 'sent'. A row whose id or address cannot be used fails.
+ */
+static int load_sent(struct tx *t, int64_t now)
+{
+    size_t room = retx_room(t->inflight);
+    int limit = room < LOAD_BATCH ? (int)room : LOAD_BATCH;
+    if (limit == 0)
+        return 0;
+    struct tx_load *lx = t->load;
+    lx->nbad = 0;
+    lx->t = t;
+    lx->now = now;
+    int n =
+        store_outbound_load_sent(t->st, t->load_after, limit, sysio_real_ms(), &t->rows) == STORE_OK
+            ? t->rows.n
+            : -1;
+    for (int i = 0; i < n; i++)
+        on_loaded_sent(lx, &t->rows.out[i]);
+    struct claim_ctx cx = {.t = t};
+    for (int i = 0; i < lx->nbad && n >= 0 && !cx.abort; i++) {
+        struct store_outbound_row r = {
+            .rowid = lx->bad[i].rowid, .dst_addr = "?", .dst_port_text = "?"};
+        fail_row(&cx, &r, lx->bad[i].retries,
+                 "a 'sent' row without a usable message_id, dst_addr or dst_port");
+    }
+    if (n < 0)
+        return journal_result(t->j, STORE_BUSY, "read rows left sent");
+    if (cx.abort)
+        return -1;
+    if (n < limit)
+        t->loading_sent = 0;
+    return 0;
+}
+
+/* ---- the turn ---- */
+
+int tx_write(struct tx *t, int64_t now)
+{
+    if (t->loading_sent && load_sent(t, now) != 0)
+        return -1;
+    if (retransmit_due(t, now) != 0)
+        return -1;
+    if (t->want_claim && claim(t) != 0)
+        return -1;
+    if (t->dests.nblocked > 0 && expire_blocked(t) != 0)
+        return -1;
+    return 0;
+}
+
+void tx_committed(struct tx *t)
+{
+    t->c->send_failed += t->j->failed;
+    for (int i = 0; i < t->ndue; i++)
+        if (t->due_action[i] == DUE_DROP) {
+            tx_release(t, &t->due[i]->dst, 0);
+            retx_remove(t->inflight, t->due[i]);
+        }
+    t->ndue = 0;
+}
+
+void tx_undo(struct tx *t, int64_t retry_at)
+{
+    for (int i = 0; i < t->ndue; i++)
+        retx_reschedule(t->inflight, t->due[i], retry_at);
+    t->ndue = 0;
+    for (int i = 0; i < t->q->n; i++)
+        if (t->q->msg[i].kind == SENDQ_NEW)
+            tx_release(t, &t->q->msg[i].dst, 0); /* rolled back: still pending */
+    t->want_claim = 1;
+}
+
+struct retx_entry *tx_awaiting(struct tx *t, const char *id)
+{
+    return retx_find(t->inflight, id);
+}
+
+void tx_acked(struct tx *t, struct retx_entry *ent)
+{
+    tx_release(t, &ent->dst, 1);
+    retx_remove(t->inflight, ent);
+    t->want_claim = 1; /* room in flight again */
+}
+
+void tx_quiesce(struct tx *t)
+{
+    t->want_claim = t->loading_sent = 0;
+}
