@@ -32,8 +32,10 @@ static void item(struct line *l, int first, const char *name, unsigned long long
     put(l, text);
 }
 
-static const char *const group_start[COUNTERS_GROUPS] = {
-    [COUNTERS_TRAFFIC] = "", [COUNTERS_DROP] = " | dropped: ", [COUNTERS_FAULT] = " | "};
+static const char *const group_start[COUNTERS_GROUPS] = {[COUNTERS_TRAFFIC] = "",
+                                                         [COUNTERS_DROP] = " | dropped: ",
+                                                         [COUNTERS_FAULT] = " | ",
+                                                         [COUNTERS_STORE] = " | database: "};
 
 /* One group: its opening text, then its entries of COUNTERS_LIST. */
 static void group(struct line *l, enum counters_group grp, const struct counters *c,

@@ -28,10 +28,18 @@ struct counters {
 struct counters_gauges {
     size_t in_flight;    /* messages sent and awaiting their ACK */
     size_t replay_cache; /* nonces remembered */
+    uint64_t db_writes;  /* statements that wrote to the database (store_write_stats) */
+    uint64_t db_rows;    /* rows they inserted, updated or deleted */
 };
 
-/* The three parts of the line, in order: "a=1 b=2 | dropped: c=3 ... | d=4 ...". */
-enum counters_group { COUNTERS_TRAFFIC, COUNTERS_DROP, COUNTERS_FAULT, COUNTERS_GROUPS };
+/* The parts of the line, in order: "a=1 b=2 | dropped: c=3 ... | d=4 ... | database: e=5 f=6". */
+enum counters_group {
+    COUNTERS_TRAFFIC,
+    COUNTERS_DROP,
+    COUNTERS_FAULT,
+    COUNTERS_STORE,
+    COUNTERS_GROUPS
+};
 
 /*
  * Every value, in the order of the line: X(group, name, value), value an
@@ -59,9 +67,11 @@ enum counters_group { COUNTERS_TRAFFIC, COUNTERS_DROP, COUNTERS_FAULT, COUNTERS_
     X(COUNTERS_FAULT, "store_errors", c->store_errors)                                             \
     X(COUNTERS_FAULT, "store_refused", c->store_refused)                                           \
     X(COUNTERS_FAULT, "store_timeouts", c->store_timeouts)                                         \
-    X(COUNTERS_FAULT, "replay_cache", g->replay_cache)
+    X(COUNTERS_FAULT, "replay_cache", g->replay_cache)                                             \
+    X(COUNTERS_STORE, "writes", g->db_writes)                                                      \
+    X(COUNTERS_STORE, "rows", g->db_rows)
 
-/* Room for the line (it is about 600 characters with 20-digit values). */
+/* Room for the line (it is about 660 characters with 20-digit values). */
 #define COUNTERS_LINE_MAX 1200
 
 /*

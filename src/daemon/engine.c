@@ -278,7 +278,8 @@ static int wait_events(struct engine *e)
 
 static void report_counters(const struct engine *e, int loud)
 {
-    struct counters_gauges g = {retx_count(e->tx.inflight), replay_count(e->rx.replay)};
+    struct counters_gauges g = {retx_count(e->tx.inflight), replay_count(e->rx.replay), 0, 0};
+    store_write_stats(e->st, &g.db_writes, &g.db_rows);
     counters_report(&e->c, &g, e->stats_path, loud);
 }
 

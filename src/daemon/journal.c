@@ -19,7 +19,14 @@ int journal_init(struct journal *j, struct store *st, struct counters *c, int ca
     j->c = c;
     j->cap = cap;
     j->jobs = calloc((size_t)cap, sizeof *j->jobs);
-    return j->jobs != NULL ? 0 : -1;
+    j->idx = calloc((size_t)cap, sizeof *j->idx);
+    j->rowids = calloc((size_t)cap, sizeof *j->rowids);
+    j->ids = calloc((size_t)cap, sizeof *j->ids);
+    j->rows = calloc((size_t)cap, sizeof *j->rows);
+    return j->jobs != NULL && j->idx != NULL && j->rowids != NULL && j->ids != NULL &&
+                   j->rows != NULL
+               ? 0
+               : -1;
 }
 
 /* Forgets the first n jobs (they are in the database now, or skipped). */
@@ -36,7 +43,15 @@ void journal_fini(struct journal *j)
     if (j->jobs != NULL)
         forget(j, j->n);
     free(j->jobs);
+    free(j->idx);
+    free(j->rowids);
+    free(j->ids);
+    free(j->rows);
     j->jobs = NULL;
+    j->idx = NULL;
+    j->rowids = NULL;
+    j->ids = NULL;
+    j->rows = NULL;
     j->n = j->applied = 0;
 }
 
@@ -81,24 +96,44 @@ static const char *const job_names[] = {[JOURNAL_ACKED] = "its acknowledgement",
                                         [JOURNAL_SENT] = "that it was sent",
                                         [JOURNAL_FAILED] = "that it failed"};
 
-static enum store_rc apply_job(struct journal *j, const struct journal_job *job, int *matched)
+/*
+ * The jobs of one kind, jobs[idx[0..n)], as one store call (one statement
+ * where the backend can). *done gets the rows applied before a failure;
+ * *matched (ACKED) how many rows were waiting for their ACK.
+ */
+static enum store_rc apply_kind(struct journal *j, int kind, const int *idx, int n, int *done,
+                                int *matched)
 {
-    const char *id = job->id;
-    struct store_sent row = {job->rowid, job->retries, job->why};
+    for (int k = 0; k < n; k++) {
+        const struct journal_job *job = &j->jobs[idx[k]];
+        j->rowids[k] = job->rowid;
+        j->ids[k] = job->id;
+        j->rows[k] = (struct store_sent){job->rowid, job->retries, job->why};
+    }
     int64_t now = sysio_real_ms();
-    switch (job->kind) {
+    switch (kind) {
     case JOURNAL_ACKED:
-        return store_outbound_acked(j->st, &job->rowid, 1, now, matched);
+        *done = 0;
+        return store_outbound_acked(j->st, j->rowids, n, now, matched);
     case JOURNAL_ACK_SENT:
-        return store_inbound_ack_sent(j->st, &id, 1, now, NULL);
+        return store_inbound_ack_sent(j->st, j->ids, n, now, done);
     case JOURNAL_ACK_FAILED:
-        return store_inbound_ack_failed(j->st, &id, 1, now, NULL);
+        return store_inbound_ack_failed(j->st, j->ids, n, now, done);
     case JOURNAL_SENT:
-        return store_outbound_sent(j->st, &row, 1, now, NULL);
+        return store_outbound_sent(j->st, j->rows, n, now, done);
     default:
-        return store_outbound_failed(j->st, &row, 1, now, NULL);
+        return store_outbound_failed(j->st, j->rows, n, now, done);
     }
 }
+
+/*
+ * The order kinds are applied in. A row's changes keep their order (a
+ * transient send error's SENT comes before that row's ACKED or FAILED; no
+ * row has both of those, as either takes it out of flight), and of two ACKs
+ * of one message, one sent and one failed, the sent one wins.
+ */
+static const uint8_t apply_order[] = {JOURNAL_SENT, JOURNAL_ACKED, JOURNAL_FAILED, JOURNAL_ACK_SENT,
+                                      JOURNAL_ACK_FAILED};
 
 /* The database refused one job: it is skipped from now on, and the log says so. */
 static void refused(struct journal *j, struct journal_job *job)
@@ -117,24 +152,45 @@ static void refused(struct journal *j, struct journal_job *job)
         journal_skip(j, job->rowid);
 }
 
-int journal_apply(struct journal *j)
+/* Applies the jobs of one kind. 0, or -1 to abort the turn. */
+static int apply_all(struct journal *j, int kind)
 {
-    for (int i = 0; i < j->n; i++) {
-        struct journal_job *job = &j->jobs[i];
-        int matched = 1;
-        if (job->dead)
+    int n = 0;
+    for (int i = 0; i < j->n; i++)
+        if (j->jobs[i].kind == kind && !j->jobs[i].dead)
+            j->idx[n++] = i;
+    int one = 0; /* ACKED does not say which row failed: then one row a call */
+    for (int at = 0; at < n;) {
+        int done = 0, matched = 0, len = one ? 1 : n - at;
+        enum store_rc rc = apply_kind(j, kind, j->idx + at, len, &done, &matched);
+        if (rc == STORE_OK) {
+            if (kind == JOURNAL_ACKED && matched < len)
+                j->c->acks_unmatched += (uint64_t)(len - matched);
+            if ((at += len) < n)
+                continue;
+            return 0;
+        }
+        if (kind == JOURNAL_ACKED && len > 1 && (rc == STORE_REFUSED || rc == STORE_DUP) &&
+            !store_tx_aborted(j->st)) {
+            one = 1; /* the rows it did apply are no-ops when tried again */
             continue;
-        int r = journal_result(j, apply_job(j, job, &matched), "record a state change");
+        }
+        int r = journal_result(j, rc, "record a state change");
         if (r < 0)
             return -1;
-        if (r == 0) {
-            refused(j, job);
-            if (j->redo)
-                return -1;
-        } else if (job->kind == JOURNAL_ACKED && !matched) {
-            j->c->acks_unmatched++;
-        }
+        refused(j, &j->jobs[j->idx[at + done]]); /* the row it stopped at */
+        if (j->redo)
+            return -1;
+        at += done + 1;
     }
+    return 0;
+}
+
+int journal_apply(struct journal *j)
+{
+    for (size_t k = 0; k < sizeof apply_order; k++)
+        if (apply_all(j, apply_order[k]) != 0)
+            return -1;
     j->applied = j->n;
     return 0;
 }

@@ -59,6 +59,11 @@ struct journal {
     struct counters *c; /* borrowed: store_refused, store_errors, store_timeouts, acks_unmatched */
     struct journal_job *jobs;
     int n, cap;
+    /* journal_apply's arguments for one kind of change, cap each: preallocated */
+    int *idx;
+    int64_t *rowids;
+    const char **ids;
+    struct store_sent *rows;
     int applied;     /* jobs[0..applied) were applied in the open transaction */
     int redo;        /* a refusal ended the transaction: the turn is redone without that row */
     uint64_t failed; /* rows marked send_failed in the open transaction (tx counts them) */

@@ -4,7 +4,8 @@
  * count is now the row's), and its destination is known to have been sent
  * to. A transient error (EAGAIN, ENOBUFS, ...): it stays or goes in flight
  * and is due again EAGAIN_RETRY_MS later. Any other error: the row fails.
- * The row's change goes into the journal, for the next transaction.
+ * A row's change, if any, goes into the journal, for the next transaction:
+ * a new message's row is 'sent' from its claim on (tx.c).
  */
 #include "daemon/sent.h"
 
@@ -37,7 +38,9 @@ static int sent_new(struct tx *t, const struct sendq_msg *m, int err, const char
                  now + (err != 0 ? EAGAIN_RETRY_MS : (int64_t)t->cfg->retry_interval * 1000)) ==
         NULL)
         tx_release(t, &m->dst, 0); /* cannot happen: room was checked */
-    journal_add(t->j, JOURNAL_SENT, NULL, m->rowid, retries, err != 0 ? why : NULL);
+    /* The claim made the row 'sent' already; only a transient error has something to add. */
+    if (err != 0)
+        journal_add(t->j, JOURNAL_SENT, NULL, m->rowid, retries, why);
     t->c->sent += err == 0;
     if (err == 0) {
         flow_note_send(t->dests.flows, &m->dst, now);

@@ -4,8 +4,10 @@
  *
  * A claim reads up to TX_CLAIM_BATCH pending rows (those of blocked
  * destinations left out in SQL), checks each (port, address, a socket to
- * reach it, a silent peer, its window, its payload), marks it 'sending' with
- * its message_id and seals it. A retransmission re-reads the payload of a
+ * reach it, a silent peer, its window, its payload), claims it with its
+ * message_id straight to 'sent' (one write: the datagram leaves right after
+ * the commit, and a crash before that leaves a 'sent' row that is simply
+ * retransmitted on schedule) and seals it. A retransmission re-reads the payload of a
  * 'sent' row, records retry_count + 1 and reseals it with a fresh nonce. A
  * row that cannot be sent becomes send_failed with why; a row whose change
  * the database refuses is poisoned (journal_poison) so that a redone turn
@@ -237,7 +239,7 @@ static int claim_payload(struct claim_ctx *cx, struct store_outbound_row *row,
     char err[256], *payload = NULL;
     int ok = read_payload(cx, row, &payload);
     if (ok > 0 && journal_poisoned(cx->t->j, row->rowid) == JOURNAL_REFUSED_UPDATE) {
-        fail_row(cx, row, row->retry_count, "the database refused to mark it sending");
+        fail_row(cx, row, row->retry_count, "the database refused to mark it sent");
         ok = 0;
     }
     if (ok > 0 &&
@@ -250,7 +252,7 @@ static int claim_payload(struct claim_ctx *cx, struct store_outbound_row *row,
     return ok;
 }
 
-/* Marks the prepared row 'sending' and seals it; its queue entry, or NULL. */
+/* Claims the prepared row (pending -> sent) and seals it; its queue entry, or NULL. */
 static struct sendq_msg *claim_mark(struct claim_ctx *cx, const struct store_outbound_row *row,
                                     const struct message_out *m, int sock,
                                     const struct net_addr *to)
@@ -258,8 +260,8 @@ static struct sendq_msg *claim_mark(struct claim_ctx *cx, const struct store_out
     struct tx *t = cx->t;
     char err[256];
     enum store_rc rc =
-        store_outbound_sending(t->st, row->rowid, m->id, m->payload_changed ? m->payload : NULL,
-                               m->payload_len, sysio_real_ms());
+        store_outbound_take(t->st, row->rowid, m->id, m->payload_changed ? m->payload : NULL,
+                            m->payload_len, sysio_real_ms());
     if (rc == STORE_DUP && !store_tx_aborted(t->st)) {
         snprintf(err, sizeof err, "message_id %s is already used by another outbound row", m->id);
         fail_row(cx, row, row->retry_count, err);
@@ -267,8 +269,7 @@ static struct sendq_msg *claim_mark(struct claim_ctx *cx, const struct store_out
     }
     int r = journal_result(t->j, rc, "claim a pending row");
     if (r == 0) {
-        snprintf(err, sizeof err, "the database refused to mark it sending: %s",
-                 store_errmsg(t->st));
+        snprintf(err, sizeof err, "the database refused to mark it sent: %s", store_errmsg(t->st));
         journal_poison(t->j, row->rowid, JOURNAL_REFUSED_UPDATE);
         if (!t->j->redo)
             fail_row(cx, row, row->retry_count, err);
@@ -279,7 +280,7 @@ static struct sendq_msg *claim_mark(struct claim_ctx *cx, const struct store_out
     return om;
 }
 
-/* Validates one claimed row, moves it to 'sending' and seals it. */
+/* Validates one pending row, claims it (pending -> sent) and seals it. */
 static void claim_row(struct claim_ctx *cx, struct store_outbound_row *row)
 {
     struct tx *t = cx->t;

@@ -1,5 +1,5 @@
 /*
- * tx: the outbound path. Claims pending rows (pending -> sending, sealed into
+ * tx: the outbound path. Claims pending rows (pending -> sent, sealed into
  * the send queue), retransmits the messages in flight whose ACK is overdue,
  * loads rows left 'sent' (at start, and every sweep for rows other programs
  * wrote), fails what cannot be sent, and records what each send did.

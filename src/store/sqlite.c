@@ -50,9 +50,9 @@ static const char *const sql[Q_COUNT] = {
                     "ORDER BY id LIMIT ?2",
     [Q_GET_SENT] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
         "dst_port") ", 0, payload FROM outbound_messages WHERE id = ?1 AND state = 'sent'",
-    [Q_SENDING] = "UPDATE OR FAIL outbound_messages SET state = 'sending', message_id = ?2, "
-                  "payload = COALESCE(?3, payload), updated_at = ?4 "
-                  "WHERE id = ?1 AND state = 'pending'",
+    [Q_TAKE] = "UPDATE OR FAIL outbound_messages SET state = 'sent', message_id = ?2, "
+               "payload = COALESCE(?3, payload), sent_at = ?4, updated_at = ?4 "
+               "WHERE id = ?1 AND state = 'pending'",
     [Q_SENT] = "UPDATE OR FAIL outbound_messages SET state = 'sent', retry_count = ?2, "
                "sent_at = ?4, last_error = COALESCE(?3, last_error), updated_at = ?4 "
                "WHERE id = ?1 AND state IN ('sending', 'sent')",
@@ -69,17 +69,19 @@ static const char *const sql[Q_COUNT] = {
      */
     [Q_SENT_SET] = "UPDATE OR ABORT outbound_messages AS o SET state = 'sent', retry_count = j.r, "
                    "sent_at = ?2, last_error = COALESCE(j.w, o.last_error), updated_at = ?2 "
-                   "FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') "
+                   "FROM (SELECT CAST(json_extract(value, '$[0]') AS INTEGER) AS id, "
+                   "json_extract(value, '$[1]') "
                    "AS r, json_extract(value, '$[2]') AS w FROM json_each(?1)) AS j "
-                   "WHERE o.id = j.id AND o.state IN ('sending', 'sent')",
+                   "WHERE o.id = j.id AND +o.state IN ('sending', 'sent')",
     [Q_FAILED_SET] = "UPDATE OR ABORT outbound_messages AS o SET state = 'send_failed', "
                      "retry_count = j.r, last_error = j.w, updated_at = ?2 "
-                     "FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') "
+                     "FROM (SELECT CAST(json_extract(value, '$[0]') AS INTEGER) AS id, "
+                     "json_extract(value, '$[1]') "
                      "AS r, json_extract(value, '$[2]') AS w FROM json_each(?1)) AS j "
-                     "WHERE o.id = j.id AND o.state IN ('pending', 'sending', 'sent')",
+                     "WHERE o.id = j.id AND +o.state IN ('pending', 'sending', 'sent')",
     [Q_ACKED_SET] = "UPDATE OR ABORT outbound_messages SET state = 'acknowledged', "
                     "ack_received_at = ?2, updated_at = ?2 WHERE id IN (SELECT value FROM "
-                    "json_each(?1)) AND state IN ('sent', 'sending')",
+                    "json_each(?1)) AND +state IN ('sent', 'sending')",
     [Q_CLAIM] =
         "UPDATE OR ABORT outbound_messages SET state = 'sending', updated_at = ?2 "
         "WHERE id IN (SELECT id FROM outbound_messages o WHERE state = 'pending' "
@@ -91,7 +93,7 @@ static const char *const sql[Q_COUNT] = {
                    "payload = COALESCE(?3, payload), updated_at = ?4 "
                    "WHERE id = ?1 AND state = 'sending'",
     [Q_RELEASE] = "UPDATE OR ABORT outbound_messages SET state = 'pending', updated_at = ?2 "
-                  "WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'sending'",
+                  "WHERE id IN (SELECT value FROM json_each(?1)) AND +state = 'sending'",
     /* Triggers could end the whole transaction (RAISE(ROLLBACK)): then one row at a time. */
     [Q_TRIGGERS] = "SELECT (SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND "
                    "tbl_name = ?1) + (SELECT count(*) FROM sqlite_temp_master WHERE type = "
@@ -127,10 +129,10 @@ static const char *const sql[Q_COUNT] = {
                         "updated_at = ?2 WHERE message_id = ?1 AND state = 'received'",
     [Q_IN_ACK_SENT_SET] = "UPDATE OR ABORT inbound_messages SET state = 'ack_sent', ack_sent = 1, "
                           "ack_sent_at = ?2, updated_at = ?2 WHERE message_id IN (SELECT value "
-                          "FROM json_each(?1)) AND state = 'received'",
+                          "FROM json_each(?1)) AND +state = 'received'",
     [Q_IN_ACK_FAILED_SET] = "UPDATE OR ABORT inbound_messages SET state = 'ack_failed', "
                             "updated_at = ?2 WHERE message_id IN (SELECT value FROM "
-                            "json_each(?1)) AND state = 'received'",
+                            "json_each(?1)) AND +state = 'received'",
     [Q_IN_UNACKED] = "SELECT id, message_id, src_addr, " PORT_OR_BAD(
         "src_port") " FROM inbound_messages WHERE state = 'received' AND id > ?1 "
                     "ORDER BY id LIMIT ?2",
@@ -208,6 +210,7 @@ enum store_rc sq_step(struct sq *b, sqlite3_stmt *s, int *row)
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
         *row = rc == SQLITE_ROW;
+        b->writes += rc == SQLITE_DONE && !sqlite3_stmt_readonly(s);
         return STORE_OK;
     }
     enum store_rc r = sq_fail(b, rc); /* SQLite's reason, before the reset */
@@ -302,6 +305,13 @@ static const char *sq_errmsg(const struct store *st)
 static void sq_set_budget(struct store *st, int budget_ms)
 {
     sq_of(st)->budget_ms = budget_ms;
+}
+
+static void sq_write_stats(const struct store *st, uint64_t *statements, uint64_t *rows)
+{
+    const struct sq *b = sq_const(st);
+    *statements = b->writes;
+    *rows = (uint64_t)sqlite3_total_changes64(b->db);
 }
 
 static int sq_timed_out(const struct store *st)
@@ -418,6 +428,7 @@ static const struct store_ops sqlite_ops = {
     .errmsg = sq_errmsg,
     .set_budget = sq_set_budget,
     .timed_out = sq_timed_out,
+    .write_stats = sq_write_stats,
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
@@ -434,7 +445,7 @@ static const struct store_ops sqlite_ops = {
     .outbound_payload = sq_outbound_payload,
     .outbound_load_sent = sq_outbound_load_sent,
     .outbound_get_sent = sq_outbound_get_sent,
-    .outbound_sending = sq_outbound_sending,
+    .outbound_take = sq_outbound_take,
     .outbound_sent = sq_outbound_sent,
     .outbound_failed = sq_outbound_failed,
     .outbound_acked = sq_outbound_acked,

@@ -23,7 +23,7 @@ enum sq_query {
     Q_PENDING,
     Q_LOAD_SENT,
     Q_GET_SENT,
-    Q_SENDING,
+    Q_TAKE,
     Q_SENT,
     Q_FAILED,
     Q_ACKED,
@@ -81,7 +81,8 @@ struct sq {
     int budget_ms;
     int64_t deadline; /* CLOCK_MONOTONIC ms: the open transaction's budget ends */
     int timed_out;
-    int in_tx; /* store_begin succeeded, and neither commit nor rollback came since */
+    uint64_t writes; /* statements that wrote, run to the end (store_write_stats) */
+    int in_tx;       /* store_begin succeeded, and neither commit nor rollback came since */
     struct sq_watch watch;
 };
 
@@ -172,8 +173,8 @@ enum store_rc sq_outbound_load_sent(struct store *st, int64_t after, int limit, 
                                     struct store_rows *out);
 enum store_rc sq_outbound_get_sent(struct store *st, int64_t rowid, size_t max,
                                    struct store_rows *out);
-enum store_rc sq_outbound_sending(struct store *st, int64_t rowid, const char *message_id,
-                                  const char *payload, size_t payload_len, int64_t now_ms);
+enum store_rc sq_outbound_take(struct store *st, int64_t rowid, const char *message_id,
+                               const char *payload, size_t payload_len, int64_t now_ms);
 enum store_rc sq_outbound_sent(struct store *st, const struct store_sent *v, int n, int64_t now_ms,
                                int *done);
 enum store_rc sq_outbound_failed(struct store *st, const struct store_sent *v, int n,

@@ -177,11 +177,11 @@ enum store_rc sq_outbound_get_sent(struct store *st, int64_t rowid, size_t max,
     return outbound_rows(b, s, max, out);
 }
 
-enum store_rc sq_outbound_sending(struct store *st, int64_t rowid, const char *message_id,
-                                  const char *payload, size_t payload_len, int64_t now_ms)
+enum store_rc sq_outbound_take(struct store *st, int64_t rowid, const char *message_id,
+                               const char *payload, size_t payload_len, int64_t now_ms)
 {
     struct sq *b = sq_of(st);
-    sqlite3_stmt *s = sq_stmt(b, Q_SENDING);
+    sqlite3_stmt *s = sq_stmt(b, Q_TAKE);
     if (s != NULL) {
         sqlite3_bind_int64(s, 1, rowid);
         sqlite3_bind_text(s, 2, message_id, -1, SQLITE_STATIC);
@@ -193,7 +193,7 @@ enum store_rc sq_outbound_sending(struct store *st, int64_t rowid, const char *m
     enum store_rc rc = sq_run_counting(b, s, &changed);
     if (rc == STORE_OK && changed != 1) {
         snprintf(b->why, sizeof b->why,
-                 "the update to 'sending' changed nothing (a trigger's RAISE(IGNORE)?)");
+                 "the update to 'sent' changed nothing (a trigger's RAISE(IGNORE)?)");
         rc = STORE_REFUSED;
     }
     return rc;

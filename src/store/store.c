@@ -63,6 +63,11 @@ void store_set_budget(struct store *st, int budget_ms)
     st->ops->set_budget(st, budget_ms > 0 ? budget_ms : 0);
 }
 
+void store_write_stats(const struct store *st, uint64_t *statements, uint64_t *rows)
+{
+    st->ops->write_stats(st, statements, rows);
+}
+
 int store_timed_out(const struct store *st)
 {
     return st->ops->timed_out(st);
@@ -308,10 +313,10 @@ enum store_rc store_outbound_get_sent(struct store *st, int64_t rowid, size_t ma
     return st->ops->outbound_get_sent(st, rowid, max, out);
 }
 
-enum store_rc store_outbound_sending(struct store *st, int64_t rowid, const char *message_id,
-                                     const char *payload, size_t payload_len, int64_t now_ms)
+enum store_rc store_outbound_take(struct store *st, int64_t rowid, const char *message_id,
+                                  const char *payload, size_t payload_len, int64_t now_ms)
 {
-    return st->ops->outbound_sending(st, rowid, message_id, payload, payload_len, now_ms);
+    return st->ops->outbound_take(st, rowid, message_id, payload, payload_len, now_ms);
 }
 
 /* For the n-row writes: *done (if asked for) starts at 0, and no rows is no work. */

@@ -96,6 +96,14 @@ void store_set_budget(struct store *st, int budget_ms);
 int store_timed_out(const struct store *st);
 
 /*
+ * What this connection has written since it opened: statements that wrote
+ * (each set-based statement counts once, however many rows it changed) and
+ * rows inserted, updated or deleted. For the counters and the benchmark's
+ * writes per message.
+ */
+void store_write_stats(const struct store *st, uint64_t *statements, uint64_t *rows);
+
+/*
  * Opens a write transaction (taking the write lock now) / commits / rolls
  * back. store_commit checks first that the database (and, for SQLite, its
  * -wal) is still the file that was opened: if not it rolls back and returns
@@ -269,14 +277,17 @@ __attribute__((warn_unused_result)) enum store_rc
 store_outbound_get_sent(struct store *st, int64_t rowid, size_t max, struct store_rows *out);
 
 /*
- * pending -> sending for one row, writing message_id and (if not NULL) the
- * payload with the message_id inserted. STORE_DUP: another row already has
+ * pending -> sent for one row, the daemon's claim: writes message_id, (if
+ * not NULL) the payload with the message_id inserted, and sent_at. The row
+ * skips 'sending': its datagram leaves right after this transaction commits,
+ * and a crash before that leaves a 'sent' row, which is retransmitted on
+ * schedule like any other. STORE_DUP: another row already has
  * this message_id. STORE_REFUSED also when the row did not change (a trigger's
  * RAISE(IGNORE), or it is no longer pending): it must not be sent.
  */
 __attribute__((warn_unused_result)) enum store_rc
-store_outbound_sending(struct store *st, int64_t rowid, const char *message_id, const char *payload,
-                       size_t payload_len, int64_t now_ms);
+store_outbound_take(struct store *st, int64_t rowid, const char *message_id, const char *payload,
+                    size_t payload_len, int64_t now_ms);
 
 /* One row's change for store_outbound_sent and store_outbound_failed. */
 struct store_sent {
@@ -319,7 +330,7 @@ store_outbound_acked(struct store *st, const int64_t *rowids, int n, int64_t now
  * leaving out what store_outbound_pending leaves out, become 'sending' in one
  * statement and come back in out (id order, no payloads). A row the database
  * refuses makes the whole claim STORE_REFUSED (nothing claimed): claim such
- * rows one at a time with store_outbound_sending. A claimed row is sent after
+ * rows one at a time with store_outbound_take. A claimed row is sent after
  * store_outbound_identify (its message_id, and its payload if that changed),
  * or given back with store_outbound_release.
  */
@@ -328,7 +339,7 @@ store_outbound_claim(struct store *st, int limit, int64_t now_ms, struct store_r
 
 /*
  * Writes message_id and (if not NULL) payload to a row claimed by
- * store_outbound_claim (still 'sending'). Results as store_outbound_sending.
+ * store_outbound_claim (still 'sending'). Results as store_outbound_take.
  */
 __attribute__((warn_unused_result)) enum store_rc
 store_outbound_identify(struct store *st, int64_t rowid, const char *message_id,

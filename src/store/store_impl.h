@@ -31,6 +31,7 @@ struct store_ops {
 
     void (*set_budget)(struct store *st, int budget_ms);
     int (*timed_out)(const struct store *st);
+    void (*write_stats)(const struct store *st, uint64_t *statements, uint64_t *rows);
     enum store_rc (*begin)(struct store *st);
     enum store_rc (*commit)(struct store *st);
     void (*rollback)(struct store *st);
@@ -54,8 +55,8 @@ struct store_ops {
                                         struct store_rows *out);
     enum store_rc (*outbound_get_sent)(struct store *st, int64_t rowid, size_t max,
                                        struct store_rows *out);
-    enum store_rc (*outbound_sending)(struct store *st, int64_t rowid, const char *message_id,
-                                      const char *payload, size_t payload_len, int64_t now_ms);
+    enum store_rc (*outbound_take)(struct store *st, int64_t rowid, const char *message_id,
+                                   const char *payload, size_t payload_len, int64_t now_ms);
     enum store_rc (*outbound_sent)(struct store *st, const struct store_sent *v, int n,
                                    int64_t now_ms, int *done);
     enum store_rc (*outbound_failed)(struct store *st, const struct store_sent *v, int n,

@@ -90,7 +90,7 @@ q a "CREATE TRIGGER up BEFORE UPDATE ON outbound_messages WHEN OLD.payload LIKE 
      CREATE TRIGGER uprb BEFORE UPDATE ON outbound_messages WHEN OLD.payload LIKE '%rbstuck%'
        BEGIN SELECT RAISE(ROLLBACK, 'operator rolls back'); END;
      CREATE TRIGGER nosend BEFORE UPDATE ON outbound_messages
-       WHEN OLD.payload LIKE '%nosend%' AND NEW.state = 'sending'
+       WHEN OLD.payload LIKE '%nosend%' AND OLD.state = 'pending' AND NEW.state = 'sent'
        BEGIN SELECT RAISE(FAIL, 'not this one'); END;"
 G1=$(queue a "$PL" '{"g":1}')
 S1=$(queue a "$PL" '{"stuck":1}')
@@ -99,7 +99,7 @@ N1=$(queue a "$PL" '{"nosend":1}')
 G2=$(queue a "$PL" '{"g":2}')
 wait_for 5 "good rows around refused ones" state_is a "$G2" acknowledged
 state_is a "$G1" acknowledged || fail "row $G1 not acknowledged"
-wait_for 5 "a row refused 'sending' but allowed 'send_failed'" state_is a "$N1" send_failed
+wait_for 5 "a row refused its claim (pending -> sent) but allowed 'send_failed'" state_is a "$N1" send_failed
 q a "SELECT last_error FROM outbound_messages WHERE id = $N1" | grep -q "refused.*not this one" ||
     fail "last_error of row $N1: $(q a "SELECT last_error FROM outbound_messages WHERE id = $N1")"
 assert_eq "$(q a "SELECT state FROM outbound_messages WHERE id IN ($S1, $S2) GROUP BY state")" pending \
@@ -108,7 +108,7 @@ lines=$(logged a "outbound row $S1 .*cannot be marked send_failed")
 [ "$lines" -ge 1 ] && [ "$lines" -le 2 ] || fail "row $S1 logged $lines times"
 G3=$(queue a "$PL" '{"g":3}')
 wait_for 5 "later rows still go out" state_is a "$G3" acknowledged
-note "update triggers (ABORT, ROLLBACK, FAIL on 'sending'): those rows alone held back, named once in the log"
+note "update triggers (ABORT, ROLLBACK, FAIL on the claim): those rows alone held back, named once in the log"
 
 # ---- 7. A row far too large fails at once, and does not spin ----
 BIG=$(q a "INSERT INTO outbound_messages (dst_addr, dst_port, payload)

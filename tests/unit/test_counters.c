@@ -45,19 +45,21 @@ static struct counters numbered(void)
     return c;
 }
 
-/* The line as the daemon wrote it before the list existed (its own printf, kept here). */
+/* The line as the daemon wrote it before the list existed (its own printf, kept here), and
+ * the database's writes since. */
 static const char expected[] =
     "rx=100 stored=118 duplicates=119 acks_sent=120 acks_received=102 sent=122 "
     "retransmits=123 send_failed=124 in_flight=7 | dropped: short=103 auth=104 malformed=105 "
     "stale=106 reflected=107 replay=108 replay_full=109 json=110 bad_id=111 oversize=112 "
     "rate_limited=113 unstored=114 refused=115 own_id=116 | ack_unmatched=121 "
-    "ack_wrong_source=117 store_errors=125 store_refused=126 store_timeouts=127 replay_cache=8";
+    "ack_wrong_source=117 store_errors=125 store_refused=126 store_timeouts=127 replay_cache=8 "
+    "| database: writes=9 rows=10";
 
 static void test_line(void **state)
 {
     (void)state;
     struct counters c = numbered();
-    struct counters_gauges g = {7, 8};
+    struct counters_gauges g = {7, 8, 9, 10};
     char line[COUNTERS_LINE_MAX];
     assert_int_equal(counters_format(&c, &g, line, sizeof line), strlen(expected));
     assert_string_equal(line, expected);
@@ -69,13 +71,14 @@ static void test_largest_fits(void **state)
     (void)state;
     struct counters c;
     memset(&c, 0xff, sizeof c);
-    struct counters_gauges g = {SIZE_MAX, SIZE_MAX};
+    struct counters_gauges g = {SIZE_MAX, SIZE_MAX, UINT64_MAX, UINT64_MAX};
     char line[COUNTERS_LINE_MAX];
     size_t n = counters_format(&c, &g, line, sizeof line);
     assert_true(n < sizeof line);
     assert_int_equal(strlen(line), n);
     assert_non_null(strstr(line, "rx=18446744073709551615 stored="));
     assert_non_null(strstr(line, " replay_cache=18446744073709551615"));
+    assert_non_null(strstr(line, " rows=18446744073709551615"));
 }
 
 /* A short buffer gets a NUL-terminated start of the line; the length is the whole line's. */
@@ -83,7 +86,7 @@ static void test_truncated(void **state)
 {
     (void)state;
     struct counters c = numbered();
-    struct counters_gauges g = {7, 8};
+    struct counters_gauges g = {7, 8, 9, 10};
     char line[20];
     assert_int_equal(counters_format(&c, &g, line, sizeof line), strlen(expected));
     assert_string_equal(line, "rx=100 stored=118 d");
@@ -98,7 +101,7 @@ static void test_report_file(void **state)
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/pid.stats", dir);
     struct counters c = numbered();
-    struct counters_gauges g = {7, 8};
+    struct counters_gauges g = {7, 8, 9, 10};
     counters_report(&c, &g, path, 0);
     FILE *f = fopen(path, "r");
     assert_non_null(f);

@@ -954,7 +954,7 @@ static void test_outbound_hostile_columns(void **state)
     assert_int_equal(rows.in[0].src_port, -1);
 }
 
-static void test_outbound_sending(void **state)
+static void test_outbound_take(void **state)
 {
     struct fx *f = *state;
     int64_t a = add_out(f, "pending", NULL, "{\"a\":1}");
@@ -965,28 +965,29 @@ static void test_outbound_sending(void **state)
     /* the payload text is taken by length, not up to a NUL */
     const char payload[] = "{\"message_id\":\"" ID1 "\",\"a\":1}TRAILING";
     size_t plen = strlen(payload) - strlen("TRAILING");
-    assert_int_equal(store_outbound_sending(f->st, a, ID1, payload, plen, now_ms()), STORE_OK);
-    assert_col(f, T_OUT, a, "state", "sending");
+    assert_int_equal(store_outbound_take(f->st, a, ID1, payload, plen, now_ms()), STORE_OK);
+    assert_col(f, T_OUT, a, "state", "sent"); /* claimed straight to sent */
+    assert_time_col(f, T_OUT, a, "sent_at");
     assert_col(f, T_OUT, a, "message_id", ID1);
     assert_col(f, T_OUT, a, "payload", "{\"message_id\":\"" ID1 "\",\"a\":1}");
     assert_time_col(f, T_OUT, a, "updated_at");
 
     /* NULL payload: the row's payload stays */
-    assert_int_equal(store_outbound_sending(f->st, c, ID3, NULL, 0, now_ms()), STORE_OK);
-    assert_col(f, T_OUT, c, "state", "sending");
+    assert_int_equal(store_outbound_take(f->st, c, ID3, NULL, 0, now_ms()), STORE_OK);
+    assert_col(f, T_OUT, c, "state", "sent");
     assert_col(f, T_OUT, c, "payload", "{\"message_id\":\"" ID3 "\"}");
 
     /* another row already has this message_id */
-    assert_int_equal(store_outbound_sending(f->st, b, ID1, "{}", 2, now_ms()), STORE_DUP);
+    assert_int_equal(store_outbound_take(f->st, b, ID1, "{}", 2, now_ms()), STORE_DUP);
     assert_col(f, T_OUT, b, "state", "pending");
     assert_col(f, T_OUT, b, "message_id", NULL);
     assert_col(f, T_OUT, b, "payload", "{\"b\":1}");
     /* and the connection is still usable */
-    assert_int_equal(store_outbound_sending(f->st, b, ID2, NULL, 0, now_ms()), STORE_OK);
-    assert_col(f, T_OUT, b, "state", "sending");
+    assert_int_equal(store_outbound_take(f->st, b, ID2, NULL, 0, now_ms()), STORE_OK);
+    assert_col(f, T_OUT, b, "state", "sent");
     assert_col(f, T_OUT, b, "message_id", ID2);
     /* a row no longer pending is not claimed again */
-    assert_int_equal(store_outbound_sending(f->st, b, ID2, NULL, 0, now_ms()), STORE_REFUSED);
+    assert_int_equal(store_outbound_take(f->st, b, ID2, NULL, 0, now_ms()), STORE_REFUSED);
 }
 
 static void test_outbound_sent(void **state)
@@ -1460,11 +1461,14 @@ static void test_times_from_caller(void **state)
     int matched = 0;
     assert_int_equal(store_outbound_acked(f->st, &a, 1, t0 + 1, &matched), STORE_OK);
     assert_col(f, T_OUT, a, "ack_received_at", "2020-02-29T12:34:56.790");
-    assert_int_equal(store_outbound_sending(f->st, p, ID2, NULL, 0, t0), STORE_OK);
+    assert_int_equal(store_outbound_take(f->st, p, ID2, NULL, 0, t0), STORE_OK);
+    assert_col(f, T_OUT, p, "sent_at", text);
     assert_col(f, T_OUT, p, "updated_at", text);
+    int64_t s = add_out(f, "sending", NULL, "{}"); /* left by an earlier version, or the original */
     int moved = 0;
     assert_int_equal(store_recover_sending(f->st, t0 + 1000, &moved), STORE_OK);
-    assert_col(f, T_OUT, p, "updated_at", "2020-02-29T12:34:57.789");
+    assert_int_equal(moved, 1);
+    assert_col(f, T_OUT, s, "updated_at", "2020-02-29T12:34:57.789");
     int64_t row = 0;
     assert_int_equal(store_enqueue(f->st, NULL, "10.0.0.1", 7, "{}", 2, t0, &row, NULL, 0),
                      STORE_OK);
@@ -2079,7 +2083,7 @@ static const struct tcase cases[] = {
     CASE(test_outbound_payload, setup, ANY),
     CASE(test_outbound_payload_huge, setup, SQLITE_ONLY),
     CASE(test_outbound_hostile_columns, setup, SQLITE_ONLY),
-    CASE(test_outbound_sending, setup, ANY),
+    CASE(test_outbound_take, setup, ANY),
     CASE(test_outbound_sent, setup, ANY),
     CASE(test_outbound_acked, setup, ANY),
     CASE(test_outbound_failed, setup, ANY),
