@@ -12,6 +12,7 @@
 
 #include <sodium.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 struct envelope_key {
@@ -20,9 +21,35 @@ struct envelope_key {
 
 #define POOL_BYTES 4096
 
+/*
+ * A forked child must not reuse its parent's random bytes or mark key. Each
+ * fork counts one generation up (pthread_atfork), and what was made in
+ * another generation is made again: a load instead of a getpid() syscall on
+ * every seal.
+ */
+static volatile unsigned fork_generation = 1;
+static pthread_once_t fork_watch = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+    fork_generation++;
+}
+
+static void watch_forks(void)
+{
+    (void)pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+/* This process's generation (never 0: 0 stands for "not made yet"). */
+static unsigned generation(void)
+{
+    (void)pthread_once(&fork_watch, watch_forks);
+    return fork_generation;
+}
+
 static unsigned char pool[POOL_BYTES];
 static size_t pool_used = POOL_BYTES;
-static pid_t pool_pid;
+static unsigned pool_generation;
 
 static void random_bytes(unsigned char *out, size_t n)
 {
@@ -30,11 +57,11 @@ static void random_bytes(unsigned char *out, size_t n)
         randombytes_buf(out, n);
         return;
     }
-    pid_t pid = getpid();
-    if (pool_pid != pid || n > POOL_BYTES - pool_used) {
+    unsigned gen = generation();
+    if (pool_generation != gen || n > POOL_BYTES - pool_used) {
         randombytes_buf(pool, POOL_BYTES);
         pool_used = 0;
-        pool_pid = pid;
+        pool_generation = gen;
     }
     memcpy(out, pool + pool_used, n);
     secret_wipe(pool + pool_used, n);
@@ -118,15 +145,15 @@ size_t envelope_seal(const struct envelope_key *key, uint64_t ts_ns, const char 
 }
 
 static unsigned char mark_key[crypto_shorthash_KEYBYTES];
-static pid_t mark_pid;
+static unsigned mark_generation;
 
 /* This process's mark of a nonce; the key is made on first use and again after a fork. */
 static uint64_t mark_of(const uint8_t *nonce)
 {
-    pid_t pid = getpid();
-    if (mark_pid != pid) {
+    unsigned gen = generation();
+    if (mark_generation != gen) {
         crypto_shorthash_keygen(mark_key);
-        mark_pid = pid;
+        mark_generation = gen;
     }
     unsigned char h[crypto_shorthash_BYTES];
     crypto_shorthash(h, nonce, ENVELOPE_NONCE_BYTES, mark_key);
@@ -146,7 +173,8 @@ size_t envelope_seal_marked(const struct envelope_key *key, uint64_t now_ns, con
 
 int envelope_is_marked(const uint8_t nonce[ENVELOPE_NONCE_BYTES], uint64_t ts_ns)
 {
-    return mark_pid == getpid() && (ts_ns & ((1ULL << ENVELOPE_MARK_BITS) - 1)) == mark_of(nonce);
+    return mark_generation == generation() &&
+           (ts_ns & ((1ULL << ENVELOPE_MARK_BITS) - 1)) == mark_of(nonce);
 }
 
 size_t envelope_seal_with_nonce(const struct envelope_key *key,

@@ -23,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #ifndef SHARED_DIR
 #error "SHARED_DIR must be defined (the Makefile passes it)"
@@ -415,6 +417,47 @@ static void test_seal_fresh_nonce(void **state)
     }
 }
 
+/*
+ * A forked child neither reuses its parent's random bytes (the nonce pool) nor
+ * knows its parent's mark: both are made again in the child.
+ */
+static void test_fork_fresh_randomness(void **state)
+{
+    const struct envelope_key *key = *state;
+    uint8_t parent[128], child[128] = {0}, marked[128];
+    size_t nm =
+        envelope_seal_marked(key, 1ULL << 40, ACK_TEXT, strlen(ACK_TEXT), marked, sizeof marked);
+    assert_true(nm > 0);
+    uint8_t plain[128];
+    uint64_t ts = 0;
+    const char *json = NULL;
+    size_t json_len = 0;
+    assert_int_equal(envelope_open(key, marked, nm, plain, &ts, &json, &json_len), ENVELOPE_OK);
+    assert_true(envelope_is_marked(marked, ts));
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uint8_t out[128 + 1] = {0};
+        size_t n = envelope_seal(key, 42, ACK_TEXT, strlen(ACK_TEXT), out + 1, sizeof out - 1);
+        out[0] = (uint8_t)envelope_is_marked(marked, ts);
+        _exit(n > 0 && write(fds[1], out, sizeof out) == (ssize_t)sizeof out ? 0 : 1);
+    }
+    close(fds[1]);
+    uint8_t got[128 + 1];
+    assert_int_equal(read(fds[0], got, sizeof got), (ssize_t)sizeof got);
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    memcpy(child, got + 1, sizeof child);
+    assert_int_equal(got[0], 0); /* the child's mark key is its own */
+    assert_true(envelope_seal(key, 42, ACK_TEXT, strlen(ACK_TEXT), parent, sizeof parent) > 0);
+    assert_memory_not_equal(parent, child, ENVELOPE_NONCE_BYTES);
+    assert_true(envelope_is_marked(marked, ts)); /* and the parent's is still its own */
+}
+
 static void test_seal_limits(void **state)
 {
     const struct envelope_key *key = *state;
@@ -758,6 +801,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seal_wire_format, key_setup, key_teardown),
         cmocka_unit_test_setup_teardown(test_seal_open_roundtrip, key_setup, key_teardown),
         cmocka_unit_test_setup_teardown(test_seal_fresh_nonce, key_setup, key_teardown),
+        cmocka_unit_test_setup_teardown(test_fork_fresh_randomness, key_setup, key_teardown),
         cmocka_unit_test_setup_teardown(test_seal_limits, key_setup, key_teardown),
         cmocka_unit_test_setup_teardown(test_flip_every_byte_sealed, key_setup, key_teardown),
         cmocka_unit_test_setup_teardown(test_wrong_key, key_setup, key_teardown),
