@@ -136,6 +136,15 @@ void sq_bind_time(sqlite3_stmt *s, int i, int64_t now_ms);
 /* sq_run, and *changed (if not NULL) gets the rows the statement changed. */
 enum store_rc sq_run_counting(struct sq *b, sqlite3_stmt *s, int *changed);
 
+/*
+ * Runs q (Q_TAKE or Q_IDENTIFY: rowid, message_id, payload or NULL to keep the
+ * row's, now) on one row. STORE_REFUSED, saying "<nothing> changed nothing",
+ * if it changed no row (a trigger's RAISE(IGNORE), or the row moved on).
+ */
+enum store_rc sq_write_identity(struct sq *b, enum sq_query q, int64_t rowid,
+                                const char *message_id, const char *payload, size_t payload_len,
+                                int64_t now_ms, const char *nothing);
+
 /* A text column, dflt if NULL, STORE_BAD_TEXT if it has a NUL byte inside (a script's BLOB). */
 const char *sq_text_or(sqlite3_stmt *s, int col, const char *dflt);
 

@@ -177,11 +177,11 @@ enum store_rc sq_outbound_get_sent(struct store *st, int64_t rowid, size_t max,
     return outbound_rows(b, s, max, out);
 }
 
-enum store_rc sq_outbound_take(struct store *st, int64_t rowid, const char *message_id,
-                               const char *payload, size_t payload_len, int64_t now_ms)
+enum store_rc sq_write_identity(struct sq *b, enum sq_query q, int64_t rowid,
+                                const char *message_id, const char *payload, size_t payload_len,
+                                int64_t now_ms, const char *nothing)
 {
-    struct sq *b = sq_of(st);
-    sqlite3_stmt *s = sq_stmt(b, Q_TAKE);
+    sqlite3_stmt *s = sq_stmt(b, q);
     if (s != NULL) {
         sqlite3_bind_int64(s, 1, rowid);
         sqlite3_bind_text(s, 2, message_id, -1, SQLITE_STATIC);
@@ -192,11 +192,17 @@ enum store_rc sq_outbound_take(struct store *st, int64_t rowid, const char *mess
     int changed = 0;
     enum store_rc rc = sq_run_counting(b, s, &changed);
     if (rc == STORE_OK && changed != 1) {
-        snprintf(b->why, sizeof b->why,
-                 "the update to 'sent' changed nothing (a trigger's RAISE(IGNORE)?)");
+        snprintf(b->why, sizeof b->why, "%s changed nothing (a trigger's RAISE(IGNORE)?)", nothing);
         rc = STORE_REFUSED;
     }
     return rc;
+}
+
+enum store_rc sq_outbound_take(struct store *st, int64_t rowid, const char *message_id,
+                               const char *payload, size_t payload_len, int64_t now_ms)
+{
+    return sq_write_identity(sq_of(st), Q_TAKE, rowid, message_id, payload, payload_len, now_ms,
+                             "the update to 'sent'");
 }
 
 /*

@@ -236,23 +236,8 @@ enum store_rc sq_outbound_claim(struct store *st, int limit, int64_t now_ms, str
 enum store_rc sq_outbound_identify(struct store *st, int64_t rowid, const char *message_id,
                                    const char *payload, size_t payload_len, int64_t now_ms)
 {
-    struct sq *b = sq_of(st);
-    sqlite3_stmt *s = sq_stmt(b, Q_IDENTIFY);
-    if (s != NULL) {
-        sqlite3_bind_int64(s, 1, rowid);
-        sqlite3_bind_text(s, 2, message_id, -1, SQLITE_STATIC);
-        if (payload != NULL)
-            sqlite3_bind_text(s, 3, payload, (int)payload_len, SQLITE_STATIC);
-        sq_bind_time(s, 4, now_ms);
-    }
-    int changed = 0;
-    enum store_rc rc = sq_run_counting(b, s, &changed);
-    if (rc == STORE_OK && changed != 1) {
-        snprintf(b->why, sizeof b->why,
-                 "the update of a claimed row changed nothing (a trigger's RAISE(IGNORE)?)");
-        rc = STORE_REFUSED;
-    }
-    return rc;
+    return sq_write_identity(sq_of(st), Q_IDENTIFY, rowid, message_id, payload, payload_len, now_ms,
+                             "the update of a claimed row");
 }
 
 enum store_rc sq_outbound_release(struct store *st, const int64_t *rowids, int n, int64_t now_ms)

@@ -167,8 +167,9 @@ json_t *tool_json_text(const char *s, size_t n)
     for (size_t i = 0; i < n;) {
         size_t step = u[i] < 0x80 ? 1 : jsonout_utf8_seq(u, n, i);
         if (step == 0) {
-            memcpy(fixed + k, "\xEF\xBF\xBD", 3);
-            k += 3;
+            static const char replacement[3] = {'\xEF', '\xBF', '\xBD'}; /* U+FFFD */
+            memcpy(fixed + k, replacement, sizeof replacement);
+            k += sizeof replacement;
             i++;
         } else {
             memcpy(fixed + k, s + i, step);
