@@ -161,8 +161,34 @@ static const char *payload_id(json_t *obj, int *bad)
     return s;
 }
 
+/*
+ * The ACK exactly as this daemon and the original write it (message_ack_text):
+ * read without the JSON parser, which took a tenth of a sender's time for the
+ * one datagram in two that is an ACK. Anything else, however close, is parsed.
+ */
+#define ACK_HEAD "{\"type\":\"ACK\",\"message_id\":\""
+#define ACK_TAIL "\"}"
+#define ACK_HEAD_LEN (sizeof ACK_HEAD - 1)
+#define ACK_TEXT_LEN (ACK_HEAD_LEN + MESSAGE_ID_LEN + sizeof ACK_TAIL - 1)
+
+static int canonical_ack(const char *json, size_t len, char id[MESSAGE_ID_LEN + 1])
+{
+    if (len != ACK_TEXT_LEN || memcmp(json, ACK_HEAD, ACK_HEAD_LEN) != 0 ||
+        memcmp(json + ACK_HEAD_LEN + MESSAGE_ID_LEN, ACK_TAIL, sizeof ACK_TAIL - 1) != 0)
+        return 0;
+    memcpy(id, json + ACK_HEAD_LEN, MESSAGE_ID_LEN);
+    id[MESSAGE_ID_LEN] = '\0';
+    return message_id_valid(id);
+}
+
 enum message_verdict message_classify(const char *json, size_t len, struct message_in *out)
 {
+    char ack_id[MESSAGE_ID_LEN + 1];
+    if (canonical_ack(json, len, ack_id)) {
+        out->kind = MESSAGE_ACK;
+        memcpy(out->id, ack_id, sizeof ack_id);
+        return MESSAGE_VALID;
+    }
     json_error_t jerr;
     json_t *root = parse(json, len, &jerr);
     if (root == NULL)
