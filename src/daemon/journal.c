@@ -104,17 +104,19 @@ static const char *const job_names[] = {[JOURNAL_ACKED] = "its acknowledgement",
 static enum store_rc apply_kind(struct journal *j, int kind, const int *idx, int n, int *done,
                                 int *matched)
 {
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < n; k++) { /* the arguments this kind takes */
         const struct journal_job *job = &j->jobs[idx[k]];
-        j->rowids[k] = job->rowid;
-        j->ids[k] = job->id;
-        j->rows[k] = (struct store_sent){job->rowid, job->retries, job->why};
+        if (kind == JOURNAL_ACKED)
+            j->rowids[k] = job->rowid;
+        else if (kind == JOURNAL_ACK_SENT || kind == JOURNAL_ACK_FAILED)
+            j->ids[k] = job->id;
+        else
+            j->rows[k] = (struct store_sent){job->rowid, job->retries, job->why};
     }
     int64_t now = sysio_real_ms();
     switch (kind) {
     case JOURNAL_ACKED:
-        *done = 0;
-        return store_outbound_acked(j->st, j->rowids, n, now, matched);
+        return store_outbound_acked(j->st, j->rowids, n, now, matched, done);
     case JOURNAL_ACK_SENT:
         return store_inbound_ack_sent(j->st, j->ids, n, now, done);
     case JOURNAL_ACK_FAILED:
@@ -159,22 +161,14 @@ static int apply_all(struct journal *j, int kind)
     for (int i = 0; i < j->n; i++)
         if (j->jobs[i].kind == kind && !j->jobs[i].dead)
             j->idx[n++] = i;
-    int one = 0; /* ACKED does not say which row failed: then one row a call */
     for (int at = 0; at < n;) {
-        int done = 0, matched = 0, len = one ? 1 : n - at;
-        enum store_rc rc = apply_kind(j, kind, j->idx + at, len, &done, &matched);
-        if (rc == STORE_OK) {
-            if (kind == JOURNAL_ACKED && matched < len)
-                j->c->acks_unmatched += (uint64_t)(len - matched);
-            if ((at += len) < n)
-                continue;
+        int done = 0, matched = 0;
+        enum store_rc rc = apply_kind(j, kind, j->idx + at, n - at, &done, &matched);
+        int goes_on = rc == STORE_OK || rc == STORE_REFUSED || rc == STORE_DUP;
+        if (kind == JOURNAL_ACKED && goes_on && matched < done)
+            j->c->acks_unmatched += (uint64_t)(done - matched); /* of the rows it applied */
+        if (rc == STORE_OK)
             return 0;
-        }
-        if (kind == JOURNAL_ACKED && len > 1 && (rc == STORE_REFUSED || rc == STORE_DUP) &&
-            !store_tx_aborted(j->st)) {
-            one = 1; /* the rows it did apply are no-ops when tried again */
-            continue;
-        }
         int r = journal_result(j, rc, "record a state change");
         if (r < 0)
             return -1;

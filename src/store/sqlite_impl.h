@@ -137,6 +137,13 @@ void sq_bind_time(sqlite3_stmt *s, int i, int64_t now_ms);
 enum store_rc sq_run_counting(struct sq *b, sqlite3_stmt *s, int *changed);
 
 /*
+ * Reads the columns every outbound row query starts with (id, message_id,
+ * dst_addr, dst_port, retry_count, checked port) into *r; the rest zeroed.
+ * The strings are valid until s steps again.
+ */
+void sq_outbound_columns(sqlite3_stmt *s, struct store_outbound_row *r);
+
+/*
  * Runs q (Q_TAKE or Q_IDENTIFY: rowid, message_id, payload or NULL to keep the
  * row's, now) on one row. STORE_REFUSED, saying "<nothing> changed nothing",
  * if it changed no row (a trigger's RAISE(IGNORE), or the row moved on).
@@ -189,7 +196,7 @@ enum store_rc sq_outbound_sent(struct store *st, const struct store_sent *v, int
 enum store_rc sq_outbound_failed(struct store *st, const struct store_sent *v, int n,
                                  int64_t now_ms, int *done);
 enum store_rc sq_outbound_acked(struct store *st, const int64_t *rowids, int n, int64_t now_ms,
-                                int *matched);
+                                int *matched, int *done);
 enum store_rc sq_inbound_insert(struct store *st, const struct store_inbound *m, int n,
                                 int64_t now_ms, enum store_in_result *res, int *done);
 enum store_rc sq_inbound_ack_sent(struct store *st, const char *const *ids, int n, int64_t now_ms,

@@ -23,6 +23,19 @@ enum store_rc sq_recover_sending(struct store *st, int64_t now_ms, int *moved)
     return sq_run_counting(b, s, moved);
 }
 
+void sq_outbound_columns(sqlite3_stmt *s, struct store_outbound_row *r)
+{
+    memset(r, 0, sizeof *r);
+    r->rowid = sqlite3_column_int64(s, 0);
+    r->message_id = (const char *)sqlite3_column_text(s, 1);
+    r->dst_addr = sq_text_or(s, 2, "");
+    r->dst_port_text = sq_text_or(s, 3, "");
+    r->retry_count = sqlite3_column_int64(s, 4);
+    if (r->retry_count < 0)
+        r->retry_count = 0; /* a script's negative count would buy endless retries */
+    r->dst_port = sqlite3_column_int64(s, 5);
+}
+
 /*
  * Steps s, copying each outbound row into out. Columns: id, message_id,
  * dst_addr, dst_port, retry_count, checked port, then age_ms and payload
@@ -34,15 +47,8 @@ static enum store_rc outbound_rows(struct sq *b, sqlite3_stmt *s, size_t max,
     int row, ncols = s != NULL ? sqlite3_column_count(s) : 0;
     enum store_rc rc;
     while ((rc = sq_step(b, s, &row)) == STORE_OK && row) {
-        struct store_outbound_row r = {0};
-        r.rowid = sqlite3_column_int64(s, 0);
-        r.message_id = (const char *)sqlite3_column_text(s, 1);
-        r.dst_addr = sq_text_or(s, 2, "");
-        r.dst_port_text = sq_text_or(s, 3, "");
-        r.retry_count = sqlite3_column_int64(s, 4);
-        if (r.retry_count < 0)
-            r.retry_count = 0; /* a script's negative count would buy endless retries */
-        r.dst_port = sqlite3_column_int64(s, 5);
+        struct store_outbound_row r;
+        sq_outbound_columns(s, &r);
         if (ncols > 6)
             r.age_ms = sqlite3_column_int64(s, 6);
         if (ncols > 7) {
@@ -206,6 +212,20 @@ enum store_rc sq_outbound_take(struct store *st, int64_t rowid, const char *mess
 }
 
 /*
+ * The outcome of a set statement over n rows: 1 if it is final (*done, if
+ * not NULL, says how many rows it applied), 0 if the statement was refused,
+ * undid itself, and the rows are to be tried one at a time.
+ */
+static int set_final(enum store_rc rc, int n, int *done)
+{
+    if (rc == STORE_REFUSED || rc == STORE_DUP)
+        return 0;
+    if (done != NULL)
+        *done = rc == STORE_OK ? n : 0;
+    return 1;
+}
+
+/*
  * Runs Q_SENT or Q_FAILED (or their set form qset) for each of v[0..n):
  * (rowid, retry_count, why or NULL, now).
  */
@@ -215,11 +235,8 @@ static enum store_rc rows_update(struct sq *b, enum sq_query q, enum sq_query qs
     enum store_rc rc = STORE_OK;
     if (sq_set_allowed(b, "outbound_messages", n) && sq_rowids_unique(v, n)) {
         rc = sq_set_changes(b, qset, v, n, now_ms);
-        if (rc != STORE_REFUSED && rc != STORE_DUP) {
-            if (done != NULL)
-                *done = rc == STORE_OK ? n : 0;
+        if (set_final(rc, n, done))
             return rc;
-        }
         rc = STORE_OK;
     }
     int i = 0;
@@ -252,17 +269,18 @@ enum store_rc sq_outbound_failed(struct store *st, const struct store_sent *v, i
 }
 
 enum store_rc sq_outbound_acked(struct store *st, const int64_t *rowids, int n, int64_t now_ms,
-                                int *matched)
+                                int *matched, int *done)
 {
     struct sq *b = sq_of(st);
     enum store_rc rc = STORE_OK;
     if (sq_set_allowed(b, "outbound_messages", n)) {
         rc = sq_set_rowids(b, Q_ACKED_SET, rowids, n, now_ms, matched);
-        if (rc != STORE_REFUSED && rc != STORE_DUP)
+        if (set_final(rc, n, done))
             return rc;
         rc = STORE_OK;
     }
-    for (int i = 0; i < n && rc == STORE_OK; i++) {
+    int i = 0;
+    for (; i < n && rc == STORE_OK; i++) {
         sqlite3_stmt *s = sq_stmt(b, Q_ACKED);
         if (s != NULL) {
             sqlite3_bind_int64(s, 1, rowids[i]);
@@ -272,6 +290,8 @@ enum store_rc sq_outbound_acked(struct store *st, const int64_t *rowids, int n, 
         rc = sq_run_counting(b, s, &changed);
         *matched += changed > 0;
     }
+    if (done != NULL)
+        *done = rc == STORE_OK ? n : i - 1;
     return rc;
 }
 
@@ -282,11 +302,8 @@ static enum store_rc by_message_id(struct sq *b, enum sq_query q, enum sq_query 
     enum store_rc rc = STORE_OK;
     if (sq_set_allowed(b, "inbound_messages", n)) {
         rc = sq_set_message_ids(b, qset, ids, n, now_ms);
-        if (rc != STORE_REFUSED && rc != STORE_DUP) {
-            if (done != NULL)
-                *done = rc == STORE_OK ? n : 0;
+        if (set_final(rc, n, done))
             return rc;
-        }
         rc = STORE_OK;
     }
     int i = 0;

@@ -209,15 +209,8 @@ enum store_rc sq_outbound_claim(struct store *st, int limit, int64_t now_ms, str
     }
     enum store_rc rc;
     while ((rc = sq_step(b, s, &row)) == STORE_OK && row) {
-        struct store_outbound_row r = {0};
-        r.rowid = sqlite3_column_int64(s, 0);
-        r.message_id = (const char *)sqlite3_column_text(s, 1);
-        r.dst_addr = sq_text_or(s, 2, "");
-        r.dst_port_text = sq_text_or(s, 3, "");
-        r.retry_count = sqlite3_column_int64(s, 4);
-        if (r.retry_count < 0)
-            r.retry_count = 0;
-        r.dst_port = sqlite3_column_int64(s, 5);
+        struct store_outbound_row r;
+        sq_outbound_columns(s, &r);
         if (store_rows_add_out(out, &r) != 0 && nlost < limit)
             lost[nlost++] = r.rowid;
     }

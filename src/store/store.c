@@ -340,10 +340,12 @@ enum store_rc store_outbound_failed(struct store *st, const struct store_sent *v
 }
 
 enum store_rc store_outbound_acked(struct store *st, const int64_t *rowids, int n, int64_t now_ms,
-                                   int *matched)
+                                   int *matched, int *done)
 {
     *matched = 0;
-    return n <= 0 ? STORE_OK : st->ops->outbound_acked(st, rowids, n, now_ms, matched);
+    if (n <= 0 && done != NULL)
+        *done = 0;
+    return n <= 0 ? STORE_OK : st->ops->outbound_acked(st, rowids, n, now_ms, matched, done);
 }
 
 enum store_rc store_outbound_claim(struct store *st, int limit, int64_t now_ms,

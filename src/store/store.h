@@ -320,10 +320,13 @@ __attribute__((warn_unused_result)) enum store_rc store_outbound_failed(struct s
 
 /*
  * ACKs for rows rowids[0..n): sent or sending -> acknowledged. *matched gets
- * how many rows changed (a row not waiting for an ACK is left as it is).
+ * how many rows changed (a row not waiting for an ACK is left as it is);
+ * *done as for the calls above.
  */
-__attribute__((warn_unused_result)) enum store_rc
-store_outbound_acked(struct store *st, const int64_t *rowids, int n, int64_t now_ms, int *matched);
+__attribute__((warn_unused_result)) enum store_rc store_outbound_acked(struct store *st,
+                                                                       const int64_t *rowids, int n,
+                                                                       int64_t now_ms, int *matched,
+                                                                       int *done);
 
 /*
  * The set-based claim: the oldest `limit` (at most out->cap) pending rows,

@@ -62,7 +62,7 @@ struct store_ops {
     enum store_rc (*outbound_failed)(struct store *st, const struct store_sent *v, int n,
                                      int64_t now_ms, int *done);
     enum store_rc (*outbound_acked)(struct store *st, const int64_t *rowids, int n, int64_t now_ms,
-                                    int *matched);
+                                    int *matched, int *done);
     enum store_rc (*outbound_claim)(struct store *st, int limit, int64_t now_ms,
                                     struct store_rows *out);
     enum store_rc (*outbound_identify)(struct store *st, int64_t rowid, const char *message_id,

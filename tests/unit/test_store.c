@@ -300,7 +300,7 @@ static enum store_rc out_failed(struct fx *f, int64_t id, int64_t retries, const
 
 static enum store_rc out_acked(struct fx *f, int64_t id, int *matched)
 {
-    return store_outbound_acked(f->st, &id, 1, now_ms(), matched);
+    return store_outbound_acked(f->st, &id, 1, now_ms(), matched, NULL);
 }
 
 static enum store_rc in_ack_sent(struct fx *f, const char *id)
@@ -1122,8 +1122,9 @@ static void test_outbound_many(void **state)
     assert_col(f, T_OUT, c, "retry_count", "1");
     int64_t ids[3] = {a, 9999, c};
     int matched = -1;
-    assert_int_equal(store_outbound_acked(f->st, ids, 3, now_ms(), &matched), STORE_OK);
+    assert_int_equal(store_outbound_acked(f->st, ids, 3, now_ms(), &matched, &done), STORE_OK);
     assert_int_equal(matched, 2);
+    assert_int_equal(done, 3);
     assert_col(f, T_OUT, b, "state", "sent");
     assert_col(f, T_OUT, c, "state", "acknowledged");
     v[0].why = "x";
@@ -1158,6 +1159,14 @@ static void test_outbound_many_refused(void **state)
     assert_col(f, T_OUT, a, "state", "sent");
     assert_col(f, T_OUT, b, "state", "sending");
     assert_col(f, T_OUT, c, "state", "sent");
+    /* ACKs stop at the refused row too, and say where */
+    int64_t ids[3] = {a, b, c};
+    int matched = -1;
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_acked(f->st, ids, 3, now_ms(), &matched, &done), STORE_REFUSED);
+    assert_int_equal(done, 1);
+    assert_int_equal(matched, 1);
+    store_rollback(f->st);
 }
 
 /* Several changes of one row in one call: applied in order, the last one wins. */
@@ -1459,7 +1468,7 @@ static void test_times_from_caller(void **state)
     assert_col(f, T_OUT, a, "sent_at", text);
     assert_col(f, T_OUT, a, "updated_at", text);
     int matched = 0;
-    assert_int_equal(store_outbound_acked(f->st, &a, 1, t0 + 1, &matched), STORE_OK);
+    assert_int_equal(store_outbound_acked(f->st, &a, 1, t0 + 1, &matched, NULL), STORE_OK);
     assert_col(f, T_OUT, a, "ack_received_at", "2020-02-29T12:34:56.790");
     assert_int_equal(store_outbound_take(f->st, p, ID2, NULL, 0, t0), STORE_OK);
     assert_col(f, T_OUT, p, "sent_at", text);
