@@ -6,6 +6,7 @@
  *
  *   sgbench throughput DB DST_PORT N    insert N rows in one transaction, wait
  *                                       until all are acknowledged; print JSON
+ *                                       (timed from the insert's commit)
  *   sgbench latency DB DST_PORT N       N times: insert one row, wait until it is
  *                                       acknowledged; print p50/p99 in JSON
  *   sgbench backlog DB DST_PORT N       insert N pending rows (for the memory test)
@@ -104,23 +105,34 @@ static int cmd_throughput(const char *path, int port, long n)
 {
     sqlite3 *db = open_db(path);
     int ino = watch(path);
+    /* Three point look-ups in the state index: the daemon's pace is measured, not this
+     * loop's (a count of acknowledged rows walks them all, on the same two cores). */
+    sqlite3_stmt *open_rows = prep(db, "SELECT EXISTS (SELECT 1 FROM outbound_messages "
+                                       "WHERE state IN ('pending', 'sending', 'sent'))");
     sqlite3_stmt *count =
         prep(db, "SELECT count(*) FROM outbound_messages WHERE state = 'acknowledged'");
     long long base = scalar(count);
     double t0 = now_s();
     insert_rows(db, port, n, "pending");
     double t_insert = now_s();
-    while (scalar(count) < base + n) {
+    while (scalar(open_rows) != 0) {
         if (now_s() - t0 > 120) {
             fprintf(stderr, "sgbench: timed out with %lld of %ld acknowledged\n",
                     scalar(count) - base, n);
             return 1;
         }
-        wait_change(ino, 5000); /* counting is cheap, but not free: at most ~200 a second */
+        wait_change(ino, 5000);
     }
     double t1 = now_s();
-    printf("{\"n\":%ld,\"seconds\":%.4f,\"msg_per_s\":%.0f,\"insert_seconds\":%.4f}\n", n, t1 - t0,
-           (double)n / (t1 - t0), t_insert - t0);
+    long long acked = scalar(count) - base;
+    if (acked != n) {
+        fprintf(stderr, "sgbench: %lld of %ld acknowledged; the rest failed\n", acked, n);
+        return 1;
+    }
+    /* Timed from the commit of the rows, as bench-limit's 5a creates its rows untimed. */
+    printf("{\"n\":%ld,\"seconds\":%.4f,\"msg_per_s\":%.0f,\"insert_seconds\":%.4f}\n", n,
+           t1 - t_insert, (double)n / (t1 - t_insert), t_insert - t0);
+    sqlite3_finalize(open_rows);
     sqlite3_finalize(count);
     sqlite3_close(db);
     return 0;

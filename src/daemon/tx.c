@@ -54,9 +54,10 @@ int tx_init(struct tx *t)
     t->dests.cfg = t->cfg;
     int dests = dests_init(&t->dests, TX_INFLIGHT_MAX);
     t->inflight = retx_new(TX_INFLIGHT_MAX);
-    /* rows of a claim or a load, and one row to retransmit with its payload */
+    /* rows of a claim with their payloads (a few of the largest, or a batch of small ones),
+     * of a load, or one row to retransmit with its payload */
     int rows = store_rows_init(&t->rows, TX_CLAIM_BATCH,
-                               TX_CLAIM_BATCH * STORE_ROW_TEXT + ENVELOPE_MAX_JSON + 1);
+                               TX_CLAIM_BATCH * STORE_ROW_TEXT + 4 * (ENVELOPE_MAX_JSON + 1));
     t->load = calloc(1, sizeof *t->load);
     return dests == 0 && t->inflight != NULL && rows == 0 && t->load != NULL ? 0 : -1;
 }
@@ -166,33 +167,22 @@ static void fail_row(struct claim_ctx *cx, const struct store_outbound_row *row,
 }
 
 /*
- * The row's payload, read only if it can fit one datagram: a row that can
- * never fit fails from its size alone. 1 read (into *payload, which the
- * caller frees; row->payload points to it), 0 the row failed, -1 abort.
+ * The row's payload, as store_outbound_payloads left it: read only if it can
+ * fit one datagram, so a row that never can fails from its size alone.
+ * 1 readable, 0 the row failed.
  */
-static int read_payload(struct claim_ctx *cx, struct store_outbound_row *row, char **payload)
+static int check_read(struct claim_ctx *cx, const struct store_outbound_row *row)
 {
-    struct tx *t = cx->t;
     char err[160];
-    size_t len = 0;
-    switch (store_outbound_payload(t->st, row->rowid, ENVELOPE_MAX_JSON, payload, &len)) {
-    case STORE_OK:
-        row->payload = *payload;
-        row->payload_len = len;
+    if (row->payload != NULL)
         return 1;
-    case STORE_REFUSED:
-        snprintf(err, sizeof err, "payload is %zu bytes; one datagram carries at most %d", len,
-                 ENVELOPE_MAX_JSON);
-        fail_row(cx, row, row->retry_count, err);
-        return 0;
-    case STORE_GONE:
-        fail_row(cx, row, row->retry_count, "payload is not text");
-        return 0;
-    default:
-        (void)journal_result(t->j, STORE_BUSY, "read a payload");
-        cx->abort = 1;
-        return -1;
-    }
+    if (row->payload_len == STORE_PAYLOAD_UNREADABLE)
+        snprintf(err, sizeof err, "payload is not text");
+    else
+        snprintf(err, sizeof err, "payload is %zu bytes; one datagram carries at most %d",
+                 row->payload_len, ENVELOPE_MAX_JSON);
+    fail_row(cx, row, row->retry_count, err);
+    return 0;
 }
 
 /*
@@ -232,12 +222,12 @@ static int claim_dest(struct claim_ctx *cx, const struct store_outbound_row *row
     }
 }
 
-/* The claimed row's payload, read and prepared into *m. 1 ready, else 0 (failed) or -1. */
+/* The claimed row's payload, prepared into *m. 1 ready, else 0 (the row failed). */
 static int claim_payload(struct claim_ctx *cx, struct store_outbound_row *row,
                          struct message_out *m)
 {
-    char err[256], *payload = NULL;
-    int ok = read_payload(cx, row, &payload);
+    char err[256];
+    int ok = check_read(cx, row);
     if (ok > 0 && journal_poisoned(cx->t->j, row->rowid) == JOURNAL_REFUSED_UPDATE) {
         fail_row(cx, row, row->retry_count, "the database refused to mark it sent");
         ok = 0;
@@ -247,9 +237,7 @@ static int claim_payload(struct claim_ctx *cx, struct store_outbound_row *row,
         fail_row(cx, row, row->retry_count, err);
         ok = 0;
     }
-    free(payload); /* message_prepare made its own copy */
-    row->payload = NULL;
-    return ok;
+    return ok; /* message_prepare made its own copy */
 }
 
 /* Claims the prepared row (pending -> sent) and seals it; its queue entry, or NULL. */
@@ -320,7 +308,10 @@ static int claim(struct tx *t)
         return 0;
     struct store_rows *rows = &t->rows;
     struct claim_ctx cx = {.t = t};
-    int n = store_outbound_pending(t->st, limit, rows) == STORE_OK ? rows->n : -1;
+    int n = store_outbound_pending(t->st, limit, rows) == STORE_OK &&
+                    store_outbound_payloads(t->st, ENVELOPE_MAX_JSON, rows) == STORE_OK
+                ? rows->n
+                : -1;
     cx.skipped = n >= 0 && rows->full; /* no room in the row buffer: next turn */
     size_t budget = sendq_room(t->q) - t->ack_bytes, used = 0;
     for (int i = 0; i < n && !cx.abort; i++) {

@@ -36,7 +36,7 @@ static const char *const sql[Q_COUNT] = {
     [Q_DATA_VERSION] = "PRAGMA data_version",
     /*
      * No payload here: a row too large to send is failed from its size
-     * alone (store_outbound_payload). The temp tables are this connection's
+     * alone (store_outbound_payloads). The temp tables are this connection's
      * own and survive a rolled-back turn (they are written outside it).
      */
     [Q_PENDING] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
@@ -44,6 +44,8 @@ static const char *const sql[Q_COUNT] = {
                     "AND NOT EXISTS (SELECT 1 FROM temp.sg_skip k WHERE k.id = o.id) "
                     "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked b "
                     "WHERE b.addr = o.dst_addr AND b.port = o.dst_port) ORDER BY id LIMIT ?1",
+    [Q_PENDING_ALL] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
+        "dst_port") " FROM outbound_messages WHERE state = 'pending' ORDER BY id LIMIT ?1",
     [Q_LOAD_SENT] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
         "dst_port") ", CAST((julianday(?3) - julianday(sent_at)) * 86400000 AS INTEGER) "
                     "FROM outbound_messages WHERE state = 'sent' AND id > ?1 "
@@ -442,7 +444,7 @@ static const struct store_ops sqlite_ops = {
     .outbound_exclude = sq_outbound_exclude,
     .outbound_skip = sq_outbound_skip,
     .outbound_expire = sq_outbound_expire,
-    .outbound_payload = sq_outbound_payload,
+    .outbound_payloads = sq_outbound_payloads,
     .outbound_load_sent = sq_outbound_load_sent,
     .outbound_get_sent = sq_outbound_get_sent,
     .outbound_take = sq_outbound_take,

@@ -21,6 +21,7 @@ enum sq_query {
     Q_ROLLBACK,
     Q_DATA_VERSION,
     Q_PENDING,
+    Q_PENDING_ALL,
     Q_LOAD_SENT,
     Q_GET_SENT,
     Q_TAKE,
@@ -83,6 +84,8 @@ struct sq {
     int timed_out;
     uint64_t writes; /* statements that wrote, run to the end (store_write_stats) */
     int in_tx;       /* store_begin succeeded, and neither commit nor rollback came since */
+    int blocked;     /* temp.sg_blocked may hold rows */
+    int skipped;     /* temp.sg_skip may hold rows */
     struct sq_watch watch;
 };
 
@@ -183,8 +186,7 @@ enum store_rc sq_outbound_skip(struct store *st, const int64_t *rowids, int n);
 enum store_rc sq_outbound_expire(struct store *st, const struct store_dest *dest,
                                  int64_t older_than_ms, const char *why, int64_t now_ms,
                                  int *changed);
-enum store_rc sq_outbound_payload(struct store *st, int64_t rowid, size_t max, char **out,
-                                  size_t *len);
+enum store_rc sq_outbound_payloads(struct store *st, size_t max, struct store_rows *out);
 enum store_rc sq_outbound_load_sent(struct store *st, int64_t after, int limit, int64_t now_ms,
                                     struct store_rows *out);
 enum store_rc sq_outbound_get_sent(struct store *st, int64_t rowid, size_t max,

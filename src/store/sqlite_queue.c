@@ -68,7 +68,8 @@ static enum store_rc outbound_rows(struct sq *b, sqlite3_stmt *s, size_t max,
 enum store_rc sq_outbound_pending(struct store *st, int limit, struct store_rows *out)
 {
     struct sq *b = sq_of(st);
-    sqlite3_stmt *s = sq_stmt(b, Q_PENDING);
+    /* Nothing left out: the plain query, without two look-ups per row. */
+    sqlite3_stmt *s = sq_stmt(b, b->blocked || b->skipped ? Q_PENDING : Q_PENDING_ALL);
     if (s != NULL)
         sqlite3_bind_int(s, 1, limit);
     return outbound_rows(b, s, 0, out);
@@ -104,6 +105,7 @@ enum store_rc sq_outbound_exclude(struct store *st, const struct store_dest *des
         }
         rc = sq_run(b, s);
     }
+    b->blocked = rc != STORE_OK || n > 0; /* after a failure, what is left is not known */
     return rc;
 }
 
@@ -111,6 +113,7 @@ enum store_rc sq_outbound_skip(struct store *st, const int64_t *rowids, int n)
 {
     struct sq *b = sq_of(st);
     enum store_rc rc = STORE_OK;
+    b->skipped |= n > 0; /* the set is never emptied */
     for (int i = 0; i < n && rc == STORE_OK; i++) {
         sqlite3_stmt *s = sq_stmt(b, Q_SKIP_ADD);
         if (s != NULL)
@@ -121,42 +124,50 @@ enum store_rc sq_outbound_skip(struct store *st, const int64_t *rowids, int n)
 }
 
 /*
- * Incremental blob I/O: sqlite3_blob_bytes() reads the size from the record
- * header, so a row of gigabytes is refused without reading it.
+ * Incremental blob I/O, one handle for the whole batch, moved from row to
+ * row: opening a handle prepares a statement (as costly as the claim's
+ * UPDATE), moving it is a seek. sqlite3_blob_bytes() reads the size from the
+ * record header, so a payload of gigabytes is refused without being read. A
+ * handle whose row failed is spent: the next row opens another.
  */
-enum store_rc sq_outbound_payload(struct store *st, int64_t rowid, size_t max, char **out,
-                                  size_t *len)
+enum store_rc sq_outbound_payloads(struct store *st, size_t max, struct store_rows *out)
 {
     struct sq *b = sq_of(st);
     b->why[0] = '\0';
     sqlite3_blob *blob = NULL;
-    int rc = sqlite3_blob_open(b->db, "main", "outbound_messages", "payload", rowid, 0, &blob);
-    if (rc != SQLITE_OK) {
-        enum store_rc r = sq_rc_of(rc);
-        snprintf(b->why, sizeof b->why, "%s", sqlite3_errmsg(b->db));
-        sqlite3_blob_close(blob);
-        return r == STORE_BUSY ? r : (rc & 0xff) == SQLITE_ERROR ? STORE_GONE : STORE_ERR;
-    }
-    size_t size = (size_t)sqlite3_blob_bytes(blob);
     enum store_rc r = STORE_OK;
-    char *buf = NULL;
-    if (size > max) {
-        r = STORE_REFUSED;
-    } else if ((buf = malloc(size + 1)) == NULL) {
-        r = STORE_ERR;
-        snprintf(b->why, sizeof b->why, "out of memory");
-    } else if ((rc = sqlite3_blob_read(blob, buf, (int)size, 0)) != SQLITE_OK) {
-        r = sq_fail(b, rc);
-        free(buf);
-        buf = NULL;
-    } else {
-        buf[size] = '\0';
+    for (int i = 0; i < out->n && r == STORE_OK; i++) {
+        struct store_outbound_row *row = &out->out[i];
+        int rc = blob == NULL ? sqlite3_blob_open(b->db, "main", "outbound_messages", "payload",
+                                                  row->rowid, 0, &blob)
+                              : sqlite3_blob_reopen(blob, row->rowid);
+        row->payload = NULL;
+        if (rc != SQLITE_OK) {
+            sqlite3_blob_close(blob);
+            blob = NULL;
+            if ((rc & 0xff) == SQLITE_ERROR) { /* no such row, or not text nor a blob */
+                row->payload_len = STORE_PAYLOAD_UNREADABLE;
+                continue;
+            }
+            r = sq_fail(b, rc);
+            break;
+        }
+        size_t size = (size_t)sqlite3_blob_bytes(blob);
+        row->payload_len = size;
+        if (size > max)
+            continue;
+        char *at = store_rows_reserve(out, size);
+        if (at == NULL) {
+            out->n = i; /* no room: these rows wait for the next claim */
+            out->full = 1;
+            break;
+        }
+        if ((rc = sqlite3_blob_read(blob, at, (int)size, 0)) != SQLITE_OK)
+            r = sq_fail(b, rc);
+        else
+            row->payload = at;
     }
     sqlite3_blob_close(blob);
-    if (r == STORE_OK)
-        *out = buf;
-    if (r == STORE_OK || r == STORE_REFUSED)
-        *len = size;
     return r;
 }
 

@@ -162,6 +162,16 @@ static const char *rows_copy(struct store_rows *r, const char *s, size_t len)
     return at;
 }
 
+char *store_rows_reserve(struct store_rows *r, size_t len)
+{
+    if (len >= r->text_size - r->text_used)
+        return NULL;
+    char *at = r->text + r->text_used;
+    at[len] = '\0';
+    r->text_used += len + 1;
+    return at;
+}
+
 /* As rows_copy for a field: cut to STORE_FIELD_MAX bytes; NULL stays NULL (*ok stays 1). */
 static const char *rows_field(struct store_rows *r, const char *s, int *ok)
 {
@@ -294,10 +304,9 @@ enum store_rc store_outbound_expire(struct store *st, const struct store_dest *d
     return st->ops->outbound_expire(st, dest, older_than_ms, why, now_ms, changed);
 }
 
-enum store_rc store_outbound_payload(struct store *st, int64_t rowid, size_t max, char **out,
-                                     size_t *len)
+enum store_rc store_outbound_payloads(struct store *st, size_t max, struct store_rows *out)
 {
-    return st->ops->outbound_payload(st, rowid, max, out, len);
+    return st->ops->outbound_payloads(st, max, out);
 }
 
 enum store_rc store_outbound_load_sent(struct store *st, int64_t after, int limit, int64_t now_ms,

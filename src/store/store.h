@@ -249,14 +249,19 @@ __attribute__((warn_unused_result)) enum store_rc
 store_outbound_expire(struct store *st, const struct store_dest *dest, int64_t older_than_ms,
                       const char *why, int64_t now_ms, int *changed);
 
+/* payload_len of a row whose payload is neither text nor a blob, or whose row is gone. */
+#define STORE_PAYLOAD_UNREADABLE SIZE_MAX
+
 /*
- * Reads one outbound row's payload into a malloc'd NUL-terminated copy, if it
- * is at most max bytes. STORE_OK: *out and *len set. STORE_REFUSED: it is
- * larger (*len is its size; nothing was read into memory). STORE_GONE: no such
- * row, or its payload is neither text nor a blob. STORE_BUSY / STORE_ERR.
+ * Reads the payloads of the rows in out (as store_outbound_pending left them)
+ * into out's text, one read each and no statement per row. A payload over max
+ * bytes is not read into memory at all: payload NULL, payload_len its size.
+ * One neither text nor a blob, or whose row is gone: payload NULL, payload_len
+ * STORE_PAYLOAD_UNREADABLE. Rows whose payloads no longer fit out's text are
+ * cut from out (n smaller, full set): a later call finds them again.
  */
 __attribute__((warn_unused_result)) enum store_rc
-store_outbound_payload(struct store *st, int64_t rowid, size_t max, char **out, size_t *len);
+store_outbound_payloads(struct store *st, size_t max, struct store_rows *out);
 
 /*
  * Up to `limit` rows in 'sent' with rowid > after, in id order, with

@@ -49,8 +49,7 @@ struct store_ops {
     enum store_rc (*outbound_expire)(struct store *st, const struct store_dest *dest,
                                      int64_t older_than_ms, const char *why, int64_t now_ms,
                                      int *changed);
-    enum store_rc (*outbound_payload)(struct store *st, int64_t rowid, size_t max, char **out,
-                                      size_t *len);
+    enum store_rc (*outbound_payloads)(struct store *st, size_t max, struct store_rows *out);
     enum store_rc (*outbound_load_sent)(struct store *st, int64_t after, int limit, int64_t now_ms,
                                         struct store_rows *out);
     enum store_rc (*outbound_get_sent)(struct store *st, int64_t rowid, size_t max,
@@ -115,6 +114,9 @@ enum store_rc store_sqlite_open(const char *path, enum store_open_mode mode, int
  */
 int store_rows_add_out(struct store_rows *r, const struct store_outbound_row *row);
 int store_rows_add_in(struct store_rows *r, const struct store_inbound_row *row);
+
+/* Room for len bytes and a NUL in r's text (the caller fills it), or NULL when it does not fit. */
+char *store_rows_reserve(struct store_rows *r, size_t len);
 
 /*
  * Fills rec with copies of the n columns of cols (whose pointers need be

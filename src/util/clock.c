@@ -43,23 +43,38 @@ static int year_in_range(const struct tm *tm)
     return tm->tm_year >= 1 - 1900 && tm->tm_year <= 9999 - 1900;
 }
 
+/* The last second formatted, per thread: a busy daemon formats the same second thousands of times. */
+static _Thread_local int64_t cached_sec = INT64_MIN;
+static _Thread_local char cached_text[20];
+
 int clock_format_utc(char *out, size_t out_size, int64_t sec, long nsec, int digits)
 {
-    time_t t = (time_t)sec;
-    struct tm tm;
-    char text[64];
     if (out_size > 0)
         out[0] = '\0';
-    if ((int64_t)t != sec || nsec < 0 || nsec > 999999999 || digits < 0 || digits > 9 ||
-        gmtime_r(&t, &tm) == NULL || !year_in_range(&tm))
-        return -1;
-    /* strftime's %Y does not pad years below 1000 everywhere: the fields are printed here. */
-    snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%09ld", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, nsec);
     size_t len = digits > 0 ? 20 + (size_t)digits : 19; /* the fields are fixed width */
-    if (len >= out_size)
+    if (nsec < 0 || nsec > 999999999 || digits < 0 || digits > 9 || len >= out_size)
         return -1;
-    memcpy(out, text, len);
+    if (sec != cached_sec) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        if ((int64_t)t != sec || gmtime_r(&t, &tm) == NULL || !year_in_range(&tm))
+            return -1;
+        /* strftime's %Y does not pad years below 1000 everywhere: the fields are printed here. */
+        char text[64];
+        snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        memcpy(cached_text, text, 19); /* fixed width: the year is in range */
+        cached_sec = sec;
+    }
+    memcpy(out, cached_text, 19);
+    if (digits > 0) {
+        out[19] = '.';
+        long f = nsec;
+        for (int i = 9; i > digits; i--)
+            f /= 10; /* truncated, as %.Nf of the nine digits would not be */
+        for (int i = digits; i > 0; i--, f /= 10)
+            out[19 + i] = (char)('0' + f % 10);
+    }
     out[len] = '\0';
     return 0;
 }

@@ -225,3 +225,25 @@ void envelope_random_hex(char *out, size_t n)
     }
     secret_wipe(b, sizeof b);
 }
+
+static uint64_t id_counter;
+static unsigned id_generation;
+
+void envelope_message_id(char out[25])
+{
+    unsigned char b[12];
+    unsigned gen = generation();
+    if (id_generation != gen) {
+        random_bytes(b, 6);
+        id_counter = 0;
+        for (int i = 0; i < 6; i++)
+            id_counter = id_counter << 8 | b[i];
+        id_generation = gen;
+    }
+    uint64_t c = id_counter++;
+    for (int i = 5; i >= 0; i--, c >>= 8)
+        b[i] = (unsigned char)c; /* big-endian, so the hex sorts as the count does */
+    random_bytes(b + 6, 6);
+    (void)hex_encode(out, 25, b, sizeof b);
+    secret_wipe(b, sizeof b);
+}

@@ -102,4 +102,14 @@ int envelope_ts_fresh(uint64_t ts_ns, uint64_t now_ns, uint64_t window_s);
 /* Fills out with n random bytes as 2n lowercase hex digits plus NUL (CSPRNG). */
 void envelope_random_hex(char *out, size_t n);
 
+/*
+ * A new message id in out: 24 lowercase hex digits and a NUL. The first 12
+ * count up from a random start (drawn again after a fork) and the last 12 are
+ * fresh from the CSPRNG. Ids made one after another sort together, so each
+ * lands beside the last in both sides' unique index (one index page written
+ * per hundred messages, not one per message); the 48 random bits keep an id
+ * unguessable, and two processes' ids cannot meet unless their counters do.
+ */
+void envelope_message_id(char out[25]);
+
 #endif

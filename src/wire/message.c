@@ -445,7 +445,7 @@ int message_prepare(const char *payload, size_t len, const char *row_id, struct 
     else if (pid[0] != '\0')
         memcpy(m.id, pid, sizeof m.id);
     else
-        envelope_random_hex(m.id, MESSAGE_ID_LEN / 2);
+        envelope_message_id(m.id);
     m.id_changed = row_id == NULL;
     if (bad_id) {
         m.payload = replace_id(payload, len, m.id, &m.payload_len);

@@ -86,6 +86,19 @@ static void test_format_refused(void **state)
     assert_int_equal(clock_format_utc(small, 0, 0, 0, 0), -1);
 }
 
+/* The same second again, and back and forth (the formatter keeps the last second's text). */
+static void test_format_same_second_again(void **state)
+{
+    (void)state;
+    check_format(1763769601, 5, 3, "2025-11-22T00:00:01.000");
+    check_format(1763769601, 999000000, 3, "2025-11-22T00:00:01.999");
+    check_format(1763769602, 1000000, 3, "2025-11-22T00:00:02.001");
+    check_format(1763769601, 123456789, 9, "2025-11-22T00:00:01.123456789");
+    check_refused(253402300800, 0, 0); /* year 10000, right after a cached second */
+    check_format(1763769601, 0, 0, "2025-11-22T00:00:01");
+    check_format(-1, 999999999, 2, "1969-12-31T23:59:59.99");
+}
+
 static void check_seconds(int y, int mo, int d, int h, int mi, int s, int64_t want)
 {
     int64_t got = 12345;
@@ -163,6 +176,7 @@ int main(void)
         cmocka_unit_test(test_format_known_answers), cmocka_unit_test(test_format_digits),
         cmocka_unit_test(test_format_refused),       cmocka_unit_test(test_utc_seconds),
         cmocka_unit_test(test_round_trip),           cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_format_same_second_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -791,6 +791,54 @@ static void test_random_hex(void **state)
         assert_true(seen[d]);
 }
 
+/*
+ * Message ids: 24 lowercase hex digits; one after another they sort in the
+ * order made (the first half counts up by one), so they land together in the
+ * unique indexes; the second half is never repeated; a forked child counts
+ * from a start of its own.
+ */
+static void test_message_id(void **state)
+{
+    (void)state;
+    char prev[25], id[25];
+    envelope_message_id(prev);
+    assert_lower_hex(prev, 24);
+    for (int i = 0; i < 2000; i++) {
+        memset(id, '#', sizeof id);
+        envelope_message_id(id);
+        assert_lower_hex(id, 24);
+        unsigned long long a, b;
+        char half[13];
+        memcpy(half, prev, 12);
+        half[12] = '\0';
+        a = strtoull(half, NULL, 16);
+        memcpy(half, id, 12);
+        b = strtoull(half, NULL, 16);
+        assert_true(b == ((a + 1) & 0xffffffffffffULL)); /* counts up: sorts in order made */
+        assert_memory_not_equal(prev + 12, id + 12, 12); /* random half: fresh every time */
+        memcpy(prev, id, sizeof id);
+    }
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char child[25];
+        envelope_message_id(child);
+        _exit(write(fds[1], child, sizeof child) == (ssize_t)sizeof child ? 0 : 1);
+    }
+    close(fds[1]);
+    char child[25];
+    assert_int_equal(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    envelope_message_id(id);
+    assert_lower_hex(child, 24);
+    assert_memory_not_equal(child, id, 12); /* not the parent's next count */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -815,6 +863,7 @@ int main(void)
         cmocka_unit_test(test_ts_fresh_now_below_window),
         cmocka_unit_test(test_key_from_hex),
         cmocka_unit_test(test_random_hex),
+        cmocka_unit_test(test_message_id),
     };
     return cmocka_run_group_tests_name("envelope", tests, group_setup, NULL);
 }

@@ -884,18 +884,52 @@ static void test_outbound_payload(void **state)
 {
     struct fx *f = *state;
     int64_t a = add_out(f, "pending", NULL, "{\"x\":1}");
-    char *p = NULL;
-    size_t len = 0;
-    assert_int_equal(store_outbound_payload(f->st, a, 100, &p, &len), STORE_OK);
-    assert_string_equal(p, "{\"x\":1}");
-    assert_int_equal(len, 7);
-    free(p);
-    p = NULL;
-    assert_int_equal(store_outbound_payload(f->st, a, 6, &p, &len), STORE_REFUSED);
-    assert_int_equal(len, 7);
-    assert_null(p);
-    assert_int_equal(store_outbound_payload(f->st, 999, 65535, &p, &len), STORE_GONE);
-    assert_null(p);
+    int64_t b = add_out(f, "pending", NULL, "{\"yy\":22}");
+    add_out(f, "pending", NULL, "{}");
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 3);
+    assert_int_equal(store_outbound_payloads(f->st, 100, &rows), STORE_OK);
+    assert_int_equal(rows.n, 3);
+    assert_int_equal(rows.out[0].rowid, a);
+    assert_string_equal(rows.out[0].payload, "{\"x\":1}");
+    assert_int_equal(rows.out[0].payload_len, 7);
+    assert_string_equal(rows.out[1].payload, "{\"yy\":22}");
+    assert_string_equal(rows.out[2].payload, "{}");
+    /* over max: not read, its size given */
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(store_outbound_payloads(f->st, 7, &rows), STORE_OK);
+    assert_int_equal(rows.n, 3);
+    assert_string_equal(rows.out[0].payload, "{\"x\":1}");
+    assert_null(rows.out[1].payload);
+    assert_int_equal(rows.out[1].payload_len, 9);
+    assert_string_equal(rows.out[2].payload, "{}");
+    /* a row gone since the rows were read: unreadable, and the next one is read */
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    X(f, "DELETE FROM outbound_messages WHERE id = %lld", (long long)b);
+    assert_int_equal(store_outbound_payloads(f->st, 100, &rows), STORE_OK);
+    assert_int_equal(rows.n, 3);
+    assert_null(rows.out[1].payload);
+    assert_true(rows.out[1].payload_len == STORE_PAYLOAD_UNREADABLE);
+    assert_string_equal(rows.out[2].payload, "{}");
+}
+
+/* Payloads that do not fit the rows' text cut the rows short: the rest wait. */
+static void test_outbound_payloads_room(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < 4; i++)
+        add_out(f, "pending", NULL, "{\"0123456789\":\"0123456789\"}");
+    struct store_rows small;
+    /* four rows' fields (10 + 5 bytes each, the id NULL) and room for two 29-byte payloads */
+    assert_int_equal(store_rows_init(&small, 4, 4 * 16 + 2 * 30 + 1), 0);
+    assert_int_equal(store_outbound_pending(f->st, 4, &small), STORE_OK);
+    assert_int_equal(small.n, 4);
+    assert_int_equal(small.full, 0);
+    assert_int_equal(store_outbound_payloads(f->st, 100, &small), STORE_OK);
+    assert_int_equal(small.n, 2);
+    assert_int_equal(small.full, 1);
+    assert_string_equal(small.out[1].payload, "{\"0123456789\":\"0123456789\"}");
+    store_rows_free(&small);
 }
 
 /* SQLite: a huge one is refused from its size alone; a number is text by affinity. */
@@ -907,14 +941,12 @@ static void test_outbound_payload_huge(void **state)
       (long long)big);
     int64_t num = add_out(f, "pending", NULL, "{}");
     X(f, "UPDATE outbound_messages SET payload = 42 WHERE id = %lld", (long long)num);
-    char *p = NULL;
-    size_t len = 0;
-    assert_int_equal(store_outbound_payload(f->st, big, 65535, &p, &len), STORE_REFUSED);
-    assert_int_equal(len, 50000000);
-    assert_null(p);
-    assert_int_equal(store_outbound_payload(f->st, num, 65535, &p, &len), STORE_OK);
-    assert_string_equal(p, "42");
-    free(p);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(store_outbound_payloads(f->st, 65535, &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_null(rows.out[0].payload);
+    assert_int_equal(rows.out[0].payload_len, 50000000);
+    assert_string_equal(rows.out[1].payload, "42");
 }
 
 /* SQLite: hostile columns: ports out of range or text, negative retry counts, NUL bytes. */
@@ -2090,6 +2122,7 @@ static const struct tcase cases[] = {
     CASE(test_outbound_pending_exclude, setup, ANY),
     CASE(test_outbound_pending_many_excluded, setup, ANY),
     CASE(test_outbound_payload, setup, ANY),
+    CASE(test_outbound_payloads_room, setup, ANY),
     CASE(test_outbound_payload_huge, setup, SQLITE_ONLY),
     CASE(test_outbound_hostile_columns, setup, SQLITE_ONLY),
     CASE(test_outbound_take, setup, ANY),
