@@ -301,35 +301,112 @@ int net_recv_batch(int fd, struct net_dgram *d, int n)
     return got;
 }
 
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103 /* linux/udp.h, since Linux 4.18 */
+#endif
+#define TRAIN_SEGMENTS_MAX 64 /* the kernel's UDP_MAX_SEGMENTS */
+#define TRAIN_BYTES_MAX 60000 /* the whole train under IP's 64 KiB, headers included */
+
+/* The kernel or the device said no to segmentation offload: plain datagrams from then on. */
+static int trains_off;
+
+/* A train goes out of one interface: IPv6 link-local scopes must agree too. */
+static int same_scope(const struct net_addr *a, const struct net_addr *b)
+{
+    return a->u.sa.sa_family != AF_INET6 || a->u.v6.sin6_scope_id == b->u.v6.sin6_scope_id;
+}
+
+/*
+ * How many datagrams from d[i] on can leave as one train: UDP segmentation
+ * offload (UDP_SEGMENT) passes them down the stack as one buffer that is cut
+ * into datagrams of the first one's size at the end (by the NIC, or in
+ * software); on the wire they are the same datagrams, one by one. They must
+ * share a destination and a size; only the last may be shorter.
+ */
+static int train_length(const struct net_dgram *d, int i, int n, int room)
+{
+    size_t seg = d[i].len, total = seg;
+    int k = 1;
+    if (trains_off || seg == 0)
+        return 1;
+    while (i + k < n && k < room && k < TRAIN_SEGMENTS_MAX && d[i + k].len > 0 &&
+           d[i + k].len <= seg && total + d[i + k].len <= TRAIN_BYTES_MAX &&
+           net_addr_equal(&d[i].addr, &d[i + k].addr) && same_scope(&d[i].addr, &d[i + k].addr)) {
+        total += d[i + k].len;
+        if (d[i + k++].len < seg)
+            break; /* a shorter one ends its train */
+    }
+    return k;
+}
+
+/* A train was refused: its datagrams go again one by one; a refusal by the kernel or device is for good. */
+static int train_refused(int err)
+{
+    if (err == EIO || err == EOPNOTSUPP || err == ENOPROTOOPT)
+        trains_off = 1;
+    return err == EIO || err == EOPNOTSUPP || err == ENOPROTOOPT || err == EINVAL ||
+           err == EMSGSIZE;
+}
+
 int net_send_batch(int fd, struct net_dgram *d, int n)
 {
     struct mmsghdr msgs[BATCH_MAX];
     struct iovec iov[BATCH_MAX];
-    int sent = 0, i = 0;
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctl[BATCH_MAX];
+    int first[BATCH_MAX], count[BATCH_MAX];
+    int sent = 0, i = 0, plain_until = 0; /* d[i..plain_until) go one by one */
     while (i < n) {
-        int chunk = n - i < BATCH_MAX ? n - i : BATCH_MAX;
-        for (int j = 0; j < chunk; j++) {
-            struct net_dgram *x = &d[i + j];
-            iov[j].iov_base = x->buf;
-            iov[j].iov_len = x->len;
-            memset(&msgs[j], 0, sizeof msgs[j]);
-            msgs[j].msg_hdr.msg_iov = &iov[j];
-            msgs[j].msg_hdr.msg_iovlen = 1;
-            msgs[j].msg_hdr.msg_name = &x->addr.u;
-            msgs[j].msg_hdr.msg_namelen = x->addr.len;
+        int m = 0, used = 0;
+        for (int j = i; j < n && used < BATCH_MAX; m++) {
+            int k = j < plain_until ? 1 : train_length(d, j, n, BATCH_MAX - used);
+            memset(&msgs[m], 0, sizeof msgs[m]);
+            for (int x = 0; x < k; x++) {
+                iov[used + x].iov_base = d[j + x].buf;
+                iov[used + x].iov_len = d[j + x].len;
+            }
+            msgs[m].msg_hdr.msg_iov = &iov[used];
+            msgs[m].msg_hdr.msg_iovlen = (size_t)k;
+            msgs[m].msg_hdr.msg_name = &d[j].addr.u;
+            msgs[m].msg_hdr.msg_namelen = d[j].addr.len;
+            if (k > 1) {
+                msgs[m].msg_hdr.msg_control = ctl[m].buf;
+                msgs[m].msg_hdr.msg_controllen = sizeof ctl[m].buf;
+                struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[m].msg_hdr);
+                c->cmsg_level = IPPROTO_UDP;
+                c->cmsg_type = UDP_SEGMENT;
+                c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+                uint16_t seg = (uint16_t)d[j].len;
+                memcpy(CMSG_DATA(c), &seg, sizeof seg);
+            }
+            first[m] = j;
+            count[m] = k;
+            used += k;
+            j += k;
         }
-        int r = sendmmsg(fd, msgs, (unsigned)chunk, MSG_DONTWAIT);
+        int r = sendmmsg(fd, msgs, (unsigned)m, MSG_DONTWAIT);
         if (r < 0) {
-            if (errno == EINTR)
+            int err = errno;
+            if (err == EINTR)
                 continue;
-            d[i].err = errno; /* the first of the chunk failed */
-            i++;
+            if (count[0] > 1 && train_refused(err)) {
+                plain_until = i + count[0];
+                continue;
+            }
+            for (int x = 0; x < count[0]; x++)
+                d[i + x].err = err; /* the first of the call failed */
+            i += count[0];
             continue;
         }
-        for (int j = 0; j < r; j++)
-            d[i + j].err = 0;
-        sent += r;
-        i += r;
+        for (int x = 0; x < r; x++)
+            for (int y = 0; y < count[x]; y++)
+                d[first[x] + y].err = 0;
+        if (r > 0) {
+            sent += first[r - 1] + count[r - 1] - i;
+            i = first[r - 1] + count[r - 1];
+        }
     }
     return sent;
 }
