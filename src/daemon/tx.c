@@ -73,6 +73,7 @@ void tx_fini(struct tx *t)
 void tx_start(struct tx *t, int64_t now)
 {
     t->want_claim = t->loading_sent = 1;
+    t->load_until = INT64_MAX; /* at start every row left 'sent' is one to recover */
     t->next_sweep = now + SWEEP_MIN_MS;
 }
 
@@ -105,6 +106,11 @@ void tx_turn_start(struct tx *t, int64_t now)
                                                   : every);
     t->loading_sent = 1; /* rows another program wrote as 'sent' are picked up */
     t->load_after = 0;
+    /* Up to the rows there now: those claimed from here on are in flight already, and
+     * a sweep that chased them would read every claim of a busy daemon once more. */
+    char err[160];
+    if (store_max_id(t->st, STORE_OUTBOUND, &t->load_until, err, sizeof err) != STORE_OK)
+        t->load_until = INT64_MAX;
 }
 
 int tx_has_work(const struct tx *t, int64_t now)
@@ -476,7 +482,8 @@ static int load_sent(struct tx *t, int64_t now)
         store_outbound_load_sent(t->st, t->load_after, limit, sysio_real_ms(), &t->rows) == STORE_OK
             ? t->rows.n
             : -1;
-    for (int i = 0; i < n; i++)
+    int past = 0; /* a row beyond the sweep's end: the sweep is done */
+    for (int i = 0; i < n && !(past = t->rows.out[i].rowid > t->load_until); i++)
         on_loaded_sent(lx, &t->rows.out[i]);
     struct claim_ctx cx = {.t = t};
     for (int i = 0; i < lx->nbad && n >= 0 && !cx.abort; i++) {
@@ -489,7 +496,7 @@ static int load_sent(struct tx *t, int64_t now)
         return journal_result(t->j, STORE_BUSY, "read rows left sent");
     if (cx.abort)
         return -1;
-    if (n < limit)
+    if (n < limit || past)
         t->loading_sent = 0;
     return 0;
 }
