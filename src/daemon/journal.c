@@ -65,7 +65,9 @@ int journal_add(struct journal *j, enum journal_kind kind, const char *id, int64
     struct journal_job *job = &j->jobs[j->n++];
     job->kind = (uint8_t)kind;
     job->dead = 0;
-    snprintf(job->id, sizeof job->id, "%s", id != NULL ? id : "");
+    size_t len = id != NULL ? strnlen(id, MESSAGE_ID_LEN) : 0;
+    memcpy(job->id, id != NULL ? id : "", len);
+    job->id[len] = '\0';
     job->rowid = rowid;
     job->retries = retries;
     job->why = why != NULL ? strdup(why) : NULL;

@@ -412,13 +412,16 @@ void rx_ack_result(struct rx *rx, const struct sendq_msg *m, const struct net_dg
 {
     char host[NET_HOST_MAX];
     unsigned port;
-    net_addr_format(&d->addr, host, &port);
     if (d->err == 0) {
         rx->c->acks_sent++;
         journal_add(rx->j, JOURNAL_ACK_SENT, m->id, 0, 0, NULL);
-        log_info("ACK sent for message %s to %s port %u", m->id, host, port);
+        if (log_get_level() >= LOG_LEVEL_INFO) {
+            net_addr_format(&d->addr, host, &port);
+            log_info("ACK sent for message %s to %s port %u", m->id, host, port);
+        }
         return;
     }
+    net_addr_format(&d->addr, host, &port);
     retry_add(rx, m, &d->addr, now);
     log_warn_limited(&rx->q->lim_send, sysio_mono_ms(),
                      "ACK for message %s to %s port %u: send failed: %s", m->id, host, port,

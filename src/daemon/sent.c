@@ -75,9 +75,10 @@ static int sent_retx(struct tx *t, const struct sendq_msg *m, int err, const cha
 void sent_result(struct tx *t, const struct sendq_msg *m, const struct net_dgram *d, int64_t now)
 {
     int err = d->err;
-    char why[160], host[NET_HOST_MAX];
-    unsigned port;
-    net_addr_format(m->kind == SENDQ_RETX ? &m->ent->dst : &d->addr, host, &port);
+    char why[160], host[NET_HOST_MAX] = "";
+    unsigned port = 0;
+    if (err != 0 || log_get_level() >= LOG_LEVEL_INFO) /* only a log line names it */
+        net_addr_format(m->kind == SENDQ_RETX ? &m->ent->dst : &d->addr, host, &port);
     if (err != 0)
         snprintf(why, sizeof why, "send failed: %s", strerror(err));
     int failed = m->kind == SENDQ_NEW ? sent_new(t, m, err, why, host, port, now)
