@@ -94,6 +94,7 @@ int journal_result(struct journal *j, enum store_rc rc, const char *what)
 
 static const char *const job_names[] = {[JOURNAL_ACKED] = "its acknowledgement",
                                         [JOURNAL_ACK_SENT] = "that its ACK was sent",
+                                        [JOURNAL_ACK_SENT_ROW] = "that its ACK was sent",
                                         [JOURNAL_ACK_FAILED] = "that its ACK failed",
                                         [JOURNAL_SENT] = "that it was sent",
                                         [JOURNAL_FAILED] = "that it failed"};
@@ -108,7 +109,7 @@ static enum store_rc apply_kind(struct journal *j, int kind, const int *idx, int
 {
     for (int k = 0; k < n; k++) { /* the arguments this kind takes */
         const struct journal_job *job = &j->jobs[idx[k]];
-        if (kind == JOURNAL_ACKED)
+        if (kind == JOURNAL_ACKED || kind == JOURNAL_ACK_SENT_ROW)
             j->rowids[k] = job->rowid;
         else if (kind == JOURNAL_ACK_SENT || kind == JOURNAL_ACK_FAILED)
             j->ids[k] = job->id;
@@ -121,6 +122,8 @@ static enum store_rc apply_kind(struct journal *j, int kind, const int *idx, int
         return store_outbound_acked(j->st, j->rowids, n, now, matched, done);
     case JOURNAL_ACK_SENT:
         return store_inbound_ack_sent(j->st, j->ids, n, now, done);
+    case JOURNAL_ACK_SENT_ROW:
+        return store_inbound_ack_sent_rows(j->st, j->rowids, n, now, done);
     case JOURNAL_ACK_FAILED:
         return store_inbound_ack_failed(j->st, j->ids, n, now, done);
     case JOURNAL_SENT:
@@ -136,8 +139,8 @@ static enum store_rc apply_kind(struct journal *j, int kind, const int *idx, int
  * row has both of those, as either takes it out of flight), and of two ACKs
  * of one message, one sent and one failed, the sent one wins.
  */
-static const uint8_t apply_order[] = {JOURNAL_SENT, JOURNAL_ACKED, JOURNAL_FAILED, JOURNAL_ACK_SENT,
-                                      JOURNAL_ACK_FAILED};
+static const uint8_t apply_order[] = {JOURNAL_SENT,     JOURNAL_ACKED,        JOURNAL_FAILED,
+                                      JOURNAL_ACK_SENT, JOURNAL_ACK_SENT_ROW, JOURNAL_ACK_FAILED};
 
 /* The database refused one job: it is skipped from now on, and the log says so. */
 static void refused(struct journal *j, struct journal_job *job)

@@ -34,6 +34,7 @@
 enum journal_kind {
     JOURNAL_ACKED,      /* outbound row rowid was acknowledged */
     JOURNAL_ACK_SENT,   /* the ACK of inbound message id was sent */
+    JOURNAL_ACK_SENT_ROW, /* the ACK of inbound row rowid (just stored) was sent */
     JOURNAL_ACK_FAILED, /* the ACK of inbound message id cannot be sent */
     JOURNAL_SENT,       /* outbound row rowid was sent (retries, why: a transient error) */
     JOURNAL_FAILED      /* outbound row rowid failed (retries, why) */

@@ -38,6 +38,7 @@ struct rx_item {
     int duplicate; /* its message_id was stored before (a retransmission) */
     int refused;   /* the database refused it, or it is one of ours: never ACKed */
     int to_self;   /* we sent it to ourselves: our outbound row with its id is expected */
+    int64_t rowid; /* the row it was stored as (0: stored before, a duplicate) */
     struct net_addr from;
     const char *json; /* in the arena */
     size_t len;
@@ -276,7 +277,7 @@ static int store_item(struct rx *rx, struct rx_item *it)
     enum store_in_result res = STORE_IN_NEW;
     net_addr_format(&it->from, host, &port);
     struct store_inbound m = {it->msg.id, host, port, it->json, it->len, it->ts, it->to_self};
-    enum store_rc rc = store_inbound_insert(rx->st, &m, 1, sysio_real_ms(), &res, NULL);
+    enum store_rc rc = store_inbound_insert(rx->st, &m, 1, sysio_real_ms(), &res, &it->rowid, NULL);
     int r = journal_result(rx->j, rc, "store a received message");
     if (r < 0)
         return -1;
@@ -329,7 +330,9 @@ void rx_committed(struct rx *rx)
             log_info("%s message %s from %s port %u",
                      it->duplicate ? "again (a duplicate):" : "stored", it->msg.id, host, port);
         }
-        (void)sendq_ack(rx->q, it->sock, &it->from, it->msg.id, 0);
+        struct sendq_msg *ack = sendq_ack(rx->q, it->sock, &it->from, it->msg.id, 0);
+        if (ack != NULL)
+            ack->rowid = it->rowid; /* its ack_sent is then written by rowid */
     }
 }
 
@@ -414,7 +417,10 @@ void rx_ack_result(struct rx *rx, const struct sendq_msg *m, const struct net_dg
     unsigned port;
     if (d->err == 0) {
         rx->c->acks_sent++;
-        journal_add(rx->j, JOURNAL_ACK_SENT, m->id, 0, 0, NULL);
+        if (m->rowid > 0)
+            journal_add(rx->j, JOURNAL_ACK_SENT_ROW, m->id, m->rowid, 0, NULL);
+        else
+            journal_add(rx->j, JOURNAL_ACK_SENT, m->id, 0, 0, NULL);
         if (log_get_level() >= LOG_LEVEL_INFO) {
             net_addr_format(&d->addr, host, &port);
             log_info("ACK sent for message %s to %s port %u", m->id, host, port);

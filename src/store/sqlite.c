@@ -132,6 +132,11 @@ static const char *const sql[Q_COUNT] = {
     [Q_IN_ACK_SENT_SET] = "UPDATE OR ABORT inbound_messages SET state = 'ack_sent', ack_sent = 1, "
                           "ack_sent_at = ?2, updated_at = ?2 WHERE message_id IN (SELECT value "
                           "FROM json_each(?1)) AND +state = 'received'",
+    [Q_IN_ACK_SENT_ROW] = "UPDATE OR FAIL inbound_messages SET state = 'ack_sent', ack_sent = 1, "
+                          "ack_sent_at = ?2, updated_at = ?2 WHERE id = ?1 AND state = 'received'",
+    [Q_IN_ACK_SENT_ROW_SET] = "UPDATE OR ABORT inbound_messages SET state = 'ack_sent', ack_sent = 1, "
+                              "ack_sent_at = ?2, updated_at = ?2 WHERE id IN (SELECT value FROM "
+                              "json_each(?1)) AND +state = 'received'",
     [Q_IN_ACK_FAILED_SET] = "UPDATE OR ABORT inbound_messages SET state = 'ack_failed', "
                             "updated_at = ?2 WHERE message_id IN (SELECT value FROM "
                             "json_each(?1)) AND +state = 'received'",
@@ -456,6 +461,7 @@ static const struct store_ops sqlite_ops = {
     .outbound_release = sq_outbound_release,
     .inbound_insert = sq_inbound_insert,
     .inbound_ack_sent = sq_inbound_ack_sent,
+    .inbound_ack_sent_rows = sq_inbound_ack_sent_rows,
     .inbound_ack_failed = sq_inbound_ack_failed,
     .inbound_unacked = sq_inbound_unacked,
     .max_id = sq_max_id,

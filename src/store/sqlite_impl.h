@@ -46,6 +46,8 @@ enum sq_query {
     Q_IN_ACK_SENT,
     Q_IN_ACK_FAILED,
     Q_IN_ACK_SENT_SET,
+    Q_IN_ACK_SENT_ROW,
+    Q_IN_ACK_SENT_ROW_SET,
     Q_IN_ACK_FAILED_SET,
     Q_IN_UNACKED,
     Q_ENQUEUE,
@@ -200,9 +202,12 @@ enum store_rc sq_outbound_failed(struct store *st, const struct store_sent *v, i
 enum store_rc sq_outbound_acked(struct store *st, const int64_t *rowids, int n, int64_t now_ms,
                                 int *matched, int *done);
 enum store_rc sq_inbound_insert(struct store *st, const struct store_inbound *m, int n,
-                                int64_t now_ms, enum store_in_result *res, int *done);
+                                int64_t now_ms, enum store_in_result *res, int64_t *rowids,
+                                int *done);
 enum store_rc sq_inbound_ack_sent(struct store *st, const char *const *ids, int n, int64_t now_ms,
                                   int *done);
+enum store_rc sq_inbound_ack_sent_rows(struct store *st, const int64_t *rowids, int n,
+                                       int64_t now_ms, int *done);
 enum store_rc sq_inbound_ack_failed(struct store *st, const char *const *ids, int n, int64_t now_ms,
                                     int *done);
 enum store_rc sq_inbound_unacked(struct store *st, int64_t after, int limit,

@@ -306,13 +306,18 @@ enum store_rc sq_outbound_acked(struct store *st, const int64_t *rowids, int n, 
     return rc;
 }
 
-/* Runs the statement q (message_id, now), or its set form qset, for each of ids[0..n). */
-static enum store_rc by_message_id(struct sq *b, enum sq_query q, enum sq_query qset,
-                                   const char *const *ids, int n, int64_t now_ms, int *done)
+/*
+ * Runs the statement q (key, now), or its set form qset, for each inbound row
+ * named by rowids[0..n) or, if rowids is NULL, by ids[0..n) (message_ids).
+ */
+static enum store_rc by_key(struct sq *b, enum sq_query q, enum sq_query qset,
+                            const int64_t *rowids, const char *const *ids, int n, int64_t now_ms,
+                            int *done)
 {
     enum store_rc rc = STORE_OK;
     if (sq_set_allowed(b, "inbound_messages", n)) {
-        rc = sq_set_message_ids(b, qset, ids, n, now_ms);
+        rc = rowids != NULL ? sq_set_rowids(b, qset, rowids, n, now_ms, NULL)
+                            : sq_set_message_ids(b, qset, ids, n, now_ms);
         if (set_final(rc, n, done))
             return rc;
         rc = STORE_OK;
@@ -321,7 +326,10 @@ static enum store_rc by_message_id(struct sq *b, enum sq_query q, enum sq_query 
     for (; i < n && rc == STORE_OK; i++) {
         sqlite3_stmt *s = sq_stmt(b, q);
         if (s != NULL) {
-            sqlite3_bind_text(s, 1, ids[i], -1, SQLITE_STATIC);
+            if (rowids != NULL)
+                sqlite3_bind_int64(s, 1, rowids[i]);
+            else
+                sqlite3_bind_text(s, 1, ids[i], -1, SQLITE_STATIC);
             sq_bind_time(s, 2, now_ms);
         }
         rc = sq_run(b, s);
@@ -334,13 +342,20 @@ static enum store_rc by_message_id(struct sq *b, enum sq_query q, enum sq_query 
 enum store_rc sq_inbound_ack_sent(struct store *st, const char *const *ids, int n, int64_t now_ms,
                                   int *done)
 {
-    return by_message_id(sq_of(st), Q_IN_ACK_SENT, Q_IN_ACK_SENT_SET, ids, n, now_ms, done);
+    return by_key(sq_of(st), Q_IN_ACK_SENT, Q_IN_ACK_SENT_SET, NULL, ids, n, now_ms, done);
+}
+
+enum store_rc sq_inbound_ack_sent_rows(struct store *st, const int64_t *rowids, int n,
+                                       int64_t now_ms, int *done)
+{
+    return by_key(sq_of(st), Q_IN_ACK_SENT_ROW, Q_IN_ACK_SENT_ROW_SET, rowids, NULL, n, now_ms,
+                  done);
 }
 
 enum store_rc sq_inbound_ack_failed(struct store *st, const char *const *ids, int n, int64_t now_ms,
                                     int *done)
 {
-    return by_message_id(sq_of(st), Q_IN_ACK_FAILED, Q_IN_ACK_FAILED_SET, ids, n, now_ms, done);
+    return by_key(sq_of(st), Q_IN_ACK_FAILED, Q_IN_ACK_FAILED_SET, NULL, ids, n, now_ms, done);
 }
 
 /* After an insert that stored nothing: is it a duplicate, our own id, or refused? */
@@ -369,8 +384,9 @@ static enum store_rc inbound_why_not(struct sq *b, const char *message_id,
 }
 
 static enum store_rc insert_one(struct sq *b, const struct store_inbound *m, int64_t now_ms,
-                                enum store_in_result *res)
+                                enum store_in_result *res, int64_t *rowid)
 {
+    *rowid = 0;
     sqlite3_stmt *s = sq_stmt(b, m->to_self ? Q_IN_INSERT_SELF : Q_IN_INSERT);
     if (s != NULL) {
         char ts[32];
@@ -386,6 +402,7 @@ static enum store_rc insert_one(struct sq *b, const struct store_inbound *m, int
     enum store_rc rc = sq_run_counting(b, s, &changed);
     if (rc == STORE_OK && changed > 0) {
         *res = STORE_IN_NEW;
+        *rowid = sqlite3_last_insert_rowid(b->db);
         return STORE_OK;
     }
     if (rc == STORE_OK)
@@ -401,13 +418,15 @@ static enum store_rc insert_one(struct sq *b, const struct store_inbound *m, int
 }
 
 enum store_rc sq_inbound_insert(struct store *st, const struct store_inbound *m, int n,
-                                int64_t now_ms, enum store_in_result *res, int *done)
+                                int64_t now_ms, enum store_in_result *res, int64_t *rowids,
+                                int *done)
 {
     struct sq *b = sq_of(st);
     enum store_rc rc = STORE_OK;
     int i = 0;
+    int64_t unused;
     for (; i < n && rc == STORE_OK; i++)
-        rc = insert_one(b, &m[i], now_ms, &res[i]);
+        rc = insert_one(b, &m[i], now_ms, &res[i], rowids != NULL ? &rowids[i] : &unused);
     if (done != NULL)
         *done = rc == STORE_OK ? n : i - 1;
     return rc;

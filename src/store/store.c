@@ -375,9 +375,11 @@ enum store_rc store_outbound_release(struct store *st, const int64_t *rowids, in
 }
 
 enum store_rc store_inbound_insert(struct store *st, const struct store_inbound *m, int n,
-                                   int64_t now_ms, enum store_in_result *res, int *done)
+                                   int64_t now_ms, enum store_in_result *res, int64_t *rowids,
+                                   int *done)
 {
-    return no_rows(n, done) ? STORE_OK : st->ops->inbound_insert(st, m, n, now_ms, res, done);
+    return no_rows(n, done) ? STORE_OK
+                            : st->ops->inbound_insert(st, m, n, now_ms, res, rowids, done);
 }
 
 enum store_rc store_inbound_ack_sent(struct store *st, const char *const *message_ids, int n,
@@ -385,6 +387,13 @@ enum store_rc store_inbound_ack_sent(struct store *st, const char *const *messag
 {
     return no_rows(n, done) ? STORE_OK
                             : st->ops->inbound_ack_sent(st, message_ids, n, now_ms, done);
+}
+
+enum store_rc store_inbound_ack_sent_rows(struct store *st, const int64_t *rowids, int n,
+                                          int64_t now_ms, int *done)
+{
+    return no_rows(n, done) ? STORE_OK
+                            : st->ops->inbound_ack_sent_rows(st, rowids, n, now_ms, done);
 }
 
 enum store_rc store_inbound_ack_failed(struct store *st, const char *const *message_ids, int n,

@@ -380,19 +380,29 @@ struct store_inbound {
 
 /*
  * Inserts received messages as 'received' and sets res[k] for each (on
- * STORE_OK, and for the rows before a failure). An insert that stores nothing
+ * STORE_OK, and for the rows before a failure), and rowids[k] (if rowids is
+ * not NULL) to the new row's id, or 0 if none was made. An insert that stores nothing
  * is a duplicate only if a row with that message_id really exists; otherwise
  * it is STORE_REFUSED (a CHECK, a NOT NULL, a trigger's RAISE), and the
  * message must not be acknowledged.
  */
 __attribute__((warn_unused_result)) enum store_rc
 store_inbound_insert(struct store *st, const struct store_inbound *m, int n, int64_t now_ms,
-                     enum store_in_result *res, int *done);
+                     enum store_in_result *res, int64_t *rowids, int *done);
 
 /* received -> ack_sent (ack_sent=1, ack_sent_at=now) for message_ids[0..n). */
 __attribute__((warn_unused_result)) enum store_rc
 store_inbound_ack_sent(struct store *st, const char *const *message_ids, int n, int64_t now_ms,
                        int *done);
+
+/*
+ * The same for the rows rowids[0..n), as store_inbound_insert numbered them:
+ * the common case, a message stored and ACKed; found by the table's own key,
+ * without a look-up of each message_id.
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_inbound_ack_sent_rows(struct store *st, const int64_t *rowids, int n, int64_t now_ms,
+                            int *done);
 
 /* received -> ack_failed for message_ids[0..n). */
 __attribute__((warn_unused_result)) enum store_rc

@@ -70,9 +70,12 @@ struct store_ops {
                                       int64_t now_ms);
 
     enum store_rc (*inbound_insert)(struct store *st, const struct store_inbound *m, int n,
-                                    int64_t now_ms, enum store_in_result *res, int *done);
+                                    int64_t now_ms, enum store_in_result *res, int64_t *rowids,
+                                    int *done);
     enum store_rc (*inbound_ack_sent)(struct store *st, const char *const *ids, int n,
                                       int64_t now_ms, int *done);
+    enum store_rc (*inbound_ack_sent_rows)(struct store *st, const int64_t *rowids, int n,
+                                           int64_t now_ms, int *done);
     enum store_rc (*inbound_ack_failed)(struct store *st, const char *const *ids, int n,
                                         int64_t now_ms, int *done);
     enum store_rc (*inbound_unacked)(struct store *st, int64_t after, int limit,

@@ -23,6 +23,7 @@
 
 #define ID1 "a1b2c3d4e5f60718293a4b5c"
 #define ID2 "0123456789abcdef01234567"
+#define ID3 "fedcba9876543210fedcba98"
 
 struct fx {
     char dir[64], path[128];
@@ -179,6 +180,26 @@ static void test_apply_commit_and_undo(void **state)
     assert_int_equal(f->j.n, 0);
     assert_string_equal(state_of(f, "outbound_messages", out, st), "acknowledged");
     assert_int_equal(f->c.acks_unmatched, 0);
+}
+
+/* An ACK sent for a row just stored is recorded by its rowid; one for a duplicate by its id. */
+static void test_ack_sent_by_row_and_by_id(void **state)
+{
+    struct fx *f = *state;
+    char st[32];
+    int64_t a = add_in(f, ID1), b = add_in(f, ID2), c = add_in(f, ID3);
+    assert_int_equal(journal_add(&f->j, JOURNAL_ACK_SENT_ROW, ID1, a, 0, NULL), 0);
+    assert_int_equal(journal_add(&f->j, JOURNAL_ACK_SENT, ID2, 0, 0, NULL), 0);
+    assert_int_equal(journal_add(&f->j, JOURNAL_ACK_SENT_ROW, ID3, c, 0, NULL), 0);
+    assert_int_equal(journal_add(&f->j, JOURNAL_ACK_FAILED, ID3, 0, 0, NULL), 0);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(journal_apply(&f->j), 0);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    journal_committed(&f->j);
+    assert_int_equal(f->j.n, 0);
+    assert_string_equal(state_of(f, "inbound_messages", a, st), "ack_sent");
+    assert_string_equal(state_of(f, "inbound_messages", b, st), "ack_sent");
+    assert_string_equal(state_of(f, "inbound_messages", c, st), "ack_sent"); /* the sent one wins */
 }
 
 /* An ACK for a row that is no longer in flight in the database counts as unmatched. */
@@ -347,6 +368,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_capacity_and_copies, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_apply_commit_and_undo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_sent_by_row_and_by_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_unmatched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_change_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_refusal_redoes, setup, teardown),

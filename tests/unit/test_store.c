@@ -283,7 +283,7 @@ static enum store_rc in_insert(struct fx *f, const char *id, const char *addr, u
                                enum store_in_result *res)
 {
     struct store_inbound m = {id, addr, port, payload, len, ts, 0};
-    return store_inbound_insert(f->st, &m, 1, now_ms(), res, NULL);
+    return store_inbound_insert(f->st, &m, 1, now_ms(), res, NULL, NULL);
 }
 
 static enum store_rc out_sent(struct fx *f, int64_t id, int64_t retries, const char *why)
@@ -1517,7 +1517,7 @@ static void test_times_from_caller(void **state)
     assert_col(f, T_OUT, row, "updated_at", text);
     struct store_inbound m = {ID3, "10.0.0.1", 7, "{}", 2, 1, 0};
     enum store_in_result res;
-    assert_int_equal(store_inbound_insert(f->st, &m, 1, t0, &res, NULL), STORE_OK);
+    assert_int_equal(store_inbound_insert(f->st, &m, 1, t0, &res, NULL, NULL), STORE_OK);
     int64_t in = qint(f, "SELECT id FROM inbound_messages WHERE message_id = '" ID3 "'");
     assert_col(f, T_IN, in, "received_at", text);
     assert_col(f, T_IN, in, "updated_at", text);
@@ -1565,13 +1565,18 @@ static void test_inbound_insert(void **state)
                                  {ID1, "::1", 1, "{}", 2, 0, 0},
                                  {ID3, "::1", 2, "{}", 2, 0, 0}};
     enum store_in_result res[3];
+    int64_t rowids[3] = {-1, -1, -1};
     int done = -1;
-    assert_int_equal(store_inbound_insert(f->st, m, 3, now_ms(), res, &done), STORE_OK);
+    assert_int_equal(store_inbound_insert(f->st, m, 3, now_ms(), res, rowids, &done), STORE_OK);
     assert_int_equal(done, 3);
     assert_int_equal(res[0], STORE_IN_NEW);
     assert_int_equal(res[1], STORE_IN_DUP);
     assert_int_equal(res[2], STORE_IN_NEW);
     assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 3);
+    /* each new row's id, 0 for the duplicate */
+    assert_true(rowids[0] == qint(f, "SELECT id FROM inbound_messages WHERE message_id = '%s'", ID2));
+    assert_true(rowids[1] == 0);
+    assert_true(rowids[2] == qint(f, "SELECT id FROM inbound_messages WHERE message_id = '%s'", ID3));
 }
 
 /*
@@ -1611,7 +1616,7 @@ static void test_inbound_insert_refused(void **state)
                                  {ID3, "127.0.0.1", 1, "{}", 2, 0, 0}};
     enum store_in_result r2[2];
     int done = -1;
-    assert_int_equal(store_inbound_insert(f->st, m, 2, now_ms(), r2, &done), STORE_REFUSED);
+    assert_int_equal(store_inbound_insert(f->st, m, 2, now_ms(), r2, NULL, &done), STORE_REFUSED);
     assert_int_equal(done, 1);
     assert_int_equal(r2[0], STORE_IN_NEW);
 }
@@ -1650,7 +1655,7 @@ static void test_inbound_insert_own_id(void **state)
     assert_int_equal(res, STORE_IN_NEW);
     /* a message we sent to ourselves is stored beside its outbound row */
     struct store_inbound self = {ID1, "127.0.0.1", 1, "{}", 2, 1, 1};
-    assert_int_equal(store_inbound_insert(f->st, &self, 1, now_ms(), &res, NULL), STORE_OK);
+    assert_int_equal(store_inbound_insert(f->st, &self, 1, now_ms(), &res, NULL, NULL), STORE_OK);
     assert_int_equal(res, STORE_IN_NEW);
 }
 
@@ -1757,6 +1762,33 @@ static void test_inbound_ack_states(void **state)
     assert_int_equal(store_inbound_ack_sent(f->st, ids, 3, now_ms(), &done), STORE_OK);
     assert_int_equal(done, 3);
     assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages WHERE state = 'ack_sent'"), 3);
+    /* by rowid: the same, and only 'received' rows move */
+    X(f, "UPDATE inbound_messages SET state = 'received', ack_sent = 0, ack_sent_at = NULL");
+    X(f, "UPDATE inbound_messages SET state = 'ack_failed' WHERE id = %lld", (long long)b);
+    const int64_t rowids[4] = {a, b, c, 999};
+    done = -1;
+    assert_int_equal(store_inbound_ack_sent_rows(f->st, rowids, 4, now_ms(), &done), STORE_OK);
+    assert_int_equal(done, 4);
+    assert_col(f, T_IN, a, "state", "ack_sent");
+    assert_col(f, T_IN, a, "ack_sent", "1");
+    assert_time_col(f, T_IN, a, "ack_sent_at");
+    assert_col(f, T_IN, b, "state", "ack_failed");
+    assert_col(f, T_IN, c, "state", "ack_sent");
+}
+
+/* SQLite: with a trigger on the table, ack_sent by rowid goes one row at a time, as well. */
+static void test_inbound_ack_sent_rows_trigger(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_in(f, ID1), b = add_in(f, ID2), c = add_in(f, ID3);
+    X(f, "CREATE TRIGGER t_in AFTER UPDATE ON inbound_messages BEGIN SELECT 1; END");
+    const int64_t rowids[2] = {a, b};
+    int done = -1;
+    assert_int_equal(store_inbound_ack_sent_rows(f->st, rowids, 2, now_ms(), &done), STORE_OK);
+    assert_int_equal(done, 2);
+    assert_col(f, T_IN, a, "state", "ack_sent");
+    assert_col(f, T_IN, b, "state", "ack_sent");
+    assert_col(f, T_IN, c, "state", "received");
 }
 
 static void test_inbound_unacked(void **state)
@@ -2142,6 +2174,7 @@ static const struct tcase cases[] = {
     CASE(test_times_from_caller, setup, ANY),
     CASE(test_inbound_insert, setup, ANY),
     CASE(test_inbound_ack_states, setup, ANY),
+    CASE(test_inbound_ack_sent_rows_trigger, setup, SQLITE_ONLY),
     CASE(test_inbound_insert_refused, setup, SQLITE_ONLY),
     CASE(test_inbound_insert_rollback_trigger, setup, SQLITE_ONLY),
     CASE(test_inbound_insert_own_id, setup, ANY),
