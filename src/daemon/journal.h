@@ -32,12 +32,12 @@
 #define JOURNAL_SKIP_MAX 1024  /* rows to leave out of claims, written after the turn */
 
 enum journal_kind {
-    JOURNAL_ACKED,      /* outbound row rowid was acknowledged */
-    JOURNAL_ACK_SENT,   /* the ACK of inbound message id was sent */
+    JOURNAL_ACKED,        /* outbound row rowid was acknowledged */
+    JOURNAL_ACK_SENT,     /* the ACK of inbound message id was sent */
     JOURNAL_ACK_SENT_ROW, /* the ACK of inbound row rowid (just stored) was sent */
-    JOURNAL_ACK_FAILED, /* the ACK of inbound message id cannot be sent */
-    JOURNAL_SENT,       /* outbound row rowid was sent (retries, why: a transient error) */
-    JOURNAL_FAILED      /* outbound row rowid failed (retries, why) */
+    JOURNAL_ACK_FAILED,   /* the ACK of inbound message id cannot be sent */
+    JOURNAL_SENT,         /* outbound row rowid was sent (retries, why: a transient error) */
+    JOURNAL_FAILED        /* outbound row rowid failed (retries, why) */
 };
 
 /* A database change owed: applied at the start of the next transaction. */

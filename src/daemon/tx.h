@@ -52,7 +52,7 @@ struct tx {
     int want_claim;   /* pending rows may be waiting: claim this turn */
     int loading_sent; /* rows left 'sent' may be waiting: load them this turn */
     int64_t load_after, load_until, next_sweep; /* a sweep reads ids in (load_after, load_until] */
-    int64_t now; /* this turn's CLOCK_MONOTONIC ms (tx_turn_start) */
+    int64_t now;                                /* this turn's CLOCK_MONOTONIC ms (tx_turn_start) */
 };
 
 /*

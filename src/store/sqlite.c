@@ -134,9 +134,10 @@ static const char *const sql[Q_COUNT] = {
                           "FROM json_each(?1)) AND +state = 'received'",
     [Q_IN_ACK_SENT_ROW] = "UPDATE OR FAIL inbound_messages SET state = 'ack_sent', ack_sent = 1, "
                           "ack_sent_at = ?2, updated_at = ?2 WHERE id = ?1 AND state = 'received'",
-    [Q_IN_ACK_SENT_ROW_SET] = "UPDATE OR ABORT inbound_messages SET state = 'ack_sent', ack_sent = 1, "
-                              "ack_sent_at = ?2, updated_at = ?2 WHERE id IN (SELECT value FROM "
-                              "json_each(?1)) AND +state = 'received'",
+    [Q_IN_ACK_SENT_ROW_SET] =
+        "UPDATE OR ABORT inbound_messages SET state = 'ack_sent', ack_sent = 1, "
+        "ack_sent_at = ?2, updated_at = ?2 WHERE id IN (SELECT value FROM "
+        "json_each(?1)) AND +state = 'received'",
     [Q_IN_ACK_FAILED_SET] = "UPDATE OR ABORT inbound_messages SET state = 'ack_failed', "
                             "updated_at = ?2 WHERE message_id IN (SELECT value FROM "
                             "json_each(?1)) AND +state = 'received'",

@@ -400,9 +400,10 @@ store_inbound_ack_sent(struct store *st, const char *const *message_ids, int n, 
  * the common case, a message stored and ACKed; found by the table's own key,
  * without a look-up of each message_id.
  */
-__attribute__((warn_unused_result)) enum store_rc
-store_inbound_ack_sent_rows(struct store *st, const int64_t *rowids, int n, int64_t now_ms,
-                            int *done);
+__attribute__((warn_unused_result)) enum store_rc store_inbound_ack_sent_rows(struct store *st,
+                                                                              const int64_t *rowids,
+                                                                              int n, int64_t now_ms,
+                                                                              int *done);
 
 /* received -> ack_failed for message_ids[0..n). */
 __attribute__((warn_unused_result)) enum store_rc

@@ -339,7 +339,8 @@ static int train_length(const struct net_dgram *d, int i, int n, int room)
     return k;
 }
 
-/* A train was refused: its datagrams go again one by one; a refusal by the kernel or device is for good. */
+/* A train was refused: its datagrams go again one by one; a refusal by the kernel or device is for
+ * good. */
 static int train_refused(int err)
 {
     if (err == EIO || err == EOPNOTSUPP || err == ENOPROTOOPT)
@@ -356,7 +357,7 @@ int net_send_batch(int fd, struct net_dgram *d, int n)
         char buf[CMSG_SPACE(sizeof(uint16_t))];
         struct cmsghdr align;
     } ctl[BATCH_MAX];
-    int first[BATCH_MAX], count[BATCH_MAX];
+    int first[BATCH_MAX] = {0}, count[BATCH_MAX] = {0};
     int sent = 0, i = 0, plain_until = 0; /* d[i..plain_until) go one by one */
     while (i < n) {
         int m = 0, used = 0;
@@ -372,6 +373,7 @@ int net_send_batch(int fd, struct net_dgram *d, int n)
             msgs[m].msg_hdr.msg_name = &d[j].addr.u;
             msgs[m].msg_hdr.msg_namelen = d[j].addr.len;
             if (k > 1) {
+                memset(ctl[m].buf, 0, sizeof ctl[m].buf); /* no stray bytes in the padding */
                 msgs[m].msg_hdr.msg_control = ctl[m].buf;
                 msgs[m].msg_hdr.msg_controllen = sizeof ctl[m].buf;
                 struct cmsghdr *c = CMSG_FIRSTHDR(&msgs[m].msg_hdr);
@@ -400,6 +402,8 @@ int net_send_batch(int fd, struct net_dgram *d, int n)
             i += count[0];
             continue;
         }
+        if (r > m)
+            r = m; /* never, but the count is the kernel's */
         for (int x = 0; x < r; x++)
             for (int y = 0; y < count[x]; y++)
                 d[first[x] + y].err = 0;

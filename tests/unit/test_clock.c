@@ -173,9 +173,12 @@ static void test_clocks(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_format_known_answers), cmocka_unit_test(test_format_digits),
-        cmocka_unit_test(test_format_refused),       cmocka_unit_test(test_utc_seconds),
-        cmocka_unit_test(test_round_trip),           cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_format_known_answers),
+        cmocka_unit_test(test_format_digits),
+        cmocka_unit_test(test_format_refused),
+        cmocka_unit_test(test_utc_seconds),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_clocks),
         cmocka_unit_test(test_format_same_second_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -74,7 +74,8 @@ static int drain(int fd, uint8_t tag, size_t *lens, uint8_t *seq, int max)
         assert_true(r >= 2);
         assert_int_equal(buf[0], tag);
         for (ssize_t i = 2; i < r; i++)
-            assert_int_equal(buf[i], (uint8_t)(buf[1] + i)); /* bytes intact, none from a neighbour */
+            assert_int_equal(buf[i],
+                             (uint8_t)(buf[1] + i)); /* bytes intact, none from a neighbour */
         assert_true(got < max);
         lens[got] = (size_t)r;
         seq[got++] = buf[1];
@@ -105,8 +106,13 @@ static void test_send_batch_trains(void **state)
     for (int i = 0; i < N; i++) {
         /* 0-69: 70 of 90 bytes to r1 (more than one train); 70-72: 91, 50, 1400; 73-99: 27
          * of 90 to r2, then a shorter one; the rest alternate destinations and sizes */
-        size_t len = i < 70 ? 90 : i == 70 ? 91 : i == 71 ? 50 : i == 72 ? 1400 : i < 100 ? 90
-                   : i == 100 ? 40 : 60 + (size_t)(i % 3);
+        size_t len = i < 70     ? 90
+                     : i == 70  ? 91
+                     : i == 71  ? 50
+                     : i == 72  ? 1400
+                     : i < 100  ? 90
+                     : i == 100 ? 40
+                                : 60 + (size_t)(i % 3);
         int to2 = (i >= 73 && i <= 100) || (i > 100 && i % 2);
         memset(&d[i], 0, sizeof d[i]);
         d[i].buf = bufs[i];

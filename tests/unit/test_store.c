@@ -1574,9 +1574,11 @@ static void test_inbound_insert(void **state)
     assert_int_equal(res[2], STORE_IN_NEW);
     assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 3);
     /* each new row's id, 0 for the duplicate */
-    assert_true(rowids[0] == qint(f, "SELECT id FROM inbound_messages WHERE message_id = '%s'", ID2));
+    assert_true(rowids[0] ==
+                qint(f, "SELECT id FROM inbound_messages WHERE message_id = '%s'", ID2));
     assert_true(rowids[1] == 0);
-    assert_true(rowids[2] == qint(f, "SELECT id FROM inbound_messages WHERE message_id = '%s'", ID3));
+    assert_true(rowids[2] ==
+                qint(f, "SELECT id FROM inbound_messages WHERE message_id = '%s'", ID3));
 }
 
 /*
