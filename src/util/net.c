@@ -32,6 +32,117 @@ int net_addr_parse(const char *host, unsigned port, struct net_addr *out)
     return 0;
 }
 
+int net_endpoint_parse(const char *text, struct net_addr *out)
+{
+    char host[NET_HOST_MAX];
+    const char *colon = strrchr(text, ':');
+    if (colon == NULL || colon == text)
+        return -1;
+    const char *h = text;
+    size_t hlen = (size_t)(colon - text);
+    if (text[0] == '[') { /* [v6]:port */
+        if (hlen < 3 || text[hlen - 1] != ']')
+            return -1;
+        h = text + 1;
+        hlen -= 2;
+        if (memchr(h, ':', hlen) == NULL)
+            return -1; /* brackets are for IPv6 only */
+    } else if (memchr(text, ':', hlen) != NULL) {
+        return -1; /* an IPv6 address needs its brackets: "::1:5000" is ambiguous */
+    }
+    if (hlen == 0 || hlen >= sizeof host)
+        return -1;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    unsigned long port = 0;
+    const char *p = colon + 1;
+    if (*p == '\0' || strlen(p) > 5)
+        return -1;
+    for (; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    if (colon[1] == '0' || port > 65535)
+        return -1; /* no leading zeros, no port 0 */
+    return net_addr_parse(host, (unsigned)port, out);
+}
+
+int net_prefix_parse(const char *text, struct net_prefix *out)
+{
+    char host[NET_HOST_MAX];
+    const char *slash = strchr(text, '/');
+    size_t hlen = slash != NULL ? (size_t)(slash - text) : strlen(text);
+    if (hlen == 0 || hlen >= sizeof host)
+        return -1;
+    memcpy(host, text, hlen);
+    host[hlen] = '\0';
+    struct net_prefix p;
+    memset(&p, 0, sizeof p);
+    if (inet_pton(AF_INET, host, p.bytes) == 1)
+        p.family = AF_INET;
+    else if (inet_pton(AF_INET6, host, p.bytes) == 1)
+        p.family = AF_INET6;
+    else
+        return -1;
+    unsigned max = p.family == AF_INET ? 32 : 128;
+    p.bits = max;
+    if (slash != NULL) {
+        const char *b = slash + 1;
+        size_t blen = strlen(b);
+        if (blen == 0 || blen > 3 || (blen > 1 && b[0] == '0'))
+            return -1;
+        unsigned v = 0;
+        for (size_t k = 0; k < blen; k++) {
+            if (b[k] < '0' || b[k] > '9')
+                return -1;
+            v = v * 10 + (unsigned)(b[k] - '0');
+        }
+        if (v > max)
+            return -1;
+        p.bits = v;
+    }
+    for (unsigned bit = p.bits; bit < max; bit++)
+        if (p.bytes[bit / 8] & (0x80u >> (bit % 8)))
+            return -1; /* host bits set: "10.1.2.3/8" is not a network */
+    *out = p;
+    return 0;
+}
+
+int net_prefix_contains(const struct net_prefix *p, const struct net_addr *a)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    const uint8_t *bytes;
+    int family = a->u.sa.sa_family;
+    if (family == AF_INET) {
+        bytes = (const uint8_t *)&a->u.v4.sin_addr;
+    } else if (family == AF_INET6) {
+        bytes = a->u.v6.sin6_addr.s6_addr;
+        if (p->family == AF_INET && memcmp(bytes, mapped, sizeof mapped) == 0) {
+            bytes += 12;
+            family = AF_INET;
+        }
+    } else {
+        return 0;
+    }
+    if (family != p->family)
+        return 0;
+    unsigned whole = p->bits / 8, rest = p->bits % 8;
+    if (memcmp(bytes, p->bytes, whole) != 0)
+        return 0;
+    if (rest == 0)
+        return 1;
+    uint8_t mask = (uint8_t)(0xff00u >> rest);
+    return (bytes[whole] & mask) == (p->bytes[whole] & mask);
+}
+
+void net_prefix_format(const struct net_prefix *p, char *out, size_t out_size)
+{
+    char host[NET_HOST_MAX] = "";
+    inet_ntop(p->family, p->bytes, host, sizeof host);
+    snprintf(out, out_size, "%s/%u", host, p->bits);
+}
+
 void net_addr_format(const struct net_addr *a, char host[NET_HOST_MAX], unsigned *port)
 {
     host[0] = '\0';

@@ -31,6 +31,32 @@ __attribute__((warn_unused_result)) int net_addr_parse(const char *host, unsigne
                                                        struct net_addr *out);
 
 /*
+ * "host:port" or "[v6]:port" (numeric, as net_addr_parse; the brackets are
+ * required for IPv6) into out. Returns 0, or -1.
+ */
+__attribute__((warn_unused_result)) int net_endpoint_parse(const char *text, struct net_addr *out);
+
+/* A network: an address and how many of its leading bits count (CIDR). */
+struct net_prefix {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t bytes[16];
+    unsigned bits; /* 0-32 or 0-128 */
+};
+
+/*
+ * "192.0.2.0/24", "2001:db8::/32", or one address alone (all its bits).
+ * Host bits that are set are refused, as a likely typo ("10.1.2.3/8").
+ * Returns 0, or -1.
+ */
+__attribute__((warn_unused_result)) int net_prefix_parse(const char *text, struct net_prefix *out);
+
+/* 1 if a (its address, not its port) lies inside p; an IPv4-mapped IPv6 address counts as IPv4. */
+int net_prefix_contains(const struct net_prefix *p, const struct net_addr *a);
+
+/* Formats p as net_prefix_parse reads it, into out (at least NET_HOST_MAX + 4 bytes). */
+void net_prefix_format(const struct net_prefix *p, char *out, size_t out_size);
+
+/*
  * Formats an address as text and port; an IPv4-mapped IPv6 address is shown as
  * plain IPv4, so senders are stored the same way whichever socket heard them.
  */
