@@ -6,6 +6,7 @@
  * is discarded if the process forks, so two processes never share nonces.
  */
 #include "wire/envelope.h"
+#include "wire/envelope_impl.h"
 
 #include "util/hex.h"
 #include "util/secret.h"
@@ -14,10 +15,6 @@
 #include <string.h>
 #include <pthread.h>
 #include <unistd.h>
-
-struct envelope_key {
-    unsigned char k[ENVELOPE_KEY_BYTES];
-};
 
 #define POOL_BYTES 4096
 
@@ -51,7 +48,7 @@ static unsigned char pool[POOL_BYTES];
 static size_t pool_used = POOL_BYTES;
 static unsigned pool_generation;
 
-static void random_bytes(unsigned char *out, size_t n)
+void envelope_random_bytes(unsigned char *out, size_t n)
 {
     if (n > POOL_BYTES / 4) {
         randombytes_buf(out, n);
@@ -95,13 +92,23 @@ struct envelope_key *envelope_key_from_hex(const char *hex)
     return key;
 }
 
+struct envelope_key *envelope_key_from_bytes(const uint8_t bytes[ENVELOPE_KEY_BYTES])
+{
+    struct envelope_key *key = sodium_malloc(sizeof *key);
+    if (key == NULL)
+        return NULL;
+    memcpy(key->k, bytes, sizeof key->k);
+    sodium_mprotect_readonly(key);
+    return key;
+}
+
 void envelope_key_free(struct envelope_key *key)
 {
     if (key != NULL)
         sodium_free(key); /* wipes before unmapping */
 }
 
-static void put_be64(unsigned char *p, uint64_t v)
+void envelope_put_be64(unsigned char *p, uint64_t v)
 {
     for (int i = 7; i >= 0; i--) {
         p[i] = (unsigned char)(v & 0xff);
@@ -109,7 +116,7 @@ static void put_be64(unsigned char *p, uint64_t v)
     }
 }
 
-static uint64_t get_be64(const unsigned char *p)
+uint64_t envelope_get_be64(const unsigned char *p)
 {
     uint64_t v = 0;
     for (int i = 0; i < 8; i++)
@@ -128,9 +135,9 @@ static size_t seal(const struct envelope_key *key, const uint8_t *given_nonce, u
     if (given_nonce != NULL)
         memcpy(nonce, given_nonce, ENVELOPE_NONCE_BYTES);
     else
-        random_bytes(nonce, ENVELOPE_NONCE_BYTES);
+        envelope_random_bytes(nonce, ENVELOPE_NONCE_BYTES);
     /* Build the plaintext in place; libsodium allows c == m. */
-    put_be64(plain, ts_ns);
+    envelope_put_be64(plain, ts_ns);
     memcpy(plain + ENVELOPE_TS_BYTES, json, json_len);
     unsigned long long clen = 0;
     crypto_aead_chacha20poly1305_ietf_encrypt(plain, &clen, plain, ENVELOPE_TS_BYTES + json_len,
@@ -157,7 +164,7 @@ static uint64_t mark_of(const uint8_t *nonce)
     }
     unsigned char h[crypto_shorthash_BYTES];
     crypto_shorthash(h, nonce, ENVELOPE_NONCE_BYTES, mark_key);
-    return get_be64(h) & ((1ULL << ENVELOPE_MARK_BITS) - 1);
+    return envelope_get_be64(h) & ((1ULL << ENVELOPE_MARK_BITS) - 1);
 }
 
 size_t envelope_seal_marked(const struct envelope_key *key, uint64_t now_ns, const char *json,
@@ -166,7 +173,7 @@ size_t envelope_seal_marked(const struct envelope_key *key, uint64_t now_ns, con
     if (cap < ENVELOPE_NONCE_BYTES)
         return 0;
     uint8_t nonce[ENVELOPE_NONCE_BYTES];
-    random_bytes(nonce, sizeof nonce);
+    envelope_random_bytes(nonce, sizeof nonce);
     uint64_t ts = (now_ns & ~((1ULL << ENVELOPE_MARK_BITS) - 1)) | mark_of(nonce);
     return seal(key, nonce, ts, json, json_len, out, cap);
 }
@@ -197,7 +204,7 @@ enum envelope_result envelope_open(const struct envelope_key *key, const uint8_t
         return ENVELOPE_AUTH;
     if (mlen < ENVELOPE_TS_BYTES)
         return ENVELOPE_MALFORMED;
-    *ts_ns = get_be64(plain);
+    *ts_ns = envelope_get_be64(plain);
     *json = (const char *)plain + ENVELOPE_TS_BYTES;
     *json_len = (size_t)mlen - ENVELOPE_TS_BYTES;
     return ENVELOPE_OK;
@@ -218,7 +225,7 @@ void envelope_random_hex(char *out, size_t n)
     out[0] = '\0';
     while (n > 0) {
         size_t chunk = n < sizeof b ? n : sizeof b;
-        random_bytes(b, chunk);
+        envelope_random_bytes(b, chunk);
         (void)hex_encode(out, 2 * chunk + 1, b, chunk); /* fits: out has room for 2n + 1 */
         out += 2 * chunk;
         n -= chunk;
@@ -234,7 +241,7 @@ void envelope_message_id(char out[25])
     unsigned char b[12];
     unsigned gen = generation();
     if (id_generation != gen) {
-        random_bytes(b, 6);
+        envelope_random_bytes(b, 6);
         id_counter = 0;
         for (int i = 0; i < 6; i++)
             id_counter = id_counter << 8 | b[i];
@@ -243,7 +250,7 @@ void envelope_message_id(char out[25])
     uint64_t c = id_counter++;
     for (int i = 5; i >= 0; i--, c >>= 8)
         b[i] = (unsigned char)c; /* big-endian, so the hex sorts as the count does */
-    random_bytes(b + 6, 6);
+    envelope_random_bytes(b + 6, 6);
     (void)hex_encode(out, 25, b, sizeof b);
     secret_wipe(b, sizeof b);
 }

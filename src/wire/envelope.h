@@ -54,6 +54,10 @@ __attribute__((warn_unused_result)) struct envelope_key *envelope_key_from_hex(c
 /* Wipes and frees a key; NULL is fine. */
 void envelope_key_free(struct envelope_key *key);
 
+/* A key from 32 bytes (a peer's direction key), in the same guarded memory. NULL on no memory. */
+__attribute__((warn_unused_result)) struct envelope_key *
+envelope_key_from_bytes(const uint8_t bytes[ENVELOPE_KEY_BYTES]);
+
 /*
  * Seals ts_ns || json[0..json_len) under key with a fresh random nonce into
  * out (capacity cap). Returns the datagram length, or 0 if json_len exceeds

@@ -75,6 +75,8 @@ seed() {
         done ;;
     dotenv) printf '# c\nSECUREDGRAM_PORT=61773\nexport SECUREDGRAM_DB="x.db"\n\nKEY = '"'"'v'"'"'\n' > "$d/seed1"
             printf 'SECUREDGRAM_SECRET %s\n' $key > "$d/seed2" ;;
+    v2header) "$SG_TOOL" hexfile "$(jq -r '.vectors[0].datagram_hex' "$root/tests/vectors/envelope_v2.json")" "$d/seed1"
+              printf '\002\001\000\000' > "$d/seed2" ;;
     peers) printf '# fleet\n[peer berlin]\nendpoint = 203.0.113.7:61773\nallowed = 203.0.113.0/24, 2001:db8::/32\nkey = %s\nprevious-key = %s\nprevious-key-until = 2027-01-31T00:00:00Z\nwire = 1\nroaming = yes\n[peer paris]\nendpoint = [2001:db8::7]:5000\nkey = derive\n' $key 00000000000000000000000000000000000000000000000000000000000000a2 > "$d/seed1"
            printf '[peer a]\nallowed = 10.0.0.0/8\nallowed = ::1\nkey-file = /k\n[peer b]\nkey = %s\n' $key > "$d/seed2" ;;
     config) printf 'u\000syslog\000p.pid\0000.0.0.0\00061773\000%s\00010\00010\0005\000db' $key > "$d/seed1" ;;
@@ -112,6 +114,7 @@ max_len() {
     dotenv | config) echo 65536 ;;                           # a .env file, a set of option values
     address | timeparse) echo 4096 ;;                        # one address and port, one date or age
     engine) echo 4096 ;;                                     # 64 operations of a few bytes, some with data
+    v2header) echo "$dgram" ;;                               # a UDP datagram
     peers) echo 8192 ;;                                      # a few sections, lines up to the 4 KiB limit
     *) echo 4096 ;;
     esac
