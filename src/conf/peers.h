@@ -33,7 +33,7 @@
 
 enum peer_key_kind {
     PEER_KEY_HEX = 1, /* key = <64 hex>: in key */
-    PEER_KEY_FILE,    /* key-file = PATH: the caller reads it into key (peers_set_key) */
+    PEER_KEY_FILE,    /* key-file = PATH: the caller reads it into key (peers_key_text) */
     PEER_KEY_DERIVE,  /* key = derive: from the master secret and the two names */
 };
 

@@ -43,8 +43,7 @@ static int year_in_range(const struct tm *tm)
     return tm->tm_year >= 1 - 1900 && tm->tm_year <= 9999 - 1900;
 }
 
-/* The last second formatted, per thread: a busy daemon formats the same second thousands of times.
- */
+/* The last second formatted, per thread: a busy daemon formats one second thousands of times. */
 static _Thread_local int64_t cached_sec = INT64_MIN;
 static _Thread_local char cached_text[20];
 

@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "util/net.h"
 
+#include "util/strict.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -55,15 +57,7 @@ int net_endpoint_parse(const char *text, struct net_addr *out)
     memcpy(host, h, hlen);
     host[hlen] = '\0';
     unsigned long port = 0;
-    const char *p = colon + 1;
-    if (*p == '\0' || strlen(p) > 5)
-        return -1;
-    for (; *p != '\0'; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        port = port * 10 + (unsigned long)(*p - '0');
-    }
-    if (colon[1] == '0' || port > 65535)
+    if (colon[1] == '0' || strict_ulong(colon + 1, 1, 65535, &port) != 0)
         return -1; /* no leading zeros, no port 0 */
     return net_addr_parse(host, (unsigned)port, out);
 }
@@ -88,19 +82,10 @@ int net_prefix_parse(const char *text, struct net_prefix *out)
     unsigned max = p.family == AF_INET ? 32 : 128;
     p.bits = max;
     if (slash != NULL) {
-        const char *b = slash + 1;
-        size_t blen = strlen(b);
-        if (blen == 0 || blen > 3 || (blen > 1 && b[0] == '0'))
-            return -1;
-        unsigned v = 0;
-        for (size_t k = 0; k < blen; k++) {
-            if (b[k] < '0' || b[k] > '9')
-                return -1;
-            v = v * 10 + (unsigned)(b[k] - '0');
-        }
-        if (v > max)
-            return -1;
-        p.bits = v;
+        unsigned long v = 0;
+        if ((slash[1] == '0' && slash[2] != '\0') || strict_ulong(slash + 1, 0, max, &v) != 0)
+            return -1; /* no leading zeros */
+        p.bits = (unsigned)v;
     }
     for (unsigned bit = p.bits; bit < max; bit++)
         if (p.bytes[bit / 8] & (0x80u >> (bit % 8)))

@@ -238,19 +238,15 @@ static unsigned id_generation;
 
 void envelope_message_id(char out[25])
 {
-    unsigned char b[12];
+    unsigned char b[14]; /* the count's 8 bytes, big-endian; the id is b[2..14) */
     unsigned gen = generation();
     if (id_generation != gen) {
-        envelope_random_bytes(b, 6);
-        id_counter = 0;
-        for (int i = 0; i < 6; i++)
-            id_counter = id_counter << 8 | b[i];
+        envelope_random_bytes(b, 8);
+        id_counter = envelope_get_be64(b);
         id_generation = gen;
     }
-    uint64_t c = id_counter++;
-    for (int i = 5; i >= 0; i--, c >>= 8)
-        b[i] = (unsigned char)c; /* big-endian, so the hex sorts as the count does */
-    envelope_random_bytes(b + 6, 6);
-    (void)hex_encode(out, 25, b, sizeof b);
+    envelope_put_be64(b, id_counter++); /* big-endian, so the hex sorts as the count does */
+    envelope_random_bytes(b + 8, 6);
+    (void)hex_encode(out, 25, b + 2, 12);
     secret_wipe(b, sizeof b);
 }
