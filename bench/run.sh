@@ -9,6 +9,8 @@
 #   memory      peak RSS of each daemon in the throughput run; RSS with 1,000,000 rows queued
 #   idle        wake-ups per second of an idle daemon
 #   ratio       each throughput run over a run of bench-limit's 5a just before it; the median
+#   wire 2      the same throughput with per-peer keys (a peers file, XChaCha20-Poly1305),
+#               run right after each wire 1 run; the median of their ratios (target >= 0.9)
 # Prints one table and writes bench/results.json. Exits 1 if a message was lost,
 # duplicated or stuck, 2 if a target was missed.
 set -eu
@@ -30,6 +32,7 @@ trap 'exit 130' INT TERM
 
 say() { printf '%s\n' "$*" >&2; }
 KEY=$("$BIN/securedgram" keygen)
+PAIRKEY=$("$BIN/securedgram" keygen)
 
 # peer NAME PORT: a fresh daemon directory; start NAME to run it.
 peer() {
@@ -43,6 +46,14 @@ SECUREDGRAM_LOG=$W/$1/daemon.log
 SECUREDGRAM_USER=$(id -un)
 ENV
     chmod 600 "$W/$1/.env"
+}
+# v2 NAME OTHER OTHER_PORT: NAME knows OTHER as a wire 2 peer, with a pair key, and no
+# shared secret: the rows sgbench writes (to 127.0.0.1) go to OTHER sealed in version 2.
+v2() {
+    sed -i '/^SECUREDGRAM_SECRET=/d' "$W/$1/.env"
+    printf 'SECUREDGRAM_PEERS=%s/peers\nSECUREDGRAM_NAME=%s\n' "$W/$1" "$1" >> "$W/$1/.env"
+    printf '[peer %s]\nendpoint = 127.0.0.1:%s\nkey = %s\n' "$2" "$3" "$PAIRKEY" > "$W/$1/peers"
+    chmod 600 "$W/$1/peers"
 }
 start() { (cd "$W/$1" && "$BIN/securedgram" start); }
 stop() { (cd "$W/$1" && "$BIN/securedgram" stop >/dev/null); }
@@ -72,6 +83,8 @@ say "== throughput: $N messages A -> B, $REPS runs, each after a run of bench-li
 : > "$W/ratio"
 : > "$W/hwm"
 : > "$W/writes"
+: > "$W/tp2"
+: > "$W/v2ratio"
 for r in $(seq 1 "$REPS"); do
     PA=$(port); PB=$(port)
     peer a "$PA"; peer b "$PB"
@@ -93,10 +106,25 @@ for r in $(seq 1 "$REPS"); do
     say "   run $r: $(jq -c . "$W/tp.$r"), limit 5a $(tail -n 1 "$W/lim") msg/s," \
         "ratio $(tail -n 1 "$W/ratio"), peak RSS A/B kB: $(tail -n 1 "$W/hwm")"
     stop a; stop b
+    # The same with per-peer keys on wire 2, right after: its ratio to this v1 run.
+    peer a "$PA"; peer b "$PB"; v2 a b "$PB"; v2 b a "$PA"
+    start a; start b
+    "$SGBENCH" throughput "$W/a/securedgram.db" "$PB" "$N" > "$W/tp2.$r"
+    "$SGBENCH" check "$W/a/securedgram.db" "$W/b/securedgram.db" "$N" ||
+        { say "FAIL: messages lost, duplicated or stuck in wire 2 run $r"; exit 1; }
+    [ "$(sqlite3 "$W/b/securedgram.db" "SELECT count(*) FROM inbound_messages WHERE peer = 'a'")" = "$N" ] ||
+        { say "FAIL: wire 2 run $r: B's rows do not all name peer a"; exit 1; }
+    echo "$(hwm_kb a) $(hwm_kb b)" >> "$W/hwm"
+    jq '.msg_per_s' "$W/tp2.$r" >> "$W/tp2"
+    echo "$(jq '.msg_per_s' "$W/tp2.$r") $(jq '.msg_per_s' "$W/tp.$r")" | awk '{printf "%.4f\n", $1 / $2}' >> "$W/v2ratio"
+    say "   run $r, wire 2: $(jq -c . "$W/tp2.$r"), over wire 1: $(tail -n 1 "$W/v2ratio")"
+    stop a; stop b
 done
 TP=$(median < "$W/tp")
 LIM_E2E=$(median < "$W/lim")
 RATIO=$(median < "$W/ratio")
+TP2=$(median < "$W/tp2")
+V2RATIO=$(median < "$W/v2ratio")
 read -r WA_S WA_R WB_S WB_R < "$W/writes" # the same in every run: the first
 HWM=$(tr ' ' '\n' < "$W/hwm" | sort -n | tail -n 1)
 
@@ -135,6 +163,7 @@ jq -n \
   --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   --argjson n "$N" --argjson tp "$TP" --argjson lim_e2e "$LIM_E2E" --argjson ratio "$RATIO" \
   --argjson ratios "[$(paste -sd, "$W/ratio")]" \
+  --argjson tp2 "$TP2" --argjson v2ratio "$V2RATIO" --argjson v2ratios "[$(paste -sd, "$W/v2ratio")]" \
   --argjson lat "$(cat "$W/lat")" --argjson rtt "$(cat "$W/rtt")" \
   --argjson lim_p50 "$LIM_P50" --argjson lim_p99 "$LIM_P99" \
   --argjson hwm "$HWM" --argjson backlog "$BACKLOG_KB" \
@@ -144,6 +173,8 @@ jq -n \
   {date: $date,
    throughput: {messages: $n, msg_per_s: $tp, limit_e2e_msg_per_s: $lim_e2e,
                 ratio: $ratio, ratios: $ratios, target_ratio: 1.2},
+   throughput_wire2: {msg_per_s: $tp2, ratio_to_wire1: $v2ratio, ratios: $v2ratios,
+                      target_ratio: 0.9},
    writes_per_message: {sender_statements: $wa_s, sender_rows: $wa_r,
                         receiver_statements: $wb_s, receiver_rows: $wb_r},
    latency_insert_to_ack_ms: {p50: $lat.p50_ms, p99: $lat.p99_ms, max: $lat.max_ms,
@@ -164,7 +195,9 @@ echo "securedgram benchmark, $(date -u +%Y-%m-%d), $(nproc) CPUs; limit = ../sha
 fmt "figure" "securedgram" "limit" "ratio" "target" ""
 r1=$(ok "$R_TP >= 1.2"); r2=$(ok "$P50 <= 2"); r3=$(ok "$P99 <= 10"); r4=$(ok "$A50 <= 500")
 r5=$(ok "$HWM <= 16384"); r6=$(ok "$BACKLOG_KB <= 16384"); r7=$(ok "$WAKE <= 5")
+r8=$(ok "$V2RATIO >= 0.9")
 fmt "throughput (msg/s, $N msgs)" "$TP" "$LIM_E2E" "$(printf %.2f "$R_TP")" ">= 1.20" "$r1"
+fmt "wire 2, per-peer keys (msg/s)" "$TP2" "$TP" "$(printf %.2f "$V2RATIO")" ">= 0.90" "$r8"
 fmt "sender: statements / rows written per msg" "$WA_S / $WA_R" "-" "-" "" ""
 fmt "receiver: statements / rows written per msg" "$WB_S / $WB_R" "-" "-" "" ""
 fmt "insert -> acknowledged p50 (ms)" "$P50" "-" "-" "<= 2" "$r2"
@@ -176,4 +209,4 @@ fmt "RSS with 1,000,000 queued (kB)" "$BACKLOG_KB" "-" "-" "<= 16384" "$r6"
 fmt "idle wake-ups per second" "$WAKE" "-" "-" "<= 5" "$r7"
 fmt "idle CPU (%)" "$IDLE_CPU" "-" "-" "" ""
 echo "results: $OUT"
-case "$r1$r2$r3$r4$r5$r6$r7" in *MISSED*) exit 2 ;; esac
+case "$r1$r2$r3$r4$r5$r6$r7$r8" in *MISSED*) exit 2 ;; esac

@@ -15,6 +15,7 @@
 #include "conf/settings.h"
 #include "daemon/statsfile.h"
 #include "store/store.h"
+#include "tools/peersview.h"
 #include "tools/tool.h"
 #include "util/version.h"
 
@@ -36,7 +37,7 @@
 #define SOCK_BUF_BYTES (4 << 20)
 
 static const char usage_text[] =
-    "Usage: securedgram [options] start|stop|restart|status|poll|keygen\n"
+    "Usage: securedgram [options] start|stop|restart|status|poll|keygen|peers\n"
     "\n"
     "Encrypted UDP messaging daemon with a SQLite message queue.\n"
     "\n"
@@ -46,7 +47,10 @@ static const char usage_text[] =
     "  restart  stop, then start\n"
     "  status   say whether it runs; exit 0 if running, 3 if not\n"
     "  poll     wait until the daemon has stopped\n"
-    "  keygen   print a new random secret (64 hex digits) for SECUREDGRAM_SECRET\n"
+    "  peers    show each peer of the peers file: endpoint, allowed, wire, key\n"
+    "           fingerprint and, while the daemon runs, last seen and counters\n"
+    "  keygen   print a new random secret (64 hex digits) for SECUREDGRAM_SECRET or a\n"
+    "           master secret file; with --peer, a \"key = ...\" line for a peers file\n"
     "\n"
     "Options (each overrides its SECUREDGRAM_* variable from the environment or ./.env):\n"
     "  -u, --user USER          user to run as when started as root [nobody]\n"
@@ -60,7 +64,13 @@ static const char usage_text[] =
     "  -r, --max-retries N      retransmissions before send_failed [10]\n"
     "      --retry-interval SECS  wait for an ACK before retransmitting [5]\n"
     "      --db PATH            SQLite database [securedgram.db]\n"
-    "      --rate-limit R[/B]   messages per second per sender address, burst B [0: off]\n"
+    "      --rate-limit R[/B]   messages per second per sender address (per peer for\n"
+    "                           peers), burst B [0: off]\n"
+    "      --peers PATH         the peers file: per-peer keys, securedgram-peers(5)\n"
+    "      --name NAME          this host's name, as its peers know it\n"
+    "      --master-secret-file PATH  the master secret of `key = derive` peers\n"
+    "      --peer               (keygen) print a peers-file key line\n"
+    "      --json               (peers) print JSON\n"
     "  -f, --foreground         do not detach (systemd, terminals, tests)\n"
     "  -v, --verbose            log informational messages too\n"
     "  -d, --debug              log debug messages too\n"
@@ -68,18 +78,31 @@ static const char usage_text[] =
     "  -h, --help               print this help and exit\n"
     "\n"
     "Signals: TERM, INT, QUIT stop cleanly; HUP re-reads .env (secret or secret file,\n"
-    "window, retries, retry interval, rate limit) and reopens a log file; USR1 logs a\n"
+    "window, retries, retry interval, rate limit) and the peers file (applied peer by\n"
+    "peer) and reopens a log file; USR1 logs a\n"
     "line of counters; USR2 only writes them to PIDFILE.stats, for status.\n"
     "See securedgram(8).\n";
 
 struct cli {
     struct config_raw flags;
     int foreground;
+    int peer_line; /* keygen --peer */
+    int json;      /* peers --json */
     enum log_level level;
     const char *command;
 };
 
-enum { OPT_RETRY_INTERVAL = 256, OPT_DB, OPT_SECRET_FILE, OPT_RATE_LIMIT };
+enum {
+    OPT_RETRY_INTERVAL = 256,
+    OPT_DB,
+    OPT_SECRET_FILE,
+    OPT_RATE_LIMIT,
+    OPT_PEERS,
+    OPT_NAME,
+    OPT_MASTER,
+    OPT_PEER,
+    OPT_JSON
+};
 
 /* Parses argv into cli; returns 0, 1 on an error (reported), or -1 when done (help/version). */
 static int parse_args(int argc, char **argv, struct cli *cli)
@@ -97,6 +120,11 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"db", required_argument, NULL, OPT_DB},
         {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
         {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
+        {"peers", required_argument, NULL, OPT_PEERS},
+        {"name", required_argument, NULL, OPT_NAME},
+        {"master-secret-file", required_argument, NULL, OPT_MASTER},
+        {"peer", no_argument, NULL, OPT_PEER},
+        {"json", no_argument, NULL, OPT_JSON},
         {"foreground", no_argument, NULL, 'f'},
         {"verbose", no_argument, NULL, 'v'},
         {"debug", no_argument, NULL, 'd'},
@@ -145,6 +173,21 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         case OPT_RATE_LIMIT:
             key = CFG_RATE_LIMIT;
             break;
+        case OPT_PEERS:
+            key = CFG_PEERS;
+            break;
+        case OPT_NAME:
+            key = CFG_NAME;
+            break;
+        case OPT_MASTER:
+            key = CFG_MASTER_SECRET_FILE;
+            break;
+        case OPT_PEER:
+            cli->peer_line = 1;
+            break;
+        case OPT_JSON:
+            cli->json = 1;
+            break;
         case 'f':
             cli->foreground = 1;
             break;
@@ -170,8 +213,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             memset(optarg, 'x', strlen(optarg)); /* keep it out of ps from now on */
     }
     if (optind >= argc)
-        return tool_fail("%s", "no command given: start, stop, restart, status, poll or keygen "
-                               "(see securedgram --help)");
+        return tool_fail("%s",
+                         "no command given: start, stop, restart, status, poll, keygen or peers "
+                         "(see securedgram --help)");
     if (optind + 1 < argc)
         return tool_fail("unexpected argument '%s' (see securedgram --help)", argv[optind + 1]);
     cli->command = argv[optind];
@@ -213,6 +257,19 @@ static int load(struct ctx *x, int need_secret)
                 "WARNING: %s is readable by group or others; it holds the secret "
                 "(chmod 600 %s)\n",
                 x->cfg.secret_file, x->cfg.secret_file);
+    if ((loose & SETTINGS_LOOSE_PEERS) && need_secret)
+        fprintf(stderr,
+                "WARNING: %s is readable by group or others; it may hold keys (chmod 600 %s)\n",
+                x->cfg.peers_file, x->cfg.peers_file);
+    if ((loose & SETTINGS_LOOSE_KEY_FILE) && need_secret)
+        fprintf(stderr,
+                "WARNING: a key-file named in %s is readable by group or others (chmod 600 it)\n",
+                x->cfg.peers_file);
+    if ((loose & SETTINGS_LOOSE_MASTER) && need_secret)
+        fprintf(stderr,
+                "WARNING: %s is readable by group or others; it holds the master secret "
+                "(chmod 600 %s)\n",
+                x->cfg.master_secret_file, x->cfg.master_secret_file);
     return 0;
 }
 
@@ -339,8 +396,8 @@ static void reload(struct ctx *x, struct engine *e)
         log_warn("reload refused: %s; the running configuration is kept", err);
         return;
     }
-    struct envelope_key *key = envelope_key_from_hex(next.secret);
-    if (key == NULL) {
+    struct envelope_key *key = next.secret != NULL ? envelope_key_from_hex(next.secret) : NULL;
+    if (next.secret != NULL && key == NULL) {
         log_warn("reload refused: cannot load the new secret; the running configuration is kept");
         config_clear(&next);
         return;
@@ -352,12 +409,19 @@ static void reload(struct ctx *x, struct engine *e)
                              .max_retries = next.max_retries,
                              .retry_interval = next.retry_interval,
                              .rate_limit = next.rate_limit,
-                             .rate_burst = next.rate_burst};
+                             .rate_burst = next.rate_burst,
+                             .peers = &next.peers,
+                             .master = next.has_master ? next.master : NULL};
+    int applied = engine_set_hot(e, &hot, key, err, sizeof err);
     config_clear(&next);
-    engine_set_hot(e, &hot, key);
+    if (applied != 0) {
+        log_warn("reload refused: %s; the running configuration is kept", err);
+        return;
+    }
     log_warn("configuration reloaded (window %us, max retries %u, retry interval %us, "
-             "rate limit %u/%u)",
-             hot.window, hot.max_retries, hot.retry_interval, hot.rate_limit, hot.rate_burst);
+             "rate limit %u/%u, %d peers%s)",
+             hot.window, hot.max_retries, hot.retry_interval, hot.rate_limit, hot.rate_burst,
+             engine_peer_count(e), key != NULL ? ", the shared secret" : "");
 }
 
 static int cmd_start(struct ctx *x)
@@ -423,37 +487,15 @@ static int cmd_stop(struct ctx *x)
     return 0;
 }
 
-/*
- * Asks the daemon for its counters and prints them. SIGUSR2 makes it rewrite
- * <pidfile>.stats without a log line (SIGUSR1 logs one: monitoring that runs
- * status every minute would add 1,440 lines a day). It is sent only if the
- * daemon left that file at start (it cannot when its pid file's directory is
- * not writable by it), and only if it catches SIGUSR2: the signal's default
- * action would end a daemon from before status used it.
- */
+/* Asks the daemon for its counters (statsfile_ask) and prints their line. */
 static void print_counters(const char *pidfile, pid_t pid)
 {
-    char path[4200], line[1400];
-    struct stat before, after;
-    snprintf(path, sizeof path, "%s.stats", pidfile);
-    if (stat(path, &before) != 0 || !daemon_catches(pid, SIGUSR2) || kill(pid, SIGUSR2) != 0)
-        return;
-    struct timespec step = {0, 10 * 1000000};
-    for (int waited = 0; waited < 2000; waited += 10) {
-        if (stat(path, &after) == 0 &&
-            (after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
-             after.st_mtim.tv_nsec != before.st_mtim.tv_nsec || after.st_ino != before.st_ino))
-            break;
-        nanosleep(&step, NULL); /* the daemon answers within a turn of its loop */
+    char *text = statsfile_ask(pidfile, pid);
+    if (text != NULL) {
+        size_t n = strcspn(text, "\n");
+        printf("%.*s%s", (int)n, text, n > 0 ? "\n" : "");
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); /* not through a planted link */
-    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
-    if (f == NULL && fd >= 0)
-        close(fd);
-    if (f != NULL && fgets(line, sizeof line, f) != NULL)
-        fputs(line, stdout);
-    if (f != NULL)
-        fclose(f);
+    free(text);
 }
 
 /*
@@ -477,11 +519,26 @@ static int cmd_status(struct ctx *x)
     return 0;
 }
 
-static int cmd_keygen(void)
+/* `peers`: the peers file, joined with what the running daemon saw of each peer. */
+static int cmd_peers(struct ctx *x, int json)
+{
+    char err[512];
+    pid_t pid = 0;
+    if (x->cfg.peers_file == NULL)
+        return tool_fail("%s", "no peers file: SECUREDGRAM_PEERS (or --peers) is not set; see "
+                               "securedgram-peers(5)");
+    enum daemon_state r = daemon_pidfile_check(x->cfg.pidfile, &pid, err, sizeof err);
+    char *text = r == DAEMON_RUNNING ? statsfile_ask(x->cfg.pidfile, pid) : NULL;
+    int rc = peersview_print(&x->cfg, text, json, (int64_t)time(NULL), stdout);
+    free(text);
+    return rc;
+}
+
+static int cmd_keygen(int peer_line)
 {
     char hex[ENVELOPE_KEY_HEX_LEN + 1];
     envelope_random_hex(hex, ENVELOPE_KEY_BYTES);
-    printf("%s\n", hex);
+    printf("%s%s\n", peer_line ? "key = " : "", hex);
     secret_wipe(hex, sizeof hex);
     return 0;
 }
@@ -500,13 +557,20 @@ int main(int argc, char **argv)
         return tool_fail("%s", "cannot initialise libsodium");
     const char *cmd = cli.command != NULL ? cli.command : "";
     int starts = strcmp(cmd, "start") == 0 || strcmp(cmd, "restart") == 0;
-    if (strcmp(cmd, "keygen") == 0)
-        rc = cmd_keygen();
+    if (cli.peer_line && strcmp(cmd, "keygen") != 0)
+        rc = tool_fail("%s", "--peer goes with keygen only (securedgram keygen --peer)");
+    else if (cli.json && strcmp(cmd, "peers") != 0)
+        rc = tool_fail("%s", "--json goes with peers only (securedgram peers --json)");
+    else if (strcmp(cmd, "keygen") == 0)
+        rc = cmd_keygen(cli.peer_line);
     else if (!starts && strcmp(cmd, "stop") != 0 && strcmp(cmd, "status") != 0 &&
-             strcmp(cmd, "poll") != 0)
-        rc = tool_fail("unknown command '%s' (start, stop, restart, status, poll or keygen)", cmd);
-    else if ((rc = load(&x, starts)) != 0)
-        ;
+             strcmp(cmd, "poll") != 0 && strcmp(cmd, "peers") != 0)
+        rc = tool_fail("unknown command '%s' (start, stop, restart, status, poll, keygen or peers)",
+                       cmd);
+    else if ((rc = load(&x, starts || strcmp(cmd, "peers") == 0)) != 0)
+        ; /* peers reads the peers file and its keys, as start does */
+    else if (strcmp(cmd, "peers") == 0)
+        rc = cmd_peers(&x, cli.json);
     else if (strcmp(cmd, "start") == 0)
         rc = cmd_start(&x);
     else if (strcmp(cmd, "stop") == 0)

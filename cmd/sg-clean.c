@@ -49,6 +49,8 @@ static const char usage_text[] =
     "  -s, --state STATE    only rows in STATE (acknowledged, send_failed, ack_sent,\n"
     "                       ack_failed; or, with --all-states, pending, sending,\n"
     "                       sent, received)\n"
+    "      --peer NAME      only messages from and to this peer of the daemon's peers\n"
+    "                       file\n"
     "      --all-states     rows in any state, read or unread, including those the\n"
     "                       daemon is still working on (pending, sending, sent,\n"
     "                       received) (DANGEROUS)\n"
@@ -65,7 +67,7 @@ static const char usage_text[] =
     "nothing is deleted.\n";
 
 struct opts {
-    const char *age, *before, *state, *db;
+    const char *age, *before, *state, *db, *peer;
     int yes, dry_run, no_vacuum, outbound_only, inbound_only, include_unread, all_states, json;
     int tables;                      /* STORE_INBOUND, STORE_OUTBOUND flags */
     char cutoff[TIMEPARSE_TEXT_LEN]; /* UTC, as the database stores times */
@@ -80,7 +82,8 @@ enum {
     OPT_INBOUND_ONLY,
     OPT_INCLUDE_UNREAD,
     OPT_ALL_STATES,
-    OPT_JSON
+    OPT_JSON,
+    OPT_PEER
 };
 
 /* Sets the flag of a long option without a value; 0 if c is not one. */
@@ -113,6 +116,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"include-unread", no_argument, NULL, OPT_INCLUDE_UNREAD},
         {"state", required_argument, NULL, 's'},
         {"all-states", no_argument, NULL, OPT_ALL_STATES},
+        {"peer", required_argument, NULL, OPT_PEER},
         {"json", no_argument, NULL, OPT_JSON},
         {"db", required_argument, NULL, TOOL_OPT_DB},
         {"version", no_argument, NULL, 'V'},
@@ -128,6 +132,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->before = optarg;
         } else if (c == 's') {
             o->state = optarg;
+        } else if (c == OPT_PEER) {
+            o->peer = optarg;
         } else {
             int r = tool_common_option(PROG, usage_text, c, argv, &o->db);
             if (r != 0)
@@ -226,6 +232,8 @@ static int check_selection(struct opts *o)
     o->tables = o->outbound_only  ? STORE_OUTBOUND
                 : o->inbound_only ? STORE_INBOUND
                                   : STORE_OUTBOUND | STORE_INBOUND;
+    if (o->peer != NULL && tool_check_peer(o->peer) != 0)
+        return 1;
     if (o->state == NULL)
         return 0;
     int active = 0, t = store_state_table(o->state, &active);
@@ -291,6 +299,7 @@ static void setup_table(struct report *r, enum store_table table)
     struct table_report *t = &r->t[r->nt++];
     t->p.table = table;
     t->p.before = o->cutoff;
+    t->p.peer = o->peer;
     t->label = table == STORE_OUTBOUND ? "Outbound" : "Inbound";
     t->p.read_only = table == STORE_INBOUND && !o->include_unread && !o->all_states;
     if (o->state != NULL)
@@ -321,7 +330,10 @@ static int count_tables(struct store *st, struct report *r)
 /* The original's report, up to the question. */
 static void print_counts(const struct report *r)
 {
-    printf("Cutoff: %s (messages last updated before this time)\n\n", r->o->shown);
+    printf("Cutoff: %s (messages last updated before this time)\n", r->o->shown);
+    if (r->o->peer != NULL)
+        printf("Peer: %s (only messages from and to it)\n", r->o->peer);
+    printf("\n");
     for (size_t k = 0; k < r->nt; k++) {
         const struct table_report *t = &r->t[k];
         printf("  %s: %lld rows to delete\n", t->label, (long long)t->total);
@@ -437,7 +449,9 @@ static json_t *json_table(const struct table_report *t)
 static int print_json(const struct report *r)
 {
     static const char *const outcomes[] = {"nothing_to_delete", "dry_run", "cancelled", "deleted"};
-    json_t *v = json_pack("{s:s}", "cutoff", r->o->cutoff);
+    json_t *v = r->o->peer != NULL
+                    ? json_pack("{s:s, s:s}", "cutoff", r->o->cutoff, "peer", r->o->peer)
+                    : json_pack("{s:s}", "cutoff", r->o->cutoff);
     for (size_t k = 0; v != NULL && k < r->nt; k++) {
         const char *name = r->t[k].p.table == STORE_OUTBOUND ? "outbound" : "inbound";
         if (json_object_set_new(v, name, json_table(&r->t[k])) != 0) {

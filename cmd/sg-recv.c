@@ -3,7 +3,7 @@
  * read (atomically: two readers never both get one unread message).
  */
 #define _GNU_SOURCE
-#include "tools/jsonout.h"
+#include "tools/rowsout.h"
 #include "util/clock.h"
 #include "wire/message.h"
 #include "util/net.h"
@@ -49,6 +49,9 @@ static const char usage_text[] =
     "                        acknowledged, send_failed)\n"
     "      --from ADDR       only inbound messages from this sender address\n"
     "      --to ADDR         only outbound messages to this address (with -o)\n"
+    "      --peer NAME       only messages from this peer of the daemon's peers file\n"
+    "                        (with -o: to it); rows of the shared secret have\n"
+    "                        \"peer\": null\n"
     "  -i, --id ID           only the row with this id, or this 24-hex message_id,\n"
     "                        whether read or not; prints the object itself (no array)\n"
     "                        and fails if there is no such row\n"
@@ -78,7 +81,7 @@ static const char usage_text[] =
 
 struct opts {
     int outbound, read_included, no_mark, follow, backlog, compact, payload_only;
-    const char *state, *from, *to, *id_text, *db;
+    const char *state, *from, *to, *id_text, *db, *peer;
     int64_t limit, since_id;
     double interval;
     int interval_set, since_set;
@@ -88,7 +91,7 @@ struct opts {
     char canon[NET_HOST_MAX], mapped[NET_HOST_MAX + 8];
 };
 
-enum { OPT_FROM = 256, OPT_TO, OPT_NO_MARK, OPT_INTERVAL, OPT_SINCE_ID, OPT_BACKLOG };
+enum { OPT_FROM = 256, OPT_TO, OPT_NO_MARK, OPT_INTERVAL, OPT_SINCE_ID, OPT_BACKLOG, OPT_PEER };
 
 static int parse_int64(const char *s, int64_t min, int64_t *out)
 {
@@ -118,6 +121,9 @@ static int take_option(int c, char **argv, struct opts *o)
         break;
     case OPT_TO:
         o->to = optarg;
+        break;
+    case OPT_PEER:
+        o->peer = optarg;
         break;
     case 'i':
         o->id_text = optarg;
@@ -165,6 +171,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"state", required_argument, NULL, 's'},
         {"from", required_argument, NULL, OPT_FROM},
         {"to", required_argument, NULL, OPT_TO},
+        {"peer", required_argument, NULL, OPT_PEER},
         {"id", required_argument, NULL, 'i'},
         {"read-included", no_argument, NULL, 'r'},
         {"no-mark", no_argument, NULL, OPT_NO_MARK},
@@ -241,133 +248,13 @@ static int check_args(struct opts *o)
         else if (parse_int64(o->id_text, 1, &o->id) != 0)
             return tool_fail("--id: '%s' is neither a row id nor a 24-hex message_id", o->id_text);
     }
+    if (o->peer != NULL && tool_check_peer(o->peer) != 0)
+        return 1;
     if (o->from != NULL && address(o, "--from", o->from) != 0)
         return 1;
     if (o->to != NULL && address(o, "--to", o->to) != 0)
         return 1;
     return 0;
-}
-
-/* ---- output ---- */
-
-/*
- * The output is streamed: each row is written as it is read (through a
- * jsonout whose sink is stdout), so memory stays bounded however many rows
- * there are and however they lay out; jsonout's growth cap keeps a hostile
- * payload from growing a hundredfold when indented.
- */
-
-enum layout {
-    LAYOUT_ARRAY,  /* one array of every row (pretty) */
-    LAYOUT_EACH,   /* each row a JSON value of its own, one after another */
-    LAYOUT_SINGLE, /* --id: the one row */
-};
-
-struct out {
-    struct jsonout j;
-    enum layout layout;
-    int indent;
-    int payload_only;
-    int64_t rows;
-    int64_t max_id;
-    struct jsonout_field *f;
-    int nf;
-    int oom;
-};
-
-static int to_stdout(void *ctx, const char *s, size_t n)
-{
-    (void)ctx;
-    return fwrite(s, 1, n, stdout) == n ? 0 : -1;
-}
-
-/* The JSON field for one column: the payload as the JSON it holds, BLOBs as text. */
-static void to_field(const struct store_col *c, struct jsonout_field *f)
-{
-    memset(f, 0, sizeof *f);
-    f->name = c->name != NULL ? c->name : "";
-    switch (c->type) {
-    case STORE_INT:
-        f->kind = JSONOUT_INT;
-        f->i = c->i;
-        break;
-    case STORE_REAL:
-        f->kind = JSONOUT_REAL;
-        f->r = c->r;
-        break;
-    case STORE_TEXT:
-    case STORE_BLOB:
-        f->kind = strcmp(f->name, "payload") == 0 ? JSONOUT_JSON : JSONOUT_STRING;
-        f->s = c->text;
-        f->len = c->len;
-        break;
-    default:
-        f->kind = JSONOUT_NULL;
-        break;
-    }
-}
-
-/* Writes one row as a value at depth. */
-static void put_row(struct out *w, const struct store_record *row, int depth)
-{
-    if (row->ncols > w->nf) {
-        struct jsonout_field *f = realloc(w->f, (size_t)row->ncols * sizeof *f);
-        if (f == NULL) {
-            w->oom = 1;
-            return;
-        }
-        w->f = f;
-        w->nf = row->ncols;
-    }
-    int payload = -1;
-    for (int k = 0; k < row->ncols; k++) {
-        to_field(&row->col[k], &w->f[k]);
-        if (strcmp(w->f[k].name, "payload") == 0)
-            payload = k;
-    }
-    if (!w->payload_only)
-        jsonout_object(&w->j, w->f, (size_t)row->ncols, w->indent, depth);
-    else if (payload >= 0)
-        jsonout_field_value(&w->j, &w->f[payload], w->indent, depth);
-    else
-        jsonout_text(&w->j, "null");
-}
-
-static void on_row(struct out *w, const struct store_record *row)
-{
-    if (w->layout == LAYOUT_ARRAY) {
-        jsonout_raw(&w->j, w->rows == 0 ? "[" : ",", 1);
-        jsonout_newline(&w->j, w->indent, 1);
-        put_row(w, row, 1);
-    } else {
-        put_row(w, row, 0);
-        jsonout_raw(&w->j, "\n", 1);
-    }
-    w->rows++;
-}
-
-/* 1 once the output has failed (it is then cut short). */
-static int out_failed(const struct out *w)
-{
-    return w->oom || w->j.oom || w->j.sink_failed;
-}
-
-/* Closes the array (if any) and writes what is left. Returns 0, or -1 with errno. */
-static int finish_out(struct out *w)
-{
-    if (w->layout == LAYOUT_ARRAY && !out_failed(w)) {
-        if (w->rows == 0) {
-            jsonout_text(&w->j, "[]\n");
-        } else {
-            jsonout_newline(&w->j, w->indent, 0);
-            jsonout_text(&w->j, "]\n");
-        }
-    }
-    if (jsonout_flush(&w->j) != 0 || w->oom) {
-        errno = w->j.sink_failed ? w->j.sink_errno : ENOMEM;
-        return -1;
-    }
-    return fflush(stdout) == 0 ? 0 : -1;
 }
 
 /* ---- the work ---- */
@@ -376,8 +263,9 @@ struct run {
     struct opts *o;
     struct store *st;
     struct store_query q;
-    struct out w;
+    struct rowsout w;
     struct store_record rec; /* the row being written */
+    int64_t max_id;          /* the largest id picked so far */
 };
 
 /* The error for --id when no row matches; returns 1. */
@@ -385,7 +273,8 @@ static int no_such_row(const struct run *r)
 {
     return tool_fail("no %s message with %s %s%s", r->o->outbound ? "outbound" : "inbound",
                      r->o->message_id != NULL ? "message_id" : "id", r->o->id_text,
-                     r->o->state != NULL || r->o->from != NULL || r->o->to != NULL
+                     r->o->state != NULL || r->o->from != NULL || r->o->to != NULL ||
+                             r->o->peer != NULL
                          ? " that matches the filters"
                          : "");
 }
@@ -398,18 +287,18 @@ static int no_such_row(const struct run *r)
 static int write_rows(struct run *r, const struct store_selected *c, size_t n, char *err,
                       size_t errlen)
 {
-    struct out *w = &r->w;
+    struct rowsout *w = &r->w;
     err[0] = '\0';
-    for (size_t k = 0; k < n && !out_failed(w); k++) {
+    for (size_t k = 0; k < n && !rowsout_failed(w); k++) {
         int found = 0;
         if (store_fetch(r->st, r->q.table, &c[k], &r->rec, &found, err, errlen) != STORE_OK)
             return -1;
         if (found)
-            on_row(w, &r->rec);
-        if (c[k].id > w->max_id)
-            w->max_id = c[k].id;
+            rowsout_row(w, &r->rec);
+        if (c[k].id > r->max_id)
+            r->max_id = c[k].id;
     }
-    return finish_out(w);
+    return rowsout_finish(w);
 }
 
 /*
@@ -421,11 +310,11 @@ static int batch(struct run *r)
     char err[512], why[512];
     struct store_selected *c = NULL;
     size_t n = 0;
-    struct out *w = &r->w;
-    w->rows = 0;
+    struct rowsout *w = &r->w;
+    rowsout_start(w);
     if (store_select(r->st, &r->q, clock_real_ms(), &c, &n, err, sizeof err) != STORE_OK)
         return tool_fail("%s", err);
-    if (w->layout == LAYOUT_SINGLE && n == 0)
+    if (w->layout == ROWSOUT_SINGLE && n == 0)
         return no_such_row(r);
     int rc = 0;
     if (write_rows(r, c, n, why, sizeof why) != 0) {
@@ -440,7 +329,7 @@ static int batch(struct run *r)
         } else {
             rc = tool_fail("%s: %s", what, detail);
         }
-    } else if (w->layout == LAYOUT_SINGLE && w->rows == 0) {
+    } else if (w->layout == ROWSOUT_SINGLE && w->rows == 0) {
         rc = no_such_row(r); /* deleted between the claim and the read */
     }
     free(c);
@@ -512,10 +401,10 @@ static int follow(struct run *r)
     if (store_watch_start(r->st, ms, clock_mono_us()) != STORE_OK)
         return tool_fail("cannot watch the database: %s", store_errmsg(r->st));
     int rc = 0;
-    r->w.max_id = r->q.after_id;
+    r->max_id = r->q.after_id;
     while ((rc = batch(r)) == 0) {
         /* After the first batch: every row past the last one shown. */
-        r->q.after_id = r->w.max_id;
+        r->q.after_id = r->max_id;
         r->q.limit = 0;
         enum tool_wait wr = tool_wait(r->st, -1, stop_pipe[0]);
         if (wr == TOOL_STOPPED) {
@@ -555,9 +444,10 @@ static void setup_query(struct run *r)
     q->mark = !o->outbound && !o->no_mark;
     r->w.indent = o->compact ? 0 : 2;
     r->w.payload_only = o->payload_only;
-    r->w.layout = o->id_text != NULL        ? LAYOUT_SINGLE
-                  : o->follow || o->compact ? LAYOUT_EACH
-                                            : LAYOUT_ARRAY;
+    q->peer = o->peer;
+    r->w.layout = o->id_text != NULL        ? ROWSOUT_SINGLE
+                  : o->follow || o->compact ? ROWSOUT_EACH
+                                            : ROWSOUT_ARRAY;
 }
 
 int main(int argc, char **argv)
@@ -571,8 +461,7 @@ int main(int argc, char **argv)
         return rc;
     /* A reader that goes away (sg-recv | head) must not take marked rows with it. */
     signal(SIGPIPE, SIG_IGN);
-    jsonout_init(&r.w.j);
-    jsonout_set_sink(&r.w.j, to_stdout, NULL);
+    rowsout_init(&r.w);
     setup_query(&r);
     if ((r.st = tool_open(o.db)) == NULL)
         rc = 1;
@@ -580,7 +469,6 @@ int main(int argc, char **argv)
         rc = o.follow ? follow(&r) : batch(&r);
     store_close(r.st);
     store_record_free(&r.rec);
-    jsonout_free(&r.w.j);
-    free(r.w.f);
+    rowsout_free(&r.w);
     return rc;
 }

@@ -3,7 +3,9 @@
  * prints a receipt; with --wait, also waits for the outcome.
  */
 #define _GNU_SOURCE
+#include "conf/peers.h"
 #include "wire/envelope.h"
+#include "wire/envelope_v2.h"
 #include "tools/jsonout.h"
 #include "wire/message.h"
 #include "util/net.h"
@@ -30,6 +32,7 @@
 
 static const char usage_text[] =
     "Usage: sg-send [options] DST_ADDR DST_PORT [JSON|-]\n"
+    "       sg-send [options] --peer NAME [JSON|-]\n"
     "\n"
     "Queues a JSON message for the securedgram daemon to send: inserts a 'pending' row\n"
     "into outbound_messages and prints a receipt.\n"
@@ -44,6 +47,8 @@ static const char usage_text[] =
     "                        digits; otherwise the daemon makes one when it sends\n"
     "                        (replacing a payload message_id such as a UUID).\n"
     "  -f, --file PATH       read the payload from PATH\n"
+    "      --peer NAME       send to this peer of the daemon's peers file (its endpoint\n"
+    "                        and key) instead of DST_ADDR DST_PORT\n"
     "  -q, --quiet           print no receipt\n"
     "      --wait[=SECS]     then wait until the message is acknowledged (exit 0), or\n"
     "                        has failed (exit 1, with the reason), for at most SECS\n"
@@ -54,11 +59,15 @@ static const char usage_text[] =
     "  -h, --help            print this help and exit\n"
     "\n"
     "DST_ADDR is a numeric IPv4 or IPv6 address (or localhost); DST_PORT is 1-65535.\n"
+    "NAME is 1-64 of A-Z a-z 0-9 . _ - (not starting with . or -); the row gets\n"
+    "peer = NAME, dst_addr '' and dst_port 0 (the daemon ignores them for it).\n"
     "The receipt (pretty-printed JSON):\n"
     "  {\"status\": \"queued\", \"row_id\": N, \"message_id\": \"<hex>\" or null,\n"
     "   \"dst_addr\": \"...\", \"dst_port\": N}\n"
+    "or, with --peer, \"peer\": \"NAME\" in place of dst_addr and dst_port.\n"
     "message_id is null when the daemon will make one. The payload must fit in one\n"
-    "datagram with the message_id the daemon adds to it.\n"
+    "datagram with the message_id the daemon adds to it (with --peer, one of wire\n"
+    "version 2, which carries 24 bytes less).\n"
     "\n"
     "Exit status: 0 on success; 1 on any error, reported as one line starting with\n"
     "\"ERROR:\" on stderr, and then nothing is queued.\n";
@@ -76,9 +85,10 @@ struct opts {
     const char *port_text;
     const char *json; /* NULL or "-": read stdin */
     unsigned port;
+    const char *peer; /* --peer NAME, or NULL */
 };
 
-enum { OPT_WAIT = 256 };
+enum { OPT_WAIT = 256, OPT_PEER };
 
 /* Returns 0 to go on, 1 on an error (reported), -1 when done (help, version). */
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -88,6 +98,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"file", required_argument, NULL, 'f'},
         {"quiet", no_argument, NULL, 'q'},
         {"wait", optional_argument, NULL, OPT_WAIT},
+        {"peer", required_argument, NULL, OPT_PEER},
         {"db", required_argument, NULL, TOOL_OPT_DB},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -105,6 +116,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'q':
             o->quiet = 1;
+            break;
+        case OPT_PEER:
+            o->peer = optarg;
             break;
         case OPT_WAIT:
             o->wait = optarg != NULL ? 2 : 1;
@@ -124,6 +138,13 @@ static int parse_args(int argc, char **argv, struct opts *o)
     double secs;
     if (o->wait == 1 && n > 0 && strict_double(argv[optind], 0, WAIT_MAX_S, &secs) == 0)
         return tool_fail("--wait takes its value after '=': --wait=%s", argv[optind]);
+    if (o->peer != NULL) {
+        if (n >= 2)
+            return tool_fail("%s", "--peer NAME and DST_ADDR DST_PORT are mutually exclusive: "
+                                   "give one or the other (see sg-send --help)");
+        o->json = n == 1 ? argv[optind] : NULL;
+        return 0;
+    }
     if (n < 2)
         return tool_fail("%s", n == 0 ? "missing DST_ADDR and DST_PORT (see sg-send --help)"
                                       : "missing DST_PORT (see sg-send --help)");
@@ -160,11 +181,13 @@ static int take_message_id(struct opts *o)
     return 0;
 }
 
-/* Checks the destination and the -m value. Returns 0 or 1 (reported). */
-static int check_args(struct opts *o)
+/* Checks DST_ADDR and DST_PORT, or the --peer NAME. Returns 0 or 1 (reported). */
+static int check_dest(struct opts *o)
 {
     unsigned long port;
     struct net_addr a;
+    if (o->peer != NULL)
+        return tool_check_peer(o->peer);
     if (o->addr == NULL || o->port_text == NULL)
         return tool_fail("%s", "DST_ADDR and DST_PORT are needed (see sg-send --help)");
     if (net_addr_parse(o->addr, 1, &a) != 0)
@@ -174,6 +197,14 @@ static int check_args(struct opts *o)
     if (strict_ulong(o->port_text, 1, 65535, &port) != 0)
         return tool_fail("DST_PORT '%s' is not a port number (1-65535)", o->port_text);
     o->port = (unsigned)port;
+    return 0;
+}
+
+/* Checks the destination, the -m value and where the payload comes from. Returns 0 or 1. */
+static int check_args(struct opts *o)
+{
+    if (check_dest(o) != 0)
+        return 1;
     if (o->message_id_arg != NULL && take_message_id(o) != 0)
         return 1;
     if (o->file != NULL && o->json != NULL)
@@ -212,6 +243,22 @@ static int is_space(char c)
 }
 
 /*
+ * The error for a payload of len bytes that is sent bytes with what the
+ * daemon adds: over the limit of one datagram (of version 2 for a peer).
+ * Returns 1.
+ */
+static int too_big(const struct opts *o, size_t len, size_t sent)
+{
+    int max = o->peer != NULL ? ENVELOPE_V2_MAX_BODY : ENVELOPE_MAX_JSON;
+    const char *to = o->peer != NULL ? " to a peer" : "";
+    if (sent == len)
+        return tool_fail("payload is %zu bytes; one datagram%s carries at most %d", len, to, max);
+    return tool_fail("payload is %zu bytes, %zu with the message_id the daemon adds; one "
+                     "datagram%s carries at most %d",
+                     len, sent, to, max);
+}
+
+/*
  * Checks the payload as the daemon will when it sends it (message_prepare),
  * so that what sg-send queues is sent: a JSON object, its message_id, and its
  * size with what the daemon adds (a "message_id":"<24 hex>", member when it
@@ -231,11 +278,19 @@ static int check_as_sent(const struct opts *o, const char *p, size_t len,
                          found);
     if (message_prepare(p, len, o->message_id, &m, err, sizeof err) != 0) {
         size_t sent = 0; /* message_prepare names the size of what the daemon would send */
-        if (len <= ENVELOPE_MAX_JSON && sscanf(err, "payload is %zu bytes", &sent) == 1)
-            return tool_fail("payload is %zu bytes, %zu with the message_id the daemon adds; one "
-                             "datagram carries at most %d",
-                             len, sent, ENVELOPE_MAX_JSON);
+        if ((len <= ENVELOPE_MAX_JSON || o->peer != NULL) &&
+            sscanf(err, "payload is %zu bytes", &sent) == 1)
+            return too_big(o, len, sent);
         return tool_fail("%s", err);
+    }
+    /*
+     * A peer may take version 2 datagrams, whose header leaves less room; the
+     * peers file is the daemon's, so the smaller limit holds for every peer.
+     */
+    if (o->peer != NULL && m.payload_len > ENVELOPE_V2_MAX_BODY) {
+        size_t sent = m.payload_len;
+        message_out_clear(&m);
+        return too_big(o, len, sent);
     }
     snprintf(row_id, MESSAGE_ID_LEN + 1, "%s",
              o->message_id != NULL ? o->message_id
@@ -268,17 +323,26 @@ static int print_receipt(const struct opts *o, int64_t rowid, const char *row_id
 {
     char what[64];
     snprintf(what, sizeof what, "(the message is queued as row %lld)", (long long)rowid);
-    /* check_args refused a missing address before this point; all of it is ASCII */
-    json_t *v = json_pack("{s:s, s:I, s:s?, s:s, s:I}", "status", "queued", "row_id",
-                          (json_int_t)rowid, "message_id", row_id[0] ? row_id : NULL, "dst_addr",
-                          o->addr, "dst_port", (json_int_t)o->port);
+    /* check_args refused a missing address or a bad peer name; all of it is ASCII */
+    json_t *v =
+        o->peer != NULL
+            ? json_pack("{s:s, s:I, s:s?, s:s}", "status", "queued", "row_id", (json_int_t)rowid,
+                        "message_id", row_id[0] ? row_id : NULL, "peer", o->peer)
+            : json_pack("{s:s, s:I, s:s?, s:s, s:I}", "status", "queued", "row_id",
+                        (json_int_t)rowid, "message_id", row_id[0] ? row_id : NULL, "dst_addr",
+                        o->addr, "dst_port", (json_int_t)o->port);
     return tool_print_json(v, what);
 }
 
-/* Waits for row rowid to be acknowledged (0) or failed, gone, timed out (1, reported). */
-static int wait_outcome(struct store *st, int64_t rowid, double secs)
+/*
+ * Waits for row rowid (to peer, if not NULL) to be acknowledged (0) or
+ * failed, gone, timed out (1, reported).
+ */
+static int wait_outcome(struct store *st, int64_t rowid, const char *peer, double secs)
 {
-    char state[STORE_STATE_MAX] = "", why[512], err[512];
+    char state[STORE_STATE_MAX] = "", why[512], err[512], to[PEER_NAME_MAX + 16] = "";
+    if (peer != NULL)
+        snprintf(to, sizeof to, " to peer %s", peer);
     int found = 0, rc = 1;
     if (store_watch_start(st, WAIT_CHECK_MS, clock_mono_us()) != STORE_OK)
         return tool_fail("cannot watch the database: %s", store_errmsg(st));
@@ -298,15 +362,15 @@ static int wait_outcome(struct store *st, int64_t rowid, double secs)
             break;
         }
         if (strcmp(state, "send_failed") == 0) {
-            tool_fail("message not delivered (row %lld is send_failed): %s", (long long)rowid,
+            tool_fail("message not delivered%s (row %lld is send_failed): %s", to, (long long)rowid,
                       why[0] ? why : "no reason recorded");
             break;
         }
         int64_t left = deadline - clock_mono_ms();
         if (left <= 0) {
-            tool_fail("timed out after %g s waiting for row %lld to be acknowledged "
+            tool_fail("timed out after %g s waiting for row %lld%s to be acknowledged "
                       "(it is still '%s')",
-                      secs, (long long)rowid, state);
+                      secs, (long long)rowid, to, state);
             break;
         }
         if (tool_wait(st, left, -1) == TOOL_WAIT_ERR) {
@@ -335,14 +399,16 @@ int main(int argc, char **argv)
     rc = 1;
     if ((st = tool_open(o.db)) == NULL)
         goto out;
-    if (store_enqueue(st, row_id[0] ? row_id : NULL, o.addr, o.port, payload, len, clock_real_ms(),
-                      &rowid, err, sizeof err) != STORE_OK) {
+    /* A row for a peer has no destination of its own: '' and 0, which the daemon ignores. */
+    if (store_enqueue(st, row_id[0] ? row_id : NULL, o.peer != NULL ? "" : o.addr,
+                      o.peer != NULL ? 0 : o.port, o.peer, payload, len, clock_real_ms(), &rowid,
+                      err, sizeof err) != STORE_OK) {
         tool_fail("%s", err);
         goto out;
     }
     if (!o.quiet && print_receipt(&o, rowid, row_id) != 0)
         goto out;
-    rc = o.wait ? wait_outcome(st, rowid, o.wait_s) : 0;
+    rc = o.wait ? wait_outcome(st, rowid, o.peer, o.wait_s) : 0;
 out:
     store_close(st);
     free(payload);

@@ -1,6 +1,9 @@
 -- securedgram / SecureDGram message store (SQLite 3, WAL mode).
 -- Create a database by hand with:  sqlite3 securedgram.db < data/schema.sql
 -- The daemon creates the same tables itself if they are missing.
+-- peer (both tables, NULL when the shared secret is used): the peer, by its name in the
+-- peers file, that sent an inbound row or that an outbound row goes to (its dst_addr and
+-- dst_port are then ignored). A database without it gets it when it is opened.
 PRAGMA journal_mode = WAL;
 
 CREATE TABLE IF NOT EXISTS outbound_messages (
@@ -15,7 +18,8 @@ CREATE TABLE IF NOT EXISTS outbound_messages (
     sent_at         TEXT,
     ack_received_at TEXT,
     last_error      TEXT,
-    updated_at      TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now'))
+    updated_at      TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')),
+    peer            TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS idx_outbound_message_id ON outbound_messages (message_id);
 CREATE INDEX IF NOT EXISTS idx_outbound_state ON outbound_messages (state);
@@ -32,7 +36,8 @@ CREATE TABLE IF NOT EXISTS inbound_messages (
     read_count       INTEGER NOT NULL DEFAULT 0,
     received_at      TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')),
     ack_sent_at      TEXT,
-    updated_at       TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now'))
+    updated_at       TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')),
+    peer             TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS idx_inbound_message_id ON inbound_messages (message_id);
 CREATE INDEX IF NOT EXISTS idx_inbound_state ON inbound_messages (state);

@@ -8,8 +8,9 @@
 # Where things go (all under $(DESTDIR)):
 #   $(BINDIR)         securedgram sg-send sg-recv sg-clean          (mode 755)
 #   $(MANDIR)/man1    sg-send.1 sg-recv.1 sg-clean.1                (mode 644)
+#   $(MANDIR)/man5    securedgram-peers.5                           (mode 644)
 #   $(MANDIR)/man8    securedgram.8                                 (mode 644)
-#   $(DATADIR)        schema.sql securedgram.env.example
+#   $(DATADIR)        schema.sql securedgram.env.example peers.example
 #                     securedgram.service securedgram.rc            (mode 644)
 # The daemon goes to bin, not sbin: operators and scripts run it as a command
 # (securedgram keygen, status) as well as a service, as the original did.
@@ -23,23 +24,28 @@ MANDIR   ?= $(PREFIX)/share/man
 DATADIR  ?= $(PREFIX)/share/securedgram
 
 MAN1     := man/sg-send.1 man/sg-recv.1 man/sg-clean.1
+MAN5     := man/securedgram-peers.5
 MAN8     := man/securedgram.8
-MANPAGES := $(MAN1) $(MAN8)
-DATA     := data/schema.sql data/securedgram.env.example
+MANPAGES := $(MAN1) $(MAN5) $(MAN8)
+DATA     := data/schema.sql data/securedgram.env.example data/peers.example
 CONTRIB  := contrib/securedgram.service contrib/securedgram.rc
 
 # Rewrites the default paths to the installed ones.
 INSTALL_SED = sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/securedgram|$(DATADIR)|g'
 
 install: $(PROG_BIN)
-	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8 \
-	  $(DESTDIR)$(DATADIR)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DATADIR)
 	$(INSTALL) -m 755 $(PROG_BIN) $(DESTDIR)$(BINDIR)/
 	$(INSTALL) -m 644 $(DATA) $(DESTDIR)$(DATADIR)/
 	@set -e; for f in $(MAN1); do \
 	  echo "$(INSTALL_SED) $$f > $(DESTDIR)$(MANDIR)/man1/$${f##*/}; chmod 644 ..."; \
 	  $(INSTALL_SED) $$f > $(DESTDIR)$(MANDIR)/man1/$${f##*/}; \
 	  chmod 644 $(DESTDIR)$(MANDIR)/man1/$${f##*/}; \
+	done; for f in $(MAN5); do \
+	  echo "$(INSTALL_SED) $$f > $(DESTDIR)$(MANDIR)/man5/$${f##*/}; chmod 644 ..."; \
+	  $(INSTALL_SED) $$f > $(DESTDIR)$(MANDIR)/man5/$${f##*/}; \
+	  chmod 644 $(DESTDIR)$(MANDIR)/man5/$${f##*/}; \
 	done; for f in $(MAN8); do \
 	  echo "$(INSTALL_SED) $$f > $(DESTDIR)$(MANDIR)/man8/$${f##*/}; chmod 644 ..."; \
 	  $(INSTALL_SED) $$f > $(DESTDIR)$(MANDIR)/man8/$${f##*/}; \
@@ -52,7 +58,8 @@ install: $(PROG_BIN)
 
 uninstall:
 	rm -f $(PROGS:%=$(DESTDIR)$(BINDIR)/%)
-	rm -f $(MAN1:man/%=$(DESTDIR)$(MANDIR)/man1/%) $(MAN8:man/%=$(DESTDIR)$(MANDIR)/man8/%)
+	rm -f $(MAN1:man/%=$(DESTDIR)$(MANDIR)/man1/%) $(MAN5:man/%=$(DESTDIR)$(MANDIR)/man5/%) \
+	  $(MAN8:man/%=$(DESTDIR)$(MANDIR)/man8/%)
 	rm -f $(DATA:data/%=$(DESTDIR)$(DATADIR)/%) $(CONTRIB:contrib/%=$(DESTDIR)$(DATADIR)/%)
 	@if [ -d $(DESTDIR)$(DATADIR) ]; then \
 	  echo "rmdir $(DESTDIR)$(DATADIR)"; \

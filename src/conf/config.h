@@ -10,7 +10,10 @@
 #ifndef SG_CONFIG_H
 #define SG_CONFIG_H
 
+#include "conf/peers.h"
+
 #include <stddef.h>
+#include <stdint.h>
 
 enum config_key {
     CFG_USER,
@@ -23,8 +26,11 @@ enum config_key {
     CFG_MAX_RETRIES,
     CFG_RETRY_INTERVAL,
     CFG_DB,
-    CFG_SECRET_FILE, /* new: the secret read from a file (wins over SECUREDGRAM_SECRET) */
-    CFG_RATE_LIMIT,  /* new: RATE[/BURST] messages per second per sender address; 0 = off */
+    CFG_SECRET_FILE,        /* new: the secret read from a file (wins over SECUREDGRAM_SECRET) */
+    CFG_RATE_LIMIT,         /* new: RATE[/BURST] messages per second per sender address; 0 = off */
+    CFG_PEERS,              /* new: the peers file, securedgram-peers(5) */
+    CFG_NAME,               /* new: this host's name, for per-peer keys */
+    CFG_MASTER_SECRET_FILE, /* new: the master secret of `key = derive` */
     CFG_COUNT
 };
 
@@ -44,9 +50,16 @@ struct config {
     unsigned port;
     unsigned window; /* seconds */
     unsigned max_retries;
-    unsigned retry_interval; /* seconds */
-    unsigned rate_limit;     /* messages per second per sender address; 0: no limit */
-    unsigned rate_burst;     /* messages a sender may send at once */
+    unsigned retry_interval;  /* seconds */
+    unsigned rate_limit;      /* messages per second per sender address; 0: no limit */
+    unsigned rate_burst;      /* messages a sender may send at once */
+    char *peers_file;         /* absolute, or NULL: no per-peer keys */
+    char *name;               /* this host's name, or NULL */
+    char *master_secret_file; /* absolute, or NULL */
+    /* Filled by settings_load (the I/O half), not by config_resolve: */
+    struct peers_conf peers; /* the peers file, its key files read; empty if none */
+    int has_master;
+    uint8_t master[PEER_KEY_BYTES]; /* the master secret, if has_master */
 };
 
 /* The largest value accepted for window, max retries and retry interval (no overflow past it). */
@@ -60,6 +73,12 @@ const char *config_key_default(enum config_key key);
 
 /* Finds a key by variable name; returns it or -1 if the name is not ours. */
 int config_key_by_name(const char *name);
+
+/* The same for the n bytes at name (not NUL-terminated). */
+int config_key_by_span(const char *name, size_t n);
+
+/* 1 if key's value is a number (port, count, rate): .env takes the number before a tail. */
+int config_key_is_number(enum config_key key);
 
 /*
  * Parses .env text: a UTF-8 byte-order mark at the start is skipped; blank
@@ -120,7 +139,8 @@ enum config_mode { CONFIG_AT_START, CONFIG_AT_RELOAD };
 /*
  * Resolves flags, env and dotenv (any may be NULL) by the precedence of mode,
  * fills in defaults, validates every value and makes paths absolute against
- * cwd. need_secret: whether a missing secret is an error. Returns 0 and fills
+ * cwd. need_secret: whether a missing secret is an error (unless there is a
+ * peers file: then the secret is optional). Returns 0 and fills
  * *out (free with config_clear), or -1 with one line saying why in err.
  */
 __attribute__((warn_unused_result)) int

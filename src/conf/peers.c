@@ -95,7 +95,7 @@ static int parse_key_hex(struct parse *p, const char *value, uint8_t key[PEER_KE
 {
     if (strlen(value) != 2 * PEER_KEY_BYTES ||
         hex_decode(key, PEER_KEY_BYTES, value, 2 * PEER_KEY_BYTES) != 0)
-        return fail(p, "%s must be 64 hex digits (make one with: securedgram keygen)", what);
+        return fail(p, "%s must be 64 hex digits (make one with: securedgram keygen --peer)", what);
     return 0;
 }
 
@@ -355,5 +355,42 @@ int peers_key_text(const char *text, size_t len, uint8_t key[PEER_KEY_BYTES], ch
         snprintf(err, errlen, "a key file must hold 64 hex digits and a newline");
         return -1;
     }
+    return 0;
+}
+
+int peers_check(const struct peers_conf *pc, const char *file, const char *me, int has_master,
+                char *err, size_t errlen)
+{
+    for (int i = 0; i < pc->n; i++) {
+        const struct peer_conf *p = &pc->peer[i];
+        if (me == NULL && (p->wire == 2 || p->key_kind == PEER_KEY_DERIVE)) {
+            snprintf(err, errlen,
+                     "%s line %d: peer %s needs this host's name (SECUREDGRAM_NAME or --name): "
+                     "%s",
+                     file, p->line, p->name,
+                     p->key_kind == PEER_KEY_DERIVE ? "its key is derived from the two names"
+                                                    : "wire 2 keys each direction by name");
+            return -1;
+        }
+        if (me != NULL && strcmp(p->name, me) == 0) {
+            snprintf(err, errlen, "%s line %d: peer %s has this host's own name (SECUREDGRAM_NAME)",
+                     file, p->line, p->name);
+            return -1;
+        }
+        if (p->key_kind == PEER_KEY_DERIVE && !has_master) {
+            snprintf(err, errlen,
+                     "%s line %d: peer %s: key = derive needs SECUREDGRAM_MASTER_SECRET_FILE", file,
+                     p->line, p->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int peers_uses_master(const struct peers_conf *pc)
+{
+    for (int i = 0; i < pc->n; i++)
+        if (pc->peer[i].key_kind == PEER_KEY_DERIVE)
+            return 1;
     return 0;
 }

@@ -82,6 +82,19 @@ const struct peer_conf *peers_find(const struct peers_conf *pc, const char *name
 __attribute__((warn_unused_result)) int
 peers_key_text(const char *text, size_t len, uint8_t key[PEER_KEY_BYTES], char *err, size_t errlen);
 
+/*
+ * The rules between the file and the rest of the configuration: me (this
+ * host's name, or NULL) is needed by wire 2 and derived keys and is no
+ * peer's; `key = derive` needs the master secret. Returns 0, or -1 with one
+ * line in err ("FILE line N: ...").
+ */
+__attribute__((warn_unused_result)) int peers_check(const struct peers_conf *pc, const char *file,
+                                                    const char *me, int has_master, char *err,
+                                                    size_t errlen);
+
+/* 1 if a peer has `key = derive`. */
+int peers_uses_master(const struct peers_conf *pc);
+
 /* 1 if name is a valid peer name (1-64 bytes of [A-Za-z0-9._-], not starting with '.' or '-'). */
 int peers_name_valid(const char *name);
 

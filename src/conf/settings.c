@@ -243,6 +243,11 @@ int settings_load(const struct config_raw *flags, const char *env_path, const ch
             goto out;
     }
     rc = config_resolve(&top, &env, &file, mode, cwd, need_secret, cfg, err, errlen);
+    if (rc == 0 && (need_secret || mode == CONFIG_AT_RELOAD) &&
+        settings_load_peers(cfg, loose, err, errlen) != 0) {
+        config_clear(cfg);
+        rc = -1;
+    }
 out:
     config_raw_clear(&file);
     config_raw_clear(&env);

@@ -25,6 +25,9 @@ __attribute__((warn_unused_result)) int settings_read_env_file(const char *path,
 /* Bits of *loose: files holding the secret that group or others can read. */
 #define SETTINGS_LOOSE_ENV 1
 #define SETTINGS_LOOSE_SECRET_FILE 2
+#define SETTINGS_LOOSE_PEERS 4    /* the peers file (it may hold keys) */
+#define SETTINGS_LOOSE_KEY_FILE 8 /* a key-file it names */
+#define SETTINGS_LOOSE_MASTER 16  /* SECUREDGRAM_MASTER_SECRET_FILE */
 #define SETTINGS_MAX_SECRET_FILE_BYTES 4096
 
 /*
@@ -46,6 +49,17 @@ __attribute__((warn_unused_result)) int settings_load(const struct config_raw *f
                                                       enum config_mode mode, int need_secret,
                                                       struct config *cfg, int *loose, char *err,
                                                       size_t errlen);
+
+/*
+ * Reads cfg->peers_file (if set) into cfg->peers, with the key files it
+ * names (a relative path is taken from the peers file's folder) and, when a
+ * peer has `key = derive`, the master secret; checks the rules between them
+ * (peers_check). Sets bits of *loose as settings_load does. Returns 0, or -1
+ * with one line in err (cfg->peers then empty). settings_load calls it at
+ * start with need_secret and on every reload.
+ */
+__attribute__((warn_unused_result)) int settings_load_peers(struct config *cfg, int *loose,
+                                                            char *err, size_t errlen);
 
 /*
  * Logs (log_warn) the warnings the last settings_load at start wrote to

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A line being written: used counts what was asked for, even past cap. */
@@ -67,7 +68,7 @@ size_t counters_format(const struct counters *c, const struct counters_gauges *g
 }
 
 void counters_report(const struct counters *c, const struct counters_gauges *g,
-                     const char *stats_path, int loud)
+                     const char *stats_path, int loud, const char *tail)
 {
     char line[COUNTERS_LINE_MAX];
     counters_format(c, g, line, sizeof line);
@@ -75,9 +76,13 @@ void counters_report(const struct counters *c, const struct counters_gauges *g,
         log_warn("counters: %s", line);
     if (stats_path == NULL)
         return;
-    char text[COUNTERS_LINE_MAX + 100];
-    snprintf(text, sizeof text, "counters: %s\n", line);
+    size_t n = COUNTERS_LINE_MAX + 100 + (tail != NULL ? strlen(tail) : 0);
+    char *text = malloc(n);
+    if (text == NULL)
+        return;
+    snprintf(text, n, "counters: %s\n%s", line, tail != NULL ? tail : "");
     /* O_EXCL|O_NOFOLLOW temp file + rename: a link planted there is never followed */
     if (statsfile_write(stats_path, text) != 0 && loud)
         log_info("cannot write %s: %s", stats_path, strerror(errno));
+    free(text);
 }

@@ -20,6 +20,7 @@ struct counters {
     uint64_t drop_refused;      /* messages the database refused (constraint, trigger) */
     uint64_t drop_own_id;       /* messages carrying the id of one of ours awaiting an ACK */
     uint64_t acks_wrong_source; /* ACKs from another address than the message went to */
+    uint64_t trial_opens; /* keys tried on received datagrams (at most JUDGE_TRIALS_MAX each) */
     uint64_t stored, duplicates, acks_sent, acks_unmatched;
     uint64_t sent, retransmits, send_failed, store_errors, store_refused, store_timeouts;
 };
@@ -57,6 +58,7 @@ enum counters_group {
     X(COUNTERS_TRAFFIC, "retransmits", c->retransmits)                                             \
     X(COUNTERS_TRAFFIC, "send_failed", c->send_failed)                                             \
     X(COUNTERS_TRAFFIC, "in_flight", g->in_flight)                                                 \
+    X(COUNTERS_TRAFFIC, "trial_opens", c->trial_opens)                                             \
     X(COUNTERS_DROP, "oversize", c->drop_oversize)                                                 \
     X(COUNTERS_DROP, "rate_limited", c->drop_rate_limited)                                         \
     X(COUNTERS_DROP, "unstored", c->drop_unstored)                                                 \
@@ -89,9 +91,10 @@ size_t counters_format(const struct counters *c, const struct counters_gauges *g
  * planted link is never followed), and if loud (USR1, shutdown) logs
  * "counters: LINE" too. status sends USR2, not loud: a monitor that runs it
  * every minute must not fill the log. A file that cannot be written is
- * logged (info) only when loud.
+ * logged (info) only when loud. tail (may be NULL) is written after that
+ * line: the peers' lines (peertab_report), for `securedgram peers`.
  */
 void counters_report(const struct counters *c, const struct counters_gauges *g,
-                     const char *stats_path, int loud);
+                     const char *stats_path, int loud, const char *tail);
 
 #endif

@@ -31,7 +31,10 @@ struct dests {
     int nblocked;
     int dirty;                  /* the store's list of excluded destinations is out of date */
     struct store_dest *exclude; /* DESTS_MAX: what dests_exclusions hands out */
-    struct store_dest silent;   /* what dests_next_silent hands out */
+    const char **exclude_peers; /* DESTS_MAX: and dests_peer_exclusions */
+    int nexclude_peers;
+    struct store_dest silent; /* what dests_next_silent hands out */
+    const char *silent_peer;  /* with it: the peer its rows name, or NULL */
 };
 
 /* Allocates the tables, windows of at most max_window. 0, or -1 (then safe to dests_fini). */
@@ -72,9 +75,13 @@ enum dests_verdict dests_admit(struct dests *d, const struct store_outbound_row 
 /*
  * The destinations claims leave out, if that changed since the store last
  * took the list (dests_excluded): *n of them, valid until the next change.
- * NULL if it did not change.
+ * NULL if it did not change. Rows that name a peer are left out by its name
+ * instead: dests_peer_exclusions, made by the same call.
  */
 const struct store_dest *dests_exclusions(struct dests *d, int *n);
+
+/* The peers whose rows claims leave out, as the last dests_exclusions made them (*n). */
+const char *const *dests_peer_exclusions(const struct dests *d, int *n);
 
 /* The store took the list of dests_exclusions. */
 void dests_excluded(struct dests *d);
@@ -83,7 +90,8 @@ void dests_excluded(struct dests *d);
  * The next blocked destination, from index *i on (start at 0), that has not
  * answered for the deadline at now (ms) and whose backlog is due for a
  * check, which is then due again a retry interval later. NULL when there is
- * none left. The result is valid until the next call.
+ * none left. The result is valid until the next call; d->silent_peer then
+ * names the peer whose rows those are, or is NULL (rows that name an address).
  */
 const struct store_dest *dests_next_silent(struct dests *d, int *i, int64_t now);
 

@@ -27,6 +27,7 @@
 
 #include "daemon/journal.h"
 #include "daemon/loop.h"
+#include "daemon/peertab.h"
 #include "daemon/rx.h"
 #include "daemon/sendq.h"
 #include "daemon/sent.h"
@@ -57,8 +58,9 @@
 #define BUSY_BACKOFF_MS 100 /* after a failed transaction */
 
 struct engine {
-    struct config *cfg; /* the caller's; hot values change with engine_set_hot */
-    struct envelope_key *key;
+    struct config *cfg;       /* the caller's; hot values change with engine_set_hot */
+    struct envelope_key *key; /* the shared secret's, or NULL: only the peers file's peers */
+    struct peertab *peers;
     struct store *st;
     const char *stats_path;
     int watch_told; /* "no inotify" is logged once, not at every reload */
@@ -280,7 +282,10 @@ static void report_counters(const struct engine *e, int loud)
 {
     struct counters_gauges g = {retx_count(e->tx.inflight), replay_count(e->rx.replay), 0, 0};
     store_write_stats(e->st, &g.db_writes, &g.db_rows);
-    counters_report(&e->c, &g, e->stats_path, loud);
+    char *peers =
+        e->stats_path != NULL && peertab_count(e->peers) > 0 ? peertab_report(e->peers) : NULL;
+    counters_report(&e->c, &g, e->stats_path, loud, peers);
+    free(peers);
 }
 
 int engine_run(struct engine *e)
@@ -317,8 +322,15 @@ int engine_run(struct engine *e)
     return 0;
 }
 
-void engine_set_hot(struct engine *e, const struct engine_hot *hot, struct envelope_key *key)
+int engine_set_hot(struct engine *e, const struct engine_hot *hot, struct envelope_key *key,
+                   char *err, size_t errlen)
 {
+    static const struct peers_conf none = {0};
+    if (peertab_apply(e->peers, hot->peers != NULL ? hot->peers : &none, e->cfg->name, hot->master,
+                      err, errlen) != 0) {
+        envelope_key_free(key);
+        return -1;
+    }
     envelope_key_free(e->key);
     e->key = key;
     e->rx.key = key;
@@ -328,13 +340,16 @@ void engine_set_hot(struct engine *e, const struct engine_hot *hot, struct envel
     e->cfg->rate_burst = hot->rate_burst;
     e->cfg->max_retries = hot->max_retries;
     e->cfg->retry_interval = hot->retry_interval;
+    return 0;
 }
 
 /* ---- life cycle ---- */
 
-/* The key from the config's hex text, which then need not stay in the heap. */
+/* The key from the config's hex text, which then need not stay in the heap (NULL: none). */
 static struct envelope_key *take_key(struct config *cfg)
 {
+    if (cfg->secret == NULL)
+        return NULL;
     struct envelope_key *key = envelope_key_from_hex(cfg->secret);
     if (key != NULL) {
         secret_wipe(cfg->secret, strlen(cfg->secret));
@@ -352,20 +367,37 @@ static struct envelope_key *take_key(struct config *cfg)
 static int init_parts(struct engine *e, int fd, char *err, size_t errlen)
 {
     int bad = sendq_init(&e->q, fd, NULL, SENDQ_MAX, SENDQ_ARENA_BYTES) != 0;
+    int has_secret = e->cfg->secret != NULL;
     e->key = take_key(e->cfg);
     e->q.key = e->key;
+    e->peers = peertab_new(REPLAY_MAX);
+    if (e->peers == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    /* the peers' keys go into guarded memory; the parsed file's copies are wiped */
+    int peers_bad = peertab_apply(e->peers, &e->cfg->peers, e->cfg->name,
+                                  e->cfg->has_master ? e->cfg->master : NULL, err, errlen) != 0;
+    peers_free(&e->cfg->peers);
+    secret_wipe(e->cfg->master, sizeof e->cfg->master);
+    e->cfg->has_master = 0;
+    if (peers_bad)
+        return -1;
     bad |= journal_init(&e->j, e->st, &e->c, JOURNAL_MAX) != 0;
-    e->tx = (struct tx){.cfg = e->cfg, .st = e->st, .j = &e->j, .q = &e->q, .c = &e->c};
+    e->tx = (struct tx){
+        .cfg = e->cfg, .st = e->st, .j = &e->j, .q = &e->q, .c = &e->c, .peers = e->peers};
     e->tx.ack_slots = RX_ITEMS_MAX;
     e->tx.ack_bytes = ACK_RESERVE;
     bad |= tx_init(&e->tx) != 0;
     e->rx = (struct rx){.cfg = e->cfg, .st = e->st, .j = &e->j, .q = &e->q, .tx = &e->tx};
     e->rx.key = e->key;
     e->rx.c = &e->c;
+    e->rx.peers = e->peers;
     bad |= rx_init(&e->rx, REPLAY_MAX, SENDERS_MAX) != 0;
-    if (e->key == NULL || bad) {
+    if ((has_secret && e->key == NULL) || bad) {
         snprintf(err, errlen,
-                 e->key == NULL ? "cannot load the secret into protected memory" : "out of memory");
+                 has_secret && e->key == NULL ? "cannot load the secret into protected memory"
+                                              : "out of memory");
         return -1;
     }
     return 0;
@@ -414,12 +446,18 @@ void engine_free(struct engine *e)
     sendq_fini(&e->q); /* closes the sockets */
     store_close(e->st);
     envelope_key_free(e->key);
+    peertab_free(e->peers);
     tx_fini(&e->tx);
     journal_fini(&e->j);
     rx_fini(&e->rx);
     loop_close(&e->loop);
     sysio_use(NULL);
     free(e);
+}
+
+int engine_peer_count(const struct engine *e)
+{
+    return peertab_count(e->peers);
 }
 
 const struct counters *engine_counters(const struct engine *e)

@@ -53,6 +53,8 @@ struct engine_hot {
     unsigned retry_interval; /* seconds */
     unsigned rate_limit;     /* messages per second per sender address; 0: no limit */
     unsigned rate_burst;
+    const struct peers_conf *peers; /* the peers file as read again (NULL: none) */
+    const uint8_t *master;          /* its master secret, or NULL */
 };
 
 /* engine_run's result when a HUP asks for a reload. */
@@ -60,10 +62,10 @@ struct engine_hot {
 
 /*
  * Sets up the engine: the key (from o->cfg->secret, whose hex text is then
- * wiped and freed), buffers, the in-flight table, signal handling and the
- * database watch, and runs crash recovery (sending -> pending). Takes
- * ownership of o->fd and o->store even on failure. Returns NULL with the
- * reason in err.
+ * wiped and freed; none if it is NULL), the peers (from o->cfg->peers, which
+ * is then wiped and freed, with the master secret), buffers, the in-flight table, signal handling
+ * and the database watch, and runs crash recovery (sending -> pending). Takes ownership of o->fd
+ * and o->store even on failure. Returns NULL with the reason in err.
  */
 __attribute__((warn_unused_result)) struct engine *engine_new(const struct engine_opts *o,
                                                               char *err, size_t errlen);
@@ -86,14 +88,23 @@ int engine_turn(struct engine *e, int db_event);
 int engine_run(struct engine *e);
 
 /*
- * Puts validated hot values and a new key in force at once (the caller has
- * checked them; the running config is updated). Takes ownership of key
- * (not NULL); the old key is wiped and freed.
+ * Puts validated hot values, the peers and a new shared key in force at once
+ * (the caller has checked them; the running config is updated). The peers
+ * are applied per peer (peertab_apply: those unchanged keep their state);
+ * if that fails, nothing changes and -1 is returned with one line in err.
+ * Takes ownership of key (NULL: no shared secret any more) either way; the
+ * old key is wiped and freed. Returns 0.
  */
-void engine_set_hot(struct engine *e, const struct engine_hot *hot, struct envelope_key *key);
+__attribute__((warn_unused_result)) int engine_set_hot(struct engine *e,
+                                                       const struct engine_hot *hot,
+                                                       struct envelope_key *key, char *err,
+                                                       size_t errlen);
 
 /* Frees everything (closes the socket and the database); NULL is fine. */
 void engine_free(struct engine *e);
+
+/* Peers in force. */
+int engine_peer_count(const struct engine *e);
 
 /* The counters so far. */
 const struct counters *engine_counters(const struct engine *e);

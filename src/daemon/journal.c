@@ -210,6 +210,12 @@ int journal_fail_row(struct journal *j, const struct store_outbound_row *row, in
                          "(%s): the database refuses (%s); left out until a restart",
                          (long long)row->rowid, row->dst_addr, row->dst_port_text, why,
                          store_errmsg(j->st));
+    } else if (r > 0 && row->peer != NULL) {
+        j->failed++;
+        log_warn_limited(&j->lim_rows, sysio_mono_ms(),
+                         "outbound row %lld (message_id %s) to peer %.64s: send_failed: %s",
+                         (long long)row->rowid, row->message_id != NULL ? row->message_id : "none",
+                         row->peer, why);
     } else if (r > 0) {
         j->failed++;
         log_warn_limited(&j->lim_rows, sysio_mono_ms(),
@@ -220,18 +226,25 @@ int journal_fail_row(struct journal *j, const struct store_outbound_row *row, in
     return r;
 }
 
-int journal_fail_backlog(struct journal *j, const struct store_dest *dest, int64_t older_than_ms,
-                         int64_t now)
+int journal_fail_backlog(struct journal *j, const struct store_dest *dest, const char *peer,
+                         int64_t older_than_ms, int64_t now)
 {
     int n = 0;
-    int r =
-        journal_result(j,
-                       store_outbound_expire(j->st, dest, older_than_ms,
-                                             "peer not answering; not sent", sysio_real_ms(), &n),
-                       "fail the backlog of a peer not answering");
+    const char *why = "peer not answering; not sent";
+    int r = journal_result(
+        j,
+        peer != NULL
+            ? store_outbound_expire_peer(j->st, peer, older_than_ms, why, sysio_real_ms(), &n)
+            : store_outbound_expire(j->st, dest, older_than_ms, why, sysio_real_ms(), &n),
+        "fail the backlog of a peer not answering");
     if (r < 0 || j->redo)
         return -1;
-    if (n > 0) {
+    if (n > 0 && peer != NULL) {
+        j->failed += (uint64_t)n;
+        log_warn_limited(&j->lim_rows, now,
+                         "%d outbound rows to peer %s: send_failed: peer not answering; not sent",
+                         n, peer);
+    } else if (n > 0) {
         j->failed += (uint64_t)n;
         log_warn_limited(&j->lim_rows, now,
                          "%d outbound rows to %s port %lld: send_failed: peer not answering; "

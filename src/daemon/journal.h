@@ -129,13 +129,14 @@ int journal_fail_row(struct journal *j, const struct store_outbound_row *row, in
                      const char *why);
 
 /*
- * Inside the transaction: fails the pending rows to dest older than
- * older_than_ms (a destination not answering), counted in j->failed and
+ * Inside the transaction: fails the pending rows to dest (or, if peer is not
+ * NULL, the rows that name that peer) older than older_than_ms (a
+ * destination not answering), counted in j->failed and
  * logged (limited) at now (ms). Returns 0, or -1 to abort the turn (j->redo
  * may be set).
  */
-int journal_fail_backlog(struct journal *j, const struct store_dest *dest, int64_t older_than_ms,
-                         int64_t now);
+int journal_fail_backlog(struct journal *j, const struct store_dest *dest, const char *peer,
+                         int64_t older_than_ms, int64_t now);
 
 /* The transaction committed: the changes it applied are forgotten. */
 void journal_committed(struct journal *j);

@@ -5,10 +5,7 @@
 #include <stdlib.h>
 
 /* A sender's bucket; the table's key is the host part of its net_addr_key (no port). */
-struct sender {
-    int64_t tokens_mt; /* milli-tokens */
-    int64_t refill_ms; /* when tokens_mt was last brought up to date */
-};
+#define sender ratebucket
 
 struct ratelimit {
     struct table *senders;
@@ -83,12 +80,22 @@ int ratelimit_allow(struct ratelimit *rl, const struct net_addr *from, unsigned 
         s = table_insert(rl->senders, key);
         if (s == NULL)
             return 0;
-        s->tokens_mt = (int64_t)burst * 1000;
-        s->refill_ms = now_ms;
     }
-    refill(s, rate, burst, now_ms);
-    if (s->tokens_mt < 1000)
+    return ratelimit_take(s, rate, burst, now_ms);
+}
+
+int ratelimit_take(struct ratebucket *b, unsigned rate, unsigned burst, int64_t now_ms)
+{
+    if (rate == 0)
+        return 1;
+    if (!b->started) { /* a new bucket starts full */
+        b->tokens_mt = (int64_t)burst * 1000;
+        b->refill_ms = now_ms;
+        b->started = 1;
+    }
+    refill(b, rate, burst, now_ms);
+    if (b->tokens_mt < 1000)
         return 0;
-    s->tokens_mt -= 1000;
+    b->tokens_mt -= 1000;
     return 1;
 }

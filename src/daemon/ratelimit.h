@@ -26,4 +26,14 @@ void ratelimit_free(struct ratelimit *rl);
 int ratelimit_allow(struct ratelimit *rl, const struct net_addr *from, unsigned rate,
                     unsigned burst, int64_t now_ms);
 
+/* One bucket on its own (a peer's): zeroed, then ratelimit_take. */
+struct ratebucket {
+    int64_t tokens_mt; /* milli-tokens */
+    int64_t refill_ms; /* when tokens_mt was last brought up to date */
+    int started;       /* 0: never used (a zeroed bucket), so full at its first message */
+};
+
+/* 1 if a message may pass at now_ms under rate/burst (rate 0: always), taking a token. */
+int ratelimit_take(struct ratebucket *b, unsigned rate, unsigned burst, int64_t now_ms);
+
 #endif

@@ -24,6 +24,8 @@ struct retx_entry {
     struct net_addr dst;
     int64_t retries;  /* retry_count of the row */
     int64_t deadline; /* ms; change it only through retx_reschedule */
+    int peer_slot;    /* the peer it was sealed for (daemon/peertab.h), or -1 */
+    uint32_t peer_gen;
 };
 
 /* A table for at most capacity entries; NULL if memory cannot be had. */

@@ -15,7 +15,9 @@
  */
 #include "daemon/rx.h"
 
+#include "daemon/peertab.h"
 #include "daemon/ratelimit.h"
+#include "daemon/route.h"
 #include "daemon/sysio.h"
 #include "daemon/tx.h"
 #include "wire/judge.h"
@@ -35,10 +37,11 @@ struct rx_item {
     struct message_in msg;
     uint8_t sock;
     int stored;
-    int duplicate; /* its message_id was stored before (a retransmission) */
-    int refused;   /* the database refused it, or it is one of ours: never ACKed */
-    int to_self;   /* we sent it to ourselves: our outbound row with its id is expected */
-    int64_t rowid; /* the row it was stored as (0: stored before, a duplicate) */
+    int duplicate;     /* its message_id was stored before (a retransmission) */
+    int refused;       /* the database refused it, or it is one of ours: never ACKed */
+    int to_self;       /* we sent it to ourselves: our outbound row with its id is expected */
+    int64_t rowid;     /* the row it was stored as (0: stored before, a duplicate) */
+    struct peer *peer; /* who sealed it (valid for the turn), or NULL: the shared secret */
     struct net_addr from;
     const char *json; /* in the arena */
     size_t len;
@@ -49,6 +52,8 @@ struct rx_ack_retry {
     char id[MESSAGE_ID_LEN + 1];
     uint8_t sock;
     int attempts;
+    int peer_slot; /* sealed for this peer (-1: the shared secret) */
+    uint32_t peer_gen;
     struct net_addr to;
     int64_t due;
 };
@@ -58,12 +63,13 @@ int rx_init(struct rx *rx, size_t replay_max, size_t max_senders)
     rx->replay = replay_new(replay_max);
     rx->limiter = ratelimit_new(max_senders);
     rx->buf = malloc((size_t)RX_SLOTS * (ENVELOPE_MAX_DATAGRAM + 1));
+    rx->plain = malloc(ENVELOPE_MAX_DATAGRAM + 1);
     rx->items = calloc(RX_ITEMS_MAX, sizeof *rx->items);
     rx->arena = malloc(ITEM_ARENA_BYTES);
     rx->retries = calloc(RX_ACK_RETRY_MAX, sizeof *rx->retries);
     int rows_failed = store_rows_init(&rx->rows, RECOVER_BATCH, RECOVER_BATCH * STORE_ROW_TEXT);
-    if (rx->replay == NULL || rx->limiter == NULL || rx->buf == NULL || rx->items == NULL ||
-        rx->arena == NULL || rx->retries == NULL || rows_failed)
+    if (rx->replay == NULL || rx->limiter == NULL || rx->buf == NULL || rx->plain == NULL ||
+        rx->items == NULL || rx->arena == NULL || rx->retries == NULL || rows_failed)
         return -1;
     for (int i = 0; i < RX_SLOTS; i++) {
         rx->slots[i].buf = rx->buf + (size_t)i * (ENVELOPE_MAX_DATAGRAM + 1);
@@ -77,6 +83,7 @@ void rx_fini(struct rx *rx)
     replay_free(rx->replay);
     ratelimit_free(rx->limiter);
     free(rx->buf);
+    free(rx->plain);
     free(rx->items);
     free(rx->arena);
     free(rx->retries);
@@ -84,6 +91,7 @@ void rx_fini(struct rx *rx)
     rx->replay = NULL;
     rx->limiter = NULL;
     rx->buf = NULL;
+    rx->plain = NULL;
     rx->items = NULL;
     rx->arena = NULL;
     rx->retries = NULL;
@@ -131,7 +139,8 @@ static void drop_reflected(struct rx *rx, const struct net_addr *from)
     drop(rx, &rx->c->verdicts[JUDGE_DROP_REFLECTED], from, judge_reason(JUDGE_DROP_REFLECTED));
 }
 
-static void handle_ack(struct rx *rx, const struct net_dgram *d, const char *id, int ours)
+static void handle_ack(struct rx *rx, const struct net_dgram *d, const char *id, int ours,
+                       struct peer *p)
 {
     struct retx_entry *ent = tx_awaiting(rx->tx, id);
     if (ours && !self_exchange(rx, ent, &d->addr)) {
@@ -142,7 +151,15 @@ static void handle_ack(struct rx *rx, const struct net_dgram *d, const char *id,
         rx->c->acks_unmatched++;
         return;
     }
-    if (!net_addr_same_peer(&d->addr, &ent->dst)) {
+    struct peer *to =
+        ent->peer_slot >= 0 ? peertab_get(rx->peers, ent->peer_slot, ent->peer_gen) : NULL;
+    if (p != to || (ent->peer_slot >= 0 && to == NULL)) {
+        drop(rx, &rx->c->acks_wrong_source, &d->addr,
+             "an ACK sealed with another key than its message was sent with");
+        return;
+    }
+    if (p == NULL && !net_addr_same_peer(&d->addr, &ent->dst)) {
+        /* a peer's ACK may come from where it roamed; the shared secret's, only from there */
         drop(rx, &rx->c->acks_wrong_source, &d->addr,
              "an ACK from another address than its message was sent to");
         return;
@@ -153,9 +170,12 @@ static void handle_ack(struct rx *rx, const struct net_dgram *d, const char *id,
         char host[NET_HOST_MAX];
         unsigned port;
         net_addr_format(&d->addr, host, &port);
-        log_info("acknowledged: outbound row %lld (message_id %s) by %s port %u",
-                 (long long)ent->rowid, id, host, port);
+        log_info("acknowledged: outbound row %lld (message_id %s) by %s%s%s port %u",
+                 (long long)ent->rowid, id, p != NULL ? p->name : "", p != NULL ? " at " : "", host,
+                 port);
     }
+    if (p != NULL)
+        p->st.acked++;
     tx_acked(rx->tx, ent);
 }
 
@@ -177,7 +197,7 @@ static void log_accepted(const struct net_dgram *d, enum judge_verdict v, const 
  * checks the same for rows not in memory).
  */
 static int message_admitted(struct rx *rx, const struct net_dgram *d, const struct judgement *j,
-                            int *to_self, int64_t now_ms)
+                            struct peer *p, int *to_self, int64_t now_ms)
 {
     struct retx_entry *own = tx_awaiting(rx->tx, j->msg.id);
     *to_self = j->ours && self_exchange(rx, own, &d->addr);
@@ -191,7 +211,11 @@ static int message_admitted(struct rx *rx, const struct net_dgram *d, const stru
         return 0;
     }
     rx->c->verdicts[JUDGE_MESSAGE]++;
-    if (!ratelimit_allow(rx->limiter, &d->addr, rx->cfg->rate_limit, rx->cfg->rate_burst, now_ms)) {
+    if (p != NULL ? !ratelimit_take(&p->bucket, rx->cfg->rate_limit, rx->cfg->rate_burst, now_ms)
+                  : !ratelimit_allow(rx->limiter, &d->addr, rx->cfg->rate_limit,
+                                     rx->cfg->rate_burst, now_ms)) {
+        if (p != NULL)
+            p->st.rate_limited++;
         drop(rx, &rx->c->drop_rate_limited, &d->addr, "over the sender's rate limit");
         return 0;
     }
@@ -204,7 +228,7 @@ static int message_admitted(struct rx *rx, const struct net_dgram *d, const stru
 
 /* Keeps an admitted message as an item of the turn, its JSON copied into the arena. */
 static void add_item(struct rx *rx, int sock, const struct net_dgram *d, const struct judgement *j,
-                     int to_self)
+                     struct peer *p, int to_self)
 {
     char *copy = rx->arena + rx->used;
     memcpy(copy, j->json, j->json_len);
@@ -218,6 +242,69 @@ static void add_item(struct rx *rx, int sock, const struct net_dgram *d, const s
     it->len = j->json_len;
     it->ts = j->ts_ns;
     it->to_self = to_self;
+    it->peer = p;
+}
+
+/*
+ * The keys to try for d: the one its version 2 key id names, or the version 1
+ * candidates of its source and then the shared secret. Returns how many, or
+ * -1 if it is dropped unopened (*v set).
+ */
+static int keys_for(struct rx *rx, const struct net_dgram *d, uint64_t now_ns,
+                    struct judge_key *keys, struct peer **peers, int *v2, enum judge_verdict *v)
+{
+    int64_t now_s = (int64_t)(now_ns / 1000000000u);
+    struct envelope_v2_header h;
+    *v2 = 0;
+    if (peertab_has_v2(rx->peers) && envelope_v2_header(d->buf, d->len, &h) == 0) {
+        int which = 0;
+        struct peer *p = peertab_by_id(rx->peers, h.key_id, now_s, &which);
+        *v = p == NULL ? JUDGE_DROP_UNKNOWN_KEY : JUDGE_DROP_REPLAY_FULL;
+        if (p == NULL || (keys[0].replay = peertab_replay(rx->peers, p)) == NULL)
+            return -1;
+        keys[0].key = p->recv[which];
+        peers[0] = p;
+        *v2 = 1;
+        return 1;
+    }
+    const struct envelope_key *k[JUDGE_TRIALS_MAX];
+    int n = peertab_v1_candidates(rx->peers, &d->addr, now_s, k, peers,
+                                  JUDGE_TRIALS_MAX - (rx->key != NULL));
+    for (int i = 0; i < n; i++) {
+        keys[i] = (struct judge_key){k[i], peertab_replay(rx->peers, peers[i])};
+        if (keys[i].replay == NULL) {
+            *v = JUDGE_DROP_REPLAY_FULL;
+            return -1;
+        }
+    }
+    if (rx->key != NULL) {
+        keys[n] = (struct judge_key){rx->key, rx->replay};
+        peers[n++] = NULL;
+    }
+    return n;
+}
+
+/* An authenticated datagram of peer p: from inside its allowed? Then it is heard, and roams. */
+static int peer_heard(struct rx *rx, struct peer *p, const struct net_dgram *d, uint64_t now_ns,
+                      enum judge_verdict v)
+{
+    if (!peer_allows(p, &d->addr)) {
+        p->st.verdicts[JUDGE_DROP_NOT_ALLOWED]++;
+        drop(rx, &rx->c->verdicts[JUDGE_DROP_NOT_ALLOWED], &d->addr,
+             judge_reason(JUDGE_DROP_NOT_ALLOWED));
+        return 0;
+    }
+    p->st.verdicts[v]++;
+    p->st.last_seen_ns = now_ns;
+    if (p->roaming && (!p->has_endpoint || !net_addr_same_peer(&p->endpoint, &d->addr))) {
+        char host[NET_HOST_MAX];
+        unsigned port;
+        net_addr_format(&d->addr, host, &port);
+        log_info("peer %s roamed: its endpoint is now %s port %u", p->name, host, port);
+        p->endpoint = d->addr;
+        p->has_endpoint = 1;
+    }
+    return 1;
 }
 
 static void handle_dgram(struct rx *rx, int sock, struct net_dgram *d, uint64_t now_ns,
@@ -228,22 +315,37 @@ static void handle_dgram(struct rx *rx, int sock, struct net_dgram *d, uint64_t 
         drop(rx, &rx->c->drop_oversize, &d->addr, "larger than any datagram we accept");
         return;
     }
-    struct judge_ctx cx = {rx->key, now_ns, rx->cfg->window, rx->replay};
-    struct judgement j;
-    enum judge_verdict v = judge_datagram(&cx, d->buf, d->len, &j);
-    log_accepted(d, v, &j);
-    if (v != JUDGE_MESSAGE && v != JUDGE_ACK) {
+    struct judge_key keys[JUDGE_TRIALS_MAX];
+    struct peer *peers[JUDGE_TRIALS_MAX];
+    int v2 = 0, trials = 0;
+    enum judge_verdict v = JUDGE_DROP_AUTH;
+    int n = keys_for(rx, d, now_ns, keys, peers, &v2, &v);
+    if (n < 0) {
         drop(rx, &rx->c->verdicts[v], &d->addr, judge_reason(v));
         return;
     }
+    struct judge_ctx cx = {keys, n, v2, n > 1 || v2 ? rx->plain : NULL, now_ns, rx->cfg->window};
+    struct judgement j;
+    v = judge_datagram(&cx, d->buf, d->len, &j, &trials);
+    rx->c->trial_opens += (uint64_t)trials;
+    log_accepted(d, v, &j);
+    if (v != JUDGE_MESSAGE && v != JUDGE_ACK) {
+        if (j.key_index >= 0 && peers[j.key_index] != NULL)
+            peers[j.key_index]->st.verdicts[v]++;
+        drop(rx, &rx->c->verdicts[v], &d->addr, judge_reason(v));
+        return;
+    }
+    struct peer *p = peers[j.key_index];
+    if (p != NULL && !peer_heard(rx, p, d, now_ns, v))
+        return;
     if (v == JUDGE_ACK) {
         rx->c->verdicts[v]++;
-        handle_ack(rx, d, j.msg.id, j.ours);
+        handle_ack(rx, d, j.msg.id, j.ours, p);
         return;
     }
     int to_self = 0;
-    if (message_admitted(rx, d, &j, &to_self, now_ms))
-        add_item(rx, sock, d, &j, to_self);
+    if (message_admitted(rx, d, &j, p, &to_self, now_ms))
+        add_item(rx, sock, d, &j, p, to_self);
 }
 
 void rx_receive(struct rx *rx)
@@ -276,7 +378,9 @@ static int store_item(struct rx *rx, struct rx_item *it)
     unsigned port;
     enum store_in_result res = STORE_IN_NEW;
     net_addr_format(&it->from, host, &port);
-    struct store_inbound m = {it->msg.id, host, port, it->json, it->len, it->ts, it->to_self};
+    struct store_inbound m = {
+        it->msg.id, host,   port,        it->json,
+        it->len,    it->ts, it->to_self, it->peer != NULL ? it->peer->name : NULL};
     enum store_rc rc = store_inbound_insert(rx->st, &m, 1, sysio_real_ms(), &res, &it->rowid, NULL);
     int r = journal_result(rx->j, rc, "store a received message");
     if (r < 0)
@@ -323,14 +427,22 @@ void rx_committed(struct rx *rx)
             rx->c->duplicates++;
         else
             rx->c->stored++;
+        if (it->peer != NULL && it->duplicate)
+            it->peer->st.duplicates++;
+        else if (it->peer != NULL)
+            it->peer->st.stored++;
         if (log_get_level() >= LOG_LEVEL_INFO) {
             char host[NET_HOST_MAX];
             unsigned port;
             net_addr_format(&it->from, host, &port);
-            log_info("%s message %s from %s port %u",
-                     it->duplicate ? "again (a duplicate):" : "stored", it->msg.id, host, port);
+            log_info("%s message %s from %s%s%s port %u",
+                     it->duplicate ? "again (a duplicate):" : "stored", it->msg.id,
+                     it->peer != NULL ? it->peer->name : "", it->peer != NULL ? " at " : "", host,
+                     port);
         }
-        struct sendq_msg *ack = sendq_ack(rx->q, it->sock, &it->from, it->msg.id, 0);
+        struct sendq_as as;
+        route_seal_as(rx->peers, it->peer, rx->key, &as);
+        struct sendq_msg *ack = sendq_ack(rx->q, it->sock, &it->from, it->msg.id, 0, &as);
         if (ack != NULL)
             ack->rowid = it->rowid; /* its ack_sent is then written by rowid */
     }
@@ -351,7 +463,7 @@ static void on_unacked(struct rx *rx, const struct store_inbound_row *row)
         rx->recover_past = 1; /* this run's own rows: ACKed as they were stored */
     if (rx->recover_full || rx->recover_past)
         return; /* the rest waits for the next turn */
-    if (rx->q->n >= rx->q->cap || sendq_room(rx->q) < ENVELOPE_OVERHEAD + MESSAGE_ACK_MAX) {
+    if (rx->q->n >= rx->q->cap || sendq_room(rx->q) < ENVELOPE_V2_OVERHEAD + MESSAGE_ACK_MAX) {
         rx->recover_full = 1;
         return;
     }
@@ -362,8 +474,12 @@ static void on_unacked(struct rx *rx, const struct store_inbound_row *row)
         journal_add(rx->j, JOURNAL_ACK_FAILED, row->message_id, 0, 0, NULL);
         return;
     }
+    struct peer *p = row->peer != NULL ? peertab_find(rx->peers, row->peer) : NULL;
+    struct sendq_as as;
+    route_seal_as(rx->peers, p, rx->key, &as);
     int sock = sendq_route(rx->q, &from, &to, err, sizeof err);
-    if (sock < 0 || sendq_ack(rx->q, sock, &to, row->message_id, 0) == NULL)
+    if (sock < 0 || (row->peer != NULL && p == NULL) ||
+        sendq_ack(rx->q, sock, &to, row->message_id, 0, &as) == NULL)
         journal_add(rx->j, JOURNAL_ACK_FAILED, row->message_id, 0, 0, NULL);
 }
 
@@ -394,6 +510,8 @@ static void retry_add(struct rx *rx, const struct sendq_msg *m, const struct net
     memcpy(a->id, m->id, sizeof a->id);
     a->sock = m->sock;
     a->attempts = m->attempts + 1;
+    a->peer_slot = m->peer_slot;
+    a->peer_gen = m->peer_gen;
     a->to = *to;
     a->due = now + ACK_RETRY_MS;
 }
@@ -403,8 +521,14 @@ void rx_queue_retries(struct rx *rx, int64_t now)
     int keep = 0;
     for (int i = 0; i < rx->nretries; i++) {
         struct rx_ack_retry *a = &rx->retries[i];
+        struct peer *p =
+            a->peer_slot >= 0 ? peertab_get(rx->peers, a->peer_slot, a->peer_gen) : NULL;
+        if (a->peer_slot >= 0 && p == NULL)
+            continue; /* its peer was removed: left 'received' */
+        struct sendq_as as;
+        route_seal_as(rx->peers, p, rx->key, &as);
         if (a->due <= now && rx->q->n < rx->q->cap &&
-            sendq_ack(rx->q, a->sock, &a->to, a->id, a->attempts) != NULL)
+            sendq_ack(rx->q, a->sock, &a->to, a->id, a->attempts, &as) != NULL)
             continue;
         rx->retries[keep++] = *a;
     }

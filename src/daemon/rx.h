@@ -31,6 +31,7 @@
 #define RX_ACK_RETRY_MAX 1024 /* failed ACKs waiting to be tried again */
 
 struct tx;           /* daemon/tx.h */
+struct peertab;      /* daemon/peertab.h */
 struct rx_item;      /* a message received this turn */
 struct rx_ack_retry; /* an ACK whose sending failed */
 
@@ -43,11 +44,13 @@ struct rx {
     struct sendq *q;
     struct tx *tx; /* the messages in flight, for ACKs and reflections */
     struct counters *c;
+    struct peertab *peers; /* the peers file's peers (replaced on reload) */
 
     /* own */
     struct replay *replay;
     struct ratelimit *limiter;
-    uint8_t *buf; /* RX_SLOTS receive buffers, each one byte larger than any datagram */
+    uint8_t *buf;   /* RX_SLOTS receive buffers, each one byte larger than any datagram */
+    uint8_t *plain; /* where a datagram opens when more than one key may be tried */
     struct net_dgram slots[RX_SLOTS];
     struct rx_item *items; /* RX_ITEMS_MAX: this turn's messages */
     int nitems;

@@ -94,12 +94,17 @@ size_t sendq_room(const struct sendq *q)
 }
 
 struct sendq_msg *sendq_seal(struct sendq *q, int sock, const struct net_addr *to, const char *json,
-                             size_t len)
+                             size_t len, const struct sendq_as *as)
 {
-    if (q->n >= q->cap || sendq_room(q) < len + ENVELOPE_OVERHEAD)
+    const struct envelope_key *key = as != NULL ? as->key : q->key;
+    int v2 = as != NULL && as->v2_id != NULL;
+    if (q->n >= q->cap || sendq_room(q) < len + (v2 ? ENVELOPE_V2_OVERHEAD : ENVELOPE_OVERHEAD) ||
+        key == NULL)
         return NULL;
     uint8_t *buf = q->arena + q->used;
-    size_t n = envelope_seal_marked(q->key, sysio_real_ns(), json, len, buf, sendq_room(q));
+    size_t n = v2 ? envelope_v2_seal(key, as->v2_id, ENVELOPE_V2_TYPE_MESSAGE, sysio_real_ns(),
+                                     json, len, buf, sendq_room(q))
+                  : envelope_seal_marked(key, sysio_real_ns(), json, len, buf, sendq_room(q));
     if (n == 0)
         return NULL;
     q->used += n;
@@ -111,15 +116,17 @@ struct sendq_msg *sendq_seal(struct sendq *q, int sock, const struct net_addr *t
     struct sendq_msg *m = &q->msg[q->n++];
     memset(m, 0, sizeof *m);
     m->sock = (uint8_t)sock;
+    m->peer_slot = as != NULL ? as->peer_slot : -1;
+    m->peer_gen = as != NULL ? as->peer_gen : 0;
     return m;
 }
 
 struct sendq_msg *sendq_ack(struct sendq *q, int sock, const struct net_addr *to, const char *id,
-                            int attempts)
+                            int attempts, const struct sendq_as *as)
 {
     char text[MESSAGE_ACK_MAX];
     size_t n = message_ack_text(id, text);
-    struct sendq_msg *m = sendq_seal(q, sock, to, text, n);
+    struct sendq_msg *m = sendq_seal(q, sock, to, text, n, as);
     if (m != NULL) {
         m->kind = SENDQ_ACK;
         m->attempts = attempts;

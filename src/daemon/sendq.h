@@ -18,6 +18,7 @@
 #include "util/log.h"
 #include "util/net.h"
 #include "wire/envelope.h"
+#include "wire/envelope_v2.h"
 #include "wire/message.h"
 
 #include <stddef.h>
@@ -33,6 +34,14 @@ enum sendq_kind {
     SENDQ_RETX /* a retransmission of a row in flight (daemon/tx.c) */
 };
 
+/* How a datagram is sealed: version 1 under key, or version 2 under key whose id is v2_id. */
+struct sendq_as {
+    const struct envelope_key *key;
+    const uint8_t *v2_id; /* NULL: version 1 */
+    int peer_slot;        /* the peer it goes to (daemon/peertab.h), or -1: the shared secret */
+    uint32_t peer_gen;
+};
+
 /* What a sealed datagram of this turn is, for handling its send result. */
 struct sendq_msg {
     uint8_t kind; /* enum sendq_kind */
@@ -42,6 +51,8 @@ struct sendq_msg {
     int attempts;           /* SENDQ_ACK: sendings that failed before */
     struct net_addr dst;    /* SENDQ_NEW: as the row names it (for the in-flight table) */
     struct retx_entry *ent; /* SENDQ_RETX */
+    int peer_slot;          /* as sealed (struct sendq_as) */
+    uint32_t peer_gen;
 };
 
 struct sendq {
@@ -86,20 +97,21 @@ int sendq_route(struct sendq *q, const struct net_addr *dst, struct net_addr *ou
 size_t sendq_room(const struct sendq *q);
 
 /*
- * Seals json (len bytes) under the key with a fresh nonce and the wall clock,
- * as the next datagram of the turn, to go to `to` through sock. Returns its
- * entry (zeroed but for sock: the caller fills in what it is; valid until
- * sendq_reset), or NULL if the queue or the arena is full.
+ * Seals json (len bytes) as `as` says (NULL: version 1 under the shared key)
+ * with a fresh nonce and the wall clock, as the next datagram of the turn, to
+ * go to `to` through sock. Returns its entry (zeroed but for sock and the
+ * peer: the caller fills in what it is; valid until sendq_reset), or NULL if
+ * the queue or the arena is full or there is no key.
  */
 struct sendq_msg *sendq_seal(struct sendq *q, int sock, const struct net_addr *to, const char *json,
-                             size_t len);
+                             size_t len, const struct sendq_as *as);
 
 /*
  * Seals the ACK of message id (attempts: sendings of it that failed before)
  * as sendq_seal does. Returns its entry, kind SENDQ_ACK, or NULL if full.
  */
 struct sendq_msg *sendq_ack(struct sendq *q, int sock, const struct net_addr *to, const char *id,
-                            int attempts);
+                            int attempts, const struct sendq_as *as);
 
 /*
  * Sends every queued datagram, one batch per socket; then q->out[i].err is 0

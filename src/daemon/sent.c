@@ -34,10 +34,15 @@ static int sent_new(struct tx *t, const struct sendq_msg *m, int err, const char
         return 1;
     }
     int64_t retries = m->retries + (err != 0);
-    if (retx_add(t->inflight, m->rowid, m->id, &m->dst, retries,
-                 now + (err != 0 ? EAGAIN_RETRY_MS : (int64_t)t->cfg->retry_interval * 1000)) ==
-        NULL)
+    struct retx_entry *ent =
+        retx_add(t->inflight, m->rowid, m->id, &m->dst, retries,
+                 now + (err != 0 ? EAGAIN_RETRY_MS : (int64_t)t->cfg->retry_interval * 1000));
+    if (ent == NULL) {
         tx_release(t, &m->dst, 0); /* cannot happen: room was checked */
+    } else {
+        ent->peer_slot = m->peer_slot;
+        ent->peer_gen = m->peer_gen;
+    }
     /* The claim made the row 'sent' already; only a transient error has something to add. */
     if (err != 0)
         journal_add(t->j, JOURNAL_SENT, NULL, m->rowid, retries, why);

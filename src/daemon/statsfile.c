@@ -4,11 +4,16 @@
 #define _GNU_SOURCE
 #include "daemon/statsfile.h"
 
+#include "daemon/daemon.h"
+
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STATSFILE_PATH_MAX 4200
@@ -66,4 +71,40 @@ int statsfile_write(const char *path, const char *text)
         errno = e;
     }
     return rc;
+}
+
+#define STATS_TEXT_MAX (4u << 20)
+
+char *statsfile_ask(const char *pidfile, pid_t pid)
+{
+    char path[STATSFILE_PATH_MAX];
+    struct stat before, after;
+    if (snprintf(path, sizeof path, "%s.stats", pidfile) >= (int)sizeof path ||
+        stat(path, &before) != 0 || !daemon_catches(pid, SIGUSR2) || kill(pid, SIGUSR2) != 0)
+        return NULL;
+    struct timespec step = {0, 10 * 1000000};
+    for (int waited = 0; waited < 2000; waited += 10) {
+        if (stat(path, &after) == 0 &&
+            (after.st_mtim.tv_sec != before.st_mtim.tv_sec ||
+             after.st_mtim.tv_nsec != before.st_mtim.tv_nsec || after.st_ino != before.st_ino))
+            break;
+        nanosleep(&step, NULL); /* the daemon answers within a turn of its loop */
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); /* not through a planted link */
+    if (fd < 0)
+        return NULL;
+    char *text = malloc(STATS_TEXT_MAX + 1);
+    size_t used = 0;
+    while (text != NULL && used < STATS_TEXT_MAX) {
+        ssize_t n = read(fd, text + used, STATS_TEXT_MAX - used);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        used += (size_t)n;
+    }
+    close(fd);
+    if (text != NULL)
+        text[used] = '\0';
+    return text;
 }

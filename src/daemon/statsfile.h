@@ -6,6 +6,8 @@
 #ifndef SG_STATSFILE_H
 #define SG_STATSFILE_H
 
+#include <sys/types.h>
+
 /*
  * Replaces the file at path with text, atomically: text goes into a new file
  * "<path>.tmp" created with O_EXCL | O_NOFOLLOW (mode 0644 less the umask),
@@ -17,5 +19,17 @@
  * Returns 0, or -1 with errno set (nothing is left at the temporary name).
  */
 __attribute__((warn_unused_result)) int statsfile_write(const char *path, const char *text);
+
+/*
+ * Asks the daemon pid for its counters and returns the text of
+ * <pidfile>.stats (malloc'd), or NULL. SIGUSR2 makes it rewrite the file
+ * without a log line (SIGUSR1 logs one: monitoring that runs status every
+ * minute would add 1,440 lines a day). It is sent only if the daemon left
+ * that file at start (it cannot when its pid file's directory is not
+ * writable by it), and only if it catches SIGUSR2: the signal's default
+ * action would end a daemon from before status used it. Waits up to 2 s for
+ * the new file; the file is opened without following a link.
+ */
+char *statsfile_ask(const char *pidfile, pid_t pid);
 
 #endif

@@ -16,6 +16,8 @@
 #include "daemon/tx.h"
 
 #include "daemon/flow.h"
+#include "daemon/peertab.h"
+#include "daemon/route.h"
 #include "daemon/sysio.h"
 #include "util/log.h"
 #include "wire/envelope.h"
@@ -138,9 +140,13 @@ void tx_release(struct tx *t, const struct net_addr *dst, int acked)
 
 void tx_prepare(struct tx *t)
 {
-    int n = 0;
+    int n = 0, np = 0;
     const struct store_dest *list = dests_exclusions(&t->dests, &n);
-    if (list != NULL && store_outbound_exclude(t->st, list, n) == STORE_OK)
+    if (list == NULL)
+        return;
+    const char *const *peers = dests_peer_exclusions(&t->dests, &np);
+    if (store_outbound_exclude(t->st, list, n) == STORE_OK &&
+        store_outbound_exclude_peers(t->st, peers, np) == STORE_OK)
         dests_excluded(&t->dests);
 }
 
@@ -154,7 +160,7 @@ static int expire_blocked(struct tx *t)
     const struct store_dest *d;
     int64_t deadline = dests_deadline_ms(&t->dests);
     for (int i = 0; (d = dests_next_silent(&t->dests, &i, t->now)) != NULL;)
-        if (journal_fail_backlog(t->j, d, deadline, t->now) != 0)
+        if (journal_fail_backlog(t->j, d, t->dests.silent_peer, deadline, t->now) != 0)
             return -1;
     return 0;
 }
@@ -197,18 +203,11 @@ static int check_read(struct claim_ctx *cx, const struct store_outbound_row *row
  * the row failed or waits for its window.
  */
 static int claim_dest(struct claim_ctx *cx, const struct store_outbound_row *row,
-                      struct net_addr *dst, struct net_addr *to)
+                      struct net_addr *dst, struct net_addr *to, struct peer **pp)
 {
     struct tx *t = cx->t;
     char err[256];
-    if (row->dst_port < 1 || row->dst_port > 65535) {
-        snprintf(err, sizeof err, "dst_port '%.32s' is not a port number (1-65535)",
-                 row->dst_port_text);
-        fail_row(cx, row, row->retry_count, err);
-        return -1;
-    }
-    if (net_addr_parse(row->dst_addr, (unsigned)row->dst_port, dst) != 0) {
-        snprintf(err, sizeof err, "dst_addr '%.64s' is not an IPv4 or IPv6 address", row->dst_addr);
+    if (route_row(t->peers, t->q->key, row, dst, pp, err, sizeof err) != NULL) {
         fail_row(cx, row, row->retry_count, err);
         return -1;
     }
@@ -229,7 +228,7 @@ static int claim_dest(struct claim_ctx *cx, const struct store_outbound_row *row
 }
 
 /* The claimed row's payload, prepared into *m. 1 ready, else 0 (the row failed). */
-static int claim_payload(struct claim_ctx *cx, struct store_outbound_row *row,
+static int claim_payload(struct claim_ctx *cx, struct store_outbound_row *row, const struct peer *p,
                          struct message_out *m)
 {
     char err[256];
@@ -242,6 +241,10 @@ static int claim_payload(struct claim_ctx *cx, struct store_outbound_row *row,
         message_prepare(row->payload, row->payload_len, row->message_id, m, err, sizeof err) != 0) {
         fail_row(cx, row, row->retry_count, err);
         ok = 0;
+    } else if (ok > 0 && route_too_large(p, m->payload_len, err, sizeof err) != NULL) {
+        fail_row(cx, row, row->retry_count, err);
+        message_out_clear(m);
+        ok = 0;
     }
     return ok; /* message_prepare made its own copy */
 }
@@ -249,7 +252,7 @@ static int claim_payload(struct claim_ctx *cx, struct store_outbound_row *row,
 /* Claims the prepared row (pending -> sent) and seals it; its queue entry, or NULL. */
 static struct sendq_msg *claim_mark(struct claim_ctx *cx, const struct store_outbound_row *row,
                                     const struct message_out *m, int sock,
-                                    const struct net_addr *to)
+                                    const struct net_addr *to, const struct sendq_as *as)
 {
     struct tx *t = cx->t;
     char err[256];
@@ -268,7 +271,8 @@ static struct sendq_msg *claim_mark(struct claim_ctx *cx, const struct store_out
         if (!t->j->redo)
             fail_row(cx, row, row->retry_count, err);
     }
-    struct sendq_msg *om = r > 0 ? sendq_seal(t->q, sock, to, m->payload, m->payload_len) : NULL;
+    struct sendq_msg *om =
+        r > 0 ? sendq_seal(t->q, sock, to, m->payload, m->payload_len, as) : NULL;
     if (r < 0 || t->j->redo || (r > 0 && om == NULL))
         cx->abort = 1; /* no room after all: roll back, try next turn */
     return om;
@@ -279,17 +283,20 @@ static void claim_row(struct claim_ctx *cx, struct store_outbound_row *row)
 {
     struct tx *t = cx->t;
     struct net_addr dst, to;
+    struct peer *p = NULL;
     if (journal_poisoned(t->j, row->rowid) == JOURNAL_REFUSED_FAIL)
         return;
-    int sock = claim_dest(cx, row, &dst, &to);
+    int sock = claim_dest(cx, row, &dst, &to, &p);
     if (sock < 0)
         return;
     struct message_out m;
-    if (claim_payload(cx, row, &m) <= 0) {
+    if (claim_payload(cx, row, p, &m) <= 0) {
         tx_release(t, &dst, 0);
         return;
     }
-    struct sendq_msg *om = claim_mark(cx, row, &m, sock, &to);
+    struct sendq_as as;
+    route_seal_as(t->peers, p, t->q->key, &as);
+    struct sendq_msg *om = claim_mark(cx, row, &m, sock, &to, &as);
     if (om != NULL) {
         cx->progress++;
         om->kind = SENDQ_NEW;
@@ -350,13 +357,25 @@ static const char *resend_refusal(struct tx *t, const struct retx_entry *ent,
         return "max retries exceeded (no ACK)";
     if (journal_poisoned(t->j, row->rowid) != 0)
         return "the database refused to record its retransmission";
-    *sock = sendq_route(t->q, &ent->dst, to, err, errlen);
+    struct peer *p =
+        ent->peer_slot >= 0 ? peertab_get(t->peers, ent->peer_slot, ent->peer_gen) : NULL;
+    if (ent->peer_slot >= 0 && p == NULL)
+        return "its peer was removed from the peers file";
+    if (p == NULL && t->q->key == NULL)
+        return "SECUREDGRAM_SECRET is no longer set: no key to send it with";
+    /* a peer's row follows its endpoint, wherever it roamed */
+    *sock =
+        sendq_route(t->q, p != NULL && p->has_endpoint ? &p->endpoint : &ent->dst, to, err, errlen);
     if (*sock >= 0 && row->payload == NULL) /* too large: the store did not read it */
         snprintf(err, errlen, "payload is %zu bytes; one datagram carries at most %d",
                  row->payload_len, ENVELOPE_MAX_JSON);
     if (*sock < 0 || row->payload == NULL ||
         message_prepare(row->payload, row->payload_len, row->message_id, m, err, errlen) != 0)
         return err;
+    if (route_too_large(p, m->payload_len, err, errlen) != NULL) {
+        message_out_clear(m);
+        return err;
+    }
     return NULL;
 }
 
@@ -379,7 +398,12 @@ static void resend_row(struct tx *t, int idx, const struct store_outbound_row *r
     struct store_sent sent = {row->rowid, ent->retries + 1, NULL};
     int r = journal_result(t->j, store_outbound_sent(t->st, &sent, 1, sysio_real_ms(), NULL),
                            "record a retransmission");
-    struct sendq_msg *om = r > 0 ? sendq_seal(t->q, sock, &to, m.payload, m.payload_len) : NULL;
+    struct sendq_as as; /* resend_refusal checked that its peer, if it had one, is still there */
+    route_seal_as(t->peers,
+                  ent->peer_slot >= 0 ? peertab_get(t->peers, ent->peer_slot, ent->peer_gen) : NULL,
+                  t->q->key, &as);
+    struct sendq_msg *om =
+        r > 0 ? sendq_seal(t->q, sock, &to, m.payload, m.payload_len, &as) : NULL;
     message_out_clear(&m);
     if (r == 0) {
         journal_poison(t->j, row->rowid, JOURNAL_REFUSED_UPDATE);
@@ -449,18 +473,25 @@ static void on_loaded_sent(struct tx_load *lx, const struct store_outbound_row *
     int64_t wait = interval_ms(t) - row->age_ms;
     if (wait < 0)
         wait = 0;
+    struct peer *p = NULL;
+    char err[256];
     if (row->message_id == NULL || !message_id_valid(row->message_id) ||
-        net_addr_parse(row->dst_addr, (unsigned)(row->dst_port > 0 ? row->dst_port : 0), &dst) !=
-            0) {
+        route_row(t->peers, t->q->key, row, &dst, &p, err, sizeof err) != NULL) {
         if (lx->nbad < LOAD_BATCH) {
             lx->bad[lx->nbad].rowid = row->rowid;
             lx->bad[lx->nbad++].retries = row->retry_count;
         }
         return;
     }
-    if (retx_add(t->inflight, row->rowid, row->message_id, &dst, row->retry_count,
-                 lx->now + wait) != NULL)
-        (void)flow_admit(t->dests.flows, &dst, 1);
+    struct retx_entry *ent =
+        retx_add(t->inflight, row->rowid, row->message_id, &dst, row->retry_count, lx->now + wait);
+    if (ent == NULL)
+        return;
+    (void)flow_admit(t->dests.flows, &dst, 1);
+    if (p != NULL) {
+        ent->peer_slot = peertab_slot(t->peers, p);
+        ent->peer_gen = p->gen;
+    }
 }
 
 /*

@@ -31,6 +31,8 @@
 
 struct tx_load; /* the state of one load of rows left 'sent' */
 
+struct peertab; /* daemon/peertab.h */
+
 struct tx {
     /* borrowed: set by the caller before tx_init */
     struct config *cfg; /* max_retries, retry_interval (hot: they change on reload) */
@@ -38,8 +40,9 @@ struct tx {
     struct journal *j;
     struct sendq *q;
     struct counters *c;
-    int ack_slots;    /* send queue entries kept for this turn's ACKs */
-    size_t ack_bytes; /* and arena bytes */
+    struct peertab *peers; /* the peers file's peers (replaced on reload) */
+    int ack_slots;         /* send queue entries kept for this turn's ACKs */
+    size_t ack_bytes;      /* and arena bytes */
 
     /* own */
     struct retx *inflight;

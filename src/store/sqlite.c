@@ -37,21 +37,32 @@ static const char *const sql[Q_COUNT] = {
     /*
      * No payload here: a row too large to send is failed from its size
      * alone (store_outbound_payloads). The temp tables are this connection's
-     * own and survive a rolled-back turn (they are written outside it).
+     * own and survive a rolled-back turn (they are written outside it). A row
+     * with a peer goes to the peer's endpoint: it is left out by its peer's
+     * name, never by its dst_addr and dst_port.
      */
     [Q_PENDING] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-        "dst_port") " FROM outbound_messages o WHERE state = 'pending' "
+        "dst_port") ", peer FROM outbound_messages o WHERE state = 'pending' "
                     "AND NOT EXISTS (SELECT 1 FROM temp.sg_skip k WHERE k.id = o.id) "
                     "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked b "
-                    "WHERE b.addr = o.dst_addr AND b.port = o.dst_port) ORDER BY id LIMIT ?1",
+                    "WHERE b.addr = o.dst_addr AND b.port = o.dst_port AND o.peer IS NULL) "
+                    "ORDER BY id LIMIT ?1",
+    /* The same, when peers are left out too: one more look-up per row. */
+    [Q_PENDING_PEERS] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
+        "dst_port") ", peer FROM outbound_messages o WHERE state = 'pending' "
+                    "AND NOT EXISTS (SELECT 1 FROM temp.sg_skip k WHERE k.id = o.id) "
+                    "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked b "
+                    "WHERE b.addr = o.dst_addr AND b.port = o.dst_port AND o.peer IS NULL) "
+                    "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked_peer bp "
+                    "WHERE bp.name = o.peer) ORDER BY id LIMIT ?1",
     [Q_PENDING_ALL] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-        "dst_port") " FROM outbound_messages WHERE state = 'pending' ORDER BY id LIMIT ?1",
+        "dst_port") ", peer FROM outbound_messages WHERE state = 'pending' ORDER BY id LIMIT ?1",
     [Q_LOAD_SENT] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-        "dst_port") ", CAST((julianday(?3) - julianday(sent_at)) * 86400000 AS INTEGER) "
+        "dst_port") ", peer, CAST((julianday(?3) - julianday(sent_at)) * 86400000 AS INTEGER) "
                     "FROM outbound_messages WHERE state = 'sent' AND id > ?1 "
                     "ORDER BY id LIMIT ?2",
     [Q_GET_SENT] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-        "dst_port") ", 0, payload FROM outbound_messages WHERE id = ?1 AND state = 'sent'",
+        "dst_port") ", peer, 0, payload FROM outbound_messages WHERE id = ?1 AND state = 'sent'",
     [Q_TAKE] = "UPDATE OR FAIL outbound_messages SET state = 'sent', message_id = ?2, "
                "payload = COALESCE(?3, payload), sent_at = ?4, updated_at = ?4 "
                "WHERE id = ?1 AND state = 'pending'",
@@ -84,13 +95,15 @@ static const char *const sql[Q_COUNT] = {
     [Q_ACKED_SET] = "UPDATE OR ABORT outbound_messages SET state = 'acknowledged', "
                     "ack_received_at = ?2, updated_at = ?2 WHERE id IN (SELECT value FROM "
                     "json_each(?1)) AND +state IN ('sent', 'sending')",
-    [Q_CLAIM] =
-        "UPDATE OR ABORT outbound_messages SET state = 'sending', updated_at = ?2 "
-        "WHERE id IN (SELECT id FROM outbound_messages o WHERE state = 'pending' "
-        "AND NOT EXISTS (SELECT 1 FROM temp.sg_skip k WHERE k.id = o.id) "
-        "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked b "
-        "WHERE b.addr = o.dst_addr AND b.port = o.dst_port) ORDER BY id LIMIT ?1) "
-        "RETURNING id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD("dst_port"),
+    [Q_CLAIM] = "UPDATE OR ABORT outbound_messages SET state = 'sending', updated_at = ?2 "
+                "WHERE id IN (SELECT id FROM outbound_messages o WHERE state = 'pending' "
+                "AND NOT EXISTS (SELECT 1 FROM temp.sg_skip k WHERE k.id = o.id) "
+                "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked b "
+                "WHERE b.addr = o.dst_addr AND b.port = o.dst_port AND o.peer IS NULL) "
+                "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked_peer bp WHERE bp.name = o.peer) "
+                "ORDER BY id LIMIT ?1) "
+                "RETURNING id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
+                    "dst_port") ", peer",
     [Q_IDENTIFY] = "UPDATE OR FAIL outbound_messages SET message_id = ?2, "
                    "payload = COALESCE(?3, payload), updated_at = ?4 "
                    "WHERE id = ?1 AND state = 'sending'",
@@ -104,10 +117,16 @@ static const char *const sql[Q_COUNT] = {
                   "WHERE state = 'sending'",
     [Q_EXPIRE] = "UPDATE outbound_messages SET state = 'send_failed', last_error = ?4, "
                  "updated_at = ?5 WHERE state = 'pending' AND dst_addr = ?1 AND dst_port = ?2 "
-                 "AND julianday(created_at) < julianday(?3) "
+                 "AND peer IS NULL AND julianday(created_at) < julianday(?3) "
                  "AND id NOT IN (SELECT id FROM temp.sg_skip)",
+    [Q_EXPIRE_PEER] = "UPDATE outbound_messages SET state = 'send_failed', last_error = ?3, "
+                      "updated_at = ?4 WHERE state = 'pending' AND peer = ?1 "
+                      "AND julianday(created_at) < julianday(?2) "
+                      "AND id NOT IN (SELECT id FROM temp.sg_skip)",
     [Q_EXCLUDE_CLEAR] = "DELETE FROM temp.sg_blocked",
     [Q_EXCLUDE_ADD] = "INSERT OR IGNORE INTO temp.sg_blocked (addr, port) VALUES (?1, ?2)",
+    [Q_EXCLUDE_PEER_CLEAR] = "DELETE FROM temp.sg_blocked_peer",
+    [Q_EXCLUDE_PEER_ADD] = "INSERT OR IGNORE INTO temp.sg_blocked_peer (name) VALUES (?1)",
     [Q_SKIP_ADD] = "INSERT OR IGNORE INTO temp.sg_skip (id) VALUES (?1)",
     /*
      * Not INSERT OR IGNORE: that would hide a CHECK or NOT NULL failure as a
@@ -115,12 +134,12 @@ static const char *const sql[Q_COUNT] = {
      * reflection of our own datagram and is not stored.
      */
     [Q_IN_INSERT] = "INSERT OR FAIL INTO inbound_messages (message_id, src_addr, src_port, "
-                    "payload, crypto_timestamp, received_at, updated_at) "
-                    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6 WHERE NOT EXISTS (SELECT 1 FROM "
+                    "payload, crypto_timestamp, received_at, updated_at, peer) "
+                    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM "
                     "outbound_messages WHERE message_id = ?1 AND state IN ('sending', 'sent'))",
     [Q_IN_INSERT_SELF] = "INSERT OR FAIL INTO inbound_messages (message_id, src_addr, src_port, "
-                         "payload, crypto_timestamp, received_at, updated_at) "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                         "payload, crypto_timestamp, received_at, updated_at, peer) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
     [Q_IN_EXISTS] = "SELECT (SELECT count(*) FROM inbound_messages WHERE message_id = ?1), "
                     "(SELECT count(*) FROM outbound_messages WHERE message_id = ?1 "
                     "AND state IN ('sending', 'sent'))",
@@ -142,10 +161,10 @@ static const char *const sql[Q_COUNT] = {
                             "updated_at = ?2 WHERE message_id IN (SELECT value FROM "
                             "json_each(?1)) AND +state = 'received'",
     [Q_IN_UNACKED] = "SELECT id, message_id, src_addr, " PORT_OR_BAD(
-        "src_port") " FROM inbound_messages WHERE state = 'received' AND id > ?1 "
+        "src_port") ", peer FROM inbound_messages WHERE state = 'received' AND id > ?1 "
                     "ORDER BY id LIMIT ?2",
     [Q_ENQUEUE] = "INSERT INTO outbound_messages (message_id, dst_addr, dst_port, payload, "
-                  "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                  "created_at, updated_at, peer) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
     [Q_OUT_STATE] = "SELECT state, last_error FROM outbound_messages WHERE id = ?1",
     /* Every write sets updated_at, as the original's do: sg-clean ages rows by it. */
     [Q_MARK] = "UPDATE inbound_messages SET read_count = read_count + 1, updated_at = ?2 "
@@ -475,4 +494,6 @@ static const struct store_ops sqlite_ops = {
     .purge_unreadable = sq_purge_unreadable,
     .purge = sq_purge,
     .vacuum = sq_vacuum,
+    .outbound_exclude_peers = sq_outbound_exclude_peers,
+    .outbound_expire_peer = sq_outbound_expire_peer,
 };

@@ -120,8 +120,8 @@ static sqlite3_stmt *sql_prepare(struct sq *b, const struct sql *q, enum store_r
 /* ---- sg-send ---- */
 
 enum store_rc sq_enqueue(struct store *st, const char *message_id, const char *dst_addr,
-                         unsigned dst_port, const char *payload, size_t payload_len, int64_t now_ms,
-                         int64_t *rowid)
+                         unsigned dst_port, const char *peer, const char *payload,
+                         size_t payload_len, int64_t now_ms, int64_t *rowid)
 {
     struct sq *b = sq_of(st);
     sqlite3_stmt *s = sq_stmt(b, Q_ENQUEUE);
@@ -134,6 +134,8 @@ enum store_rc sq_enqueue(struct store *st, const char *message_id, const char *d
         sqlite3_bind_int(s, 3, (int)dst_port);
         sqlite3_bind_text(s, 4, payload, (int)payload_len, SQLITE_STATIC);
         sqlite3_bind_text(s, 5, now, -1, SQLITE_TRANSIENT);
+        if (peer != NULL)
+            sqlite3_bind_text(s, 6, peer, -1, SQLITE_STATIC);
     }
     enum store_rc rc = sq_run(b, s);
     if (rc == STORE_OK)
@@ -211,6 +213,10 @@ static void select_sql(const struct store_query *q, struct sql *b)
     if (q->message_id != NULL) {
         sql_cond(b, &first, "message_id = ?");
         sql_text(b, q->message_id);
+    }
+    if (q->peer != NULL) {
+        sql_cond(b, &first, "CAST(peer AS TEXT) = ?");
+        sql_text(b, q->peer);
     }
     /* The newest `limit` rows, in the order asked for. */
     sql_add(b, q->oldest_first && !tail ? " ORDER BY id ASC" : " ORDER BY id DESC");
@@ -433,6 +439,10 @@ static void purge_where(const struct store_purge *p, int unreadable, struct sql 
     }
     if (p->read_only && p->table == STORE_INBOUND)
         sql_cond(b, &first, "read_count > 0");
+    if (p->peer != NULL) {
+        sql_cond(b, &first, "CAST(peer AS TEXT) = ?");
+        sql_text(b, p->peer);
+    }
 }
 
 /* Builds "head <table> <where of p> tail", prepares it and binds its values. */

@@ -22,6 +22,7 @@ enum sq_query {
     Q_DATA_VERSION,
     Q_PENDING,
     Q_PENDING_ALL,
+    Q_PENDING_PEERS,
     Q_LOAD_SENT,
     Q_GET_SENT,
     Q_TAKE,
@@ -37,8 +38,11 @@ enum sq_query {
     Q_TRIGGERS,
     Q_RECOVER,
     Q_EXPIRE,
+    Q_EXPIRE_PEER,
     Q_EXCLUDE_CLEAR,
     Q_EXCLUDE_ADD,
+    Q_EXCLUDE_PEER_CLEAR,
+    Q_EXCLUDE_PEER_ADD,
     Q_SKIP_ADD,
     Q_IN_INSERT,
     Q_IN_INSERT_SELF,
@@ -84,10 +88,11 @@ struct sq {
     int budget_ms;
     int64_t deadline; /* CLOCK_MONOTONIC ms: the open transaction's budget ends */
     int timed_out;
-    uint64_t writes; /* statements that wrote, run to the end (store_write_stats) */
-    int in_tx;       /* store_begin succeeded, and neither commit nor rollback came since */
-    int blocked;     /* temp.sg_blocked may hold rows */
-    int skipped;     /* temp.sg_skip may hold rows */
+    uint64_t writes;  /* statements that wrote, run to the end (store_write_stats) */
+    int in_tx;        /* store_begin succeeded, and neither commit nor rollback came since */
+    int blocked;      /* temp.sg_blocked may hold rows */
+    int blocked_peer; /* temp.sg_blocked_peer may hold rows */
+    int skipped;      /* temp.sg_skip may hold rows */
     struct sq_watch watch;
 };
 
@@ -143,8 +148,8 @@ enum store_rc sq_run_counting(struct sq *b, sqlite3_stmt *s, int *changed);
 
 /*
  * Reads the columns every outbound row query starts with (id, message_id,
- * dst_addr, dst_port, retry_count, checked port) into *r; the rest zeroed.
- * The strings are valid until s steps again.
+ * dst_addr, dst_port, retry_count, checked port, peer) into *r; the rest
+ * zeroed. The strings are valid until s steps again.
  */
 void sq_outbound_columns(sqlite3_stmt *s, struct store_outbound_row *r);
 
@@ -184,10 +189,13 @@ enum store_rc sq_set_message_ids(struct sq *b, enum sq_query q, const char *cons
 enum store_rc sq_recover_sending(struct store *st, int64_t now_ms, int *moved);
 enum store_rc sq_outbound_pending(struct store *st, int limit, struct store_rows *out);
 enum store_rc sq_outbound_exclude(struct store *st, const struct store_dest *dests, int n);
+enum store_rc sq_outbound_exclude_peers(struct store *st, const char *const *peers, int n);
 enum store_rc sq_outbound_skip(struct store *st, const int64_t *rowids, int n);
 enum store_rc sq_outbound_expire(struct store *st, const struct store_dest *dest,
                                  int64_t older_than_ms, const char *why, int64_t now_ms,
                                  int *changed);
+enum store_rc sq_outbound_expire_peer(struct store *st, const char *peer, int64_t older_than_ms,
+                                      const char *why, int64_t now_ms, int *changed);
 enum store_rc sq_outbound_payloads(struct store *st, size_t max, struct store_rows *out);
 enum store_rc sq_outbound_load_sent(struct store *st, int64_t after, int limit, int64_t now_ms,
                                     struct store_rows *out);
@@ -223,8 +231,8 @@ enum store_rc sq_outbound_release(struct store *st, const int64_t *rowids, int n
 /* The methods of sqlite_admin.c. */
 enum store_rc sq_max_id(struct store *st, enum store_table table, int64_t *max);
 enum store_rc sq_enqueue(struct store *st, const char *message_id, const char *dst_addr,
-                         unsigned dst_port, const char *payload, size_t payload_len, int64_t now_ms,
-                         int64_t *rowid);
+                         unsigned dst_port, const char *peer, const char *payload,
+                         size_t payload_len, int64_t now_ms, int64_t *rowid);
 enum store_rc sq_outbound_state(struct store *st, int64_t rowid, int *found,
                                 char state[STORE_STATE_MAX], char *why, size_t whylen);
 enum store_rc sq_select(struct store *st, const struct store_query *q, int64_t now_ms,

@@ -2,8 +2,9 @@
  * sqlite_open: what the SQLite backend checks when it opens a database: that
  * the file is one (or, for the daemon, may become one), that it is ours
  * before anything is written to it, that it is sound (PRAGMA quick_check) and
- * writable, in WAL mode; and what it sets up: missing tables, the read_count
- * column, this connection's own temp tables.
+ * writable, in WAL mode; and what it sets up: missing tables, the columns
+ * added since the original (read_count, peer), this connection's own temp
+ * tables.
  */
 #define _GNU_SOURCE
 #include "store/sqlite_impl.h"
@@ -22,6 +23,7 @@
 static const char temp_schema[] =
     "CREATE TEMP TABLE IF NOT EXISTS sg_blocked (addr TEXT NOT NULL, port INTEGER NOT NULL, "
     "PRIMARY KEY (addr, port)) WITHOUT ROWID;"
+    "CREATE TEMP TABLE IF NOT EXISTS sg_blocked_peer (name TEXT PRIMARY KEY) WITHOUT ROWID;"
     "CREATE TEMP TABLE IF NOT EXISTS sg_skip (id INTEGER PRIMARY KEY);";
 
 static int has_column(sqlite3 *db, const char *table, const char *column)
@@ -40,25 +42,54 @@ static int has_column(sqlite3 *db, const char *table, const char *column)
 }
 
 /*
- * Creates tables and indexes if missing and adds read_count to an old inbound
- * table. Returns SQLITE_OK, or the failing code (err written).
+ * Columns added since the original's schema, in the order they came: an old
+ * database gets each one it lacks (ALTER TABLE ... ADD COLUMN appends it, so
+ * its rows keep every value and scripts that name their columns see no
+ * change).
+ */
+static const struct {
+    const char *table, *column, *add;
+} added_columns[] = {
+    {"inbound_messages", "read_count",
+     "ALTER TABLE inbound_messages ADD COLUMN read_count INTEGER NOT NULL DEFAULT 0"},
+    {"outbound_messages", "peer", "ALTER TABLE outbound_messages ADD COLUMN peer TEXT"},
+    {"inbound_messages", "peer", "ALTER TABLE inbound_messages ADD COLUMN peer TEXT"},
+};
+
+#define NADDED (sizeof added_columns / sizeof added_columns[0])
+
+/* 1 if one of added_columns is missing (0 if not, or if it cannot be told). */
+static int columns_missing(sqlite3 *db)
+{
+    for (size_t k = 0; k < NADDED; k++)
+        if (has_column(db, added_columns[k].table, added_columns[k].column) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * Creates tables and indexes if missing and adds the columns of
+ * added_columns to old tables. Returns SQLITE_OK, or the failing code (err
+ * written).
  */
 static int ensure_schema(sqlite3 *db, int complete, char *err, size_t errlen)
 {
     /*
-     * Making a table: one transaction, so that one that cannot be completed
-     * leaves the file as it was. Both there already: no lock is needed (the
-     * tools must open a database another process holds locked).
+     * Making a table or adding columns: one transaction, so that what cannot
+     * be completed leaves the file as it was. Both tables there with every
+     * column already: no lock is needed (the tools must open a database
+     * another process holds locked). The columns are looked at again once
+     * the lock is held: another process may have added them meanwhile.
      */
-    if ((!complete && sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) ||
-        sqlite3_exec(db, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
+    if ((!complete || columns_missing(db)) &&
+        sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
-    if (has_column(db, "inbound_messages", "read_count") == 0 &&
-        sqlite3_exec(db,
-                     "ALTER TABLE inbound_messages ADD COLUMN read_count INTEGER NOT NULL "
-                     "DEFAULT 0",
-                     NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(db, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
+    for (size_t k = 0; k < NADDED; k++)
+        if (has_column(db, added_columns[k].table, added_columns[k].column) == 0 &&
+            sqlite3_exec(db, added_columns[k].add, NULL, NULL, NULL) != SQLITE_OK)
+            goto fail;
     if (!sqlite3_get_autocommit(db) && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
     return SQLITE_OK;

@@ -34,12 +34,14 @@ void sq_outbound_columns(sqlite3_stmt *s, struct store_outbound_row *r)
     if (r->retry_count < 0)
         r->retry_count = 0; /* a script's negative count would buy endless retries */
     r->dst_port = sqlite3_column_int64(s, 5);
+    r->peer = sq_text_or(s, 6, NULL);
 }
 
 /*
  * Steps s, copying each outbound row into out. Columns: id, message_id,
- * dst_addr, dst_port, retry_count, checked port, then age_ms and payload
- * where the query has them (a payload over max is left out: NULL, its size).
+ * dst_addr, dst_port, retry_count, checked port, peer, then age_ms and
+ * payload where the query has them (a payload over max is left out: NULL,
+ * its size).
  */
 static enum store_rc outbound_rows(struct sq *b, sqlite3_stmt *s, size_t max,
                                    struct store_rows *out)
@@ -49,10 +51,10 @@ static enum store_rc outbound_rows(struct sq *b, sqlite3_stmt *s, size_t max,
     while ((rc = sq_step(b, s, &row)) == STORE_OK && row) {
         struct store_outbound_row r;
         sq_outbound_columns(s, &r);
-        if (ncols > 6)
-            r.age_ms = sqlite3_column_int64(s, 6);
-        if (ncols > 7) {
-            r.payload = sq_text_or(s, 7, "");
+        if (ncols > 7)
+            r.age_ms = sqlite3_column_int64(s, 7);
+        if (ncols > 8) {
+            r.payload = sq_text_or(s, 8, "");
             r.payload_len = strlen(r.payload);
             if (r.payload_len > max)
                 r.payload = NULL;
@@ -69,7 +71,9 @@ enum store_rc sq_outbound_pending(struct store *st, int limit, struct store_rows
 {
     struct sq *b = sq_of(st);
     /* Nothing left out: the plain query, without two look-ups per row. */
-    sqlite3_stmt *s = sq_stmt(b, b->blocked || b->skipped ? Q_PENDING : Q_PENDING_ALL);
+    sqlite3_stmt *s = sq_stmt(b, b->blocked_peer            ? Q_PENDING_PEERS
+                                 : b->blocked || b->skipped ? Q_PENDING
+                                                            : Q_PENDING_ALL);
     if (s != NULL)
         sqlite3_bind_int(s, 1, limit);
     return outbound_rows(b, s, 0, out);
@@ -93,6 +97,22 @@ enum store_rc sq_outbound_expire(struct store *st, const struct store_dest *dest
     return sq_run_counting(b, s, changed);
 }
 
+enum store_rc sq_outbound_expire_peer(struct store *st, const char *peer, int64_t older_than_ms,
+                                      const char *why, int64_t now_ms, int *changed)
+{
+    struct sq *b = sq_of(st);
+    sqlite3_stmt *s = sq_stmt(b, Q_EXPIRE_PEER);
+    if (s != NULL) {
+        char cutoff[STORE_TIME_LEN];
+        store_format_ms(now_ms - older_than_ms, cutoff);
+        sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, cutoff, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s, 3, why, -1, SQLITE_STATIC);
+        sq_bind_time(s, 4, now_ms);
+    }
+    return sq_run_counting(b, s, changed);
+}
+
 enum store_rc sq_outbound_exclude(struct store *st, const struct store_dest *dests, int n)
 {
     struct sq *b = sq_of(st);
@@ -106,6 +126,20 @@ enum store_rc sq_outbound_exclude(struct store *st, const struct store_dest *des
         rc = sq_run(b, s);
     }
     b->blocked = rc != STORE_OK || n > 0; /* after a failure, what is left is not known */
+    return rc;
+}
+
+enum store_rc sq_outbound_exclude_peers(struct store *st, const char *const *peers, int n)
+{
+    struct sq *b = sq_of(st);
+    enum store_rc rc = sq_run(b, sq_stmt(b, Q_EXCLUDE_PEER_CLEAR));
+    for (int i = 0; i < n && rc == STORE_OK; i++) {
+        sqlite3_stmt *s = sq_stmt(b, Q_EXCLUDE_PEER_ADD);
+        if (s != NULL)
+            sqlite3_bind_text(s, 1, peers[i], -1, SQLITE_STATIC);
+        rc = sq_run(b, s);
+    }
+    b->blocked_peer = rc != STORE_OK || n > 0; /* as for destinations */
     return rc;
 }
 
@@ -397,6 +431,8 @@ static enum store_rc insert_one(struct sq *b, const struct store_inbound *m, int
         sqlite3_bind_text(s, 4, m->payload, (int)m->payload_len, SQLITE_STATIC);
         sqlite3_bind_text(s, 5, ts, -1, SQLITE_TRANSIENT);
         sq_bind_time(s, 6, now_ms);
+        if (m->peer != NULL)
+            sqlite3_bind_text(s, 7, m->peer, -1, SQLITE_STATIC);
     }
     int changed = 0;
     enum store_rc rc = sq_run_counting(b, s, &changed);
@@ -448,6 +484,7 @@ enum store_rc sq_inbound_unacked(struct store *st, int64_t after, int limit, str
         r.message_id = sq_text_or(s, 1, "");
         r.src_addr = sq_text_or(s, 2, "");
         r.src_port = sqlite3_column_int64(s, 3); /* -1 unless 1 .. 65535 */
+        r.peer = sq_text_or(s, 4, NULL);
         if (store_rows_add_in(out, &r) != 0)
             break;
     }

@@ -184,6 +184,17 @@ static const char *rows_field(struct store_rows *r, const char *s, int *ok)
     return c;
 }
 
+/*
+ * As rows_field for a peer name, which is never cut (a cut name could be
+ * another peer's): one longer than STORE_FIELD_MAX is STORE_BAD_TEXT.
+ */
+static const char *rows_name(struct store_rows *r, const char *s, int *ok)
+{
+    if (s != NULL && strnlen(s, STORE_FIELD_MAX + 1) > STORE_FIELD_MAX)
+        s = STORE_BAD_TEXT;
+    return rows_field(r, s, ok);
+}
+
 int store_rows_add_out(struct store_rows *r, const struct store_outbound_row *row)
 {
     size_t mark = r->text_used;
@@ -193,6 +204,7 @@ int store_rows_add_out(struct store_rows *r, const struct store_outbound_row *ro
         c.message_id = rows_field(r, row->message_id, &ok);
         c.dst_addr = rows_field(r, row->dst_addr != NULL ? row->dst_addr : "", &ok);
         c.dst_port_text = rows_field(r, row->dst_port_text != NULL ? row->dst_port_text : "", &ok);
+        c.peer = rows_name(r, row->peer, &ok);
     }
     if (ok && row->payload != NULL &&
         (c.payload = rows_copy(r, row->payload, row->payload_len)) == NULL)
@@ -214,6 +226,7 @@ int store_rows_add_in(struct store_rows *r, const struct store_inbound_row *row)
     if (ok) {
         c.message_id = rows_field(r, row->message_id != NULL ? row->message_id : "", &ok);
         c.src_addr = rows_field(r, row->src_addr != NULL ? row->src_addr : "", &ok);
+        c.peer = rows_name(r, row->peer, &ok);
     }
     if (!ok) {
         r->text_used = mark;
@@ -289,6 +302,23 @@ enum store_rc store_outbound_pending(struct store *st, int limit, struct store_r
 enum store_rc store_outbound_exclude(struct store *st, const struct store_dest *dests, int n)
 {
     return st->ops->outbound_exclude(st, dests, n > 0 ? n : 0);
+}
+
+/* The methods of version 2 (rows for peers): a backend of version 1 has no peer column. */
+enum store_rc store_outbound_exclude_peers(struct store *st, const char *const *peers, int n)
+{
+    if (st->ops->version < 2)
+        return STORE_ERR;
+    return st->ops->outbound_exclude_peers(st, peers, n > 0 ? n : 0);
+}
+
+enum store_rc store_outbound_expire_peer(struct store *st, const char *peer, int64_t older_than_ms,
+                                         const char *why, int64_t now_ms, int *changed)
+{
+    *changed = 0;
+    if (st->ops->version < 2)
+        return STORE_ERR;
+    return st->ops->outbound_expire_peer(st, peer, older_than_ms, why, now_ms, changed);
 }
 
 enum store_rc store_outbound_skip(struct store *st, const int64_t *rowids, int n)
@@ -457,11 +487,12 @@ enum store_rc store_max_id(struct store *st, enum store_table table, int64_t *ma
 }
 
 enum store_rc store_enqueue(struct store *st, const char *message_id, const char *dst_addr,
-                            unsigned dst_port, const char *payload, size_t payload_len,
-                            int64_t now_ms, int64_t *rowid, char *err, size_t errlen)
+                            unsigned dst_port, const char *peer, const char *payload,
+                            size_t payload_len, int64_t now_ms, int64_t *rowid, char *err,
+                            size_t errlen)
 {
-    enum store_rc rc =
-        st->ops->enqueue(st, message_id, dst_addr, dst_port, payload, payload_len, now_ms, rowid);
+    enum store_rc rc = st->ops->enqueue(st, message_id, dst_addr, dst_port, peer, payload,
+                                        payload_len, now_ms, rowid);
     if (rc == STORE_DUP && err != NULL) {
         snprintf(err, errlen, "message_id %s is already used by another outbound message",
                  message_id != NULL ? message_id : "(none)");

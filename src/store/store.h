@@ -62,16 +62,16 @@ enum store_open_mode {
 /*
  * Opens the database at location (a path, sqlite:PATH or sqlite://PATH) with
  * the given busy timeout: WAL mode, synchronous=NORMAL; creates a missing one
- * of our tables and adds a missing read_count column. A database that has
- * neither of our tables is refused ("... is not a securedgram database (no
- * table outbound_messages)") before anything is written to it, and so is an
- * empty one in STORE_EXISTING mode: it is left byte for byte as it was. Files
- * it creates are mode 0600. A read-only database is refused; in STORE_CREATE
- * mode (the daemon) so is a damaged one (checked within
- * STORE_CHECK_BUDGET_MS). Sets *out and returns STORE_OK; else *out is NULL,
- * err says why and the result is STORE_GONE (STORE_EXISTING: there is no
- * database at location), STORE_BUSY (locked past the busy timeout) or
- * STORE_ERR.
+ * of our tables and adds the columns an old one lacks (read_count, peer; see
+ * data/schema.sql). A database that has neither of our tables is refused
+ * ("... is not a securedgram database (no table outbound_messages)") before
+ * anything is written to it, and so is an empty one in STORE_EXISTING mode:
+ * it is left byte for byte as it was. Files it creates are mode 0600. A
+ * read-only database is refused; in STORE_CREATE mode (the daemon) so is a
+ * damaged one (checked within STORE_CHECK_BUDGET_MS). Sets *out and returns
+ * STORE_OK; else *out is NULL, err says why and the result is STORE_GONE
+ * (STORE_EXISTING: there is no database at location), STORE_BUSY (locked
+ * past the busy timeout) or STORE_ERR.
  */
 __attribute__((warn_unused_result)) enum store_rc store_open(const char *location,
                                                              enum store_open_mode mode, int busy_ms,
@@ -158,10 +158,15 @@ __attribute__((warn_unused_result)) enum store_rc store_poll(struct store *st, i
 /* What a text column reads as when it holds a NUL byte (a BLOB written by a script). */
 #define STORE_BAD_TEXT "(a value with a NUL byte)"
 
-/* A row's message_id, address and port text are cut to this many bytes. */
+/*
+ * A row's message_id, address and port text are cut to this many bytes. A
+ * peer name is never cut (a cut name could be another peer's): one longer
+ * than this reads as STORE_BAD_TEXT. Peer names (conf/peers.h) are at most
+ * PEER_NAME_MAX = 64 bytes.
+ */
 #define STORE_FIELD_MAX 64
-/* Text one row needs in a struct store_rows, besides a payload. */
-#define STORE_ROW_TEXT ((size_t)3 * (STORE_FIELD_MAX + 1))
+/* Text one row needs in a struct store_rows, besides a payload: four fields. */
+#define STORE_ROW_TEXT ((size_t)4 * (STORE_FIELD_MAX + 1))
 
 struct store_outbound_row {
     int64_t rowid;
@@ -173,6 +178,10 @@ struct store_outbound_row {
     size_t payload_len;
     int64_t retry_count; /* never below 0 */
     int64_t age_ms;      /* since sent_at (load_sent); 0 where not read */
+    const char *peer;    /* NULL if the column is NULL: dst_addr and dst_port say where it goes;
+                            else the peer it goes to, by name (dst_addr and dst_port are then
+                            ignored, whatever they hold); STORE_BAD_TEXT if it holds a NUL byte
+                            or is longer than STORE_FIELD_MAX bytes */
 };
 
 struct store_inbound_row {
@@ -180,6 +189,8 @@ struct store_inbound_row {
     const char *message_id; /* never NULL */
     const char *src_addr;   /* STORE_BAD_TEXT if it holds a NUL byte */
     int64_t src_port;       /* -1 unless an integer from 1 to 65535 */
+    const char *peer;       /* the peer that sent it (its key seals the ACK), or NULL if the
+                               column is NULL (the shared secret); STORE_BAD_TEXT as above */
 };
 
 /*
@@ -206,7 +217,12 @@ void store_rows_free(struct store_rows *r);
 
 /* ---- the daemon: outbound ---- */
 
-/* A destination as rows name it. */
+/*
+ * A destination as rows name it. Only rows without a peer go to their
+ * dst_addr and dst_port, so only they are matched by one; a row with a peer
+ * is matched by its peer's name (store_outbound_exclude_peers,
+ * store_outbound_expire_peer).
+ */
 struct store_dest {
     const char *addr;
     int64_t port;
@@ -218,9 +234,10 @@ __attribute__((warn_unused_result)) enum store_rc store_recover_sending(struct s
 
 /*
  * The oldest `limit` (at most out->cap) pending rows, in id order, without
- * their payloads, leaving out the destinations of store_outbound_exclude and
- * the rows of store_outbound_skip. However many rows wait for excluded
- * destinations, the others are found.
+ * their payloads, leaving out the destinations of store_outbound_exclude, the
+ * peers of store_outbound_exclude_peers and the rows of store_outbound_skip.
+ * However many rows wait for excluded destinations or peers, the others are
+ * found.
  */
 __attribute__((warn_unused_result)) enum store_rc
 store_outbound_pending(struct store *st, int limit, struct store_rows *out);
@@ -234,6 +251,13 @@ __attribute__((warn_unused_result)) enum store_rc
 store_outbound_exclude(struct store *st, const struct store_dest *dests, int n);
 
 /*
+ * The same for the rows of peers: replaces the set of peer names whose
+ * pending rows are left out. The two sets are independent.
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_outbound_exclude_peers(struct store *st, const char *const *peers, int n);
+
+/*
  * Leaves rows out of every later claim (the database refuses every change
  * to them), until the daemon restarts. Outside a transaction, as above.
  */
@@ -241,13 +265,19 @@ __attribute__((warn_unused_result)) enum store_rc store_outbound_skip(struct sto
                                                                       const int64_t *rowids, int n);
 
 /*
- * Every pending row for dest created more than older_than_ms before now (and
- * not skipped) -> send_failed with last_error = why; *changed gets the count.
- * For a destination that does not answer: its backlog fails on time.
+ * Every pending row for dest (without a peer) created more than
+ * older_than_ms before now (and not skipped) -> send_failed with last_error =
+ * why; *changed gets the count. For a destination that does not answer: its
+ * backlog fails on time.
  */
 __attribute__((warn_unused_result)) enum store_rc
 store_outbound_expire(struct store *st, const struct store_dest *dest, int64_t older_than_ms,
                       const char *why, int64_t now_ms, int *changed);
+
+/* The same for the pending rows of the peer named peer. */
+__attribute__((warn_unused_result)) enum store_rc
+store_outbound_expire_peer(struct store *st, const char *peer, int64_t older_than_ms,
+                           const char *why, int64_t now_ms, int *changed);
 
 /* payload_len of a row whose payload is neither text nor a blob, or whose row is gone. */
 #define STORE_PAYLOAD_UNREADABLE SIZE_MAX
@@ -376,6 +406,7 @@ struct store_inbound {
     uint64_t crypto_ts_ns; /* the envelope's timestamp */
     int to_self;           /* a message this daemon sent to itself: its own outbound row awaiting
                               the ACK is expected, not a sign of a reflection (never STORE_IN_OWN) */
+    const char *peer;      /* the peer that sent it, by name; NULL: none (the shared secret) */
 };
 
 /*
@@ -452,13 +483,15 @@ store_max_id(struct store *st, enum store_table table, int64_t *max, char *err, 
 
 /*
  * sg-send: inserts a 'pending' outbound row (message_id may be NULL: the
- * daemon makes one) created now. Sets *rowid. STORE_DUP: another outbound row
- * has this message_id.
+ * daemon makes one) created now, for dst_addr and dst_port, or, if peer is
+ * not NULL, for that peer (sg-send gives "" and 0 as dst_addr and dst_port
+ * then, which the daemon ignores). Sets *rowid. STORE_DUP: another outbound
+ * row has this message_id.
  */
 __attribute__((warn_unused_result)) enum store_rc
 store_enqueue(struct store *st, const char *message_id, const char *dst_addr, unsigned dst_port,
-              const char *payload, size_t payload_len, int64_t now_ms, int64_t *rowid, char *err,
-              size_t errlen);
+              const char *peer, const char *payload, size_t payload_len, int64_t now_ms,
+              int64_t *rowid, char *err, size_t errlen);
 
 /*
  * The state and last_error ("" if NULL) of outbound row rowid. *found is 0 if
@@ -483,6 +516,7 @@ struct store_query {
     int64_t limit;                     /* only the newest `limit` rows; 0 = all */
     int oldest_first; /* return them in id ascending order (else descending: newest first) */
     int mark;         /* inbound: read_count + 1 on every row returned */
+    const char *peer; /* only rows of this peer (inbound: from it; outbound: to it) */
 };
 
 enum store_type { STORE_NULL, STORE_INT, STORE_REAL, STORE_TEXT, STORE_BLOB };
@@ -568,6 +602,7 @@ struct store_purge {
     const char *before;        /* UTC text YYYY-MM-DDTHH:MM:SS.SSS: updated_at earlier than it */
     const char *const *states; /* only these states (NULL-terminated list), or NULL for any */
     int read_only;             /* inbound: only rows with read_count > 0 */
+    const char *peer;          /* only rows of this peer (from it, to it), or NULL for any */
 };
 
 /* How many rows are in one state. */

@@ -19,7 +19,7 @@
 
 #include "store/store.h"
 
-#define STORE_OPS_VERSION 1
+#define STORE_OPS_VERSION 2
 
 struct store_ops {
     int version;
@@ -83,8 +83,8 @@ struct store_ops {
 
     enum store_rc (*max_id)(struct store *st, enum store_table table, int64_t *max);
     enum store_rc (*enqueue)(struct store *st, const char *message_id, const char *dst_addr,
-                             unsigned dst_port, const char *payload, size_t payload_len,
-                             int64_t now_ms, int64_t *rowid);
+                             unsigned dst_port, const char *peer, const char *payload,
+                             size_t payload_len, int64_t now_ms, int64_t *rowid);
     enum store_rc (*outbound_state)(struct store *st, int64_t rowid, int *found,
                                     char state[STORE_STATE_MAX], char *why, size_t whylen);
     enum store_rc (*select)(struct store *st, const struct store_query *q, int64_t now_ms,
@@ -99,6 +99,11 @@ struct store_ops {
     enum store_rc (*purge)(struct store *st, const struct store_purge *p, size_t n,
                            int64_t *deleted);
     enum store_rc (*vacuum)(struct store *st);
+
+    /* Methods below are valid for version 2 (issue 11: rows for peers). */
+    enum store_rc (*outbound_exclude_peers)(struct store *st, const char *const *peers, int n);
+    enum store_rc (*outbound_expire_peer)(struct store *st, const char *peer, int64_t older_than_ms,
+                                          const char *why, int64_t now_ms, int *changed);
 };
 
 struct store {
@@ -113,7 +118,8 @@ enum store_rc store_sqlite_open(const char *path, enum store_open_mode mode, int
 
 /*
  * Appends a copy of one row to r: strings cut to STORE_FIELD_MAX bytes (the
- * payload whole). Returns 0, or -1 (and sets r->full) when it does not fit.
+ * payload whole; a longer peer name becomes STORE_BAD_TEXT). Returns 0, or -1
+ * (and sets r->full) when it does not fit.
  */
 int store_rows_add_out(struct store_rows *r, const struct store_outbound_row *row);
 int store_rows_add_in(struct store_rows *r, const struct store_inbound_row *row);

@@ -4,6 +4,7 @@
 #include "util/clock.h"
 #include "util/version.h"
 
+#include "conf/peers.h"
 #include "conf/settings.h"
 #include "store/store.h"
 #include "tools/jsonout.h"
@@ -116,6 +117,19 @@ enum tool_wait tool_wait(struct store *st, int64_t timeout_ms, int stop_fd)
             return TOOL_STOPPED;
         event = r > 0 && (pfd[0].revents & POLLIN);
     }
+}
+
+int tool_check_peer(const char *name)
+{
+    if (peers_name_valid(name))
+        return 0;
+    int quote = 1; /* quoted only if that keeps the error on one line: no control character */
+    for (const char *c = name; *c != '\0'; c++)
+        quote &= (unsigned char)*c >= 0x20 && (unsigned char)*c != 0x7f;
+    return tool_fail("--peer: %s%s%sis not a peer name (1-%d of A-Z a-z 0-9 . _ -, not starting "
+                     "with . or -)",
+                     quote ? "'" : "", quote ? name : "the name", quote ? "' " : " ",
+                     PEER_NAME_MAX);
 }
 
 int tool_read_all(FILE *f, size_t max, char **buf, size_t *len, char *err, size_t errlen)

@@ -61,6 +61,12 @@ enum tool_wait {
 enum tool_wait tool_wait(struct store *st, int64_t timeout_ms, int stop_fd);
 
 /*
+ * Checks the NAME of a --peer NAME option: a peer name as the peers file
+ * has them (conf/peers.h). Returns 0, or 1 after printing why.
+ */
+int tool_check_peer(const char *name);
+
+/*
  * Reads all of f into a malloc'd, NUL-terminated buffer, refusing more than
  * max bytes. Returns 0 and sets *buf and *len, or -1 with the reason in err.
  */

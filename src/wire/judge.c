@@ -18,6 +18,9 @@ static const struct {
                                 "than it holds); the sender will retransmit"},
     [JUDGE_DROP_JSON] = {"json", "payload is not a JSON object"},
     [JUDGE_DROP_BAD_ID] = {"bad_id", "message_id missing or not 24 lowercase hex"},
+    [JUDGE_DROP_UNKNOWN_KEY] = {"unknown_key", "version 2 with a key id of no peer (not opened)"},
+    [JUDGE_DROP_NOT_ALLOWED] = {"not_allowed",
+                                "authentic, but from outside its peer's allowed networks"},
 };
 
 const char *judge_reason(enum judge_verdict v)
@@ -31,18 +34,24 @@ const char *judge_name(enum judge_verdict v)
 }
 
 #ifdef SG_FUZZ_NO_AUTH
-/* Fuzzing build only: takes the bytes after the nonce as the plaintext, so the fuzzer reaches the
- * parser. */
-static enum envelope_result open_datagram(const struct envelope_key *key, uint8_t *buf, size_t len,
-                                          uint64_t *ts, const char **json, size_t *json_len)
+/* Fuzzing build only: takes the bytes after the nonce (or header) as the plaintext, so the
+ * fuzzer reaches the parser. */
+static enum envelope_result open_datagram(const struct envelope_key *key, int v2, uint8_t *buf,
+                                          size_t len, uint8_t *plain, uint64_t *ts,
+                                          const char **json, size_t *json_len)
 {
     (void)key;
-    if (len < ENVELOPE_MIN_DATAGRAM || len > ENVELOPE_MAX_DATAGRAM)
+    size_t head = v2 ? ENVELOPE_V2_HEADER_BYTES : ENVELOPE_NONCE_BYTES;
+    if (len < head + ENVELOPE_TAG_BYTES || len > ENVELOPE_MAX_DATAGRAM)
         return ENVELOPE_SHORT;
-    size_t mlen = len - ENVELOPE_MIN_DATAGRAM;
+    size_t mlen = len - head - ENVELOPE_TAG_BYTES;
     if (mlen < ENVELOPE_TS_BYTES)
         return ENVELOPE_MALFORMED;
-    const uint8_t *p = buf + ENVELOPE_NONCE_BYTES;
+    const uint8_t *p = buf + head;
+    if (plain != NULL) {
+        memcpy(plain, p, mlen);
+        p = plain;
+    }
     uint64_t v = 0;
     for (int i = 0; i < 8; i++)
         v = (v << 8) | p[i];
@@ -52,21 +61,47 @@ static enum envelope_result open_datagram(const struct envelope_key *key, uint8_
     return ENVELOPE_OK;
 }
 #else
-static enum envelope_result open_datagram(const struct envelope_key *key, uint8_t *buf, size_t len,
-                                          uint64_t *ts, const char **json, size_t *json_len)
+static enum envelope_result open_datagram(const struct envelope_key *key, int v2, uint8_t *buf,
+                                          size_t len, uint8_t *plain, uint64_t *ts,
+                                          const char **json, size_t *json_len)
 {
-    return envelope_open(key, buf, len, buf + ENVELOPE_NONCE_BYTES, ts, json, json_len);
+    if (!v2)
+        return envelope_open(key, buf, len, plain != NULL ? plain : buf + ENVELOPE_NONCE_BYTES, ts,
+                             json, json_len);
+    const uint8_t *body = NULL;
+    enum envelope_result r = envelope_v2_open(key, buf, len, plain, ts, &body, json_len);
+    if (r == ENVELOPE_OK)
+        *json = (const char *)body;
+    return r;
 }
 #endif
 
 enum judge_verdict judge_datagram(const struct judge_ctx *cx, uint8_t *buf, size_t len,
-                                  struct judgement *out)
+                                  struct judgement *out, int *trials)
 {
     uint64_t ts = 0;
     const char *json = NULL;
     size_t json_len = 0;
-    switch (open_datagram(cx->key, buf, len, &ts, &json, &json_len)) {
+    int n = cx->nkeys < JUDGE_TRIALS_MAX ? cx->nkeys : JUDGE_TRIALS_MAX, k = 0;
+    if (cx->v2 || cx->plain == NULL)
+        n = n < 1 ? n : 1; /* one key: its id named it, or the datagram is opened in place */
+    enum envelope_result r = ENVELOPE_AUTH;
+    if (trials != NULL)
+        *trials = 0;
+    out->key_index = -1;
+    if (len < (cx->v2 ? ENVELOPE_V2_OVERHEAD : ENVELOPE_MIN_DATAGRAM) ||
+        len > ENVELOPE_MAX_DATAGRAM)
+        return JUDGE_DROP_SHORT;
+    for (; k < n; k++) {
+        r = open_datagram(cx->keys[k].key, cx->v2, buf, len, cx->plain, &ts, &json, &json_len);
+        if (trials != NULL)
+            *trials = k + 1;
+        if (r != ENVELOPE_AUTH)
+            break;
+    }
+    switch (r) {
     case ENVELOPE_OK:
+        out->key_index = k;
         break;
     case ENVELOPE_SHORT:
         return JUDGE_DROP_SHORT;
@@ -77,7 +112,10 @@ enum judge_verdict judge_datagram(const struct judge_ctx *cx, uint8_t *buf, size
     }
     if (!envelope_ts_fresh(ts, cx->now_ns, cx->window_s))
         return JUDGE_DROP_STALE;
-    switch (cx->replay != NULL ? replay_check(cx->replay, buf, ts, cx->window_s) : REPLAY_NEW) {
+    /* version 2's nonce follows the version, type and key id; its first 12 bytes are random too */
+    const uint8_t *nonce = cx->v2 ? buf + 4 + ENVELOPE_V2_ID_BYTES : buf;
+    struct replay *rp = cx->keys[k].replay;
+    switch (rp != NULL ? replay_check(rp, nonce, ts, cx->window_s) : REPLAY_NEW) {
     case REPLAY_NEW:
         break;
     case REPLAY_SEEN:
@@ -97,9 +135,10 @@ enum judge_verdict judge_datagram(const struct judge_ctx *cx, uint8_t *buf, size
         return JUDGE_DROP_JSON;
     }
     out->msg = msg;
-    out->ours = envelope_is_marked(buf, ts);
+    out->ours = !cx->v2 && envelope_is_marked(buf, ts);
     out->ts_ns = ts;
     out->json = json;
     out->json_len = json_len;
+    out->key_index = k;
     return msg.kind == MESSAGE_ACK ? JUDGE_ACK : JUDGE_MESSAGE;
 }

@@ -1,15 +1,18 @@
 /*
  * judge: from the bytes of one received datagram to what the daemon does with
- * it, every check in order: length, authenticity (ChaCha20-Poly1305), the
- * timestamp window, replay, JSON object, message_id; and whether we sealed
- * it ourselves. Pure apart from the
- * replay cache it updates; the caller passes the clock. The fuzzers drive
- * exactly this function.
+ * it, every check in order: length, authenticity (version 1: ChaCha20-Poly1305
+ * under each candidate key in turn, at most JUDGE_TRIALS_MAX; version 2:
+ * XChaCha20-Poly1305 under the one key its key id names), the timestamp
+ * window, replay (in the cache of the key that opened it), JSON object,
+ * message_id; and whether we sealed it ourselves. Pure apart from the replay
+ * caches it updates; the caller finds the keys and passes the clock. The
+ * fuzzers drive exactly this function.
  */
 #ifndef SG_JUDGE_H
 #define SG_JUDGE_H
 
 #include "wire/envelope.h"
+#include "wire/envelope_v2.h"
 #include "wire/message.h"
 #include "wire/replay.h"
 
@@ -28,14 +31,26 @@ enum judge_verdict {
     JUDGE_DROP_REPLAY_FULL, /* the replay cache has no room: refused for now */
     JUDGE_DROP_JSON,        /* not a JSON object */
     JUDGE_DROP_BAD_ID,      /* message_id missing or not 24 lowercase hex */
+    JUDGE_DROP_UNKNOWN_KEY, /* version 2 with a key id we do not know (set by the engine) */
+    JUDGE_DROP_NOT_ALLOWED, /* authentic, from outside its peer's allowed (set by the engine) */
     JUDGE_VERDICTS
 };
 
-struct judge_ctx {
+#define JUDGE_TRIALS_MAX 4 /* keys tried on one version 1 datagram, whatever the caller passes */
+
+/* A key to try, and the replay cache of what it opened. */
+struct judge_key {
     const struct envelope_key *key;
-    uint64_t now_ns;       /* CLOCK_REALTIME */
-    uint64_t window_s;     /* SECUREDGRAM_WINDOW */
     struct replay *replay; /* may be NULL: no replay check */
+};
+
+struct judge_ctx {
+    const struct judge_key *keys; /* version 1: tried in order; version 2: keys[0] only */
+    int nkeys;
+    int v2;            /* the datagram is version 2 (its header read, its key id known) */
+    uint8_t *plain;    /* room for len bytes: the plaintext; NULL: opened in place (one key) */
+    uint64_t now_ns;   /* CLOCK_REALTIME */
+    uint64_t window_s; /* SECUREDGRAM_WINDOW */
 };
 
 /* What an accepted datagram carries (valid for JUDGE_MESSAGE and JUDGE_ACK). */
@@ -44,17 +59,23 @@ struct judgement {
     int ours; /* sealed by this process (envelope_is_marked): the caller accepts it only if
                  it sent the message to itself */
     uint64_t ts_ns;
-    const char *json; /* points into the datagram buffer */
+    const char *json; /* points into cx->plain, or the datagram buffer */
     size_t json_len;
+    int key_index; /* which of cx->keys opened it (-1: none) */
 };
 
 /*
- * Judges one datagram. buf is opened in place (its plaintext overwrites the
- * ciphertext), so it is changed whatever the verdict. *out is set only for
- * JUDGE_MESSAGE and JUDGE_ACK.
+ * Judges one datagram. Without cx->plain, buf is opened in place (its
+ * plaintext overwrites the ciphertext, and a failed open may zero it), so it
+ * is changed whatever the verdict, and only keys[0] is tried. *out is set
+ * only for JUDGE_MESSAGE and JUDGE_ACK, but for out->key_index: the key that
+ * opened it, whatever the verdict, or -1 if none did. *trials (may be NULL) is set to the
+ * number of keys tried, for the trial counter.
  */
-__attribute__((warn_unused_result)) enum judge_verdict
-judge_datagram(const struct judge_ctx *cx, uint8_t *buf, size_t len, struct judgement *out);
+__attribute__((warn_unused_result)) enum judge_verdict judge_datagram(const struct judge_ctx *cx,
+                                                                      uint8_t *buf, size_t len,
+                                                                      struct judgement *out,
+                                                                      int *trials);
 
 /* Why a datagram was dropped, for the log ("shorter than 28 bytes", ...). */
 const char *judge_reason(enum judge_verdict v);

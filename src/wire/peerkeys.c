@@ -8,6 +8,7 @@
 
 #define LABEL_PAIR "securedgram pair key v2"
 #define LABEL_DIRECTION "securedgram direction v2"
+#define LABEL_FINGERPRINT "securedgram fingerprint v2"
 #define LABEL_ID "securedgram key id v2"
 
 /* label, then each name as one length byte and its bytes; -1 for a name out of bounds. */
@@ -50,4 +51,12 @@ void peerkeys_id(const uint8_t key[PEERKEYS_KEY_BYTES], uint8_t id[PEERKEYS_ID_B
     crypto_generichash(h, sizeof h, (const uint8_t *)LABEL_ID, strlen(LABEL_ID), key,
                        PEERKEYS_KEY_BYTES);
     memcpy(id, h, PEERKEYS_ID_BYTES);
+}
+
+void peerkeys_fingerprint(const uint8_t pair[PEERKEYS_KEY_BYTES], uint8_t fp[PEERKEYS_ID_BYTES])
+{
+    uint8_t h[crypto_generichash_BYTES_MIN];
+    crypto_generichash(h, sizeof h, (const uint8_t *)LABEL_FINGERPRINT, strlen(LABEL_FINGERPRINT),
+                       pair, PEERKEYS_KEY_BYTES);
+    memcpy(fp, h, PEERKEYS_ID_BYTES);
 }

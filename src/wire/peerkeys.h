@@ -35,4 +35,10 @@ __attribute__((warn_unused_result)) int peerkeys_direction(const uint8_t pair[PE
 /* The id sent in the clear with every datagram sealed with key. */
 void peerkeys_id(const uint8_t key[PEERKEYS_KEY_BYTES], uint8_t id[PEERKEYS_ID_BYTES]);
 
+/*
+ * The fingerprint of a pair key, to compare the two hosts' files by eye
+ * (securedgram peers): the same on both hosts, and nothing of the key.
+ */
+void peerkeys_fingerprint(const uint8_t pair[PEERKEYS_KEY_BYTES], uint8_t fp[PEERKEYS_ID_BYTES]);
+
 #endif

@@ -2,7 +2,11 @@
  * Datagram handling from bytes to the daemon's decision (judge_datagram): with
  * the real key (seeded with valid sealed messages), and, built with
  * -DSG_FUZZ_NO_AUTH, with authentication skipped so the parser behind it is reached.
+ * An input that starts as a version 2 header is judged as version 2; a third of
+ * the others are tried against three keys (the real one last), as candidates of
+ * the peers file are, opened into a scratch buffer.
  */
+#include "wire/envelope_v2.h"
 #include "fuzz_common.h"
 #include "wire/judge.h"
 
@@ -11,14 +15,16 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct envelope_key *key;
+static struct envelope_key *key, *other;
 static struct replay *replay;
+static uint8_t plain[ENVELOPE_MAX_DATAGRAM];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (key == NULL) {
+        uint8_t raw[ENVELOPE_KEY_BYTES] = {1};
         if (envelope_init() != 0 || (key = envelope_key_from_hex(FUZZ_KEY)) == NULL ||
-            (replay = replay_new(4096)) == NULL)
+            (other = envelope_key_from_bytes(raw)) == NULL || (replay = replay_new(4096)) == NULL)
             abort();
     }
     if (size > ENVELOPE_MAX_DATAGRAM) /* the receive path drops these before judging */
@@ -28,15 +34,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(buf, data, size);
     /* Half the inputs skip the replay cache, or repeated nonces would hide the parser. */
-    struct judge_ctx cx = {key, FUZZ_NOW_NS, 10, size % 2 ? replay : NULL};
+    struct replay *rp = size % 2 ? replay : NULL;
+    struct judge_key one = {key, rp}, three[3] = {{other, NULL}, {other, NULL}, {key, rp}};
+    struct envelope_v2_header h;
+    int v2 = envelope_v2_header(buf, size, &h) == 0, many = !v2 && size % 3 == 0;
+    struct judge_ctx cx = {many ? three : &one,       many ? 3 : 1, v2,
+                           v2 || many ? plain : NULL, FUZZ_NOW_NS,  10};
     struct judgement j;
-    enum judge_verdict v = judge_datagram(&cx, buf, size, &j);
-    if (v >= JUDGE_VERDICTS)
+    int trials = -1;
+    enum judge_verdict v = judge_datagram(&cx, buf, size, &j, &trials);
+    if (v >= JUDGE_VERDICTS || trials < 0 || trials > cx.nkeys)
         abort();
+    const uint8_t *lo = cx.plain != NULL ? plain : buf;
+    size_t room = cx.plain != NULL ? sizeof plain : size;
     if (v == JUDGE_MESSAGE || v == JUDGE_ACK) {
         /* What the engine relies on: a valid id, and JSON inside the datagram. */
-        if (!message_id_valid(j.msg.id) || j.json < (const char *)buf ||
-            j.json + j.json_len > (const char *)buf + size)
+        if (!message_id_valid(j.msg.id) || j.json < (const char *)lo ||
+            j.json + j.json_len > (const char *)lo + room || j.json_len > size)
             abort();
         char ack[MESSAGE_ACK_MAX];
         struct message_in again;

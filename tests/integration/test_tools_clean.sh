@@ -6,7 +6,7 @@
 # daemon, a busy database, every bad argument in the original's words, a file
 # that is not a securedgram database (left byte for byte), and rows whose
 # updated_at is not a timestamp (kept, and counted in a warning for every
-# selection).
+# selection); and --peer NAME (issue 11): only the rows of that peer.
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
@@ -295,7 +295,7 @@ assert_eq "$(SECUREDGRAM_DB="$T/a/securedgram.db" "$SG_BIN/sg-clean" --dry-run 7
 assert_eq "$(clean -V)" "sg-clean $(sed -n 's/.*SG_VERSION "\(.*\)"/\1/p' "$HERE/../../src/util/version.h")" "-V"
 help=$(clean --help)
 for opt in AGE --before --yes --dry-run --no-vacuum --outbound-only --inbound-only \
-           --include-unread --state --all-states --json --db --version --help -y -s -V -h; do
+           --include-unread --state --all-states --peer --json --db --version --help -y -s -V -h; do
     printf '%s\n' "$help" | grep -qF -- "$opt" || fail "--help does not mention $opt"
 done
 assert_eq "$(deleted)" "" "no error deleted anything"
@@ -333,6 +333,34 @@ assert_eq "$(jq -c '[.outbound.deleted, .inbound.deleted, .total_deleted, .resul
 assert_eq "$(deleted)" "$DEFAULT" "--json deletes as the text report does"
 assert_eq "$(clean --json -y --no-vacuum --inbound-only 7d | jq -c '[has("outbound"), .inbound.to_delete, .result, .vacuumed]')" '[false,0,"nothing_to_delete",false]' "--json: nothing to delete, one table"
 note "--json: cutoff (UTC), per table to_delete/by_state/deleted, totals, result; valid JSON in every outcome"
+
+# ---- --peer: only the rows from and to one peer ----
+fill
+q a "UPDATE outbound_messages SET peer = 'berlin' WHERE payload LIKE '%o-acknowledged-old%';
+     UPDATE outbound_messages SET peer = 'paris' WHERE payload LIKE '%o-send_failed-old%';
+     UPDATE inbound_messages SET peer = 'berlin' WHERE payload LIKE '%i-ack_sent-r1-old%' OR payload LIKE '%i-ack_failed-r0-old%'"
+out=$(clean --dry-run --peer berlin 7d | sed 1d)
+expected="Peer: berlin (only messages from and to it)
+
+  Outbound: 1 rows to delete
+    acknowledged: 1
+  Inbound: 1 rows to delete
+    ack_sent: 1
+
+(dry run — no rows were deleted)"
+assert_eq "$out" "$(printf '%b' "$expected")" "--peer: the report says so and counts only its rows"
+out=$(clean --json --dry-run --peer berlin 7d)
+assert_eq "$(jf "$out" 'keys_unsorted | join(",")')" "cutoff,peer,outbound,inbound,total_to_delete,total_deleted,result,vacuumed" "--peer --json keys"
+assert_eq "$(jc "$out" '[.peer, .outbound.to_delete, .inbound.to_delete]')" '["berlin",1,1]' "--peer --json"
+clean -y --peer berlin 7d > /dev/null
+assert_eq "$(deleted)" "i-ack_sent-r1-old o-acknowledged-old" "--peer -y deleted only that peer's finished old rows"
+clean -y --peer berlin --include-unread 7d > /dev/null
+assert_eq "$(deleted)" "i-ack_failed-r0-old i-ack_sent-r1-old o-acknowledged-old" "--peer --include-unread"
+assert_eq "$(clean --dry-run --peer rome 7d | tail -n 1)" "Nothing to delete." "--peer of no row: nothing to delete"
+fails_with "--peer: '-x' is not a peer name" clean --peer -x 7d
+fails_with "--peer: 'a b' is not a peer name" clean --peer 'a b' 7d
+fails_with "option '--peer' needs a value" clean 7d --peer
+note "--peer: only that peer's rows are counted and deleted; the report and --json name it"
 
 # ---- a file that is not a securedgram database: refused, left byte for byte ----
 refuses_foreign clean "-y 1s" "--dry-run 1s" "-y --all-states --include-unread 1s" "--json -y 1d"

@@ -5,8 +5,9 @@
 # rows, a banner on stderr; --backlog and --since-id for older ones) picking
 # up new rows promptly, errors, a file that is not a securedgram database
 # (left byte for byte), a busy database, rows marked unread again when the
-# output cannot be written, and hostile payloads (nested 98 deep) that must
-# not blow up memory or output.
+# output cannot be written, hostile payloads (nested 98 deep) that must
+# not blow up memory or output, and --peer NAME (issue 11): only that peer's
+# rows, each row's peer shown (null for the shared secret's).
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 # Background sg-recv --follow processes are stopped whatever way the test ends.
@@ -235,6 +236,58 @@ assert_eq "$(jf "$(recv -o -i "$Q2")" '.dst_addr')" "10.1.1.2" "-o -i message_id
 assert_eq "$(jf "$(recv -o -n 1 -p)" '.[0].to')" three "-o -p"
 note "-s, --from (TEXT and BLOB rows, any spelling), -o, --to, -o -s, -o -i"
 
+# ---- --peer: only the rows of one peer; every row shows its peer ----
+q a "UPDATE inbound_messages SET read_count = 1"
+# inp MESSAGE_ID SRC_ADDR PEER_SQL: an unread inbound row from a peer; prints its id.
+inp() {
+    q a "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, crypto_timestamp, state, peer) VALUES ('$1', '$2', 4000, '{\"peer\":\"' || ifnull($3, 'none') || '\"}', '2025', 'ack_sent', $3); SELECT last_insert_rowid();"
+}
+PB1=$(inp "$(newid)" 10.3.3.1 "'berlin'")
+PP1=$(inp "$(newid)" 10.3.3.2 "'paris'")
+PN1=$(inp "$(newid)" 10.3.3.1 NULL)
+PB2=$(inp "$(newid)" 10.3.3.2 "'berlin'")
+out=$(recv --no-mark --peer berlin)
+assert_eq "$(jf "$out" '[.[].id] | join(",")')" "$PB2,$PB1" "--peer: only its rows, newest first"
+assert_eq "$(jf "$out" '[.[].peer] | unique | join(",")')" berlin "--peer: each row shows its peer"
+assert_eq "$(jf "$out" '.[0] | keys_unsorted | last')" peer "peer is the last column"
+out=$(recv --no-mark -n 3)
+assert_eq "$(jc "$out" '[.[] | [.id, .peer]]')" "[[$PB2,\"berlin\"],[$PN1,null],[$PP1,\"paris\"]]" "without --peer: every row, peer null for the shared secret's"
+assert_eq "$(jf "$(recv --no-mark -i "$PN1")" 'has("peer")')" true "a shared-secret row has \"peer\": null"
+assert_eq "$(recv --no-mark -c -i "$PB1" | grep -c '"peer":"berlin"}$')" 1 "-c shows the peer"
+printf '%s\n' "$(recv --no-mark -i "$PP1")" | grep -qx '  "peer": "paris"' || fail "the pretty output does not show the peer on its line"
+assert_eq "$(jf "$(recv --no-mark --peer berlin --from 10.3.3.2)" '[.[].id] | join(",")')" "$PB2" "--peer with --from: both must hold"
+assert_eq "$(jf "$(recv --no-mark --peer paris -s ack_failed)" 'length')" 0 "--peer with --state"
+assert_eq "$(jf "$(recv --no-mark --peer rome)" 'length')" 0 "--peer of no row: an empty array"
+expect_error "no inbound message with id $PP1 that matches the filters" recv --no-mark -i "$PP1" --peer berlin
+assert_eq "$(jf "$(recv --no-mark -i "$PB1" --peer berlin)" .id)" "$PB1" "-i with --peer"
+# --peer marks only what it shows
+out=$(recv --peer berlin)
+assert_eq "$(reads "$PB1")|$(reads "$PB2")|$(reads "$PP1")|$(reads "$PN1")" "1|1|0|0" "--peer marks only its rows"
+assert_eq "$(jf "$(recv --peer berlin)" length)" 0 "--peer: its rows are read now"
+assert_eq "$(jf "$(recv --no-mark)" '[.[].id] | join(",")')" "$PN1,$PP1" "the other rows are still unread"
+# outbound: -o --peer shows the rows sg-send --peer queued (and each outbound row's peer)
+OP=$(send --peer berlin '{"to":"berlin"}' | jq -r .row_id)
+send -q --peer paris '{"to":"paris"}'
+out=$(recv -o --peer berlin)
+assert_eq "$(jc "$out" '[.[] | [.id, .peer, .dst_addr, .dst_port]]')" "[[$OP,\"berlin\",\"\",0]]" "-o --peer: the rows to it, without a destination"
+assert_eq "$(jf "$(recv -o -n 0)" '[.[] | .peer // "null"] | join(",")')" "paris,berlin,null,null,null" "-o: every row's peer"
+# --follow --peer: only that peer's new rows
+"$SG_BIN/sg-recv" -f -c --peer berlin > "$T/followp.out" 2> "$T/followp.err" &
+FPP=$!
+BG=$FPP
+wait_for 5 "the --peer follower's banner" grep -q "^Following new messages" "$T/followp.err"
+inp "$(newid)" 10.3.3.1 "'paris'" > /dev/null
+LB=$(inp "$(newid)" 10.3.3.1 "'berlin'")
+wait_for 5 "the --peer follower shows berlin's new row" grep -q "\"id\":$LB," "$T/followp.out"
+kill -TERM "$FPP"
+wait "$FPP" || fail "--follow --peer did not end cleanly"
+BG=""
+assert_eq "$(jq -r '[.id, .peer] | join(",")' "$T/followp.out")" "$LB,berlin" "--follow --peer: only the new row of that peer"
+expect_error "--peer: '.x' is not a peer name" recv --peer .x
+expect_error "--peer: '' is not a peer name" recv -o --peer ''
+expect_error "option '--peer' needs a value" recv --peer
+note "--peer: only its rows (inbound from it, outbound to it, followed), marked alone; every row shows its peer, null for the shared secret"
+
 # ---- errors ----
 expect_error "--limit: '-1' is not a whole number" recv -n -1
 expect_error "--limit: 'abc'" recv -n abc
@@ -263,7 +316,7 @@ assert_eq "$rc|$(wc -l < "$T/err")" "1|2" "missing database: exit 1, two lines"
 assert_eq "$(sed -n 1p "$T/err")" "ERROR: Database not found at $T/missing.db" "missing database line (the original's)"
 assert_eq "$(recv -V)" "sg-recv $(sed -n 's/.*SG_VERSION "\(.*\)"/\1/p' "$HERE/../../src/util/version.h")" "-V"
 help=$(recv --help)
-for opt in --limit --outbound --state --from --to --id --read-included --no-mark --follow \
+for opt in --limit --outbound --state --from --to --peer --id --read-included --no-mark --follow \
            --backlog --interval --since-id --compact --payload-only --db --version --help \
            -n -o -s -i -r -f -c -p -V -h; do
     printf '%s\n' "$help" | grep -qF -- "$opt" || fail "--help does not mention $opt"

@@ -5,7 +5,10 @@
 # the daemon adds, at the byte, against a real daemon; the database found by
 # --db, the environment and .env; a file that is not a securedgram database
 # left byte for byte as it was (by sg-send and by the daemon); a busy
-# database; and --wait against a real daemon (acknowledged, send_failed, timeout).
+# database; --wait against a real daemon (acknowledged, send_failed, timeout);
+# and --peer NAME (issue 11): the row's peer instead of a destination, the
+# receipt, the name checked, exclusive with DST_ADDR DST_PORT, the peer in
+# --wait's outcome, and the smaller limit of a version 2 datagram.
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 
@@ -155,6 +158,62 @@ fails_with "more than" send -f "$T/huge.json" 127.0.0.1 "$DEAD"
 fails_with "nested too deeply" send 127.0.0.1 "$DEAD" "{\"n\":$(printf '%.0s[' $(seq 101))1$(printf '%.0s]' $(seq 101))}"
 note "bad JSON, ids, addresses, ports, arguments and options: one ERROR line, exit 1, no row"
 
+# ---- --peer NAME: a row for a peer of the daemon's peers file ----
+out=$(send --peer berlin '{"to":"berlin"}')
+PR=$(jf "$out" .row_id)
+expected=$(printf '{\n  "status": "queued",\n  "row_id": %s,\n  "message_id": null,\n  "peer": "berlin"\n}' "$PR")
+assert_eq "$out" "$expected" "--peer receipt text"
+assert_eq "$(q a "SELECT state || '|' || ifnull(message_id,'NULL') || '|' || quote(dst_addr) || '|' || dst_port || '|' || peer || '|' || payload FROM outbound_messages WHERE id=$PR")" \
+    "pending|NULL|''|0|berlin|{\"to\":\"berlin\"}" "--peer row: peer set, no destination ('' and 0)"
+assert_eq "$(q a "SELECT count(*) FROM outbound_messages WHERE peer IS NULL AND id = $ID1")" 1 "a row with a destination has peer NULL"
+# with -m, from '-', stdin and --file, a name of every allowed kind, 64 bytes long
+M6=$(newid)
+out=$(printf '{"src":"dash"}' | send -m "$M6" --peer berlin-1.dc_2 -)
+assert_eq "$(jf "$out" '[.message_id, .peer] | join(",")')" "$M6,berlin-1.dc_2" "--peer with -m and '-'"
+assert_eq "$(q a "SELECT peer || '|' || message_id || '|' || payload FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" "berlin-1.dc_2|$M6|{\"src\":\"dash\"}" "--peer row with -m"
+out=$(printf '{"src":"stdin"}' | send --peer=B2)
+assert_eq "$(q a "SELECT peer || '|' || payload FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" 'B2|{"src":"stdin"}' "--peer=NAME, payload from stdin"
+N64=$(printf 'n%.0s' $(seq 64))
+out=$(send -f "$T/payload.json" --peer "$N64")
+assert_eq "$(q a "SELECT peer FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" "$N64" "a 64-byte name, payload from --file"
+assert_eq "$(send -q --peer berlin '{"q":1}')" "" "--peer -q prints nothing"
+note "--peer NAME: the row has peer = NAME, dst_addr '' and dst_port 0; the receipt names the peer"
+
+fails_with "--peer NAME and DST_ADDR DST_PORT are mutually exclusive" send --peer berlin 127.0.0.1 "$DEAD" '{}'
+fails_with "--peer NAME and DST_ADDR DST_PORT are mutually exclusive" send --peer berlin 127.0.0.1 "$DEAD"
+fails_with "--peer NAME and DST_ADDR DST_PORT are mutually exclusive" send 127.0.0.1 "$DEAD" --peer berlin '{}'
+for bad in .berlin -berlin '' 'a b' 'a/b' 'caf\303\251' "${N64}x" 'a;b' '*'; do
+    name=$(printf '%b' "$bad")
+    fails_with "--peer: '$name' is not a peer name (1-64 of A-Z a-z 0-9 . _ -, not starting with . or -)" send --peer "$name" '{}'
+done
+fails_with "--peer: the name is not a peer name" send --peer "$(printf 'a\nb')" '{}'
+fails_with "option '--peer' needs a value" send '{}' --peer
+fails_with "not a JSON object (it is an array)" send --peer berlin '[1]'
+fails_with "message_id $M6 is already used" send --peer berlin "{\"message_id\":\"$M6\"}"
+note "--peer with a destination, a bad name (one line even with a newline in it), no name: one ERROR line, no row"
+
+# --wait with --peer: the outcome names the peer (the row's fate set by hand: no daemon runs).
+# bg_wait PAYLOAD ARGS...: sg-send --wait ARGS PAYLOAD in the background; sets BGW, WR (its row).
+bg_wait() {
+    p=$1
+    shift
+    ( rc=0; send -q "$@" "$p" > "$T/wout" 2> "$T/werr" || rc=$?; echo "$rc" > "$T/wrc" ) &
+    BGW=$!
+    wait_for 5 "the row of $p" count_is a "SELECT count(*) FROM outbound_messages WHERE payload = '$p'" 1
+    WR=$(q a "SELECT id FROM outbound_messages WHERE payload = '$p'")
+}
+bg_wait '{"w":1}' --peer berlin --wait=20
+q a "UPDATE outbound_messages SET state = 'send_failed', last_error = 'no such peer: berlin' WHERE id = $WR"
+wait "$BGW"
+assert_eq "$(cat "$T/wrc")|$(cat "$T/werr")" "1|ERROR: message not delivered to peer berlin (row $WR is send_failed): no such peer: berlin" "--peer --wait: send_failed"
+bg_wait '{"w":2}' --peer berlin --wait=20
+q a "UPDATE outbound_messages SET state = 'acknowledged' WHERE id = $WR"
+wait "$BGW"
+assert_eq "$(cat "$T/wrc")|$(cat "$T/werr")" "0|" "--peer --wait: acknowledged"
+ADDED=1 fails_with "timed out after 0.3 s waiting for row $(( $(q a "SELECT max(seq) FROM sqlite_sequence WHERE name = 'outbound_messages'") + 1 )) to peer berlin to be acknowledged (it is still 'pending')" \
+    send -q --peer berlin --wait=0.3 '{"w":3}'
+note "--peer --wait: acknowledged (0), send_failed and timed out (1) name the peer"
+
 # ---- which database ----
 mkdir -p "$T/other"
 sqlite3 "$T/other/x.db" < "$HERE/../../data/schema.sql" > /dev/null
@@ -179,7 +238,7 @@ note "--db, SECUREDGRAM_DB, .env; a missing database gives the two-line hint"
 assert_eq "$(send -V)" "sg-send $(sed -n 's/.*SG_VERSION "\(.*\)"/\1/p' "$HERE/../../src/util/version.h")" "-V"
 assert_eq "$(send --version)" "$(send -V)" "--version"
 help=$(send --help)
-for opt in --message-id --file --quiet --wait --db --version --help -m -f -q -V -h DST_ADDR DST_PORT; do
+for opt in --message-id --file --quiet --wait --peer --db --version --help -m -f -q -V -h DST_ADDR DST_PORT NAME; do
     printf '%s\n' "$help" | grep -qF -- "$opt" || fail "--help does not mention $opt"
 done
 assert_eq "$(send -h)" "$help" "-h"
@@ -259,6 +318,21 @@ out=$(send --wait=10 -f "$T/s6" 127.0.0.1 "$P") || fail "the largest payload wit
 pad "$T/s7" "{\"message_id\":\"$(newid)\"," $((MAXJ + 1))
 fails_with "payload is $((MAXJ + 1)) bytes; one datagram carries at most $MAXJ" send -f "$T/s7" 127.0.0.1 "$P"
 note "size: what sg-send queues the daemon sends ($MAXJ-byte JSON, with the id it adds or replaces); one byte more is refused"
+# --peer: the limit of a version 2 datagram (a 36-byte header, 24 more than
+# version 1's nonce), whatever wire the peer uses: sg-send does not read the
+# daemon's peers file. The payload that fits version 1 only is refused.
+MAXJ2=$((MAXJ - 24))
+pad "$T/p1" '{' $((MAXJ2 - 40))
+out=$(send -f "$T/p1" --peer berlin) || fail "the largest payload for a peer was refused: $(cat "$T/err" 2>/dev/null)"
+assert_eq "$(q a "SELECT peer || '|' || length(payload) FROM outbound_messages WHERE id=$(jf "$out" .row_id)")" "berlin|$((MAXJ2 - 40))" "the largest payload for a peer"
+pad "$T/p2" '{' $((MAXJ2 - 39))
+fails_with "payload is $((MAXJ2 - 39)) bytes, $((MAXJ2 + 1)) with the message_id the daemon adds; one datagram to a peer carries at most $MAXJ2" send -f "$T/p2" --peer berlin
+fails_with "payload is $((MAXJ - 39)) bytes, $((MAXJ + 1)) with the message_id the daemon adds; one datagram to a peer carries at most $MAXJ2" send -f "$T/s2" --peer berlin
+pad "$T/p3" "{\"message_id\":\"$(newid)\"," $((MAXJ2 + 1))
+fails_with "payload is $((MAXJ2 + 1)) bytes; one datagram to a peer carries at most $MAXJ2" send -f "$T/p3" --peer berlin
+fails_with "payload is $((MAXJ + 1)) bytes; one datagram to a peer carries at most $MAXJ2" send -f "$T/s7" --peer berlin
+send -q -f "$T/p2" 127.0.0.1 "$DEAD" || fail "a payload for version 1 only was refused without --peer"
+note "size with --peer: $MAXJ2-byte JSON (version 2), one byte more refused"
 stop a
 
 # ---- a file that is not a securedgram database: refused, left byte for byte ----

@@ -90,6 +90,9 @@ static void test_key_names(void **state)
         [CFG_DB] = "SECUREDGRAM_DB",
         [CFG_SECRET_FILE] = "SECUREDGRAM_SECRET_FILE",
         [CFG_RATE_LIMIT] = "SECUREDGRAM_RATE_LIMIT",
+        [CFG_PEERS] = "SECUREDGRAM_PEERS",
+        [CFG_NAME] = "SECUREDGRAM_NAME",
+        [CFG_MASTER_SECRET_FILE] = "SECUREDGRAM_MASTER_SECRET_FILE",
     };
     for (int k = 0; k < CFG_COUNT; k++) {
         assert_string_equal(config_key_name((enum config_key)k), names[k]);
@@ -560,6 +563,54 @@ static void test_raw_from_env(void **state)
 }
 
 /* ---- resolve ---- */
+
+/*
+ * Per-peer keys: with a peers file the shared secret is optional; the name is
+ * checked by the peer-name rule; the paths are made absolute; the name is
+ * restart-only.
+ */
+static void test_peers_settings(void **state)
+{
+    (void)state;
+    struct config_raw env = {{0}};
+    struct config cfg, other;
+    char err[256] = "";
+    assert_int_equal(
+        config_resolve(NULL, &env, NULL, CONFIG_AT_START, CWD, 1, &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "SECUREDGRAM_PEERS"));
+    set(&env, CFG_PEERS, "peers.conf");
+    set(&env, CFG_NAME, "berlin-1");
+    set(&env, CFG_MASTER_SECRET_FILE, "/etc/sg/master");
+    assert_int_equal(
+        config_resolve(NULL, &env, NULL, CONFIG_AT_START, CWD, 1, &cfg, err, sizeof err), 0);
+    assert_null(cfg.secret);
+    assert_string_equal(cfg.peers_file, CWD "/peers.conf");
+    assert_string_equal(cfg.name, "berlin-1");
+    assert_string_equal(cfg.master_secret_file, "/etc/sg/master");
+    assert_int_equal(cfg.peers.n, 0); /* the file is settings' to read */
+    set(&env, CFG_NAME, "paris");
+    assert_int_equal(
+        config_resolve(NULL, &env, NULL, CONFIG_AT_START, CWD, 1, &other, err, sizeof err), 0);
+    char changed[128];
+    assert_int_equal(config_restart_only_changes(&cfg, &other, changed, sizeof changed), 1);
+    assert_string_equal(changed, "SECUREDGRAM_NAME");
+    config_clear(&other);
+    config_clear(&cfg);
+    const char *bad[] = {"-x", ".x", "a b", "", "x/y"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        set(&env, CFG_NAME, bad[i]);
+        int rc = config_resolve(NULL, &env, NULL, CONFIG_AT_START, CWD, 1, &cfg, err, sizeof err);
+        if (bad[i][0] == '\0') { /* empty: the same as none */
+            assert_int_equal(rc, 0);
+            assert_null(cfg.name);
+            config_clear(&cfg);
+            continue;
+        }
+        assert_int_equal(rc, -1);
+        assert_non_null(strstr(err, "SECUREDGRAM_NAME must be"));
+    }
+    config_raw_clear(&env);
+}
 
 static void test_defaults(void **state)
 {
@@ -1161,6 +1212,7 @@ int main(void)
         cmocka_unit_test(test_dotenv_many_warnings),
         cmocka_unit_test(test_raw_from_env),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_peers_settings),
         cmocka_unit_test(test_precedence_at_start),
         cmocka_unit_test(test_precedence_at_reload),
         cmocka_unit_test(test_secret_missing),

@@ -42,15 +42,19 @@ static struct counters numbered(void)
     c.store_errors = 125;
     c.store_refused = 126;
     c.store_timeouts = 127;
+    c.verdicts[JUDGE_DROP_UNKNOWN_KEY] = 129;
+    c.verdicts[JUDGE_DROP_NOT_ALLOWED] = 130;
+    c.trial_opens = 131;
     return c;
 }
 
 /* The line as the daemon wrote it before the list existed (its own printf, kept here), and
- * the database's writes since. */
+ * the database's writes and the per-peer keys' counters since. */
 static const char expected[] =
     "rx=100 stored=118 duplicates=119 acks_sent=120 acks_received=102 sent=122 "
-    "retransmits=123 send_failed=124 in_flight=7 | dropped: short=103 auth=104 malformed=105 "
-    "stale=106 reflected=107 replay=108 replay_full=109 json=110 bad_id=111 oversize=112 "
+    "retransmits=123 send_failed=124 in_flight=7 trial_opens=131 | dropped: short=103 auth=104 "
+    "malformed=105 stale=106 reflected=107 replay=108 replay_full=109 json=110 bad_id=111 "
+    "unknown_key=129 not_allowed=130 oversize=112 "
     "rate_limited=113 unstored=114 refused=115 own_id=116 | ack_unmatched=121 "
     "ack_wrong_source=117 store_errors=125 store_refused=126 store_timeouts=127 replay_cache=8 "
     "| database: writes=9 rows=10";
@@ -102,15 +106,18 @@ static void test_report_file(void **state)
     snprintf(path, sizeof path, "%s/pid.stats", dir);
     struct counters c = numbered();
     struct counters_gauges g = {7, 8, 9, 10};
-    counters_report(&c, &g, path, 0);
+    counters_report(&c, &g, path, 0, "peer x stored=1\n");
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     assert_non_null(fgets(text, sizeof text, f));
+    char tail[64];
+    assert_non_null(fgets(tail, sizeof tail, f)); /* the peers' lines follow */
+    assert_string_equal(tail, "peer x stored=1\n");
     fclose(f);
     assert_memory_equal(text, "counters: ", 10);
     assert_memory_equal(text + 10, expected, strlen(expected));
     assert_string_equal(text + 10 + strlen(expected), "\n");
-    counters_report(&c, &g, NULL, 1); /* only logs */
+    counters_report(&c, &g, NULL, 1, NULL); /* only logs */
     unlink(path);
     rmdir(dir);
 }

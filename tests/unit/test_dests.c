@@ -94,9 +94,42 @@ static void test_silent_destination(void **state)
     dests_fini(&d);
 }
 
+/*
+ * Rows that name a peer say nothing in dst_addr: a full window leaves them out
+ * by the peer's name, and a silent peer's backlog is offered by its name.
+ */
+static void test_peer_rows(void **state)
+{
+    (void)state;
+    struct dests d = {.cfg = &cfg};
+    struct net_addr ep = addr("192.0.2.7", 61773);
+    struct store_outbound_row rp = row_to("", 0, 0), rq = row_to("", 0, 0);
+    rp.peer = "berlin";
+    rq.peer = "paris";
+    int n = -1, np = -1, i = 0;
+    assert_int_equal(dests_init(&d, 1000), 0);
+    while (dests_admit(&d, &rp, &ep, 1000) == DESTS_GO)
+        flow_note_send(d.flows, &ep, 1000);
+    const struct store_dest *list = dests_exclusions(&d, &n);
+    assert_non_null(list);
+    assert_int_equal(n, 0); /* no address is left out */
+    const char *const *peers = dests_peer_exclusions(&d, &np);
+    assert_int_equal(np, 1);
+    assert_string_equal(peers[0], "berlin");
+    /* another peer at the same endpoint is blocked under its own name */
+    assert_int_equal(dests_admit(&d, &rq, &ep, 1000), DESTS_WAIT);
+    assert_non_null(dests_exclusions(&d, &n));
+    peers = dests_peer_exclusions(&d, &np);
+    assert_int_equal(np, 2);
+    assert_non_null(dests_next_silent(&d, &i, 4000));
+    assert_string_equal(d.silent_peer, "berlin");
+    dests_fini(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_peer_rows),
         cmocka_unit_test(test_block_and_release),
         cmocka_unit_test(test_silent_destination),
     };

@@ -354,7 +354,7 @@ static void test_fail_backlog(void **state)
     struct store_dest d = {"127.0.0.1", 9000};
     journal_prepare(&f->j);
     assert_int_equal(store_begin(f->st), STORE_OK);
-    assert_int_equal(journal_fail_backlog(&f->j, &d, 60000, 0), 0);
+    assert_int_equal(journal_fail_backlog(&f->j, &d, NULL, 60000, 0), 0);
     assert_int_equal(store_commit(f->st), STORE_OK);
     assert_int_equal(f->j.failed, 1);
     assert_string_equal(state_of(f, "outbound_messages", old, st), "send_failed");

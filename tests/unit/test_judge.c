@@ -21,8 +21,9 @@ static enum judge_verdict judge_json(const char *json, uint64_t ts, struct repla
     struct envelope_key *k = envelope_key_from_hex(KEY);
     size_t n = envelope_seal(k, ts, json, strlen(json), buf, sizeof buf);
     assert_true(n > 0);
-    struct judge_ctx cx = {k, NOW, 10, rp};
-    enum judge_verdict v = judge_datagram(&cx, buf, n, j);
+    struct judge_key jk = {k, rp};
+    struct judge_ctx cx = {&jk, 1, 0, NULL, NOW, 10};
+    enum judge_verdict v = judge_datagram(&cx, buf, n, j, NULL);
     envelope_key_free(k);
     return v;
 }
@@ -54,10 +55,11 @@ static void test_drops(void **state)
     assert_int_equal(judge_json("{\"message_id\":\"ABC\"}", NOW, NULL, &j), JUDGE_DROP_BAD_ID);
 
     struct envelope_key *k = envelope_key_from_hex(KEY);
-    struct judge_ctx cx = {k, NOW, 10, NULL};
+    struct judge_key jk = {k, NULL};
+    struct judge_ctx cx = {&jk, 1, 0, NULL, NOW, 10};
     uint8_t junk[100] = {0};
-    assert_int_equal(judge_datagram(&cx, junk, 27, &j), JUDGE_DROP_SHORT);
-    assert_int_equal(judge_datagram(&cx, junk, 100, &j), JUDGE_DROP_AUTH);
+    assert_int_equal(judge_datagram(&cx, junk, 27, &j, NULL), JUDGE_DROP_SHORT);
+    assert_int_equal(judge_datagram(&cx, junk, 100, &j, NULL), JUDGE_DROP_AUTH);
     envelope_key_free(k);
     assert_string_equal(judge_name(JUDGE_DROP_REPLAY), "replay");
     assert_non_null(strstr(judge_reason(JUDGE_DROP_SHORT), "28"));
@@ -72,14 +74,15 @@ static void test_replay(void **state)
     const char *json = "{\"message_id\":\"" ID "\"}";
     uint8_t sealed[128], copy[128];
     size_t n = envelope_seal(k, NOW, json, strlen(json), sealed, sizeof sealed);
-    struct judge_ctx cx = {k, NOW, 10, rp};
+    struct judge_key jk = {k, rp};
+    struct judge_ctx cx = {&jk, 1, 0, NULL, NOW, 10};
     struct judgement j;
     memcpy(copy, sealed, n);
-    assert_int_equal(judge_datagram(&cx, copy, n, &j), JUDGE_MESSAGE);
+    assert_int_equal(judge_datagram(&cx, copy, n, &j, NULL), JUDGE_MESSAGE);
     memcpy(copy, sealed, n);
-    assert_int_equal(judge_datagram(&cx, copy, n, &j), JUDGE_DROP_REPLAY);
+    assert_int_equal(judge_datagram(&cx, copy, n, &j, NULL), JUDGE_DROP_REPLAY);
     n = envelope_seal(k, NOW, json, strlen(json), sealed, sizeof sealed);
-    assert_int_equal(judge_datagram(&cx, sealed, n, &j), JUDGE_MESSAGE);
+    assert_int_equal(judge_datagram(&cx, sealed, n, &j, NULL), JUDGE_MESSAGE);
     envelope_key_free(k);
     replay_free(rp);
 }
@@ -100,9 +103,10 @@ static void test_reflected(void **state)
         uint8_t buf[128];
         size_t n = envelope_seal_marked(k, NOW, msgs[i], strlen(msgs[i]), buf, sizeof buf);
         assert_true(n > 0);
-        struct judge_ctx cx = {k, NOW, 10, NULL};
+        struct judge_key jk = {k, NULL};
+        struct judge_ctx cx = {&jk, 1, 0, NULL, NOW, 10};
         struct judgement j;
-        assert_int_equal(judge_datagram(&cx, buf, n, &j), i == 0 ? JUDGE_MESSAGE : JUDGE_ACK);
+        assert_int_equal(judge_datagram(&cx, buf, n, &j, NULL), i == 0 ? JUDGE_MESSAGE : JUDGE_ACK);
         assert_int_equal(j.ours, 1);
         /* the timestamp it carries is the sealing time, give or take the mark */
         uint64_t ts;
@@ -115,7 +119,7 @@ static void test_reflected(void **state)
                     ts < NOW + (1u << ENVELOPE_MARK_BITS));
         /* sealed by a peer (no mark of ours), the same text is accepted */
         n = envelope_seal(k, NOW, msgs[i], strlen(msgs[i]), buf, sizeof buf);
-        assert_int_equal(judge_datagram(&cx, buf, n, &j), i == 0 ? JUDGE_MESSAGE : JUDGE_ACK);
+        assert_int_equal(judge_datagram(&cx, buf, n, &j, NULL), i == 0 ? JUDGE_MESSAGE : JUDGE_ACK);
         assert_int_equal(j.ours, 0);
     }
     /* of 10,000 peer datagrams none is taken for ours by chance (1 in 2^24 each) */
@@ -130,14 +134,103 @@ static void test_reflected(void **state)
     envelope_key_free(k);
 }
 
+/* A key of 32 bytes all equal to b. */
+static struct envelope_key *key_of(uint8_t b)
+{
+    uint8_t raw[ENVELOPE_KEY_BYTES];
+    memset(raw, b, sizeof raw);
+    return envelope_key_from_bytes(raw);
+}
+
+/*
+ * Version 1 candidates: the right key among wrong ones opens wherever it is
+ * within the cap, and no more than JUDGE_TRIALS_MAX keys are ever tried, so a
+ * datagram that opens under none costs at most that many opens.
+ */
+static void test_trial_cap(void **state)
+{
+    (void)state;
+    const char *json = "{\"message_id\":\"" ID "\"}";
+    struct envelope_key *keys[8];
+    struct judge_key jk[8];
+    for (int i = 0; i < 8; i++) {
+        keys[i] = key_of((uint8_t)(i + 1));
+        jk[i] = (struct judge_key){keys[i], NULL};
+    }
+    static uint8_t buf[256], plain[256];
+    for (int right = 0; right < 8; right++) {
+        size_t n = envelope_seal(keys[right], NOW, json, strlen(json), buf, sizeof buf);
+        struct judge_ctx cx = {jk, 8, 0, plain, NOW, 10};
+        struct judgement j;
+        int trials = -1;
+        enum judge_verdict v = judge_datagram(&cx, buf, n, &j, &trials);
+        if (right < JUDGE_TRIALS_MAX) {
+            assert_int_equal(v, JUDGE_MESSAGE);
+            assert_int_equal(j.key_index, right);
+            assert_int_equal(trials, right + 1);
+            assert_string_equal(j.msg.id, ID);
+        } else {
+            assert_int_equal(v, JUDGE_DROP_AUTH);
+            assert_int_equal(trials, JUDGE_TRIALS_MAX);
+        }
+    }
+    /* no key at all: nothing is opened */
+    struct judge_ctx none = {jk, 0, 0, plain, NOW, 10};
+    struct judgement j;
+    int trials = -1;
+    assert_int_equal(judge_datagram(&none, buf, 100, &j, &trials), JUDGE_DROP_AUTH);
+    assert_int_equal(trials, 0);
+    for (int i = 0; i < 8; i++)
+        envelope_key_free(keys[i]);
+}
+
+/* Version 2: one key, the header authenticated, the replay cache of that key, never "ours". */
+static void test_v2(void **state)
+{
+    (void)state;
+    const char *json = "{\"message_id\":\"" ID "\",\"v\":2}";
+    struct envelope_key *k = key_of(7), *other = key_of(8);
+    uint8_t id[ENVELOPE_V2_ID_BYTES] = {1, 2, 3, 4, 5, 6, 7, 8};
+    static uint8_t buf[256], copy[256], plain[256];
+    size_t n =
+        envelope_v2_seal(k, id, ENVELOPE_V2_TYPE_MESSAGE, NOW, json, strlen(json), buf, sizeof buf);
+    assert_true(n > 0);
+    struct replay *rp = replay_new(16);
+    struct judge_key jk[2] = {{k, rp}, {other, NULL}};
+    struct judge_ctx cx = {jk, 2, 1, plain, NOW, 10};
+    struct judgement j;
+    int trials = 0;
+    memcpy(copy, buf, n);
+    assert_int_equal(judge_datagram(&cx, copy, n, &j, &trials), JUDGE_MESSAGE);
+    assert_int_equal(trials, 1);
+    assert_int_equal(j.ours, 0);
+    assert_int_equal(j.json_len, strlen(json));
+    assert_memory_equal(j.json, json, j.json_len);
+    memcpy(copy, buf, n);
+    assert_int_equal(judge_datagram(&cx, copy, n, &j, NULL), JUDGE_DROP_REPLAY);
+    /* a changed header byte (the key id) does not authenticate */
+    memcpy(copy, buf, n);
+    copy[5] ^= 1;
+    assert_int_equal(judge_datagram(&cx, copy, n, &j, NULL), JUDGE_DROP_AUTH);
+    /* the wrong key, even with room for more, is the only one tried */
+    struct judge_ctx wrong = {jk + 1, 1, 1, plain, NOW, 10};
+    memcpy(copy, buf, n);
+    assert_int_equal(judge_datagram(&wrong, copy, n, &j, &trials), JUDGE_DROP_AUTH);
+    assert_int_equal(trials, 1);
+    assert_int_equal(judge_datagram(&cx, copy, ENVELOPE_V2_OVERHEAD - 1, &j, NULL),
+                     JUDGE_DROP_SHORT);
+    replay_free(rp);
+    envelope_key_free(k);
+    envelope_key_free(other);
+}
+
 int main(void)
 {
     assert_int_equal(envelope_init(), 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_message_and_ack),
-        cmocka_unit_test(test_drops),
-        cmocka_unit_test(test_replay),
-        cmocka_unit_test(test_reflected),
+        cmocka_unit_test(test_message_and_ack), cmocka_unit_test(test_drops),
+        cmocka_unit_test(test_replay),          cmocka_unit_test(test_reflected),
+        cmocka_unit_test(test_trial_cap),       cmocka_unit_test(test_v2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,6 +70,10 @@ static void test_vectors(void **state)
         assert_memory_equal(got, want, 32);
         check_direction(v, pair, a, b, "a_to_b");
         check_direction(v, pair, b, a, "b_to_a");
+        uint8_t fp[8], wfp[8];
+        peerkeys_fingerprint(pair, fp);
+        hex_of(v, "fingerprint", wfp, 8);
+        assert_memory_equal(fp, wfp, 8);
     }
     json_decref(root);
 }

@@ -111,7 +111,7 @@ static void test_seal_opens(void **state)
     const char json[] = "{\"message_id\":\"" ID1 "\"}";
     struct net_addr to = addr("127.0.0.1", 9);
     assert_int_equal(sendq_init(&q, udp_socket("127.0.0.1"), key, 8, 4096), 0);
-    struct sendq_msg *m = sendq_seal(&q, SENDQ_MAIN, &to, json, strlen(json));
+    struct sendq_msg *m = sendq_seal(&q, SENDQ_MAIN, &to, json, strlen(json), NULL);
     assert_non_null(m);
     assert_int_equal(m->sock, SENDQ_MAIN);
     assert_int_equal(m->kind, 0);
@@ -143,7 +143,7 @@ static void test_ack(void **state)
     char text[MESSAGE_ACK_MAX];
     size_t n = message_ack_text(ID1, text);
     assert_int_equal(sendq_init(&q, udp_socket("127.0.0.1"), key, 8, 4096), 0);
-    struct sendq_msg *m = sendq_ack(&q, SENDQ_MAIN, &to, ID1, 2);
+    struct sendq_msg *m = sendq_ack(&q, SENDQ_MAIN, &to, ID1, 2, NULL);
     assert_non_null(m);
     assert_int_equal(m->kind, SENDQ_ACK);
     assert_int_equal(m->attempts, 2);
@@ -169,18 +169,18 @@ static void test_bounds(void **state)
     size_t one = sizeof json - 1 + ENVELOPE_OVERHEAD;
     assert_int_equal(sendq_init(&q, udp_socket("127.0.0.1"), key, 3, 1 << 16), 0);
     for (int i = 0; i < 3; i++)
-        assert_non_null(sendq_seal(&q, SENDQ_MAIN, &to, json, 2));
-    assert_null(sendq_seal(&q, SENDQ_MAIN, &to, json, 2));
-    assert_null(sendq_ack(&q, SENDQ_MAIN, &to, ID1, 0));
+        assert_non_null(sendq_seal(&q, SENDQ_MAIN, &to, json, 2, NULL));
+    assert_null(sendq_seal(&q, SENDQ_MAIN, &to, json, 2, NULL));
+    assert_null(sendq_ack(&q, SENDQ_MAIN, &to, ID1, 0, NULL));
     sendq_reset(&q);
     assert_int_equal(q.n, 0);
     assert_int_equal(sendq_room(&q), 1 << 16);
     sendq_fini(&q);
 
     assert_int_equal(sendq_init(&q, udp_socket("127.0.0.1"), key, 100, 2 * one + one / 2), 0);
-    assert_non_null(sendq_seal(&q, SENDQ_MAIN, &to, json, 2));
-    assert_non_null(sendq_seal(&q, SENDQ_MAIN, &to, json, 2));
-    assert_null(sendq_seal(&q, SENDQ_MAIN, &to, json, 2)); /* the arena is full */
+    assert_non_null(sendq_seal(&q, SENDQ_MAIN, &to, json, 2, NULL));
+    assert_non_null(sendq_seal(&q, SENDQ_MAIN, &to, json, 2, NULL));
+    assert_null(sendq_seal(&q, SENDQ_MAIN, &to, json, 2, NULL)); /* the arena is full */
     assert_int_equal(q.n, 2);
     sendq_fini(&q);
 }
@@ -196,7 +196,7 @@ static void test_flush_per_socket(void **state)
     q.socks[SENDQ_ALT6].fd = other; /* as if opened beside: closed by sendq_fini */
     const int socks[] = {SENDQ_MAIN, SENDQ_ALT6, SENDQ_MAIN, SENDQ_ALT6, SENDQ_MAIN};
     for (int i = 0; i < 5; i++) {
-        struct sendq_msg *m = sendq_seal(&q, socks[i], &to, "{}", 2);
+        struct sendq_msg *m = sendq_seal(&q, socks[i], &to, "{}", 2, NULL);
         assert_non_null(m);
         m->rowid = i;
     }

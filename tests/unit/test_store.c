@@ -282,7 +282,7 @@ static enum store_rc in_insert(struct fx *f, const char *id, const char *addr, u
                                const char *payload, size_t len, uint64_t ts,
                                enum store_in_result *res)
 {
-    struct store_inbound m = {id, addr, port, payload, len, ts, 0};
+    struct store_inbound m = {id, addr, port, payload, len, ts, 0, NULL};
     return store_inbound_insert(f->st, &m, 1, now_ms(), res, NULL, NULL);
 }
 
@@ -476,6 +476,7 @@ static void test_open_creates_schema(void **state)
         {"retry_count", "INTEGER", 1, "0", 0}, {"created_at", "TEXT", 1, NULL, 0},
         {"sent_at", "TEXT", 0, NULL, 0},       {"ack_received_at", "TEXT", 0, NULL, 0},
         {"last_error", "TEXT", 0, NULL, 0},    {"updated_at", "TEXT", 1, NULL, 0},
+        {"peer", "TEXT", 0, NULL, 0},
     };
     static const struct column_spec in_cols[] = {
         {"id", "INTEGER", 0, NULL, 1},         {"message_id", "TEXT", 1, NULL, 0},
@@ -484,6 +485,7 @@ static void test_open_creates_schema(void **state)
         {"state", "TEXT", 1, "'received'", 0}, {"ack_sent", "INTEGER", 1, "0", 0},
         {"read_count", "INTEGER", 1, "0", 0},  {"received_at", "TEXT", 1, NULL, 0},
         {"ack_sent_at", "TEXT", 0, NULL, 0},   {"updated_at", "TEXT", 1, NULL, 0},
+        {"peer", "TEXT", 0, NULL, 0},
     };
     assert_columns(f->raw, T_OUT, out_cols, sizeof out_cols / sizeof out_cols[0]);
     assert_columns(f->raw, T_IN, in_cols, sizeof in_cols / sizeof in_cols[0]);
@@ -1511,11 +1513,11 @@ static void test_times_from_caller(void **state)
     assert_int_equal(moved, 1);
     assert_col(f, T_OUT, s, "updated_at", "2020-02-29T12:34:57.789");
     int64_t row = 0;
-    assert_int_equal(store_enqueue(f->st, NULL, "10.0.0.1", 7, "{}", 2, t0, &row, NULL, 0),
+    assert_int_equal(store_enqueue(f->st, NULL, "10.0.0.1", 7, NULL, "{}", 2, t0, &row, NULL, 0),
                      STORE_OK);
     assert_col(f, T_OUT, row, "created_at", text);
     assert_col(f, T_OUT, row, "updated_at", text);
-    struct store_inbound m = {ID3, "10.0.0.1", 7, "{}", 2, 1, 0};
+    struct store_inbound m = {ID3, "10.0.0.1", 7, "{}", 2, 1, 0, NULL};
     enum store_in_result res;
     assert_int_equal(store_inbound_insert(f->st, &m, 1, t0, &res, NULL, NULL), STORE_OK);
     int64_t in = qint(f, "SELECT id FROM inbound_messages WHERE message_id = '" ID3 "'");
@@ -1561,9 +1563,9 @@ static void test_inbound_insert(void **state)
     assert_col(f, T_IN, id, "crypto_timestamp", "2025-11-22T00:00:01.123456789");
 
     /* several at once: a new one, a duplicate, another new one */
-    struct store_inbound m[3] = {{ID2, "::1", 1, "{}", 2, 0, 0},
-                                 {ID1, "::1", 1, "{}", 2, 0, 0},
-                                 {ID3, "::1", 2, "{}", 2, 0, 0}};
+    struct store_inbound m[3] = {{ID2, "::1", 1, "{}", 2, 0, 0, NULL},
+                                 {ID1, "::1", 1, "{}", 2, 0, 0, NULL},
+                                 {ID3, "::1", 2, "{}", 2, 0, 0, NULL}};
     enum store_in_result res[3];
     int64_t rowids[3] = {-1, -1, -1};
     int done = -1;
@@ -1614,8 +1616,8 @@ static void test_inbound_insert_refused(void **state)
     assert_non_null(strstr(store_errmsg(f->st), "UNIQUE"));
     assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 1);
     /* several at once: the refused one stops the call, the ones before it are in */
-    struct store_inbound m[2] = {{ID1, "127.0.0.1", 2, "{}", 2, 0, 0},
-                                 {ID3, "127.0.0.1", 1, "{}", 2, 0, 0}};
+    struct store_inbound m[2] = {{ID1, "127.0.0.1", 2, "{}", 2, 0, 0, NULL},
+                                 {ID3, "127.0.0.1", 1, "{}", 2, 0, 0, NULL}};
     enum store_in_result r2[2];
     int done = -1;
     assert_int_equal(store_inbound_insert(f->st, m, 2, now_ms(), r2, NULL, &done), STORE_REFUSED);
@@ -1656,7 +1658,7 @@ static void test_inbound_insert_own_id(void **state)
     assert_int_equal(in_insert(f, ID2, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
     assert_int_equal(res, STORE_IN_NEW);
     /* a message we sent to ourselves is stored beside its outbound row */
-    struct store_inbound self = {ID1, "127.0.0.1", 1, "{}", 2, 1, 1};
+    struct store_inbound self = {ID1, "127.0.0.1", 1, "{}", 2, 1, 1, NULL};
     assert_int_equal(store_inbound_insert(f->st, &self, 1, now_ms(), &res, NULL, NULL), STORE_OK);
     assert_int_equal(res, STORE_IN_NEW);
 }
@@ -2019,7 +2021,7 @@ static void test_tool_fetch(void **state)
         }
     }
     assert_int_equal(seen, 3);
-    assert_int_equal(rec.ncols, 12);
+    assert_int_equal(rec.ncols, 13);
     found = -1;
     assert_int_equal(store_fetch(f->st, STORE_INBOUND, &c[0], &rec, &found, err, sizeof err),
                      STORE_OK);
@@ -2035,9 +2037,9 @@ static void test_tool_enqueue(void **state)
     char err[256] = "", st[STORE_STATE_MAX], why[128];
     int64_t row = 0;
     int found = -1;
-    assert_int_equal(
-        store_enqueue(f->st, ID1, "10.0.0.1", 9, "{\"a\":1}", 7, now_ms(), &row, err, sizeof err),
-        STORE_OK);
+    assert_int_equal(store_enqueue(f->st, ID1, "10.0.0.1", 9, NULL, "{\"a\":1}", 7, now_ms(), &row,
+                                   err, sizeof err),
+                     STORE_OK);
     assert_col(f, T_OUT, row, "state", "pending");
     assert_col(f, T_OUT, row, "payload", "{\"a\":1}");
     assert_time_col(f, T_OUT, row, "created_at");
@@ -2051,7 +2053,7 @@ static void test_tool_enqueue(void **state)
         STORE_OK);
     assert_int_equal(found, 0);
     assert_int_equal(
-        store_enqueue(f->st, ID1, "10.0.0.1", 9, "{}", 2, now_ms(), &row, err, sizeof err),
+        store_enqueue(f->st, ID1, "10.0.0.1", 9, NULL, "{}", 2, now_ms(), &row, err, sizeof err),
         STORE_DUP);
     assert_string_equal(err, "message_id " ID1 " is already used by another outbound message");
 }
@@ -2069,8 +2071,8 @@ static void test_tool_purge(void **state)
     add_out(f, "acknowledged", ID1, "{}");
     X(f, "UPDATE outbound_messages SET updated_at = 'garbage'");
     static const char *const done[] = {"ack_sent", "ack_failed", NULL};
-    struct store_purge p[2] = {{STORE_INBOUND, "2025-01-01T00:00:00.000", done, 1},
-                               {STORE_OUTBOUND, "2025-01-01T00:00:00.000", NULL, 0}};
+    struct store_purge p[2] = {{STORE_INBOUND, "2025-01-01T00:00:00.000", done, 1, NULL},
+                               {STORE_OUTBOUND, "2025-01-01T00:00:00.000", NULL, 0, NULL}};
     char err[256] = "";
     struct store_state_count *v = NULL;
     size_t n = 0;
@@ -2124,6 +2126,470 @@ static void test_tool_busy_text(void **state)
     assert_null(c);
     f->be->unlock(f);
     assert_int_equal(qint(f, "SELECT read_count FROM inbound_messages"), 0);
+}
+
+/* ---- peers (issue 11): the peer column of both tables ---- */
+
+#define PEER64 "p123456789012345678901234567890123456789012345678901234567890123"
+
+/* An inbound row's peer is stored as given, NULL as NULL, and comes back for the re-ACK. */
+static void test_peer_inbound(void **state)
+{
+    struct fx *f = *state;
+    struct store_inbound m[3] = {{ID1, "10.0.0.1", 4000, "{}", 2, 1, 0, "berlin"},
+                                 {ID2, "10.0.0.2", 4001, "{}", 2, 1, 0, NULL},
+                                 {ID3, "10.0.0.3", 4002, "{}", 2, 1, 0, PEER64}};
+    enum store_in_result res[3];
+    int64_t rowids[3] = {0, 0, 0};
+    int done = -1;
+    assert_int_equal(store_inbound_insert(f->st, m, 3, now_ms(), res, rowids, &done), STORE_OK);
+    assert_int_equal(done, 3);
+    assert_col(f, T_IN, rowids[0], "peer", "berlin");
+    assert_col(f, T_IN, rowids[1], "peer", NULL);
+    assert_col(f, T_IN, rowids[2], "peer", PEER64);
+    /* a message to ourselves (the other statement) keeps its peer too */
+    add_out(f, "sent", "0123456789abcdef0123456f", "{}");
+    struct store_inbound self = {
+        "0123456789abcdef0123456f", "127.0.0.1", 1, "{}", 2, 1, 1, "self.peer"};
+    enum store_in_result r1 = STORE_IN_DUP;
+    int64_t self_row = 0;
+    assert_int_equal(store_inbound_insert(f->st, &self, 1, now_ms(), &r1, &self_row, NULL),
+                     STORE_OK);
+    assert_int_equal(r1, STORE_IN_NEW);
+    assert_col(f, T_IN, self_row, "peer", "self.peer");
+    /* a duplicate from another peer does not change the stored row's peer */
+    struct store_inbound dup = {ID1, "10.0.0.9", 4000, "{}", 2, 1, 0, "other"};
+    assert_int_equal(store_inbound_insert(f->st, &dup, 1, now_ms(), &r1, NULL, NULL), STORE_OK);
+    assert_int_equal(r1, STORE_IN_DUP);
+    assert_col(f, T_IN, rowids[0], "peer", "berlin");
+
+    /* the start-up re-ACK query returns it, NULL as NULL, as the caller's copy */
+    assert_int_equal(store_inbound_unacked(f->st, 0, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 4);
+    assert_int_equal(rows.in[0].rowid, rowids[0]);
+    assert_string_equal(rows.in[0].peer, "berlin");
+    assert_null(rows.in[1].peer);
+    assert_string_equal(rows.in[2].peer, PEER64);
+    assert_string_equal(rows.in[3].peer, "self.peer");
+    X(f, "UPDATE inbound_messages SET peer = 'changed'");
+    assert_string_equal(rows.in[0].peer, "berlin");
+}
+
+/*
+ * An outbound row's peer comes back from every query that gives the daemon
+ * outbound rows: pending, the set-based claim, load_sent and get_sent; NULL
+ * stays NULL, and the row's dst_addr and dst_port come as they are.
+ */
+static void test_peer_outbound(void **state)
+{
+    struct fx *f = *state;
+    char err[256] = "";
+    int64_t a = 0, b = add_out(f, "pending", NULL, "{}");
+    assert_int_equal(
+        store_enqueue(f->st, NULL, "", 0, "berlin", "{}", 2, now_ms(), &a, err, sizeof err),
+        STORE_OK);
+    assert_col(f, T_OUT, a, "peer", "berlin");
+    assert_col(f, T_OUT, a, "dst_addr", "");
+    assert_col(f, T_OUT, a, "dst_port", "0");
+    assert_col(f, T_OUT, a, "state", "pending");
+    assert_col(f, T_OUT, b, "peer", NULL);
+
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_int_equal(rows.out[0].rowid, b);
+    assert_null(rows.out[0].peer);
+    assert_int_equal(rows.out[1].rowid, a);
+    assert_string_equal(rows.out[1].peer, "berlin");
+    assert_string_equal(rows.out[1].dst_addr, "");
+    assert_int_equal(rows.out[1].dst_port, -1); /* not a port: the peer says where it goes */
+    assert_string_equal(rows.out[1].dst_port_text, "0");
+    /* with payloads read, and with something left out (the other form of the query) */
+    assert_int_equal(store_outbound_payloads(f->st, 100, &rows), STORE_OK);
+    assert_string_equal(rows.out[1].peer, "berlin");
+    assert_string_equal(rows.out[1].payload, "{}");
+    struct store_dest ex = {"10.9.9.9", 1};
+    assert_int_equal(store_outbound_exclude(f->st, &ex, 1), STORE_OK);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_null(rows.out[0].peer);
+    assert_string_equal(rows.out[1].peer, "berlin");
+    assert_int_equal(store_outbound_exclude(f->st, NULL, 0), STORE_OK);
+
+    /* the set-based claim */
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_claim(f->st, 10, now_ms(), &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_null(rows.out[0].peer);
+    assert_string_equal(rows.out[1].peer, "berlin");
+    int64_t both[2] = {a, b};
+    assert_int_equal(store_outbound_release(f->st, both, 2, now_ms()), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+
+    /* the claim one row at a time, then the rows left 'sent' and a retransmission's read */
+    assert_int_equal(store_outbound_take(f->st, a, ID1, NULL, 0, now_ms()), STORE_OK);
+    assert_int_equal(store_outbound_take(f->st, b, ID2, NULL, 0, now_ms()), STORE_OK);
+    assert_int_equal(store_outbound_load_sent(f->st, 0, 10, now_ms(), &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_null(rows.out[0].peer);
+    assert_string_equal(rows.out[1].peer, "berlin");
+    assert_string_equal(rows.out[1].message_id, ID1);
+    assert_in_range(rows.out[1].age_ms, 0, 5000); /* the column after peer */
+    assert_int_equal(store_outbound_get_sent(f->st, a, 100, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_string_equal(rows.out[0].peer, "berlin");
+    assert_string_equal(rows.out[0].payload, "{}"); /* the column after peer */
+    assert_int_equal(store_outbound_get_sent(f->st, b, 100, &rows), STORE_OK);
+    assert_null(rows.out[0].peer);
+    assert_col(f, T_OUT, a, "peer", "berlin"); /* the claim leaves it as it is */
+}
+
+/*
+ * SQLite: a peer column a script filled badly: a NUL inside, or longer than a
+ * name may be, reads as STORE_BAD_TEXT (never cut: the cut name could be
+ * another peer's); 64 bytes is whole, a BLOB of text reads as text. Four
+ * fields of the longest kind fit STORE_ROW_TEXT.
+ */
+static void test_peer_hostile(void **state)
+{
+    struct fx *f = *state;
+    int64_t r[4];
+    for (int i = 0; i < 4; i++)
+        r[i] = add_out(f, "pending", NULL, "{}");
+    X(f, "UPDATE outbound_messages SET peer = CAST(X'6265726c696e0078' AS BLOB) WHERE id = %lld",
+      (long long)r[0]);
+    X(f, "UPDATE outbound_messages SET peer = '" PEER64 "x' WHERE id = %lld", (long long)r[1]);
+    X(f, "UPDATE outbound_messages SET peer = '" PEER64 "' WHERE id = %lld", (long long)r[2]);
+    X(f, "UPDATE outbound_messages SET peer = CAST('berlin' AS BLOB) WHERE id = %lld",
+      (long long)r[3]);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 4);
+    assert_string_equal(rows.out[0].peer, STORE_BAD_TEXT);
+    assert_string_equal(rows.out[1].peer, STORE_BAD_TEXT);
+    assert_string_equal(rows.out[2].peer, PEER64);
+    assert_string_equal(rows.out[3].peer, "berlin");
+    X(f, "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, "
+         "crypto_timestamp, peer) VALUES ('" ID1 "', '127.0.0.1', 7, '{}', 'x', '" PEER64 "y')");
+    assert_int_equal(store_inbound_unacked(f->st, 0, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_string_equal(rows.in[0].peer, STORE_BAD_TEXT);
+
+    /* every field at its longest: two rows fit 2 x STORE_ROW_TEXT */
+    char longtext[200];
+    memset(longtext, 'x', sizeof longtext - 1); /* not a number: dst_port keeps it as text */
+    longtext[sizeof longtext - 1] = '\0';
+    X(f, "DELETE FROM outbound_messages");
+    for (int i = 0; i < 2; i++)
+        X(f,
+          "INSERT INTO outbound_messages (message_id, dst_addr, dst_port, payload, peer) "
+          "VALUES ('%s%d', '%s', '%s', '{}', '" PEER64 "')",
+          longtext, i, longtext, longtext);
+    struct store_rows small;
+    assert_int_equal(store_rows_init(&small, 2, 2 * STORE_ROW_TEXT), 0);
+    assert_int_equal(store_outbound_pending(f->st, 2, &small), STORE_OK);
+    assert_int_equal(small.n, 2);
+    assert_int_equal(small.full, 0);
+    assert_string_equal(small.out[1].peer, PEER64);
+    assert_int_equal(strlen(small.out[1].dst_addr), STORE_FIELD_MAX);
+    assert_int_equal(strlen(small.out[1].dst_port_text), STORE_FIELD_MAX);
+    store_rows_free(&small);
+}
+
+/* Inserts a pending outbound row for peer (dst 127.0.0.1:9000, as a script may leave it). */
+static int64_t add_peer_out(struct fx *f, const char *peer)
+{
+    return qint(f,
+                "INSERT INTO outbound_messages (dst_addr, dst_port, payload, peer) "
+                "VALUES ('127.0.0.1', 9000, '{}', '%s') RETURNING id",
+                peer);
+}
+
+/*
+ * Rows of peers are left out by their peer's name, never by their dst_addr
+ * and dst_port; however many wait for a left-out peer, the others are found;
+ * the set survives a rollback and applies to the set-based claim too.
+ */
+static void test_peer_exclude(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "pending", NULL, "{}"); /* 127.0.0.1:9000, no peer */
+    int64_t b = add_peer_out(f, "berlin");
+    int64_t c = add_peer_out(f, "paris");
+    struct store_dest ex = {"127.0.0.1", 9000};
+    assert_int_equal(store_outbound_exclude(f->st, &ex, 1), STORE_OK);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 2); /* the peers' rows do not go to 127.0.0.1:9000 */
+    assert_int_equal(rows.out[0].rowid, b);
+    assert_int_equal(rows.out[1].rowid, c);
+    assert_int_equal(store_outbound_exclude(f->st, NULL, 0), STORE_OK);
+    const char *berlin[] = {"berlin"};
+    assert_int_equal(store_outbound_exclude_peers(f->st, berlin, 1), STORE_OK);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_int_equal(rows.out[0].rowid, a);
+    assert_int_equal(rows.out[1].rowid, c);
+    /* both sets at once; a rollback keeps them */
+    assert_int_equal(store_outbound_exclude(f->st, &ex, 1), STORE_OK);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    store_rollback(f->st);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, c);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_claim(f->st, 10, now_ms(), &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, c);
+    store_rollback(f->st);
+    /* a backlog for a left-out peer does not hide the rows behind it */
+    assert_int_equal(store_outbound_exclude(f->st, NULL, 0), STORE_OK);
+    for (int i = 0; i < 40; i++)
+        add_peer_out(f, "berlin");
+    int64_t live = add_peer_out(f, "rome");
+    assert_int_equal(store_outbound_pending(f->st, 3, &rows), STORE_OK);
+    assert_int_equal(rows.n, 3);
+    assert_int_equal(rows.out[0].rowid, a);
+    assert_int_equal(rows.out[1].rowid, c);
+    assert_int_equal(rows.out[2].rowid, live);
+    /* and with no peer left out, they are all back */
+    assert_int_equal(store_outbound_exclude_peers(f->st, NULL, 0), STORE_OK);
+    assert_int_equal(store_outbound_pending(f->st, 3, &rows), STORE_OK);
+    assert_int_equal(rows.out[1].rowid, b);
+}
+
+/* A silent peer's backlog fails by its name; a destination's leaves rows of peers alone. */
+static void test_peer_expire(void **state)
+{
+    struct fx *f = *state;
+    int64_t now = now_ms();
+    char old[STORE_TIME_LEN];
+    store_format_ms(now - 60000, old);
+    int64_t a = add_out(f, "pending", NULL, "{}");
+    int64_t b = add_peer_out(f, "berlin");
+    int64_t c = add_peer_out(f, "paris");
+    int64_t d = add_peer_out(f, "berlin");
+    X(f, "UPDATE outbound_messages SET created_at = '%s' WHERE id != %lld", old, (long long)d);
+    struct store_dest dest = {"127.0.0.1", 9000};
+    int n = -1;
+    assert_int_equal(store_outbound_expire(f->st, &dest, 30000, "x", now, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_col(f, T_OUT, a, "state", "send_failed");
+    assert_col(f, T_OUT, b, "state", "pending");
+    assert_int_equal(
+        store_outbound_expire_peer(f->st, "berlin", 30000, "peer not answering; not sent", now, &n),
+        STORE_OK);
+    assert_int_equal(n, 1);
+    assert_col(f, T_OUT, b, "state", "send_failed");
+    assert_col(f, T_OUT, b, "last_error", "peer not answering; not sent");
+    assert_col(f, T_OUT, c, "state", "pending"); /* another peer */
+    assert_col(f, T_OUT, d, "state", "pending"); /* too young */
+    /* a skipped row is left alone */
+    X(f, "UPDATE outbound_messages SET created_at = '%s' WHERE id = %lld", old, (long long)d);
+    assert_int_equal(store_outbound_skip(f->st, &d, 1), STORE_OK);
+    assert_int_equal(store_outbound_expire_peer(f->st, "berlin", 30000, "x", now, &n), STORE_OK);
+    assert_int_equal(n, 0);
+}
+
+/* The original's schema (0.1.0, with read_count), without the peer columns. */
+static const char original_schema[] =
+    "CREATE TABLE outbound_messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " message_id TEXT, dst_addr TEXT NOT NULL, dst_port INTEGER NOT NULL,"
+    " payload TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',"
+    " retry_count INTEGER NOT NULL DEFAULT 0,"
+    " created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')),"
+    " sent_at TEXT, ack_received_at TEXT, last_error TEXT,"
+    " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')));"
+    "CREATE UNIQUE INDEX idx_outbound_message_id ON outbound_messages (message_id);"
+    "CREATE INDEX idx_outbound_state ON outbound_messages (state);"
+    "CREATE TABLE inbound_messages ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL,"
+    " src_addr TEXT NOT NULL, src_port INTEGER NOT NULL, payload TEXT NOT NULL,"
+    " crypto_timestamp TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'received',"
+    " ack_sent INTEGER NOT NULL DEFAULT 0, read_count INTEGER NOT NULL DEFAULT 0,"
+    " received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')),"
+    " ack_sent_at TEXT,"
+    " updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')));"
+    "CREATE UNIQUE INDEX idx_inbound_message_id ON inbound_messages (message_id);"
+    "CREATE INDEX idx_inbound_state ON inbound_messages (state);"
+    "INSERT INTO outbound_messages (message_id, dst_addr, dst_port, payload, state, retry_count,"
+    " created_at, sent_at, updated_at) VALUES ('" ID1 "', '10.1.1.1', 5000, '{\"o\":1}', 'sent',"
+    " 2, '2024-01-01T00:00:00.000', '2024-01-01T00:00:01.000', '2024-01-01T00:00:01.000');"
+    "INSERT INTO outbound_messages (dst_addr, dst_port, payload, created_at, updated_at)"
+    " VALUES ('10.1.1.2', 5001, '{\"o\":2}', '2024-01-02T00:00:00.000',"
+    " '2024-01-02T00:00:00.000');"
+    "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, crypto_timestamp,"
+    " state, ack_sent, read_count, received_at, updated_at) VALUES ('" ID2 "', '10.1.1.3', 5002,"
+    " '{\"i\":1}', '2024-01-01T00:00:00.000000000', 'received', 0, 3,"
+    " '2024-01-01T00:00:00.000', '2024-01-01T00:00:00.000');";
+
+/* Every column of every row of table, as one text (quote() tells NULL from 'NULL'). */
+static void all_rows(struct fx *f, const char *table, char *out, size_t len)
+{
+    char cols[512] = "", sql[1024];
+    sqlite3_stmt *s = NULL;
+    snprintf(sql, sizeof sql, "SELECT name FROM pragma_table_info('%s') WHERE name != 'peer'",
+             table);
+    assert_int_equal(sqlite3_prepare_v2(f->raw, sql, -1, &s, NULL), SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        size_t n = strlen(cols);
+        snprintf(cols + n, sizeof cols - n, "%squote(%s)", n > 0 ? " || '|' || " : "",
+                 (const char *)sqlite3_column_text(s, 0));
+    }
+    sqlite3_finalize(s);
+    qtext(f, out, len, "SELECT group_concat(%s, ';') FROM (SELECT * FROM %s ORDER BY id)", cols,
+          table);
+}
+
+/*
+ * SQLite: a database the original made (no peer column) gets one in each
+ * table when opened, by a tool as by the daemon; its rows keep every value
+ * (peer NULL); the store then works on it, and opening it again adds nothing.
+ */
+static void test_open_migrates_peer(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->loc, sizeof f->loc, "%s/old.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->loc, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, original_schema, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(f->be->raw_open(f), 0);
+    char out_before[2048], in_before[2048], out_after[2048], in_after[2048];
+    all_rows(f, T_OUT, out_before, sizeof out_before);
+    all_rows(f, T_IN, in_before, sizeof in_before);
+    assert_int_equal(qint(f, "SELECT count(*) FROM pragma_table_info('outbound_messages') "
+                             "WHERE name = 'peer'"),
+                     0);
+
+    /* locked by another process: the open waits, then fails, and adds nothing */
+    f->be->lock(f);
+    char err[256] = "";
+    struct store *st = NULL;
+    assert_int_equal(store_open(f->loc, STORE_EXISTING, 50, &st, err, sizeof err), STORE_BUSY);
+    assert_null(st);
+    f->be->unlock(f);
+    assert_int_equal(qint(f, "SELECT count(*) FROM pragma_table_info('outbound_messages') "
+                             "WHERE name = 'peer'") +
+                         qint(f, "SELECT count(*) FROM pragma_table_info('inbound_messages') "
+                                 "WHERE name = 'peer'"),
+                     0);
+
+    f->st = open_store(f, f->loc, STORE_EXISTING); /* a tool's open */
+    assert_int_equal(qint(f, "SELECT count(*) FROM pragma_table_info('outbound_messages') "
+                             "WHERE name = 'peer' AND type = 'TEXT' AND \"notnull\" = 0 "
+                             "AND dflt_value IS NULL"),
+                     1);
+    assert_int_equal(qint(f, "SELECT count(*) FROM pragma_table_info('inbound_messages') "
+                             "WHERE name = 'peer' AND type = 'TEXT' AND \"notnull\" = 0 "
+                             "AND dflt_value IS NULL"),
+                     1);
+    all_rows(f, T_OUT, out_after, sizeof out_after);
+    all_rows(f, T_IN, in_after, sizeof in_after);
+    assert_string_equal(out_after, out_before);
+    assert_string_equal(in_after, in_before);
+    assert_int_equal(qint(f, "SELECT count(*) FROM outbound_messages WHERE peer IS NULL"), 2);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages WHERE peer IS NULL"), 1);
+
+    /* the daemon's queries on it: rows left 'sent', pending, re-ACKs, an insert with a peer */
+    store_close(f->st);
+    f->st = open_store(f, f->loc, STORE_CREATE); /* opening again adds nothing */
+    assert_int_equal(store_outbound_load_sent(f->st, 0, 10, now_ms(), &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_string_equal(rows.out[0].message_id, ID1);
+    assert_null(rows.out[0].peer);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_string_equal(rows.out[0].dst_addr, "10.1.1.2");
+    assert_null(rows.out[0].peer);
+    assert_int_equal(store_inbound_unacked(f->st, 0, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_null(rows.in[0].peer);
+    struct store_inbound m = {ID3, "10.1.1.4", 5003, "{}", 2, 1, 0, "berlin"};
+    enum store_in_result res;
+    int64_t rowid = 0;
+    assert_int_equal(store_inbound_insert(f->st, &m, 1, now_ms(), &res, &rowid, NULL), STORE_OK);
+    assert_int_equal(res, STORE_IN_NEW);
+    assert_col(f, T_IN, rowid, "peer", "berlin");
+    assert_int_equal(qint(f, "SELECT count(*) FROM pragma_table_info('inbound_messages')"), 13);
+}
+
+/* sg-recv's filter by peer, on either table; store_fetch shows the column; sg-clean's. */
+static void test_tool_select_peer(void **state)
+{
+    struct fx *f = *state;
+    struct store_inbound m[3] = {{ID1, "10.0.0.1", 4000, "{}", 2, 1, 0, "berlin"},
+                                 {ID2, "10.0.0.1", 4000, "{}", 2, 1, 0, NULL},
+                                 {ID3, "10.0.0.2", 4000, "{}", 2, 1, 0, "paris"}};
+    enum store_in_result res[3];
+    int64_t in[3];
+    assert_int_equal(store_inbound_insert(f->st, m, 3, now_ms(), res, in, NULL), STORE_OK);
+    char err[256] = "";
+    int64_t o1 = 0, o2 = 0;
+    assert_int_equal(
+        store_enqueue(f->st, NULL, "", 0, "berlin", "{}", 2, now_ms(), &o1, err, sizeof err),
+        STORE_OK);
+    assert_int_equal(
+        store_enqueue(f->st, NULL, "10.0.0.1", 9, NULL, "{}", 2, now_ms(), &o2, err, sizeof err),
+        STORE_OK);
+    struct store_selected *c = NULL;
+    size_t n = 0;
+    struct store_query q = {.table = STORE_INBOUND, .peer = "berlin", .mark = 1};
+    assert_int_equal(store_select(f->st, &q, now_ms(), &c, &n, err, sizeof err), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].id, in[0]);
+    assert_int_equal(
+        qint(f, "SELECT read_count FROM inbound_messages WHERE id = %lld", (long long)in[0]), 1);
+    assert_int_equal(qint(f, "SELECT sum(read_count) FROM inbound_messages"), 1);
+    struct store_record rec = {0};
+    int found = 0, seen = 0;
+    assert_int_equal(store_fetch(f->st, STORE_INBOUND, &c[0], &rec, &found, err, sizeof err),
+                     STORE_OK);
+    for (int k = 0; k < rec.ncols; k++)
+        if (strcmp(rec.col[k].name, "peer") == 0) {
+            assert_int_equal(rec.col[k].type, STORE_TEXT);
+            assert_string_equal(rec.col[k].text, "berlin");
+            seen = 1;
+        }
+    assert_true(seen);
+    free(c);
+    /* no such peer: nothing; and with another filter, both must hold */
+    q = (struct store_query){.table = STORE_INBOUND, .peer = "rome"};
+    assert_int_equal(store_select(f->st, &q, now_ms(), &c, &n, err, sizeof err), STORE_OK);
+    assert_int_equal(n, 0);
+    const char *addr[STORE_MAX_ADDRS] = {"10.0.0.2"};
+    q = (struct store_query){.table = STORE_INBOUND, .peer = "berlin"};
+    memcpy(q.addr, addr, sizeof addr);
+    assert_int_equal(store_select(f->st, &q, now_ms(), &c, &n, err, sizeof err), STORE_OK);
+    assert_int_equal(n, 0);
+    /* outbound: the rows to it */
+    q = (struct store_query){.table = STORE_OUTBOUND, .peer = "berlin"};
+    assert_int_equal(store_select(f->st, &q, now_ms(), &c, &n, err, sizeof err), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(c[0].id, o1);
+    free(c);
+    /* a shared-secret row's peer is NULL in the record */
+    q = (struct store_query){.table = STORE_OUTBOUND, .id = o2};
+    assert_int_equal(store_select(f->st, &q, now_ms(), &c, &n, err, sizeof err), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_fetch(f->st, STORE_OUTBOUND, &c[0], &rec, &found, err, sizeof err),
+                     STORE_OK);
+    assert_int_equal(rec.ncols, 13);
+    assert_string_equal(rec.col[12].name, "peer");
+    assert_int_equal(rec.col[12].type, STORE_NULL);
+    free(c);
+    store_record_free(&rec);
+    /* sg-clean's purge of one peer's rows */
+    X(f, "UPDATE inbound_messages SET state = 'ack_sent', read_count = 1, "
+         "updated_at = '2020-01-01T00:00:00.000'");
+    struct store_purge p = {STORE_INBOUND, "2025-01-01T00:00:00.000", NULL, 1, "berlin"};
+    struct store_state_count *v = NULL;
+    assert_int_equal(store_purge_count(f->st, &p, &v, &n, err, sizeof err), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0].n, 1);
+    free(v);
+    int64_t deleted = -1;
+    assert_int_equal(store_purge(f->st, &p, 1, &deleted, err, sizeof err), STORE_OK);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 2);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages WHERE peer = 'berlin'"), 0);
 }
 
 /* ---- every case against every backend ---- */
@@ -2194,6 +2660,13 @@ static const struct tcase cases[] = {
     CASE(test_tool_purge, setup, ANY),
     CASE(test_tool_max_id, setup, ANY),
     CASE(test_tool_busy_text, setup, ANY),
+    CASE(test_peer_inbound, setup, ANY),
+    CASE(test_peer_outbound, setup, ANY),
+    CASE(test_peer_hostile, setup, SQLITE_ONLY),
+    CASE(test_peer_exclude, setup, ANY),
+    CASE(test_peer_expire, setup, ANY),
+    CASE(test_open_migrates_peer, setup_dir, SQLITE_ONLY),
+    CASE(test_tool_select_peer, setup, ANY),
 };
 
 int main(void)

@@ -21,6 +21,9 @@ def direction(p, frm, to):
 def key_id(k):
     return hashlib.blake2b(b"securedgram key id v2", key=k, digest_size=16).digest()[:8]
 
+def fingerprint(p):
+    return hashlib.blake2b(b"securedgram fingerprint v2", key=p, digest_size=16).digest()[:8]
+
 cases = [
     (bytes(range(32)), "berlin", "paris"),
     (bytes(range(32)), "paris", "berlin"),
@@ -34,7 +37,8 @@ for master, a, b in cases:
     ab, ba = direction(p, a, b), direction(p, b, a)
     out.append({"master": master.hex(), "a": a, "b": b, "pair": p.hex(),
                 "key_a_to_b": ab.hex(), "key_b_to_a": ba.hex(),
-                "id_a_to_b": key_id(ab).hex(), "id_b_to_a": key_id(ba).hex()})
+                "id_a_to_b": key_id(ab).hex(), "id_b_to_a": key_id(ba).hex(),
+                "fingerprint": fingerprint(p).hex()})
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peerkeys.json")
 with open(path, "w") as f:
     json.dump({"about": "per-peer key schedule, docs/wire.md 'Keys'; made by peerkeys.py",
