@@ -21,10 +21,9 @@ struct id_ref {
 
 /* The look-ups, made whole for each apply. */
 struct lookups {
-    struct table *ids;      /* version 2 receiving key id -> struct id_ref */
-    struct table *names;    /* name (PEER_NAME_MAX + 1 bytes, zero-padded) -> int slot */
-    struct prefixes *route; /* every peer's allowed -> slot */
-    struct prefixes *v1;    /* the wire 1 peers' allowed -> slot */
+    struct table *ids;   /* version 2 receiving key id -> struct id_ref */
+    struct table *names; /* name (PEER_NAME_MAX + 1 bytes, zero-padded) -> int slot */
+    struct prefixes *v1; /* the wire 1 peers' allowed -> slot */
 };
 
 struct peertab {
@@ -32,6 +31,7 @@ struct peertab {
     int n;             /* peers in force */
     size_t replay_max;
     struct lookups lk;
+    struct table *endpoints; /* net_addr_key of an endpoint -> int slot; roaming moves it */
 };
 
 /* What apply makes for one peer before anything is changed. */
@@ -45,14 +45,13 @@ struct built {
 
 static void lookups_free(struct lookups *lk);
 
-/* Look-ups for n peers with nets networks, nets1 of them wire 1's. 0, or -1 (then freed). */
-static int lookups_new(struct lookups *lk, int n, size_t nets, size_t nets1)
+/* Look-ups for n peers, nets1 networks of wire 1 peers. 0, or -1 (then freed). */
+static int lookups_new(struct lookups *lk, int n, size_t nets1)
 {
     lk->ids = table_new(2 * (size_t)n, PEERTAB_ID_BYTES, sizeof(struct id_ref));
     lk->names = table_new((size_t)n, PEER_NAME_MAX + 1, sizeof(int));
-    lk->route = prefixes_new(nets);
     lk->v1 = prefixes_new(nets1);
-    if (lk->ids != NULL && lk->names != NULL && lk->route != NULL && lk->v1 != NULL)
+    if (lk->ids != NULL && lk->names != NULL && lk->v1 != NULL)
         return 0;
     lookups_free(lk);
     return -1;
@@ -62,7 +61,6 @@ static void lookups_free(struct lookups *lk)
 {
     table_free(lk->ids);
     table_free(lk->names);
-    prefixes_free(lk->route);
     prefixes_free(lk->v1);
     memset(lk, 0, sizeof *lk);
 }
@@ -74,7 +72,8 @@ struct peertab *peertab_new(size_t replay_max)
         return NULL;
     pt->replay_max = replay_max;
     pt->slot = calloc(PEERS_MAX, sizeof *pt->slot);
-    if (pt->slot == NULL || lookups_new(&pt->lk, 0, 0, 0) != 0) {
+    pt->endpoints = table_new(PEERS_MAX, NET_ADDR_KEY_BYTES, sizeof(int));
+    if (pt->slot == NULL || pt->endpoints == NULL || lookups_new(&pt->lk, 0, 0) != 0) {
         peertab_free(pt);
         return NULL;
     }
@@ -99,6 +98,7 @@ void peertab_free(struct peertab *pt)
     }
     free(pt->slot);
     lookups_free(&pt->lk);
+    table_free(pt->endpoints);
     free(pt);
 }
 
@@ -182,9 +182,8 @@ static int build_lookups(const struct peers_conf *pc, const struct built *b,
             r->slot = b[i].slot;
             r->which = w;
         }
-        for (int a = 0; a < c->nallowed; a++)
-            if (prefixes_add(lk->route, &c->allowed[a], b[i].slot) < 0 ||
-                (c->wire == 1 && prefixes_add(lk->v1, &c->allowed[a], b[i].slot) < 0)) {
+        for (int a = 0; a < c->nallowed && c->wire == 1; a++)
+            if (prefixes_add(lk->v1, &c->allowed[a], b[i].slot) < 0) {
                 snprintf(err, errlen, "out of memory");
                 return -1;
             }
@@ -253,20 +252,38 @@ static void install(struct peer *p, const struct peer_conf *c, struct built *b)
     b->send = b->recv[0] = b->recv[1] = NULL;
 }
 
+static void endpoint_add(struct peertab *pt, struct peer *p)
+{
+    uint8_t key[NET_ADDR_KEY_BYTES];
+    net_addr_key(&p->endpoint, key);
+    int *slot = table_insert(pt->endpoints, key);
+    if (slot != NULL)
+        *slot = peertab_slot(pt, p);
+}
+
+/* The endpoints table, made again from the peers in force (the first of two at one endpoint). */
+static void index_endpoints(struct peertab *pt)
+{
+    size_t pos = 0;
+    for (void *v; (v = table_next(pt->endpoints, &pos)) != NULL;)
+        table_remove(pt->endpoints, v);
+    for (int s = 0; s < PEERS_MAX; s++)
+        if (pt->slot[s].live && pt->slot[s].has_endpoint)
+            endpoint_add(pt, &pt->slot[s]);
+}
+
 int peertab_apply(struct peertab *pt, const struct peers_conf *pc, const char *me,
                   const uint8_t *master, char *err, size_t errlen)
 {
-    size_t nets = 0, nets1 = 0;
-    for (int i = 0; i < pc->n; i++) {
-        nets += (size_t)pc->peer[i].nallowed;
+    size_t nets1 = 0;
+    for (int i = 0; i < pc->n; i++)
         nets1 += pc->peer[i].wire == 1 ? (size_t)pc->peer[i].nallowed : 0;
-    }
     struct built *b = calloc((size_t)(pc->n > 0 ? pc->n : 1), sizeof *b);
     uint8_t *taken = calloc(PEERS_MAX, 1);
     struct lookups next = {0};
     int rc = -1;
     snprintf(err, errlen, "out of memory");
-    if (b == NULL || taken == NULL || lookups_new(&next, pc->n, nets, nets1) != 0)
+    if (b == NULL || taken == NULL || lookups_new(&next, pc->n, nets1) != 0)
         goto out;
     for (int i = 0; i < pc->n; i++)
         if (make_keys(&pc->peer[i], me, master, &b[i]) != 0) {
@@ -293,6 +310,7 @@ int peertab_apply(struct peertab *pt, const struct peers_conf *pc, const char *m
     struct lookups old = pt->lk;
     pt->lk = next;
     next = old; /* freed below */
+    index_endpoints(pt);
     rc = 0;
 out:
     for (int i = 0; b != NULL && i < pc->n; i++)
@@ -379,10 +397,26 @@ int peertab_v1_candidates(struct peertab *pt, const struct net_addr *from, int64
     return n;
 }
 
-struct peer *peertab_route(struct peertab *pt, const struct net_addr *dst)
+struct peer *peertab_by_endpoint(struct peertab *pt, const struct net_addr *dst)
 {
-    int slot;
-    return prefixes_match(pt->lk.route, dst, &slot, 1) == 1 ? &pt->slot[slot] : NULL;
+    uint8_t key[NET_ADDR_KEY_BYTES];
+    net_addr_key(dst, key);
+    const int *slot = table_find(pt->endpoints, key);
+    return slot != NULL ? &pt->slot[*slot] : NULL;
+}
+
+void peertab_roam(struct peertab *pt, struct peer *p, const struct net_addr *to)
+{
+    if (p->has_endpoint) {
+        uint8_t key[NET_ADDR_KEY_BYTES];
+        net_addr_key(&p->endpoint, key);
+        int *slot = table_find(pt->endpoints, key);
+        if (slot != NULL && *slot == peertab_slot(pt, p))
+            table_remove(pt->endpoints, slot);
+    }
+    p->endpoint = *to;
+    p->has_endpoint = 1;
+    endpoint_add(pt, p);
 }
 
 int peer_allows(const struct peer *p, const struct net_addr *a)

@@ -2,10 +2,11 @@
  * peertab: the running daemon's peers (securedgram-peers(5)). Built from a
  * parsed peers file and this host's name; holds each peer's keys in guarded
  * memory, finds a version 2 key by its id in one look-up of a keyed table,
- * the version 1 candidates of a source address and the peer of a
- * destination by longest prefix (util/prefixes), and keeps each peer's own
- * state: replay cache, rate-limit bucket, the endpoint learned by roaming,
- * when it was last heard, and its counters.
+ * the version 1 candidates of a source address by longest prefix
+ * (util/prefixes) and the peer at an endpoint (for rows that name an
+ * address), and keeps each peer's own state: replay cache, rate-limit
+ * bucket, the endpoint learned by roaming, when it was last heard, and its
+ * counters.
  *
  * A peer lives in a slot, and keeps it across reloads for as long as its name
  * stays in the file; a slot's generation changes when its peer is removed,
@@ -115,8 +116,14 @@ struct peer *peertab_by_id(struct peertab *pt, const uint8_t id[PEERTAB_ID_BYTES
 int peertab_v1_candidates(struct peertab *pt, const struct net_addr *from, int64_t now_s,
                           const struct envelope_key **keys, struct peer **peers, int max);
 
-/* The peer whose allowed holds dst by longest prefix (for a row that names no peer), or NULL. */
-struct peer *peertab_route(struct peertab *pt, const struct net_addr *dst);
+/*
+ * The peer whose endpoint (configured, or roamed to) is dst, address and
+ * port: a row that names an address goes to that peer. NULL if none.
+ */
+struct peer *peertab_by_endpoint(struct peertab *pt, const struct net_addr *dst);
+
+/* p was heard from `to`: its endpoint (roaming = yes) moves there. */
+void peertab_roam(struct peertab *pt, struct peer *p, const struct net_addr *to);
 
 /* 1 if a lies inside one of p's allowed networks. */
 int peer_allows(const struct peer *p, const struct net_addr *a);

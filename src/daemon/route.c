@@ -31,12 +31,12 @@ const char *route_row(struct peertab *pt, const struct envelope_key *shared,
         snprintf(err, errlen, "dst_addr '%.64s' is not an IPv4 or IPv6 address", row->dst_addr);
         return err;
     }
-    *pp = peertab_route(pt, dst);
+    *pp = peertab_by_endpoint(pt, dst);
     if (*pp == NULL && shared == NULL) {
         snprintf(err, errlen,
-                 "no key for dst_addr '%.64s': it is in no peer's allowed, and "
+                 "no key for dst_addr '%.64s' port %lld: it is no peer's endpoint, and "
                  "SECUREDGRAM_SECRET is not set",
-                 row->dst_addr);
+                 row->dst_addr, (long long)row->dst_port);
         return err;
     }
     return NULL;

@@ -1,9 +1,9 @@
 /*
  * route: where an outbound row goes and how a datagram to a peer is sealed.
  * A row that names a peer goes to that peer's endpoint (which roaming
- * moves); one that names an address goes to the peer whose allowed holds it
- * by longest prefix (WireGuard's cryptokey routing), else on the shared
- * secret, else nowhere, with the reason. Pure: tx and rx both use it.
+ * moves); one that names an address and port goes there, sealed for the
+ * peer whose endpoint that is, else on the shared secret, else nowhere, with
+ * the reason. Pure: tx and rx both use it.
  */
 #ifndef SG_ROUTE_H
 #define SG_ROUTE_H

@@ -301,8 +301,7 @@ static int peer_heard(struct rx *rx, struct peer *p, const struct net_dgram *d, 
         unsigned port;
         net_addr_format(&d->addr, host, &port);
         log_info("peer %s roamed: its endpoint is now %s port %u", p->name, host, port);
-        p->endpoint = d->addr;
-        p->has_endpoint = 1;
+        peertab_roam(rx->peers, p, &d->addr);
     }
     return 1;
 }

@@ -4,7 +4,8 @@
 #   - alpha and bravo exchange messages on wire 2; rows name a peer or an address;
 #     each inbound row records its peer;
 #   - delta, on the shared secret, still exchanges messages with alpha (the original's
-#     path), and its rows record no peer;
+#     path), and its rows record no peer, though a roaming peer of alpha's is allowed
+#     everywhere: a row addressed to delta is sealed with the shared secret;
 #   - a datagram alpha sealed for bravo, sent back to alpha from bravo's address, is
 #     dropped unopened (unknown_key, no trial open);
 #   - charlie, bound where bravo should be, cannot open alpha's datagrams for bravo;
@@ -37,6 +38,11 @@ key = $KAB
 endpoint = 127.0.0.4:$PC
 allowed = 127.0.0.99      # not where charlie is: it is dropped until the reload below
 key = $KAC
+
+[peer laptop]             # everywhere, roaming: it must take no row addressed to delta
+allowed = 0.0.0.0/0, ::/0
+key = $(sg keygen)
+roaming = yes
 EOF
 cat > "$T/bravo/peers" <<EOF
 [peer alpha]
@@ -110,7 +116,7 @@ R4=$(queue alpha "$PD" '{"n":"a-to-d"}' 127.0.0.5)
 wait_for 10 "delta -> alpha" state_is delta "$R3" acknowledged
 wait_for 10 "alpha -> delta" state_is alpha "$R4" acknowledged
 assert_eq "$(inbound alpha d-to-a)" "- 127.0.0.5" "a shared-secret row records no peer"
-note "the shared secret serves a host not in the peers file, beside the peers"
+note "the shared secret serves a host not in the peers file, beside the peers (and a peer allowed everywhere)"
 
 # Reflection: bravo is down; a stand-in at bravo's address catches alpha's datagram
 # for bravo and sends it back to alpha. It does not open there, and costs no trial.
@@ -162,7 +168,7 @@ assert_eq "$(q alpha "SELECT count(*) FROM inbound_messages WHERE payload LIKE '
 # retransmission is stored as charlie's.
 sed -i 's/^allowed = 127.0.0.99.*/allowed = 127.0.0.4/' "$T/alpha/peers"
 kill -HUP "$(cat "$T/alpha/securedgram.pid")"
-wait_for 5 "alpha reloaded" grep -q "configuration reloaded.*2 peers" "$T/alpha/daemon.log"
+wait_for 5 "alpha reloaded" grep -q "configuration reloaded.*3 peers" "$T/alpha/daemon.log"
 wait_for 15 "charlie's retransmission stored" state_is charlie "$R7" acknowledged
 assert_eq "$(inbound alpha from-charlie)" "charlie 127.0.0.4" "stored as charlie's"
 R8=$(to_peer alpha bravo '{"n":"after-reload"}')

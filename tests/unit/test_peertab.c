@@ -118,15 +118,42 @@ static void test_v1_candidates(void **state)
     assert_int_equal(peertab_v1_candidates(pt, &in24, NOW, keys, peers, 1), 1);
     assert_int_equal(peertab_v1_candidates(pt, &in8, NOW, keys, peers, JUDGE_TRIALS_MAX), 1);
     assert_int_equal(peertab_v1_candidates(pt, &out, NOW, keys, peers, JUDGE_TRIALS_MAX), 0);
-    /* bravo is version 2: never a version 1 candidate, but a route */
-    struct net_addr b = addr("127.0.0.3", 9);
+    /* bravo is version 2: never a version 1 candidate */
+    struct net_addr b = addr("127.0.0.3", 2);
     assert_int_equal(peertab_v1_candidates(pt, &b, NOW, keys, peers, JUDGE_TRIALS_MAX), 0);
-    assert_ptr_equal(peertab_route(pt, &b), peertab_find(pt, "bravo"));
-    assert_ptr_equal(peertab_route(pt, &in24), ruby);
-    assert_ptr_equal(peertab_route(pt, &in8), wide);
-    assert_null(peertab_route(pt, &out));
     assert_true(peer_allows(ruby, &in24));
     assert_false(peer_allows(ruby, &in8));
+    peertab_free(pt);
+}
+
+/* A row that names an address goes to the peer at that endpoint, which roaming moves. */
+static void test_endpoints(void **state)
+{
+    (void)state;
+    struct peertab *pt = with(ALPHA, "alpha");
+    struct peer *bravo = peertab_find(pt, "bravo"), *wide = peertab_find(pt, "wide");
+    struct net_addr b = addr("127.0.0.3", 2), other_port = addr("127.0.0.3", 3),
+                    mapped = addr("::ffff:127.0.0.3", 2), ruby = addr("192.0.2.7", 61773),
+                    inside = addr("192.0.2.9", 61773), there = addr("192.1.2.3", 4);
+    assert_ptr_equal(peertab_by_endpoint(pt, &b), bravo);
+    assert_ptr_equal(peertab_by_endpoint(pt, &mapped), bravo);
+    assert_null(peertab_by_endpoint(pt, &other_port));
+    assert_ptr_equal(peertab_by_endpoint(pt, &ruby), peertab_find(pt, "ruby"));
+    assert_null(peertab_by_endpoint(pt, &inside)); /* in its allowed, but not its endpoint */
+    assert_null(peertab_by_endpoint(pt, &there));  /* wide has no endpoint yet */
+    peertab_roam(pt, wide, &there);
+    assert_ptr_equal(peertab_by_endpoint(pt, &there), wide);
+    peertab_roam(pt, bravo, &other_port);
+    assert_ptr_equal(peertab_by_endpoint(pt, &other_port), bravo);
+    assert_null(peertab_by_endpoint(pt, &b)); /* its old endpoint is free */
+    /* a reload that keeps bravo's endpoint line keeps where it roamed (roaming = no here: not) */
+    struct peers_conf pc;
+    char err[256];
+    parse(ALPHA, &pc);
+    assert_int_equal(peertab_apply(pt, &pc, "alpha", master, err, sizeof err), 0);
+    peers_free(&pc);
+    assert_ptr_equal(peertab_by_endpoint(pt, &b), bravo);    /* no roaming: back to the file's */
+    assert_ptr_equal(peertab_by_endpoint(pt, &there), wide); /* roaming: kept */
     peertab_free(pt);
 }
 
@@ -242,7 +269,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ids_pair_up),     cmocka_unit_test(test_v1_candidates),
         cmocka_unit_test(test_reload_per_peer), cmocka_unit_test(test_refused_apply),
-        cmocka_unit_test(test_prefixes),
+        cmocka_unit_test(test_prefixes),        cmocka_unit_test(test_endpoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

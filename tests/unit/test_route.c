@@ -72,7 +72,7 @@ static void test_named_peer(void **state)
     r = row("nobody", "", 0);
     assert_non_null(route_row(pt, shared, &r, &dst, &p, err, sizeof err));
     assert_non_null(strstr(err, "no peer named 'nobody'"));
-    r = row("laptop", "", 0); /* no endpoint until it roams */
+    r = row("laptop", "", 0); /* no endpoint until it roams (test_by_address roams it) */
     assert_non_null(route_row(pt, shared, &r, &dst, &p, err, sizeof err));
     assert_non_null(strstr(err, "peer laptop has no endpoint"));
 }
@@ -83,10 +83,18 @@ static void test_by_address(void **state)
     struct net_addr dst;
     struct peer *p = NULL;
     char err[256];
-    struct store_outbound_row r = row(NULL, "192.0.2.9", 5000); /* berlin's /24 beats laptop's /0 */
+    struct store_outbound_row r = row(NULL, "192.0.2.7", 61773); /* berlin's endpoint */
     assert_null(route_row(pt, shared, &r, &dst, &p, err, sizeof err));
     assert_string_equal(p->name, "berlin");
-    r = row(NULL, "198.51.100.1", 5000);
+    r = row(NULL, "192.0.2.9", 61773); /* inside berlin's allowed, but another host */
+    assert_null(route_row(pt, shared, &r, &dst, &p, err, sizeof err));
+    assert_null(p);
+    r = row(NULL, "198.51.100.1", 5000); /* laptop's allowed is everywhere: it takes no rows */
+    assert_null(route_row(pt, shared, &r, &dst, &p, err, sizeof err));
+    assert_null(p);
+    struct net_addr roamed;
+    assert_int_equal(net_addr_parse("198.51.100.1", 5000, &roamed), 0);
+    peertab_roam(pt, peertab_find(pt, "laptop"), &roamed); /* until it is heard from there */
     assert_null(route_row(pt, shared, &r, &dst, &p, err, sizeof err));
     assert_string_equal(p->name, "laptop");
     struct sendq_as as;
@@ -100,7 +108,7 @@ static void test_by_address(void **state)
     assert_ptr_equal(as.key, shared);
     assert_int_equal(as.peer_slot, -1);
     assert_non_null(route_row(pt, NULL, &r, &dst, &p, err, sizeof err)); /* and none */
-    assert_non_null(strstr(err, "no key for dst_addr '2001:db8::1'"));
+    assert_non_null(strstr(err, "no key for dst_addr '2001:db8::1' port 5000"));
     r = row(NULL, "not an address", 5000);
     assert_non_null(route_row(pt, shared, &r, &dst, &p, err, sizeof err));
     r = row(NULL, "192.0.2.9", 0);
