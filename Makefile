@@ -35,6 +35,7 @@ PROG_BIN := $(PROGS:%=$(BIN)/%)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(BUILD)/tests/sgtest
+RELAY_BIN := $(BUILD)/tests/sgrelay
 
 .PHONY: all run test check check-unit check-integration test-asan deps deps-test bench \
         install uninstall fuzz fuzz-lib fuzz-build check-fuzz clean format lint lint-man
@@ -72,6 +73,10 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB)
 $(TOOL_BIN): tests/tools/sgtest.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) -lm
+
+$(RELAY_BIN): tests/tools/sgrelay.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS)
 
 LIMIT_SRC ?= ../shared/bench-limit/limit.c
 
@@ -155,8 +160,9 @@ run: deps
 check-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-check-integration: $(PROG_BIN) $(TOOL_BIN)
-	@SG_BIN=$(abspath $(BIN)) SG_TOOL=$(abspath $(TOOL_BIN)) SG_SAN=$(SAN) VALGRIND=$(VALGRIND) \
+check-integration: $(PROG_BIN) $(TOOL_BIN) $(RELAY_BIN)
+	@SG_BIN=$(abspath $(BIN)) SG_TOOL=$(abspath $(TOOL_BIN)) SG_RELAY=$(abspath $(RELAY_BIN)) \
+	  SG_SAN=$(SAN) VALGRIND=$(VALGRIND) \
 	  sh tests/integration/run.sh $(T)
 
 check: check-unit check-integration

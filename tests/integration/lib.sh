@@ -3,6 +3,7 @@
 set -eu
 : "${SG_BIN:?SG_BIN must name the directory of the built programs}"
 : "${SG_TOOL:?SG_TOOL must name the sgtest helper}"
+: "${SG_RELAY:=$(dirname "$SG_TOOL")/sgrelay}" # the lossy relay, built beside sgtest
 T=$(mktemp -d "${TMPDIR:-/tmp}/sg-it.XXXXXX")
 ME=$(id -un)
 # A small quarantine: SQLite frees a 64 KB statement journal per insert, and the
@@ -37,6 +38,11 @@ note() { echo "  - $*"; }
 
 cleanup() {
     rc=$?
+    for pf in "$T"/*.relay.pid; do # relays first: a sanitizer writes its report at exit
+        [ -f "$pf" ] || continue
+        pid=$(cat "$pf" 2>/dev/null || true)
+        [ -n "$pid" ] && { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; } || true
+    done
     for pf in "$T"/*/securedgram.pid; do
         [ -f "$pf" ] || continue
         pid=$(cat "$pf" 2>/dev/null || true)
@@ -168,5 +174,33 @@ alive() {
 
 freeport() { sgtest freeport "$@"; }
 newid() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# relay NAME [OPTIONS...] LISTEN TARGET: starts sgrelay (see tests/tools/sgrelay.c) in
+# the background, for at most 120 s and 1,000,000 datagrams, with --ready and --stats
+# in $T/NAME.ready and $T/NAME.stats, and returns once both its sockets are bound.
+# unrelay NAME stops it (SIGTERM) and waits for its stats; relay_stat NAME JQ_FILTER
+# reads them.
+relay() {
+    n=$1
+    shift
+    rm -f "$T/$n.ready" "$T/$n.stats"
+    "$SG_RELAY" --max-seconds $((120 * SLOW)) --max-packets 1000000 \
+        --ready "$T/$n.ready" --stats "$T/$n.stats" "$@" &
+    echo $! > "$T/$n.relay.pid"
+    end=$(( $(date +%s%N) + 5000000000 * SLOW ))
+    while [ ! -f "$T/$n.ready" ]; do
+        alive "$(cat "$T/$n.relay.pid")" || fail "relay $n exited before binding its sockets"
+        [ "$(date +%s%N)" -lt "$end" ] || fail "timed out waiting for relay $n to bind"
+        sleep 0.01
+    done
+}
+unrelay() {
+    pid=$(cat "$T/$1.relay.pid")
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" || fail "relay $1 exited with status $?"
+    rm -f "$T/$1.relay.pid"
+    [ -f "$T/$1.stats" ] || fail "relay $1 wrote no stats"
+}
+relay_stat() { jq -r "$2" "$T/$1.stats"; }
 
 SECRET=$(sg keygen)
