@@ -33,6 +33,8 @@
 static const char usage_text[] =
     "Usage: sg-send [options] DST_ADDR DST_PORT [JSON|-]\n"
     "       sg-send [options] --peer NAME [JSON|-]\n"
+    "       sg-send [--wait[=SECS]] --retry ROW_ID\n"
+    "       sg-send --retry-failed [--peer NAME]\n"
     "\n"
     "Queues a JSON message for the securedgram daemon to send: inserts a 'pending' row\n"
     "into outbound_messages and prints a receipt.\n"
@@ -50,6 +52,10 @@ static const char usage_text[] =
     "      --peer NAME       send to this peer of the daemon's peers file (its endpoint\n"
     "                        and key) instead of DST_ADDR DST_PORT\n"
     "  -q, --quiet           print no receipt\n"
+    "      --retry ROW_ID    queue the send_failed outbound row ROW_ID again: 'pending',\n"
+    "                        retry_count 0, last_error cleared, the same message_id\n"
+    "      --retry-failed    the same for every send_failed row (with --peer, that\n"
+    "                        peer's only); prints how many\n"
     "      --wait[=SECS]     then wait until the message is acknowledged (exit 0), or\n"
     "                        has failed (exit 1, with the reason), for at most SECS\n"
     "                        seconds [30] (exit 1 on timeout)\n"
@@ -86,9 +92,29 @@ struct opts {
     const char *json; /* NULL or "-": read stdin */
     unsigned port;
     const char *peer; /* --peer NAME, or NULL */
+    int64_t retry;    /* --retry ROW_ID, or 0 */
+    int retry_failed; /* --retry-failed */
 };
 
-enum { OPT_WAIT = 256, OPT_PEER };
+enum { OPT_WAIT = 256, OPT_PEER, OPT_RETRY, OPT_RETRY_FAILED };
+
+/* --retry and --retry-failed take no message: what else they may come with. 0 or 1 (reported). */
+static int retry_args(const struct opts *o, int n, char **rest)
+{
+    const char *opt = o->retry != 0 ? "--retry" : "--retry-failed";
+    if (o->retry != 0 && o->retry_failed)
+        return tool_fail("%s", "--retry ROW_ID and --retry-failed are mutually exclusive");
+    if (n > 0)
+        return tool_fail("%s queues a row again and takes no message: unexpected argument '%s'",
+                         opt, rest[0]);
+    if (o->message_id_arg != NULL || o->file != NULL)
+        return tool_fail("%s takes no message: --message-id and --file do not go with it", opt);
+    if (o->peer != NULL && o->retry != 0)
+        return tool_fail("%s", "--peer goes with --retry-failed, not --retry ROW_ID");
+    if (o->wait && o->retry_failed)
+        return tool_fail("%s", "--wait goes with --retry ROW_ID (one row), not --retry-failed");
+    return o->peer != NULL ? tool_check_peer(o->peer) : 0;
+}
 
 /* Returns 0 to go on, 1 on an error (reported), -1 when done (help, version). */
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -99,6 +125,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"quiet", no_argument, NULL, 'q'},
         {"wait", optional_argument, NULL, OPT_WAIT},
         {"peer", required_argument, NULL, OPT_PEER},
+        {"retry", required_argument, NULL, OPT_RETRY},
+        {"retry-failed", no_argument, NULL, OPT_RETRY_FAILED},
         {"db", required_argument, NULL, TOOL_OPT_DB},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -120,6 +148,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case OPT_PEER:
             o->peer = optarg;
             break;
+        case OPT_RETRY: {
+            uint64_t id = 0;
+            if (strict_u64(optarg, 1, INT64_MAX, &id) != 0)
+                return tool_fail("--retry: '%s' is not a row id (a whole number from 1)", optarg);
+            o->retry = (int64_t)id;
+            break;
+        }
+        case OPT_RETRY_FAILED:
+            o->retry_failed = 1;
+            break;
         case OPT_WAIT:
             o->wait = optarg != NULL ? 2 : 1;
             if (optarg != NULL &&
@@ -138,6 +176,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
     double secs;
     if (o->wait == 1 && n > 0 && strict_double(argv[optind], 0, WAIT_MAX_S, &secs) == 0)
         return tool_fail("--wait takes its value after '=': --wait=%s", argv[optind]);
+    if (o->retry != 0 || o->retry_failed)
+        return retry_args(o, n, argv + optind);
     if (o->peer != NULL) {
         if (n >= 2)
             return tool_fail("%s", "--peer NAME and DST_ADDR DST_PORT are mutually exclusive: "
@@ -381,6 +421,34 @@ static int wait_outcome(struct store *st, int64_t rowid, const char *peer, doubl
     return rc;
 }
 
+/* --retry ROW_ID or --retry-failed: send_failed rows back to pending. Returns the exit status. */
+static int retry(struct store *st, const struct opts *o)
+{
+    char err[512], state[STORE_STATE_MAX], why[512];
+    int changed = 0, found = 0;
+    if (store_outbound_requeue(st, o->retry, o->peer, clock_real_ms(), &changed, err, sizeof err) !=
+        STORE_OK)
+        return tool_fail("%s", err);
+    if (o->retry != 0 && changed == 0) {
+        if (store_outbound_state(st, o->retry, &found, state, why, sizeof why, err, sizeof err) !=
+            STORE_OK)
+            return tool_fail("%s", err);
+        if (!found)
+            return tool_fail("there is no outbound row %lld", (long long)o->retry);
+        return tool_fail("outbound row %lld is %s, not send_failed: nothing changed",
+                         (long long)o->retry, state);
+    }
+    json_t *v = o->retry != 0 ? json_pack("{s:s, s:I}", "status", "queued again", "row_id",
+                                          (json_int_t)o->retry)
+                              : json_pack("{s:s, s:i, s:s*}", "status", "queued again", "rows",
+                                          changed, "peer", o->peer);
+    if (!o->quiet && tool_print_json(v, "(the rows are queued again)") != 0)
+        return 1;
+    if (o->quiet)
+        json_decref(v);
+    return o->wait ? wait_outcome(st, o->retry, NULL, o->wait_s) : 0;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = {.wait_s = WAIT_DEFAULT_S};
@@ -393,6 +461,13 @@ int main(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     if (envelope_init() != 0)
         return tool_fail("%s", "cannot initialise libsodium");
+    if (o.retry != 0 || o.retry_failed) {
+        if ((st = tool_open(o.db)) == NULL)
+            return 1;
+        rc = retry(st, &o);
+        store_close(st);
+        return rc;
+    }
     if ((rc = check_args(&o)) != 0 || (rc = read_payload(&o, &payload, &len)) != 0 ||
         (rc = check_payload(&o, payload, &len, row_id)) != 0)
         goto out;

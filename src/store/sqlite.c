@@ -166,6 +166,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_ENQUEUE] = "INSERT INTO outbound_messages (message_id, dst_addr, dst_port, payload, "
                   "created_at, updated_at, peer) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
     [Q_OUT_STATE] = "SELECT state, last_error FROM outbound_messages WHERE id = ?1",
+    [Q_REQUEUE] = "UPDATE outbound_messages SET state = 'pending', retry_count = 0, "
+                  "last_error = NULL, updated_at = ?3 WHERE state = 'send_failed' "
+                  "AND (?1 = 0 OR id = ?1) AND (?2 IS NULL OR peer = ?2)",
     /* Every write sets updated_at, as the original's do: sg-clean ages rows by it. */
     [Q_MARK] = "UPDATE inbound_messages SET read_count = read_count + 1, updated_at = ?2 "
                "WHERE id = ?1",
@@ -496,4 +499,5 @@ static const struct store_ops sqlite_ops = {
     .vacuum = sq_vacuum,
     .outbound_exclude_peers = sq_outbound_exclude_peers,
     .outbound_expire_peer = sq_outbound_expire_peer,
+    .outbound_requeue = sq_outbound_requeue,
 };

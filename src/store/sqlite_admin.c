@@ -143,6 +143,22 @@ enum store_rc sq_enqueue(struct store *st, const char *message_id, const char *d
     return rc;
 }
 
+enum store_rc sq_outbound_requeue(struct store *st, int64_t rowid, const char *peer, int64_t now_ms,
+                                  int *changed)
+{
+    struct sq *b = sq_of(st);
+    sqlite3_stmt *s = sq_stmt(b, Q_REQUEUE);
+    if (s != NULL) {
+        char now[STORE_TIME_LEN];
+        store_format_ms(now_ms, now);
+        sqlite3_bind_int64(s, 1, rowid);
+        if (peer != NULL)
+            sqlite3_bind_text(s, 2, peer, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, now, -1, SQLITE_TRANSIENT);
+    }
+    return sq_run_counting(b, s, changed);
+}
+
 enum store_rc sq_outbound_state(struct store *st, int64_t rowid, int *found,
                                 char state[STORE_STATE_MAX], char *why, size_t whylen)
 {

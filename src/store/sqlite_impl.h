@@ -56,6 +56,7 @@ enum sq_query {
     Q_IN_UNACKED,
     Q_ENQUEUE,
     Q_OUT_STATE,
+    Q_REQUEUE,
     Q_MARK,
     Q_UNMARK,
     Q_FETCH_IN,
@@ -230,6 +231,8 @@ enum store_rc sq_outbound_release(struct store *st, const int64_t *rowids, int n
 
 /* The methods of sqlite_admin.c. */
 enum store_rc sq_max_id(struct store *st, enum store_table table, int64_t *max);
+enum store_rc sq_outbound_requeue(struct store *st, int64_t rowid, const char *peer, int64_t now_ms,
+                                  int *changed);
 enum store_rc sq_enqueue(struct store *st, const char *message_id, const char *dst_addr,
                          unsigned dst_port, const char *peer, const char *payload,
                          size_t payload_len, int64_t now_ms, int64_t *rowid);

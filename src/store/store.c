@@ -501,6 +501,13 @@ enum store_rc store_enqueue(struct store *st, const char *message_id, const char
     return tool_rc(st, rc, err, errlen);
 }
 
+enum store_rc store_outbound_requeue(struct store *st, int64_t rowid, const char *peer,
+                                     int64_t now_ms, int *changed, char *err, size_t errlen)
+{
+    *changed = 0;
+    return tool_rc(st, st->ops->outbound_requeue(st, rowid, peer, now_ms, changed), err, errlen);
+}
+
 enum store_rc store_outbound_state(struct store *st, int64_t rowid, int *found,
                                    char state[STORE_STATE_MAX], char *why, size_t whylen, char *err,
                                    size_t errlen)

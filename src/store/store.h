@@ -501,6 +501,17 @@ __attribute__((warn_unused_result)) enum store_rc
 store_outbound_state(struct store *st, int64_t rowid, int *found, char state[STORE_STATE_MAX],
                      char *why, size_t whylen, char *err, size_t errlen);
 
+/*
+ * sg-send --retry / --retry-failed: puts send_failed outbound rows back to
+ * 'pending' (retry_count 0, last_error NULL, updated_at now): row rowid only,
+ * or, with rowid 0, every one (only the peer's, if peer is not NULL). Their
+ * message_id stays, so a peer that had stored a message stores it once.
+ * *changed gets how many rows changed.
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_outbound_requeue(struct store *st, int64_t rowid, const char *peer, int64_t now_ms,
+                       int *changed, char *err, size_t errlen);
+
 #define STORE_MAX_ADDRS 4
 
 /* Which rows store_select picks (sg-recv). Zero means "no condition" for each field. */

@@ -19,7 +19,7 @@
 
 #include "store/store.h"
 
-#define STORE_OPS_VERSION 2
+#define STORE_OPS_VERSION 3
 
 struct store_ops {
     int version;
@@ -104,6 +104,10 @@ struct store_ops {
     enum store_rc (*outbound_exclude_peers)(struct store *st, const char *const *peers, int n);
     enum store_rc (*outbound_expire_peer)(struct store *st, const char *peer, int64_t older_than_ms,
                                           const char *why, int64_t now_ms, int *changed);
+
+    /* Methods below are valid for version 3 (issue 12: sg-send --retry). */
+    enum store_rc (*outbound_requeue)(struct store *st, int64_t rowid, const char *peer,
+                                      int64_t now_ms, int *changed);
 };
 
 struct store {

@@ -1139,6 +1139,46 @@ static void test_outbound_failed(void **state)
     assert_col(f, T_OUT, k, "last_error", NULL);
 }
 
+/* sg-send --retry: send_failed rows back to pending, one or all (of a peer); others untouched. */
+static void test_outbound_requeue(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "send_failed", ID1, "{}"), b = add_out(f, "send_failed", NULL, "{}");
+    int64_t c = add_out(f, "send_failed", NULL, "{}"), k = add_out(f, "acknowledged", ID2, "{}");
+    X(f, "UPDATE outbound_messages SET retry_count = 4, last_error = 'x'");
+    X(f, "UPDATE outbound_messages SET peer = 'berlin' WHERE id = %lld", (long long)c);
+    char err[256];
+    int changed = -1;
+    assert_int_equal(store_outbound_requeue(f->st, a, NULL, now_ms(), &changed, err, sizeof err),
+                     STORE_OK);
+    assert_int_equal(changed, 1);
+    assert_col(f, T_OUT, a, "state", "pending");
+    assert_col(f, T_OUT, a, "retry_count", "0");
+    assert_col(f, T_OUT, a, "last_error", NULL);
+    assert_col(f, T_OUT, a, "message_id", ID1);
+    assert_time_col(f, T_OUT, a, "updated_at");
+    assert_col(f, T_OUT, b, "state", "send_failed");
+    /* a row in another state, or gone: nothing changes */
+    assert_int_equal(store_outbound_requeue(f->st, k, NULL, now_ms(), &changed, err, sizeof err),
+                     STORE_OK);
+    assert_int_equal(changed, 0);
+    assert_col(f, T_OUT, k, "state", "acknowledged");
+    assert_int_equal(store_outbound_requeue(f->st, 9999, NULL, now_ms(), &changed, err, sizeof err),
+                     STORE_OK);
+    assert_int_equal(changed, 0);
+    /* all of one peer's, then all */
+    assert_int_equal(
+        store_outbound_requeue(f->st, 0, "berlin", now_ms(), &changed, err, sizeof err), STORE_OK);
+    assert_int_equal(changed, 1);
+    assert_col(f, T_OUT, c, "state", "pending");
+    assert_col(f, T_OUT, b, "state", "send_failed");
+    assert_int_equal(store_outbound_requeue(f->st, 0, NULL, now_ms(), &changed, err, sizeof err),
+                     STORE_OK);
+    assert_int_equal(changed, 1);
+    assert_col(f, T_OUT, b, "state", "pending");
+    assert_col(f, T_OUT, k, "last_error", "x");
+}
+
 /* Several rows in one call: each gets its own change; none at all is no work. */
 static void test_outbound_many(void **state)
 {
@@ -2629,6 +2669,7 @@ static const struct tcase cases[] = {
     CASE(test_outbound_sent, setup, ANY),
     CASE(test_outbound_acked, setup, ANY),
     CASE(test_outbound_failed, setup, ANY),
+    CASE(test_outbound_requeue, setup, ANY),
     CASE(test_outbound_many, setup, ANY),
     CASE(test_outbound_many_refused, setup, SQLITE_ONLY),
     CASE(test_outbound_many_same_row, setup, ANY),
