@@ -62,6 +62,8 @@ static const char usage_text[] =
     "      --secret-file PATH   read the key from the first line of PATH instead\n"
     "  -w, --window SECS        accepted clock difference for timestamps [10]\n"
     "  -r, --max-retries N      retransmissions before send_failed [10]\n"
+    "      --give-up-after DUR  instead, retransmit for this long (90s, 30m, 24h, 7d)\n"
+    "                           before send_failed [0: by --max-retries]\n"
     "      --retry-interval SECS  wait for an ACK before retransmitting [5]\n"
     "      --db PATH            SQLite database [securedgram.db]\n"
     "      --rate-limit R[/B]   messages per second per sender address (per peer for\n"
@@ -101,7 +103,8 @@ enum {
     OPT_NAME,
     OPT_MASTER,
     OPT_PEER,
-    OPT_JSON
+    OPT_JSON,
+    OPT_GIVE_UP
 };
 
 /* Parses argv into cli; returns 0, 1 on an error (reported), or -1 when done (help/version). */
@@ -125,6 +128,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"master-secret-file", required_argument, NULL, OPT_MASTER},
         {"peer", no_argument, NULL, OPT_PEER},
         {"json", no_argument, NULL, OPT_JSON},
+        {"give-up-after", required_argument, NULL, OPT_GIVE_UP},
         {"foreground", no_argument, NULL, 'f'},
         {"verbose", no_argument, NULL, 'v'},
         {"debug", no_argument, NULL, 'd'},
@@ -184,6 +188,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
             break;
         case OPT_PEER:
             cli->peer_line = 1;
+            break;
+        case OPT_GIVE_UP:
+            key = CFG_GIVE_UP_AFTER;
             break;
         case OPT_JSON:
             cli->json = 1;
@@ -407,6 +414,7 @@ static void reload(struct ctx *x, struct engine *e)
         log_warn("reload: %s changed; that takes effect only after a restart", changed);
     struct engine_hot hot = {.window = next.window,
                              .max_retries = next.max_retries,
+                             .give_up_after = next.give_up_after,
                              .retry_interval = next.retry_interval,
                              .rate_limit = next.rate_limit,
                              .rate_burst = next.rate_burst,
@@ -418,10 +426,10 @@ static void reload(struct ctx *x, struct engine *e)
         log_warn("reload refused: %s; the running configuration is kept", err);
         return;
     }
-    log_warn("configuration reloaded (window %us, max retries %u, retry interval %us, "
-             "rate limit %u/%u, %d peers%s)",
-             hot.window, hot.max_retries, hot.retry_interval, hot.rate_limit, hot.rate_burst,
-             engine_peer_count(e), key != NULL ? ", the shared secret" : "");
+    log_warn("configuration reloaded (window %us, max retries %u, retry interval %us, give up "
+             "after %us, rate limit %u/%u, %d peers%s)",
+             hot.window, hot.max_retries, hot.retry_interval, hot.give_up_after, hot.rate_limit,
+             hot.rate_burst, engine_peer_count(e), key != NULL ? ", the shared secret" : "");
 }
 
 static int cmd_start(struct ctx *x)

@@ -24,7 +24,8 @@ enum check {
     CHECK_COUNT,
     CHECK_SECRET,
     CHECK_RATE,
-    CHECK_NAME
+    CHECK_NAME,
+    CHECK_DURATION
 };
 
 /*
@@ -54,6 +55,7 @@ static const struct {
     [CFG_PEERS] = {"SECUREDGRAM_PEERS", NULL, CHECK_PATH, 0},
     [CFG_NAME] = {"SECUREDGRAM_NAME", NULL, CHECK_NAME, 0},
     [CFG_MASTER_SECRET_FILE] = {"SECUREDGRAM_MASTER_SECRET_FILE", NULL, CHECK_PATH, 0},
+    [CFG_GIVE_UP_AFTER] = {"SECUREDGRAM_GIVE_UP_AFTER", "0", CHECK_DURATION, 0},
 };
 
 const char *config_key_name(enum config_key key)
@@ -88,7 +90,7 @@ int config_key_by_span(const char *name, size_t n)
 int config_key_is_number(enum config_key key)
 {
     return keys[key].check == CHECK_PORT || keys[key].check == CHECK_COUNT ||
-           keys[key].check == CHECK_RATE;
+           keys[key].check == CHECK_RATE || keys[key].check == CHECK_DURATION;
 }
 
 int config_raw_set(struct config_raw *raw, enum config_key key, const char *value)
@@ -192,6 +194,37 @@ static int check_value(enum config_key k, const char *v, unsigned long *num, uns
             return -1;
         }
         return 0;
+    case CHECK_DURATION: {
+        /* N seconds, or N followed by s, m, h or d; 0: off */
+        char buf[32];
+        size_t n = strlen(v);
+        unsigned long mult = 1, count = 0;
+        const char *units = "smhd";
+        const unsigned long per[] = {1, 60, 3600, 86400};
+        const char *u = n > 0 ? strchr(units, v[n - 1]) : NULL;
+        if (u != NULL && *u != '\0') {
+            mult = per[u - units];
+            n--;
+        }
+        if (n == 0 || n >= sizeof buf) {
+            snprintf(err, errlen,
+                     "%s must be a duration: a whole number of seconds, or with s, m, h or d "
+                     "(24h; 0: give up after SECUREDGRAM_MAX_RETRIES) (got '%s')",
+                     name, shown(v, show));
+            return -1;
+        }
+        memcpy(buf, v, n);
+        buf[n] = '\0';
+        if (strict_ulong(buf, 0, CONFIG_MAX_COUNT / mult, &count) != 0) {
+            snprintf(err, errlen,
+                     "%s must be a duration: a whole number of seconds, or with s, m, h or d "
+                     "(24h; 0: give up after SECUREDGRAM_MAX_RETRIES), at most %lu s (got '%s')",
+                     name, CONFIG_MAX_COUNT, shown(v, show));
+            return -1;
+        }
+        *num = count * mult;
+        return 0;
+    }
     case CHECK_NAME:
         if (!peers_name_valid(v)) {
             snprintf(err, errlen,
@@ -263,7 +296,8 @@ int config_resolve(const struct config_raw *flags, const struct config_raw *env,
         unsigned long num = 0, num2 = 0;
         /* An empty optional value is the same as none (SECUREDGRAM_SECRET= in the example file). */
         int optional = k == CFG_SECRET || k == CFG_SECRET_FILE || k == CFG_RATE_LIMIT ||
-                       k == CFG_PEERS || k == CFG_NAME || k == CFG_MASTER_SECRET_FILE;
+                       k == CFG_GIVE_UP_AFTER || k == CFG_PEERS || k == CFG_NAME ||
+                       k == CFG_MASTER_SECRET_FILE;
         if (v != NULL && v[0] == '\0' && optional)
             v = keys[k].def;
         if (v == NULL) {
@@ -286,6 +320,8 @@ int config_resolve(const struct config_raw *flags, const struct config_raw *env,
             cfg.max_retries = (unsigned)num;
         else if (k == CFG_RETRY_INTERVAL)
             cfg.retry_interval = (unsigned)num;
+        else if (k == CFG_GIVE_UP_AFTER)
+            cfg.give_up_after = (unsigned)num;
         else if (k == CFG_RATE_LIMIT) {
             cfg.rate_limit = (unsigned)num;
             cfg.rate_burst = (unsigned)num2;

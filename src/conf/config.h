@@ -31,6 +31,7 @@ enum config_key {
     CFG_PEERS,              /* new: the peers file, securedgram-peers(5) */
     CFG_NAME,               /* new: this host's name, for per-peer keys */
     CFG_MASTER_SECRET_FILE, /* new: the master secret of `key = derive` */
+    CFG_GIVE_UP_AFTER,      /* new: give up on a message after this long, not after max retries */
     CFG_COUNT
 };
 
@@ -53,6 +54,7 @@ struct config {
     unsigned retry_interval;  /* seconds */
     unsigned rate_limit;      /* messages per second per sender address; 0: no limit */
     unsigned rate_burst;      /* messages a sender may send at once */
+    unsigned give_up_after;   /* seconds; 0: give up after max_retries instead */
     char *peers_file;         /* absolute, or NULL: no per-peer keys */
     char *name;               /* this host's name, or NULL */
     char *master_secret_file; /* absolute, or NULL */

@@ -45,6 +45,8 @@ void dests_fini(struct dests *d)
 
 int64_t dests_deadline_ms(const struct dests *d)
 {
+    if (d->cfg->give_up_after > 0)
+        return (int64_t)d->cfg->give_up_after * 1000;
     return ((int64_t)d->cfg->max_retries + 1) * (int64_t)d->cfg->retry_interval * 1000;
 }
 

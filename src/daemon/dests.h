@@ -45,7 +45,8 @@ void dests_fini(struct dests *d);
 
 /*
  * How long a message may wait for a destination that does not answer: as
- * long as its retries would take, (max_retries + 1) x retry_interval (ms).
+ * long as its retries would take, (max_retries + 1) x retry_interval (ms),
+ * or SECUREDGRAM_GIVE_UP_AFTER when it is set.
  */
 int64_t dests_deadline_ms(const struct dests *d);
 

@@ -339,6 +339,7 @@ int engine_set_hot(struct engine *e, const struct engine_hot *hot, struct envelo
     e->cfg->rate_limit = hot->rate_limit;
     e->cfg->rate_burst = hot->rate_burst;
     e->cfg->max_retries = hot->max_retries;
+    e->cfg->give_up_after = hot->give_up_after;
     e->cfg->retry_interval = hot->retry_interval;
     return 0;
 }

@@ -50,6 +50,7 @@ struct engine_opts {
 struct engine_hot {
     unsigned window; /* seconds */
     unsigned max_retries;
+    unsigned give_up_after;  /* seconds; 0: max_retries decides */
     unsigned retry_interval; /* seconds */
     unsigned rate_limit;     /* messages per second per sender address; 0: no limit */
     unsigned rate_burst;

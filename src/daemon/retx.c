@@ -72,6 +72,7 @@ struct retx_entry *retx_add(struct retx *r, int64_t rowid, const char *id,
         return NULL;
     }
     e->rowid = rowid;
+    e->first_ms = deadline;
     e->peer_slot = -1;
     e->peer_gen = 0;
     memcpy(e->id, id, sizeof e->id);

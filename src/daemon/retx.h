@@ -24,6 +24,7 @@ struct retx_entry {
     struct net_addr dst;
     int64_t retries;  /* retry_count of the row */
     int64_t deadline; /* ms; change it only through retx_reschedule */
+    int64_t first_ms; /* when this run first sent it (loaded at start: its last sending), ms */
     int peer_slot;    /* the peer it was sealed for (daemon/peertab.h), or -1 */
     uint32_t peer_gen;
 };

@@ -40,6 +40,7 @@ static int sent_new(struct tx *t, const struct sendq_msg *m, int err, const char
     if (ent == NULL) {
         tx_release(t, &m->dst, 0); /* cannot happen: room was checked */
     } else {
+        ent->first_ms = now;
         ent->peer_slot = m->peer_slot;
         ent->peer_gen = m->peer_gen;
     }

@@ -353,7 +353,13 @@ static const char *resend_refusal(struct tx *t, const struct retx_entry *ent,
                                   struct net_addr *to, struct message_out *m, char *err,
                                   size_t errlen)
 {
-    if (ent->retries >= (int64_t)t->cfg->max_retries)
+    if (t->cfg->give_up_after > 0 &&
+        t->now - ent->first_ms >= (int64_t)t->cfg->give_up_after * 1000) {
+        snprintf(err, errlen, "no ACK within SECUREDGRAM_GIVE_UP_AFTER (%u s, %lld retries)",
+                 t->cfg->give_up_after, (long long)ent->retries);
+        return err;
+    }
+    if (t->cfg->give_up_after == 0 && ent->retries >= (int64_t)t->cfg->max_retries)
         return "max retries exceeded (no ACK)";
     if (journal_poisoned(t->j, row->rowid) != 0)
         return "the database refused to record its retransmission";
@@ -487,6 +493,7 @@ static void on_loaded_sent(struct tx_load *lx, const struct store_outbound_row *
         retx_add(t->inflight, row->rowid, row->message_id, &dst, row->retry_count, lx->now + wait);
     if (ent == NULL)
         return;
+    ent->first_ms = lx->now - row->age_ms;
     (void)flow_admit(t->dests.flows, &dst, 1);
     if (p != NULL) {
         ent->peer_slot = peertab_slot(t->peers, p);

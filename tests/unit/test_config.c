@@ -93,6 +93,7 @@ static void test_key_names(void **state)
         [CFG_PEERS] = "SECUREDGRAM_PEERS",
         [CFG_NAME] = "SECUREDGRAM_NAME",
         [CFG_MASTER_SECRET_FILE] = "SECUREDGRAM_MASTER_SECRET_FILE",
+        [CFG_GIVE_UP_AFTER] = "SECUREDGRAM_GIVE_UP_AFTER",
     };
     for (int k = 0; k < CFG_COUNT; k++) {
         assert_string_equal(config_key_name((enum config_key)k), names[k]);
@@ -610,6 +611,37 @@ static void test_peers_settings(void **state)
         assert_non_null(strstr(err, "SECUREDGRAM_NAME must be"));
     }
     config_raw_clear(&env);
+}
+
+/* SECUREDGRAM_GIVE_UP_AFTER: seconds, or with s, m, h, d; 0 (the default) is off. */
+static void test_give_up_after(void **state)
+{
+    (void)state;
+    const struct {
+        const char *text;
+        long secs; /* -1: refused */
+    } cases[] = {{"0", 0},       {"90", 90},  {"90s", 90}, {"30m", 1800},    {"24h", 86400},
+                 {"7d", 604800}, {"", 0},     {"h", -1},   {"1.5h", -1},     {"-1", -1},
+                 {"24 h", -1},   {"10w", -1}, {"1e3", -1}, {"99999999d", -1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config_raw env = {{0}};
+        struct config cfg;
+        char err[256] = "";
+        set(&env, CFG_SECRET, SECRET);
+        set(&env, CFG_GIVE_UP_AFTER, cases[i].text);
+        int rc = config_resolve(NULL, &env, NULL, CONFIG_AT_START, CWD, 1, &cfg, err, sizeof err);
+        if (cases[i].secs < 0) {
+            if (rc != -1)
+                fail_msg("'%s' accepted", cases[i].text);
+            assert_non_null(strstr(err, "SECUREDGRAM_GIVE_UP_AFTER must be a duration"));
+        } else {
+            if (rc != 0)
+                fail_msg("'%s' refused: %s", cases[i].text, err);
+            assert_int_equal(cfg.give_up_after, cases[i].secs);
+            config_clear(&cfg);
+        }
+        config_raw_clear(&env);
+    }
 }
 
 static void test_defaults(void **state)
@@ -1213,6 +1245,7 @@ int main(void)
         cmocka_unit_test(test_raw_from_env),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_peers_settings),
+        cmocka_unit_test(test_give_up_after),
         cmocka_unit_test(test_precedence_at_start),
         cmocka_unit_test(test_precedence_at_reload),
         cmocka_unit_test(test_secret_missing),
