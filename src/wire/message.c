@@ -435,8 +435,9 @@ static int id_value_spans(const char *s, size_t n, size_t start[], size_t end[])
         size_t ve = skip_value(s, v, n);
         if (is_id && found < ID_SPANS_MAX) {
             start[found] = v;
-            end[found++] = ve;
+            end[found] = ve;
         }
+        found += is_id; /* all of them are counted, the first ID_SPANS_MAX kept */
         i = skip_ws(s, ve, n);
         if (i < n && s[i] == ',')
             i = skip_ws(s, i + 1, n);
@@ -454,8 +455,8 @@ static char *replace_id(const char *payload, size_t len, const char *id, size_t 
 {
     size_t start[ID_SPANS_MAX], end[ID_SPANS_MAX];
     int k = id_value_spans(payload, len, start, end);
-    if (k == 0)
-        return NULL;
+    if (k == 0 || k > ID_SPANS_MAX)
+        return NULL; /* message_prepare refused more than ID_SPANS_MAX already */
     char *out = malloc(len + (size_t)k * (MESSAGE_ID_LEN + 2) + 1);
     if (out == NULL)
         return NULL;
@@ -522,6 +523,12 @@ int message_prepare(const char *payload, size_t len, const char *row_id, struct 
     else
         envelope_message_id(m.id);
     m.id_changed = row_id == NULL;
+    size_t s0[ID_SPANS_MAX], e0[ID_SPANS_MAX];
+    if (bad_id && id_value_spans(payload, len, s0, e0) > ID_SPANS_MAX) {
+        /* the receiver reads the last of them: every one must be replaced */
+        snprintf(err, errlen, "payload has more than %d message_id members", ID_SPANS_MAX);
+        return -1;
+    }
     if (bad_id) {
         m.payload = replace_id(payload, len, m.id, &m.payload_len);
         m.payload_changed = 1;

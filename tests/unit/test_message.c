@@ -499,6 +499,38 @@ static void test_prepare_fresh_id(void **state)
     message_out_clear(&m);
 }
 
+/*
+ * A payload that repeats a bad message_id: every copy is replaced, as the
+ * receiver's parser takes the last; more copies than are replaced is refused
+ * (a fuzzer found 9 sent with the last one left bad, so never acknowledged).
+ */
+static void test_prepare_repeated_bad_id(void **state)
+{
+    (void)state;
+    char text[1024];
+    for (int copies = 2; copies <= 9; copies++) {
+        size_t n = (size_t)snprintf(text, sizeof text, "{\"a\":1");
+        for (int i = 0; i < copies; i++)
+            n += (size_t)snprintf(text + n, sizeof text - n, ",\"message_id\":\"wrong%d\"", i);
+        snprintf(text + n, sizeof text - n, "}");
+        struct message_out m;
+        char err[256] = "";
+        int rc = prepare(text, NULL, &m, err, sizeof err);
+        if (copies > 8) {
+            assert_int_equal(rc, -1);
+            assert_string_equal(err, "payload has more than 8 message_id members");
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("%d copies: %s", copies, err);
+        struct message_in in;
+        assert_int_equal(message_classify(m.payload, m.payload_len, &in), MESSAGE_VALID);
+        assert_string_equal(in.id, m.id);
+        assert_null(strstr(m.payload, "wrong")); /* not hex: never in an id */
+        message_out_clear(&m);
+    }
+}
+
 static void test_prepare_row_id_inserted(void **state)
 {
     (void)state;
@@ -802,6 +834,7 @@ int main(void)
         cmocka_unit_test(test_classify_length_bounded),
         cmocka_unit_test(test_ack_text),
         cmocka_unit_test(test_prepare_fresh_id),
+        cmocka_unit_test(test_prepare_repeated_bad_id),
         cmocka_unit_test(test_prepare_row_id_inserted),
         cmocka_unit_test(test_prepare_same_id_unchanged),
         cmocka_unit_test(test_prepare_conflicting_ids),
