@@ -2,7 +2,8 @@
 #   make            build bin/securedgram, bin/sg-send, bin/sg-recv, bin/sg-clean
 #   make run        install missing Debian packages, build, write .env if missing, run in the foreground
 #   make test       install missing packages, build, run every test; then again under ASan+UBSan
-#   make bench      release build, two daemons, throughput/latency/memory vs ../shared/bench-limit
+#   make bench      release build, two daemons, throughput/latency/memory vs ../shared/bench-limit,
+#                   then through a lossy relay (make bench-lossy: that part alone)
 #   make install    PREFIX (/usr/local) and DESTDIR honoured; make uninstall
 #   make fuzz       libFuzzer targets for FUZZ_SECONDS (60) each
 
@@ -37,7 +38,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(BUILD)/tests/sgtest
 RELAY_BIN := $(BUILD)/tests/sgrelay
 
-.PHONY: all run test check check-unit check-integration test-asan deps deps-test bench \
+.PHONY: all run test check check-unit check-integration test-asan deps deps-test bench bench-lossy \
         install uninstall fuzz fuzz-lib fuzz-build check-fuzz clean format lint lint-man
 
 all: $(PROG_BIN)
@@ -91,9 +92,19 @@ $(BUILD)/bench/limit: $(LIMIT_SRC)
 bench:
 	@sh scripts/deps.sh bench
 	@$(MAKE) --no-print-directory BUILD=build/release BIN=build/release/bin CFLAGS='-O2 -g' \
-	  all build/release/tests/sgtest build/release/bench/sgbench build/release/bench/limit
+	  all build/release/tests/sgtest build/release/tests/sgrelay build/release/bench/sgbench \
+	  build/release/bench/limit
 	@BIN=build/release/bin SGBENCH=build/release/bench/sgbench SGTEST=build/release/tests/sgtest \
-	  LIMIT=build/release/bench/limit sh bench/run.sh
+	  SG_RELAY=build/release/tests/sgrelay LIMIT=build/release/bench/limit sh bench/run.sh
+
+# Only bench's lossy part (bench/lossy.sh: through sgrelay, RTT 50 ms, 0/1/5 % loss, 1 MiB
+# at 10 MB/s), about a minute; LOSSY_POLICY=fixed|adaptive|auto, LOSSY_ENFORCE=1 pass through.
+bench-lossy:
+	@sh scripts/deps.sh bench
+	@$(MAKE) --no-print-directory BUILD=build/release BIN=build/release/bin CFLAGS='-O2 -g' \
+	  all build/release/tests/sgtest build/release/tests/sgrelay build/release/bench/sgbench
+	@BIN=build/release/bin SGBENCH=build/release/bench/sgbench SGTEST=build/release/tests/sgtest \
+	  SG_RELAY=build/release/tests/sgrelay sh bench/lossy.sh
 
 # Fuzzing (clang libFuzzer + ASan + UBSan). `make fuzz` runs every target for
 # FUZZ_SECONDS; `make check-fuzz` (part of make test) runs each briefly and
@@ -102,7 +113,7 @@ FUZZ_CC      ?= clang
 FUZZ_BUILD   := build/fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := datagram datagram_noauth prepare dotenv config timeparse relayout address engine \
-                peers v2header
+                peers v2header parts
 FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_SAN     := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=all
 

@@ -12,11 +12,24 @@
  *   sgbench backlog DB DST_PORT N       insert N pending rows (for the memory test)
  *   sgbench check DB_A DB_B N           exit 1 unless A has N acknowledged rows
  *                                       and B stored exactly those N, once each
+ *
+ * For bench/lossy.sh (rows to ADDR, a relay's address; SECS bounds each wait):
+ *   sgbench rows DB ADDR PORT N RATE SECS   insert N rows, in one transaction if RATE
+ *                                       is 0, else one by one, RATE a second; wait
+ *                                       until none is open; print JSON: the time
+ *                                       from the (first) commit, and percentiles of
+ *                                       each row's own stamps, ack_received_at -
+ *                                       created_at (ms, both written to the ms)
+ *   sgbench big DB ADDR PORT BYTES SECS  insert one row, a JSON object of BYTES
+ *                                       bytes; wait until it is acknowledged or
+ *                                       send_failed; print JSON (its state, time,
+ *                                       retry_count, last_error)
  */
 #define _GNU_SOURCE
 #include "util/clock.h"
 
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -61,15 +74,15 @@ static long long scalar(sqlite3_stmt *s)
     return v;
 }
 
-static void insert_rows(sqlite3 *db, int port, long n, const char *state)
+static void insert_rows(sqlite3 *db, const char *addr, int port, long n, const char *state)
 {
     char sql[512];
     snprintf(sql, sizeof sql,
              "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < %ld) "
              "INSERT INTO outbound_messages (dst_addr, dst_port, payload, state) "
-             "SELECT '127.0.0.1', %d, '{\"content\":\"hello ' || i || "
+             "SELECT '%s', %d, '{\"content\":\"hello ' || i || "
              "' xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}', '%s' FROM k",
-             n, port, state);
+             n, addr, port, state);
     char *err = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
         fprintf(stderr, "sgbench: insert: %s\n", err);
@@ -113,7 +126,7 @@ static int cmd_throughput(const char *path, int port, long n)
         prep(db, "SELECT count(*) FROM outbound_messages WHERE state = 'acknowledged'");
     long long base = scalar(count);
     double t0 = now_s();
-    insert_rows(db, port, n, "pending");
+    insert_rows(db, "127.0.0.1", port, n, "pending");
     double t_insert = now_s();
     while (scalar(open_rows) != 0) {
         if (now_s() - t0 > 120) {
@@ -183,6 +196,158 @@ static int cmd_latency(const char *path, int port, int n)
     return 0;
 }
 
+/* v[i] as JSON: a number, or null for a row that was not acknowledged (INFINITY). */
+static void print_ms(const char *name, const double *v, long n, long i)
+{
+    if (n > 0 && i < n && !isinf(v[i]))
+        printf(",\"%s\":%.1f", name, v[i]);
+    else
+        printf(",\"%s\":null", name);
+}
+
+/* Waits until no row after base is open, or until t0 + secs; 0 if none is open. */
+static int wait_closed(sqlite3 *db, int ino, long long base, double t0, double secs)
+{
+    sqlite3_stmt *open_rows = prep(db, "SELECT EXISTS (SELECT 1 FROM outbound_messages WHERE "
+                                       "state IN ('pending', 'sending', 'sent') AND id > ?1)");
+    sqlite3_bind_int64(open_rows, 1, base);
+    int rc = 0;
+    while (scalar(open_rows) != 0) {
+        if (now_s() - t0 > secs) {
+            rc = 1;
+            break;
+        }
+        wait_change(ino, 5000);
+    }
+    sqlite3_finalize(open_rows);
+    return rc;
+}
+
+static int cmd_rows(const char *path, const char *addr, int port, long n, double rate, double secs)
+{
+    sqlite3 *db = open_db(path);
+    int ino = watch(path);
+    sqlite3_stmt *last = prep(db, "SELECT coalesce(max(id), 0) FROM outbound_messages");
+    long long base = scalar(last);
+    double t0;
+    if (rate <= 0) {
+        insert_rows(db, addr, port, n, "pending");
+        t0 = now_s();
+    } else {
+        sqlite3_stmt *ins = prep(db, "INSERT INTO outbound_messages (dst_addr, dst_port, payload) "
+                                     "VALUES (?1, ?2, '{\"content\":\"paced ' || ?3 || "
+                                     "' xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}')");
+        t0 = now_s();
+        for (long i = 0; i < n; i++) {
+            double due = t0 + (double)i / rate, wait = due - now_s();
+            if (wait > 0)
+                usleep((useconds_t)(wait * 1e6));
+            sqlite3_bind_text(ins, 1, addr, -1, SQLITE_STATIC);
+            sqlite3_bind_int(ins, 2, port);
+            sqlite3_bind_int64(ins, 3, i);
+            if (sqlite3_step(ins) != SQLITE_DONE) {
+                fprintf(stderr, "sgbench: insert: %s\n", sqlite3_errmsg(db));
+                return 2;
+            }
+            sqlite3_reset(ins);
+        }
+        sqlite3_finalize(ins);
+    }
+    int timed_out = wait_closed(db, ino, base, t0, secs);
+    double t1 = now_s();
+    /* Each row's own stamps: the daemon's ack_received_at minus the insert's created_at. */
+    sqlite3_stmt *lat = prep(db, "SELECT CASE WHEN state = 'acknowledged' THEN (julianday("
+                                 "ack_received_at) - julianday(created_at)) * 86400000.0 END, "
+                                 "state, retry_count FROM outbound_messages WHERE id > ?1");
+    sqlite3_bind_int64(lat, 1, base);
+    double *ms = calloc((size_t)n + 1, sizeof *ms);
+    long got = 0, acked = 0, failed = 0, open = 0;
+    long long retx = 0;
+    while (sqlite3_step(lat) == SQLITE_ROW && got < n) {
+        const char *st = (const char *)sqlite3_column_text(lat, 1);
+        int ok = st && strcmp(st, "acknowledged") == 0;
+        ms[got++] = ok ? sqlite3_column_double(lat, 0) : INFINITY;
+        acked += ok;
+        failed += st && strcmp(st, "send_failed") == 0;
+        retx += sqlite3_column_int64(lat, 2);
+    }
+    sqlite3_finalize(lat);
+    for (; got < n; got++)
+        ms[got] = INFINITY; /* a row that is missing counts as never acknowledged */
+    open = n - acked - failed;
+    qsort(ms, (size_t)n, sizeof *ms, cmp_double);
+    printf("{\"n\":%ld,\"rate\":%.0f,\"acked\":%ld,\"failed\":%ld,\"open\":%ld,\"timed_out\":%s,"
+           "\"seconds\":%.3f,\"msg_per_s\":%.0f,\"retransmissions\":%lld",
+           n, rate, acked, failed, open, timed_out ? "true" : "false", t1 - t0,
+           (double)acked / (t1 - t0), retx);
+    print_ms("p50_ms", ms, n, n / 2);
+    print_ms("p99_ms", ms, n, (n * 99) / 100);
+    print_ms("max_ms", ms, n, n - 1);
+    printf("}\n");
+    free(ms);
+    sqlite3_finalize(last);
+    sqlite3_close(db);
+    return 0;
+}
+
+static int cmd_big(const char *path, const char *addr, int port, long bytes, double secs)
+{
+    const char head[] = "{\"blob\":\"", tail[] = "\"}";
+    long fill = bytes - (long)(sizeof head - 1) - (long)(sizeof tail - 1);
+    if (fill < 0) {
+        fprintf(stderr, "sgbench: big: %ld bytes is too small\n", bytes);
+        return 2;
+    }
+    char *payload = malloc((size_t)bytes + 1);
+    if (!payload)
+        return 2;
+    memcpy(payload, head, sizeof head - 1);
+    memset(payload + sizeof head - 1, 'x', (size_t)fill);
+    memcpy(payload + sizeof head - 1 + fill, tail, sizeof tail);
+    sqlite3 *db = open_db(path);
+    int ino = watch(path);
+    sqlite3_stmt *ins = prep(db, "INSERT INTO outbound_messages (dst_addr, dst_port, payload) "
+                                 "VALUES (?1, ?2, ?3)");
+    sqlite3_bind_text(ins, 1, addr, -1, SQLITE_STATIC);
+    sqlite3_bind_int(ins, 2, port);
+    sqlite3_bind_text(ins, 3, payload, (int)bytes, SQLITE_STATIC);
+    if (sqlite3_step(ins) != SQLITE_DONE) {
+        fprintf(stderr, "sgbench: insert: %s\n", sqlite3_errmsg(db));
+        return 2;
+    }
+    double t0 = now_s();
+    long long id = sqlite3_last_insert_rowid(db);
+    sqlite3_finalize(ins);
+    sqlite3_stmt *st = prep(db, "SELECT state IN ('acknowledged', 'send_failed') "
+                                "FROM outbound_messages WHERE id = ?1");
+    sqlite3_bind_int64(st, 1, id);
+    int timed_out = 0;
+    while (scalar(st) != 1) {
+        if (now_s() - t0 > secs) {
+            timed_out = 1;
+            break;
+        }
+        wait_change(ino, 20000);
+    }
+    double t1 = now_s();
+    sqlite3_finalize(st);
+    sqlite3_stmt *out =
+        prep(db, "SELECT json_object('bytes', length(CAST(payload AS BLOB)), 'state', state, "
+                 "'timed_out', json(?2), 'seconds', round(?3, 4), 'stamp_ms', CASE WHEN state = "
+                 "'acknowledged' THEN round((julianday(ack_received_at) - julianday(created_at)) "
+                 "* 86400000.0, 1) END, 'retry_count', retry_count, 'last_error', last_error) "
+                 "FROM outbound_messages WHERE id = ?1");
+    sqlite3_bind_int64(out, 1, id);
+    sqlite3_bind_text(out, 2, timed_out ? "true" : "false", -1, SQLITE_STATIC);
+    sqlite3_bind_double(out, 3, t1 - t0);
+    if (sqlite3_step(out) == SQLITE_ROW)
+        printf("%s\n", (const char *)sqlite3_column_text(out, 0));
+    sqlite3_finalize(out);
+    sqlite3_close(db);
+    free(payload);
+    return 0;
+}
+
 static int cmd_check(const char *a_path, const char *b_path, long n)
 {
     sqlite3 *a = open_db(a_path);
@@ -224,12 +389,18 @@ int main(int argc, char **argv)
         return cmd_latency(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && strcmp(argv[1], "backlog") == 0) {
         sqlite3 *db = open_db(argv[2]);
-        insert_rows(db, atoi(argv[3]), atol(argv[4]), "pending");
+        insert_rows(db, "127.0.0.1", atoi(argv[3]), atol(argv[4]), "pending");
         sqlite3_close(db);
         return 0;
     }
     if (argc == 5 && strcmp(argv[1], "check") == 0)
         return cmd_check(argv[2], argv[3], atol(argv[4]));
-    fprintf(stderr, "usage: sgbench throughput|latency|backlog DB PORT N | check DB_A DB_B N\n");
+    if (argc == 8 && strcmp(argv[1], "rows") == 0)
+        return cmd_rows(argv[2], argv[3], atoi(argv[4]), atol(argv[5]), atof(argv[6]),
+                        atof(argv[7]));
+    if (argc == 7 && strcmp(argv[1], "big") == 0)
+        return cmd_big(argv[2], argv[3], atoi(argv[4]), atol(argv[5]), atof(argv[6]));
+    fprintf(stderr, "usage: sgbench throughput|latency|backlog DB PORT N | check DB_A DB_B N\n"
+                    "       sgbench rows DB ADDR PORT N RATE SECS | big DB ADDR PORT BYTES SECS\n");
     return 2;
 }

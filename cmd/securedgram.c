@@ -94,18 +94,27 @@ struct cli {
     const char *command;
 };
 
-enum {
-    OPT_RETRY_INTERVAL = 256,
-    OPT_DB,
-    OPT_SECRET_FILE,
-    OPT_RATE_LIMIT,
-    OPT_PEERS,
-    OPT_NAME,
-    OPT_MASTER,
-    OPT_PEER,
-    OPT_JSON,
-    OPT_GIVE_UP
-};
+/* A long option that sets a configuration key has the value KEY_OPT(key). */
+#define KEY_OPT(k) (256 + (k))
+enum { OPT_PEER = KEY_OPT(CFG_COUNT), OPT_JSON };
+
+/* The short options that set a configuration key. */
+static const struct {
+    int c;
+    enum config_key key;
+} short_keys[] = {{'u', CFG_USER}, {'l', CFG_LOG},    {'P', CFG_PIDFILE}, {'b', CFG_ADDRESS},
+                  {'p', CFG_PORT}, {'s', CFG_SECRET}, {'w', CFG_WINDOW},  {'r', CFG_MAX_RETRIES}};
+
+/* The configuration key option c sets, or -1. */
+static int option_key(int c)
+{
+    if (c >= KEY_OPT(0) && c < KEY_OPT(CFG_COUNT))
+        return c - KEY_OPT(0);
+    for (size_t i = 0; i < sizeof short_keys / sizeof short_keys[0]; i++)
+        if (short_keys[i].c == c)
+            return (int)short_keys[i].key;
+    return -1;
+}
 
 /* Parses argv into cli; returns 0, 1 on an error (reported), or -1 when done (help/version). */
 static int parse_args(int argc, char **argv, struct cli *cli)
@@ -119,16 +128,22 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"secret", required_argument, NULL, 's'},
         {"window", required_argument, NULL, 'w'},
         {"max-retries", required_argument, NULL, 'r'},
-        {"retry-interval", required_argument, NULL, OPT_RETRY_INTERVAL},
-        {"db", required_argument, NULL, OPT_DB},
-        {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
-        {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
-        {"peers", required_argument, NULL, OPT_PEERS},
-        {"name", required_argument, NULL, OPT_NAME},
-        {"master-secret-file", required_argument, NULL, OPT_MASTER},
+        {"retry-interval", required_argument, NULL, KEY_OPT(CFG_RETRY_INTERVAL)},
+        {"db", required_argument, NULL, KEY_OPT(CFG_DB)},
+        {"secret-file", required_argument, NULL, KEY_OPT(CFG_SECRET_FILE)},
+        {"rate-limit", required_argument, NULL, KEY_OPT(CFG_RATE_LIMIT)},
+        {"peers", required_argument, NULL, KEY_OPT(CFG_PEERS)},
+        {"name", required_argument, NULL, KEY_OPT(CFG_NAME)},
+        {"master-secret-file", required_argument, NULL, KEY_OPT(CFG_MASTER_SECRET_FILE)},
+        {"give-up-after", required_argument, NULL, KEY_OPT(CFG_GIVE_UP_AFTER)},
+        {"retry-policy", required_argument, NULL, KEY_OPT(CFG_RETRY_POLICY)},
+        {"retry-min", required_argument, NULL, KEY_OPT(CFG_RETRY_MIN)},
+        {"retry-max", required_argument, NULL, KEY_OPT(CFG_RETRY_MAX)},
+        {"max-message", required_argument, NULL, KEY_OPT(CFG_MAX_MESSAGE)},
+        {"mtu", required_argument, NULL, KEY_OPT(CFG_MTU)},
+        {"reassembly-memory", required_argument, NULL, KEY_OPT(CFG_REASSEMBLY_MEMORY)},
         {"peer", no_argument, NULL, OPT_PEER},
         {"json", no_argument, NULL, OPT_JSON},
-        {"give-up-after", required_argument, NULL, OPT_GIVE_UP},
         {"foreground", no_argument, NULL, 'f'},
         {"verbose", no_argument, NULL, 'v'},
         {"debug", no_argument, NULL, 'd'},
@@ -139,58 +154,12 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":u:l:P:b:p:s:w:r:fvdVh", longopts, NULL)) != -1) {
-        int key = -1;
-        switch (c) {
-        case 'u':
-            key = CFG_USER;
-            break;
-        case 'l':
-            key = CFG_LOG;
-            break;
-        case 'P':
-            key = CFG_PIDFILE;
-            break;
-        case 'b':
-            key = CFG_ADDRESS;
-            break;
-        case 'p':
-            key = CFG_PORT;
-            break;
-        case 's':
-            key = CFG_SECRET;
-            break;
-        case 'w':
-            key = CFG_WINDOW;
-            break;
-        case 'r':
-            key = CFG_MAX_RETRIES;
-            break;
-        case OPT_RETRY_INTERVAL:
-            key = CFG_RETRY_INTERVAL;
-            break;
-        case OPT_DB:
-            key = CFG_DB;
-            break;
-        case OPT_SECRET_FILE:
-            key = CFG_SECRET_FILE;
-            break;
-        case OPT_RATE_LIMIT:
-            key = CFG_RATE_LIMIT;
-            break;
-        case OPT_PEERS:
-            key = CFG_PEERS;
-            break;
-        case OPT_NAME:
-            key = CFG_NAME;
-            break;
-        case OPT_MASTER:
-            key = CFG_MASTER_SECRET_FILE;
+        int key = option_key(c);
+        switch (key >= 0 ? 0 : c) {
+        case 0:
             break;
         case OPT_PEER:
             cli->peer_line = 1;
-            break;
-        case OPT_GIVE_UP:
-            key = CFG_GIVE_UP_AFTER;
             break;
         case OPT_JSON:
             cli->json = 1;
@@ -416,6 +385,12 @@ static void reload(struct ctx *x, struct engine *e)
                              .max_retries = next.max_retries,
                              .give_up_after = next.give_up_after,
                              .retry_interval = next.retry_interval,
+                             .retry_policy = next.retry_policy,
+                             .retry_min_ms = next.retry_min_ms,
+                             .retry_max_ms = next.retry_max_ms,
+                             .max_message = next.max_message,
+                             .mtu = next.mtu,
+                             .reassembly_memory = next.reassembly_memory,
                              .rate_limit = next.rate_limit,
                              .rate_burst = next.rate_burst,
                              .peers = &next.peers,
@@ -427,9 +402,12 @@ static void reload(struct ctx *x, struct engine *e)
         return;
     }
     log_warn("configuration reloaded (window %us, max retries %u, retry interval %us, give up "
-             "after %us, rate limit %u/%u, %d peers%s)",
-             hot.window, hot.max_retries, hot.retry_interval, hot.give_up_after, hot.rate_limit,
-             hot.rate_burst, engine_peer_count(e), key != NULL ? ", the shared secret" : "");
+             "after %us, retry policy %s %u-%u ms, max message %u, mtu %u, rate limit %u/%u, "
+             "%d peers%s)",
+             hot.window, hot.max_retries, hot.retry_interval, hot.give_up_after,
+             config_retry_policy_name(hot.retry_policy), hot.retry_min_ms, hot.retry_max_ms,
+             hot.max_message, hot.mtu, hot.rate_limit, hot.rate_burst, engine_peer_count(e),
+             key != NULL ? ", the shared secret" : "");
 }
 
 static int cmd_start(struct ctx *x)

@@ -8,6 +8,7 @@
 #include "wire/envelope_v2.h"
 #include "tools/jsonout.h"
 #include "wire/message.h"
+#include "wire/parts.h"
 #include "util/net.h"
 #include "store/store.h"
 #include "util/clock.h"
@@ -28,7 +29,7 @@
 #define WAIT_MAX_S 86400.0
 #define WAIT_CHECK_MS 250 /* data_version check when no inotify event comes */
 /* Read at most this much; message_check_payload then applies the datagram limit. */
-#define READ_MAX (1024 * 1024)
+#define READ_MAX (PART_MAX_MESSAGE + 1)
 
 static const char usage_text[] =
     "Usage: sg-send [options] DST_ADDR DST_PORT [JSON|-]\n"
@@ -289,13 +290,16 @@ static int is_space(char c)
  */
 static int too_big(const struct opts *o, size_t len, size_t sent)
 {
-    int max = o->peer != NULL ? ENVELOPE_V2_MAX_BODY : ENVELOPE_MAX_JSON;
-    const char *to = o->peer != NULL ? " to a peer" : "";
-    if (sent == len)
-        return tool_fail("payload is %zu bytes; one datagram%s carries at most %d", len, to, max);
-    return tool_fail("payload is %zu bytes, %zu with the message_id the daemon adds; one "
-                     "datagram%s carries at most %d",
-                     len, sent, to, max);
+    char with[96] = "";
+    if (sent != len)
+        snprintf(with, sizeof with, ", %zu with the message_id the daemon adds", sent);
+    if (o->peer != NULL)
+        return tool_fail("payload is %zu bytes%s; one message to a peer carries at most %u "
+                         "(and at most its daemon's SECUREDGRAM_MAX_MESSAGE)",
+                         len, with, PART_MAX_MESSAGE);
+    return tool_fail("payload is %zu bytes%s; one datagram carries at most %d (a version 2 peer, "
+                     "named with --peer, takes larger messages in parts)",
+                     len, with, ENVELOPE_MAX_JSON);
 }
 
 /*
@@ -316,21 +320,14 @@ static int check_as_sent(const struct opts *o, const char *p, size_t len,
         found[0] != '\0' && strcmp(found, o->message_id) != 0)
         return tool_fail("--message-id %s differs from the payload's message_id %s", o->message_id,
                          found);
-    if (message_prepare(p, len, o->message_id, &m, err, sizeof err) != 0) {
+    /* A peer of version 2 takes a message in parts, up to its daemon's SECUREDGRAM_MAX_MESSAGE
+     * (the peers file is the daemon's: a version 1 peer's row fails there, saying so). */
+    size_t max = o->peer != NULL ? PART_MAX_MESSAGE : ENVELOPE_MAX_JSON;
+    if (message_prepare_max(p, len, o->message_id, max, &m, err, sizeof err) != 0) {
         size_t sent = 0; /* message_prepare names the size of what the daemon would send */
-        if ((len <= ENVELOPE_MAX_JSON || o->peer != NULL) &&
-            sscanf(err, "payload is %zu bytes", &sent) == 1)
+        if (sscanf(err, "payload is %zu bytes", &sent) == 1)
             return too_big(o, len, sent);
         return tool_fail("%s", err);
-    }
-    /*
-     * A peer may take version 2 datagrams, whose header leaves less room; the
-     * peers file is the daemon's, so the smaller limit holds for every peer.
-     */
-    if (o->peer != NULL && m.payload_len > ENVELOPE_V2_MAX_BODY) {
-        size_t sent = m.payload_len;
-        message_out_clear(&m);
-        return too_big(o, len, sent);
     }
     snprintf(row_id, MESSAGE_ID_LEN + 1, "%s",
              o->message_id != NULL ? o->message_id

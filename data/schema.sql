@@ -4,6 +4,13 @@
 -- peer (both tables, NULL when the shared secret is used): the peer, by its name in the
 -- peers file, that sent an inbound row or that an outbound row goes to (its dst_addr and
 -- dst_port are then ignored). A database without it gets it when it is opened.
+-- sequence (both tables, NULL for a message sealed with version 1): the message's number in
+-- its sender's messages to its receiver (one direction of one pair, from 1; docs/wire.md,
+-- "Order"): on an inbound row the number it arrived with, on an outbound row the number it
+-- was given when first sent to a version 2 peer (a retransmission carries it again).
+-- peer_sequence: the last number given to each peer's outbound messages, so that deleting
+-- rows (sg-clean) never makes a number be given twice. A database without them gets them
+-- when it is opened.
 PRAGMA journal_mode = WAL;
 
 CREATE TABLE IF NOT EXISTS outbound_messages (
@@ -19,7 +26,8 @@ CREATE TABLE IF NOT EXISTS outbound_messages (
     ack_received_at TEXT,
     last_error      TEXT,
     updated_at      TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')),
-    peer            TEXT
+    peer            TEXT,
+    sequence        INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS idx_outbound_message_id ON outbound_messages (message_id);
 CREATE INDEX IF NOT EXISTS idx_outbound_state ON outbound_messages (state);
@@ -37,7 +45,13 @@ CREATE TABLE IF NOT EXISTS inbound_messages (
     received_at      TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')),
     ack_sent_at      TEXT,
     updated_at       TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%f','now')),
-    peer             TEXT
+    peer             TEXT,
+    sequence         INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS idx_inbound_message_id ON inbound_messages (message_id);
 CREATE INDEX IF NOT EXISTS idx_inbound_state ON inbound_messages (state);
+
+CREATE TABLE IF NOT EXISTS peer_sequence (
+    peer TEXT    NOT NULL PRIMARY KEY,
+    last INTEGER NOT NULL
+);

@@ -25,8 +25,22 @@ enum check {
     CHECK_SECRET,
     CHECK_RATE,
     CHECK_NAME,
-    CHECK_DURATION
+    CHECK_DURATION,
+    CHECK_MILLIS,
+    CHECK_SIZE,
+    CHECK_POLICY
 };
+
+static const struct strict_unit seconds[] = {
+    {"s", 1}, {"m", 60}, {"h", 3600}, {"d", 86400}, {NULL, 0}};
+static const struct strict_unit millis[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {NULL, 0}};
+static const struct strict_unit bytes[] = {{"", 1},           {"K", 1u << 10},   {"KiB", 1u << 10},
+                                           {"M", 1u << 20},   {"MiB", 1u << 20}, {"G", 1u << 30},
+                                           {"GiB", 1u << 30}, {NULL, 0}};
+static const char *const policies[] = {
+    [RETRY_AUTO] = "auto", [RETRY_FIXED] = "fixed", [RETRY_ADAPTIVE] = "adaptive"};
+
+#define MIB (1ul << 20)
 
 /*
  * min: the smallest value of a CHECK_COUNT. SECUREDGRAM_MAX_RETRIES may be 0,
@@ -38,24 +52,30 @@ static const struct {
     const char *name;
     const char *def;
     enum check check;
-    unsigned long min;
+    unsigned long min, max; /* of a number; max 0: CONFIG_MAX_COUNT */
 } keys[CFG_COUNT] = {
-    [CFG_USER] = {"SECUREDGRAM_USER", "nobody", CHECK_TEXT, 0},
-    [CFG_LOG] = {"SECUREDGRAM_LOG", "syslog", CHECK_LOG, 0},
-    [CFG_PIDFILE] = {"SECUREDGRAM_PIDFILE", "securedgram.pid", CHECK_PATH, 0},
-    [CFG_ADDRESS] = {"SECUREDGRAM_ADDRESS", "0.0.0.0", CHECK_TEXT, 0},
-    [CFG_PORT] = {"SECUREDGRAM_PORT", "61773", CHECK_PORT, 0},
-    [CFG_SECRET] = {"SECUREDGRAM_SECRET", NULL, CHECK_SECRET, 0},
-    [CFG_WINDOW] = {"SECUREDGRAM_WINDOW", "10", CHECK_COUNT, 1},
-    [CFG_MAX_RETRIES] = {"SECUREDGRAM_MAX_RETRIES", "10", CHECK_COUNT, 0},
-    [CFG_RETRY_INTERVAL] = {"SECUREDGRAM_RETRY_INTERVAL", "5", CHECK_COUNT, 1},
-    [CFG_DB] = {"SECUREDGRAM_DB", "securedgram.db", CHECK_PATH, 0},
-    [CFG_SECRET_FILE] = {"SECUREDGRAM_SECRET_FILE", NULL, CHECK_PATH, 0},
-    [CFG_RATE_LIMIT] = {"SECUREDGRAM_RATE_LIMIT", "0", CHECK_RATE, 0},
-    [CFG_PEERS] = {"SECUREDGRAM_PEERS", NULL, CHECK_PATH, 0},
-    [CFG_NAME] = {"SECUREDGRAM_NAME", NULL, CHECK_NAME, 0},
-    [CFG_MASTER_SECRET_FILE] = {"SECUREDGRAM_MASTER_SECRET_FILE", NULL, CHECK_PATH, 0},
-    [CFG_GIVE_UP_AFTER] = {"SECUREDGRAM_GIVE_UP_AFTER", "0", CHECK_DURATION, 0},
+    [CFG_USER] = {"SECUREDGRAM_USER", "nobody", CHECK_TEXT, 0, 0},
+    [CFG_LOG] = {"SECUREDGRAM_LOG", "syslog", CHECK_LOG, 0, 0},
+    [CFG_PIDFILE] = {"SECUREDGRAM_PIDFILE", "securedgram.pid", CHECK_PATH, 0, 0},
+    [CFG_ADDRESS] = {"SECUREDGRAM_ADDRESS", "0.0.0.0", CHECK_TEXT, 0, 0},
+    [CFG_PORT] = {"SECUREDGRAM_PORT", "61773", CHECK_PORT, 0, 0},
+    [CFG_SECRET] = {"SECUREDGRAM_SECRET", NULL, CHECK_SECRET, 0, 0},
+    [CFG_WINDOW] = {"SECUREDGRAM_WINDOW", "10", CHECK_COUNT, 1, 0},
+    [CFG_MAX_RETRIES] = {"SECUREDGRAM_MAX_RETRIES", "10", CHECK_COUNT, 0, 0},
+    [CFG_RETRY_INTERVAL] = {"SECUREDGRAM_RETRY_INTERVAL", "5", CHECK_COUNT, 1, 0},
+    [CFG_DB] = {"SECUREDGRAM_DB", "securedgram.db", CHECK_PATH, 0, 0},
+    [CFG_SECRET_FILE] = {"SECUREDGRAM_SECRET_FILE", NULL, CHECK_PATH, 0, 0},
+    [CFG_RATE_LIMIT] = {"SECUREDGRAM_RATE_LIMIT", "0", CHECK_RATE, 0, 0},
+    [CFG_PEERS] = {"SECUREDGRAM_PEERS", NULL, CHECK_PATH, 0, 0},
+    [CFG_NAME] = {"SECUREDGRAM_NAME", NULL, CHECK_NAME, 0, 0},
+    [CFG_MASTER_SECRET_FILE] = {"SECUREDGRAM_MASTER_SECRET_FILE", NULL, CHECK_PATH, 0, 0},
+    [CFG_GIVE_UP_AFTER] = {"SECUREDGRAM_GIVE_UP_AFTER", "0", CHECK_DURATION, 0, 0},
+    [CFG_RETRY_POLICY] = {"SECUREDGRAM_RETRY_POLICY", "auto", CHECK_POLICY, 0, 0},
+    [CFG_RETRY_MIN] = {"SECUREDGRAM_RETRY_MIN", "100ms", CHECK_MILLIS, 1, 3600000},
+    [CFG_RETRY_MAX] = {"SECUREDGRAM_RETRY_MAX", "60s", CHECK_MILLIS, 1, 3600000},
+    [CFG_MAX_MESSAGE] = {"SECUREDGRAM_MAX_MESSAGE", "1M", CHECK_SIZE, 1, 16 * MIB},
+    [CFG_MTU] = {"SECUREDGRAM_MTU", "1280", CHECK_COUNT, 576, 65535},
+    [CFG_REASSEMBLY_MEMORY] = {"SECUREDGRAM_REASSEMBLY_MEMORY", "64M", CHECK_SIZE, MIB, 4096 * MIB},
 };
 
 const char *config_key_name(enum config_key key)
@@ -90,7 +110,8 @@ int config_key_by_span(const char *name, size_t n)
 int config_key_is_number(enum config_key key)
 {
     return keys[key].check == CHECK_PORT || keys[key].check == CHECK_COUNT ||
-           keys[key].check == CHECK_RATE || keys[key].check == CHECK_DURATION;
+           keys[key].check == CHECK_RATE || keys[key].check == CHECK_DURATION ||
+           keys[key].check == CHECK_MILLIS || keys[key].check == CHECK_SIZE;
 }
 
 int config_raw_set(struct config_raw *raw, enum config_key key, const char *value)
@@ -149,6 +170,7 @@ static int check_value(enum config_key k, const char *v, unsigned long *num, uns
 {
     const char *name = keys[k].name;
     char show[48];
+    unsigned long max = keys[k].max != 0 ? keys[k].max : CONFIG_MAX_COUNT;
     switch (keys[k].check) {
     case CHECK_PORT:
         if (strict_ulong(v, 1, 65535, num) != 0) {
@@ -158,9 +180,9 @@ static int check_value(enum config_key k, const char *v, unsigned long *num, uns
         }
         return 0;
     case CHECK_COUNT:
-        if (strict_ulong(v, keys[k].min, CONFIG_MAX_COUNT, num) != 0) {
+        if (strict_ulong(v, keys[k].min, max, num) != 0) {
             snprintf(err, errlen, "%s must be a whole number from %lu to %lu (got '%s')", name,
-                     keys[k].min, CONFIG_MAX_COUNT, shown(v, show));
+                     keys[k].min, max, shown(v, show));
             return -1;
         }
         return 0;
@@ -194,37 +216,42 @@ static int check_value(enum config_key k, const char *v, unsigned long *num, uns
             return -1;
         }
         return 0;
-    case CHECK_DURATION: {
-        /* N seconds, or N followed by s, m, h or d; 0: off */
-        char buf[32];
-        size_t n = strlen(v);
-        unsigned long mult = 1, count = 0;
-        const char *units = "smhd";
-        const unsigned long per[] = {1, 60, 3600, 86400};
-        const char *u = n > 0 ? strchr(units, v[n - 1]) : NULL;
-        if (u != NULL && *u != '\0') {
-            mult = per[u - units];
-            n--;
-        }
-        if (n == 0 || n >= sizeof buf) {
-            snprintf(err, errlen,
-                     "%s must be a duration: a whole number of seconds, or with s, m, h or d "
-                     "(24h; 0: give up after SECUREDGRAM_MAX_RETRIES) (got '%s')",
-                     name, shown(v, show));
-            return -1;
-        }
-        memcpy(buf, v, n);
-        buf[n] = '\0';
-        if (strict_ulong(buf, 0, CONFIG_MAX_COUNT / mult, &count) != 0) {
+    case CHECK_DURATION:
+        if (strict_scaled(v, seconds, 0, max, num) != 0) {
             snprintf(err, errlen,
                      "%s must be a duration: a whole number of seconds, or with s, m, h or d "
                      "(24h; 0: give up after SECUREDGRAM_MAX_RETRIES), at most %lu s (got '%s')",
-                     name, CONFIG_MAX_COUNT, shown(v, show));
+                     name, max, shown(v, show));
             return -1;
         }
-        *num = count * mult;
         return 0;
-    }
+    case CHECK_MILLIS:
+        if (strict_scaled(v, millis, keys[k].min, max, num) != 0) {
+            snprintf(err, errlen,
+                     "%s must be a duration: a whole number of milliseconds, or with ms, s or m "
+                     "(250ms, 2s), from %lu ms to %lu ms (got '%s')",
+                     name, keys[k].min, max, shown(v, show));
+            return -1;
+        }
+        return 0;
+    case CHECK_SIZE:
+        if (strict_scaled(v, bytes, keys[k].min, max, num) != 0) {
+            snprintf(err, errlen,
+                     "%s must be a size: a whole number of bytes, or with K or M (1024K, 16M), "
+                     "from %lu to %lu bytes (got '%s')",
+                     name, keys[k].min, max, shown(v, show));
+            return -1;
+        }
+        return 0;
+    case CHECK_POLICY:
+        for (unsigned long i = 0; i < sizeof policies / sizeof policies[0]; i++)
+            if (strcmp(v, policies[i]) == 0) {
+                *num = i;
+                return 0;
+            }
+        snprintf(err, errlen, "%s must be auto, fixed or adaptive (got '%s')", name,
+                 shown(v, show));
+        return -1;
     case CHECK_NAME:
         if (!peers_name_valid(v)) {
             snprintf(err, errlen,
@@ -283,6 +310,30 @@ static int has_peers(const struct config_raw *first, const struct config_raw *se
     return v != NULL && v[0] != '\0';
 }
 
+/* What one value cannot check alone. 0, or -1 with the reason in err. */
+static int cross_check(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->retry_min_ms > cfg->retry_max_ms) {
+        snprintf(err, errlen, "SECUREDGRAM_RETRY_MIN (%u ms) is over SECUREDGRAM_RETRY_MAX (%u ms)",
+                 cfg->retry_min_ms, cfg->retry_max_ms);
+        return -1;
+    }
+    /* one peer may hold a quarter, and must have room for one whole message */
+    if (cfg->reassembly_memory / 4 < cfg->max_message) {
+        snprintf(err, errlen,
+                 "SECUREDGRAM_REASSEMBLY_MEMORY (%lu bytes) must be at least 4 times "
+                 "SECUREDGRAM_MAX_MESSAGE (%u bytes): one peer may use a quarter of it",
+                 cfg->reassembly_memory, cfg->max_message);
+        return -1;
+    }
+    return 0;
+}
+
+const char *config_retry_policy_name(enum config_retry_policy p)
+{
+    return policies[p];
+}
+
 int config_resolve(const struct config_raw *flags, const struct config_raw *env,
                    const struct config_raw *dotenv, enum config_mode mode, const char *cwd,
                    int need_secret, struct config *out, char *err, size_t errlen)
@@ -322,6 +373,18 @@ int config_resolve(const struct config_raw *flags, const struct config_raw *env,
             cfg.retry_interval = (unsigned)num;
         else if (k == CFG_GIVE_UP_AFTER)
             cfg.give_up_after = (unsigned)num;
+        else if (k == CFG_RETRY_POLICY)
+            cfg.retry_policy = (enum config_retry_policy)num;
+        else if (k == CFG_RETRY_MIN)
+            cfg.retry_min_ms = (unsigned)num;
+        else if (k == CFG_RETRY_MAX)
+            cfg.retry_max_ms = (unsigned)num;
+        else if (k == CFG_MAX_MESSAGE)
+            cfg.max_message = (unsigned)num;
+        else if (k == CFG_MTU)
+            cfg.mtu = (unsigned)num;
+        else if (k == CFG_REASSEMBLY_MEMORY)
+            cfg.reassembly_memory = num;
         else if (k == CFG_RATE_LIMIT) {
             cfg.rate_limit = (unsigned)num;
             cfg.rate_burst = (unsigned)num2;
@@ -330,6 +393,8 @@ int config_resolve(const struct config_raw *flags, const struct config_raw *env,
             goto fail;
         }
     }
+    if (cross_check(&cfg, err, errlen) != 0)
+        goto fail;
     *out = cfg;
     return 0;
 fail:

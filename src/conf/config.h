@@ -32,7 +32,20 @@ enum config_key {
     CFG_NAME,               /* new: this host's name, for per-peer keys */
     CFG_MASTER_SECRET_FILE, /* new: the master secret of `key = derive` */
     CFG_GIVE_UP_AFTER,      /* new: give up on a message after this long, not after max retries */
+    CFG_RETRY_POLICY,       /* new: fixed, adaptive, or auto (adaptive for version 2 peers) */
+    CFG_RETRY_MIN,          /* new: the adaptive timer's shortest wait */
+    CFG_RETRY_MAX,          /* new: and its longest */
+    CFG_MAX_MESSAGE,        /* new: the longest message sent or taken in parts */
+    CFG_MTU,                /* new: the largest IP packet a part may take */
+    CFG_REASSEMBLY_MEMORY,  /* new: memory for messages being put together */
     CFG_COUNT
+};
+
+/* SECUREDGRAM_RETRY_POLICY */
+enum config_retry_policy {
+    RETRY_AUTO,    /* adaptive for version 2 peers, fixed for version 1 (the original's) */
+    RETRY_FIXED,   /* SECUREDGRAM_RETRY_INTERVAL between sendings, as the original */
+    RETRY_ADAPTIVE /* from each destination's round-trip time, backing off with jitter */
 };
 
 /* Values by key as text, each malloc'd or NULL (not given). */
@@ -51,13 +64,18 @@ struct config {
     unsigned port;
     unsigned window; /* seconds */
     unsigned max_retries;
-    unsigned retry_interval;  /* seconds */
-    unsigned rate_limit;      /* messages per second per sender address; 0: no limit */
-    unsigned rate_burst;      /* messages a sender may send at once */
-    unsigned give_up_after;   /* seconds; 0: give up after max_retries instead */
-    char *peers_file;         /* absolute, or NULL: no per-peer keys */
-    char *name;               /* this host's name, or NULL */
-    char *master_secret_file; /* absolute, or NULL */
+    unsigned retry_interval; /* seconds */
+    unsigned rate_limit;     /* messages per second per sender address; 0: no limit */
+    unsigned rate_burst;     /* messages a sender may send at once */
+    unsigned give_up_after;  /* seconds; 0: give up after max_retries instead */
+    enum config_retry_policy retry_policy;
+    unsigned retry_min_ms, retry_max_ms; /* the adaptive timer's range */
+    unsigned max_message;                /* bytes */
+    unsigned mtu;                        /* bytes */
+    unsigned long reassembly_memory;     /* bytes */
+    char *peers_file;                    /* absolute, or NULL: no per-peer keys */
+    char *name;                          /* this host's name, or NULL */
+    char *master_secret_file;            /* absolute, or NULL */
     /* Filled by settings_load (the I/O half), not by config_resolve: */
     struct peers_conf peers; /* the peers file, its key files read; empty if none */
     int has_master;
@@ -66,6 +84,9 @@ struct config {
 
 /* The largest value accepted for window, max retries and retry interval (no overflow past it). */
 #define CONFIG_MAX_COUNT 2147483647UL
+
+/* "auto", "fixed" or "adaptive". */
+const char *config_retry_policy_name(enum config_retry_policy p);
 
 /* The variable name of a key ("SECUREDGRAM_PORT"). */
 const char *config_key_name(enum config_key key);

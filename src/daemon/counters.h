@@ -23,14 +23,19 @@ struct counters {
     uint64_t trial_opens; /* keys tried on received datagrams (at most JUDGE_TRIALS_MAX each) */
     uint64_t stored, duplicates, acks_sent, acks_unmatched;
     uint64_t sent, retransmits, send_failed, store_errors, store_refused, store_timeouts;
+    uint64_t parts_sent, part_acks_sent; /* datagrams of messages in parts */
+    uint64_t drop_too_large;             /* parts of messages over SECUREDGRAM_MAX_MESSAGE */
 };
 
 /* Values read at the moment of rendering rather than counted. */
 struct counters_gauges {
-    size_t in_flight;    /* messages sent and awaiting their ACK */
-    size_t replay_cache; /* nonces remembered */
-    uint64_t db_writes;  /* statements that wrote to the database (store_write_stats) */
-    uint64_t db_rows;    /* rows they inserted, updated or deleted */
+    size_t in_flight;            /* messages sent and awaiting their ACK */
+    size_t replay_cache;         /* nonces remembered */
+    uint64_t reassembly_evicted; /* incomplete messages evicted (age or memory) */
+    uint64_t reassembly_refused; /* parts refused for lack of room, or that did not match */
+    size_t reassembly_bytes;     /* held now */
+    uint64_t db_writes;          /* statements that wrote to the database (store_write_stats) */
+    uint64_t db_rows;            /* rows they inserted, updated or deleted */
 };
 
 /* The parts of the line, in order: "a=1 b=2 | dropped: c=3 ... | d=4 ... | database: e=5 f=6". */
@@ -59,11 +64,19 @@ enum counters_group {
     X(COUNTERS_TRAFFIC, "send_failed", c->send_failed)                                             \
     X(COUNTERS_TRAFFIC, "in_flight", g->in_flight)                                                 \
     X(COUNTERS_TRAFFIC, "trial_opens", c->trial_opens)                                             \
+    X(COUNTERS_TRAFFIC, "parts_received", c->verdicts[JUDGE_PART])                                 \
+    X(COUNTERS_TRAFFIC, "parts_sent", c->parts_sent)                                               \
+    X(COUNTERS_TRAFFIC, "part_acks_received", c->verdicts[JUDGE_PART_ACK])                         \
+    X(COUNTERS_TRAFFIC, "part_acks_sent", c->part_acks_sent)                                       \
+    X(COUNTERS_TRAFFIC, "reassembly_bytes", g->reassembly_bytes)                                   \
     X(COUNTERS_DROP, "oversize", c->drop_oversize)                                                 \
     X(COUNTERS_DROP, "rate_limited", c->drop_rate_limited)                                         \
     X(COUNTERS_DROP, "unstored", c->drop_unstored)                                                 \
     X(COUNTERS_DROP, "refused", c->drop_refused)                                                   \
     X(COUNTERS_DROP, "own_id", c->drop_own_id)                                                     \
+    X(COUNTERS_DROP, "too_large", c->drop_too_large)                                               \
+    X(COUNTERS_DROP, "reassembly_evicted", g->reassembly_evicted)                                  \
+    X(COUNTERS_DROP, "reassembly_refused", g->reassembly_refused)                                  \
     X(COUNTERS_FAULT, "ack_unmatched", c->acks_unmatched)                                          \
     X(COUNTERS_FAULT, "ack_wrong_source", c->acks_wrong_source)                                    \
     X(COUNTERS_FAULT, "store_errors", c->store_errors)                                             \
@@ -73,8 +86,8 @@ enum counters_group {
     X(COUNTERS_STORE, "writes", g->db_writes)                                                      \
     X(COUNTERS_STORE, "rows", g->db_rows)
 
-/* Room for the line (it is about 660 characters with 20-digit values). */
-#define COUNTERS_LINE_MAX 1200
+/* Room for the line (it is about 1,300 characters with 20-digit values). */
+#define COUNTERS_LINE_MAX 1600
 
 /*
  * Writes the line of every counter into out (len bytes, NUL-terminated,

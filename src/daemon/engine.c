@@ -28,6 +28,7 @@
 #include "daemon/journal.h"
 #include "daemon/loop.h"
 #include "daemon/peertab.h"
+#include "daemon/reasm.h"
 #include "daemon/rx.h"
 #include "daemon/sendq.h"
 #include "daemon/sent.h"
@@ -185,6 +186,8 @@ static void flush(struct engine *e, int64_t now)
         const struct sendq_msg *m = &e->q.msg[i];
         if (m->kind == SENDQ_ACK)
             rx_ack_result(&e->rx, m, &e->q.out[i], now);
+        else if (m->kind == SENDQ_PART_ACK)
+            e->c.part_acks_sent += e->q.out[i].err == 0; /* the next part brings another */
         else
             sent_result(&e->tx, m, &e->q.out[i], now);
     }
@@ -203,6 +206,8 @@ static void tick(struct engine *e)
     if (e->rx.recovering && e->j.n < e->j.cap / 2)
         rx_recover(&e->rx);
     rx_queue_retries(&e->rx, now);
+    rx_part_acks(&e->rx, now);
+    tx_pump(&e->tx, now);
     flush(e, now);
     e->rx.nitems = 0;
 }
@@ -280,7 +285,13 @@ static int wait_events(struct engine *e)
 
 static void report_counters(const struct engine *e, int loud)
 {
-    struct counters_gauges g = {retx_count(e->tx.inflight), replay_count(e->rx.replay), 0, 0};
+    struct reasm_stats rs;
+    reasm_get_stats(e->rx.reasm, &rs);
+    struct counters_gauges g = {.in_flight = retx_count(e->tx.inflight),
+                                .replay_cache = replay_count(e->rx.replay),
+                                .reassembly_evicted = rs.evicted_age + rs.evicted_memory,
+                                .reassembly_refused = rs.no_room + rs.mismatched,
+                                .reassembly_bytes = rs.bytes};
     store_write_stats(e->st, &g.db_writes, &g.db_rows);
     char *peers =
         e->stats_path != NULL && peertab_count(e->peers) > 0 ? peertab_report(e->peers) : NULL;
@@ -341,6 +352,15 @@ int engine_set_hot(struct engine *e, const struct engine_hot *hot, struct envelo
     e->cfg->max_retries = hot->max_retries;
     e->cfg->give_up_after = hot->give_up_after;
     e->cfg->retry_interval = hot->retry_interval;
+    e->cfg->retry_policy = hot->retry_policy;
+    e->cfg->retry_min_ms = hot->retry_min_ms;
+    e->cfg->retry_max_ms = hot->retry_max_ms;
+    e->cfg->max_message = hot->max_message;
+    e->cfg->mtu = hot->mtu;
+    e->cfg->reassembly_memory = hot->reassembly_memory;
+    rx_set_part_limits(&e->rx);
+    if (tx_sequences_load(&e->tx, err, errlen) != 0)
+        log_warn("reload: %s; the numbers of new peers' messages start again", err);
     return 0;
 }
 
@@ -407,7 +427,7 @@ static int init_parts(struct engine *e, int fd, char *err, size_t errlen)
 /* The database side of the start: crash recovery, the watch, the time budget. */
 static int start_store(struct engine *e, char *err, size_t errlen)
 {
-    if (tx_recover(&e->tx, err, errlen) != 0)
+    if (tx_recover(&e->tx, err, errlen) != 0 || tx_sequences_load(&e->tx, err, errlen) != 0)
         return -1;
     if (store_watch_start(e->st, WATCH_CHECK_MS, sysio_mono_us()) != STORE_OK) {
         snprintf(err, errlen, "cannot watch the database: %s", store_errmsg(e->st));

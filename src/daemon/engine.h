@@ -52,7 +52,11 @@ struct engine_hot {
     unsigned max_retries;
     unsigned give_up_after;  /* seconds; 0: max_retries decides */
     unsigned retry_interval; /* seconds */
-    unsigned rate_limit;     /* messages per second per sender address; 0: no limit */
+    enum config_retry_policy retry_policy;
+    unsigned retry_min_ms, retry_max_ms;
+    unsigned max_message, mtu;       /* bytes */
+    unsigned long reassembly_memory; /* bytes */
+    unsigned rate_limit;             /* messages per second per sender address; 0: no limit */
     unsigned rate_burst;
     const struct peers_conf *peers; /* the peers file as read again (NULL: none) */
     const uint8_t *master;          /* its master secret, or NULL */

@@ -10,7 +10,10 @@ struct peer {
     uint32_t growth;    /* ACKs counted towards the next +1 past the threshold */
     uint32_t threshold; /* slow start below it */
     int64_t last_loss_ms;
-    int64_t unacked_since; /* first send not answered by an ACK yet (0: none) */
+    int64_t unacked_since;    /* first send not answered by an ACK yet (0: none) */
+    uint32_t delivered, lost; /* recently (flow_loss): halved for every hold that passed */
+    int64_t counted_ms;       /* when they were last halved */
+    struct rto rto;
 };
 
 struct flow_table {
@@ -72,6 +75,7 @@ static struct peer *add(struct flow_table *ft, const struct net_addr *dst)
     p->window = FLOW_WINDOW_START < ft->max_window ? FLOW_WINDOW_START : ft->max_window;
     p->threshold = ft->max_window;
     p->last_loss_ms = INT64_MIN / 2;
+    rto_init(&p->rto);
     return p;
 }
 
@@ -93,8 +97,10 @@ void flow_done(struct flow_table *ft, const struct net_addr *dst, int acked)
         return;
     if (p->in_flight > 0)
         p->in_flight--;
-    if (acked)
+    if (acked) {
         p->unacked_since = 0; /* it answers */
+        p->delivered += p->delivered < UINT32_MAX;
+    }
     if (!acked || p->window >= ft->max_window)
         return;
     if (p->window < p->threshold) {
@@ -114,6 +120,42 @@ void flow_lost(struct flow_table *ft, const struct net_addr *dst, int64_t now_ms
     p->window = p->window / 2 > FLOW_WINDOW_MIN ? p->window / 2 : FLOW_WINDOW_MIN;
     p->threshold = p->window;
     p->growth = 0;
+}
+
+void flow_loss(struct flow_table *ft, const struct net_addr *dst, int64_t now_ms, int64_t hold_ms,
+               uint32_t lost)
+{
+    struct peer *p = find(ft, dst);
+    if (p == NULL || lost == 0)
+        return;
+    /* what happened a few round trips ago weighs less, so a long quiet spell does not hide a
+     * burst of losses now */
+    int64_t age = hold_ms > 0 ? (now_ms - p->counted_ms) / hold_ms : 0;
+    if (age > 0) {
+        int k = age > 31 ? 31 : (int)age;
+        p->delivered >>= k;
+        p->lost >>= k;
+        p->counted_ms = now_ms;
+    }
+    p->lost = lost > UINT32_MAX - p->lost ? UINT32_MAX : p->lost + lost;
+    uint64_t seen = (uint64_t)p->lost + p->delivered;
+    if (now_ms - p->last_loss_ms < hold_ms || (uint64_t)p->lost * FLOW_LOSS_SHARE <= seen)
+        return;
+    p->last_loss_ms = now_ms;
+    uint32_t cut = (uint32_t)((uint64_t)p->window * 7 / 10);
+    p->window = cut > FLOW_WINDOW_MIN ? cut : FLOW_WINDOW_MIN;
+    p->threshold = p->window;
+    p->growth = 0;
+    p->delivered = p->lost = 0;
+    p->counted_ms = now_ms;
+}
+
+struct rto *flow_rto(struct flow_table *ft, const struct net_addr *dst)
+{
+    struct peer *p = find(ft, dst);
+    if (p == NULL)
+        p = add(ft, dst);
+    return p != NULL ? &p->rto : NULL;
 }
 
 int flow_blocked(const struct flow_table *ft, const struct net_addr *dst)

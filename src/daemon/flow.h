@@ -8,12 +8,13 @@
 #ifndef SG_FLOW_H
 #define SG_FLOW_H
 
+#include "daemon/rto.h"
 #include "util/net.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define FLOW_WINDOW_START 64
+#define FLOW_WINDOW_START 256
 #define FLOW_WINDOW_MIN 4
 
 struct flow_table;
@@ -39,6 +40,24 @@ void flow_done(struct flow_table *ft, const struct net_addr *dst, int acked);
  * once per hold_ms (one loss event, however many of its messages time out).
  */
 void flow_lost(struct flow_table *ft, const struct net_addr *dst, int64_t now_ms, int64_t hold_ms);
+
+/*
+ * Datagrams to dst found lost at now_ms (under the adaptive policy: a part
+ * the receiver's part ACKs show missing, or a timer that fired). Unlike
+ * flow_lost, one loss alone does not cut the window: it is cut by 30%, at
+ * most once per hold_ms, when more than one datagram in FLOW_LOSS_SHARE was
+ * lost lately (counting what flow_done delivered; what came more than a hold
+ * ago counts half, and so on, hold_ms being about a round trip). A full queue
+ * on the path drops many datagrams at once; a noisy link drops a few, and is
+ * not taken for congestion.
+ */
+void flow_loss(struct flow_table *ft, const struct net_addr *dst, int64_t now_ms, int64_t hold_ms,
+               uint32_t lost);
+
+#define FLOW_LOSS_SHARE 8
+
+/* dst's round-trip estimator, or NULL if dst is untracked (no room in the table). */
+struct rto *flow_rto(struct flow_table *ft, const struct net_addr *dst);
 
 /* 1 if dst's window is full (a claim should skip its rows). */
 int flow_blocked(const struct flow_table *ft, const struct net_addr *dst);

@@ -217,17 +217,23 @@ static void choose_slots(struct peertab *pt, const struct peers_conf *pc, struct
     }
 }
 
+/* Empties a slot: keys and replay cache freed, and a new generation, so references see it gone. */
+static void slot_clear(struct peer *p)
+{
+    drop_keys(&p->send, p->recv);
+    replay_free(p->replay);
+    uint32_t gen = p->gen + 1;
+    memset(p, 0, sizeof *p);
+    p->gen = gen;
+}
+
 /* Takes the configuration of c (and its keys from b) into p, keeping p's state if kept. */
 static void install(struct peer *p, const struct peer_conf *c, struct built *b)
 {
     int same_endpoint = b->kept && p->has_conf_endpoint == c->has_endpoint &&
                         (!c->has_endpoint || net_addr_same_peer(&p->conf_endpoint, &c->endpoint));
     if (!b->kept) {
-        drop_keys(&p->send, p->recv);
-        replay_free(p->replay);
-        uint32_t gen = p->gen + 1;
-        memset(p, 0, sizeof *p);
-        p->gen = gen;
+        slot_clear(p);
         snprintf(p->name, sizeof p->name, "%s", c->name);
     }
     drop_keys(&p->send, p->recv);
@@ -296,13 +302,8 @@ int peertab_apply(struct peertab *pt, const struct peers_conf *pc, const char *m
     /* nothing fails from here on */
     for (int s = 0; s < PEERS_MAX; s++) {
         struct peer *p = &pt->slot[s];
-        if (!p->live || taken[s])
-            continue;
-        drop_keys(&p->send, p->recv);
-        replay_free(p->replay);
-        uint32_t gen = p->gen + 1;
-        memset(p, 0, sizeof *p);
-        p->gen = gen;
+        if (p->live && !taken[s])
+            slot_clear(p);
     }
     for (int i = 0; i < pc->n; i++)
         install(&pt->slot[b[i].slot], &pc->peer[i], &b[i]);
@@ -331,6 +332,11 @@ int peertab_count(const struct peertab *pt)
 int peertab_has_v2(const struct peertab *pt)
 {
     return table_count(pt->lk.ids) > 0;
+}
+
+struct peer *peertab_at(struct peertab *pt, int slot)
+{
+    return slot >= 0 && slot < PEERS_MAX && pt->slot[slot].live ? &pt->slot[slot] : NULL;
 }
 
 struct peer *peertab_get(struct peertab *pt, int slot, uint32_t gen)

@@ -57,6 +57,10 @@ struct peer {
     struct replay *replay; /* made on its first datagram */
     struct ratebucket bucket;
     struct peer_stats st;
+    /* version 2: the numbers of our messages to it (docs/wire.md "Order") */
+    int64_t seq_last;           /* the last given, this turn included */
+    int64_t seq_committed;      /* the last a committed transaction gave (a rollback goes back) */
+    struct net_addr parts_from; /* where its last part came from: part ACKs go there */
 };
 
 struct peertab;
@@ -89,6 +93,9 @@ int peertab_has_v2(const struct peertab *pt);
 
 /* The peer in slot with generation gen, or NULL if it was removed since. */
 struct peer *peertab_get(struct peertab *pt, int slot, uint32_t gen);
+
+/* The live peer in slot (0 .. PEERS_MAX - 1), or NULL. */
+struct peer *peertab_at(struct peertab *pt, int slot);
 
 /* The slot of p. */
 int peertab_slot(const struct peertab *pt, const struct peer *p);

@@ -51,11 +51,13 @@ void route_seal_as(const struct peertab *pt, const struct peer *p,
                                 p->gen};
 }
 
-const char *route_too_large(const struct peer *p, size_t len, char *err, size_t errlen)
+const char *route_too_large(const struct peer *p, size_t len, size_t max_message, char *err,
+                            size_t errlen)
 {
-    if (p == NULL || p->wire != 2 || len <= ENVELOPE_V2_MAX_BODY)
+    if (p == NULL || p->wire != 2 || len <= max_message)
         return NULL;
-    snprintf(err, errlen, "payload is %zu bytes; one version 2 datagram carries at most %d", len,
-             ENVELOPE_V2_MAX_BODY);
+    snprintf(err, errlen,
+             "payload is %zu bytes with its message_id; SECUREDGRAM_MAX_MESSAGE is %zu", len,
+             max_message);
     return err;
 }

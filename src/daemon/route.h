@@ -27,7 +27,8 @@ const char *route_row(struct peertab *pt, const struct envelope_key *shared,
 void route_seal_as(const struct peertab *pt, const struct peer *p,
                    const struct envelope_key *shared, struct sendq_as *as);
 
-/* NULL if a message of len bytes fits one datagram for p, else err saying why not. */
-const char *route_too_large(const struct peer *p, size_t len, char *err, size_t errlen);
+/* NULL if a message of len bytes may go to p (a version 2 peer: up to max_message), else err. */
+const char *route_too_large(const struct peer *p, size_t len, size_t max_message, char *err,
+                            size_t errlen);
 
 #endif

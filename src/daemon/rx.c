@@ -16,6 +16,8 @@
 #include "daemon/rx.h"
 
 #include "daemon/peertab.h"
+#include "daemon/reasm.h"
+#include "daemon/rxparts.h"
 #include "daemon/ratelimit.h"
 #include "daemon/route.h"
 #include "daemon/sysio.h"
@@ -32,21 +34,6 @@
 #define ITEM_ARENA_BYTES (2u << 20) /* this turn's received JSON */
 #define RECOVER_BATCH 512           /* rows re-ACKed per turn at start */
 #define ACK_RETRY_MS 1000
-
-struct rx_item {
-    struct message_in msg;
-    uint8_t sock;
-    int stored;
-    int duplicate;     /* its message_id was stored before (a retransmission) */
-    int refused;       /* the database refused it, or it is one of ours: never ACKed */
-    int to_self;       /* we sent it to ourselves: our outbound row with its id is expected */
-    int64_t rowid;     /* the row it was stored as (0: stored before, a duplicate) */
-    struct peer *peer; /* who sealed it (valid for the turn), or NULL: the shared secret */
-    struct net_addr from;
-    const char *json; /* in the arena */
-    size_t len;
-    uint64_t ts;
-};
 
 struct rx_ack_retry {
     char id[MESSAGE_ID_LEN + 1];
@@ -67,9 +54,11 @@ int rx_init(struct rx *rx, size_t replay_max, size_t max_senders)
     rx->items = calloc(RX_ITEMS_MAX, sizeof *rx->items);
     rx->arena = malloc(ITEM_ARENA_BYTES);
     rx->retries = calloc(RX_ACK_RETRY_MAX, sizeof *rx->retries);
+    rx->reasm = rxp_reasm_new(rx->cfg);
     int rows_failed = store_rows_init(&rx->rows, RECOVER_BATCH, RECOVER_BATCH * STORE_ROW_TEXT);
     if (rx->replay == NULL || rx->limiter == NULL || rx->buf == NULL || rx->plain == NULL ||
-        rx->items == NULL || rx->arena == NULL || rx->retries == NULL || rows_failed)
+        rx->items == NULL || rx->arena == NULL || rx->retries == NULL || rx->reasm == NULL ||
+        rows_failed)
         return -1;
     for (int i = 0; i < RX_SLOTS; i++) {
         rx->slots[i].buf = rx->buf + (size_t)i * (ENVELOPE_MAX_DATAGRAM + 1);
@@ -87,6 +76,8 @@ void rx_fini(struct rx *rx)
     free(rx->items);
     free(rx->arena);
     free(rx->retries);
+    reasm_free(rx->reasm);
+    rx->reasm = NULL;
     store_rows_free(&rx->rows);
     rx->replay = NULL;
     rx->limiter = NULL;
@@ -112,7 +103,7 @@ void rx_turn_start(struct rx *rx)
 
 /* ---- receiving ---- */
 
-static void drop(struct rx *rx, uint64_t *counter, const struct net_addr *from, const char *why)
+void drop(struct rx *rx, uint64_t *counter, const struct net_addr *from, const char *why)
 {
     (*counter)++;
     char host[NET_HOST_MAX];
@@ -151,9 +142,12 @@ static void handle_ack(struct rx *rx, const struct net_dgram *d, const char *id,
         rx->c->acks_unmatched++;
         return;
     }
-    struct peer *to =
-        ent->peer_slot >= 0 ? peertab_get(rx->peers, ent->peer_slot, ent->peer_gen) : NULL;
-    if (p != to || (ent->peer_slot >= 0 && to == NULL)) {
+    /* The ACK must be sealed as its message was: by the same peer (still in the file), or both
+     * under the shared secret. */
+    int sent_to_peer = ent->peer_slot >= 0;
+    struct peer *to = sent_to_peer ? peertab_get(rx->peers, ent->peer_slot, ent->peer_gen) : NULL;
+    int same_sealer = sent_to_peer ? to != NULL && p == to : p == NULL;
+    if (!same_sealer) {
         drop(rx, &rx->c->acks_wrong_source, &d->addr,
              "an ACK sealed with another key than its message was sent with");
         return;
@@ -196,8 +190,8 @@ static void log_accepted(const struct net_dgram *d, enum judge_verdict v, const 
  * id of one of ours in flight to anyone else is a reflection (the database
  * checks the same for rows not in memory).
  */
-static int message_admitted(struct rx *rx, const struct net_dgram *d, const struct judgement *j,
-                            struct peer *p, int *to_self, int64_t now_ms)
+int message_admitted(struct rx *rx, const struct net_dgram *d, const struct judgement *j,
+                     struct peer *p, int *to_self, int64_t now_ms)
 {
     struct retx_entry *own = tx_awaiting(rx->tx, j->msg.id);
     *to_self = j->ours && self_exchange(rx, own, &d->addr);
@@ -219,20 +213,21 @@ static int message_admitted(struct rx *rx, const struct net_dgram *d, const stru
         drop(rx, &rx->c->drop_rate_limited, &d->addr, "over the sender's rate limit");
         return 0;
     }
-    if (j->json_len > ITEM_ARENA_BYTES - rx->used) {
+    if (j->json != NULL && j->json_len > ITEM_ARENA_BYTES - rx->used) {
         rx->c->drop_unstored++; /* not this turn: the sender retransmits */
         return 0;
     }
     return 1;
 }
 
-/* Keeps an admitted message as an item of the turn, its JSON copied into the arena. */
-static void add_item(struct rx *rx, int sock, const struct net_dgram *d, const struct judgement *j,
-                     struct peer *p, int to_self)
+struct rx_item *add_item(struct rx *rx, int sock, const struct net_dgram *d,
+                         const struct judgement *j, struct peer *p, int to_self)
 {
     char *copy = rx->arena + rx->used;
-    memcpy(copy, j->json, j->json_len);
-    rx->used += j->json_len;
+    if (j->json != NULL) {
+        memcpy(copy, j->json, j->json_len);
+        rx->used += j->json_len;
+    }
     struct rx_item *it = &rx->items[rx->nitems++];
     memset(it, 0, sizeof *it);
     it->msg = j->msg;
@@ -243,6 +238,7 @@ static void add_item(struct rx *rx, int sock, const struct net_dgram *d, const s
     it->ts = j->ts_ns;
     it->to_self = to_self;
     it->peer = p;
+    return it;
 }
 
 /*
@@ -328,7 +324,7 @@ static void handle_dgram(struct rx *rx, int sock, struct net_dgram *d, uint64_t 
     v = judge_datagram(&cx, d->buf, d->len, &j, &trials);
     rx->c->trial_opens += (uint64_t)trials;
     log_accepted(d, v, &j);
-    if (v != JUDGE_MESSAGE && v != JUDGE_ACK) {
+    if (v != JUDGE_MESSAGE && v != JUDGE_ACK && v != JUDGE_PART && v != JUDGE_PART_ACK) {
         if (j.key_index >= 0 && peers[j.key_index] != NULL)
             peers[j.key_index]->st.verdicts[v]++;
         drop(rx, &rx->c->verdicts[v], &d->addr, judge_reason(v));
@@ -340,6 +336,10 @@ static void handle_dgram(struct rx *rx, int sock, struct net_dgram *d, uint64_t 
     if (v == JUDGE_ACK) {
         rx->c->verdicts[v]++;
         handle_ack(rx, d, j.msg.id, j.ours, p);
+        return;
+    }
+    if (v == JUDGE_PART || v == JUDGE_PART_ACK) {
+        rxp_handle(rx, v, sock, d, &j, p, now_ms);
         return;
     }
     int to_self = 0;
@@ -378,8 +378,9 @@ static int store_item(struct rx *rx, struct rx_item *it)
     enum store_in_result res = STORE_IN_NEW;
     net_addr_format(&it->from, host, &port);
     struct store_inbound m = {
-        it->msg.id, host,   port,        it->json,
-        it->len,    it->ts, it->to_self, it->peer != NULL ? it->peer->name : NULL};
+        it->msg.id,  host,   port,        it->json,
+        it->len,     it->ts, it->to_self, it->peer != NULL ? it->peer->name : NULL,
+        it->sequence};
     enum store_rc rc = store_inbound_insert(rx->st, &m, 1, sysio_real_ms(), &res, &it->rowid, NULL);
     int r = journal_result(rx->j, rc, "store a received message");
     if (r < 0)
@@ -445,11 +446,13 @@ void rx_committed(struct rx *rx)
         if (ack != NULL)
             ack->rowid = it->rowid; /* its ack_sent is then written by rowid */
     }
+    rxp_items_done(rx, 1);
 }
 
 void rx_unstored(struct rx *rx)
 {
     rx->c->drop_unstored += (uint64_t)rx->nitems;
+    rxp_items_done(rx, 0);
 }
 
 /* ---- crash recovery ---- */
@@ -559,6 +562,9 @@ void rx_ack_result(struct rx *rx, const struct sendq_msg *m, const struct net_dg
 
 int64_t rx_next_wake(const struct rx *rx, int64_t wake)
 {
+    int64_t expiry = reasm_next_expiry(rx->reasm);
+    if (expiry < wake)
+        wake = expiry;
     for (int i = 0; i < rx->nretries; i++)
         if (rx->retries[i].due < wake)
             wake = rx->retries[i].due;

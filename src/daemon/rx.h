@@ -31,6 +31,7 @@
 #define RX_ACK_RETRY_MAX 1024 /* failed ACKs waiting to be tried again */
 
 struct tx;           /* daemon/tx.h */
+struct reasm;        /* daemon/reasm.h */
 struct peertab;      /* daemon/peertab.h */
 struct rx_item;      /* a message received this turn */
 struct rx_ack_retry; /* an ACK whose sending failed */
@@ -49,8 +50,9 @@ struct rx {
     /* own */
     struct replay *replay;
     struct ratelimit *limiter;
-    uint8_t *buf;   /* RX_SLOTS receive buffers, each one byte larger than any datagram */
-    uint8_t *plain; /* where a datagram opens when more than one key may be tried */
+    struct reasm *reasm; /* messages in parts being put together */
+    uint8_t *buf;        /* RX_SLOTS receive buffers, each one byte larger than any datagram */
+    uint8_t *plain;      /* where a datagram opens when more than one key may be tried */
     struct net_dgram slots[RX_SLOTS];
     struct rx_item *items; /* RX_ITEMS_MAX: this turn's messages */
     int nitems;
@@ -66,6 +68,15 @@ struct rx {
     int64_t recover_after;
     struct log_limiter lim_drop; /* "warnings about dropped datagrams" */
 };
+
+/*
+ * After the turn's transaction: a part ACK to each peer whose message in parts
+ * took new parts this turn, and incomplete messages past their age evicted.
+ */
+void rx_part_acks(struct rx *rx, int64_t now);
+
+/* New limits for messages in parts (a reload changed SECUREDGRAM_MAX_MESSAGE or the memory). */
+void rx_set_part_limits(struct rx *rx);
 
 /*
  * Allocates rx's own buffers and tables (replay cache of replay_max nonces,

@@ -45,8 +45,9 @@ int sendq_init(struct sendq *q, int main_fd, const struct envelope_key *key, int
     q->batch = calloc((size_t)cap, sizeof *q->batch);
     q->batch_index = calloc((size_t)cap, sizeof *q->batch_index);
     q->arena = malloc(arena_bytes);
+    q->body = malloc(ENVELOPE_V2_MAX_BODY);
     return q->out != NULL && q->msg != NULL && q->batch != NULL && q->batch_index != NULL &&
-                   q->arena != NULL
+                   q->arena != NULL && q->body != NULL
                ? 0
                : -1;
 }
@@ -61,6 +62,7 @@ void sendq_fini(struct sendq *q)
     free(q->batch);
     free(q->batch_index);
     free(q->arena);
+    free(q->body);
     memset(q, 0, sizeof *q);
     for (int s = 0; s < SENDQ_SOCKS; s++)
         q->socks[s].fd = -1;
@@ -93,18 +95,19 @@ size_t sendq_room(const struct sendq *q)
     return q->arena_cap - q->used;
 }
 
-struct sendq_msg *sendq_seal(struct sendq *q, int sock, const struct net_addr *to, const char *json,
-                             size_t len, const struct sendq_as *as)
+/* Seals body as the next datagram: version 2 of type `type` if `as` names a v2 key, else v1. */
+static struct sendq_msg *seal(struct sendq *q, int sock, const struct net_addr *to, uint8_t type,
+                              const void *body, size_t len, const struct sendq_as *as)
 {
     const struct envelope_key *key = as != NULL ? as->key : q->key;
     int v2 = as != NULL && as->v2_id != NULL;
     if (q->n >= q->cap || sendq_room(q) < len + (v2 ? ENVELOPE_V2_OVERHEAD : ENVELOPE_OVERHEAD) ||
-        key == NULL)
+        key == NULL || (!v2 && type != ENVELOPE_V2_TYPE_MESSAGE))
         return NULL;
     uint8_t *buf = q->arena + q->used;
-    size_t n = v2 ? envelope_v2_seal(key, as->v2_id, ENVELOPE_V2_TYPE_MESSAGE, sysio_real_ns(),
-                                     json, len, buf, sendq_room(q))
-                  : envelope_seal_marked(key, sysio_real_ns(), json, len, buf, sendq_room(q));
+    size_t n =
+        v2 ? envelope_v2_seal(key, as->v2_id, type, sysio_real_ns(), body, len, buf, sendq_room(q))
+           : envelope_seal_marked(key, sysio_real_ns(), body, len, buf, sendq_room(q));
     if (n == 0)
         return NULL;
     q->used += n;
@@ -118,6 +121,38 @@ struct sendq_msg *sendq_seal(struct sendq *q, int sock, const struct net_addr *t
     m->sock = (uint8_t)sock;
     m->peer_slot = as != NULL ? as->peer_slot : -1;
     m->peer_gen = as != NULL ? as->peer_gen : 0;
+    m->v2 = (uint8_t)v2;
+    return m;
+}
+
+struct sendq_msg *sendq_seal(struct sendq *q, int sock, const struct net_addr *to, const char *json,
+                             size_t len, const struct sendq_as *as)
+{
+    return seal(q, sock, to, ENVELOPE_V2_TYPE_MESSAGE, json, len, as);
+}
+
+struct sendq_msg *sendq_part(struct sendq *q, int sock, const struct net_addr *to,
+                             const struct part_header *h, const void *data, size_t len,
+                             const struct sendq_as *as)
+{
+    size_t n = part_write(h, data, len, q->body, ENVELOPE_V2_MAX_BODY);
+    if (n == 0 || as == NULL || as->v2_id == NULL)
+        return NULL;
+    return seal(q, sock, to, ENVELOPE_V2_TYPE_PART, q->body, n, as);
+}
+
+struct sendq_msg *sendq_part_ack(struct sendq *q, int sock, const struct net_addr *to,
+                                 const uint8_t id[PART_ID_BYTES], uint32_t length,
+                                 const struct part_range *r, int n, const struct sendq_as *as)
+{
+    size_t len = part_ack_write(id, length, r, n, q->body, ENVELOPE_V2_MAX_BODY);
+    struct sendq_msg *m = len == 0 || as == NULL || as->v2_id == NULL
+                              ? NULL
+                              : seal(q, sock, to, ENVELOPE_V2_TYPE_PART_ACK, q->body, len, as);
+    if (m != NULL) {
+        m->kind = SENDQ_PART_ACK;
+        part_id_to_hex(id, m->id);
+    }
     return m;
 }
 

@@ -20,6 +20,7 @@
 #include "wire/envelope.h"
 #include "wire/envelope_v2.h"
 #include "wire/message.h"
+#include "wire/parts.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -29,9 +30,11 @@ struct retx_entry; /* daemon/retx.h */
 enum sendq_sock { SENDQ_MAIN, SENDQ_ALT4, SENDQ_ALT6, SENDQ_SOCKS };
 
 enum sendq_kind {
-    SENDQ_ACK, /* an ACK of an inbound message (daemon/rx.c) */
-    SENDQ_NEW, /* a claimed outbound row, sent the first time (daemon/tx.c) */
-    SENDQ_RETX /* a retransmission of a row in flight (daemon/tx.c) */
+    SENDQ_ACK,     /* an ACK of an inbound message (daemon/rx.c) */
+    SENDQ_NEW,     /* a claimed outbound row, sent the first time (daemon/tx.c) */
+    SENDQ_RETX,    /* a retransmission of a row in flight (daemon/tx.c) */
+    SENDQ_PART,    /* a part of a message in flight, sent or sent again (daemon/tx.c) */
+    SENDQ_PART_ACK /* which parts of an inbound message arrived (daemon/rx.c) */
 };
 
 /* How a datagram is sealed: version 1 under key, or version 2 under key whose id is v2_id. */
@@ -53,6 +56,8 @@ struct sendq_msg {
     struct retx_entry *ent; /* SENDQ_RETX */
     int peer_slot;          /* as sealed (struct sendq_as) */
     uint32_t peer_gen;
+    uint8_t v2;       /* sealed in version 2 */
+    int64_t sequence; /* SENDQ_NEW: its number to its peer (0: none) */
 };
 
 struct sendq {
@@ -69,6 +74,7 @@ struct sendq {
     int *batch_index;
     uint8_t *arena;
     size_t arena_cap, used;
+    uint8_t *body; /* ENVELOPE_V2_MAX_BODY: where a part's body is laid out before sealing */
     struct log_limiter lim_send; /* "send warnings" */
 };
 
@@ -105,6 +111,20 @@ size_t sendq_room(const struct sendq *q);
  */
 struct sendq_msg *sendq_seal(struct sendq *q, int sock, const struct net_addr *to, const char *json,
                              size_t len, const struct sendq_as *as);
+
+/*
+ * Seals a part (version 2 type 0x02: the header h and its data) as `as` says,
+ * which must name a version 2 key. As sendq_seal otherwise: the entry, or
+ * NULL if full, there is no version 2 key or the part breaks a rule.
+ */
+struct sendq_msg *sendq_part(struct sendq *q, int sock, const struct net_addr *to,
+                             const struct part_header *h, const void *data, size_t len,
+                             const struct sendq_as *as);
+
+/* Seals a part ACK (type 0x03) of n ranges; its entry, kind SENDQ_PART_ACK, or NULL. */
+struct sendq_msg *sendq_part_ack(struct sendq *q, int sock, const struct net_addr *to,
+                                 const uint8_t id[PART_ID_BYTES], uint32_t length,
+                                 const struct part_range *r, int n, const struct sendq_as *as);
 
 /*
  * Seals the ACK of message id (attempts: sendings of it that failed before)

@@ -11,6 +11,7 @@
 
 #include "daemon/flow.h"
 #include "daemon/sysio.h"
+#include "daemon/txparts.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -34,15 +35,17 @@ static int sent_new(struct tx *t, const struct sendq_msg *m, int err, const char
         return 1;
     }
     int64_t retries = m->retries + (err != 0);
-    struct retx_entry *ent =
-        retx_add(t->inflight, m->rowid, m->id, &m->dst, retries,
-                 now + (err != 0 ? EAGAIN_RETRY_MS : (int64_t)t->cfg->retry_interval * 1000));
+    struct retx_entry *ent = retx_add(t->inflight, m->rowid, m->id, &m->dst, retries, now);
     if (ent == NULL) {
         tx_release(t, &m->dst, 0); /* cannot happen: room was checked */
     } else {
-        ent->first_ms = now;
+        ent->first_ms = ent->sent_ms = now;
+        ent->resent = err != 0;
         ent->peer_slot = m->peer_slot;
         ent->peer_gen = m->peer_gen;
+        ent->v2 = m->v2;
+        ent->sequence = m->sequence;
+        retx_reschedule(t->inflight, ent, now + (err != 0 ? EAGAIN_RETRY_MS : txp_timeout(t, ent)));
     }
     /* The claim made the row 'sent' already; only a transient error has something to add. */
     if (err != 0)
@@ -60,6 +63,8 @@ static int sent_new(struct tx *t, const struct sendq_msg *m, int err, const char
 static int sent_retx(struct tx *t, const struct sendq_msg *m, int err, const char *why,
                      const char *host, unsigned port, int64_t now)
 {
+    m->ent->resent = 1;
+    m->ent->sent_ms = now;
     if (err == 0) {
         t->c->retransmits++;
         m->ent->retries = m->retries;
@@ -87,6 +92,11 @@ void sent_result(struct tx *t, const struct sendq_msg *m, const struct net_dgram
         net_addr_format(m->kind == SENDQ_RETX ? &m->ent->dst : &d->addr, host, &port);
     if (err != 0)
         snprintf(why, sizeof why, "send failed: %s", strerror(err));
+    if (m->kind == SENDQ_PART) {
+        /* a part that did not leave is overdue in time, like a lost one */
+        t->c->parts_sent += err == 0;
+        return;
+    }
     int failed = m->kind == SENDQ_NEW ? sent_new(t, m, err, why, host, port, now)
                                       : sent_retx(t, m, err, why, host, port, now);
     if (failed) {

@@ -19,6 +19,8 @@
 #include "daemon/peertab.h"
 #include "daemon/route.h"
 #include "daemon/sysio.h"
+#include "daemon/txparts.h"
+#include "daemon/xfer.h"
 #include "util/log.h"
 #include "wire/envelope.h"
 #include "wire/message.h"
@@ -27,29 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOAD_BATCH 512 /* rows left 'sent' loaded per turn */
 /* Look for 'sent' rows written by other programs every retry interval, 2 to 10 s apart. */
 #define SWEEP_MIN_MS 2000
 #define SWEEP_MAX_MS 10000
-
-enum due_action { DUE_RESEND, DUE_DROP };
-
-struct tx_load {
-    struct tx *t;
-    int64_t now;
-    struct {
-        int64_t rowid, retries;
-    } bad[LOAD_BATCH]; /* rows whose id or address cannot be used */
-    int nbad;
-};
-
-/* One claim (or one row's retransmission, or a load's failures) in progress. */
-struct claim_ctx {
-    struct tx *t;
-    int skipped;  /* rows left for lack of room this turn */
-    int progress; /* rows claimed or failed */
-    int abort;
-};
 
 int tx_init(struct tx *t)
 {
@@ -60,12 +42,15 @@ int tx_init(struct tx *t)
      * of a load, or one row to retransmit with its payload */
     int rows = store_rows_init(&t->rows, TX_CLAIM_BATCH,
                                TX_CLAIM_BATCH * STORE_ROW_TEXT + 4 * (ENVELOPE_MAX_JSON + 1));
-    t->load = calloc(1, sizeof *t->load);
+    t->load = tx_load_new();
     return dests == 0 && t->inflight != NULL && rows == 0 && t->load != NULL ? 0 : -1;
 }
 
 void tx_fini(struct tx *t)
 {
+    while (t->nbulk > 0)
+        txp_forget(t, t->bulk[t->nbulk - 1], 0);
+    store_rows_free(&t->big);
     dests_fini(&t->dests);
     retx_free(t->inflight);
     store_rows_free(&t->rows);
@@ -92,7 +77,7 @@ int tx_recover(struct tx *t, char *err, size_t errlen)
     return 0;
 }
 
-static int64_t interval_ms(const struct tx *t)
+int64_t interval_ms(const struct tx *t)
 {
     return (int64_t)t->cfg->retry_interval * 1000;
 }
@@ -167,9 +152,8 @@ static int expire_blocked(struct tx *t)
 
 /* ---- claiming ---- */
 
-/* Marks a row send_failed (journal_fail_row); the claim goes on, or aborts. */
-static void fail_row(struct claim_ctx *cx, const struct store_outbound_row *row, int64_t retries,
-                     const char *why)
+void fail_row(struct claim_ctx *cx, const struct store_outbound_row *row, int64_t retries,
+              const char *why)
 {
     int r = journal_fail_row(cx->t->j, row, retries, why);
     if (r > 0)
@@ -180,18 +164,32 @@ static void fail_row(struct claim_ctx *cx, const struct store_outbound_row *row,
 
 /*
  * The row's payload, as store_outbound_payloads left it: read only if it can
- * fit one datagram, so a row that never can fails from its size alone.
- * 1 readable, 0 the row failed.
+ * fit one datagram, or (a version 2 peer's) SECUREDGRAM_MAX_MESSAGE, so a row
+ * that never can fails from its size alone. 1 readable, 0 the row failed (or
+ * waits).
  */
-static int check_read(struct claim_ctx *cx, const struct store_outbound_row *row)
+static int check_read(struct claim_ctx *cx, struct store_outbound_row *row, const struct peer *p)
 {
-    char err[160];
+    char err[200];
     if (row->payload != NULL)
         return 1;
+    /* a version 2 peer takes it in parts: read it into the buffer for one large row */
+    if (p != NULL && p->wire == 2 && row->payload_len != STORE_PAYLOAD_UNREADABLE &&
+        row->payload_len <= cx->t->cfg->max_message) {
+        if (txp_read_big(cx->t, row) == 0)
+            return 1;
+        cx->skipped = 1; /* not now: next turn */
+        return 0;
+    }
     if (row->payload_len == STORE_PAYLOAD_UNREADABLE)
         snprintf(err, sizeof err, "payload is not text");
+    else if (p != NULL && p->wire == 2)
+        snprintf(err, sizeof err, "payload is %zu bytes; SECUREDGRAM_MAX_MESSAGE is %u",
+                 row->payload_len, cx->t->cfg->max_message);
     else
-        snprintf(err, sizeof err, "payload is %zu bytes; one datagram carries at most %d",
+        snprintf(err, sizeof err,
+                 "payload is %zu bytes; one datagram carries at most %d (version 1; a version 2 "
+                 "peer takes larger messages in parts)",
                  row->payload_len, ENVELOPE_MAX_JSON);
     fail_row(cx, row, row->retry_count, err);
     return 0;
@@ -232,16 +230,19 @@ static int claim_payload(struct claim_ctx *cx, struct store_outbound_row *row, c
                          struct message_out *m)
 {
     char err[256];
-    int ok = check_read(cx, row);
+    int ok = check_read(cx, row, p);
     if (ok > 0 && journal_poisoned(cx->t->j, row->rowid) == JOURNAL_REFUSED_UPDATE) {
         fail_row(cx, row, row->retry_count, "the database refused to mark it sent");
         ok = 0;
     }
     if (ok > 0 &&
-        message_prepare(row->payload, row->payload_len, row->message_id, m, err, sizeof err) != 0) {
+        message_prepare_max(row->payload, row->payload_len, row->message_id,
+                            p != NULL && p->wire == 2 ? cx->t->cfg->max_message : ENVELOPE_MAX_JSON,
+                            m, err, sizeof err) != 0) {
         fail_row(cx, row, row->retry_count, err);
         ok = 0;
-    } else if (ok > 0 && route_too_large(p, m->payload_len, err, sizeof err) != NULL) {
+    } else if (ok > 0 && route_too_large(p, m->payload_len, cx->t->cfg->max_message, err,
+                                         sizeof err) != NULL) {
         fail_row(cx, row, row->retry_count, err);
         message_out_clear(m);
         ok = 0;
@@ -249,20 +250,22 @@ static int claim_payload(struct claim_ctx *cx, struct store_outbound_row *row, c
     return ok; /* message_prepare made its own copy */
 }
 
-/* Claims the prepared row (pending -> sent) and seals it; its queue entry, or NULL. */
-static struct sendq_msg *claim_mark(struct claim_ctx *cx, const struct store_outbound_row *row,
-                                    const struct message_out *m, int sock,
-                                    const struct net_addr *to, const struct sendq_as *as)
+/*
+ * Claims the prepared row (pending -> sent), giving it its sequence number if
+ * seq is not 0. 1 claimed; 0 not (the row failed, or the turn aborts).
+ */
+static int claim_mark(struct claim_ctx *cx, const struct store_outbound_row *row,
+                      const struct message_out *m, int64_t seq)
 {
     struct tx *t = cx->t;
     char err[256];
     enum store_rc rc =
         store_outbound_take(t->st, row->rowid, m->id, m->payload_changed ? m->payload : NULL,
-                            m->payload_len, sysio_real_ms());
+                            m->payload_len, seq, sysio_real_ms());
     if (rc == STORE_DUP && !store_tx_aborted(t->st)) {
         snprintf(err, sizeof err, "message_id %s is already used by another outbound row", m->id);
         fail_row(cx, row, row->retry_count, err);
-        return NULL;
+        return 0;
     }
     int r = journal_result(t->j, rc, "claim a pending row");
     if (r == 0) {
@@ -271,14 +274,52 @@ static struct sendq_msg *claim_mark(struct claim_ctx *cx, const struct store_out
         if (!t->j->redo)
             fail_row(cx, row, row->retry_count, err);
     }
-    struct sendq_msg *om =
-        r > 0 ? sendq_seal(t->q, sock, to, m->payload, m->payload_len, as) : NULL;
-    if (r < 0 || t->j->redo || (r > 0 && om == NULL))
-        cx->abort = 1; /* no room after all: roll back, try next turn */
-    return om;
+    if (r < 0 || t->j->redo)
+        cx->abort = 1;
+    return r > 0 && !cx->abort;
 }
 
-/* Validates one pending row, claims it (pending -> sent) and seals it. */
+/*
+ * Claims the prepared row and sends it: sealed now as one datagram (its queue
+ * entry SENDQ_NEW), or, in parts, in flight from now with its parts to
+ * follow (tx_pump). 1 claimed, 0 not.
+ */
+static int claim_send(struct claim_ctx *cx, const struct store_outbound_row *row,
+                      const struct message_out *m, struct peer *p, const struct net_addr *dst,
+                      int sock, const struct net_addr *to)
+{
+    struct tx *t = cx->t;
+    struct sendq_as as;
+    route_seal_as(t->peers, p, t->q->key, &as);
+    int parts = txp_needs_parts(t, &as, m->payload_len);
+    if (parts && !txp_has_room(t, m->payload_len, dst))
+        return 0; /* pending until a message in parts leaves flight (tx_acked claims again) */
+    int fresh = p != NULL && p->wire == 2 && row->sequence <= 0;
+    int64_t seq = p != NULL && p->wire == 2 ? txp_sequence(t, p, row->sequence) : 0;
+    if (!claim_mark(cx, row, m, fresh ? seq : 0)) {
+        if (fresh)
+            p->seq_last--; /* not given after all */
+        return 0;
+    }
+    if (parts) {
+        if (txp_claim(t, row, m, p, dst, seq) != 0)
+            cx->abort = 1; /* out of memory: roll back, try next turn */
+        return !cx->abort;
+    }
+    struct sendq_msg *om = txp_seal_whole(t, sock, to, m, seq, &as);
+    if (om == NULL) {
+        cx->abort = 1; /* no room after all: roll back, try next turn */
+        return 0;
+    }
+    om->kind = SENDQ_NEW;
+    om->rowid = row->rowid;
+    om->retries = row->retry_count;
+    om->dst = *dst;
+    memcpy(om->id, m->id, sizeof om->id);
+    return 1;
+}
+
+/* Validates one pending row, claims it (pending -> sent) and sends it. */
 static void claim_row(struct claim_ctx *cx, struct store_outbound_row *row)
 {
     struct tx *t = cx->t;
@@ -294,19 +335,10 @@ static void claim_row(struct claim_ctx *cx, struct store_outbound_row *row)
         tx_release(t, &dst, 0);
         return;
     }
-    struct sendq_as as;
-    route_seal_as(t->peers, p, t->q->key, &as);
-    struct sendq_msg *om = claim_mark(cx, row, &m, sock, &to, &as);
-    if (om != NULL) {
+    if (claim_send(cx, row, &m, p, &dst, sock, &to))
         cx->progress++;
-        om->kind = SENDQ_NEW;
-        om->rowid = row->rowid;
-        om->retries = row->retry_count;
-        om->dst = dst;
-        memcpy(om->id, m.id, sizeof om->id);
-    } else {
+    else
         tx_release(t, &dst, 0);
-    }
     message_out_clear(&m);
 }
 
@@ -345,200 +377,6 @@ static int claim(struct tx *t)
     return 0;
 }
 
-/* ---- retransmitting ---- */
-
-/* Why a due row is given up on instead of resent (NULL: resend it); may route it (*sock, *to). */
-static const char *resend_refusal(struct tx *t, const struct retx_entry *ent,
-                                  const struct store_outbound_row *row, int *sock,
-                                  struct net_addr *to, struct message_out *m, char *err,
-                                  size_t errlen)
-{
-    if (t->cfg->give_up_after > 0 &&
-        t->now - ent->first_ms >= (int64_t)t->cfg->give_up_after * 1000) {
-        snprintf(err, errlen, "no ACK within SECUREDGRAM_GIVE_UP_AFTER (%u s, %lld retries)",
-                 t->cfg->give_up_after, (long long)ent->retries);
-        return err;
-    }
-    if (t->cfg->give_up_after == 0 && ent->retries >= (int64_t)t->cfg->max_retries)
-        return "max retries exceeded (no ACK)";
-    if (journal_poisoned(t->j, row->rowid) != 0)
-        return "the database refused to record its retransmission";
-    struct peer *p =
-        ent->peer_slot >= 0 ? peertab_get(t->peers, ent->peer_slot, ent->peer_gen) : NULL;
-    if (ent->peer_slot >= 0 && p == NULL)
-        return "its peer was removed from the peers file";
-    if (p == NULL && t->q->key == NULL)
-        return "SECUREDGRAM_SECRET is no longer set: no key to send it with";
-    /* a peer's row follows its endpoint, wherever it roamed */
-    *sock =
-        sendq_route(t->q, p != NULL && p->has_endpoint ? &p->endpoint : &ent->dst, to, err, errlen);
-    if (*sock >= 0 && row->payload == NULL) /* too large: the store did not read it */
-        snprintf(err, errlen, "payload is %zu bytes; one datagram carries at most %d",
-                 row->payload_len, ENVELOPE_MAX_JSON);
-    if (*sock < 0 || row->payload == NULL ||
-        message_prepare(row->payload, row->payload_len, row->message_id, m, err, errlen) != 0)
-        return err;
-    if (route_too_large(p, m->payload_len, err, errlen) != NULL) {
-        message_out_clear(m);
-        return err;
-    }
-    return NULL;
-}
-
-/* Resends (or gives up on) one due row; sets the entry's fate in due_action[idx]. */
-static void resend_row(struct tx *t, int idx, const struct store_outbound_row *row, int *abort)
-{
-    struct retx_entry *ent = t->due[idx];
-    struct claim_ctx cx = {.t = t};
-    char err[256];
-    struct net_addr to;
-    struct message_out m;
-    int sock = -1;
-    const char *why = resend_refusal(t, ent, row, &sock, &to, &m, err, sizeof err);
-    if (why != NULL) {
-        fail_row(&cx, row, ent->retries, why);
-        *abort = cx.abort;
-        return;
-    }
-    t->due_action[idx] = DUE_RESEND;
-    struct store_sent sent = {row->rowid, ent->retries + 1, NULL};
-    int r = journal_result(t->j, store_outbound_sent(t->st, &sent, 1, sysio_real_ms(), NULL),
-                           "record a retransmission");
-    struct sendq_as as; /* resend_refusal checked that its peer, if it had one, is still there */
-    route_seal_as(t->peers,
-                  ent->peer_slot >= 0 ? peertab_get(t->peers, ent->peer_slot, ent->peer_gen) : NULL,
-                  t->q->key, &as);
-    struct sendq_msg *om =
-        r > 0 ? sendq_seal(t->q, sock, &to, m.payload, m.payload_len, &as) : NULL;
-    message_out_clear(&m);
-    if (r == 0) {
-        journal_poison(t->j, row->rowid, JOURNAL_REFUSED_UPDATE);
-        t->due_action[idx] = DUE_DROP;
-        if (!t->j->redo) {
-            fail_row(&cx, row, ent->retries, "the database refused to record its retransmission");
-            *abort = cx.abort;
-        }
-    }
-    if (r < 0 || t->j->redo)
-        *abort = 1;
-    if (om != NULL) {
-        om->kind = SENDQ_RETX;
-        om->rowid = row->rowid;
-        om->retries = ent->retries + 1;
-        om->ent = ent;
-        memcpy(om->id, ent->id, sizeof om->id);
-    }
-}
-
-/* Reads due entry idx's row and resends it. 0, or -1 to abort the turn. */
-static int resend_due(struct tx *t, int idx)
-{
-    int abort = 0;
-    int n =
-        store_outbound_get_sent(t->st, t->due[idx]->rowid, ENVELOPE_MAX_JSON, &t->rows) == STORE_OK
-            ? t->rows.n
-            : -1;
-    if (n > 0)
-        resend_row(t, idx, &t->rows.out[0], &abort);
-    if (n < 0)
-        return journal_result(t->j, STORE_BUSY, "read a row to retransmit");
-    return abort ? -1 : 0;
-}
-
-/* Takes the due entries out of the timer order (rescheduled a full interval on) and resends them.
- */
-static int retransmit_due(struct tx *t, int64_t now)
-{
-    struct retx_entry *ent;
-    int64_t interval = interval_ms(t);
-    t->ndue = 0;
-    while (t->ndue < TX_CLAIM_BATCH && (ent = retx_due(t->inflight, now)) != NULL) {
-        if (sendq_room(t->q) < ENVELOPE_MAX_DATAGRAM + t->ack_bytes ||
-            t->q->n >= t->q->cap - t->ack_slots)
-            break;
-        retx_reschedule(t->inflight, ent, now + interval);
-        flow_lost(t->dests.flows, &ent->dst, now, interval);
-        int idx = t->ndue++;
-        t->due[idx] = ent;
-        t->due_action[idx] = DUE_DROP; /* unless the row is found and resent */
-        if (journal_poisoned(t->j, ent->rowid) == JOURNAL_REFUSED_FAIL)
-            continue; /* the database takes no change to it: forget it */
-        if (resend_due(t, idx) != 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* ---- rows left 'sent' ---- */
-
-static void on_loaded_sent(struct tx_load *lx, const struct store_outbound_row *row)
-{
-    struct tx *t = lx->t;
-    struct net_addr dst;
-    t->load_after = row->rowid;
-    int64_t wait = interval_ms(t) - row->age_ms;
-    if (wait < 0)
-        wait = 0;
-    struct peer *p = NULL;
-    char err[256];
-    if (row->message_id == NULL || !message_id_valid(row->message_id) ||
-        route_row(t->peers, t->q->key, row, &dst, &p, err, sizeof err) != NULL) {
-        if (lx->nbad < LOAD_BATCH) {
-            lx->bad[lx->nbad].rowid = row->rowid;
-            lx->bad[lx->nbad++].retries = row->retry_count;
-        }
-        return;
-    }
-    struct retx_entry *ent =
-        retx_add(t->inflight, row->rowid, row->message_id, &dst, row->retry_count, lx->now + wait);
-    if (ent == NULL)
-        return;
-    ent->first_ms = lx->now - row->age_ms;
-    (void)flow_admit(t->dests.flows, &dst, 1);
-    if (p != NULL) {
-        ent->peer_slot = peertab_slot(t->peers, p);
-        ent->peer_gen = p->gen;
-    }
-}
-
-/*
- * Rows in 'sent' that are not in flight join the in-flight table as room
- * allows: at start (crash recovery), and every sweep for rows another
- * program wrote as 'sent'. A row whose id or address cannot be used fails.
- */
-static int load_sent(struct tx *t, int64_t now)
-{
-    size_t room = retx_room(t->inflight);
-    int limit = room < LOAD_BATCH ? (int)room : LOAD_BATCH;
-    if (limit == 0)
-        return 0;
-    struct tx_load *lx = t->load;
-    lx->nbad = 0;
-    lx->t = t;
-    lx->now = now;
-    int n =
-        store_outbound_load_sent(t->st, t->load_after, limit, sysio_real_ms(), &t->rows) == STORE_OK
-            ? t->rows.n
-            : -1;
-    int past = 0; /* a row beyond the sweep's end: the sweep is done */
-    for (int i = 0; i < n && !(past = t->rows.out[i].rowid > t->load_until); i++)
-        on_loaded_sent(lx, &t->rows.out[i]);
-    struct claim_ctx cx = {.t = t};
-    for (int i = 0; i < lx->nbad && n >= 0 && !cx.abort; i++) {
-        struct store_outbound_row r = {
-            .rowid = lx->bad[i].rowid, .dst_addr = "?", .dst_port_text = "?"};
-        fail_row(&cx, &r, lx->bad[i].retries,
-                 "a 'sent' row without a usable message_id, dst_addr or dst_port");
-    }
-    if (n < 0)
-        return journal_result(t->j, STORE_BUSY, "read rows left sent");
-    if (cx.abort)
-        return -1;
-    if (n < limit || past)
-        t->loading_sent = 0;
-    return 0;
-}
-
 /* ---- the turn ---- */
 
 int tx_write(struct tx *t, int64_t now)
@@ -551,7 +389,7 @@ int tx_write(struct tx *t, int64_t now)
         return -1;
     if (t->dests.nblocked > 0 && expire_blocked(t) != 0)
         return -1;
-    return 0;
+    return txp_save_sequences(t);
 }
 
 void tx_committed(struct tx *t)
@@ -559,10 +397,12 @@ void tx_committed(struct tx *t)
     t->c->send_failed += t->j->failed;
     for (int i = 0; i < t->ndue; i++)
         if (t->due_action[i] == DUE_DROP) {
+            txp_forget(t, t->due[i], 0);
             tx_release(t, &t->due[i]->dst, 0);
             retx_remove(t->inflight, t->due[i]);
         }
     t->ndue = 0;
+    txp_committed(t);
 }
 
 void tx_undo(struct tx *t, int64_t retry_at)
@@ -573,6 +413,7 @@ void tx_undo(struct tx *t, int64_t retry_at)
     for (int i = 0; i < t->q->n; i++)
         if (t->q->msg[i].kind == SENDQ_NEW)
             tx_release(t, &t->q->msg[i].dst, 0); /* rolled back: still pending */
+    txp_undo(t);
     t->want_claim = 1;
 }
 
@@ -583,6 +424,8 @@ struct retx_entry *tx_awaiting(struct tx *t, const char *id)
 
 void tx_acked(struct tx *t, struct retx_entry *ent)
 {
+    txp_acked(t, ent, sysio_mono_ms());
+    txp_forget(t, ent, 1);
     tx_release(t, &ent->dst, 1);
     retx_remove(t->inflight, ent);
     t->want_claim = 1; /* room in flight again */

@@ -22,16 +22,21 @@
 #include "daemon/retx.h"
 #include "daemon/sendq.h"
 #include "store/store.h"
+#include "wire/judge.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 #define TX_INFLIGHT_MAX 8192 /* messages sent and waiting for their ACK */
 #define TX_CLAIM_BATCH 512   /* pending rows claimed (and due rows resent) per turn */
+#define TX_BULK_MAX 64       /* messages in flight in parts at once (daemon/txparts.h) */
+#define TX_BULK_BYTES ((size_t)64 << 20)     /* and their bytes at most */
+#define TX_BULK_DEST_BYTES ((size_t)8 << 20) /* to one destination (more if one is larger) */
 
 struct tx_load; /* the state of one load of rows left 'sent' */
 
 struct peertab; /* daemon/peertab.h */
+struct peer;
 
 struct tx {
     /* borrowed: set by the caller before tx_init */
@@ -56,6 +61,16 @@ struct tx {
     int loading_sent; /* rows left 'sent' may be waiting: load them this turn */
     int64_t load_after, load_until, next_sweep; /* a sweep reads ids in (load_after, load_until] */
     int64_t now;                                /* this turn's CLOCK_MONOTONIC ms (tx_turn_start) */
+    /* messages in parts (daemon/txparts.c) */
+    struct store_rows big; /* one row with a payload of up to big_max bytes */
+    size_t big_max;
+    struct retx_entry *bulk[TX_BULK_MAX]; /* in flight in parts */
+    int nbulk, bulk_next;
+    size_t bulk_bytes;
+    struct retx_entry *bulk_new[TX_BULK_MAX]; /* of them, claimed this turn (a rollback forgets) */
+    int nbulk_new;
+    int seq_dirty[TX_CLAIM_BATCH]; /* slots of the peers given sequence numbers this turn */
+    int nseq_dirty;
 };
 
 /*
@@ -135,6 +150,27 @@ struct retx_entry *tx_awaiting(struct tx *t, const char *id);
 
 /* The ACK of ent (from tx_awaiting) was journaled: it leaves flight, its window grows. */
 void tx_acked(struct tx *t, struct retx_entry *ent);
+
+/*
+ * After the turn's transaction (every turn): seals the parts of messages in
+ * parts that their destinations' windows let go now, round the messages in
+ * turn, until the send queue is full.
+ */
+void tx_pump(struct tx *t, int64_t now);
+
+/*
+ * A part ACK (judge's JUDGE_PART_ACK, j) from peer p at now: the parts it
+ * holds leave flight, those it shows missing are sent again, and the round
+ * trip is sampled. Returns 0, or -1 if it matches no message in parts to p
+ * of that length (counted by the caller as unmatched).
+ */
+int tx_part_ack(struct tx *t, const struct peer *p, const struct judgement *j, int64_t now);
+
+/*
+ * Each peer's last sequence number, from the store (at start and after a
+ * reload), so that no number is given twice. 0, or -1 with one line in err.
+ */
+int tx_sequences_load(struct tx *t, char *err, size_t errlen);
 
 /* At shutdown: the last transaction only records what is owed (no claims, no loads). */
 void tx_quiesce(struct tx *t);

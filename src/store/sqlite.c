@@ -42,30 +42,34 @@ static const char *const sql[Q_COUNT] = {
      * name, never by its dst_addr and dst_port.
      */
     [Q_PENDING] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-        "dst_port") ", peer FROM outbound_messages o WHERE state = 'pending' "
+        "dst_port") ", peer, sequence FROM outbound_messages o WHERE state = 'pending' "
                     "AND NOT EXISTS (SELECT 1 FROM temp.sg_skip k WHERE k.id = o.id) "
                     "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked b "
                     "WHERE b.addr = o.dst_addr AND b.port = o.dst_port AND o.peer IS NULL) "
                     "ORDER BY id LIMIT ?1",
     /* The same, when peers are left out too: one more look-up per row. */
     [Q_PENDING_PEERS] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-        "dst_port") ", peer FROM outbound_messages o WHERE state = 'pending' "
+        "dst_port") ", peer, sequence FROM outbound_messages o WHERE state = 'pending' "
                     "AND NOT EXISTS (SELECT 1 FROM temp.sg_skip k WHERE k.id = o.id) "
                     "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked b "
                     "WHERE b.addr = o.dst_addr AND b.port = o.dst_port AND o.peer IS NULL) "
                     "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked_peer bp "
                     "WHERE bp.name = o.peer) ORDER BY id LIMIT ?1",
     [Q_PENDING_ALL] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-        "dst_port") ", peer FROM outbound_messages WHERE state = 'pending' ORDER BY id LIMIT ?1",
+        "dst_port") ", peer, sequence FROM outbound_messages WHERE state = 'pending' "
+                    "ORDER BY id LIMIT ?1",
     [Q_LOAD_SENT] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-        "dst_port") ", peer, CAST((julianday(?3) - julianday(sent_at)) * 86400000 AS INTEGER) "
+        "dst_port") ", peer, sequence, "
+                    "CAST((julianday(?3) - julianday(sent_at)) * 86400000 AS INTEGER) "
                     "FROM outbound_messages WHERE state = 'sent' AND id > ?1 "
                     "ORDER BY id LIMIT ?2",
     [Q_GET_SENT] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-        "dst_port") ", peer, 0, payload FROM outbound_messages WHERE id = ?1 AND state = 'sent'",
+        "dst_port") ", peer, sequence, 0, payload FROM outbound_messages "
+                    "WHERE id = ?1 AND state = 'sent'",
+    /* ?5: the row's sequence number, NULL to leave it as it is (one statement per row still). */
     [Q_TAKE] = "UPDATE OR FAIL outbound_messages SET state = 'sent', message_id = ?2, "
-               "payload = COALESCE(?3, payload), sent_at = ?4, updated_at = ?4 "
-               "WHERE id = ?1 AND state = 'pending'",
+               "payload = COALESCE(?3, payload), sent_at = ?4, updated_at = ?4, "
+               "sequence = COALESCE(?5, sequence) WHERE id = ?1 AND state = 'pending'",
     [Q_SENT] = "UPDATE OR FAIL outbound_messages SET state = 'sent', retry_count = ?2, "
                "sent_at = ?4, last_error = COALESCE(?3, last_error), updated_at = ?4 "
                "WHERE id = ?1 AND state IN ('sending', 'sent')",
@@ -103,7 +107,7 @@ static const char *const sql[Q_COUNT] = {
                 "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked_peer bp WHERE bp.name = o.peer) "
                 "ORDER BY id LIMIT ?1) "
                 "RETURNING id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-                    "dst_port") ", peer",
+                    "dst_port") ", peer, sequence",
     [Q_IDENTIFY] = "UPDATE OR FAIL outbound_messages SET message_id = ?2, "
                    "payload = COALESCE(?3, payload), updated_at = ?4 "
                    "WHERE id = ?1 AND state = 'sending'",
@@ -134,12 +138,12 @@ static const char *const sql[Q_COUNT] = {
      * reflection of our own datagram and is not stored.
      */
     [Q_IN_INSERT] = "INSERT OR FAIL INTO inbound_messages (message_id, src_addr, src_port, "
-                    "payload, crypto_timestamp, received_at, updated_at, peer) "
-                    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM "
+                    "payload, crypto_timestamp, received_at, updated_at, peer, sequence) "
+                    "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8 WHERE NOT EXISTS (SELECT 1 FROM "
                     "outbound_messages WHERE message_id = ?1 AND state IN ('sending', 'sent'))",
     [Q_IN_INSERT_SELF] = "INSERT OR FAIL INTO inbound_messages (message_id, src_addr, src_port, "
-                         "payload, crypto_timestamp, received_at, updated_at, peer) "
-                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+                         "payload, crypto_timestamp, received_at, updated_at, peer, sequence) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)",
     [Q_IN_EXISTS] = "SELECT (SELECT count(*) FROM inbound_messages WHERE message_id = ?1), "
                     "(SELECT count(*) FROM outbound_messages WHERE message_id = ?1 "
                     "AND state IN ('sending', 'sent'))",
@@ -161,7 +165,8 @@ static const char *const sql[Q_COUNT] = {
                             "updated_at = ?2 WHERE message_id IN (SELECT value FROM "
                             "json_each(?1)) AND +state = 'received'",
     [Q_IN_UNACKED] = "SELECT id, message_id, src_addr, " PORT_OR_BAD(
-        "src_port") ", peer FROM inbound_messages WHERE state = 'received' AND id > ?1 "
+        "src_port") ", peer, sequence FROM inbound_messages WHERE state = 'received' "
+                    "AND id > ?1 "
                     "ORDER BY id LIMIT ?2",
     [Q_ENQUEUE] = "INSERT INTO outbound_messages (message_id, dst_addr, dst_port, payload, "
                   "created_at, updated_at, peer) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
@@ -178,6 +183,19 @@ static const char *const sql[Q_COUNT] = {
     [Q_FETCH_OUT] = "SELECT * FROM outbound_messages WHERE id = ?1",
     [Q_MAX_IN] = "SELECT coalesce(max(id), 0) FROM inbound_messages",
     [Q_MAX_OUT] = "SELECT coalesce(max(id), 0) FROM outbound_messages",
+    /*
+     * Each peer's last outbound sequence number. Only names a peer may have
+     * are read (text, 1 to STORE_FIELD_MAX bytes, no NUL), so a page ends
+     * where its last name says; a number a script made unreadable counts as 0.
+     */
+    [Q_SEQ_LOAD] = "SELECT peer, CASE WHEN typeof(last) = 'integer' AND last > 0 THEN last "
+                   "ELSE 0 END FROM peer_sequence WHERE peer > ?1 AND typeof(peer) = 'text' "
+                   "AND length(CAST(peer AS BLOB)) BETWEEN 1 AND ?3 "
+                   "AND instr(CAST(peer AS BLOB), x'00') = 0 ORDER BY peer LIMIT ?2",
+    /* Never lower: the larger of the stored and the given number stays. */
+    [Q_SEQ_SAVE] = "INSERT OR FAIL INTO peer_sequence (peer, last) VALUES (?1, ?2) "
+                   "ON CONFLICT (peer) DO UPDATE SET last = max(excluded.last, "
+                   "CASE WHEN typeof(last) = 'integer' THEN last ELSE 0 END)",
 };
 
 /* ---- statements and results ---- */
@@ -500,4 +518,6 @@ static const struct store_ops sqlite_ops = {
     .outbound_exclude_peers = sq_outbound_exclude_peers,
     .outbound_expire_peer = sq_outbound_expire_peer,
     .outbound_requeue = sq_outbound_requeue,
+    .sequence_load = sq_sequence_load,
+    .sequence_save = sq_sequence_save,
 };

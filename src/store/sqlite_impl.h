@@ -63,6 +63,8 @@ enum sq_query {
     Q_FETCH_OUT,
     Q_MAX_IN,
     Q_MAX_OUT,
+    Q_SEQ_LOAD,
+    Q_SEQ_SAVE,
     Q_COUNT
 };
 
@@ -149,19 +151,23 @@ enum store_rc sq_run_counting(struct sq *b, sqlite3_stmt *s, int *changed);
 
 /*
  * Reads the columns every outbound row query starts with (id, message_id,
- * dst_addr, dst_port, retry_count, checked port, peer) into *r; the rest
- * zeroed. The strings are valid until s steps again.
+ * dst_addr, dst_port, retry_count, checked port, peer, sequence) into *r; the
+ * rest zeroed. The strings are valid until s steps again.
  */
 void sq_outbound_columns(sqlite3_stmt *s, struct store_outbound_row *r);
 
+/* A sequence column: its value if it is an integer above 0, else 0 (NULL, or a script's junk). */
+int64_t sq_sequence_col(sqlite3_stmt *s, int col);
+
 /*
  * Runs q (Q_TAKE or Q_IDENTIFY: rowid, message_id, payload or NULL to keep the
- * row's, now) on one row. STORE_REFUSED, saying "<nothing> changed nothing",
- * if it changed no row (a trigger's RAISE(IGNORE), or the row moved on).
+ * row's, now, and for Q_TAKE the sequence, 0 to keep the row's) on one row.
+ * STORE_REFUSED, saying "<nothing> changed nothing", if it changed no row (a
+ * trigger's RAISE(IGNORE), or the row moved on).
  */
 enum store_rc sq_write_identity(struct sq *b, enum sq_query q, int64_t rowid,
                                 const char *message_id, const char *payload, size_t payload_len,
-                                int64_t now_ms, const char *nothing);
+                                int64_t sequence, int64_t now_ms, const char *nothing);
 
 /* A text column, dflt if NULL, STORE_BAD_TEXT if it has a NUL byte inside (a script's BLOB). */
 const char *sq_text_or(sqlite3_stmt *s, int col, const char *dflt);
@@ -203,7 +209,8 @@ enum store_rc sq_outbound_load_sent(struct store *st, int64_t after, int limit, 
 enum store_rc sq_outbound_get_sent(struct store *st, int64_t rowid, size_t max,
                                    struct store_rows *out);
 enum store_rc sq_outbound_take(struct store *st, int64_t rowid, const char *message_id,
-                               const char *payload, size_t payload_len, int64_t now_ms);
+                               const char *payload, size_t payload_len, int64_t sequence,
+                               int64_t now_ms);
 enum store_rc sq_outbound_sent(struct store *st, const struct store_sent *v, int n, int64_t now_ms,
                                int *done);
 enum store_rc sq_outbound_failed(struct store *st, const struct store_sent *v, int n,
@@ -221,6 +228,9 @@ enum store_rc sq_inbound_ack_failed(struct store *st, const char *const *ids, in
                                     int *done);
 enum store_rc sq_inbound_unacked(struct store *st, int64_t after, int limit,
                                  struct store_rows *out);
+enum store_rc sq_sequence_load(struct store *st, const char *after, struct store_sequence *out,
+                               int cap, int *n);
+enum store_rc sq_sequence_save(struct store *st, const char *peer, int64_t last);
 
 /* The methods of sqlite_set.c. */
 enum store_rc sq_outbound_claim(struct store *st, int limit, int64_t now_ms,

@@ -3,8 +3,8 @@
  * the file is one (or, for the daemon, may become one), that it is ours
  * before anything is written to it, that it is sound (PRAGMA quick_check) and
  * writable, in WAL mode; and what it sets up: missing tables, the columns
- * added since the original (read_count, peer), this connection's own temp
- * tables.
+ * and tables added since the original (read_count, peer, sequence,
+ * peer_sequence), this connection's own temp tables.
  */
 #define _GNU_SOURCE
 #include "store/sqlite_impl.h"
@@ -54,34 +54,58 @@ static const struct {
      "ALTER TABLE inbound_messages ADD COLUMN read_count INTEGER NOT NULL DEFAULT 0"},
     {"outbound_messages", "peer", "ALTER TABLE outbound_messages ADD COLUMN peer TEXT"},
     {"inbound_messages", "peer", "ALTER TABLE inbound_messages ADD COLUMN peer TEXT"},
+    {"outbound_messages", "sequence", "ALTER TABLE outbound_messages ADD COLUMN sequence INTEGER"},
+    {"inbound_messages", "sequence", "ALTER TABLE inbound_messages ADD COLUMN sequence INTEGER"},
 };
 
 #define NADDED (sizeof added_columns / sizeof added_columns[0])
 
-/* 1 if one of added_columns is missing (0 if not, or if it cannot be told). */
-static int columns_missing(sqlite3 *db)
+/* Tables added since the original's schema: data/schema.sql creates them (IF NOT EXISTS). */
+static const char *const added_tables[] = {"peer_sequence"};
+
+/* 1 if the table is there, 0 if not, -1 if it cannot be told. */
+static int has_table(sqlite3 *db, const char *table)
+{
+    sqlite3_stmt *s = NULL;
+    int found = -1;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                           -1, &s, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+        if (sqlite3_step(s) == SQLITE_ROW)
+            found = sqlite3_column_int(s, 0) > 0;
+    }
+    sqlite3_finalize(s);
+    return found;
+}
+
+/* 1 if one of added_columns or added_tables is missing (0 if not, or if it cannot be told). */
+static int additions_missing(sqlite3 *db)
 {
     for (size_t k = 0; k < NADDED; k++)
         if (has_column(db, added_columns[k].table, added_columns[k].column) == 0)
+            return 1;
+    for (size_t k = 0; k < sizeof added_tables / sizeof added_tables[0]; k++)
+        if (has_table(db, added_tables[k]) == 0)
             return 1;
     return 0;
 }
 
 /*
- * Creates tables and indexes if missing and adds the columns of
- * added_columns to old tables. Returns SQLITE_OK, or the failing code (err
- * written).
+ * Creates tables and indexes if missing (added_tables among them) and adds
+ * the columns of added_columns to old tables. Returns SQLITE_OK, or the
+ * failing code (err written).
  */
 static int ensure_schema(sqlite3 *db, int complete, char *err, size_t errlen)
 {
     /*
      * Making a table or adding columns: one transaction, so that what cannot
-     * be completed leaves the file as it was. Both tables there with every
+     * be completed leaves the file as it was. Every table there with every
      * column already: no lock is needed (the tools must open a database
      * another process holds locked). The columns are looked at again once
      * the lock is held: another process may have added them meanwhile.
      */
-    if ((!complete || columns_missing(db)) &&
+    if ((!complete || additions_missing(db)) &&
         sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
     if (sqlite3_exec(db, schema_sql, NULL, NULL, NULL) != SQLITE_OK)

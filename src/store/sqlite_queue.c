@@ -35,13 +35,22 @@ void sq_outbound_columns(sqlite3_stmt *s, struct store_outbound_row *r)
         r->retry_count = 0; /* a script's negative count would buy endless retries */
     r->dst_port = sqlite3_column_int64(s, 5);
     r->peer = sq_text_or(s, 6, NULL);
+    r->sequence = sq_sequence_col(s, 7);
+}
+
+int64_t sq_sequence_col(sqlite3_stmt *s, int col)
+{
+    if (sqlite3_column_type(s, col) != SQLITE_INTEGER)
+        return 0;
+    int64_t v = sqlite3_column_int64(s, col);
+    return v > 0 ? v : 0;
 }
 
 /*
  * Steps s, copying each outbound row into out. Columns: id, message_id,
- * dst_addr, dst_port, retry_count, checked port, peer, then age_ms and
- * payload where the query has them (a payload over max is left out: NULL,
- * its size).
+ * dst_addr, dst_port, retry_count, checked port, peer, sequence, then age_ms
+ * and payload where the query has them (a payload over max is left out:
+ * NULL, its size).
  */
 static enum store_rc outbound_rows(struct sq *b, sqlite3_stmt *s, size_t max,
                                    struct store_rows *out)
@@ -51,10 +60,10 @@ static enum store_rc outbound_rows(struct sq *b, sqlite3_stmt *s, size_t max,
     while ((rc = sq_step(b, s, &row)) == STORE_OK && row) {
         struct store_outbound_row r;
         sq_outbound_columns(s, &r);
-        if (ncols > 7)
-            r.age_ms = sqlite3_column_int64(s, 7);
-        if (ncols > 8) {
-            r.payload = sq_text_or(s, 8, "");
+        if (ncols > 8)
+            r.age_ms = sqlite3_column_int64(s, 8);
+        if (ncols > 9) {
+            r.payload = sq_text_or(s, 9, "");
             r.payload_len = strlen(r.payload);
             if (r.payload_len > max)
                 r.payload = NULL;
@@ -230,7 +239,7 @@ enum store_rc sq_outbound_get_sent(struct store *st, int64_t rowid, size_t max,
 
 enum store_rc sq_write_identity(struct sq *b, enum sq_query q, int64_t rowid,
                                 const char *message_id, const char *payload, size_t payload_len,
-                                int64_t now_ms, const char *nothing)
+                                int64_t sequence, int64_t now_ms, const char *nothing)
 {
     sqlite3_stmt *s = sq_stmt(b, q);
     if (s != NULL) {
@@ -239,6 +248,8 @@ enum store_rc sq_write_identity(struct sq *b, enum sq_query q, int64_t rowid,
         if (payload != NULL)
             sqlite3_bind_text(s, 3, payload, (int)payload_len, SQLITE_STATIC);
         sq_bind_time(s, 4, now_ms);
+        if (sequence > 0)
+            sqlite3_bind_int64(s, 5, sequence);
     }
     int changed = 0;
     enum store_rc rc = sq_run_counting(b, s, &changed);
@@ -250,10 +261,11 @@ enum store_rc sq_write_identity(struct sq *b, enum sq_query q, int64_t rowid,
 }
 
 enum store_rc sq_outbound_take(struct store *st, int64_t rowid, const char *message_id,
-                               const char *payload, size_t payload_len, int64_t now_ms)
+                               const char *payload, size_t payload_len, int64_t sequence,
+                               int64_t now_ms)
 {
-    return sq_write_identity(sq_of(st), Q_TAKE, rowid, message_id, payload, payload_len, now_ms,
-                             "the update to 'sent'");
+    return sq_write_identity(sq_of(st), Q_TAKE, rowid, message_id, payload, payload_len, sequence,
+                             now_ms, "the update to 'sent'");
 }
 
 /*
@@ -433,6 +445,8 @@ static enum store_rc insert_one(struct sq *b, const struct store_inbound *m, int
         sq_bind_time(s, 6, now_ms);
         if (m->peer != NULL)
             sqlite3_bind_text(s, 7, m->peer, -1, SQLITE_STATIC);
+        if (m->sequence > 0)
+            sqlite3_bind_int64(s, 8, m->sequence);
     }
     int changed = 0;
     enum store_rc rc = sq_run_counting(b, s, &changed);
@@ -485,10 +499,52 @@ enum store_rc sq_inbound_unacked(struct store *st, int64_t after, int limit, str
         r.src_addr = sq_text_or(s, 2, "");
         r.src_port = sqlite3_column_int64(s, 3); /* -1 unless 1 .. 65535 */
         r.peer = sq_text_or(s, 4, NULL);
+        r.sequence = sq_sequence_col(s, 5);
         if (store_rows_add_in(out, &r) != 0)
             break;
     }
     if (rc == STORE_OK)
         sqlite3_reset(s);
     return rc;
+}
+
+/* ---- each peer's last outbound sequence number ---- */
+
+enum store_rc sq_sequence_load(struct store *st, const char *after, struct store_sequence *out,
+                               int cap, int *n)
+{
+    struct sq *b = sq_of(st);
+    sqlite3_stmt *s = sq_stmt(b, Q_SEQ_LOAD);
+    if (s != NULL) {
+        /* a copy: after may be a name in out, which the rows overwrite */
+        sqlite3_bind_text(s, 1, after != NULL ? after : "", -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(s, 2, cap);
+        sqlite3_bind_int(s, 3, STORE_FIELD_MAX);
+    }
+    int row;
+    enum store_rc rc = STORE_OK;
+    while (*n < cap && (rc = sq_step(b, s, &row)) == STORE_OK && row) {
+        const void *name = sqlite3_column_blob(s, 0);
+        size_t len = (size_t)sqlite3_column_bytes(s, 0);
+        if (name == NULL || len > STORE_FIELD_MAX)
+            continue; /* the query let through only what fits */
+        struct store_sequence *v = &out[(*n)++];
+        memcpy(v->peer, name, len);
+        v->peer[len] = '\0';
+        v->last = sqlite3_column_int64(s, 1);
+    }
+    if (rc == STORE_OK)
+        sqlite3_reset(s);
+    return rc;
+}
+
+enum store_rc sq_sequence_save(struct store *st, const char *peer, int64_t last)
+{
+    struct sq *b = sq_of(st);
+    sqlite3_stmt *s = sq_stmt(b, Q_SEQ_SAVE);
+    if (s != NULL) {
+        sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, last);
+    }
+    return sq_run(b, s);
 }

@@ -229,8 +229,8 @@ enum store_rc sq_outbound_claim(struct store *st, int limit, int64_t now_ms, str
 enum store_rc sq_outbound_identify(struct store *st, int64_t rowid, const char *message_id,
                                    const char *payload, size_t payload_len, int64_t now_ms)
 {
-    return sq_write_identity(sq_of(st), Q_IDENTIFY, rowid, message_id, payload, payload_len, now_ms,
-                             "the update of a claimed row");
+    return sq_write_identity(sq_of(st), Q_IDENTIFY, rowid, message_id, payload, payload_len, 0,
+                             now_ms, "the update of a claimed row");
 }
 
 enum store_rc sq_outbound_release(struct store *st, const int64_t *rowids, int n, int64_t now_ms)

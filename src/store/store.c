@@ -353,9 +353,11 @@ enum store_rc store_outbound_get_sent(struct store *st, int64_t rowid, size_t ma
 }
 
 enum store_rc store_outbound_take(struct store *st, int64_t rowid, const char *message_id,
-                                  const char *payload, size_t payload_len, int64_t now_ms)
+                                  const char *payload, size_t payload_len, int64_t sequence,
+                                  int64_t now_ms)
 {
-    return st->ops->outbound_take(st, rowid, message_id, payload, payload_len, now_ms);
+    return st->ops->outbound_take(st, rowid, message_id, payload, payload_len,
+                                  sequence > 0 ? sequence : 0, now_ms);
 }
 
 /* For the n-row writes: *done (if asked for) starts at 0, and no rows is no work. */
@@ -437,6 +439,23 @@ enum store_rc store_inbound_unacked(struct store *st, int64_t after, int limit,
                                     struct store_rows *out)
 {
     return st->ops->inbound_unacked(st, after, rows_reset(out, limit), out);
+}
+
+/* The methods of version 4 (sequence numbers): a backend of version 3 has no peer_sequence. */
+enum store_rc store_sequence_load(struct store *st, const char *after, struct store_sequence *out,
+                                  int cap, int *n)
+{
+    *n = 0;
+    if (st->ops->version < 4)
+        return STORE_ERR;
+    return cap > 0 ? st->ops->sequence_load(st, after, out, cap, n) : STORE_OK;
+}
+
+enum store_rc store_sequence_save(struct store *st, const char *peer, int64_t last)
+{
+    if (st->ops->version < 4)
+        return STORE_ERR;
+    return last > 0 ? st->ops->sequence_save(st, peer, last) : STORE_OK;
 }
 
 /* ---- the tools ---- */

@@ -62,8 +62,9 @@ enum store_open_mode {
 /*
  * Opens the database at location (a path, sqlite:PATH or sqlite://PATH) with
  * the given busy timeout: WAL mode, synchronous=NORMAL; creates a missing one
- * of our tables and adds the columns an old one lacks (read_count, peer; see
- * data/schema.sql). A database that has neither of our tables is refused
+ * of our tables and adds what an old one lacks (the columns read_count, peer
+ * and sequence, the table peer_sequence; see data/schema.sql), all in one
+ * transaction. A database that has neither of our tables is refused
  * ("... is not a securedgram database (no table outbound_messages)") before
  * anything is written to it, and so is an empty one in STORE_EXISTING mode:
  * it is left byte for byte as it was. Files it creates are mode 0600. A
@@ -182,6 +183,9 @@ struct store_outbound_row {
                             else the peer it goes to, by name (dst_addr and dst_port are then
                             ignored, whatever they hold); STORE_BAD_TEXT if it holds a NUL byte
                             or is longer than STORE_FIELD_MAX bytes */
+    int64_t sequence;    /* the number the row was given when first sent to a version 2 peer
+                            (store_outbound_take), which a retransmission carries again; 0 if
+                            it has none (NULL, or not an integer above 0) */
 };
 
 struct store_inbound_row {
@@ -191,6 +195,7 @@ struct store_inbound_row {
     int64_t src_port;       /* -1 unless an integer from 1 to 65535 */
     const char *peer;       /* the peer that sent it (its key seals the ACK), or NULL if the
                                column is NULL (the shared secret); STORE_BAD_TEXT as above */
+    int64_t sequence;       /* the number it arrived with; 0 if none (NULL: version 1) */
 };
 
 /*
@@ -313,16 +318,18 @@ store_outbound_get_sent(struct store *st, int64_t rowid, size_t max, struct stor
 
 /*
  * pending -> sent for one row, the daemon's claim: writes message_id, (if
- * not NULL) the payload with the message_id inserted, and sent_at. The row
- * skips 'sending': its datagram leaves right after this transaction commits,
- * and a crash before that leaves a 'sent' row, which is retransmitted on
- * schedule like any other. STORE_DUP: another row already has
- * this message_id. STORE_REFUSED also when the row did not change (a trigger's
- * RAISE(IGNORE), or it is no longer pending): it must not be sent.
+ * not NULL) the payload with the message_id inserted, sent_at and, if
+ * sequence is above 0, the row's sequence number (0 leaves the row's as it
+ * is), in one statement. The row skips 'sending': its datagram leaves right
+ * after this transaction commits, and a crash before that leaves a 'sent'
+ * row, which is retransmitted on schedule like any other. STORE_DUP: another
+ * row already has this message_id. STORE_REFUSED also when the row did not
+ * change (a trigger's RAISE(IGNORE), or it is no longer pending): it must not
+ * be sent.
  */
 __attribute__((warn_unused_result)) enum store_rc
 store_outbound_take(struct store *st, int64_t rowid, const char *message_id, const char *payload,
-                    size_t payload_len, int64_t now_ms);
+                    size_t payload_len, int64_t sequence, int64_t now_ms);
 
 /* One row's change for store_outbound_sent and store_outbound_failed. */
 struct store_sent {
@@ -407,6 +414,7 @@ struct store_inbound {
     int to_self;           /* a message this daemon sent to itself: its own outbound row awaiting
                               the ACK is expected, not a sign of a reflection (never STORE_IN_OWN) */
     const char *peer;      /* the peer that sent it, by name; NULL: none (the shared secret) */
+    int64_t sequence;      /* its sequence number (1 to INT64_MAX); 0: none, stored as NULL */
 };
 
 /*
@@ -444,6 +452,39 @@ store_inbound_ack_failed(struct store *st, const char *const *message_ids, int n
 /* Up to `limit` rows in 'received' with rowid > after, in id order (into out->in). */
 __attribute__((warn_unused_result)) enum store_rc
 store_inbound_unacked(struct store *st, int64_t after, int limit, struct store_rows *out);
+
+/* ---- the daemon: sequence numbers ---- */
+
+/*
+ * Each peer's last outbound sequence number (docs/wire.md, "Order"), kept
+ * apart from the rows so that deleting rows (sg-clean) never makes a number
+ * be given twice, and across restarts.
+ */
+struct store_sequence {
+    char peer[STORE_FIELD_MAX + 1]; /* the peer's name */
+    int64_t last;                   /* the last number given to a message to it; never below 0 */
+};
+
+/*
+ * Copies up to cap pairs, in name order, whose peer sorts after `after`
+ * (NULL or "": from the first) into out[0..*n). Fewer than cap: there are no
+ * more; else call again with after = out[cap - 1].peer. Names that cannot be
+ * a peer's (longer than STORE_FIELD_MAX bytes, holding a NUL byte, not text)
+ * are left out.
+ */
+__attribute__((warn_unused_result)) enum store_rc store_sequence_load(struct store *st,
+                                                                      const char *after,
+                                                                      struct store_sequence *out,
+                                                                      int cap, int *n);
+
+/*
+ * Records that peer's last number is at least last: the stored number
+ * becomes the larger of the two (it never goes down). last 0 (or below)
+ * writes nothing. One statement; the caller runs it in its transaction, once
+ * per peer per turn.
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_sequence_save(struct store *st, const char *peer, int64_t last);
 
 /* ---- the tools (sg-send, sg-recv, sg-clean) ---- */
 
@@ -505,7 +546,8 @@ store_outbound_state(struct store *st, int64_t rowid, int *found, char state[STO
  * sg-send --retry / --retry-failed: puts send_failed outbound rows back to
  * 'pending' (retry_count 0, last_error NULL, updated_at now): row rowid only,
  * or, with rowid 0, every one (only the peer's, if peer is not NULL). Their
- * message_id stays, so a peer that had stored a message stores it once.
+ * message_id stays, so a peer that had stored a message stores it once, and
+ * so does their sequence (a number once given stays that message's).
  * *changed gets how many rows changed.
  */
 __attribute__((warn_unused_result)) enum store_rc

@@ -19,7 +19,7 @@
 
 #include "store/store.h"
 
-#define STORE_OPS_VERSION 3
+#define STORE_OPS_VERSION 4
 
 struct store_ops {
     int version;
@@ -55,7 +55,8 @@ struct store_ops {
     enum store_rc (*outbound_get_sent)(struct store *st, int64_t rowid, size_t max,
                                        struct store_rows *out);
     enum store_rc (*outbound_take)(struct store *st, int64_t rowid, const char *message_id,
-                                   const char *payload, size_t payload_len, int64_t now_ms);
+                                   const char *payload, size_t payload_len, int64_t sequence,
+                                   int64_t now_ms);
     enum store_rc (*outbound_sent)(struct store *st, const struct store_sent *v, int n,
                                    int64_t now_ms, int *done);
     enum store_rc (*outbound_failed)(struct store *st, const struct store_sent *v, int n,
@@ -108,6 +109,11 @@ struct store_ops {
     /* Methods below are valid for version 3 (issue 12: sg-send --retry). */
     enum store_rc (*outbound_requeue)(struct store *st, int64_t rowid, const char *peer,
                                       int64_t now_ms, int *changed);
+
+    /* Methods below are valid for version 4 (sequence numbers: each peer's last one). */
+    enum store_rc (*sequence_load)(struct store *st, const char *after, struct store_sequence *out,
+                                   int cap, int *n);
+    enum store_rc (*sequence_save)(struct store *st, const char *peer, int64_t last);
 };
 
 struct store {

@@ -19,4 +19,20 @@ __attribute__((warn_unused_result)) int strict_u64(const char *s, uint64_t min, 
 __attribute__((warn_unused_result)) int strict_double(const char *s, double min, double max,
                                                       double *out);
 
+/* A unit suffix and what one of it is worth ("ms", 1; "s", 1000). */
+struct strict_unit {
+    const char *suffix;
+    unsigned long scale;
+};
+
+/*
+ * Parses s as a whole number with an optional suffix from units (the longest
+ * that matches; none: the value is in units[0]'s scale), in [min, max] after
+ * scaling. units ends with a {NULL, 0} entry. Returns 0 and sets *out, or -1.
+ */
+__attribute__((warn_unused_result)) int strict_scaled(const char *s,
+                                                      const struct strict_unit *units,
+                                                      unsigned long min, unsigned long max,
+                                                      unsigned long *out);
+
 #endif

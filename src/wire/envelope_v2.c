@@ -6,10 +6,16 @@
 #include <sodium.h>
 #include <string.h>
 
+static int known_type(uint8_t type)
+{
+    return type == ENVELOPE_V2_TYPE_MESSAGE || type == ENVELOPE_V2_TYPE_PART ||
+           type == ENVELOPE_V2_TYPE_PART_ACK;
+}
+
 int envelope_v2_header(const uint8_t *d, size_t len, struct envelope_v2_header *h)
 {
     if (len < ENVELOPE_V2_OVERHEAD || len > ENVELOPE_MAX_DATAGRAM || d[0] != ENVELOPE_V2_VERSION ||
-        d[1] != ENVELOPE_V2_TYPE_MESSAGE || d[2] != 0 || d[3] != 0)
+        !known_type(d[1]) || d[2] != 0 || d[3] != 0)
         return -1;
     h->type = d[1];
     memcpy(h->key_id, d + 4, ENVELOPE_V2_ID_BYTES);

@@ -18,7 +18,9 @@
 #include <stdint.h>
 
 #define ENVELOPE_V2_VERSION 0x02
-#define ENVELOPE_V2_TYPE_MESSAGE 0x01 /* body: one JSON object (a message or an ACK) */
+#define ENVELOPE_V2_TYPE_MESSAGE 0x01  /* body: one JSON object (a message or an ACK) */
+#define ENVELOPE_V2_TYPE_PART 0x02     /* body: a part of a message (wire/parts.h) */
+#define ENVELOPE_V2_TYPE_PART_ACK 0x03 /* body: which parts of a message arrived (wire/parts.h) */
 #define ENVELOPE_V2_ID_BYTES 8
 #define ENVELOPE_V2_NONCE_BYTES 24
 #define ENVELOPE_V2_HEADER_BYTES (4 + ENVELOPE_V2_ID_BYTES + ENVELOPE_V2_NONCE_BYTES)
@@ -32,7 +34,8 @@ struct envelope_v2_header {
 
 /*
  * Reads the clear header, without any crypto: 0 if d could be a version 2
- * datagram (long enough, version 0x02, reserved bytes zero, a known type),
+ * datagram (long enough, version 0x02, reserved bytes zero, a known type:
+ * ENVELOPE_V2_TYPE_MESSAGE, _PART or _PART_ACK),
  * else -1 (then it may still be a version 1 datagram: its first bytes are a
  * random nonce).
  */

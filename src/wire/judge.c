@@ -7,6 +7,8 @@ static const struct {
 } verdicts[JUDGE_VERDICTS] = {
     [JUDGE_MESSAGE] = {"message", "a message"},
     [JUDGE_ACK] = {"ack", "an acknowledgement"},
+    [JUDGE_PART] = {"part", "a message part"},
+    [JUDGE_PART_ACK] = {"part_ack", "a part acknowledgement"},
     [JUDGE_DROP_SHORT] = {"short", "shorter than 28 bytes"},
     [JUDGE_DROP_AUTH] = {"auth", "does not authenticate (wrong key or damaged)"},
     [JUDGE_DROP_MALFORMED] = {"malformed", "authentic but too short for a timestamp"},
@@ -21,6 +23,7 @@ static const struct {
     [JUDGE_DROP_UNKNOWN_KEY] = {"unknown_key", "version 2 with a key id of no peer (not opened)"},
     [JUDGE_DROP_NOT_ALLOWED] = {"not_allowed",
                                 "authentic, but from outside its peer's allowed networks"},
+    [JUDGE_DROP_BAD_PART] = {"bad_part", "a malformed message part"},
 };
 
 const char *judge_reason(enum judge_verdict v)
@@ -69,12 +72,78 @@ static enum envelope_result open_datagram(const struct envelope_key *key, int v2
         return envelope_open(key, buf, len, plain != NULL ? plain : buf + ENVELOPE_NONCE_BYTES, ts,
                              json, json_len);
     const uint8_t *body = NULL;
-    enum envelope_result r = envelope_v2_open(key, buf, len, plain, ts, &body, json_len);
+    /* in place, the header (the additional data, and the nonce the replay check reads) stays */
+    enum envelope_result r = envelope_v2_open(
+        key, buf, len, plain != NULL ? plain : buf + ENVELOPE_V2_HEADER_BYTES, ts, &body, json_len);
     if (r == ENVELOPE_OK)
         *json = (const char *)body;
     return r;
 }
 #endif
+
+/* A JSON body (version 1, version 2 type 0x01): a message or an ACK. */
+static enum judge_verdict judge_json(const char *json, size_t json_len, struct judgement *out)
+{
+    struct message_in msg;
+    switch (message_classify(json, json_len, &msg)) {
+    case MESSAGE_VALID:
+        break;
+    case MESSAGE_BAD_ID:
+        return JUDGE_DROP_BAD_ID;
+    default:
+        return JUDGE_DROP_JSON;
+    }
+    out->msg = msg;
+    out->json = json;
+    out->json_len = json_len;
+    out->part_data = NULL;
+    out->part_data_len = 0;
+    out->nranges = 0;
+    return msg.kind == MESSAGE_ACK ? JUDGE_ACK : JUDGE_MESSAGE;
+}
+
+/* A part's body (type 0x02). */
+static enum judge_verdict judge_part(const uint8_t *body, size_t len, struct judgement *out)
+{
+    struct part_header h;
+    const uint8_t *data = NULL;
+    size_t data_len = 0;
+    if (part_parse(body, len, &h, &data, &data_len) != 0)
+        return JUDGE_DROP_BAD_PART;
+    out->msg.kind = MESSAGE_DATA;
+    part_id_to_hex(h.id, out->msg.id);
+    out->json = NULL;
+    out->json_len = 0;
+    out->part = h;
+    out->part_data = data;
+    out->part_data_len = data_len;
+    memcpy(out->part_id, h.id, PART_ID_BYTES);
+    out->ack_length = 0;
+    out->nranges = 0;
+    return JUDGE_PART;
+}
+
+/* A part ACK's body (type 0x03). */
+static enum judge_verdict judge_part_ack(const uint8_t *body, size_t len, struct judgement *out)
+{
+    uint8_t id[PART_ID_BYTES];
+    uint32_t length = 0;
+    struct part_range r[PART_ACK_RANGES_MAX];
+    int n = 0;
+    if (part_ack_parse(body, len, id, &length, r, PART_ACK_RANGES_MAX, &n) != 0)
+        return JUDGE_DROP_BAD_PART;
+    out->msg.kind = MESSAGE_ACK;
+    part_id_to_hex(id, out->msg.id);
+    out->json = NULL;
+    out->json_len = 0;
+    out->part_data = NULL;
+    out->part_data_len = 0;
+    memcpy(out->part_id, id, PART_ID_BYTES);
+    out->ack_length = length;
+    out->nranges = n;
+    memcpy(out->ranges, r, (size_t)n * sizeof r[0]);
+    return JUDGE_PART_ACK;
+}
 
 enum judge_verdict judge_datagram(const struct judge_ctx *cx, uint8_t *buf, size_t len,
                                   struct judgement *out, int *trials)
@@ -125,20 +194,24 @@ enum judge_verdict judge_datagram(const struct judge_ctx *cx, uint8_t *buf, size
     default:
         return JUDGE_DROP_REPLAY_FULL;
     }
-    struct message_in msg;
-    switch (message_classify(json, json_len, &msg)) {
-    case MESSAGE_VALID:
+    /* the type is authenticated now (it is in the additional data) */
+    enum judge_verdict v;
+    switch (cx->v2 ? buf[1] : ENVELOPE_V2_TYPE_MESSAGE) {
+    case ENVELOPE_V2_TYPE_MESSAGE:
+        v = judge_json(json, json_len, out);
         break;
-    case MESSAGE_BAD_ID:
-        return JUDGE_DROP_BAD_ID;
-    default:
-        return JUDGE_DROP_JSON;
+    case ENVELOPE_V2_TYPE_PART:
+        v = judge_part((const uint8_t *)json, json_len, out);
+        break;
+    case ENVELOPE_V2_TYPE_PART_ACK:
+        v = judge_part_ack((const uint8_t *)json, json_len, out);
+        break;
+    default: /* only if the caller skipped envelope_v2_header, which refuses other types */
+        return JUDGE_DROP_MALFORMED;
     }
-    out->msg = msg;
-    out->ours = !cx->v2 && envelope_is_marked(buf, ts);
-    out->ts_ns = ts;
-    out->json = json;
-    out->json_len = json_len;
-    out->key_index = k;
-    return msg.kind == MESSAGE_ACK ? JUDGE_ACK : JUDGE_MESSAGE;
+    if (v < JUDGE_DROP_SHORT) {
+        out->ours = !cx->v2 && envelope_is_marked(buf, ts);
+        out->ts_ns = ts;
+    }
+    return v;
 }

@@ -6,6 +6,7 @@
 #include "wire/message.h"
 
 #include "wire/envelope.h"
+#include "wire/parts.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -191,7 +192,7 @@ static void tree_done(json_t *root)
 static json_t *parse(const char *json, size_t len, json_error_t *jerr)
 {
     /* A raw NUL is never valid JSON, but jansson skips one right after a number. */
-    const char *why = len > ENVELOPE_MAX_JSON           ? "text too long"
+    const char *why = len > PART_MAX_MESSAGE            ? "text too long"
                       : memchr(json, '\0', len) != NULL ? "a NUL byte in the text"
                       : !depth_ok(json, len)            ? "nested too deeply"
                                                         : NULL;
@@ -332,12 +333,21 @@ static json_t *parse_object(const char *payload, size_t len, char *err, size_t e
  * As message_check_payload; with bad_id not NULL, a message_id that is not
  * 24 lowercase hex is reported there (1) instead of failing the check.
  */
-static int check_payload(const char *payload, size_t len, char found_id[MESSAGE_ID_LEN + 1],
-                         int *bad_id, char *err, size_t errlen)
+/* The error of a payload of len bytes over max. */
+static void too_long(size_t len, size_t max, char *err, size_t errlen)
 {
-    if (len > ENVELOPE_MAX_JSON) {
+    if (max == ENVELOPE_MAX_JSON)
         snprintf(err, errlen, "payload is %zu bytes; one datagram carries at most %d", len,
                  ENVELOPE_MAX_JSON);
+    else
+        snprintf(err, errlen, "payload is %zu bytes; one message carries at most %zu", len, max);
+}
+
+static int check_payload(const char *payload, size_t len, size_t max,
+                         char found_id[MESSAGE_ID_LEN + 1], int *bad_id, char *err, size_t errlen)
+{
+    if (len > max) {
+        too_long(len, max, err, errlen);
         return -1;
     }
     tree_start();
@@ -370,7 +380,7 @@ static int check_payload(const char *payload, size_t len, char found_id[MESSAGE_
 int message_check_payload(const char *payload, size_t len, char found_id[MESSAGE_ID_LEN + 1],
                           char *err, size_t errlen)
 {
-    return check_payload(payload, len, found_id, NULL, err, errlen);
+    return check_payload(payload, len, ENVELOPE_MAX_JSON, found_id, NULL, err, errlen);
 }
 
 /* ---- the spans of a top-level member's value, in text jansson has accepted ---- */
@@ -502,13 +512,19 @@ static char *insert_id(const char *payload, size_t len, const char *id, size_t *
 int message_prepare(const char *payload, size_t len, const char *row_id, struct message_out *out,
                     char *err, size_t errlen)
 {
+    return message_prepare_max(payload, len, row_id, ENVELOPE_MAX_JSON, out, err, errlen);
+}
+
+int message_prepare_max(const char *payload, size_t len, const char *row_id, size_t max,
+                        struct message_out *out, char *err, size_t errlen)
+{
     char pid[MESSAGE_ID_LEN + 1];
     if (row_id != NULL && !message_id_valid(row_id)) {
         snprintf(err, errlen, "row message_id is not 24 lowercase hex digits");
         return -1;
     }
     int bad_id = 0;
-    if (check_payload(payload, len, pid, row_id == NULL ? &bad_id : NULL, err, errlen) != 0)
+    if (check_payload(payload, len, max, pid, row_id == NULL ? &bad_id : NULL, err, errlen) != 0)
         return -1;
     if (row_id != NULL && pid[0] != '\0' && strcmp(pid, row_id) != 0) {
         snprintf(err, errlen, "payload message_id %s differs from the row's message_id %s", pid,
@@ -547,9 +563,8 @@ int message_prepare(const char *payload, size_t len, const char *row_id, struct 
         snprintf(err, errlen, "out of memory preparing the payload");
         return -1;
     }
-    if (m.payload_len > ENVELOPE_MAX_JSON) {
-        snprintf(err, errlen, "payload is %zu bytes; one datagram carries at most %d",
-                 m.payload_len, ENVELOPE_MAX_JSON);
+    if (m.payload_len > max) {
+        too_long(m.payload_len, max, err, errlen);
         free(m.payload);
         return -1;
     }

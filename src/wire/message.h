@@ -63,6 +63,15 @@ __attribute__((warn_unused_result)) int message_prepare(const char *payload, siz
                                                         const char *row_id, struct message_out *out,
                                                         char *err, size_t errlen);
 
+/*
+ * As message_prepare, for a message of up to max bytes (with what it adds)
+ * instead of one version 1 datagram: one a version 2 peer takes in parts.
+ */
+__attribute__((warn_unused_result)) int message_prepare_max(const char *payload, size_t len,
+                                                            const char *row_id, size_t max,
+                                                            struct message_out *out, char *err,
+                                                            size_t errlen);
+
 void message_out_clear(struct message_out *out);
 
 /*

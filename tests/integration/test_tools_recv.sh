@@ -7,7 +7,8 @@
 # (left byte for byte), a busy database, rows marked unread again when the
 # output cannot be written, hostile payloads (nested 98 deep) that must
 # not blow up memory or output, and --peer NAME (issue 11): only that peer's
-# rows, each row's peer shown (null for the shared secret's).
+# rows, each row's peer shown (null for the shared secret's); each row's
+# sequence (the last column), null for a message sealed with version 1.
 . "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 # Background sg-recv --follow processes are stopped whatever way the test ends.
@@ -249,12 +250,12 @@ PB2=$(inp "$(newid)" 10.3.3.2 "'berlin'")
 out=$(recv --no-mark --peer berlin)
 assert_eq "$(jf "$out" '[.[].id] | join(",")')" "$PB2,$PB1" "--peer: only its rows, newest first"
 assert_eq "$(jf "$out" '[.[].peer] | unique | join(",")')" berlin "--peer: each row shows its peer"
-assert_eq "$(jf "$out" '.[0] | keys_unsorted | last')" peer "peer is the last column"
+assert_eq "$(jf "$out" '.[0] | keys_unsorted | .[-2:] | join(",")')" peer,sequence "peer, then sequence: the last columns"
 out=$(recv --no-mark -n 3)
 assert_eq "$(jc "$out" '[.[] | [.id, .peer]]')" "[[$PB2,\"berlin\"],[$PN1,null],[$PP1,\"paris\"]]" "without --peer: every row, peer null for the shared secret's"
 assert_eq "$(jf "$(recv --no-mark -i "$PN1")" 'has("peer")')" true "a shared-secret row has \"peer\": null"
-assert_eq "$(recv --no-mark -c -i "$PB1" | grep -c '"peer":"berlin"}$')" 1 "-c shows the peer"
-printf '%s\n' "$(recv --no-mark -i "$PP1")" | grep -qx '  "peer": "paris"' || fail "the pretty output does not show the peer on its line"
+assert_eq "$(recv --no-mark -c -i "$PB1" | grep -c '"peer":"berlin","sequence":null}$')" 1 "-c shows the peer"
+printf '%s\n' "$(recv --no-mark -i "$PP1")" | grep -qx '  "peer": "paris",' || fail "the pretty output does not show the peer on its line"
 assert_eq "$(jf "$(recv --no-mark --peer berlin --from 10.3.3.2)" '[.[].id] | join(",")')" "$PB2" "--peer with --from: both must hold"
 assert_eq "$(jf "$(recv --no-mark --peer paris -s ack_failed)" 'length')" 0 "--peer with --state"
 assert_eq "$(jf "$(recv --no-mark --peer rome)" 'length')" 0 "--peer of no row: an empty array"
@@ -287,6 +288,32 @@ expect_error "--peer: '.x' is not a peer name" recv --peer .x
 expect_error "--peer: '' is not a peer name" recv -o --peer ''
 expect_error "option '--peer' needs a value" recv --peer
 note "--peer: only its rows (inbound from it, outbound to it, followed), marked alone; every row shows its peer, null for the shared secret"
+
+# ---- sequence: a version 2 sender's number, in every row (null without one) ----
+# inq MESSAGE_ID PEER SEQUENCE_SQL: an unread inbound row with a sequence; prints its id.
+inq() {
+    q a "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, crypto_timestamp, state, peer, sequence) VALUES ('$1', '10.3.3.1', 4000, '{\"seq\":' || ifnull($3, 0) || '}', '2025', 'ack_sent', '$2', $3); SELECT last_insert_rowid();"
+}
+SQ2=$(inq "$(newid)" berlin 2)
+SQ1=$(inq "$(newid)" berlin 1)
+SQM=$(inq "$(newid)" paris 9223372036854775807)
+out=$(recv --no-mark -i "$SQ2")
+assert_eq "$(jf "$out" .sequence)" 2 "a row's sequence"
+assert_eq "$(jf "$out" 'keys_unsorted | last')" sequence "sequence is the last column"
+printf '%s\n' "$out" | grep -qx '  "sequence": 2' || fail "the pretty output does not show the sequence on its own last line"
+assert_eq "$(recv --no-mark -c -i "$SQ1" | grep -c '"peer":"berlin","sequence":1}$')" 1 "-c shows the sequence"
+recv --no-mark -c -i "$SQM" | grep -q '"sequence":9223372036854775807}$' || fail "the largest sequence is not shown exactly"
+assert_eq "$(recv --no-mark -c -i "$PN1" | grep -c '"peer":null,"sequence":null}$')" 1 "a version 1 row: sequence null"
+assert_eq "$(jf "$(recv --no-mark -i "$PN1")" 'has("sequence")')" true "a version 1 row has \"sequence\": null"
+out=$(recv --no-mark -r --peer berlin -n 0)
+assert_eq "$(jc "$out" '[.[] | select(.sequence != null)] | sort_by(.sequence) | [.[].id]')" "[$SQ1,$SQ2]" "a peer's rows in its order, by sequence"
+assert_eq "$(jf "$(recv --no-mark -p -i "$SQ2")" .seq)" 2 "-p: the payload alone, no sequence"
+# outbound rows show theirs too (the number given when first sent to a version 2 peer)
+q a "UPDATE outbound_messages SET sequence = 7 WHERE id = $OP"
+assert_eq "$(jf "$(recv -o -i "$OP")" '[.peer, .sequence] | map(tostring) | join(",")')" berlin,7 "-o: an outbound row's sequence"
+assert_eq "$(jf "$(recv -o -n 0)" '.[0] | keys_unsorted | last')" sequence "-o: sequence is the last column"
+assert_eq "$(jf "$(recv -o -n 0)" '[.[] | .sequence // "null"] | join(",")')" "null,7,null,null,null" "-o: null where a row has none"
+note "sequence: the last column of every row, the number exactly as stored, null for version 1; -o too"
 
 # ---- errors ----
 expect_error "--limit: '-1' is not a whole number" recv -n -1

@@ -94,6 +94,12 @@ static void test_key_names(void **state)
         [CFG_NAME] = "SECUREDGRAM_NAME",
         [CFG_MASTER_SECRET_FILE] = "SECUREDGRAM_MASTER_SECRET_FILE",
         [CFG_GIVE_UP_AFTER] = "SECUREDGRAM_GIVE_UP_AFTER",
+        [CFG_RETRY_POLICY] = "SECUREDGRAM_RETRY_POLICY",
+        [CFG_RETRY_MIN] = "SECUREDGRAM_RETRY_MIN",
+        [CFG_RETRY_MAX] = "SECUREDGRAM_RETRY_MAX",
+        [CFG_MAX_MESSAGE] = "SECUREDGRAM_MAX_MESSAGE",
+        [CFG_MTU] = "SECUREDGRAM_MTU",
+        [CFG_REASSEMBLY_MEMORY] = "SECUREDGRAM_REASSEMBLY_MEMORY",
     };
     for (int k = 0; k < CFG_COUNT; k++) {
         assert_string_equal(config_key_name((enum config_key)k), names[k]);
@@ -644,6 +650,103 @@ static void test_give_up_after(void **state)
     }
 }
 
+/*
+ * The settings of large messages and the adaptive timer: units, bounds, and
+ * what two values refuse together. Each case: key, text, the value it gives
+ * (-1: refused with the key's own "must be" line).
+ */
+static void test_parts_and_retry_settings(void **state)
+{
+    (void)state;
+    const struct {
+        enum config_key key;
+        const char *text;
+        long value;
+    } cases[] = {
+        {CFG_MAX_MESSAGE, "1M", 1 << 20},
+        {CFG_MAX_MESSAGE, "16M", 16 << 20},
+        {CFG_MAX_MESSAGE, "16MiB", 16 << 20},
+        {CFG_MAX_MESSAGE, "2000", 2000},
+        {CFG_MAX_MESSAGE, "512K", 512 << 10},
+        {CFG_MAX_MESSAGE, "17M", -1},
+        {CFG_MAX_MESSAGE, "0", -1},
+        {CFG_MAX_MESSAGE, "1m", -1},
+        {CFG_MAX_MESSAGE, "M", -1},
+        {CFG_MAX_MESSAGE, "1.5M", -1},
+        {CFG_MTU, "576", 576},
+        {CFG_MTU, "65535", 65535},
+        {CFG_MTU, "575", -1},
+        {CFG_MTU, "65536", -1},
+        {CFG_RETRY_MIN, "100ms", 100},
+        {CFG_RETRY_MIN, "2s", 2000},
+        {CFG_RETRY_MIN, "250", 250},
+        {CFG_RETRY_MIN, "0ms", -1},
+        {CFG_RETRY_MIN, "2h", -1},
+        {CFG_RETRY_MAX, "1m", 60000},
+        {CFG_REASSEMBLY_MEMORY, "64M", 64 << 20},
+        {CFG_REASSEMBLY_MEMORY, "1G", 1l << 30},
+        {CFG_REASSEMBLY_MEMORY, "512K", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config_raw env = {{0}};
+        struct config cfg;
+        char err[256] = "", want[80];
+        set(&env, CFG_SECRET, SECRET);
+        set(&env, cases[i].key, cases[i].text);
+        int rc = config_resolve(NULL, &env, NULL, CONFIG_AT_START, CWD, 1, &cfg, err, sizeof err);
+        if (cases[i].value < 0) {
+            if (rc != -1)
+                fail_msg("%s='%s' accepted", config_key_name(cases[i].key), cases[i].text);
+            snprintf(want, sizeof want, "%s must be", config_key_name(cases[i].key));
+            assert_non_null(strstr(err, want));
+            config_raw_clear(&env);
+            continue;
+        }
+        if (rc != 0)
+            fail_msg("%s='%s' refused: %s", config_key_name(cases[i].key), cases[i].text, err);
+        long got = cases[i].key == CFG_MAX_MESSAGE ? (long)cfg.max_message
+                   : cases[i].key == CFG_MTU       ? (long)cfg.mtu
+                   : cases[i].key == CFG_RETRY_MIN ? (long)cfg.retry_min_ms
+                   : cases[i].key == CFG_RETRY_MAX ? (long)cfg.retry_max_ms
+                                                   : (long)cfg.reassembly_memory;
+        assert_int_equal(got, cases[i].value);
+        config_clear(&cfg);
+        config_raw_clear(&env);
+    }
+    /* policies; and the pairs that only make sense together */
+    const struct {
+        enum config_key k1;
+        const char *v1;
+        enum config_key k2;
+        const char *v2;
+        const char *error; /* NULL: accepted */
+    } pairs[] = {
+        {CFG_RETRY_POLICY, "fixed", CFG_MTU, "1280", NULL},
+        {CFG_RETRY_POLICY, "Fixed", CFG_MTU, "1280", "must be auto, fixed or adaptive"},
+        {CFG_RETRY_MIN, "2s", CFG_RETRY_MAX, "1s", "SECUREDGRAM_RETRY_MIN (2000 ms) is over"},
+        {CFG_MAX_MESSAGE, "16M", CFG_REASSEMBLY_MEMORY, "63M", "at least 4 times"},
+        {CFG_MAX_MESSAGE, "16M", CFG_REASSEMBLY_MEMORY, "64M", NULL},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        struct config_raw env = {{0}};
+        struct config cfg;
+        char err[256] = "";
+        set(&env, CFG_SECRET, SECRET);
+        set(&env, pairs[i].k1, pairs[i].v1);
+        set(&env, pairs[i].k2, pairs[i].v2);
+        int rc = config_resolve(NULL, &env, NULL, CONFIG_AT_START, CWD, 1, &cfg, err, sizeof err);
+        if (pairs[i].error == NULL) {
+            assert_int_equal(rc, 0);
+            config_clear(&cfg);
+        } else {
+            assert_int_equal(rc, -1);
+            if (strstr(err, pairs[i].error) == NULL)
+                fail_msg("case %zu: '%s'", i, err);
+        }
+        config_raw_clear(&env);
+    }
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -663,6 +766,12 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.pidfile, CWD "/securedgram.pid");
     assert_string_equal(cfg.db, CWD "/securedgram.db");
     assert_string_equal(cfg.secret, SECRET);
+    assert_int_equal(cfg.retry_policy, RETRY_AUTO);
+    assert_int_equal(cfg.retry_min_ms, 100);
+    assert_int_equal(cfg.retry_max_ms, 60000);
+    assert_int_equal(cfg.max_message, 1 << 20);
+    assert_int_equal(cfg.mtu, 1280);
+    assert_int_equal(cfg.reassembly_memory, 64 << 20);
     /* the config owns copies: clearing the inputs leaves it intact */
     config_raw_clear(&env);
     assert_string_equal(cfg.secret, SECRET);
@@ -1258,6 +1367,7 @@ int main(void)
         cmocka_unit_test(test_paths_absolute),
         cmocka_unit_test(test_restart_only_changes),
         cmocka_unit_test(test_config_clear_zeroed),
+        cmocka_unit_test(test_parts_and_retry_settings),
         cmocka_unit_test(test_strict_ulong),
         cmocka_unit_test(test_strict_u64),
         cmocka_unit_test(test_strict_double),

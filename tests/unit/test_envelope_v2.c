@@ -96,11 +96,25 @@ static void test_header(void **state)
     d[0] = 1;
     assert_int_equal(envelope_v2_header(d, sizeof d, &h), -1); /* another version */
     d[0] = ENVELOPE_V2_VERSION;
-    d[1] = 9;
-    assert_int_equal(envelope_v2_header(d, sizeof d, &h), -1); /* an unknown type */
+    /* the known types: a message (or ACK), a part, a part ACK; no other */
+    for (int t = 0; t < 256; t++) {
+        d[1] = (uint8_t)t;
+        int known = t == ENVELOPE_V2_TYPE_MESSAGE || t == ENVELOPE_V2_TYPE_PART ||
+                    t == ENVELOPE_V2_TYPE_PART_ACK;
+        assert_int_equal(envelope_v2_header(d, sizeof d, &h), known ? 0 : -1);
+        if (known)
+            assert_int_equal(h.type, t);
+    }
+    assert_int_equal(ENVELOPE_V2_TYPE_PART, 0x02);
+    assert_int_equal(ENVELOPE_V2_TYPE_PART_ACK, 0x03);
     d[1] = ENVELOPE_V2_TYPE_MESSAGE;
     d[3] = 1;
     assert_int_equal(envelope_v2_header(d, sizeof d, &h), -1); /* reserved bits set */
+    d[1] = ENVELOPE_V2_TYPE_PART;
+    assert_int_equal(envelope_v2_header(d, sizeof d, &h), -1); /* for every type */
+    d[3] = 0;
+    d[2] = 0x80;
+    assert_int_equal(envelope_v2_header(d, sizeof d, &h), -1);
 }
 
 static void test_directions_and_limits(void **state)

@@ -158,6 +158,66 @@ static void test_v4_mapped_same_destination(void **state)
     flow_free(ft);
 }
 
+/* Delivers n datagrams to a: admitted, then acknowledged. */
+static void deliver(struct flow_table *ft, const struct net_addr *a, int n)
+{
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(flow_admit(ft, a, 1), 1);
+        flow_done(ft, a, 1);
+    }
+}
+
+/*
+ * flow_loss: scattered losses (under one in FLOW_LOSS_SHARE) leave the window
+ * alone, however many there are over time; a burst of them cuts it by 30%,
+ * and only once per hold.
+ */
+static void test_loss_share(void **state)
+{
+    (void)state;
+    struct flow_table *ft = flow_new(16, 100000);
+    struct net_addr a = addr("127.0.0.1", 1000);
+    uint32_t w0, w, n;
+    deliver(ft, &a, 1);
+    flow_get(ft, &a, &w0, &n);
+    int64_t now = 0;
+    for (int round = 0; round < 50; round++) { /* 1 lost in 100: a noisy link */
+        deliver(ft, &a, 99);
+        flow_get(ft, &a, &w0, &n);
+        flow_loss(ft, &a, now += 100, 50, 1);
+        flow_get(ft, &a, &w, &n);
+        assert_int_equal(w, w0);
+    }
+    flow_loss(ft, &a, now += 100, 50, 400); /* a full queue: most of a round lost */
+    flow_get(ft, &a, &w, &n);
+    assert_int_equal(w, w0 * 7 / 10);
+    flow_loss(ft, &a, now + 10, 50, 400); /* within the hold: one loss event */
+    uint32_t w2;
+    flow_get(ft, &a, &w2, &n);
+    assert_int_equal(w2, w);
+    flow_loss(ft, &a, now + 60, 50, 400);
+    flow_get(ft, &a, &w2, &n);
+    assert_int_equal(w2, w * 7 / 10);
+    /* the estimator lives with the destination */
+    struct rto *r = flow_rto(ft, &a);
+    assert_non_null(r);
+    rto_sample(r, 50000);
+    assert_ptr_equal(flow_rto(ft, &a), r);
+    assert_int_equal(rto_srtt_ms(flow_rto(ft, &a)), 50);
+    /* a long quiet spell does not hide a burst: what came long ago weighs little */
+    deliver(ft, &a, 100000);
+    flow_get(ft, &a, &w, &n);
+    flow_loss(ft, &a, now += 2000, 50, 20);
+    flow_get(ft, &a, &w2, &n);
+    assert_int_equal(w2, w * 7 / 10);
+    /* never below the minimum */
+    for (int i = 0; i < 40; i++)
+        flow_loss(ft, &a, now += 1000, 50, 1000);
+    flow_get(ft, &a, &w, &n);
+    assert_int_equal(w, FLOW_WINDOW_MIN);
+    flow_free(ft);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -168,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_table_full),
         cmocka_unit_test(test_silence),
         cmocka_unit_test(test_v4_mapped_same_destination),
+        cmocka_unit_test(test_loss_share),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -224,6 +224,91 @@ static void test_v2(void **state)
     envelope_key_free(other);
 }
 
+/*
+ * Version 2 parts and part ACKs: judged by their type, with the checks of
+ * every datagram first (authentic, fresh, not replayed), then the rules of
+ * parts; opened into plain or in place alike.
+ */
+static void test_v2_parts(void **state)
+{
+    (void)state;
+    struct envelope_key *k = key_of(9);
+    uint8_t id[ENVELOPE_V2_ID_BYTES] = {8, 7, 6, 5, 4, 3, 2, 1};
+    static uint8_t body[600], buf[700], copy[700], plain[700], data[188];
+    struct part_header h = {.sequence = 3, .length = 700, .part_size = 256, .index = 2};
+    assert_int_equal(part_id_from_hex(ID, h.id), 0);
+    memset(data, 'p', sizeof data);
+    size_t bl = part_write(&h, data, sizeof data, body, sizeof body);
+    assert_int_equal(bl, PART_HEADER_BYTES + 188);
+    size_t n = envelope_v2_seal(k, id, ENVELOPE_V2_TYPE_PART, NOW, body, bl, buf, sizeof buf);
+    struct replay *rp = replay_new(16);
+    struct judge_key jk = {k, rp};
+    struct judge_ctx cx = {&jk, 1, 1, plain, NOW, 10};
+    struct judgement j;
+    memcpy(copy, buf, n);
+    assert_int_equal(judge_datagram(&cx, copy, n, &j, NULL), JUDGE_PART);
+    assert_string_equal(j.msg.id, ID);
+    assert_true(j.part.sequence == 3 && j.part.length == 700 && j.part.part_size == 256 &&
+                j.part.index == 2);
+    assert_int_equal(j.part_data_len, 188);
+    assert_true(j.part_data == plain + ENVELOPE_TS_BYTES + PART_HEADER_BYTES);
+    assert_int_equal(j.ours, 0);
+    assert_null(j.json);
+    memcpy(copy, buf, n);
+    assert_int_equal(judge_datagram(&cx, copy, n, &j, NULL), JUDGE_DROP_REPLAY);
+    /* in place (no plain): the data points into the datagram */
+    struct judge_ctx inplace = {&jk, 1, 1, NULL, NOW, 10};
+    n = envelope_v2_seal(k, id, ENVELOPE_V2_TYPE_PART, NOW, body, bl, buf, sizeof buf);
+    assert_int_equal(judge_datagram(&inplace, buf, n, &j, NULL), JUDGE_PART);
+    assert_true(j.part_data ==
+                buf + ENVELOPE_V2_HEADER_BYTES + ENVELOPE_TS_BYTES + PART_HEADER_BYTES);
+    assert_memory_equal(j.part_data, data, sizeof data);
+    /* stale before the rules of parts */
+    n = envelope_v2_seal(k, id, ENVELOPE_V2_TYPE_PART, NOW - 11000000000ULL, body, bl, buf,
+                         sizeof buf);
+    assert_int_equal(judge_datagram(&cx, buf, n, &j, NULL), JUDGE_DROP_STALE);
+    /* one byte of data too few: authentic, but a bad part, and the key that opened it known */
+    n = envelope_v2_seal(k, id, ENVELOPE_V2_TYPE_PART, NOW, body, bl - 1, buf, sizeof buf);
+    j.key_index = 5;
+    assert_int_equal(judge_datagram(&cx, buf, n, &j, NULL), JUDGE_DROP_BAD_PART);
+    assert_int_equal(j.key_index, 0);
+    /* a part ACK */
+    struct part_range r[2] = {{0, 0}, {2, 2}};
+    uint8_t pid[PART_ID_BYTES];
+    assert_int_equal(part_id_from_hex(ID, pid), 0);
+    bl = part_ack_write(pid, 700, r, 2, body, sizeof body);
+    n = envelope_v2_seal(k, id, ENVELOPE_V2_TYPE_PART_ACK, NOW, body, bl, buf, sizeof buf);
+    assert_int_equal(judge_datagram(&cx, buf, n, &j, NULL), JUDGE_PART_ACK);
+    assert_string_equal(j.msg.id, ID);
+    assert_memory_equal(j.part_id, pid, PART_ID_BYTES);
+    assert_int_equal(j.ack_length, 700);
+    assert_int_equal(j.nranges, 2);
+    assert_int_equal(j.ranges[1].first, 2);
+    n = envelope_v2_seal(k, id, ENVELOPE_V2_TYPE_PART_ACK, NOW, body, bl + 1, buf, sizeof buf);
+    assert_int_equal(judge_datagram(&cx, buf, n, &j, NULL), JUDGE_DROP_BAD_PART);
+    /* a JSON message sealed as a part is a bad part; as type 0x01 a message, as before */
+    const char *json = "{\"message_id\":\"" ID "\"}";
+    n = envelope_v2_seal(k, id, ENVELOPE_V2_TYPE_PART, NOW, json, strlen(json), buf, sizeof buf);
+    assert_int_equal(judge_datagram(&cx, buf, n, &j, NULL), JUDGE_DROP_BAD_PART);
+    n = envelope_v2_seal(k, id, ENVELOPE_V2_TYPE_MESSAGE, NOW, json, strlen(json), buf, sizeof buf);
+    assert_int_equal(judge_datagram(&inplace, buf, n, &j, NULL), JUDGE_MESSAGE);
+    assert_int_equal(j.json_len, strlen(json));
+    /* the names and reasons */
+    assert_string_equal(judge_name(JUDGE_PART), "part");
+    assert_string_equal(judge_name(JUDGE_PART_ACK), "part_ack");
+    assert_string_equal(judge_name(JUDGE_DROP_BAD_PART), "bad_part");
+    assert_string_equal(judge_reason(JUDGE_PART), "a message part");
+    assert_string_equal(judge_reason(JUDGE_PART_ACK), "a part acknowledgement");
+    assert_string_equal(judge_reason(JUDGE_DROP_BAD_PART), "a malformed message part");
+    /* what is taken comes before the drops, and every verdict has a name */
+    assert_true(JUDGE_PART < JUDGE_DROP_SHORT && JUDGE_PART_ACK < JUDGE_DROP_SHORT);
+    assert_true(JUDGE_DROP_BAD_PART > JUDGE_DROP_SHORT);
+    for (int v = 0; v < JUDGE_VERDICTS; v++)
+        assert_string_not_equal(judge_name((enum judge_verdict)v), "?");
+    replay_free(rp);
+    envelope_key_free(k);
+}
+
 int main(void)
 {
     assert_int_equal(envelope_init(), 0);
@@ -231,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_message_and_ack), cmocka_unit_test(test_drops),
         cmocka_unit_test(test_replay),          cmocka_unit_test(test_reflected),
         cmocka_unit_test(test_trial_cap),       cmocka_unit_test(test_v2),
+        cmocka_unit_test(test_v2_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 
 #include "wire/envelope.h"
 #include "wire/message.h"
+#include "wire/parts.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -417,8 +418,8 @@ static void test_classify_length_bounded(void **state)
     /* a raw NUL byte in the text is not JSON */
     const char withnul[] = "{\"message_id\":\"" ID "\",\"c\":\"a\0b\"}";
     assert_int_equal(message_classify(withnul, sizeof withnul - 1, &m), MESSAGE_NOT_JSON);
-    /* longer than any datagram carries */
-    size_t big = ENVELOPE_MAX_JSON + 1;
+    /* longer than any message may be (PART_MAX_MESSAGE: the ceiling of one in parts) */
+    size_t big = PART_MAX_MESSAGE + 1;
     char *s = malloc(big);
     assert_non_null(s);
     int h = snprintf(s, big, "{\"message_id\":\"%s\",\"c\":\"", ID);

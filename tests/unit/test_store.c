@@ -282,7 +282,7 @@ static enum store_rc in_insert(struct fx *f, const char *id, const char *addr, u
                                const char *payload, size_t len, uint64_t ts,
                                enum store_in_result *res)
 {
-    struct store_inbound m = {id, addr, port, payload, len, ts, 0, NULL};
+    struct store_inbound m = {id, addr, port, payload, len, ts, 0, NULL, 0};
     return store_inbound_insert(f->st, &m, 1, now_ms(), res, NULL, NULL);
 }
 
@@ -476,7 +476,7 @@ static void test_open_creates_schema(void **state)
         {"retry_count", "INTEGER", 1, "0", 0}, {"created_at", "TEXT", 1, NULL, 0},
         {"sent_at", "TEXT", 0, NULL, 0},       {"ack_received_at", "TEXT", 0, NULL, 0},
         {"last_error", "TEXT", 0, NULL, 0},    {"updated_at", "TEXT", 1, NULL, 0},
-        {"peer", "TEXT", 0, NULL, 0},
+        {"peer", "TEXT", 0, NULL, 0},          {"sequence", "INTEGER", 0, NULL, 0},
     };
     static const struct column_spec in_cols[] = {
         {"id", "INTEGER", 0, NULL, 1},         {"message_id", "TEXT", 1, NULL, 0},
@@ -485,10 +485,15 @@ static void test_open_creates_schema(void **state)
         {"state", "TEXT", 1, "'received'", 0}, {"ack_sent", "INTEGER", 1, "0", 0},
         {"read_count", "INTEGER", 1, "0", 0},  {"received_at", "TEXT", 1, NULL, 0},
         {"ack_sent_at", "TEXT", 0, NULL, 0},   {"updated_at", "TEXT", 1, NULL, 0},
-        {"peer", "TEXT", 0, NULL, 0},
+        {"peer", "TEXT", 0, NULL, 0},          {"sequence", "INTEGER", 0, NULL, 0},
+    };
+    static const struct column_spec seq_cols[] = {
+        {"peer", "TEXT", 1, NULL, 1},
+        {"last", "INTEGER", 1, NULL, 0},
     };
     assert_columns(f->raw, T_OUT, out_cols, sizeof out_cols / sizeof out_cols[0]);
     assert_columns(f->raw, T_IN, in_cols, sizeof in_cols / sizeof in_cols[0]);
+    assert_columns(f->raw, "peer_sequence", seq_cols, sizeof seq_cols / sizeof seq_cols[0]);
     assert_index(f, T_OUT, "idx_outbound_message_id", 1, "message_id");
     assert_index(f, T_OUT, "idx_outbound_state", 0, "state");
     assert_index(f, T_IN, "idx_inbound_message_id", 1, "message_id");
@@ -999,7 +1004,7 @@ static void test_outbound_take(void **state)
     /* the payload text is taken by length, not up to a NUL */
     const char payload[] = "{\"message_id\":\"" ID1 "\",\"a\":1}TRAILING";
     size_t plen = strlen(payload) - strlen("TRAILING");
-    assert_int_equal(store_outbound_take(f->st, a, ID1, payload, plen, now_ms()), STORE_OK);
+    assert_int_equal(store_outbound_take(f->st, a, ID1, payload, plen, 0, now_ms()), STORE_OK);
     assert_col(f, T_OUT, a, "state", "sent"); /* claimed straight to sent */
     assert_time_col(f, T_OUT, a, "sent_at");
     assert_col(f, T_OUT, a, "message_id", ID1);
@@ -1007,21 +1012,21 @@ static void test_outbound_take(void **state)
     assert_time_col(f, T_OUT, a, "updated_at");
 
     /* NULL payload: the row's payload stays */
-    assert_int_equal(store_outbound_take(f->st, c, ID3, NULL, 0, now_ms()), STORE_OK);
+    assert_int_equal(store_outbound_take(f->st, c, ID3, NULL, 0, 0, now_ms()), STORE_OK);
     assert_col(f, T_OUT, c, "state", "sent");
     assert_col(f, T_OUT, c, "payload", "{\"message_id\":\"" ID3 "\"}");
 
     /* another row already has this message_id */
-    assert_int_equal(store_outbound_take(f->st, b, ID1, "{}", 2, now_ms()), STORE_DUP);
+    assert_int_equal(store_outbound_take(f->st, b, ID1, "{}", 2, 0, now_ms()), STORE_DUP);
     assert_col(f, T_OUT, b, "state", "pending");
     assert_col(f, T_OUT, b, "message_id", NULL);
     assert_col(f, T_OUT, b, "payload", "{\"b\":1}");
     /* and the connection is still usable */
-    assert_int_equal(store_outbound_take(f->st, b, ID2, NULL, 0, now_ms()), STORE_OK);
+    assert_int_equal(store_outbound_take(f->st, b, ID2, NULL, 0, 0, now_ms()), STORE_OK);
     assert_col(f, T_OUT, b, "state", "sent");
     assert_col(f, T_OUT, b, "message_id", ID2);
     /* a row no longer pending is not claimed again */
-    assert_int_equal(store_outbound_take(f->st, b, ID2, NULL, 0, now_ms()), STORE_REFUSED);
+    assert_int_equal(store_outbound_take(f->st, b, ID2, NULL, 0, 0, now_ms()), STORE_REFUSED);
 }
 
 static void test_outbound_sent(void **state)
@@ -1544,7 +1549,7 @@ static void test_times_from_caller(void **state)
     int matched = 0;
     assert_int_equal(store_outbound_acked(f->st, &a, 1, t0 + 1, &matched, NULL), STORE_OK);
     assert_col(f, T_OUT, a, "ack_received_at", "2020-02-29T12:34:56.790");
-    assert_int_equal(store_outbound_take(f->st, p, ID2, NULL, 0, t0), STORE_OK);
+    assert_int_equal(store_outbound_take(f->st, p, ID2, NULL, 0, 0, t0), STORE_OK);
     assert_col(f, T_OUT, p, "sent_at", text);
     assert_col(f, T_OUT, p, "updated_at", text);
     int64_t s = add_out(f, "sending", NULL, "{}"); /* left by an earlier version, or the original */
@@ -1557,7 +1562,7 @@ static void test_times_from_caller(void **state)
                      STORE_OK);
     assert_col(f, T_OUT, row, "created_at", text);
     assert_col(f, T_OUT, row, "updated_at", text);
-    struct store_inbound m = {ID3, "10.0.0.1", 7, "{}", 2, 1, 0, NULL};
+    struct store_inbound m = {ID3, "10.0.0.1", 7, "{}", 2, 1, 0, NULL, 0};
     enum store_in_result res;
     assert_int_equal(store_inbound_insert(f->st, &m, 1, t0, &res, NULL, NULL), STORE_OK);
     int64_t in = qint(f, "SELECT id FROM inbound_messages WHERE message_id = '" ID3 "'");
@@ -1603,9 +1608,9 @@ static void test_inbound_insert(void **state)
     assert_col(f, T_IN, id, "crypto_timestamp", "2025-11-22T00:00:01.123456789");
 
     /* several at once: a new one, a duplicate, another new one */
-    struct store_inbound m[3] = {{ID2, "::1", 1, "{}", 2, 0, 0, NULL},
-                                 {ID1, "::1", 1, "{}", 2, 0, 0, NULL},
-                                 {ID3, "::1", 2, "{}", 2, 0, 0, NULL}};
+    struct store_inbound m[3] = {{ID2, "::1", 1, "{}", 2, 0, 0, NULL, 0},
+                                 {ID1, "::1", 1, "{}", 2, 0, 0, NULL, 0},
+                                 {ID3, "::1", 2, "{}", 2, 0, 0, NULL, 0}};
     enum store_in_result res[3];
     int64_t rowids[3] = {-1, -1, -1};
     int done = -1;
@@ -1656,8 +1661,8 @@ static void test_inbound_insert_refused(void **state)
     assert_non_null(strstr(store_errmsg(f->st), "UNIQUE"));
     assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 1);
     /* several at once: the refused one stops the call, the ones before it are in */
-    struct store_inbound m[2] = {{ID1, "127.0.0.1", 2, "{}", 2, 0, 0, NULL},
-                                 {ID3, "127.0.0.1", 1, "{}", 2, 0, 0, NULL}};
+    struct store_inbound m[2] = {{ID1, "127.0.0.1", 2, "{}", 2, 0, 0, NULL, 0},
+                                 {ID3, "127.0.0.1", 1, "{}", 2, 0, 0, NULL, 0}};
     enum store_in_result r2[2];
     int done = -1;
     assert_int_equal(store_inbound_insert(f->st, m, 2, now_ms(), r2, NULL, &done), STORE_REFUSED);
@@ -1698,7 +1703,7 @@ static void test_inbound_insert_own_id(void **state)
     assert_int_equal(in_insert(f, ID2, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
     assert_int_equal(res, STORE_IN_NEW);
     /* a message we sent to ourselves is stored beside its outbound row */
-    struct store_inbound self = {ID1, "127.0.0.1", 1, "{}", 2, 1, 1, NULL};
+    struct store_inbound self = {ID1, "127.0.0.1", 1, "{}", 2, 1, 1, NULL, 0};
     assert_int_equal(store_inbound_insert(f->st, &self, 1, now_ms(), &res, NULL, NULL), STORE_OK);
     assert_int_equal(res, STORE_IN_NEW);
 }
@@ -2061,7 +2066,7 @@ static void test_tool_fetch(void **state)
         }
     }
     assert_int_equal(seen, 3);
-    assert_int_equal(rec.ncols, 13);
+    assert_int_equal(rec.ncols, 14);
     found = -1;
     assert_int_equal(store_fetch(f->st, STORE_INBOUND, &c[0], &rec, &found, err, sizeof err),
                      STORE_OK);
@@ -2176,9 +2181,9 @@ static void test_tool_busy_text(void **state)
 static void test_peer_inbound(void **state)
 {
     struct fx *f = *state;
-    struct store_inbound m[3] = {{ID1, "10.0.0.1", 4000, "{}", 2, 1, 0, "berlin"},
-                                 {ID2, "10.0.0.2", 4001, "{}", 2, 1, 0, NULL},
-                                 {ID3, "10.0.0.3", 4002, "{}", 2, 1, 0, PEER64}};
+    struct store_inbound m[3] = {{ID1, "10.0.0.1", 4000, "{}", 2, 1, 0, "berlin", 0},
+                                 {ID2, "10.0.0.2", 4001, "{}", 2, 1, 0, NULL, 0},
+                                 {ID3, "10.0.0.3", 4002, "{}", 2, 1, 0, PEER64, 0}};
     enum store_in_result res[3];
     int64_t rowids[3] = {0, 0, 0};
     int done = -1;
@@ -2190,7 +2195,7 @@ static void test_peer_inbound(void **state)
     /* a message to ourselves (the other statement) keeps its peer too */
     add_out(f, "sent", "0123456789abcdef0123456f", "{}");
     struct store_inbound self = {
-        "0123456789abcdef0123456f", "127.0.0.1", 1, "{}", 2, 1, 1, "self.peer"};
+        "0123456789abcdef0123456f", "127.0.0.1", 1, "{}", 2, 1, 1, "self.peer", 0};
     enum store_in_result r1 = STORE_IN_DUP;
     int64_t self_row = 0;
     assert_int_equal(store_inbound_insert(f->st, &self, 1, now_ms(), &r1, &self_row, NULL),
@@ -2198,7 +2203,7 @@ static void test_peer_inbound(void **state)
     assert_int_equal(r1, STORE_IN_NEW);
     assert_col(f, T_IN, self_row, "peer", "self.peer");
     /* a duplicate from another peer does not change the stored row's peer */
-    struct store_inbound dup = {ID1, "10.0.0.9", 4000, "{}", 2, 1, 0, "other"};
+    struct store_inbound dup = {ID1, "10.0.0.9", 4000, "{}", 2, 1, 0, "other", 0};
     assert_int_equal(store_inbound_insert(f->st, &dup, 1, now_ms(), &r1, NULL, NULL), STORE_OK);
     assert_int_equal(r1, STORE_IN_DUP);
     assert_col(f, T_IN, rowids[0], "peer", "berlin");
@@ -2266,8 +2271,8 @@ static void test_peer_outbound(void **state)
     assert_int_equal(store_commit(f->st), STORE_OK);
 
     /* the claim one row at a time, then the rows left 'sent' and a retransmission's read */
-    assert_int_equal(store_outbound_take(f->st, a, ID1, NULL, 0, now_ms()), STORE_OK);
-    assert_int_equal(store_outbound_take(f->st, b, ID2, NULL, 0, now_ms()), STORE_OK);
+    assert_int_equal(store_outbound_take(f->st, a, ID1, NULL, 0, 0, now_ms()), STORE_OK);
+    assert_int_equal(store_outbound_take(f->st, b, ID2, NULL, 0, 0, now_ms()), STORE_OK);
     assert_int_equal(store_outbound_load_sent(f->st, 0, 10, now_ms(), &rows), STORE_OK);
     assert_int_equal(rows.n, 2);
     assert_null(rows.out[0].peer);
@@ -2460,12 +2465,16 @@ static const char original_schema[] =
     " '{\"i\":1}', '2024-01-01T00:00:00.000000000', 'received', 0, 3,"
     " '2024-01-01T00:00:00.000', '2024-01-01T00:00:00.000');";
 
-/* Every column of every row of table, as one text (quote() tells NULL from 'NULL'). */
+/*
+ * Every column of every row of table but those added since (peer, sequence),
+ * as one text (quote() tells NULL from 'NULL').
+ */
 static void all_rows(struct fx *f, const char *table, char *out, size_t len)
 {
     char cols[512] = "", sql[1024];
     sqlite3_stmt *s = NULL;
-    snprintf(sql, sizeof sql, "SELECT name FROM pragma_table_info('%s') WHERE name != 'peer'",
+    snprintf(sql, sizeof sql,
+             "SELECT name FROM pragma_table_info('%s') WHERE name NOT IN ('peer', 'sequence')",
              table);
     assert_int_equal(sqlite3_prepare_v2(f->raw, sql, -1, &s, NULL), SQLITE_OK);
     while (sqlite3_step(s) == SQLITE_ROW) {
@@ -2542,22 +2551,22 @@ static void test_open_migrates_peer(void **state)
     assert_int_equal(store_inbound_unacked(f->st, 0, 10, &rows), STORE_OK);
     assert_int_equal(rows.n, 1);
     assert_null(rows.in[0].peer);
-    struct store_inbound m = {ID3, "10.1.1.4", 5003, "{}", 2, 1, 0, "berlin"};
+    struct store_inbound m = {ID3, "10.1.1.4", 5003, "{}", 2, 1, 0, "berlin", 0};
     enum store_in_result res;
     int64_t rowid = 0;
     assert_int_equal(store_inbound_insert(f->st, &m, 1, now_ms(), &res, &rowid, NULL), STORE_OK);
     assert_int_equal(res, STORE_IN_NEW);
     assert_col(f, T_IN, rowid, "peer", "berlin");
-    assert_int_equal(qint(f, "SELECT count(*) FROM pragma_table_info('inbound_messages')"), 13);
+    assert_int_equal(qint(f, "SELECT count(*) FROM pragma_table_info('inbound_messages')"), 14);
 }
 
 /* sg-recv's filter by peer, on either table; store_fetch shows the column; sg-clean's. */
 static void test_tool_select_peer(void **state)
 {
     struct fx *f = *state;
-    struct store_inbound m[3] = {{ID1, "10.0.0.1", 4000, "{}", 2, 1, 0, "berlin"},
-                                 {ID2, "10.0.0.1", 4000, "{}", 2, 1, 0, NULL},
-                                 {ID3, "10.0.0.2", 4000, "{}", 2, 1, 0, "paris"}};
+    struct store_inbound m[3] = {{ID1, "10.0.0.1", 4000, "{}", 2, 1, 0, "berlin", 0},
+                                 {ID2, "10.0.0.1", 4000, "{}", 2, 1, 0, NULL, 0},
+                                 {ID3, "10.0.0.2", 4000, "{}", 2, 1, 0, "paris", 0}};
     enum store_in_result res[3];
     int64_t in[3];
     assert_int_equal(store_inbound_insert(f->st, m, 3, now_ms(), res, in, NULL), STORE_OK);
@@ -2611,9 +2620,11 @@ static void test_tool_select_peer(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(store_fetch(f->st, STORE_OUTBOUND, &c[0], &rec, &found, err, sizeof err),
                      STORE_OK);
-    assert_int_equal(rec.ncols, 13);
+    assert_int_equal(rec.ncols, 14);
     assert_string_equal(rec.col[12].name, "peer");
     assert_int_equal(rec.col[12].type, STORE_NULL);
+    assert_string_equal(rec.col[13].name, "sequence");
+    assert_int_equal(rec.col[13].type, STORE_NULL);
     free(c);
     store_record_free(&rec);
     /* sg-clean's purge of one peer's rows */
@@ -2630,6 +2641,410 @@ static void test_tool_select_peer(void **state)
     assert_int_equal(deleted, 1);
     assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 2);
     assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages WHERE peer = 'berlin'"), 0);
+}
+
+/* ---- sequence numbers: the sequence column of both tables, peer_sequence ---- */
+
+#define SEQ_MAX "9223372036854775807"
+
+/* A column of a record by name, or NULL. */
+static const struct store_col *rec_col(const struct store_record *rec, const char *name)
+{
+    for (int k = 0; k < rec->ncols; k++)
+        if (strcmp(rec->col[k].name, name) == 0)
+            return &rec->col[k];
+    return NULL;
+}
+
+/*
+ * An inbound row's sequence is stored as given, 0 as NULL, by both insert
+ * statements; a duplicate leaves the stored one; the re-ACK query and
+ * store_fetch (sg-recv) read it back.
+ */
+static void test_seq_inbound(void **state)
+{
+    struct fx *f = *state;
+    struct store_inbound m[3] = {{ID1, "10.0.0.1", 4000, "{}", 2, 1, 0, "berlin", 5},
+                                 {ID2, "10.0.0.2", 4001, "{}", 2, 1, 0, NULL, 0},
+                                 {ID3, "10.0.0.3", 4002, "{}", 2, 1, 0, "paris", INT64_MAX}};
+    enum store_in_result res[3];
+    int64_t rowids[3] = {0, 0, 0};
+    assert_int_equal(store_inbound_insert(f->st, m, 3, now_ms(), res, rowids, NULL), STORE_OK);
+    assert_col(f, T_IN, rowids[0], "sequence", "5");
+    assert_col(f, T_IN, rowids[1], "sequence", NULL);
+    assert_col(f, T_IN, rowids[2], "sequence", SEQ_MAX);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages WHERE typeof(sequence) = "
+                             "'integer'"),
+                     2);
+    /* a message to ourselves (the other statement) keeps its number too */
+    add_out(f, "sent", "0123456789abcdef0123456f", "{}");
+    struct store_inbound self = {
+        "0123456789abcdef0123456f", "127.0.0.1", 1, "{}", 2, 1, 1, "self.peer", 7};
+    enum store_in_result r1 = STORE_IN_DUP;
+    int64_t self_row = 0;
+    assert_int_equal(store_inbound_insert(f->st, &self, 1, now_ms(), &r1, &self_row, NULL),
+                     STORE_OK);
+    assert_int_equal(r1, STORE_IN_NEW);
+    assert_col(f, T_IN, self_row, "sequence", "7");
+    /* a retransmission with another number does not change the stored row's */
+    struct store_inbound dup = {ID1, "10.0.0.1", 4000, "{}", 2, 1, 0, "berlin", 6};
+    assert_int_equal(store_inbound_insert(f->st, &dup, 1, now_ms(), &r1, NULL, NULL), STORE_OK);
+    assert_int_equal(r1, STORE_IN_DUP);
+    assert_col(f, T_IN, rowids[0], "sequence", "5");
+
+    assert_int_equal(store_inbound_unacked(f->st, 0, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 4);
+    assert_int_equal(rows.in[0].sequence, 5);
+    assert_int_equal(rows.in[1].sequence, 0);
+    assert_true(rows.in[2].sequence == INT64_MAX);
+    assert_int_equal(rows.in[3].sequence, 7);
+    assert_string_equal(rows.in[3].peer, "self.peer"); /* the column before it */
+
+    /* sg-recv's record: an integer where there is one, NULL (shown as null) where not */
+    char err[256] = "";
+    struct store_record rec = {0};
+    int found = 0;
+    struct store_selected sel = {.id = rowids[0]};
+    assert_int_equal(store_fetch(f->st, STORE_INBOUND, &sel, &rec, &found, err, sizeof err),
+                     STORE_OK);
+    assert_int_equal(found, 1);
+    const struct store_col *c = rec_col(&rec, "sequence");
+    assert_non_null(c);
+    assert_int_equal(c->type, STORE_INT);
+    assert_int_equal(c->i, 5);
+    assert_ptr_equal(c, &rec.col[rec.ncols - 1]); /* the last column */
+    sel.id = rowids[1];
+    assert_int_equal(store_fetch(f->st, STORE_INBOUND, &sel, &rec, &found, err, sizeof err),
+                     STORE_OK);
+    c = rec_col(&rec, "sequence");
+    assert_non_null(c);
+    assert_int_equal(c->type, STORE_NULL);
+    store_record_free(&rec);
+}
+
+/*
+ * store_outbound_take with a number writes it, with 0 leaves the row's;
+ * every query that gives the daemon outbound rows reads it back (pending, the
+ * set-based claim, load_sent, get_sent), the columns after it (age, payload)
+ * still in their places; it survives a reopen (a retransmission after a
+ * restart) and a requeue.
+ */
+static void test_seq_outbound(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "pending", NULL, "{\"a\":1}");
+    int64_t b = add_out(f, "pending", NULL, "{\"b\":1}");
+    int64_t c = add_out(f, "pending", NULL, "{\"c\":1}");
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 3);
+    assert_int_equal(rows.out[0].sequence, 0);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_take(f->st, a, ID1, NULL, 0, 3, now_ms()), STORE_OK);
+    assert_int_equal(store_outbound_take(f->st, b, ID2, NULL, 0, 0, now_ms()), STORE_OK);
+    assert_int_equal(store_sequence_save(f->st, "berlin", 3), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_col(f, T_OUT, a, "sequence", "3");
+    assert_col(f, T_OUT, a, "state", "sent");
+    assert_col(f, T_OUT, b, "sequence", NULL);
+    assert_col(f, T_OUT, b, "state", "sent");
+
+    int64_t now = now_ms();
+    char t[STORE_TIME_LEN];
+    store_format_ms(now - 4000, t);
+    X(f, "UPDATE outbound_messages SET sent_at = '%s' WHERE id = %lld", t, (long long)a);
+    assert_int_equal(store_outbound_load_sent(f->st, 0, 10, now, &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_int_equal(rows.out[0].rowid, a);
+    assert_int_equal(rows.out[0].sequence, 3);
+    assert_in_range(rows.out[0].age_ms, 3999, 4001); /* the column after it */
+    assert_int_equal(rows.out[1].sequence, 0);
+    assert_int_equal(store_outbound_get_sent(f->st, a, 100, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].sequence, 3);
+    assert_string_equal(rows.out[0].payload, "{\"a\":1}"); /* the column after it */
+    assert_int_equal(store_outbound_get_sent(f->st, b, 100, &rows), STORE_OK);
+    assert_int_equal(rows.out[0].sequence, 0);
+
+    /* a restart: the same number for the retransmission, and the peer's last one */
+    store_close(f->st);
+    f->st = open_store(f, f->loc, STORE_CREATE);
+    assert_int_equal(store_outbound_load_sent(f->st, 0, 10, now_ms(), &rows), STORE_OK);
+    assert_int_equal(rows.out[0].sequence, 3);
+    assert_int_equal(store_outbound_get_sent(f->st, a, 100, &rows), STORE_OK);
+    assert_int_equal(rows.out[0].sequence, 3);
+    struct store_sequence seq[4];
+    int n = -1;
+    assert_int_equal(store_sequence_load(f->st, NULL, seq, 4, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(seq[0].peer, "berlin");
+    assert_int_equal(seq[0].last, 3);
+
+    /* requeued (sg-send --retry), the row keeps its number; a take with 0 leaves it */
+    assert_int_equal(out_failed(f, a, 10, "max retries exceeded (no ACK)"), STORE_OK);
+    int changed = 0;
+    char err[256] = "";
+    assert_int_equal(store_outbound_requeue(f->st, a, NULL, now_ms(), &changed, err, sizeof err),
+                     STORE_OK);
+    assert_int_equal(changed, 1);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_int_equal(rows.out[0].rowid, a);
+    assert_int_equal(rows.out[0].sequence, 3);
+    assert_int_equal(rows.out[1].rowid, c);
+    assert_int_equal(rows.out[1].sequence, 0);
+    /* the set-based claim returns it too */
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_claim(f->st, 10, now_ms(), &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_int_equal(rows.out[0].sequence, 3);
+    assert_int_equal(rows.out[1].sequence, 0);
+    int64_t both[2] = {a, c};
+    assert_int_equal(store_outbound_release(f->st, both, 2, now_ms()), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_int_equal(store_outbound_take(f->st, a, ID1, NULL, 0, 0, now_ms()), STORE_OK);
+    assert_col(f, T_OUT, a, "sequence", "3");
+    /* a number for a row that is no longer pending changes nothing */
+    assert_int_equal(store_outbound_take(f->st, a, ID1, NULL, 0, 9, now_ms()), STORE_REFUSED);
+    assert_col(f, T_OUT, a, "sequence", "3");
+    /* and a take with a payload and a number writes both in its one statement */
+    uint64_t w0 = 0, w1 = 0, r0 = 0, r1 = 0;
+    store_write_stats(f->st, &w0, &r0);
+    assert_int_equal(store_outbound_take(f->st, c, ID3, "{\"c\":1,\"message_id\":\"" ID3 "\"}",
+                                         strlen("{\"c\":1,\"message_id\":\"" ID3 "\"}"), INT64_MAX,
+                                         now_ms()),
+                     STORE_OK);
+    store_write_stats(f->st, &w1, &r1);
+    assert_true(w1 - w0 == 1);
+    assert_col(f, T_OUT, c, "sequence", SEQ_MAX);
+    assert_col(f, T_OUT, c, "payload", "{\"c\":1,\"message_id\":\"" ID3 "\"}");
+}
+
+/*
+ * store_sequence_save keeps the larger number (never lower), writes nothing
+ * for 0, belongs to the caller's transaction, and survives a reopen and the
+ * deletion of every row; store_sequence_load pages by name.
+ */
+static void test_seq_save_load(void **state)
+{
+    struct fx *f = *state;
+    struct store_sequence seq[4];
+    int n = -1;
+    assert_int_equal(store_sequence_load(f->st, NULL, seq, 4, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_sequence_save(f->st, "paris", 2), STORE_OK);
+    assert_int_equal(store_sequence_save(f->st, "berlin", 5), STORE_OK);
+    assert_int_equal(store_sequence_save(f->st, "berlin", 3), STORE_OK); /* lower: kept at 5 */
+    assert_int_equal(store_sequence_save(f->st, "rome", 0), STORE_OK);   /* none: nothing */
+    assert_int_equal(store_sequence_save(f->st, PEER64, INT64_MAX), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_int_equal(store_sequence_load(f->st, NULL, seq, 4, &n), STORE_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(seq[0].peer, "berlin");
+    assert_int_equal(seq[0].last, 5);
+    assert_string_equal(seq[1].peer, PEER64); /* name order */
+    assert_true(seq[1].last == INT64_MAX);
+    assert_string_equal(seq[2].peer, "paris");
+    assert_int_equal(seq[2].last, 2);
+    assert_int_equal(qint(f, "SELECT count(*) FROM peer_sequence WHERE peer = 'rome'"), 0);
+
+    /* paging: cap rows at a time, after the last name of the page before */
+    assert_int_equal(store_sequence_load(f->st, "", seq, 1, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(seq[0].peer, "berlin");
+    assert_int_equal(store_sequence_load(f->st, seq[0].peer, seq, 1, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(seq[0].peer, PEER64);
+    assert_int_equal(store_sequence_load(f->st, seq[0].peer, seq, 2, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(seq[0].peer, "paris");
+    assert_int_equal(store_sequence_load(f->st, "paris", seq, 2, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(store_sequence_load(f->st, NULL, seq, 0, &n), STORE_OK);
+    assert_int_equal(n, 0);
+
+    /* a rolled-back turn keeps nothing; a higher number in a committed one is kept */
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_sequence_save(f->st, "berlin", 50), STORE_OK);
+    assert_int_equal(store_sequence_save(f->st, "oslo", 1), STORE_OK);
+    store_rollback(f->st);
+    assert_int_equal(qint(f, "SELECT last FROM peer_sequence WHERE peer = 'berlin'"), 5);
+    assert_int_equal(qint(f, "SELECT count(*) FROM peer_sequence WHERE peer = 'oslo'"), 0);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_sequence_save(f->st, "berlin", 6), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+
+    /* every row deleted (sg-clean), the database reopened: the numbers stay */
+    add_out(f, "acknowledged", ID1, "{}");
+    add_old_in(f, ID2);
+    char err[256] = "";
+    struct store_purge p[2] = {{STORE_OUTBOUND, "2999-01-01T00:00:00.000", NULL, 0, NULL},
+                               {STORE_INBOUND, "2999-01-01T00:00:00.000", NULL, 0, NULL}};
+    int64_t deleted[2] = {0, 0};
+    assert_int_equal(store_purge(f->st, p, 2, deleted, err, sizeof err), STORE_OK);
+    assert_int_equal(deleted[0] + deleted[1], 2);
+    store_close(f->st);
+    f->st = open_store(f, f->loc, STORE_CREATE);
+    assert_int_equal(store_sequence_load(f->st, NULL, seq, 4, &n), STORE_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(seq[0].peer, "berlin");
+    assert_int_equal(seq[0].last, 6);
+    struct store *tool = open_store(f, f->loc, STORE_EXISTING);
+    assert_int_equal(store_sequence_load(tool, "berlin", seq, 4, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    store_close(tool);
+}
+
+/*
+ * SQLite: what a script may have left: a sequence that is not an integer
+ * above 0 reads as 0; peer_sequence names that cannot be a peer's are left
+ * out (and do not end a page early); a last that is not a number reads as 0
+ * and the next save replaces it.
+ */
+static void test_seq_hostile(void **state)
+{
+    struct fx *f = *state;
+    int64_t r[3];
+    for (int i = 0; i < 3; i++)
+        r[i] = add_out(f, "pending", NULL, "{}");
+    X(f, "UPDATE outbound_messages SET sequence = 'x' WHERE id = %lld", (long long)r[0]);
+    X(f, "UPDATE outbound_messages SET sequence = -3 WHERE id = %lld", (long long)r[1]);
+    X(f, "UPDATE outbound_messages SET sequence = 2.5 WHERE id = %lld", (long long)r[2]);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rows.out[i].sequence, 0);
+    int64_t in = add_in(f, ID1);
+    X(f, "UPDATE inbound_messages SET sequence = -1, state = 'received' WHERE id = %lld",
+      (long long)in);
+    assert_int_equal(store_inbound_unacked(f->st, 0, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.in[0].sequence, 0);
+
+    X(f, "INSERT INTO peer_sequence (peer, last) VALUES ('a', 1), ('" PEER64 "x', 2), "
+         "(CAST(X'620063' AS BLOB), 3), (42, 4), ('c', 'junk'), ('d', 5)");
+    struct store_sequence seq[2];
+    int n = -1;
+    assert_int_equal(store_sequence_load(f->st, NULL, seq, 2, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(seq[0].peer, "42"); /* TEXT affinity: a name of digits */
+    assert_string_equal(seq[1].peer, "a");
+    assert_int_equal(store_sequence_load(f->st, "a", seq, 2, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(seq[0].peer, "c");
+    assert_int_equal(seq[0].last, 0);
+    assert_string_equal(seq[1].peer, "d");
+    assert_int_equal(store_sequence_save(f->st, "c", 4), STORE_OK);
+    assert_int_equal(qint(f, "SELECT last FROM peer_sequence WHERE peer = 'c'"), 4);
+    /* a NULL peer is refused by the table, as a row of its own */
+    assert_int_equal(store_sequence_save(f->st, NULL, 4), STORE_REFUSED);
+}
+
+/* The schema of the release before sequence numbers: the original's, with peer. */
+static const char peer_schema[] =
+    "ALTER TABLE outbound_messages ADD COLUMN peer TEXT;"
+    "ALTER TABLE inbound_messages ADD COLUMN peer TEXT;"
+    "UPDATE outbound_messages SET peer = 'berlin' WHERE message_id IS NULL;";
+
+/* "type|notnull|default|last" of table's sequence column ("" if none). */
+static void sequence_column(struct fx *f, const char *table, char *out, size_t len)
+{
+    qtext(f, out, len,
+          "SELECT type || '|' || \"notnull\" || '|' || ifnull(dflt_value, 'none') || '|' || "
+          "(cid = (SELECT max(cid) FROM pragma_table_info('%s'))) FROM pragma_table_info('%s') "
+          "WHERE name = 'sequence'",
+          table, table);
+}
+
+/*
+ * SQLite: a database of the release before (peer, no sequence, no
+ * peer_sequence) gets the column in both tables, last and NULL in every row,
+ * and the table, when opened, by a tool as by the daemon, all or nothing;
+ * every other value stays; opening it again adds nothing, and a complete
+ * database is opened by a tool while another process holds the write lock.
+ */
+static void test_open_migrates_sequence(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->loc, sizeof f->loc, "%s/old.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->loc, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, original_schema, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, peer_schema, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(f->be->raw_open(f), 0);
+    char out_before[2048], in_before[2048], out_after[2048], in_after[2048], peers[256];
+    all_rows(f, T_OUT, out_before, sizeof out_before);
+    all_rows(f, T_IN, in_before, sizeof in_before);
+    qtext(f, peers, sizeof peers,
+          "SELECT group_concat(ifnull(peer, '-')) FROM "
+          "(SELECT peer FROM outbound_messages ORDER BY id)");
+    assert_string_equal(peers, "-,berlin");
+    char col_text[64];
+    sequence_column(f, T_OUT, col_text, sizeof col_text);
+    assert_string_equal(col_text, "");
+
+    /* locked by another process: the open waits, then fails, and adds nothing */
+    f->be->lock(f);
+    char err[256] = "";
+    struct store *st = NULL;
+    assert_int_equal(store_open(f->loc, STORE_EXISTING, 50, &st, err, sizeof err), STORE_BUSY);
+    assert_null(st);
+    f->be->unlock(f);
+    sequence_column(f, T_IN, col_text, sizeof col_text);
+    assert_string_equal(col_text, "");
+    assert_int_equal(qint(f, "SELECT count(*) FROM sqlite_master WHERE name = 'peer_sequence'"), 0);
+
+    f->st = open_store(f, f->loc, STORE_EXISTING); /* a tool's open */
+    sequence_column(f, T_OUT, col_text, sizeof col_text);
+    assert_string_equal(col_text, "INTEGER|0|none|1");
+    sequence_column(f, T_IN, col_text, sizeof col_text);
+    assert_string_equal(col_text, "INTEGER|0|none|1");
+    assert_int_equal(qint(f, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                             "name = 'peer_sequence'"),
+                     1);
+    all_rows(f, T_OUT, out_after, sizeof out_after);
+    all_rows(f, T_IN, in_after, sizeof in_after);
+    assert_string_equal(out_after, out_before);
+    assert_string_equal(in_after, in_before);
+    qtext(f, peers, sizeof peers,
+          "SELECT group_concat(ifnull(peer, '-')) FROM "
+          "(SELECT peer FROM outbound_messages ORDER BY id)");
+    assert_string_equal(peers, "-,berlin");
+    assert_int_equal(qint(f, "SELECT count(*) FROM outbound_messages WHERE sequence IS NULL"), 2);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages WHERE sequence IS NULL"), 1);
+
+    /* complete now: a tool opens it under another's write lock (nothing to add) */
+    store_close(f->st);
+    f->st = NULL;
+    f->be->lock(f);
+    f->st = open_store(f, f->loc, STORE_EXISTING);
+    f->be->unlock(f);
+    store_close(f->st);
+
+    /* the daemon's open adds nothing more, and its calls work on it */
+    f->st = open_store(f, f->loc, STORE_CREATE);
+    assert_int_equal(qint(f, "SELECT count(*) FROM pragma_table_info('outbound_messages')"), 14);
+    assert_int_equal(store_outbound_load_sent(f->st, 0, 10, now_ms(), &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].sequence, 0);
+    int64_t pending = qint(f, "SELECT id FROM outbound_messages WHERE state = 'pending'");
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_take(f->st, pending, ID3, NULL, 0, 1, now_ms()), STORE_OK);
+    assert_int_equal(store_sequence_save(f->st, "berlin", 1), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_col(f, T_OUT, pending, "sequence", "1");
+    struct store_sequence seq[2];
+    int n = 0;
+    assert_int_equal(store_sequence_load(f->st, NULL, seq, 2, &n), STORE_OK);
+    assert_int_equal(n, 1);
+
+    /* a peer_sequence dropped by hand comes back at the next open, by a tool too */
+    store_close(f->st);
+    f->st = NULL;
+    X(f, "DROP TABLE peer_sequence");
+    f->st = open_store(f, f->loc, STORE_EXISTING);
+    assert_int_equal(qint(f, "SELECT count(*) FROM sqlite_master WHERE name = 'peer_sequence'"), 1);
 }
 
 /* ---- every case against every backend ---- */
@@ -2708,6 +3123,11 @@ static const struct tcase cases[] = {
     CASE(test_peer_expire, setup, ANY),
     CASE(test_open_migrates_peer, setup_dir, SQLITE_ONLY),
     CASE(test_tool_select_peer, setup, ANY),
+    CASE(test_seq_inbound, setup, ANY),
+    CASE(test_seq_outbound, setup, ANY),
+    CASE(test_seq_save_load, setup, ANY),
+    CASE(test_seq_hostile, setup, SQLITE_ONLY),
+    CASE(test_open_migrates_sequence, setup_dir, SQLITE_ONLY),
 };
 
 int main(void)
