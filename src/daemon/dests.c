@@ -50,19 +50,25 @@ int64_t dests_deadline_ms(const struct dests *d)
     return ((int64_t)d->cfg->max_retries + 1) * (int64_t)d->cfg->retry_interval * 1000;
 }
 
-int dests_release(struct dests *d, const struct net_addr *dst, int acked)
+int dests_unblock(struct dests *d, const struct net_addr *dst)
 {
-    int was_blocked = d->nblocked > 0 && flow_blocked(d->flows, dst);
-    flow_done(d->flows, dst, acked);
-    if (!was_blocked || flow_blocked(d->flows, dst))
+    if (d->nblocked == 0 || flow_blocked(d->flows, dst))
         return 0;
-    for (int i = 0; i < d->nblocked; i++)
+    int opened = 0;
+    for (int i = 0; i < d->nblocked;)
         if (net_addr_equal(&d->blocked[i].dst, dst)) {
             d->blocked[i] = d->blocked[--d->nblocked];
-            d->dirty = 1;
-            return 1;
+            d->dirty = opened = 1;
+        } else {
+            i++;
         }
-    return 0;
+    return opened;
+}
+
+int dests_release(struct dests *d, const struct net_addr *dst, int acked)
+{
+    flow_done(d->flows, dst, acked);
+    return dests_unblock(d, dst);
 }
 
 /* Remembers a destination whose window is full (once; not beyond DESTS_MAX). */

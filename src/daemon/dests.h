@@ -55,6 +55,12 @@ int64_t dests_deadline_ms(const struct dests *d);
  * given up (0). Returns 1 if dst was blocked and has room now (the caller
  * should claim again), else 0.
  */
+/*
+ * If dst's window has room (parts that left flight may have opened it), it is
+ * blocked no more. Returns 1 if that unblocked it: the next claim may take its rows.
+ */
+int dests_unblock(struct dests *d, const struct net_addr *dst);
+
 int dests_release(struct dests *d, const struct net_addr *dst, int acked);
 
 enum dests_verdict {

@@ -1,9 +1,12 @@
 /*
- * flow: how many messages may be in flight to each destination. A window per
- * destination (address and port) that grows as ACKs come back and halves
- * when a retransmission timer fires, as TCP's congestion window does, so a
- * slow or small-buffered receiver is not flooded and a dead peer cannot take
- * every in-flight slot from the others. Pure: no clock, no I/O.
+ * flow: how many datagrams may be in flight to each destination (a message of
+ * one datagram, or each part of a message in parts). A window per destination
+ * (address and port) that grows as ACKs come back and shrinks on loss, as
+ * TCP's congestion window does (flow_lost halves it; flow_loss cuts it only
+ * for many losses at once), so a slow or small-buffered receiver is not
+ * flooded and a dead peer cannot take every in-flight slot from the others.
+ * Each destination's round-trip estimator (daemon/rto.h) lives with its
+ * window. Pure: no clock, no I/O.
  */
 #ifndef SG_FLOW_H
 #define SG_FLOW_H
@@ -14,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FLOW_WINDOW_START 256
+#define FLOW_WINDOW_START 512
 #define FLOW_WINDOW_MIN 4
 
 struct flow_table;

@@ -137,7 +137,7 @@ static void resend_row(struct tx *t, int idx, struct store_outbound_row *row, in
         if (r == 0)
             refused_retry(t, idx, row, abort);
         *abort |= r < 0 || t->j->redo;
-        if (r > 0 && ent->xfer != NULL)
+        if (r > 0 && ent->bulk != NULL)
             ent->retries++;
         return;
     }
@@ -187,7 +187,7 @@ static int resend_parts(struct tx *t, int idx)
 static int resend_due(struct tx *t, int idx)
 {
     int abort = 0;
-    if (t->due[idx]->xfer != NULL)
+    if (t->due[idx]->bulk != NULL)
         return resend_parts(t, idx);
     int n =
         store_outbound_get_sent(t->st, t->due[idx]->rowid, ENVELOPE_MAX_JSON, &t->rows) == STORE_OK
@@ -209,7 +209,7 @@ int retransmit_due(struct tx *t, int64_t now)
         if (sendq_room(t->q) < ENVELOPE_MAX_DATAGRAM + t->ack_bytes ||
             t->q->n >= t->q->cap - t->ack_slots)
             break;
-        if (ent->xfer == NULL) { /* (a message in parts has a timer of its own: txp_due) */
+        if (ent->bulk == NULL) { /* (a message in parts has a timer of its own: txp_due) */
             txp_timer_fired(t, ent, now);
             retx_reschedule(t->inflight, ent, now + txp_timeout(t, ent));
         }

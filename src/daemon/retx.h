@@ -18,24 +18,23 @@
 
 struct retx;
 
+struct retx_bulk; /* a message in parts: daemon/txparts.c */
+
 struct retx_entry {
     int64_t rowid;
     char id[MESSAGE_ID_LEN + 1];
+    uint8_t v2;      /* sealed in version 2 (the retry policy auto makes its timer adaptive) */
+    uint8_t resent;  /* sent more than once (or loaded at start): no sample (Karn) */
+    uint8_t backoff; /* its timer fired this many times since it last made progress */
     struct net_addr dst;
     int64_t retries;  /* retry_count of the row */
     int64_t deadline; /* ms; change it only through retx_reschedule */
     int64_t first_ms; /* when this run first sent it (loaded at start: its last sending), ms */
+    int64_t sent_ms;  /* its last sending in this run (0: none yet), for a round-trip sample */
+    int64_t sequence; /* its number to its peer (docs/wire.md "Order"), 0: none */
     int peer_slot;    /* the peer it was sealed for (daemon/peertab.h), or -1 */
     uint32_t peer_gen;
-    int v2;            /* sealed in version 2 (the retry policy auto makes its timer adaptive) */
-    int64_t sent_ms;   /* its last sending in this run (0: none yet), for a round-trip sample */
-    int resent;        /* sent more than once (or loaded at start): no sample (Karn) */
-    int64_t sequence;  /* its number to its peer (docs/wire.md "Order"), 0: none */
-    struct xfer *xfer; /* a message sent in parts (daemon/txparts.c), or NULL */
-    int bulk_index;    /* its place in the list of those */
-    int poke;          /* every part arrived but no ACK came: send the last part again */
-    int pokes;         /* times that happened in a row */
-    uint32_t backoff;  /* its timer fired this many times since it last made progress */
+    struct retx_bulk *bulk; /* a message sent in parts, or NULL */
 };
 
 /* A table for at most capacity entries; NULL if memory cannot be had. */

@@ -19,9 +19,30 @@
 #include "util/random.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define INITIAL_RTO_MS 1000 /* before a destination's first sample (RFC 6298 2.1) */
+
+/* What an entry in flight in parts has besides its retx_entry. */
+struct retx_bulk {
+    struct xfer *x;
+    int index;     /* its place in tx's list */
+    uint8_t poke;  /* every part arrived but no ACK came: send the last part again */
+    uint8_t pokes; /* times that happened in a row */
+    uint8_t tail;  /* every part sent, later ones acknowledged: the time threshold applies */
+};
+
+/* ---- windows ---- */
+
+/* n parts to ent's destination left flight (delivered if acked); a claim may follow. */
+static void parts_done(struct tx *t, const struct retx_entry *ent, uint32_t n, int acked)
+{
+    for (; n > 0; n--)
+        flow_done(t->dests.flows, &ent->dst, acked);
+    if (dests_unblock(&t->dests, &ent->dst))
+        t->want_claim = 1;
+}
 
 /* ---- timers ---- */
 
@@ -61,7 +82,7 @@ int64_t txp_timeout(struct tx *t, const struct retx_entry *ent)
     /* Parts leave in bursts and queue behind each other at the slowest link, so their round
      * trips vary more than the estimate has seen; a lost part is mostly found by the part ACKs
      * of later ones, so its timer can afford to wait longer than a single datagram's. */
-    if (ent->xfer != NULL)
+    if (ent->bulk != NULL)
         wait += wait / 2;
     /* jitter: timers of many messages lost together do not all fire in the same turn */
     return rto_with_jitter(wait, random_u32());
@@ -81,7 +102,7 @@ void txp_timer_fired(struct tx *t, struct retx_entry *ent, int64_t now)
 void txp_acked(struct tx *t, struct retx_entry *ent, int64_t now)
 {
     struct rto *r = flow_rto(t->dests.flows, &ent->dst);
-    if (r != NULL && !ent->resent && ent->sent_ms > 0 && ent->xfer == NULL)
+    if (r != NULL && !ent->resent && ent->sent_ms > 0 && ent->bulk == NULL)
         rto_sample(r, (now - ent->sent_ms) * 1000);
 }
 
@@ -137,12 +158,19 @@ int tx_sequences_load(struct tx *t, char *err, size_t errlen)
 
 /* ---- messages in parts ---- */
 
-static void bulk_add(struct tx *t, struct retx_entry *ent, struct xfer *x)
+/* ent is in flight in parts (x) from now on. 0, or -1 out of memory (x is then freed). */
+static int bulk_add(struct tx *t, struct retx_entry *ent, struct xfer *x)
 {
-    ent->xfer = x;
-    ent->bulk_index = t->nbulk;
+    ent->bulk = calloc(1, sizeof *ent->bulk);
+    if (ent->bulk == NULL) {
+        xfer_free(x);
+        return -1;
+    }
+    ent->bulk->x = x;
+    ent->bulk->index = t->nbulk;
     t->bulk[t->nbulk++] = ent;
     t->bulk_bytes += xfer_length(x);
+    return 0;
 }
 
 int txp_has_room(const struct tx *t, size_t len, const struct net_addr *dst)
@@ -155,7 +183,7 @@ int txp_has_room(const struct tx *t, size_t len, const struct net_addr *dst)
     size_t to_dst = 0;
     for (int i = 0; i < t->nbulk; i++)
         if (net_addr_same_peer(&t->bulk[i]->dst, dst))
-            to_dst += xfer_length(t->bulk[i]->xfer);
+            to_dst += xfer_length(t->bulk[i]->bulk->x);
     return to_dst == 0 ||
            len <= TX_BULK_DEST_BYTES - (to_dst < TX_BULK_DEST_BYTES ? to_dst : TX_BULK_DEST_BYTES);
 }
@@ -185,7 +213,10 @@ int txp_claim(struct tx *t, const struct store_outbound_row *row, const struct m
     ent->peer_gen = p->gen;
     ent->v2 = 1;
     ent->sequence = sequence;
-    bulk_add(t, ent, x);
+    if (bulk_add(t, ent, x) != 0) {
+        retx_remove(t->inflight, ent);
+        return -1;
+    }
     t->bulk_new[t->nbulk_new++] = ent;
     t->c->sent++;
     return 0;
@@ -198,46 +229,70 @@ int txp_adopt(struct tx *t, struct retx_entry *ent, const struct message_out *m)
     struct xfer *x = make_xfer(t, m, ent->sequence);
     if (x == NULL)
         return -1;
-    bulk_add(t, ent, x);
-    return 0;
+    return bulk_add(t, ent, x);
 }
 
 void txp_forget(struct tx *t, struct retx_entry *ent, int acked)
 {
-    struct xfer *x = ent->xfer;
-    if (x == NULL)
+    if (ent->bulk == NULL)
         return;
-    for (uint32_t n = xfer_in_flight(x); n > 0; n--)
-        flow_done(t->dests.flows, &ent->dst, acked);
-    int i = ent->bulk_index;
+    struct xfer *x = ent->bulk->x;
+    parts_done(t, ent, xfer_in_flight(x), acked);
+    int i = ent->bulk->index;
     t->bulk[i] = t->bulk[--t->nbulk];
-    t->bulk[i]->bulk_index = i;
+    t->bulk[i]->bulk->index = i;
     t->bulk_bytes -= xfer_length(x);
     xfer_free(x);
-    ent->xfer = NULL;
+    free(ent->bulk);
+    ent->bulk = NULL;
+}
+
+/*
+ * In the tail of a message (every part sent, some not acknowledged while
+ * later ones are), a part whose ACK has not come 9/8 of a round trip after
+ * it left is lost (QUIC's time threshold): no later sendings will come to
+ * show it missing, and a whole timeout would be the longest wait of the
+ * message. 0 if there is no round-trip estimate yet.
+ */
+static int64_t tail_wait(struct tx *t, const struct retx_entry *ent)
+{
+    struct rto *r = flow_rto(t->dests.flows, &ent->dst);
+    int64_t srtt = r != NULL ? rto_srtt_ms(r) : -1;
+    return srtt < 0 || !adaptive(t, ent) ? 0 : srtt + srtt / 8 + 2;
 }
 
 /* ent's timer: when its earliest part in flight is overdue, or, with none, one timeout on. */
 static void bulk_reschedule(struct tx *t, struct retx_entry *ent, int64_t now)
 {
-    int64_t rto = txp_timeout(t, ent);
-    int64_t at = xfer_in_flight(ent->xfer) > 0 ? xfer_deadline(ent->xfer, rto) : now + rto;
+    int64_t tail = ent->bulk->tail ? tail_wait(t, ent) : 0;
+    int64_t rto = tail > 0 ? tail : txp_timeout(t, ent);
+    int64_t at = xfer_in_flight(ent->bulk->x) > 0 ? xfer_deadline(ent->bulk->x, rto) : now + rto;
     if (at != ent->deadline)
         retx_reschedule(t->inflight, ent, at);
 }
 
 int txp_due(struct tx *t, struct retx_entry *ent, int64_t now)
 {
-    uint32_t lost = xfer_timeout(ent->xfer, now, txp_timeout(t, ent));
-    int retry = lost > 0 || xfer_complete(ent->xfer);
-    if (xfer_complete(ent->xfer) && ++ent->pokes > 2) {
-        xfer_restart(ent->xfer); /* asked twice, no ACK: the receiver must have forgotten it */
-        ent->pokes = 0;
-    } else if (xfer_complete(ent->xfer)) {
-        ent->poke = 1; /* the ACK, or the last part, was lost: ask again */
+    int64_t tail = ent->bulk->tail ? tail_wait(t, ent) : 0;
+    ent->bulk->tail = 0;
+    if (tail > 0) {
+        /* the tail's parts overdue by the time threshold: sent again at once, not a retry */
+        uint32_t late = xfer_timeout(ent->bulk->x, now, tail);
+        parts_done(t, ent, late, 0);
+        if (late > 0)
+            flow_loss(t->dests.flows, &ent->dst, now, txp_timeout(t, ent), late);
+        bulk_reschedule(t, ent, now);
+        return 0;
     }
-    for (uint32_t n = lost; n > 0; n--)
-        flow_done(t->dests.flows, &ent->dst, 0);
+    uint32_t lost = xfer_timeout(ent->bulk->x, now, txp_timeout(t, ent));
+    int retry = lost > 0 || xfer_complete(ent->bulk->x);
+    if (xfer_complete(ent->bulk->x) && ++ent->bulk->pokes > 2) {
+        xfer_restart(ent->bulk->x); /* asked twice, no ACK: the receiver must have forgotten it */
+        ent->bulk->pokes = 0;
+    } else if (xfer_complete(ent->bulk->x)) {
+        ent->bulk->poke = 1; /* the ACK, or the last part, was lost: ask again */
+    }
+    parts_done(t, ent, lost, 0);
     if (retry)
         txp_timer_fired(t, ent, now);
     bulk_reschedule(t, ent, now);
@@ -253,7 +308,7 @@ static enum pump seal_part(struct tx *t, struct retx_entry *ent, uint32_t idx, i
     struct part_header h;
     const uint8_t *data;
     size_t len;
-    if (xfer_part(ent->xfer, idx, &h, &data, &len) != 0)
+    if (xfer_part(ent->bulk->x, idx, &h, &data, &len) != 0)
         return PUMP_MORE;
     if (t->q->n >= t->q->cap - t->ack_slots ||
         sendq_room(t->q) < len + PART_HEADER_BYTES + ENVELOPE_V2_OVERHEAD + t->ack_bytes)
@@ -283,19 +338,19 @@ static enum pump pump_one(struct tx *t, struct retx_entry *ent, int64_t now)
         return PUMP_MORE;
     int sent = 0;
     enum pump r = PUMP_MORE;
-    if (ent->poke &&
-        (r = seal_part(t, ent, xfer_count(ent->xfer) - 1, sock, &to, &as)) == PUMP_MORE) {
-        ent->poke = 0;
+    if (ent->bulk->poke &&
+        (r = seal_part(t, ent, xfer_count(ent->bulk->x) - 1, sock, &to, &as)) == PUMP_MORE) {
+        ent->bulk->poke = 0;
         sent++;
     }
-    for (int64_t idx; r == PUMP_MORE && (idx = xfer_next(ent->xfer)) >= 0; sent++) {
+    for (int64_t idx; r == PUMP_MORE && (idx = xfer_next(ent->bulk->x)) >= 0; sent++) {
         if (!flow_admit(t->dests.flows, &ent->dst, 0))
             break;
         if ((r = seal_part(t, ent, (uint32_t)idx, sock, &to, &as)) != PUMP_MORE) {
             flow_done(t->dests.flows, &ent->dst, 0);
             break;
         }
-        xfer_sent(ent->xfer, (uint32_t)idx, now);
+        xfer_sent(ent->bulk->x, (uint32_t)idx, now);
     }
     if (sent > 0) {
         ent->sent_ms = now;
@@ -321,30 +376,28 @@ void tx_pump(struct tx *t, int64_t now)
 int tx_part_ack(struct tx *t, const struct peer *p, const struct judgement *j, int64_t now)
 {
     struct retx_entry *ent = retx_find(t->inflight, j->msg.id);
-    if (ent == NULL || ent->xfer == NULL || p == NULL ||
+    if (ent == NULL || ent->bulk == NULL || p == NULL ||
         peertab_get(t->peers, ent->peer_slot, ent->peer_gen) != p ||
-        xfer_length(ent->xfer) != j->ack_length)
+        xfer_length(ent->bulk->x) != j->ack_length)
         return -1;
     int64_t rtt = -1;
     uint32_t lost = 0, held = 0;
     for (int i = 0; i < j->nranges; i++)
         held += j->ranges[i].last - j->ranges[i].first + 1;
-    if (j->nranges < PART_ACK_RANGES_MAX && held < xfer_acked(ent->xfer)) {
+    if (j->nranges < PART_ACK_RANGES_MAX && held < xfer_acked(ent->bulk->x)) {
         /* all it holds, and less than it acknowledged: it evicted the message, or restarted */
-        for (uint32_t n = xfer_in_flight(ent->xfer); n > 0; n--)
-            flow_done(t->dests.flows, &ent->dst, 0);
-        xfer_restart(ent->xfer);
+        parts_done(t, ent, xfer_in_flight(ent->bulk->x), 0);
+        xfer_restart(ent->bulk->x);
     }
-    uint32_t got = xfer_on_ack(ent->xfer, j->ranges, j->nranges, now, &rtt, &lost);
-    for (uint32_t n = got; n > 0; n--)
-        flow_done(t->dests.flows, &ent->dst, 1);
-    for (uint32_t n = lost; n > 0; n--)
-        flow_done(t->dests.flows, &ent->dst, 0);
+    uint32_t got = xfer_on_ack(ent->bulk->x, j->ranges, j->nranges, now, &rtt, &lost);
+    parts_done(t, ent, got, 1);
+    parts_done(t, ent, lost, 0);
     struct rto *r = flow_rto(t->dests.flows, &ent->dst);
     if (r != NULL && rtt >= 0)
         rto_sample(r, rtt * 1000);
     if (got > 0)
-        ent->backoff = ent->pokes = 0; /* it makes progress: its timer need not wait longer */
+        ent->backoff = ent->bulk->pokes = 0; /* it makes progress: its timer need not wait longer */
+    ent->bulk->tail = got > 0 && xfer_in_flight(ent->bulk->x) > 0 && xfer_next(ent->bulk->x) < 0;
     if (lost > 0 && adaptive(t, ent))
         flow_loss(t->dests.flows, &ent->dst, now, txp_timeout(t, ent), lost);
     else if (lost > 0)

@@ -31,10 +31,20 @@ int message_id_valid(const char *s)
 /* s[i] is '"': the index just past the closing quote. */
 static size_t skip_string(const char *s, size_t i, size_t n)
 {
-    for (i++; i < n && s[i] != '"'; i++)
-        if (s[i] == '\\')
-            i++;
-    return i < n ? i + 1 : n;
+    /* memchr to each quote (a message of a megabyte is mostly long strings); the quote closes
+     * the string unless an odd run of backslashes stands before it */
+    for (i++; i < n;) {
+        const char *q = memchr(s + i, '"', n - i);
+        if (q == NULL)
+            return n;
+        size_t at = (size_t)(q - s), back = 0;
+        while (at - back > i && s[at - back - 1] == '\\')
+            back++;
+        if (back % 2 == 0)
+            return at + 1;
+        i = at + 1;
+    }
+    return n;
 }
 
 /* 1 if no array/object in the text nests deeper than MESSAGE_MAX_DEPTH. */

@@ -25,19 +25,19 @@ stop a
 mkpeer a "$PA"
 start a -r 2 --retry-interval 1
 DEAD=$(freeport)
-q a "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 600)
+q a "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)
      INSERT INTO outbound_messages (dst_addr, dst_port, payload) SELECT '127.0.0.1', $DEAD, '{}' FROM n"
 t0=$(date +%s%N)
-wait_for 7 "600 rows to a dead peer all failed" count_is a \
-    "SELECT count(*) FROM outbound_messages WHERE dst_port = $DEAD AND state = 'send_failed'" 600
+wait_for 7 "1000 rows to a dead peer all failed" count_is a \
+    "SELECT count(*) FROM outbound_messages WHERE dst_port = $DEAD AND state = 'send_failed'" 1000
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 never=$(q a "SELECT count(*) FROM outbound_messages WHERE dst_port = $DEAD
              AND last_error = 'peer not answering; not sent' AND sent_at IS NULL")
 tried=$(q a "SELECT count(*) FROM outbound_messages WHERE dst_port = $DEAD
              AND last_error = 'max retries exceeded (no ACK)' AND sent_at IS NOT NULL")
-assert_eq "$((never + tried))" 600 "every row says why (never sent: $never, retried: $tried)"
+assert_eq "$((never + tried))" 1000 "every row says why (never sent: $never, retried: $tried)"
 [ "$never" -gt 0 ] && [ "$tried" -gt 0 ] || fail "expected both kinds: $never never sent, $tried retried"
-note "600 rows to a dead peer, -r 2, 1 s apart: all send_failed in $ms ms ($never never sent, $tried retried)"
+note "1000 rows to a dead peer, -r 2, 1 s apart: all send_failed in $ms ms ($never never sent, $tried retried)"
 # a live peer is not judged dead: its rows go on being delivered
 LIVE=$(queue a "$PB" '{"live":1}')
 wait_for 5 "a live peer's row after the dead one" state_is a "$LIVE" acknowledged

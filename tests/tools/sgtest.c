@@ -34,12 +34,29 @@
  *                                     encodes) in the readable memory of process PID;
  *                                     prints "text N bytes M", each hit's region on stderr
  *   sgtest flood ... ack                 valid ACKs of random (unknown) message ids
+ *   sgtest parts-flood HOST PORT PAIRKEY FROM TO N LENGTH [PART_SIZE [PER_SEC]]
+ *                                     version 2, as host FROM to host TO (direction key and
+ *                                     key id derived from the pair key, docs/wire.md "Keys"):
+ *                                     N messages of LENGTH bytes (N at most 1,000,000), each
+ *                                     with a fresh random id, of which only the first part
+ *                                     (index 0, PART_SIZE bytes, default 1,140) is sent: N
+ *                                     partial messages. Paced at PER_SEC datagrams a second
+ *                                     (default 20,000; at most 1,000,000); replies are read
+ *                                     and counted, never answered. Prints "sent N part_acks M ms
+ * T". sgtest parts-send HOST PORT PAIRKEY FROM TO ID LENGTH [PART_SIZE [MS]] every part of one
+ * message {"message_id":ID,"pad":...} of LENGTH bytes (60 to 16 MiB), then waits up to MS ms
+ *                                     (default 10,000) for its ACK, sending again the parts
+ *                                     the last part ACK does not name after 300 ms without
+ *                                     news. Prints "ack ID parts N sent M"; exit 1 without it.
  * SGTEST_SRC=ADDR sends from that local address (e.g. 127.0.0.2); SGTEST_PORT=P binds
  * the peer's socket to local port P (to stand in for a peer a daemon sends to).
  * Exit status 0 when every step succeeded.
  */
 #include "wire/envelope.h"
+#include "wire/envelope_v2.h"
 #include "wire/message.h"
+#include "wire/parts.h"
+#include "wire/peerkeys.h"
 #include "util/clock.h"
 #include "util/hex.h"
 #include "util/net.h"
@@ -419,6 +436,215 @@ static int cmd_flood(struct peer *p, long n, const char *kind)
     return 0;
 }
 
+/* ---- version 2: messages in parts, sealed with the direction keys of a pair key ---- */
+
+#define V2_FLOOD_MAX 1000000L
+#define V2_DEFAULT_PART 1140 /* part_size_for_mtu(1280), the daemon's default */
+
+struct v2 {
+    struct envelope_key *out, *in; /* K(FROM->TO), to seal; K(TO->FROM), to open replies */
+    uint8_t out_id[PEERKEYS_ID_BYTES];
+    uint8_t body[ENVELOPE_V2_MAX_BODY];
+};
+
+static int v2_keys(struct v2 *v, const char *pair_hex, const char *from, const char *to)
+{
+    uint8_t pair[PEERKEYS_KEY_BYTES], k[PEERKEYS_KEY_BYTES];
+    size_t n = 0;
+    if (hex_to_bytes(pair_hex, pair, sizeof pair, &n) != 0 || n != sizeof pair ||
+        peerkeys_direction(pair, from, to, k) != 0) {
+        fprintf(stderr, "sgtest: bad pair key or names\n");
+        return -1;
+    }
+    peerkeys_id(k, v->out_id);
+    v->out = envelope_key_from_bytes(k);
+    int rc = peerkeys_direction(pair, to, from, k);
+    v->in = rc == 0 ? envelope_key_from_bytes(k) : NULL;
+    memset(k, 0, sizeof k);
+    memset(pair, 0, sizeof pair);
+    return v->out != NULL && v->in != NULL ? 0 : -1;
+}
+
+static void v2_free(struct v2 *v)
+{
+    envelope_key_free(v->out);
+    envelope_key_free(v->in);
+}
+
+/* Seals part h (data_len bytes of data) as type 0x02 with the current time and sends it. */
+static int v2_send_part(struct peer *p, struct v2 *v, const struct part_header *h,
+                        const uint8_t *data, size_t data_len)
+{
+    size_t bl = part_write(h, data, data_len, v->body, sizeof v->body);
+    size_t n = bl > 0 ? envelope_v2_seal(v->out, v->out_id, ENVELOPE_V2_TYPE_PART, clock_real_ns(),
+                                         v->body, bl, p->buf, sizeof p->buf)
+                      : 0;
+    if (n == 0) {
+        fprintf(stderr, "sgtest: cannot write part %u of %u bytes\n", (unsigned)h->index,
+                (unsigned)h->length);
+        return -1;
+    }
+    if (sendto(p->fd, p->buf, n, 0, &p->to.u.sa, p->to.len) < 0 && errno != EAGAIN &&
+        errno != ENOBUFS) {
+        fprintf(stderr, "sgtest: send: %s\n", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Reads one reply already queued (ms 0) or waits up to ms for one, and opens it
+ * with K(TO->FROM): its type (0x01, 0x03) with *body and *len set, 0 if nothing
+ * came, -1 on an error, -2 for a datagram that does not open.
+ */
+static int v2_reply(struct peer *p, struct v2 *v, int ms, const uint8_t **body, size_t *len)
+{
+    struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+    int r = poll(&pfd, 1, ms);
+    if (r <= 0)
+        return r;
+    ssize_t n = recv(p->fd, p->buf, sizeof p->buf, 0);
+    if (n < 0)
+        return -1;
+    struct envelope_v2_header hd;
+    uint64_t ts;
+    if (envelope_v2_header(p->buf, (size_t)n, &hd) != 0 ||
+        envelope_v2_open(v->in, p->buf, (size_t)n, p->plain, &ts, body, len) != ENVELOPE_OK)
+        return -2;
+    return hd.type;
+}
+
+/* Sleeps until datagram i of a run that began at t0 is due at per_sec a second. */
+static void pace(int64_t t0, long i, long per_sec)
+{
+    int64_t due = t0 + (int64_t)((double)i * 1e6 / (double)per_sec);
+    int64_t now = clock_mono_us();
+    if (due - now >= 1000)
+        poll(NULL, 0, (int)((due - now) / 1000));
+}
+
+static int cmd_parts_flood(struct peer *p, struct v2 *v, long n, long length, long part_size,
+                           long per_sec)
+{
+    if (n < 1 || n > V2_FLOOD_MAX || length < 1 || length > (long)PART_MAX_MESSAGE ||
+        part_size < 1 || part_size > 65535 || per_sec < 1 || per_sec > 1000000) {
+        fprintf(stderr,
+                "sgtest: parts-flood: N 1..%ld, LENGTH 1..%u, PART_SIZE 1..65535, "
+                "PER_SEC 1..1000000\n",
+                V2_FLOOD_MAX, (unsigned)PART_MAX_MESSAGE);
+        return 2;
+    }
+    static uint8_t data[65535];
+    memset(data, 'x', sizeof data);
+    struct part_header h = {
+        .sequence = 0, .length = (uint32_t)length, .part_size = (uint16_t)part_size, .index = 0};
+    size_t first = (size_t)(length < part_size ? length : part_size);
+    long part_acks = 0;
+    int64_t t0 = clock_mono_us();
+    for (long i = 0; i < n; i++) {
+        char id[MESSAGE_ID_LEN + 1];
+        envelope_random_hex(id, MESSAGE_ID_LEN / 2);
+        if (part_id_from_hex(id, h.id) != 0 || v2_send_part(p, v, &h, data, first) != 0)
+            return 1;
+        const uint8_t *body;
+        size_t len;
+        int t;
+        while ((t = v2_reply(p, v, 0, &body, &len)) != 0 && t != -1)
+            part_acks += t == ENVELOPE_V2_TYPE_PART_ACK;
+        pace(t0, i + 1, per_sec);
+    }
+    printf("sent %ld part_acks %ld ms %lld\n", n, part_acks,
+           (long long)((clock_mono_us() - t0) / 1000));
+    return 0;
+}
+
+/* Marks in have the parts a part ACK of id (for length) names; 1 if it was one, else 0. */
+static int take_part_ack(const uint8_t *body, size_t len, const uint8_t id[PART_ID_BYTES],
+                         uint32_t length, uint32_t count, uint8_t *have)
+{
+    uint8_t got[PART_ID_BYTES];
+    uint32_t glen;
+    struct part_range r[PART_ACK_RANGES_MAX];
+    int nr;
+    if (part_ack_parse(body, len, got, &glen, r, PART_ACK_RANGES_MAX, &nr) != 0 ||
+        memcmp(got, id, PART_ID_BYTES) != 0 || glen != length)
+        return 0;
+    for (int k = 0; k < nr; k++)
+        for (uint32_t i = r[k].first; i <= r[k].last && i < count; i++)
+            have[i] = 1;
+    return 1;
+}
+
+static int cmd_parts_send(struct peer *p, struct v2 *v, const char *id, long length, long part_size,
+                          int ms)
+{
+    struct part_header h = {
+        .sequence = 0, .length = (uint32_t)length, .part_size = (uint16_t)part_size};
+    uint32_t count =
+        part_size >= 1 && part_size <= 65535 && length >= 60 && length <= (long)PART_MAX_MESSAGE
+            ? part_count((uint32_t)length, (uint16_t)part_size)
+            : 0;
+    if (count == 0 || (count > 1 && part_size < PART_MIN_SIZE) || part_id_from_hex(id, h.id) != 0) {
+        fprintf(stderr, "sgtest: parts-send: a message id, LENGTH 60..%u, PART_SIZE 256..65535\n",
+                (unsigned)PART_MAX_MESSAGE);
+        return 2;
+    }
+    char *json = malloc((size_t)length);
+    uint8_t *have = calloc(count, 1);
+    if (json == NULL || have == NULL)
+        return 1;
+    int head = snprintf(json, (size_t)length, "{\"message_id\":\"%s\",\"pad\":\"", id);
+    memset(json + head, 'x', (size_t)length - (size_t)head - 2);
+    memcpy(json + length - 2, "\"}", 2);
+    int64_t deadline = clock_mono_us() + (int64_t)ms * slow() * 1000;
+    long sent = 0;
+    int acked = 0, rc = 1;
+    while (!acked && clock_mono_us() < deadline) {
+        /* every part not known to have arrived, paced at 20,000 a second */
+        int64_t t0 = clock_mono_us();
+        long burst = 0;
+        for (uint32_t i = 0; i < count; i++) {
+            if (have[i])
+                continue;
+            h.index = i;
+            size_t off = (size_t)i * (size_t)part_size;
+            size_t dl = i + 1 < count ? (size_t)part_size : (size_t)length - off;
+            if (v2_send_part(p, v, &h, (const uint8_t *)json + off, dl) != 0)
+                goto out;
+            sent++;
+            pace(t0, ++burst, 20000);
+        }
+        /* then the replies, until the ACK, or 300 ms of silence */
+        int64_t quiet = clock_mono_us() + 300000 * (int64_t)slow();
+        for (int64_t t; !acked && (t = clock_mono_us()) < quiet && t < deadline;) {
+            const uint8_t *body;
+            size_t len;
+            int64_t until = quiet < deadline ? quiet : deadline;
+            int type = v2_reply(p, v, (int)((until - t + 999) / 1000), &body, &len);
+            struct message_in m;
+            if (type == -1)
+                goto out;
+            if (type == ENVELOPE_V2_TYPE_MESSAGE &&
+                message_classify((const char *)body, len, &m) == MESSAGE_VALID &&
+                m.kind == MESSAGE_ACK && strcmp(m.id, id) == 0)
+                acked = 1;
+            else if (type == ENVELOPE_V2_TYPE_PART_ACK &&
+                     take_part_ack(body, len, h.id, h.length, count, have))
+                quiet = clock_mono_us() + 300000 * (int64_t)slow();
+        }
+    }
+    if (acked)
+        printf("ack %s parts %u sent %ld\n", id, (unsigned)count, sent);
+    else
+        printf("no ACK for %s within %d ms (parts %u sent %ld)\n", id, ms * slow(), (unsigned)count,
+               sent);
+    rc = acked ? 0 : 1;
+out:
+    free(json);
+    free(have);
+    return rc;
+}
+
 /* ---- memgrep: copies of a secret left in a running process's memory ---- */
 
 #define MEMGREP_CHUNK (1u << 20)
@@ -610,7 +836,20 @@ int main(int argc, char **argv)
         rc = cmd_rtt(&p, atoi(argv[5]));
     else if (strcmp(cmd, "flood") == 0 && argc == 7)
         rc = cmd_flood(&p, atol(argv[5]), argv[6]);
-    else if (strcmp(cmd, "peer") == 0) {
+    else if ((strcmp(cmd, "parts-flood") == 0 && argc >= 9 && argc <= 11) ||
+             (strcmp(cmd, "parts-send") == 0 && argc >= 9 && argc <= 11)) {
+        static struct v2 v;
+        long part_size = argc > 9 ? atol(argv[9]) : V2_DEFAULT_PART;
+        if (v2_keys(&v, argv[4], argv[5], argv[6]) != 0)
+            rc = 2;
+        else if (cmd[6] == 'f')
+            rc = cmd_parts_flood(&p, &v, atol(argv[7]), atol(argv[8]), part_size,
+                                 argc > 10 ? atol(argv[10]) : 20000);
+        else
+            rc = cmd_parts_send(&p, &v, argv[7], atol(argv[8]), part_size,
+                                argc > 10 ? atoi(argv[10]) : 10000);
+        v2_free(&v);
+    } else if (strcmp(cmd, "peer") == 0) {
         for (int i = 5; i < argc && rc == 0; i++)
             if (step(&p, argv[i]) != 0) {
                 fprintf(stderr, "sgtest: step failed: %.80s\n", argv[i]);
