@@ -69,18 +69,13 @@ static const char *resend_refusal(struct tx *t, const struct retx_entry *ent,
     /* a peer's row follows its endpoint, wherever it roamed */
     *sock =
         sendq_route(t->q, p != NULL && p->has_endpoint ? &p->endpoint : &ent->dst, to, err, errlen);
-    if (*sock >= 0 && row->payload == NULL && p != NULL && p->wire == 2 &&
-        row->payload_len <= t->cfg->max_message && txp_read_big(t, row) != 0)
+    if (*sock >= 0 && txp_wants_big(t, row, p) && txp_read_big(t, row) != 0)
         return "its payload could not be read again"; /* too large for the claim's buffer */
     if (*sock >= 0 && row->payload == NULL)           /* too large: the store did not read it */
-        snprintf(err, errlen, "payload is %zu bytes; %s at most %lu", row->payload_len,
-                 p != NULL && p->wire == 2 ? "SECUREDGRAM_MAX_MESSAGE is" : "one datagram carries",
-                 p != NULL && p->wire == 2 ? (unsigned long)t->cfg->max_message
-                                           : (unsigned long)ENVELOPE_MAX_JSON);
+        txp_unread_reason(t, row, p, err, errlen);
     if (*sock < 0 || row->payload == NULL ||
-        message_prepare_max(row->payload, row->payload_len, row->message_id,
-                            p != NULL && p->wire == 2 ? t->cfg->max_message : ENVELOPE_MAX_JSON, m,
-                            err, errlen) != 0)
+        message_prepare_max(row->payload, row->payload_len, row->message_id, txp_max_payload(t, p),
+                            m, err, errlen) != 0)
         return err;
     if (route_too_large(p, m->payload_len, t->cfg->max_message, err, errlen) != NULL) {
         message_out_clear(m);

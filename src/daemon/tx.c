@@ -174,23 +174,13 @@ static int check_read(struct claim_ctx *cx, struct store_outbound_row *row, cons
     if (row->payload != NULL)
         return 1;
     /* a version 2 peer takes it in parts: read it into the buffer for one large row */
-    if (p != NULL && p->wire == 2 && row->payload_len != STORE_PAYLOAD_UNREADABLE &&
-        row->payload_len <= cx->t->cfg->max_message) {
+    if (txp_wants_big(cx->t, row, p)) {
         if (txp_read_big(cx->t, row) == 0)
             return 1;
         cx->skipped = 1; /* not now: next turn */
         return 0;
     }
-    if (row->payload_len == STORE_PAYLOAD_UNREADABLE)
-        snprintf(err, sizeof err, "payload is not text");
-    else if (p != NULL && p->wire == 2)
-        snprintf(err, sizeof err, "payload is %zu bytes; SECUREDGRAM_MAX_MESSAGE is %u",
-                 row->payload_len, cx->t->cfg->max_message);
-    else
-        snprintf(err, sizeof err,
-                 "payload is %zu bytes; one datagram carries at most %d (version 1; a version 2 "
-                 "peer takes larger messages in parts)",
-                 row->payload_len, ENVELOPE_MAX_JSON);
+    txp_unread_reason(cx->t, row, p, err, sizeof err);
     fail_row(cx, row, row->retry_count, err);
     return 0;
 }
@@ -235,10 +225,8 @@ static int claim_payload(struct claim_ctx *cx, struct store_outbound_row *row, c
         fail_row(cx, row, row->retry_count, "the database refused to mark it sent");
         ok = 0;
     }
-    if (ok > 0 &&
-        message_prepare_max(row->payload, row->payload_len, row->message_id,
-                            p != NULL && p->wire == 2 ? cx->t->cfg->max_message : ENVELOPE_MAX_JSON,
-                            m, err, sizeof err) != 0) {
+    if (ok > 0 && message_prepare_max(row->payload, row->payload_len, row->message_id,
+                                      txp_max_payload(cx->t, p), m, err, sizeof err) != 0) {
         fail_row(cx, row, row->retry_count, err);
         ok = 0;
     } else if (ok > 0 && route_too_large(p, m->payload_len, cx->t->cfg->max_message, err,

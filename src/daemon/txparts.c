@@ -408,6 +408,32 @@ int tx_part_ack(struct tx *t, const struct peer *p, const struct judgement *j, i
 
 /* ---- one datagram, or several ---- */
 
+size_t txp_max_payload(const struct tx *t, const struct peer *p)
+{
+    return p != NULL && p->wire == 2 ? t->cfg->max_message : ENVELOPE_MAX_JSON;
+}
+
+int txp_wants_big(const struct tx *t, const struct store_outbound_row *row, const struct peer *p)
+{
+    return row->payload == NULL && p != NULL && p->wire == 2 &&
+           row->payload_len != STORE_PAYLOAD_UNREADABLE && row->payload_len <= t->cfg->max_message;
+}
+
+void txp_unread_reason(const struct tx *t, const struct store_outbound_row *row,
+                       const struct peer *p, char *err, size_t errlen)
+{
+    if (row->payload_len == STORE_PAYLOAD_UNREADABLE)
+        snprintf(err, errlen, "payload is not text");
+    else if (p != NULL && p->wire == 2)
+        snprintf(err, errlen, "payload is %zu bytes; SECUREDGRAM_MAX_MESSAGE is %u",
+                 row->payload_len, t->cfg->max_message);
+    else
+        snprintf(err, errlen,
+                 "payload is %zu bytes; one datagram carries at most %d (version 1; a version 2 "
+                 "peer takes larger messages in parts)",
+                 row->payload_len, ENVELOPE_MAX_JSON);
+}
+
 int txp_read_big(struct tx *t, struct store_outbound_row *row)
 {
     size_t want = t->cfg->max_message;

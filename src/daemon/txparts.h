@@ -93,6 +93,16 @@ void txp_forget(struct tx *t, struct retx_entry *ent, int acked);
 /* Inside the transaction: each peer's last sequence number given this turn is recorded. */
 int txp_save_sequences(struct tx *t);
 
+/* The longest payload a row to p may have: SECUREDGRAM_MAX_MESSAGE for a version 2 peer. */
+size_t txp_max_payload(const struct tx *t, const struct peer *p);
+
+/* 1 if row's payload was not read (too large for one datagram) but p takes it in parts. */
+int txp_wants_big(const struct tx *t, const struct store_outbound_row *row, const struct peer *p);
+
+/* Why row's payload, which the store did not read, cannot be sent to p (NULL: the secret). */
+void txp_unread_reason(const struct tx *t, const struct store_outbound_row *row,
+                       const struct peer *p, char *err, size_t errlen);
+
 /*
  * Reads the payload of row, too large for the claim's buffer, into the one
  * row buffer of its own (up to SECUREDGRAM_MAX_MESSAGE): row->payload is set
