@@ -1622,6 +1622,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.retry_interval = intervals[(c >> 5) & 3];
     cfg.rate_limit = c & 0x80 ? 2 : 0;
     cfg.rate_burst = c & 0x80 ? 3 : 0;
+    /* the defaults of the settings of messages in parts (the shared secret's timer stays fixed) */
+    cfg.retry_policy = RETRY_AUTO;
+    cfg.retry_min_ms = 100;
+    cfg.retry_max_ms = 60000;
+    cfg.max_message = 1u << 20;
+    cfg.mtu = 1280;
+    cfg.reassembly_memory = 64ul << 20;
     g.mono = MONO_START_US;
     g.real = FUZZ_NOW_NS;
 
