@@ -433,11 +433,9 @@ int peer_allows(const struct peer *p, const struct net_addr *a)
     return 0;
 }
 
-struct replay *peertab_replay(struct peertab *pt, struct peer *p)
+size_t peertab_replay_max(const struct peertab *pt)
 {
-    if (p->replay == NULL)
-        p->replay = replay_new(pt->replay_max);
-    return p->replay;
+    return pt->replay_max;
 }
 
 char *peertab_report(struct peertab *pt)

@@ -144,7 +144,8 @@ int peer_allows(const struct peer *p, const struct net_addr *a);
  */
 char *peertab_report(struct peertab *pt);
 
-/* The replay cache of p, made on first use; NULL if out of memory. */
-struct replay *peertab_replay(struct peertab *pt, struct peer *p);
+/* The capacity of each peer's replay cache (p->replay, made by judge on its first authentic
+ * datagram). */
+size_t peertab_replay_max(const struct peertab *pt);
 
 #endif

@@ -56,7 +56,7 @@ struct reasm_msg {
     uint64_t peer;
     struct peer *p; /* its peer's entry: there as long as the message is */
     uint8_t *buf;   /* h.length bytes, then the bitmap of count bits */
-    size_t bytes;   /* what buf counts against the limits */
+    size_t bytes;   /* what buf counts against the limits: h.length (not the bitmap) */
     uint32_t count, have;
     int64_t last_ms;
     uint8_t complete, on_dirty;
@@ -357,10 +357,16 @@ static enum reasm_result add_new(struct reasm *r, uint64_t peer, const uint8_t k
         r->st.mismatched++; /* part_parse lets none of these through */
         return REASM_MISMATCH;
     }
+    /*
+     * Only the message's own bytes count against the limits, so that a
+     * message of max_message fits a peer's share of the smallest total
+     * allowed (4 x max_message); its bitmap of parts, at most 1/2048 of it
+     * (PART_MIN_SIZE bits a byte), is allocated beside them uncounted.
+     */
     size_t bitmap = ((size_t)count + 7) / 8;
-    size_t need = (size_t)h->length + bitmap;
+    size_t need = (size_t)h->length;
     uint8_t *buf = NULL;
-    if (make_room(r, peer, need) != 0 || (buf = malloc(need)) == NULL) {
+    if (make_room(r, peer, need) != 0 || (buf = malloc(need + bitmap)) == NULL) {
         r->st.no_room++;
         return REASM_NO_ROOM;
     }

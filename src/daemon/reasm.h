@@ -5,7 +5,8 @@
  *
  * Memory: room for a whole message is taken when its first part arrives and
  * counted against three limits: the message's own (max_message), its
- * peer's (peer_bytes) and everyone's (total_bytes). A message that does not
+ * peer's (peer_bytes) and everyone's (total_bytes); its bitmap of parts
+ * (at most 1/2048 of it) is not counted. A message that does not
  * fit evicts the oldest incomplete messages (by the time of their last
  * part): the peer's own while the peer is over its share, else anyone's.
  * An incomplete message whose last part is older than age_ms is evicted by

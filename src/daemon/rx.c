@@ -244,21 +244,23 @@ struct rx_item *add_item(struct rx *rx, int sock, const struct net_dgram *d,
 /*
  * The keys to try for d: the one its version 2 key id names, or the version 1
  * candidates of its source and then the shared secret. Returns how many, or
- * -1 if it is dropped unopened (*v set).
+ * -1 if it is dropped unopened (*v set). A peer's replay cache is made by
+ * judge only once its key opens the datagram: forgeries cost no memory.
  */
 static int keys_for(struct rx *rx, const struct net_dgram *d, uint64_t now_ns,
                     struct judge_key *keys, struct peer **peers, int *v2, enum judge_verdict *v)
 {
     int64_t now_s = (int64_t)(now_ns / 1000000000u);
+    size_t max = peertab_replay_max(rx->peers);
     struct envelope_v2_header h;
     *v2 = 0;
     if (peertab_has_v2(rx->peers) && envelope_v2_header(d->buf, d->len, &h) == 0) {
         int which = 0;
         struct peer *p = peertab_by_id(rx->peers, h.key_id, now_s, &which);
-        *v = p == NULL ? JUDGE_DROP_UNKNOWN_KEY : JUDGE_DROP_REPLAY_FULL;
-        if (p == NULL || (keys[0].replay = peertab_replay(rx->peers, p)) == NULL)
+        *v = JUDGE_DROP_UNKNOWN_KEY;
+        if (p == NULL)
             return -1;
-        keys[0].key = p->recv[which];
+        keys[0] = (struct judge_key){p->recv[which], NULL, &p->replay, max};
         peers[0] = p;
         *v2 = 1;
         return 1;
@@ -266,15 +268,10 @@ static int keys_for(struct rx *rx, const struct net_dgram *d, uint64_t now_ns,
     const struct envelope_key *k[JUDGE_TRIALS_MAX];
     int n = peertab_v1_candidates(rx->peers, &d->addr, now_s, k, peers,
                                   JUDGE_TRIALS_MAX - (rx->key != NULL));
-    for (int i = 0; i < n; i++) {
-        keys[i] = (struct judge_key){k[i], peertab_replay(rx->peers, peers[i])};
-        if (keys[i].replay == NULL) {
-            *v = JUDGE_DROP_REPLAY_FULL;
-            return -1;
-        }
-    }
+    for (int i = 0; i < n; i++)
+        keys[i] = (struct judge_key){k[i], NULL, &peers[i]->replay, max};
     if (rx->key != NULL) {
-        keys[n] = (struct judge_key){rx->key, rx->replay};
+        keys[n] = (struct judge_key){rx->key, rx->replay, NULL, 0};
         peers[n++] = NULL;
     }
     return n;

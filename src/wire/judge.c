@@ -183,7 +183,13 @@ enum judge_verdict judge_datagram(const struct judge_ctx *cx, uint8_t *buf, size
         return JUDGE_DROP_STALE;
     /* version 2's nonce follows the version, type and key id; its first 12 bytes are random too */
     const uint8_t *nonce = cx->v2 ? buf + 4 + ENVELOPE_V2_ID_BYTES : buf;
-    struct replay *rp = cx->keys[k].replay;
+    const struct judge_key *jk = &cx->keys[k];
+    struct replay *rp = jk->replay;
+    if (jk->made != NULL) {
+        if (*jk->made == NULL && (*jk->made = replay_new(jk->made_max)) == NULL)
+            return JUDGE_DROP_REPLAY_FULL;
+        rp = *jk->made;
+    }
     switch (rp != NULL ? replay_check(rp, nonce, ts, cx->window_s) : REPLAY_NEW) {
     case REPLAY_NEW:
         break;

@@ -49,10 +49,17 @@ enum judge_verdict {
 
 #define JUDGE_TRIALS_MAX 4 /* keys tried on one version 1 datagram, whatever the caller passes */
 
-/* A key to try, and the replay cache of what it opened. */
+/*
+ * A key to try, and the replay cache of what it opened: replay, or if
+ * made is not NULL the cache at *made, which is made (replay_new(made_max))
+ * only once the key has opened a datagram, so that what does not
+ * authenticate never costs memory.
+ */
 struct judge_key {
     const struct envelope_key *key;
-    struct replay *replay; /* may be NULL: no replay check */
+    struct replay *replay; /* may be NULL (and made NULL): no replay check */
+    struct replay **made;  /* not NULL: the cache is *made, replay is unused */
+    size_t made_max;
 };
 
 struct judge_ctx {

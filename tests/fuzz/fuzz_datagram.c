@@ -35,7 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(buf, data, size);
     /* Half the inputs skip the replay cache, or repeated nonces would hide the parser. */
     struct replay *rp = size % 2 ? replay : NULL;
-    struct judge_key one = {key, rp}, three[3] = {{other, NULL}, {other, NULL}, {key, rp}};
+    struct judge_key one = {key, rp, NULL, 0}, three[3] = {{other, NULL, NULL, 0},
+                                                           {other, NULL, NULL, 0},
+                                                           {key, rp, NULL, 0}};
     struct envelope_v2_header h;
     int v2 = envelope_v2_header(buf, size, &h) == 0, many = !v2 && size % 3 == 0;
     struct judge_ctx cx = {many ? three : &one,       many ? 3 : 1, v2,

@@ -21,7 +21,7 @@ static enum judge_verdict judge_json(const char *json, uint64_t ts, struct repla
     struct envelope_key *k = envelope_key_from_hex(KEY);
     size_t n = envelope_seal(k, ts, json, strlen(json), buf, sizeof buf);
     assert_true(n > 0);
-    struct judge_key jk = {k, rp};
+    struct judge_key jk = {k, rp, NULL, 0};
     struct judge_ctx cx = {&jk, 1, 0, NULL, NOW, 10};
     enum judge_verdict v = judge_datagram(&cx, buf, n, j, NULL);
     envelope_key_free(k);
@@ -55,7 +55,7 @@ static void test_drops(void **state)
     assert_int_equal(judge_json("{\"message_id\":\"ABC\"}", NOW, NULL, &j), JUDGE_DROP_BAD_ID);
 
     struct envelope_key *k = envelope_key_from_hex(KEY);
-    struct judge_key jk = {k, NULL};
+    struct judge_key jk = {k, NULL, NULL, 0};
     struct judge_ctx cx = {&jk, 1, 0, NULL, NOW, 10};
     uint8_t junk[100] = {0};
     assert_int_equal(judge_datagram(&cx, junk, 27, &j, NULL), JUDGE_DROP_SHORT);
@@ -74,7 +74,7 @@ static void test_replay(void **state)
     const char *json = "{\"message_id\":\"" ID "\"}";
     uint8_t sealed[128], copy[128];
     size_t n = envelope_seal(k, NOW, json, strlen(json), sealed, sizeof sealed);
-    struct judge_key jk = {k, rp};
+    struct judge_key jk = {k, rp, NULL, 0};
     struct judge_ctx cx = {&jk, 1, 0, NULL, NOW, 10};
     struct judgement j;
     memcpy(copy, sealed, n);
@@ -85,6 +85,40 @@ static void test_replay(void **state)
     assert_int_equal(judge_datagram(&cx, sealed, n, &j, NULL), JUDGE_MESSAGE);
     envelope_key_free(k);
     replay_free(rp);
+}
+
+/*
+ * A key whose cache is made on demand: datagrams that do not authenticate
+ * (forgeries, or another key's) leave it unmade, so they cost no memory; the
+ * first that opens makes it, and it then catches a replay.
+ */
+static void test_replay_made_after_auth(void **state)
+{
+    (void)state;
+    struct envelope_key *k = envelope_key_from_hex(KEY);
+    struct envelope_key *other = envelope_key_from_hex(ID ID "0123456789abcdef");
+    assert_non_null(other);
+    const char *json = "{\"message_id\":\"" ID "\"}";
+    uint8_t sealed[128], copy[128];
+    struct replay *made = NULL;
+    struct judge_key jk = {k, NULL, &made, 64};
+    struct judge_ctx cx = {&jk, 1, 0, NULL, NOW, 10};
+    struct judgement j;
+    size_t n = envelope_seal(other, NOW, json, strlen(json), sealed, sizeof sealed);
+    assert_int_equal(judge_datagram(&cx, sealed, n, &j, NULL), JUDGE_DROP_AUTH);
+    uint8_t junk[100] = {0};
+    assert_int_equal(judge_datagram(&cx, junk, sizeof junk, &j, NULL), JUDGE_DROP_AUTH);
+    assert_null(made);
+    n = envelope_seal(k, NOW, json, strlen(json), sealed, sizeof sealed);
+    memcpy(copy, sealed, n);
+    assert_int_equal(judge_datagram(&cx, copy, n, &j, NULL), JUDGE_MESSAGE);
+    assert_non_null(made);
+    assert_int_equal(replay_count(made), 1);
+    memcpy(copy, sealed, n);
+    assert_int_equal(judge_datagram(&cx, copy, n, &j, NULL), JUDGE_DROP_REPLAY);
+    replay_free(made);
+    envelope_key_free(other);
+    envelope_key_free(k);
 }
 
 /*
@@ -103,7 +137,7 @@ static void test_reflected(void **state)
         uint8_t buf[128];
         size_t n = envelope_seal_marked(k, NOW, msgs[i], strlen(msgs[i]), buf, sizeof buf);
         assert_true(n > 0);
-        struct judge_key jk = {k, NULL};
+        struct judge_key jk = {k, NULL, NULL, 0};
         struct judge_ctx cx = {&jk, 1, 0, NULL, NOW, 10};
         struct judgement j;
         assert_int_equal(judge_datagram(&cx, buf, n, &j, NULL), i == 0 ? JUDGE_MESSAGE : JUDGE_ACK);
@@ -155,7 +189,7 @@ static void test_trial_cap(void **state)
     struct judge_key jk[8];
     for (int i = 0; i < 8; i++) {
         keys[i] = key_of((uint8_t)(i + 1));
-        jk[i] = (struct judge_key){keys[i], NULL};
+        jk[i] = (struct judge_key){keys[i], NULL, NULL, 0};
     }
     static uint8_t buf[256], plain[256];
     for (int right = 0; right < 8; right++) {
@@ -196,7 +230,7 @@ static void test_v2(void **state)
         envelope_v2_seal(k, id, ENVELOPE_V2_TYPE_MESSAGE, NOW, json, strlen(json), buf, sizeof buf);
     assert_true(n > 0);
     struct replay *rp = replay_new(16);
-    struct judge_key jk[2] = {{k, rp}, {other, NULL}};
+    struct judge_key jk[2] = {{k, rp, NULL, 0}, {other, NULL, NULL, 0}};
     struct judge_ctx cx = {jk, 2, 1, plain, NOW, 10};
     struct judgement j;
     int trials = 0;
@@ -242,7 +276,7 @@ static void test_v2_parts(void **state)
     assert_int_equal(bl, PART_HEADER_BYTES + 188);
     size_t n = envelope_v2_seal(k, id, ENVELOPE_V2_TYPE_PART, NOW, body, bl, buf, sizeof buf);
     struct replay *rp = replay_new(16);
-    struct judge_key jk = {k, rp};
+    struct judge_key jk = {k, rp, NULL, 0};
     struct judge_ctx cx = {&jk, 1, 1, plain, NOW, 10};
     struct judgement j;
     memcpy(copy, buf, n);
@@ -313,9 +347,13 @@ int main(void)
 {
     assert_int_equal(envelope_init(), 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_message_and_ack), cmocka_unit_test(test_drops),
-        cmocka_unit_test(test_replay),          cmocka_unit_test(test_reflected),
-        cmocka_unit_test(test_trial_cap),       cmocka_unit_test(test_v2),
+        cmocka_unit_test(test_message_and_ack),
+        cmocka_unit_test(test_drops),
+        cmocka_unit_test(test_replay),
+        cmocka_unit_test(test_replay_made_after_auth),
+        cmocka_unit_test(test_reflected),
+        cmocka_unit_test(test_trial_cap),
+        cmocka_unit_test(test_v2),
         cmocka_unit_test(test_v2_parts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

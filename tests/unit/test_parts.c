@@ -419,7 +419,7 @@ static enum judge_verdict judge_v2(struct envelope_key *key, uint8_t *d, size_t 
 {
     static uint8_t plain[ENVELOPE_MAX_DATAGRAM];
     struct replay *rp = replay_new(16);
-    struct judge_key jk = {key, rp};
+    struct judge_key jk = {key, rp, NULL, 0};
     struct judge_ctx cx = {&jk, 1, 1, plain, ts, 10};
     enum judge_verdict v = judge_datagram(&cx, d, len, j, NULL);
     replay_free(rp);

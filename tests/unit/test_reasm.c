@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PS 256    /* part size */
-#define LEN 1024  /* a message of 4 parts */
-#define NEED 1025 /* what it takes: 1024 bytes and a bitmap of one byte */
+#define PS 256   /* part size */
+#define LEN 1024 /* a message of 4 parts */
+#define NEED LEN /* what it counts: its bytes (its bitmap of parts is not counted) */
 #define AGE 30000
 #define DONE_MS 60000
 #define PEER_A 0x0000000100000001ULL
@@ -222,8 +222,8 @@ static void test_out_of_order_and_ranges(void **state)
         }
     }
     assert_whole(m, PEER_A, 7, len);
-    assert_int_equal(stats(r).bytes, len + 125);
-    reasm_free(r); /* frees the complete message too (ASan: no leak) */
+    assert_int_equal(stats(r).bytes, len); /* its bitmap of 125 bytes is not counted */
+    reasm_free(r);                         /* frees the complete message too (ASan: no leak) */
 }
 
 static void test_short_last_part_any_order(void **state)
@@ -257,7 +257,7 @@ static void test_one_part_completes_at_once(void **state)
     reasm_expire(r, INT64_MAX / 2);
     assert_int_equal(stats(r).messages, 1);
     assert_int_equal(stats(r).completed, 1);
-    assert_int_equal(stats(r).bytes, 101);
+    assert_int_equal(stats(r).bytes, 100);
     reasm_free(r);
 }
 
@@ -358,6 +358,34 @@ static void test_too_large(void **state)
     assert_int_equal(s.bytes, 0);
     h = hdr(2, 4000, PS, 15); /* exactly the limit is taken */
     assert_int_equal(put_h(r, PEER_A, 2, &h, 0, &o), REASM_NEW_PART);
+    reasm_free(r);
+}
+
+/*
+ * At the smallest memory a user may set (4 x max_message, a quarter a peer),
+ * a message of exactly max_message still fits its peer's share: only its
+ * bytes count, not its bitmap of parts. Two peers' such messages at once.
+ */
+static void test_max_message_fits_smallest_memory(void **state)
+{
+    (void)state;
+    struct reasm_limits l = limits();
+    l.max_message = 16 * PS;
+    l.total_bytes = 4 * (size_t)l.max_message;
+    l.peer_bytes = l.total_bytes / 4;
+    struct reasm *r = make(&l);
+    struct reasm_msg *o = NULL;
+    for (uint32_t i = 0; i < 16; i++)
+        for (unsigned peer = 0; peer < 2; peer++) {
+            struct part_header h = hdr(7, l.max_message, PS, i);
+            enum reasm_result want = i < 15 ? REASM_NEW_PART : REASM_COMPLETE;
+            assert_int_equal(put_h(r, peer ? PEER_B : PEER_A, 7, &h, i, &o), want);
+        }
+    assert_whole(o, PEER_B, 7, l.max_message);
+    struct reasm_stats s = stats(r);
+    assert_int_equal(s.completed, 2);
+    assert_int_equal(s.bytes, 2 * (size_t)l.max_message);
+    assert_int_equal(s.evicted_memory + s.no_room, 0);
     reasm_free(r);
 }
 
@@ -688,17 +716,17 @@ static void test_stats_and_bytes(void **state)
     struct reasm_limits l = limits();
     struct reasm *r = make(&l);
     struct reasm_msg *o = NULL;
-    struct part_header h = hdr(1, 3000, PS, 0); /* 12 parts: a bitmap of 2 bytes */
+    struct part_header h = hdr(1, 3000, PS, 0); /* 12 parts (a bitmap of 2 bytes, uncounted) */
     assert_int_equal(put_h(r, PEER_A, 1, &h, 0, &o), REASM_NEW_PART);
     h = hdr(2, 1, PS, 0);
     assert_int_equal(put_h(r, PEER_B, 2, &h, 0, &o), REASM_COMPLETE);
     struct reasm_stats s = stats(r);
-    assert_int_equal(s.bytes, 3002 + 2);
+    assert_int_equal(s.bytes, 3000 + 1);
     assert_int_equal(s.messages, 2);
     assert_int_equal(s.completed, 1);
     assert_int_equal(s.evicted_age + s.evicted_memory + s.too_large + s.mismatched + s.no_room, 0);
     reasm_stored(r, o, 0);
-    assert_int_equal(stats(r).bytes, 3002);
+    assert_int_equal(stats(r).bytes, 3000);
     reasm_expire(r, AGE);
     s = stats(r);
     assert_int_equal(s.bytes, 0);
@@ -832,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_after_complete),
         cmocka_unit_test(test_mismatch),
         cmocka_unit_test(test_too_large),
+        cmocka_unit_test(test_max_message_fits_smallest_memory),
         cmocka_unit_test(test_peer_bound),
         cmocka_unit_test(test_peer_bound_evicts_least_recent),
         cmocka_unit_test(test_global_bound),

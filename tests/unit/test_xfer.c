@@ -400,6 +400,51 @@ static void test_timeout_and_deadline(void **state)
     xfer_free(x);
 }
 
+/*
+ * The receiver forgot the message (evicted, or restarted): every part sent
+ * before, acknowledged or not, is sent again, lowest first, before the parts
+ * never sent; nothing is in flight, so no timer is due; the counts of
+ * sendings go on, and the message completes only on new ACKs.
+ */
+static void test_restart(void **state)
+{
+    (void)state;
+    struct xfer *x = make(6);
+    for (uint32_t i = 0; i < 4; i++)
+        xfer_sent(x, i, 100);
+    int64_t rtt;
+    uint32_t lost;
+    assert_int_equal(ack1(x, 1, 2, 150, &rtt, &lost), 2);
+    assert_int_equal(xfer_timeout(x, 1100, 1000), 2); /* parts 0 and 3 */
+    xfer_sent(x, 0, 1200);
+    assert_int_equal(xfer_sendings(x), 5);
+
+    xfer_restart(x);
+    assert_int_equal(xfer_acked(x), 0);
+    assert_int_equal(xfer_in_flight(x), 0);
+    assert_int_equal(xfer_lost(x), 4);
+    assert_false(xfer_complete(x));
+    assert_int_equal(xfer_deadline(x, 1000), INT64_MAX);
+    assert_int_equal(xfer_timeout(x, INT64_MAX, 0), 0);
+    uint32_t order[6];
+    for (int k = 0; k < 6; k++) {
+        int64_t i = xfer_next(x);
+        assert_true(i >= 0);
+        order[k] = (uint32_t)i;
+        xfer_sent(x, order[k], 2000 + k);
+    }
+    for (uint32_t k = 0; k < 6; k++)
+        assert_int_equal(order[k], k); /* the four sent before, then 4 and 5 */
+    assert_int_equal(xfer_next(x), -1);
+    assert_int_equal(xfer_sendings(x), 11);
+    assert_int_equal(xfer_retransmissions(x), 5); /* 0 at 1200, then 0..3 again */
+    assert_int_equal(xfer_in_flight(x), 6);
+    assert_int_equal(ack1(x, 0, 5, 2100, &rtt, &lost), 6);
+    assert_true(xfer_complete(x));
+    assert_int_equal(rtt, 2100 - 2005); /* parts 4 and 5, sent once: Karn allows them */
+    xfer_free(x);
+}
+
 /* A part sent again while in flight (the caller's choice) moves its deadline. */
 static void test_resend_in_flight(void **state)
 {
@@ -693,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_threshold),
         cmocka_unit_test(test_threshold_retransmitted),
         cmocka_unit_test(test_timeout_and_deadline),
+        cmocka_unit_test(test_restart),
         cmocka_unit_test(test_resend_in_flight),
         cmocka_unit_test(test_against_model),
         cmocka_unit_test(test_one_mib_transfer),
