@@ -55,6 +55,7 @@ static const char usage_text[] =
     "Options (each overrides its SECUREDGRAM_* variable from the environment or ./.env):\n"
     "  -u, --user USER          user to run as when started as root [nobody]\n"
     "  -l, --log TARGET         syslog, stdout, or a file path [syslog]\n"
+    "      --log-format FMT     text, or json: one JSON object a line [text]\n"
     "  -P, --pidfile PATH       pid file [securedgram.pid]\n"
     "  -b, --bind IP            address to listen on [0.0.0.0]\n"
     "  -p, --port PORT          UDP port to listen on [61773]\n"
@@ -71,6 +72,12 @@ static const char usage_text[] =
     "      --peers PATH         the peers file: per-peer keys, securedgram-peers(5)\n"
     "      --name NAME          this host's name, as its peers know it\n"
     "      --master-secret-file PATH  the master secret of `key = derive` peers\n"
+    "      --retry-policy P     auto, fixed or adaptive (auto: adaptive for version 2\n"
+    "                           peers, fixed for version 1) [auto]\n"
+    "      --retry-min DUR, --retry-max DUR  the adaptive timer's range [100ms, 60s]\n"
+    "      --max-message SIZE   largest message to or from a version 2 peer [1M]\n"
+    "      --mtu BYTES          largest datagram of a message in parts [1280]\n"
+    "      --reassembly-memory SIZE  memory for messages being put together [64M]\n"
     "      --peer               (keygen) print a peers-file key line\n"
     "      --json               (peers) print JSON\n"
     "  -f, --foreground         do not detach (systemd, terminals, tests)\n"
@@ -142,6 +149,9 @@ static int parse_args(int argc, char **argv, struct cli *cli)
         {"max-message", required_argument, NULL, KEY_OPT(CFG_MAX_MESSAGE)},
         {"mtu", required_argument, NULL, KEY_OPT(CFG_MTU)},
         {"reassembly-memory", required_argument, NULL, KEY_OPT(CFG_REASSEMBLY_MEMORY)},
+        {"control", required_argument, NULL, KEY_OPT(CFG_CONTROL)},
+        {"metrics", required_argument, NULL, KEY_OPT(CFG_METRICS)},
+        {"log-format", required_argument, NULL, KEY_OPT(CFG_LOG_FORMAT)},
         {"peer", no_argument, NULL, OPT_PEER},
         {"json", no_argument, NULL, OPT_JSON},
         {"foreground", no_argument, NULL, 'f'},
@@ -426,6 +436,7 @@ static int cmd_start(struct ctx *x)
         return tool_fail("%s", err);
     }
     log_set_level(x->cli->level);
+    log_set_json(cfg->log_json);
     settings_log_warnings(); /* what load() wrote to stderr, now in the log too */
     int fd = net_bind(cfg->address, cfg->port, SOCK_BUF_BYTES, err, sizeof err);
     if (fd < 0)

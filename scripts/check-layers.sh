@@ -65,7 +65,7 @@ only_in() {
 only_in sqlite3.h 'src/store/sqlite[a-z_]*\.[ch]'
 only_in libpq-fe.h 'src/store/pg[a-z_]*\.[ch]'
 only_in sodium.h 'src/wire/[a-z0-9_]*\.c|src/util/(table|hex|secret|random)\.c'
-only_in jansson.h 'src/wire/message\.c|src/daemon/(ctl|counters)\.c|src/tools/[a-z_]*\.[ch]|cmd/[a-z-]*\.c'
+only_in jansson.h 'src/util/log\.c|src/wire/message\.c|src/daemon/(ctl[a-z_]*|counters)\.c|src/tools/[a-z_]*\.[ch]|cmd/[a-z-]*\.c'
 only_in seccomp.h 'src/daemon/sandbox\.c'
 
 exit $bad

@@ -28,7 +28,10 @@ enum check {
     CHECK_DURATION,
     CHECK_MILLIS,
     CHECK_SIZE,
-    CHECK_POLICY
+    CHECK_POLICY,
+    CHECK_CONTROL,
+    CHECK_LISTEN,
+    CHECK_LOG_FORMAT
 };
 
 static const struct strict_unit seconds[] = {
@@ -76,6 +79,9 @@ static const struct {
     [CFG_MAX_MESSAGE] = {"SECUREDGRAM_MAX_MESSAGE", "1M", CHECK_SIZE, 1, 16 * MIB},
     [CFG_MTU] = {"SECUREDGRAM_MTU", "1280", CHECK_COUNT, 576, 65535},
     [CFG_REASSEMBLY_MEMORY] = {"SECUREDGRAM_REASSEMBLY_MEMORY", "64M", CHECK_SIZE, MIB, 4096 * MIB},
+    [CFG_CONTROL] = {"SECUREDGRAM_CONTROL", NULL, CHECK_CONTROL, 0, 0},
+    [CFG_METRICS] = {"SECUREDGRAM_METRICS", NULL, CHECK_LISTEN, 0, 0},
+    [CFG_LOG_FORMAT] = {"SECUREDGRAM_LOG_FORMAT", "text", CHECK_LOG_FORMAT, 0, 0},
 };
 
 const char *config_key_name(enum config_key key)
@@ -252,6 +258,38 @@ static int check_value(enum config_key k, const char *v, unsigned long *num, uns
         snprintf(err, errlen, "%s must be auto, fixed or adaptive (got '%s')", name,
                  shown(v, show));
         return -1;
+    case CHECK_CONTROL:
+        if (v[0] == '\0' || (strcmp(v, "none") != 0 && strlen(v) > CONFIG_CONTROL_PATH_MAX)) {
+            snprintf(err, errlen,
+                     "%s must be a path of at most %d characters (a Unix socket's), or none "
+                     "(got %zu characters)",
+                     name, CONFIG_CONTROL_PATH_MAX, strlen(v));
+            return -1;
+        }
+        return 0;
+    case CHECK_LISTEN: {
+        /* HOST:PORT or [HOST]:PORT; the host is resolved when the daemon binds it */
+        const char *colon = strrchr(v, ':');
+        unsigned long port;
+        int bracketed = v[0] == '[';
+        size_t hl = colon != NULL ? (size_t)(colon - v) : 0;
+        if (colon == NULL || hl == 0 || strict_ulong(colon + 1, 1, 65535, &port) != 0 ||
+            (bracketed && (hl < 3 || v[hl - 1] != ']')) ||
+            (!bracketed && memchr(v, ':', hl) != NULL)) {
+            snprintf(err, errlen, "%s must be HOST:PORT, or [IPv6]:PORT (127.0.0.1:9477; got '%s')",
+                     name, shown(v, show));
+            return -1;
+        }
+        *num = port;
+        return 0;
+    }
+    case CHECK_LOG_FORMAT:
+        if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0) {
+            snprintf(err, errlen, "%s must be text or json (got '%s')", name, shown(v, show));
+            return -1;
+        }
+        *num = strcmp(v, "json") == 0;
+        return 0;
     case CHECK_NAME:
         if (!peers_name_valid(v)) {
             snprintf(err, errlen,
@@ -283,7 +321,7 @@ static const char *pick(enum config_key k, const struct config_raw *first,
 
 static int store_text(struct config *cfg, enum config_key k, const char *v, const char *cwd)
 {
-    int path = keys[k].check == CHECK_PATH ||
+    int path = keys[k].check == CHECK_PATH || keys[k].check == CHECK_CONTROL ||
                (keys[k].check == CHECK_LOG && strcmp(v, "syslog") != 0 && strcmp(v, "stdout") != 0);
     char *copy = path ? absolute(cwd, v) : strdup(v);
     if (copy == NULL)
@@ -297,8 +335,31 @@ static int store_text(struct config *cfg, enum config_key k, const char *v, cons
                   : k == CFG_PEERS              ? &cfg->peers_file
                   : k == CFG_NAME               ? &cfg->name
                   : k == CFG_MASTER_SECRET_FILE ? &cfg->master_secret_file
+                  : k == CFG_CONTROL            ? &cfg->control
+                  : k == CFG_METRICS            ? &cfg->metrics
                                                 : &cfg->secret;
     *slot = copy;
+    return 0;
+}
+
+/*
+ * The control socket beside the pid file: its name with ".pid" replaced by
+ * ".sock" (securedgram.pid: securedgram.sock), or ".sock" appended. None if
+ * that path is too long for a Unix socket: a drop-in setup with a deep pid
+ * file must still start (the daemon says so in its log).
+ */
+static int default_control(struct config *cfg)
+{
+    if (cfg->pidfile == NULL)
+        return 0;
+    size_t n = strlen(cfg->pidfile);
+    size_t stem = n > 4 && strcmp(cfg->pidfile + n - 4, ".pid") == 0 ? n - 4 : n;
+    if (stem + 5 > CONFIG_CONTROL_PATH_MAX)
+        return 0;
+    if ((cfg->control = malloc(stem + 6)) == NULL)
+        return -1;
+    memcpy(cfg->control, cfg->pidfile, stem);
+    memcpy(cfg->control + stem, ".sock", 6);
     return 0;
 }
 
@@ -348,7 +409,7 @@ int config_resolve(const struct config_raw *flags, const struct config_raw *env,
         /* An empty optional value is the same as none (SECUREDGRAM_SECRET= in the example file). */
         int optional = k == CFG_SECRET || k == CFG_SECRET_FILE || k == CFG_RATE_LIMIT ||
                        k == CFG_GIVE_UP_AFTER || k == CFG_PEERS || k == CFG_NAME ||
-                       k == CFG_MASTER_SECRET_FILE;
+                       k == CFG_MASTER_SECRET_FILE || k == CFG_CONTROL || k == CFG_METRICS;
         if (v != NULL && v[0] == '\0' && optional)
             v = keys[k].def;
         if (v == NULL) {
@@ -385,6 +446,10 @@ int config_resolve(const struct config_raw *flags, const struct config_raw *env,
             cfg.mtu = (unsigned)num;
         else if (k == CFG_REASSEMBLY_MEMORY)
             cfg.reassembly_memory = num;
+        else if (k == CFG_LOG_FORMAT)
+            cfg.log_json = (int)num;
+        else if (k == CFG_CONTROL && strcmp(v, "none") == 0)
+            continue; /* no control socket */
         else if (k == CFG_RATE_LIMIT) {
             cfg.rate_limit = (unsigned)num;
             cfg.rate_burst = (unsigned)num2;
@@ -392,6 +457,10 @@ int config_resolve(const struct config_raw *flags, const struct config_raw *env,
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
+    }
+    if (pick(CFG_CONTROL, flags, second, third) == NULL && default_control(&cfg) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
     }
     if (cross_check(&cfg, err, errlen) != 0)
         goto fail;
@@ -414,6 +483,8 @@ void config_clear(struct config *cfg)
     secret_free_str(cfg->peers_file);
     secret_free_str(cfg->name);
     secret_free_str(cfg->master_secret_file);
+    secret_free_str(cfg->control);
+    secret_free_str(cfg->metrics);
     peers_free(&cfg->peers);
     secret_wipe(cfg->master, sizeof cfg->master);
     memset(cfg, 0, sizeof *cfg);
@@ -439,6 +510,9 @@ int config_restart_only_changes(const struct config *running, const struct confi
         {CFG_PORT, running->port != next->port},
         {CFG_DB, differs(running->db, next->db)},
         {CFG_NAME, differs(running->name, next->name)},
+        {CFG_CONTROL, differs(running->control, next->control)},
+        {CFG_METRICS, differs(running->metrics, next->metrics)},
+        {CFG_LOG_FORMAT, running->log_json != next->log_json},
     };
     if (changed_len > 0)
         changed[0] = '\0';

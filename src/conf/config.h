@@ -38,6 +38,9 @@ enum config_key {
     CFG_MAX_MESSAGE,        /* new: the longest message sent or taken in parts */
     CFG_MTU,                /* new: the largest IP packet a part may take */
     CFG_REASSEMBLY_MEMORY,  /* new: memory for messages being put together */
+    CFG_CONTROL,            /* new: the control socket's path, or none */
+    CFG_METRICS,            /* new: HOST:PORT where /metrics is served (off by default) */
+    CFG_LOG_FORMAT,         /* new: text or json */
     CFG_COUNT
 };
 
@@ -76,6 +79,9 @@ struct config {
     char *peers_file;                    /* absolute, or NULL: no per-peer keys */
     char *name;                          /* this host's name, or NULL */
     char *master_secret_file;            /* absolute, or NULL */
+    char *control; /* the control socket's absolute path; NULL: none (see config_control_path) */
+    char *metrics; /* HOST:PORT or [HOST]:PORT for /metrics, or NULL: off */
+    int log_json;  /* SECUREDGRAM_LOG_FORMAT=json */
     /* Filled by settings_load (the I/O half), not by config_resolve: */
     struct peers_conf peers; /* the peers file, its key files read; empty if none */
     int has_master;
@@ -84,6 +90,9 @@ struct config {
 
 /* The largest value accepted for window, max retries and retry interval (no overflow past it). */
 #define CONFIG_MAX_COUNT 2147483647UL
+
+/* The longest path of a Unix socket (sun_path less its NUL). */
+#define CONFIG_CONTROL_PATH_MAX 107
 
 /* "auto", "fixed" or "adaptive". */
 const char *config_retry_policy_name(enum config_retry_policy p);

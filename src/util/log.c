@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ static enum log_level level = LOG_LEVEL_WARN;
 static FILE *file;
 static char *file_path;
 static char ident_buf[64] = "securedgram";
+static int json_lines; /* log_set_json */
 
 static FILE *open_append(const char *path)
 {
@@ -115,6 +117,11 @@ void log_close(void)
     sink = SINK_STDERR;
 }
 
+void log_set_json(int on)
+{
+    json_lines = on;
+}
+
 void log_set_level(enum log_level l)
 {
     level = l;
@@ -148,6 +155,27 @@ __attribute__((format(printf, 2, 0))) static void emit(enum log_level l, const c
                          3) != 0)
         snprintf(when, sizeof when, "%s", "1970-01-01T00:00:00.000"); /* a clock before 1970 */
     FILE *out = sink == SINK_FILE ? file : sink == SINK_STDOUT ? stdout : stderr;
+    if (json_lines) {
+        /* the text line's fields, for log shippers; jansson escapes what the message holds */
+        char stamp[CLOCK_UTC_TEXT_MAX + 1];
+        snprintf(stamp, sizeof stamp, "%sZ", when);
+        json_t *o = NULL;
+        for (int tries = 0; o == NULL && tries < 2; tries++) {
+            o = json_pack("{s:s, s:s, s:I, s:s, s:s}", "time", stamp, "program", ident_buf, "pid",
+                          (json_int_t)getpid(), "level", level_name(l), "msg", msg);
+            for (char *c = msg; o == NULL && *c != '\0'; c++) /* not UTF-8: '?' for non-ASCII */
+                if ((unsigned char)*c >= 0x80)
+                    *c = '?';
+        }
+        char *line = o != NULL ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+        json_decref(o);
+        if (line != NULL) {
+            fprintf(out, "%s\n", line);
+            free(line);
+            return;
+        }
+        /* out of memory: the text line rather than nothing */
+    }
     fprintf(out, "%sZ %s[%ld] %s: %s\n", when, ident_buf, (long)getpid(), level_name(l), msg);
 }
 

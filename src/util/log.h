@@ -28,6 +28,13 @@ void log_reopen(void);
 /* Closes the sink; later lines go to stderr. */
 void log_close(void);
 
+/*
+ * JSON lines (SECUREDGRAM_LOG_FORMAT=json) instead of text, on the file,
+ * stdout and stderr sinks: one object a line, the text line's fields
+ * {"time": "...Z", "program", "pid", "level", "msg"}. Syslog keeps its own.
+ */
+void log_set_json(int on);
+
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 

@@ -100,6 +100,9 @@ static void test_key_names(void **state)
         [CFG_MAX_MESSAGE] = "SECUREDGRAM_MAX_MESSAGE",
         [CFG_MTU] = "SECUREDGRAM_MTU",
         [CFG_REASSEMBLY_MEMORY] = "SECUREDGRAM_REASSEMBLY_MEMORY",
+        [CFG_CONTROL] = "SECUREDGRAM_CONTROL",
+        [CFG_METRICS] = "SECUREDGRAM_METRICS",
+        [CFG_LOG_FORMAT] = "SECUREDGRAM_LOG_FORMAT",
     };
     for (int k = 0; k < CFG_COUNT; k++) {
         assert_string_equal(config_key_name((enum config_key)k), names[k]);
@@ -747,6 +750,75 @@ static void test_parts_and_retry_settings(void **state)
     }
 }
 
+/* What operators see: the control socket (beside the pid file unless set), /metrics, the log's
+ * format. */
+static void test_operator_settings(void **state)
+{
+    (void)state;
+    const struct {
+        enum config_key key;
+        const char *text;
+        const char *control, *metrics; /* what cfg then holds (NULL: none) */
+        int log_json;
+        const char *error; /* NULL: accepted */
+    } cases[] = {
+        {CFG_PIDFILE, "run/sg.pid", CWD "/run/sg.sock", NULL, 0, NULL},
+        {CFG_PIDFILE, "/run/securedgram", "/run/securedgram.sock", NULL, 0, NULL},
+        /* a pid file too deep for a socket beside it: none (the daemon says so) */
+        {CFG_PIDFILE,
+         "/"
+         "a123456789a123456789a123456789a123456789a123456789a123456789"
+         "a123456789a123456789a123456789a123456789a123456789.pid",
+         NULL, NULL, 0, NULL},
+        {CFG_CONTROL, "/run/sg/ctl", "/run/sg/ctl", NULL, 0, NULL},
+        {CFG_CONTROL, "ctl", CWD "/ctl", NULL, 0, NULL},
+        {CFG_CONTROL, "none", NULL, NULL, 0, NULL},
+        {CFG_CONTROL,
+         "/"
+         "a123456789a123456789a123456789a123456789a123456789a123456789"
+         "a123456789a123456789a123456789a123456789a123456789",
+         NULL, NULL, 0, "SECUREDGRAM_CONTROL must be a path of at most 107"},
+        {CFG_METRICS, "127.0.0.1:9477", CWD "/securedgram.sock", "127.0.0.1:9477", 0, NULL},
+        {CFG_METRICS, "[::1]:9477", CWD "/securedgram.sock", "[::1]:9477", 0, NULL},
+        {CFG_METRICS, "localhost:1", CWD "/securedgram.sock", "localhost:1", 0, NULL},
+        {CFG_METRICS, "9477", NULL, NULL, 0, "SECUREDGRAM_METRICS must be HOST:PORT"},
+        {CFG_METRICS, ":9477", NULL, NULL, 0, "SECUREDGRAM_METRICS must be HOST:PORT"},
+        {CFG_METRICS, "::1:9477", NULL, NULL, 0, "SECUREDGRAM_METRICS must be HOST:PORT"},
+        {CFG_METRICS, "[]:9477", NULL, NULL, 0, "SECUREDGRAM_METRICS must be HOST:PORT"},
+        {CFG_METRICS, "h:0", NULL, NULL, 0, "SECUREDGRAM_METRICS must be HOST:PORT"},
+        {CFG_METRICS, "h:65536", NULL, NULL, 0, "SECUREDGRAM_METRICS must be HOST:PORT"},
+        {CFG_LOG_FORMAT, "json", CWD "/securedgram.sock", NULL, 1, NULL},
+        {CFG_LOG_FORMAT, "text", CWD "/securedgram.sock", NULL, 0, NULL},
+        {CFG_LOG_FORMAT, "JSON", NULL, NULL, 0, "SECUREDGRAM_LOG_FORMAT must be text or json"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config_raw env = {{0}};
+        struct config cfg;
+        char err[256] = "";
+        set(&env, CFG_SECRET, SECRET);
+        set(&env, cases[i].key, cases[i].text);
+        int rc = config_resolve(NULL, &env, NULL, CONFIG_AT_START, CWD, 1, &cfg, err, sizeof err);
+        if (cases[i].error != NULL) {
+            if (rc != -1 || strstr(err, cases[i].error) == NULL)
+                fail_msg("case %zu: rc %d, '%s'", i, rc, err);
+        } else {
+            if (rc != 0)
+                fail_msg("case %zu refused: %s", i, err);
+            if (cases[i].control == NULL)
+                assert_null(cfg.control);
+            else
+                assert_string_equal(cfg.control, cases[i].control);
+            if (cases[i].metrics == NULL)
+                assert_null(cfg.metrics);
+            else
+                assert_string_equal(cfg.metrics, cases[i].metrics);
+            assert_int_equal(cfg.log_json, cases[i].log_json);
+            config_clear(&cfg);
+        }
+        config_raw_clear(&env);
+    }
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -1173,10 +1245,12 @@ static void test_restart_only_changes(void **state)
     config_raw_clear(&b);
     fill(&b, 2);
     resolve_from(&b, &cb);
-    assert_int_equal(config_restart_only_changes(&ca, &cb, changed, sizeof changed), 6);
+    /* (the control socket, beside the pid file, moves with it) */
+    assert_int_equal(config_restart_only_changes(&ca, &cb, changed, sizeof changed), 7);
     const char *restart[] = {"SECUREDGRAM_USER",    "SECUREDGRAM_LOG",  "SECUREDGRAM_PIDFILE",
-                             "SECUREDGRAM_ADDRESS", "SECUREDGRAM_PORT", "SECUREDGRAM_DB"};
-    for (size_t i = 0; i < 6; i++)
+                             "SECUREDGRAM_ADDRESS", "SECUREDGRAM_PORT", "SECUREDGRAM_DB",
+                             "SECUREDGRAM_CONTROL"};
+    for (size_t i = 0; i < 7; i++)
         if (strstr(changed, restart[i]) == NULL)
             fail_msg("%s missing from '%s'", restart[i], changed);
     const char *hot[] = {"SECUREDGRAM_SECRET", "SECUREDGRAM_WINDOW", "SECUREDGRAM_MAX_RETRIES",
@@ -1187,7 +1261,7 @@ static void test_restart_only_changes(void **state)
     /* a short buffer is truncated, not overrun, and the count is still right */
     char small[8];
     memset(small, '#', sizeof small);
-    assert_int_equal(config_restart_only_changes(&ca, &cb, small, sizeof small), 6);
+    assert_int_equal(config_restart_only_changes(&ca, &cb, small, sizeof small), 7);
     assert_non_null(memchr(small, '\0', sizeof small));
     config_clear(&cb);
     config_clear(&ca);
@@ -1352,6 +1426,7 @@ int main(void)
         cmocka_unit_test(test_dotenv_bom),
         cmocka_unit_test(test_dotenv_many_warnings),
         cmocka_unit_test(test_raw_from_env),
+        cmocka_unit_test(test_operator_settings),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_peers_settings),
         cmocka_unit_test(test_give_up_after),
