@@ -163,6 +163,37 @@ queue() {
     q "$1" "INSERT INTO outbound_messages (dst_addr, dst_port, payload) VALUES ('${4:-127.0.0.1}', $2, '$json'); SELECT last_insert_rowid();"
 }
 
+# rows FROM TAG N PAD PEER, or rows FROM TAG N PAD ADDR PORT: FROM queues N rows (one
+# transaction) for peer PEER or to ADDR:PORT, each a JSON object with 'content', its tag
+# 't', its number 'n' and PAD random bytes of 'pad'; sets F and L to the first and last ids.
+rows() {
+    if [ $# -ge 6 ]; then to="NULL, '$5', $6"; else to="'$5', '', 0"; fi
+    q "$1" "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $3)
+            INSERT INTO outbound_messages (peer, dst_addr, dst_port, payload)
+            SELECT $to, json_object('content', '$2 ' || n, 't', '$2', 'n', n,
+                   'pad', substr(replace(hex(randomblob(($4 + 1) / 2)), '0', 'x'), 1, $4)) FROM s;
+            SELECT (max(id) - $3 + 1) || ' ' || max(id) FROM outbound_messages" > "$T/ids"
+    read -r F L < "$T/ids"
+}
+
+# delivered FROM TO TAG FIRST LAST SECS [SRC_ADDR]: FROM's rows FIRST..LAST are acknowledged
+# within SECS; TO stored each exactly once (and no other row of tag TAG), its payload byte
+# for byte as FROM sent it, and (with SRC_ADDR) heard them all from that address.
+delivered() {
+    nrows=$(($5 - $4 + 1))
+    wait_for "$6" "$3: $nrows rows acknowledged" count_is "$1" \
+        "SELECT count(*) FROM outbound_messages WHERE id BETWEEN $4 AND $5 AND state='acknowledged'" "$nrows"
+    assert_eq "$(q "$2" "SELECT count(*), count(DISTINCT message_id) FROM inbound_messages
+                         WHERE json_extract(payload, '\$.t') = '$3'")" "$nrows|$nrows" "$3: $2 stored each row once"
+    q "$1" "SELECT message_id, hex(sha3(payload)) FROM outbound_messages WHERE id BETWEEN $4 AND $5 ORDER BY 1" > "$T/sent_ids"
+    q "$2" "SELECT message_id, hex(sha3(payload)) FROM inbound_messages WHERE json_extract(payload, '\$.t') = '$3' ORDER BY 1" > "$T/recv_ids"
+    cmp -s "$T/sent_ids" "$T/recv_ids" || fail "$3: $2 stored other messages than $1 sent"
+    if [ $# -ge 7 ]; then
+        assert_eq "$(q "$2" "SELECT group_concat(DISTINCT src_addr) FROM inbound_messages WHERE json_extract(payload, '\$.t') = '$3'")" \
+            "$7" "$3: $2 heard the rows from $7"
+    fi
+}
+
 state_is() { [ "$(q "$1" "SELECT state FROM outbound_messages WHERE id = $2")" = "$3" ]; }
 count_is() { [ "$(q "$1" "$2")" = "$3" ]; }
 

@@ -16,63 +16,40 @@ printf '[peer a]\nallowed = 127.0.0.11\nkey = %s\n' "$PAIR" > "$T/b/peers"
 chmod 600 "$T/a/peers" "$T/b/peers"
 start a; start b
 
-# rows TAG N PAD: N rows for peer b (one transaction), each with PAD bytes of padding;
-# sets F and L to the first and last row ids.
-rows() {
-    q a "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $2)
-         INSERT INTO outbound_messages (peer, dst_addr, dst_port, payload)
-         SELECT 'b', '', 0, json_object('t', '$1', 'n', n,
-                'pad', substr(replace(hex(randomblob(($3 + 1) / 2)), '0', 'x'), 1, $3)) FROM s;
-         SELECT (max(id) - $2 + 1) || ' ' || max(id) FROM outbound_messages" > "$T/ids"
-    read -r F L < "$T/ids"
-}
-
-# delivered TAG N FIRST LAST SECS: rows FIRST..LAST acknowledged within SECS; b stored
-# each exactly once, its payload byte for byte as a sent it.
-delivered() {
-    wait_for "$5" "$1: $2 rows acknowledged" count_is a \
-        "SELECT count(*) FROM outbound_messages WHERE id BETWEEN $3 AND $4 AND state='acknowledged'" "$2"
-    assert_eq "$(q b "SELECT count(*), count(DISTINCT message_id) FROM inbound_messages
-                      WHERE json_extract(payload, '\$.t') = '$1'")" "$2|$2" "$1: b stored each row once"
-    q a "SELECT message_id, hex(sha3(payload)) FROM outbound_messages WHERE id BETWEEN $3 AND $4 ORDER BY 1" > "$T/sent_ids"
-    q b "SELECT message_id, hex(sha3(payload)) FROM inbound_messages WHERE json_extract(payload, '\$.t') = '$1' ORDER BY 1" > "$T/recv_ids"
-    cmp -s "$T/sent_ids" "$T/recv_ids" || fail "$1: b stored other messages than a sent"
-}
-
 # 1. No loss: small rows are one part each, with sequence numbers from 1 on both sides.
 relay plain --seed 1 --source 127.0.0.11:"$PS" 127.0.0.10:"$PR" 127.0.0.3:"$PB"
-rows small 50 10
-delivered small 50 "$F" "$L" 10
+rows a small 50 10 b
+delivered a b small "$F" "$L" 10
 assert_eq "$(q a "SELECT min(sequence) || '-' || max(sequence) || ' ' || count(DISTINCT sequence) FROM outbound_messages")" "1-50 50" "a gave the rows the numbers 1 to 50"
 q a "SELECT message_id || ' ' || sequence FROM outbound_messages ORDER BY 1" > "$T/seq_a"
 q b "SELECT message_id || ' ' || sequence FROM inbound_messages WHERE json_extract(payload, '\$.t') = 'small' ORDER BY 1" > "$T/seq_b"
 cmp -s "$T/seq_a" "$T/seq_b" || fail "b stored other sequence numbers than a gave"
 assert_eq "$(q a "SELECT last FROM peer_sequence WHERE peer = 'b'")" 50 "a keeps its last number for b"
 # One 1 MiB message (in 920 parts of 1,140 bytes), and one of 3,000 bytes (3 parts).
-rows big 1 1040000
-delivered big 1 "$F" "$L" 20
-rows mid 1 3000
-delivered mid 1 "$F" "$L" 10
+rows a big 1 1040000 b
+delivered a b big "$F" "$L" 20
+rows a mid 1 3000 b
+delivered a b mid "$F" "$L" 10
 assert_eq "$(q b "SELECT sequence FROM inbound_messages WHERE json_extract(payload, '\$.t') = 'mid'")" 52 "a message in parts has its number too"
 unrelay plain
 note "no loss: 50 one-part messages numbered 1 to 50, a 1 MiB and a 3,000-byte message in parts, byte for byte"
 
 # 2. 5% loss each way, 25 ms delay: 1,000 small messages and 20 of 1 MiB, each stored once.
 relay lossy --seed 5 --loss 5 --delay 25 --queue 20000 --source 127.0.0.11:"$PS" 127.0.0.10:"$PR" 127.0.0.3:"$PB"
-rows lossy 1000 20
-delivered lossy 1000 "$F" "$L" 60
-rows lossybig 20 1040000
-delivered lossybig 20 "$F" "$L" 120
+rows a lossy 1000 20 b
+delivered a b lossy "$F" "$L" 60
+rows a lossybig 20 1040000 b
+delivered a b lossybig "$F" "$L" 120
 unrelay lossy
 lost=$(relay_stat lossy '.ab.dropped_loss + .ba.dropped_loss')
 note "5% loss, 25 ms each way: 1,000 small and 20 1 MiB messages stored once each ($lost datagrams lost)"
 
 # 3. 20% loss each way: still everything, once.
 relay heavy --seed 20 --loss 20 --delay 5 --queue 20000 --source 127.0.0.11:"$PS" 127.0.0.10:"$PR" 127.0.0.3:"$PB"
-rows heavy 100 20
-delivered heavy 100 "$F" "$L" 60
-rows heavybig 2 200000
-delivered heavybig 2 "$F" "$L" 60
+rows a heavy 100 20 b
+delivered a b heavy "$F" "$L" 60
+rows a heavybig 2 200000 b
+delivered a b heavybig "$F" "$L" 60
 unrelay heavy
 note "20% loss: 100 small and 2 messages of 200 KB stored once each"
 

@@ -11,31 +11,6 @@ mkpeer a "$PA" "$SECRET" 127.0.0.2; mkpeer b "$PB" "$SECRET" 127.0.0.3
 echo "SECUREDGRAM_MAX_RETRIES=60" >> "$T/a/.env"
 start a; start b
 
-# rows TAG N PAD [ADDR PORT]: queues N rows to the relay (one transaction), each with
-# PAD bytes of padding; sets F and L to the first and last row ids.
-rows() {
-    q a "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < $2)
-         INSERT INTO outbound_messages (dst_addr, dst_port, payload)
-         SELECT '${4:-127.0.0.10}', ${5:-$PR}, json_object('content', '$1 ' || n, 't', '$1', 'n', n,
-                'pad', substr(replace(hex(zeroblob($3)), '0', 'x'), 1, $3)) FROM s;
-         SELECT (max(id) - $2 + 1) || ' ' || max(id) FROM outbound_messages" > "$T/ids"
-    read -r F L < "$T/ids"
-}
-
-# delivered TAG N FIRST LAST SECS: waits until rows FIRST..LAST are acknowledged, then
-# checks that b stored each exactly once, from the relay's source address.
-delivered() {
-    wait_for "$5" "$1: $2 rows acknowledged" count_is a \
-        "SELECT count(*) FROM outbound_messages WHERE id BETWEEN $3 AND $4 AND state='acknowledged'" "$2"
-    assert_eq "$(q b "SELECT count(*), count(DISTINCT message_id) FROM inbound_messages
-                      WHERE json_extract(payload, '\$.t') = '$1'")" "$2|$2" "$1: b stored each row once"
-    q a "SELECT message_id FROM outbound_messages WHERE id BETWEEN $3 AND $4 ORDER BY 1" > "$T/sent_ids"
-    q b "SELECT message_id FROM inbound_messages WHERE json_extract(payload, '\$.t') = '$1' ORDER BY 1" > "$T/recv_ids"
-    cmp -s "$T/sent_ids" "$T/recv_ids" || fail "$1: b stored other ids than a sent"
-    assert_eq "$(q b "SELECT DISTINCT src_addr FROM inbound_messages WHERE json_extract(payload, '\$.t') = '$1'")" \
-        "${6:-127.0.0.11}" "$1: b heard the rows from the relay's source"
-}
-
 # sent_by_a FIRST LAST: how many datagrams a sent for those rows (first sends and retransmissions).
 sent_by_a() { q a "SELECT count(*) + sum(retry_count) FROM outbound_messages WHERE id BETWEEN $1 AND $2"; }
 
@@ -53,8 +28,8 @@ ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 # 1. No impairment: the relay forwards everything both ways.
 relay plain --seed 1 --source 127.0.0.11:"$PS" 127.0.0.10:"$PR" 127.0.0.3:"$PB"
 t0=$(date +%s%N)
-rows plain 100 10
-delivered plain 100 "$F" "$L" 10
+rows a plain 100 10 127.0.0.10 "$PR"
+delivered a b plain "$F" "$L" 10 127.0.0.11
 took=$(ms_since "$t0")
 unrelay plain
 accounted plain
@@ -66,8 +41,8 @@ note "plain: 100 rows in ${took} ms, $(relay_stat plain '"ab \(.ab.forwarded) fo
 # 2. 5% loss each way with 25 ms of delay: retransmissions recover every loss.
 relay loss --seed 5 --loss 5 --delay 25 --source 127.0.0.11:"$PS" 127.0.0.10:"$PR" 127.0.0.3:"$PB"
 t0=$(date +%s%N)
-rows loss 200 10
-delivered loss 200 "$F" "$L" 45
+rows a loss 200 10 127.0.0.10 "$PR"
+delivered a b loss "$F" "$L" 45 127.0.0.11
 took=$(ms_since "$t0")
 unrelay loss
 accounted loss
@@ -79,8 +54,8 @@ note "loss: 200 rows in ${took} ms, $(q a "SELECT sum(retry_count) FROM outbound
 # 3. Duplication and reordering: the replay cache and unique ids keep b's rows single.
 relay dupre --seed 9 --dup 20 --reorder 20 --delay 2 --source 127.0.0.11:"$PS" 127.0.0.10:"$PR" 127.0.0.3:"$PB"
 t0=$(date +%s%N)
-rows dupre 200 10
-delivered dupre 200 "$F" "$L" 20
+rows a dupre 200 10 127.0.0.10 "$PR"
+delivered a b dupre "$F" "$L" 20 127.0.0.11
 took=$(ms_since "$t0")
 unrelay dupre
 accounted dupre
@@ -93,8 +68,8 @@ note "dupre: 200 rows in ${took} ms, $(relay_stat dupre '"ab \(.ab.duplicated) d
 CAP=100000
 relay rate --seed 1 --rate-ab "$CAP" --source 127.0.0.11:"$PS" 127.0.0.10:"$PR" 127.0.0.3:"$PB"
 t0=$(date +%s%N)
-rows rate 100 1000
-delivered rate 100 "$F" "$L" 30
+rows a rate 100 1000 127.0.0.10 "$PR"
+delivered a b rate "$F" "$L" 30 127.0.0.11
 took=$(ms_since "$t0")
 unrelay rate
 accounted rate
@@ -114,8 +89,8 @@ note "rate: 100 rows in ${took} ms, $bytes bytes in $fwd datagrams over $((span 
 # 5. IPv6: the relay listens on [::1] (a reaches it from its IPv6 socket beside the
 # IPv4 one) and sends on to b over IPv4, from 127.0.0.1, losing 10% each way.
 relay six --seed 3 --loss 10 "[::1]:$PR6" 127.0.0.3:"$PB"
-rows six 20 10 ::1 "$PR6"
-delivered six 20 "$F" "$L" 30 127.0.0.1
+rows a six 20 10 ::1 "$PR6"
+delivered a b six "$F" "$L" 30 127.0.0.1
 unrelay six
 accounted six
 assert_eq "$(relay_stat six '.ab.received')" "$(sent_by_a "$F" "$L")" "six: the relay saw every datagram a sent"
