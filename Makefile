@@ -37,6 +37,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(BUILD)/tests/sgtest
 RELAY_BIN := $(BUILD)/tests/sgrelay
+CTL_BIN  := $(BUILD)/tests/sgctl
 
 .PHONY: all run test check check-unit check-integration test-asan deps deps-test bench bench-lossy \
         install uninstall fuzz fuzz-lib fuzz-build check-fuzz clean format lint lint-man
@@ -76,6 +77,10 @@ $(TOOL_BIN): tests/tools/sgtest.c $(LIB)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS) -lm
 
 $(RELAY_BIN): tests/tools/sgrelay.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS)
+
+$(CTL_BIN): tests/tools/sgctl.c $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(PKG_LIBS)
 
@@ -171,7 +176,7 @@ run: deps
 check-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-check-integration: $(PROG_BIN) $(TOOL_BIN) $(RELAY_BIN)
+check-integration: $(PROG_BIN) $(TOOL_BIN) $(RELAY_BIN) $(CTL_BIN)
 	@SG_BIN=$(abspath $(BIN)) SG_TOOL=$(abspath $(TOOL_BIN)) SG_RELAY=$(abspath $(RELAY_BIN)) \
 	  SG_SAN=$(SAN) VALGRIND=$(VALGRIND) \
 	  sh tests/integration/run.sh $(T)

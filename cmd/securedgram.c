@@ -13,8 +13,10 @@
 #include "util/net.h"
 #include "daemon/sandbox.h"
 #include "conf/settings.h"
+#include "daemon/ctlsock.h"
 #include "daemon/statsfile.h"
 #include "store/store.h"
+#include "tools/ctlclient.h"
 #include "tools/peersview.h"
 #include "tools/tool.h"
 #include "util/version.h"
@@ -45,7 +47,8 @@ static const char usage_text[] =
     "  start    start the daemon; returns once it is bound and ready (or fails with why)\n"
     "  stop     stop the running daemon (TERM, then INT, then KILL)\n"
     "  restart  stop, then start\n"
-    "  status   say whether it runs; exit 0 if running, 3 if not\n"
+    "  status   say whether it runs; exit 0 if running, 3 if not; with --json,\n"
+    "           everything it knows (over its control socket)\n"
     "  poll     wait until the daemon has stopped\n"
     "  peers    show each peer of the peers file: endpoint, allowed, wire, key\n"
     "           fingerprint and, while the daemon runs, last seen and counters\n"
@@ -56,6 +59,7 @@ static const char usage_text[] =
     "  -u, --user USER          user to run as when started as root [nobody]\n"
     "  -l, --log TARGET         syslog, stdout, or a file path [syslog]\n"
     "      --log-format FMT     text, or json: one JSON object a line [text]\n"
+    "      --control PATH       the control socket, or none [beside the pid file]\n"
     "  -P, --pidfile PATH       pid file [securedgram.pid]\n"
     "  -b, --bind IP            address to listen on [0.0.0.0]\n"
     "  -p, --port PORT          UDP port to listen on [61773]\n"
@@ -79,7 +83,7 @@ static const char usage_text[] =
     "      --mtu BYTES          largest datagram of a message in parts [1280]\n"
     "      --reassembly-memory SIZE  memory for messages being put together [64M]\n"
     "      --peer               (keygen) print a peers-file key line\n"
-    "      --json               (peers) print JSON\n"
+    "      --json               (status, peers) print JSON\n"
     "  -f, --foreground         do not detach (systemd, terminals, tests)\n"
     "  -v, --verbose            log informational messages too\n"
     "  -d, --debug              log debug messages too\n"
@@ -342,6 +346,15 @@ static struct engine *start_daemon(struct ctx *x, int fd, const char *stats, int
         return NULL;
     }
     (void)unlink(stats); /* an earlier run's counters, removed while we still may (ours: locked) */
+    struct ctlsock *ctl = NULL;
+    if (cfg->control != NULL) {
+        /* made while still root, where the pid file is, and given to the service user */
+        struct passwd *pw = geteuid() == 0 ? getpwnam(cfg->user) : NULL;
+        ctl = ctlsock_open(cfg->control, pw != NULL ? pw->pw_uid : (uid_t)-1,
+                           pw != NULL ? pw->pw_gid : (gid_t)-1, err, errlen);
+        if (ctl == NULL)
+            goto fail;
+    }
     if (daemon_drop_privileges(cfg->user, err, errlen) != 0 ||
         daemon_no_new_privs(err, errlen) != 0)
         goto fail;
@@ -350,8 +363,8 @@ static struct engine *start_daemon(struct ctx *x, int fd, const char *stats, int
         name_denied_user(cfg->db, err, errlen);
         goto fail;
     }
-    struct engine_opts o = {.cfg = cfg, .fd = fd, .store = st, .stats_path = stats};
-    struct engine *e = engine_new(&o, err, errlen); /* closes fd and st if it fails */
+    struct engine_opts o = {.cfg = cfg, .fd = fd, .store = st, .stats_path = stats, .ctl = ctl};
+    struct engine *e = engine_new(&o, err, errlen); /* closes fd, st and ctl if it fails */
     if (e == NULL) {
         daemon_pidfile_release(cfg->pidfile, *pidfd);
         return NULL;
@@ -359,6 +372,7 @@ static struct engine *start_daemon(struct ctx *x, int fd, const char *stats, int
     stats_begin(stats);
     return e;
 fail:
+    ctlsock_close(ctl);
     close(fd);
     daemon_pidfile_release(cfg->pidfile, *pidfd);
     return NULL;
@@ -484,10 +498,27 @@ static int cmd_stop(struct ctx *x)
     return 0;
 }
 
-/* Asks the daemon for its counters (statsfile_ask) and prints their line. */
-static void print_counters(const char *pidfile, pid_t pid)
+/*
+ * The daemon's counters line and peer lines, as its stats file has them: over
+ * the control socket, or (none: an older daemon, or SECUREDGRAM_CONTROL=none)
+ * by statsfile_ask's signal. NULL if neither answers.
+ */
+static char *ask_report(const struct config *cfg, pid_t pid)
 {
-    char *text = statsfile_ask(pidfile, pid);
+    char err[512], *text = NULL;
+    json_t *r = ctlclient_ask(cfg->control, "report", CTLCLIENT_TIMEOUT_MS, err, sizeof err);
+    const char *c = json_string_value(json_object_get(r, "counters"));
+    const char *p = json_string_value(json_object_get(r, "peers"));
+    if (c == NULL || p == NULL || asprintf(&text, "counters: %s\n%s", c, p) < 0)
+        text = NULL;
+    json_decref(r);
+    return text != NULL ? text : statsfile_ask(cfg->pidfile, pid);
+}
+
+/* Prints the counters line of the daemon's report. */
+static void print_counters(const struct config *cfg, pid_t pid)
+{
+    char *text = ask_report(cfg, pid);
     if (text != NULL) {
         size_t n = strcspn(text, "\n");
         printf("%.*s%s", (int)n, text, n > 0 ? "\n" : "");
@@ -499,20 +530,40 @@ static void print_counters(const char *pidfile, pid_t pid)
  * A daemon that does not lock its pid file (the Ruby original, found running
  * when upgrading) is running but is not sent a signal: SIGUSR2 would end it.
  */
-static int cmd_status(struct ctx *x)
+static int cmd_status(struct ctx *x, int json)
 {
     char err[512];
     pid_t pid = 0;
     enum daemon_state r = daemon_pidfile_check(x->cfg.pidfile, &pid, err, sizeof err);
     if (r == DAEMON_ERROR)
         return tool_fail("%s", err);
+    if (json) {
+        /* {"running": false}, or the daemon's status with "running": true */
+        json_t *reply = r == DAEMON_RUNNING ? ctlclient_ask(x->cfg.control, "status",
+                                                            CTLCLIENT_TIMEOUT_MS, err, sizeof err)
+                                            : NULL;
+        json_t *st = json_object_get(reply, "status");
+        if (r == DAEMON_RUNNING && st == NULL) {
+            json_decref(reply);
+            return tool_fail("securedgram is running (pid %ld), but %s", (long)pid, err);
+        }
+        json_t *out = st != NULL ? json_incref(st) : json_pack("{s:I}", "pid", (json_int_t)pid);
+        json_object_set_new(out, "running", json_boolean(r != DAEMON_STOPPED));
+        if (r == DAEMON_STOPPED)
+            json_object_del(out, "pid");
+        json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        printf("\n");
+        json_decref(out);
+        json_decref(reply);
+        return r == DAEMON_STOPPED ? 3 : 0;
+    }
     if (r == DAEMON_STOPPED) {
         printf("securedgram is not running\n");
         return 3;
     }
     printf("securedgram is running (pid %ld)\n", (long)pid);
     if (r == DAEMON_RUNNING)
-        print_counters(x->cfg.pidfile, pid);
+        print_counters(&x->cfg, pid);
     return 0;
 }
 
@@ -525,7 +576,7 @@ static int cmd_peers(struct ctx *x, int json)
         return tool_fail("%s", "no peers file: SECUREDGRAM_PEERS (or --peers) is not set; see "
                                "securedgram-peers(5)");
     enum daemon_state r = daemon_pidfile_check(x->cfg.pidfile, &pid, err, sizeof err);
-    char *text = r == DAEMON_RUNNING ? statsfile_ask(x->cfg.pidfile, pid) : NULL;
+    char *text = r == DAEMON_RUNNING ? ask_report(&x->cfg, pid) : NULL;
     int rc = peersview_print(&x->cfg, text, json, (int64_t)time(NULL), stdout);
     free(text);
     return rc;
@@ -556,8 +607,8 @@ int main(int argc, char **argv)
     int starts = strcmp(cmd, "start") == 0 || strcmp(cmd, "restart") == 0;
     if (cli.peer_line && strcmp(cmd, "keygen") != 0)
         rc = tool_fail("%s", "--peer goes with keygen only (securedgram keygen --peer)");
-    else if (cli.json && strcmp(cmd, "peers") != 0)
-        rc = tool_fail("%s", "--json goes with peers only (securedgram peers --json)");
+    else if (cli.json && strcmp(cmd, "peers") != 0 && strcmp(cmd, "status") != 0)
+        rc = tool_fail("%s", "--json goes with status and peers only (securedgram status --json)");
     else if (strcmp(cmd, "keygen") == 0)
         rc = cmd_keygen(cli.peer_line);
     else if (!starts && strcmp(cmd, "stop") != 0 && strcmp(cmd, "status") != 0 &&
@@ -575,7 +626,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "restart") == 0)
         rc = cmd_stop(&x) != 0 ? 1 : cmd_start(&x);
     else if (strcmp(cmd, "status") == 0)
-        rc = cmd_status(&x);
+        rc = cmd_status(&x, cli.json);
     else
         daemon_pidfile_wait(x.cfg.pidfile);
     config_clear(&x.cfg);

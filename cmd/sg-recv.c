@@ -395,8 +395,12 @@ static int follow(struct run *r)
 {
     if (catch_stop_signals() != 0)
         return tool_fail("cannot set up signal handling: %s", strerror(errno));
-    if (follow_start(r) != 0)
+    int ctl = tool_subscribe(r->o->db); /* woken by the daemon's commits, where one runs here */
+    if (follow_start(r) != 0) {
+        if (ctl >= 0)
+            close(ctl);
         return 1;
+    }
     int ms = (int)(r->o->interval * 1000.0 + 0.5);
     if (store_watch_start(r->st, ms, clock_mono_us()) != STORE_OK)
         return tool_fail("cannot watch the database: %s", store_errmsg(r->st));
@@ -406,7 +410,7 @@ static int follow(struct run *r)
         /* After the first batch: every row past the last one shown. */
         r->q.after_id = r->max_id;
         r->q.limit = 0;
-        enum tool_wait wr = tool_wait(r->st, -1, stop_pipe[0]);
+        enum tool_wait wr = tool_wait(r->st, -1, stop_pipe[0], &ctl);
         if (wr == TOOL_STOPPED) {
             fputs("\nStopped.\n", stderr); /* as the original says on Ctrl-C */
             break;
@@ -418,6 +422,8 @@ static int follow(struct run *r)
     }
     for (int k = 0; k < 2; k++)
         close(stop_pipe[k]);
+    if (ctl >= 0)
+        close(ctl);
     return rc;
 }
 

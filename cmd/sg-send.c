@@ -373,9 +373,11 @@ static int print_receipt(const struct opts *o, int64_t rowid, const char *row_id
 
 /*
  * Waits for row rowid (to peer, if not NULL) to be acknowledged (0) or
- * failed, gone, timed out (1, reported).
+ * failed, gone, timed out (1, reported). Woken by the daemon's commits (its
+ * control socket) where one runs on this database, else by the watch.
  */
-static int wait_outcome(struct store *st, int64_t rowid, const char *peer, double secs)
+static int wait_outcome(struct store *st, const char *db_flag, int64_t rowid, const char *peer,
+                        double secs)
 {
     char state[STORE_STATE_MAX] = "", why[512], err[512], to[PEER_NAME_MAX + 16] = "";
     if (peer != NULL)
@@ -384,6 +386,7 @@ static int wait_outcome(struct store *st, int64_t rowid, const char *peer, doubl
     if (store_watch_start(st, WAIT_CHECK_MS, clock_mono_us()) != STORE_OK)
         return tool_fail("cannot watch the database: %s", store_errmsg(st));
     int64_t deadline = clock_mono_ms() + (int64_t)(secs * 1000.0);
+    int ctl = tool_subscribe(db_flag); /* before the first look: no commit is missed */
     for (;;) {
         if (store_outbound_state(st, rowid, &found, state, why, sizeof why, err, sizeof err) !=
             STORE_OK) {
@@ -410,11 +413,13 @@ static int wait_outcome(struct store *st, int64_t rowid, const char *peer, doubl
                       secs, (long long)rowid, to, state);
             break;
         }
-        if (tool_wait(st, left, -1) == TOOL_WAIT_ERR) {
+        if (tool_wait(st, left, -1, &ctl) == TOOL_WAIT_ERR) {
             tool_fail("cannot watch the database: %s", store_errmsg(st));
             break;
         }
     }
+    if (ctl >= 0)
+        close(ctl);
     return rc;
 }
 
@@ -443,7 +448,7 @@ static int retry(struct store *st, const struct opts *o)
         return 1;
     if (o->quiet)
         json_decref(v);
-    return o->wait ? wait_outcome(st, o->retry, NULL, o->wait_s) : 0;
+    return o->wait ? wait_outcome(st, o->db, o->retry, NULL, o->wait_s) : 0;
 }
 
 int main(int argc, char **argv)
@@ -480,7 +485,7 @@ int main(int argc, char **argv)
     }
     if (!o.quiet && print_receipt(&o, rowid, row_id) != 0)
         goto out;
-    rc = o.wait ? wait_outcome(st, rowid, o.peer, o.wait_s) : 0;
+    rc = o.wait ? wait_outcome(st, o.db, rowid, o.peer, o.wait_s) : 0;
 out:
     store_close(st);
     free(payload);

@@ -342,25 +342,30 @@ static int store_text(struct config *cfg, enum config_key k, const char *v, cons
     return 0;
 }
 
-/*
- * The control socket beside the pid file: its name with ".pid" replaced by
- * ".sock" (securedgram.pid: securedgram.sock), or ".sock" appended. None if
- * that path is too long for a Unix socket: a drop-in setup with a deep pid
- * file must still start (the daemon says so in its log).
- */
+char *config_control_default(const char *pidfile, int *oom)
+{
+    *oom = 0;
+    if (pidfile == NULL)
+        return NULL;
+    size_t n = strlen(pidfile);
+    size_t stem = n > 4 && strcmp(pidfile + n - 4, ".pid") == 0 ? n - 4 : n;
+    if (stem + 5 > CONFIG_CONTROL_PATH_MAX)
+        return NULL;
+    char *path = malloc(stem + 6);
+    if (path == NULL) {
+        *oom = 1;
+        return NULL;
+    }
+    memcpy(path, pidfile, stem);
+    memcpy(path + stem, ".sock", 6);
+    return path;
+}
+
 static int default_control(struct config *cfg)
 {
-    if (cfg->pidfile == NULL)
-        return 0;
-    size_t n = strlen(cfg->pidfile);
-    size_t stem = n > 4 && strcmp(cfg->pidfile + n - 4, ".pid") == 0 ? n - 4 : n;
-    if (stem + 5 > CONFIG_CONTROL_PATH_MAX)
-        return 0;
-    if ((cfg->control = malloc(stem + 6)) == NULL)
-        return -1;
-    memcpy(cfg->control, cfg->pidfile, stem);
-    memcpy(cfg->control + stem, ".sock", 6);
-    return 0;
+    int oom;
+    cfg->control = config_control_default(cfg->pidfile, &oom);
+    return oom ? -1 : 0;
 }
 
 /* 1 if a peers file is given: then the shared secret is optional. */

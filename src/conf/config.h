@@ -94,6 +94,14 @@ struct config {
 /* The longest path of a Unix socket (sun_path less its NUL). */
 #define CONFIG_CONTROL_PATH_MAX 107
 
+/*
+ * The control socket beside the pid file: its name with ".pid" replaced by
+ * ".sock" (securedgram.pid: securedgram.sock), or ".sock" appended
+ * (malloc'd). NULL if that path is too long for a Unix socket (a drop-in
+ * setup with a deep pid file must still start), or on no memory (*oom).
+ */
+char *config_control_default(const char *pidfile, int *oom);
+
 /* "auto", "fixed" or "adaptive". */
 const char *config_retry_policy_name(enum config_retry_policy p);
 

@@ -279,6 +279,36 @@ char *settings_pidfile_path(const struct config_raw *flags, const char *env_path
     return path;
 }
 
+char *settings_control_path(void)
+{
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) == NULL)
+        return NULL;
+    struct config_raw file = {0};
+    char err[256];
+    int loose = 0;
+    if (settings_read_env_file(SETTINGS_ENV_FILE, &file, &loose, err, sizeof err) != 0) {
+        /* best effort: the lines before a bad one are in `file` */
+    }
+    const char *v = getenv("SECUREDGRAM_CONTROL");
+    if (v == NULL || v[0] == '\0')
+        v = file.v[CFG_CONTROL];
+    char *path = NULL;
+    int oom;
+    if (v != NULL && v[0] != '\0' && strcmp(v, "none") != 0) {
+        if (v[0] == '/')
+            path = strdup(v);
+        else if (asprintf(&path, "%s/%s", cwd, v) < 0)
+            path = NULL;
+    } else if (v == NULL || v[0] == '\0') {
+        char *pid = settings_pidfile_path(NULL, SETTINGS_ENV_FILE, cwd);
+        path = config_control_default(pid, &oom);
+        free(pid);
+    }
+    config_raw_clear(&file);
+    return path;
+}
+
 char *settings_db_path(const char *db_flag, char *err, size_t errlen)
 {
     char cwd[4096];

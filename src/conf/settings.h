@@ -83,4 +83,12 @@ char *settings_pidfile_path(const struct config_raw *flags, const char *env_path
  */
 char *settings_db_path(const char *db_flag, char *err, size_t errlen);
 
+/*
+ * The control socket a tool run here would find the daemon at, as the
+ * daemon resolves it (SECUREDGRAM_CONTROL from the environment or ./.env,
+ * else beside the pid file), or NULL (none, or no memory). Never fails
+ * loudly: a tool that cannot find the daemon watches the database instead.
+ */
+char *settings_control_path(void);
+
 #endif

@@ -23,17 +23,14 @@
  * counters) and every part's state; the parts reach one another only
  * through the pointers it gives them.
  */
-#include "daemon/engine.h"
+#include "daemon/engine_impl.h"
 
+#include "daemon/ctl.h"
+#include "daemon/ctlsock.h"
 #include "daemon/journal.h"
-#include "daemon/loop.h"
-#include "daemon/peertab.h"
 #include "daemon/reasm.h"
-#include "daemon/rx.h"
-#include "daemon/sendq.h"
 #include "daemon/sent.h"
 #include "daemon/sysio.h"
-#include "daemon/tx.h"
 #include "util/log.h"
 #include "util/secret.h"
 #include "wire/envelope.h"
@@ -57,25 +54,6 @@
 #define TIMEOUT_BACKOFF_MAX_MS 3200
 #define WATCH_CHECK_MS 1000 /* safety re-check of the database (store_poll) */
 #define BUSY_BACKOFF_MS 100 /* after a failed transaction */
-
-struct engine {
-    struct config *cfg;       /* the caller's; hot values change with engine_set_hot */
-    struct envelope_key *key; /* the shared secret's, or NULL: only the peers file's peers */
-    struct peertab *peers;
-    struct store *st;
-    const char *stats_path;
-    int watch_told; /* "no inotify" is logged once, not at every reload */
-    struct counters c;
-    struct journal j;
-    struct sendq q;
-    struct tx tx;
-    struct rx rx;
-    struct loop loop;
-    int fatal;    /* the database file or its -wal is gone: stop */
-    int timeouts; /* transactions in a row that ran out of time */
-    int resuming; /* engine_run returned ENGINE_RELOAD: it goes on after the wait */
-    int64_t busy_until;
-};
 
 /* ---- one turn ---- */
 
@@ -111,6 +89,7 @@ abort:
 static void after_commit(struct engine *e, int full)
 {
     journal_committed(&e->j);
+    e->last_commit_ns = sysio_real_ns();
     tx_committed(&e->tx);
     if (full)
         e->busy_until = 0;
@@ -280,19 +259,35 @@ static int wait_events(struct engine *e)
     loop_watch(&e->loop, LOOP_DB, store_watch_fd(e->st));
     for (int s = 0; s < SENDQ_SOCKS; s++)
         loop_watch(&e->loop, (enum loop_slot)(LOOP_SOCK_MAIN + s), e->q.socks[s].fd);
+    loop_extra_reset(&e->loop);
+    if (e->ctl != NULL) {
+        struct pollfd *p = loop_extra(&e->loop, CTLSOCK_POLLFDS);
+        e->ctl_nfds = ctlsock_pollfds(e->ctl, p);
+        for (int i = e->ctl_nfds; i < CTLSOCK_POLLFDS; i++)
+            p[i] = (struct pollfd){.fd = -1}; /* poll skips them */
+        int64_t d = ctlsock_deadline(e->ctl);
+        if (d != INT64_MAX && d * 1000 < deadline_us)
+            deadline_us = d * 1000;
+    }
     return loop_wait(&e->loop, now_us, deadline_us);
+}
+
+void engine_gauges(const struct engine *e, struct counters_gauges *g)
+{
+    struct reasm_stats rs;
+    reasm_get_stats(e->rx.reasm, &rs);
+    *g = (struct counters_gauges){.in_flight = retx_count(e->tx.inflight),
+                                  .replay_cache = replay_count(e->rx.replay),
+                                  .reassembly_evicted = rs.evicted_age + rs.evicted_memory,
+                                  .reassembly_refused = rs.no_room + rs.mismatched,
+                                  .reassembly_bytes = rs.bytes};
+    store_write_stats(e->st, &g->db_writes, &g->db_rows);
 }
 
 static void report_counters(const struct engine *e, int loud)
 {
-    struct reasm_stats rs;
-    reasm_get_stats(e->rx.reasm, &rs);
-    struct counters_gauges g = {.in_flight = retx_count(e->tx.inflight),
-                                .replay_cache = replay_count(e->rx.replay),
-                                .reassembly_evicted = rs.evicted_age + rs.evicted_memory,
-                                .reassembly_refused = rs.no_room + rs.mismatched,
-                                .reassembly_bytes = rs.bytes};
-    store_write_stats(e->st, &g.db_writes, &g.db_rows);
+    struct counters_gauges g;
+    engine_gauges(e, &g);
     char *peers =
         e->stats_path != NULL && peertab_count(e->peers) > 0 ? peertab_report(e->peers) : NULL;
     counters_report(&e->c, &g, e->stats_path, loud, peers);
@@ -320,8 +315,14 @@ int engine_run(struct engine *e)
         int usr1 = loop_take(LOOP_USR1), usr2 = loop_take(LOOP_USR2);
         if (usr1 || usr2)
             report_counters(e, usr1);
-        if (engine_turn(e, loop_readable(&e->loop, LOOP_DB)) != 0)
+        if (e->ctl != NULL)
+            ctl_service(e);
+        int db_event = loop_readable(&e->loop, LOOP_DB) || e->wake;
+        e->wake = 0;
+        if (engine_turn(e, db_event) != 0)
             return -1;
+        if (e->ctl != NULL)
+            ctl_tell(e);
     }
     /* Shutdown: record what is owed (rows just sent become 'sent'), then stop. */
     tx_quiesce(&e->tx);
@@ -444,6 +445,7 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     if (e == NULL) {
         close(o->fd);
         store_close(o->store);
+        ctlsock_close(o->ctl);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
@@ -451,6 +453,9 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     e->cfg = o->cfg;
     e->st = o->store;
     e->stats_path = o->stats_path;
+    e->ctl = o->ctl;
+    e->started_ms = sysio_mono_ms();
+    e->started_ns = sysio_real_ns();
     if (init_parts(e, o->fd, err, errlen) != 0 || loop_open(&e->loop, err, errlen) != 0 ||
         start_store(e, err, errlen) != 0) {
         engine_free(e);
@@ -472,6 +477,7 @@ void engine_free(struct engine *e)
     journal_fini(&e->j);
     rx_fini(&e->rx);
     loop_close(&e->loop);
+    ctlsock_close(e->ctl);
     sysio_use(NULL);
     free(e);
 }

@@ -24,6 +24,7 @@
 
 struct engine;
 struct envelope_key; /* wire/envelope.h */
+struct ctlsock;      /* daemon/ctlsock.h */
 
 /*
  * The clocks and socket calls the engine uses. Any member left NULL (or io
@@ -39,9 +40,10 @@ struct engine_io {
 };
 
 struct engine_opts {
-    struct config *cfg;         /* running config (borrowed); engine_set_hot changes it */
-    int fd;                     /* the bound UDP socket (the engine closes it) */
-    struct store *store;        /* open database (the engine closes it) */
+    struct config *cfg;  /* running config (borrowed); engine_set_hot changes it */
+    int fd;              /* the bound UDP socket (the engine closes it) */
+    struct store *store; /* open database (the engine closes it) */
+    struct ctlsock *ctl; /* the control socket (daemon/ctlsock.h), or NULL; the engine closes it */
     const char *stats_path;     /* where USR1 and USR2 leave the counters, or NULL */
     const struct engine_io *io; /* NULL: the real clocks and sockets */
 };
@@ -69,8 +71,8 @@ struct engine_hot {
  * Sets up the engine: the key (from o->cfg->secret, whose hex text is then
  * wiped and freed; none if it is NULL), the peers (from o->cfg->peers, which
  * is then wiped and freed, with the master secret), buffers, the in-flight table, signal handling
- * and the database watch, and runs crash recovery (sending -> pending). Takes ownership of o->fd
- * and o->store even on failure. Returns NULL with the reason in err.
+ * and the database watch, and runs crash recovery (sending -> pending). Takes ownership of o->fd,
+ * o->store and o->ctl even on failure. Returns NULL with the reason in err.
  */
 __attribute__((warn_unused_result)) struct engine *engine_new(const struct engine_opts *o,
                                                               char *err, size_t errlen);

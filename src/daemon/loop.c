@@ -40,6 +40,7 @@ int loop_open(struct loop *l, char *err, size_t errlen)
     int p[2];
     for (int s = 0; s < LOOP_SLOTS; s++)
         l->pfd[s] = (struct pollfd){.fd = -1, .events = POLLIN};
+    l->extra = 0;
     if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
         snprintf(err, errlen, "cannot make a pipe: %s", strerror(errno));
         return -1;
@@ -71,6 +72,20 @@ void loop_watch(struct loop *l, enum loop_slot slot, int fd)
     l->pfd[slot] = (struct pollfd){.fd = fd, .events = POLLIN};
 }
 
+struct pollfd *loop_extra(struct loop *l, int n)
+{
+    if (n < 0 || n > LOOP_EXTRA_MAX - l->extra)
+        return NULL;
+    struct pollfd *p = &l->pfd[LOOP_SLOTS + l->extra];
+    l->extra += n;
+    return p;
+}
+
+void loop_extra_reset(struct loop *l)
+{
+    l->extra = 0;
+}
+
 int loop_wait(struct loop *l, int64_t now_us, int64_t deadline_us)
 {
     int64_t timeout_us = deadline_us - now_us;
@@ -79,9 +94,10 @@ int loop_wait(struct loop *l, int64_t now_us, int64_t deadline_us)
     if (timeout_us > (int64_t)INT_MAX * 1000)
         timeout_us = (int64_t)INT_MAX * 1000;
     struct timespec ts = {(time_t)(timeout_us / 1000000), (long)(timeout_us % 1000000) * 1000};
-    for (int s = 0; s < LOOP_SLOTS; s++)
+    nfds_t n = (nfds_t)LOOP_SLOTS + (nfds_t)l->extra;
+    for (nfds_t s = 0; s < n; s++)
         l->pfd[s].revents = 0;
-    if (ppoll(l->pfd, LOOP_SLOTS, &ts, NULL) < 0 && errno != EINTR) {
+    if (ppoll(l->pfd, n, &ts, NULL) < 0 && errno != EINTR) {
         log_warn("poll failed: %s", strerror(errno));
         return -1;
     }

@@ -29,8 +29,13 @@ enum loop_slot {
 
 enum loop_signal { LOOP_HUP, LOOP_USR1, LOOP_USR2, LOOP_SIGNAL_KINDS };
 
+/* Descriptors beyond the slots: the control socket's and /metrics' (their modules fill them). */
+#define LOOP_EXTRA_MAX 64
+
 struct loop {
-    struct pollfd pfd[LOOP_SLOTS]; /* indexed by enum loop_slot; fd -1: nothing there */
+    /* indexed by enum loop_slot, then the extra ones; fd -1: nothing there */
+    struct pollfd pfd[LOOP_SLOTS + LOOP_EXTRA_MAX];
+    int extra; /* how many of the extra ones the next loop_wait polls */
 };
 
 /*
@@ -47,6 +52,15 @@ void loop_close(struct loop *l);
 
 /* Waits on fd (readable) in slot from the next loop_wait on; -1: nothing in that slot. */
 void loop_watch(struct loop *l, enum loop_slot slot, int fd);
+
+/*
+ * Room for n more descriptors (n at most what is left of LOOP_EXTRA_MAX),
+ * polled from the next loop_wait on with the events the caller sets; their
+ * revents are there after it. loop_extra_reset forgets them (call it before
+ * filling them again, every turn).
+ */
+struct pollfd *loop_extra(struct loop *l, int n);
+void loop_extra_reset(struct loop *l);
 
 /*
  * Waits until a slot is readable, a signal comes, or deadline_us passes

@@ -362,6 +362,14 @@ static void sq_write_stats(const struct store *st, uint64_t *statements, uint64_
     *rows = (uint64_t)sqlite3_total_changes64(b->db);
 }
 
+static int64_t sq_journal_bytes(const struct store *st)
+{
+    char wal[sizeof sq_const(st)->path + 8];
+    struct stat sb;
+    snprintf(wal, sizeof wal, "%s-wal", sq_const(st)->path);
+    return stat(wal, &sb) == 0 ? (int64_t)sb.st_size : -1;
+}
+
 static int sq_timed_out(const struct store *st)
 {
     return sq_const(st)->timed_out;
@@ -520,4 +528,6 @@ static const struct store_ops sqlite_ops = {
     .outbound_requeue = sq_outbound_requeue,
     .sequence_load = sq_sequence_load,
     .sequence_save = sq_sequence_save,
+    .journal_bytes = sq_journal_bytes,
+    .count_states = sq_count_states,
 };

@@ -474,15 +474,11 @@ static sqlite3_stmt *purge_stmt(struct sq *b, const struct store_purge *p, const
     return sql_prepare(b, &text, rc);
 }
 
-enum store_rc sq_purge_count(struct store *st, const struct store_purge *p,
-                             struct store_state_count **out, size_t *n)
+/* The (state, count) rows of s (finalized here) into *out and *n. */
+static enum store_rc collect_states(struct sq *b, sqlite3_stmt *s, struct store_state_count **out,
+                                    size_t *n)
 {
-    struct sq *b = sq_of(st);
     enum store_rc rc = STORE_OK;
-    sqlite3_stmt *s = purge_stmt(b, p, "SELECT CAST(state AS TEXT), COUNT(*) FROM ", 0,
-                                 " GROUP BY 1 ORDER BY 1", &rc);
-    if (s == NULL)
-        return rc;
     struct store_state_count *v = NULL;
     size_t k = 0;
     int row;
@@ -506,6 +502,31 @@ enum store_rc sq_purge_count(struct store *st, const struct store_purge *p,
     *out = v;
     *n = k;
     return STORE_OK;
+}
+
+enum store_rc sq_purge_count(struct store *st, const struct store_purge *p,
+                             struct store_state_count **out, size_t *n)
+{
+    struct sq *b = sq_of(st);
+    enum store_rc rc = STORE_OK;
+    sqlite3_stmt *s = purge_stmt(b, p, "SELECT CAST(state AS TEXT), COUNT(*) FROM ", 0,
+                                 " GROUP BY 1 ORDER BY 1", &rc);
+    return s != NULL ? collect_states(b, s, out, n) : rc;
+}
+
+/* Every row of a table by state: a scan of its state index. */
+enum store_rc sq_count_states(struct store *st, enum store_table table,
+                              struct store_state_count **out, size_t *n)
+{
+    struct sq *b = sq_of(st);
+    struct sql text;
+    enum store_rc rc = STORE_OK;
+    memset(&text, 0, sizeof text);
+    sql_add(&text, "SELECT CAST(state AS TEXT), COUNT(*) FROM ");
+    sql_add(&text, table_name(table));
+    sql_add(&text, " GROUP BY 1 ORDER BY 1");
+    sqlite3_stmt *s = sql_prepare(b, &text, &rc);
+    return s != NULL ? collect_states(b, s, out, n) : rc;
 }
 
 enum store_rc sq_purge_unreadable(struct store *st, const struct store_purge *p, int64_t *n)

@@ -255,6 +255,8 @@ enum store_rc sq_fetch(struct store *st, enum store_table table, const struct st
 enum store_rc sq_unmark(struct store *st, const struct store_selected *c, size_t n, int64_t now_ms);
 enum store_rc sq_purge_count(struct store *st, const struct store_purge *p,
                              struct store_state_count **out, size_t *n);
+enum store_rc sq_count_states(struct store *st, enum store_table table,
+                              struct store_state_count **out, size_t *n);
 enum store_rc sq_purge_unreadable(struct store *st, const struct store_purge *p, int64_t *n);
 enum store_rc sq_purge(struct store *st, const struct store_purge *p, size_t n, int64_t *deleted);
 enum store_rc sq_vacuum(struct store *st);

@@ -68,6 +68,19 @@ void store_write_stats(const struct store *st, uint64_t *statements, uint64_t *r
     st->ops->write_stats(st, statements, rows);
 }
 
+int64_t store_journal_bytes(const struct store *st)
+{
+    return st->ops->version >= 5 ? st->ops->journal_bytes(st) : -1;
+}
+
+enum store_rc store_count_states(struct store *st, enum store_table table,
+                                 struct store_state_count **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    return st->ops->version >= 5 ? st->ops->count_states(st, table, out, n) : STORE_ERR;
+}
+
 int store_timed_out(const struct store *st)
 {
     return st->ops->timed_out(st);

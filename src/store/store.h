@@ -105,6 +105,13 @@ int store_timed_out(const struct store *st);
 void store_write_stats(const struct store *st, uint64_t *statements, uint64_t *rows);
 
 /*
+ * The bytes of the backend's journal of commits not yet folded into the
+ * database (SQLite: the -wal file; it grows when readers hold it), or -1
+ * if the backend has none or cannot tell. For status and /metrics.
+ */
+int64_t store_journal_bytes(const struct store *st);
+
+/*
  * Opens a write transaction (taking the write lock now) / commits / rolls
  * back. store_commit checks first that the database (and, for SQLite, its
  * -wal) is still the file that was opened: if not it rolls back and returns
@@ -671,6 +678,16 @@ struct store_state_count {
 __attribute__((warn_unused_result)) enum store_rc
 store_purge_count(struct store *st, const struct store_purge *p, struct store_state_count **out,
                   size_t *n, char *err, size_t errlen);
+
+/*
+ * Every row of table, by state (in state order), as store_purge_count: for
+ * status and /metrics. A scan of the state index: quick, but it grows with
+ * the table.
+ */
+__attribute__((warn_unused_result)) enum store_rc store_count_states(struct store *st,
+                                                                     enum store_table table,
+                                                                     struct store_state_count **out,
+                                                                     size_t *n);
 
 /*
  * Sets *n to the rows p would select but for their age, whose updated_at is

@@ -19,7 +19,7 @@
 
 #include "store/store.h"
 
-#define STORE_OPS_VERSION 4
+#define STORE_OPS_VERSION 5
 
 struct store_ops {
     int version;
@@ -114,6 +114,11 @@ struct store_ops {
     enum store_rc (*sequence_load)(struct store *st, const char *after, struct store_sequence *out,
                                    int cap, int *n);
     enum store_rc (*sequence_save)(struct store *st, const char *peer, int64_t last);
+
+    /* Methods below are valid for version 5 (issue 13: what operators see). */
+    int64_t (*journal_bytes)(const struct store *st);
+    enum store_rc (*count_states)(struct store *st, enum store_table table,
+                                  struct store_state_count **out, size_t *n);
 };
 
 struct store {

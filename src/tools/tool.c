@@ -7,6 +7,7 @@
 #include "conf/peers.h"
 #include "conf/settings.h"
 #include "store/store.h"
+#include "tools/ctlclient.h"
 #include "tools/jsonout.h"
 
 #include <errno.h>
@@ -15,7 +16,9 @@
 #include <getopt.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 int tool_fail(const char *fmt, ...)
 {
@@ -88,7 +91,43 @@ struct store *tool_open(const char *db_flag)
     return st;
 }
 
-enum tool_wait tool_wait(struct store *st, int64_t timeout_ms, int stop_fd)
+int tool_subscribe(const char *db_flag)
+{
+    char err[512];
+    char *path = settings_control_path(), *db = settings_db_path(db_flag, err, sizeof err);
+    int fd = path != NULL && db != NULL ? ctlclient_connect(path, err, sizeof err) : -1;
+    json_t *r = NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    static const char req[] = "{\"op\":\"subscribe\"}\n";
+    if (fd >= 0 && send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1))
+        r = ctlclient_read(fd, clock_mono_ms() + CTLCLIENT_TIMEOUT_MS, 4096, &buf, &len, &cap, err,
+                           sizeof err);
+    /* the daemon of this database, or none: another database's commits would wake us for nothing */
+    const char *its = json_string_value(json_object_get(r, "db"));
+    if (fd >= 0 && (!json_is_true(json_object_get(r, "ok")) || its == NULL || db == NULL ||
+                    strcmp(its, db) != 0 || len > 0)) {
+        close(fd);
+        fd = -1;
+    }
+    json_decref(r);
+    free(buf);
+    free(path);
+    free(db);
+    return fd;
+}
+
+/* Reads what the daemon sent (its events say only "look again"). 0, or -1 once it is gone. */
+static int drain(int fd)
+{
+    char sink[4096];
+    ssize_t n;
+    while ((n = recv(fd, sink, sizeof sink, MSG_DONTWAIT)) > 0)
+        ;
+    return n == 0 || (errno != EAGAIN && errno != EINTR) ? -1 : 0;
+}
+
+enum tool_wait tool_wait(struct store *st, int64_t timeout_ms, int stop_fd, int *ctl_fd)
 {
     int64_t now = clock_mono_us();
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : now + timeout_ms * 1000;
@@ -107,14 +146,22 @@ enum tool_wait tool_wait(struct store *st, int64_t timeout_ms, int stop_fd)
             return TOOL_TIMEOUT;
         int64_t t = (due < deadline ? due : deadline) - now;
         struct timespec ts = {(time_t)(t / 1000000), (long)(t % 1000000) * 1000};
-        struct pollfd pfd[2] = {{.fd = store_watch_fd(st), .events = POLLIN},
-                                {.fd = stop_fd, .events = POLLIN}};
-        int r = ppoll(pfd, 2, &ts, NULL);
+        struct pollfd pfd[3] = {{.fd = store_watch_fd(st), .events = POLLIN},
+                                {.fd = stop_fd, .events = POLLIN},
+                                {.fd = ctl_fd != NULL ? *ctl_fd : -1, .events = POLLIN}};
+        int r = ppoll(pfd, 3, &ts, NULL);
         if (r < 0 && errno != EINTR)
             return TOOL_WAIT_ERR;
         now = clock_mono_us();
         if (r > 0 && (pfd[1].revents & (POLLIN | POLLHUP)))
             return TOOL_STOPPED;
+        if (r > 0 && ctl_fd != NULL && pfd[2].revents != 0) {
+            if (drain(*ctl_fd) != 0) { /* the daemon stopped: the database watch goes on alone */
+                close(*ctl_fd);
+                *ctl_fd = -1;
+            }
+            return TOOL_CHANGED; /* woken by the daemon's commit (or its going: look once) */
+        }
         event = r > 0 && (pfd[0].revents & POLLIN);
     }
 }

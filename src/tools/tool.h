@@ -54,11 +54,22 @@ enum tool_wait {
 };
 
 /*
+ * Subscribes to the commits of the daemon that runs on the database db_flag
+ * names (its control socket, as settings_control_path finds it). Returns
+ * the connection for tool_wait, or -1: no daemon there, or it runs on
+ * another database (then the database watch alone wakes the tool).
+ */
+int tool_subscribe(const char *db_flag);
+
+/*
  * Waits until another connection has committed (since store_watch_start on
  * clock_mono_us's clock, or the last TOOL_CHANGED), until timeout_ms passes
- * (-1: no limit), or until stop_fd (-1: none) is readable.
+ * (-1: no limit), or until stop_fd (-1: none) is readable. With *ctl_fd a
+ * subscription (tool_subscribe; ctl_fd may be NULL), the daemon's event
+ * wakes it at its commit; if the daemon goes away *ctl_fd is closed and
+ * set to -1, and the watch goes on alone.
  */
-enum tool_wait tool_wait(struct store *st, int64_t timeout_ms, int stop_fd);
+enum tool_wait tool_wait(struct store *st, int64_t timeout_ms, int stop_fd, int *ctl_fd);
 
 /*
  * Checks the NAME of a --peer NAME option: a peer name as the peers file

@@ -524,6 +524,43 @@ static void test_open_again_keeps_data(void **state)
     store_close(NULL);
 }
 
+/* The journal of commits not yet in the database (SQLite's -wal) grows with writes. */
+static void test_journal_bytes(void **state)
+{
+    struct fx *f = *state;
+    int64_t before = store_journal_bytes(f->st);
+    assert_true(before >= 0);
+    for (int i = 0; i < 20; i++) {
+        char id[25];
+        snprintf(id, sizeof id, "%024d", i);
+        add_out(f, "pending", id, "{\"a\":1}");
+    }
+    assert_true(store_journal_bytes(f->st) > before);
+}
+
+/* status and /metrics: every row of a table by state, in state order. */
+static void test_count_states(void **state)
+{
+    struct fx *f = *state;
+    struct store_state_count *v = NULL;
+    size_t n = 9;
+    assert_int_equal(store_count_states(f->st, STORE_OUTBOUND, &v, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    add_out(f, "pending", ID1, "{}");
+    add_out(f, "sent", ID2, "{}");
+    add_out(f, "pending", NULL, "{}");
+    assert_int_equal(store_count_states(f->st, STORE_OUTBOUND, &v, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].state, "pending");
+    assert_int_equal(v[0].n, 2);
+    assert_string_equal(v[1].state, "sent");
+    assert_int_equal(v[1].n, 1);
+    free(v);
+    assert_int_equal(store_count_states(f->st, STORE_INBOUND, &v, &n), STORE_OK);
+    assert_int_equal(n, 0);
+    free(v);
+}
+
 /* No database there: STORE_GONE for the tools, and nothing is created. */
 static void test_open_existing_missing(void **state)
 {
@@ -3065,6 +3102,8 @@ static const struct tcase cases[] = {
     CASE(test_open_defaults, setup, ANY),
     CASE(test_open_creates_schema, setup, SQLITE_ONLY),
     CASE(test_open_again_keeps_data, setup, ANY),
+    CASE(test_journal_bytes, setup, SQLITE_ONLY),
+    CASE(test_count_states, setup, ANY),
     CASE(test_open_existing_missing, setup_dir, ANY),
     CASE(test_open_no_directory, setup_dir, SQLITE_ONLY),
     CASE(test_open_locations, setup, SQLITE_ONLY),

@@ -1,0 +1,48 @@
+/*
+ * engine_impl: the engine's state, shared by the files of the engine (the
+ * turn, engine.c, and what operators see, ctl.c) and by no one else.
+ */
+#ifndef SG_ENGINE_IMPL_H
+#define SG_ENGINE_IMPL_H
+
+#include "daemon/engine.h"
+#include "daemon/journal.h"
+#include "daemon/loop.h"
+#include "daemon/peertab.h"
+#include "daemon/rx.h"
+#include "daemon/sendq.h"
+#include "daemon/tx.h"
+
+struct ctlsock;
+
+struct engine {
+    struct config *cfg;       /* the caller's; hot values change with engine_set_hot */
+    struct envelope_key *key; /* the shared secret's, or NULL: only the peers file's peers */
+    struct peertab *peers;
+    struct store *st;
+    const char *stats_path;
+    int watch_told; /* "no inotify" is logged once, not at every reload */
+    struct counters c;
+    struct journal j;
+    struct sendq q;
+    struct tx tx;
+    struct rx rx;
+    struct loop loop;
+    int fatal;    /* the database file or its -wal is gone: stop */
+    int timeouts; /* transactions in a row that ran out of time */
+    int resuming; /* engine_run returned ENGINE_RELOAD: it goes on after the wait */
+    int64_t busy_until;
+    /* what operators see (daemon/ctl.c) */
+    struct ctlsock *ctl;     /* the control socket, or NULL */
+    int ctl_nfds;            /* its descriptors in the loop's extra ones */
+    int wake;                /* a control client asked: check the database now */
+    int64_t started_ms;      /* CLOCK_MONOTONIC */
+    uint64_t started_ns;     /* CLOCK_REALTIME */
+    uint64_t last_commit_ns; /* CLOCK_REALTIME of the last commit, 0: none yet */
+    uint64_t rows_told;      /* rows written when subscribers were last told */
+};
+
+/* The values read at the moment of rendering, for the counters line, status and /metrics. */
+void engine_gauges(const struct engine *e, struct counters_gauges *g);
+
+#endif
