@@ -16,8 +16,8 @@
 #include "daemon/ctlsock.h"
 #include "daemon/statsfile.h"
 #include "store/store.h"
-#include "tools/ctlclient.h"
 #include "tools/peersview.h"
+#include "tools/statusview.h"
 #include "tools/tool.h"
 #include "util/version.h"
 
@@ -505,13 +505,7 @@ static int cmd_stop(struct ctx *x)
  */
 static char *ask_report(const struct config *cfg, pid_t pid)
 {
-    char err[512], *text = NULL;
-    json_t *r = ctlclient_ask(cfg->control, "report", CTLCLIENT_TIMEOUT_MS, err, sizeof err);
-    const char *c = json_string_value(json_object_get(r, "counters"));
-    const char *p = json_string_value(json_object_get(r, "peers"));
-    if (c == NULL || p == NULL || asprintf(&text, "counters: %s\n%s", c, p) < 0)
-        text = NULL;
-    json_decref(r);
+    char *text = statusview_report(cfg);
     return text != NULL ? text : statsfile_ask(cfg->pidfile, pid);
 }
 
@@ -537,26 +531,8 @@ static int cmd_status(struct ctx *x, int json)
     enum daemon_state r = daemon_pidfile_check(x->cfg.pidfile, &pid, err, sizeof err);
     if (r == DAEMON_ERROR)
         return tool_fail("%s", err);
-    if (json) {
-        /* {"running": false}, or the daemon's status with "running": true */
-        json_t *reply = r == DAEMON_RUNNING ? ctlclient_ask(x->cfg.control, "status",
-                                                            CTLCLIENT_TIMEOUT_MS, err, sizeof err)
-                                            : NULL;
-        json_t *st = json_object_get(reply, "status");
-        if (r == DAEMON_RUNNING && st == NULL) {
-            json_decref(reply);
-            return tool_fail("securedgram is running (pid %ld), but %s", (long)pid, err);
-        }
-        json_t *out = st != NULL ? json_incref(st) : json_pack("{s:I}", "pid", (json_int_t)pid);
-        json_object_set_new(out, "running", json_boolean(r != DAEMON_STOPPED));
-        if (r == DAEMON_STOPPED)
-            json_object_del(out, "pid");
-        json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        printf("\n");
-        json_decref(out);
-        json_decref(reply);
-        return r == DAEMON_STOPPED ? 3 : 0;
-    }
+    if (json)
+        return statusview_json(&x->cfg, r != DAEMON_STOPPED, r == DAEMON_RUNNING, pid, stdout);
     if (r == DAEMON_STOPPED) {
         printf("securedgram is not running\n");
         return 3;

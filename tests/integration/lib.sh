@@ -203,7 +203,16 @@ alive() {
     [ "$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null)" != Z ]
 }
 
-freeport() { sgtest freeport "$@"; }
+# freeport [6]: a UDP port free now, and not one handed out before in this test (the
+# kernel may give a port just released again: two daemons, or a "dead" port, would share it).
+freeport() {
+    while :; do
+        fp=$(sgtest freeport "$@")
+        grep -qx "$fp" "$T/ports" 2>/dev/null || break
+    done
+    echo "$fp" >> "$T/ports"
+    echo "$fp"
+}
 newid() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
 
 # relay NAME [OPTIONS...] LISTEN TARGET: starts sgrelay (see tests/tools/sgrelay.c) in
