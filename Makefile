@@ -103,7 +103,7 @@ bench:
 	  SG_RELAY=build/release/tests/sgrelay LIMIT=build/release/bench/limit sh bench/run.sh
 
 # Only bench's lossy part (bench/lossy.sh: through sgrelay, RTT 50 ms, 0/1/5 % loss, 1 MiB
-# at 10 MB/s), about a minute; LOSSY_POLICY=fixed|adaptive|auto, LOSSY_ENFORCE=1 pass through.
+# at 10 MB/s), about a minute; LOSSY_POLICY=fixed|adaptive|auto, LOSSY_ENFORCE=0 pass through.
 bench-lossy:
 	@sh scripts/deps.sh bench
 	@$(MAKE) --no-print-directory BUILD=build/release BIN=build/release/bin CFLAGS='-O2 -g' \

@@ -199,6 +199,59 @@ static void tree_done(json_t *root)
     arena_used = 0;
 }
 
+/*
+ * jansson reads a string a byte at a time (about 14 ms for a megabyte), and
+ * the rules never look inside a long one: "message_id" and "type" are short.
+ * So a long string whose body is printable ASCII without '"' or '\\' (valid
+ * JSON whatever it says) is emptied in a copy, and jansson parses the copy:
+ * the tokens are the same, so the copy is valid exactly when the text is,
+ * and its message_id and type are the text's. Any other string (escapes,
+ * UTF-8, control bytes) is left for jansson to judge as it is.
+ */
+#define PLAIN_MIN 256     /* a string body this long or longer may be emptied */
+#define SKELETON_MIN 4096 /* a shorter text is parsed as it is: the copy would cost more */
+
+/* 1 if s[0..n) are all printable ASCII other than '"' and '\\'. */
+static int plain(const char *s, size_t n)
+{
+    unsigned bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bad |= (unsigned)(c < 0x20) | (unsigned)(c > 0x7e) | (unsigned)(c == '\\');
+    }
+    return bad == 0; /* no '"': skip_string ended the body at the first one */
+}
+
+/*
+ * A copy of json (len bytes) with every long plain string emptied, and its
+ * length in *out_len; NULL if there is none (or no memory): parse json itself.
+ */
+static char *skeleton(const char *json, size_t len, size_t *out_len)
+{
+    char *out = NULL;
+    size_t o = 0, from = 0; /* json[from..i) is still to be copied */
+    for (size_t i = 0; i < len; i++) {
+        const char *q = memchr(json + i, '"', len - i);
+        if (q == NULL)
+            break;
+        i = (size_t)(q - json);
+        size_t end = skip_string(json, i, len); /* past the closing quote, or len */
+        if (end - i >= 2 + PLAIN_MIN && json[end - 1] == '"' && plain(json + i + 1, end - i - 2)) {
+            if (out == NULL && (out = malloc(len)) == NULL)
+                return NULL;
+            memcpy(out + o, json + from, i + 1 - from); /* up to the opening quote */
+            o += i + 1 - from;
+            from = end - 1; /* the closing quote is copied next */
+        }
+        i = end - 1;
+    }
+    if (out == NULL)
+        return NULL;
+    memcpy(out + o, json + from, len - from);
+    *out_len = o + len - from;
+    return out;
+}
+
 static json_t *parse(const char *json, size_t len, json_error_t *jerr)
 {
     /* A raw NUL is never valid JSON, but jansson skips one right after a number. */
@@ -210,6 +263,18 @@ static json_t *parse(const char *json, size_t len, json_error_t *jerr)
         snprintf(jerr->text, sizeof jerr->text, "%s", why);
         jerr->line = jerr->column = -1;
         return NULL;
+    }
+    size_t slen = 0;
+    char *skel = len >= SKELETON_MIN ? skeleton(json, len, &slen) : NULL;
+    if (skel != NULL) {
+        json_error_t again;
+        json_t *root = json_loadb(skel, slen, PARSE_FLAGS, &again);
+        if (root == NULL)
+            root = parse_neutral_copy(skel, slen, &again);
+        free(skel);
+        if (root != NULL)
+            return root;
+        /* invalid: the text itself is parsed below, for the line and column of its error */
     }
     json_t *root = json_loadb(json, len, PARSE_FLAGS, jerr);
     if (root == NULL) {

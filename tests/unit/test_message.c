@@ -814,6 +814,139 @@ static void test_parse_larger_than_arena(void **state)
     free(big);
 }
 
+/* ---- long strings: parsed through a copy with their bodies emptied ---- */
+
+/*
+ * What the rules say of text, judged by jansson on the text itself: the
+ * reference the fast path must agree with. (No "\u0000" keys or numbers
+ * beyond a double in the texts it is given: those take the neutral copy.)
+ */
+static enum message_verdict reference(const char *text, size_t len, struct message_in *out)
+{
+    json_t *root =
+        json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, NULL);
+    enum message_verdict v = MESSAGE_VALID;
+    json_t *id = json_object_get(root, "message_id"), *type = json_object_get(root, "type");
+    if (root == NULL || memchr(text, '\0', len) != NULL)
+        v = MESSAGE_NOT_JSON;
+    else if (!json_is_object(root))
+        v = MESSAGE_NOT_OBJECT;
+    else if (!json_is_string(id) || json_string_length(id) != MESSAGE_ID_LEN ||
+             !message_id_valid(json_string_value(id)))
+        v = MESSAGE_BAD_ID;
+    if (v == MESSAGE_VALID) {
+        out->kind = json_is_string(type) && json_string_length(type) == 3 &&
+                            memcmp(json_string_value(type), "ACK", 3) == 0
+                        ? MESSAGE_ACK
+                        : MESSAGE_DATA;
+        memcpy(out->id, json_string_value(id), MESSAGE_ID_LEN + 1);
+    }
+    json_decref(root);
+    return v;
+}
+
+/* Appends a string token of n bytes of c (a body of plain ASCII when c is one). */
+static size_t put_long(char *buf, size_t at, char c, size_t n)
+{
+    buf[at++] = '"';
+    memset(buf + at, c, n);
+    at += n;
+    buf[at++] = '"';
+    return at;
+}
+
+static void assert_same_as_reference(const char *text, size_t len)
+{
+    struct message_in got, want;
+    memset(&got, 0, sizeof got);
+    memset(&want, 0, sizeof want);
+    enum message_verdict g = message_classify(text, len, &got), w = reference(text, len, &want);
+    if (g != w)
+        fail_msg("verdict %d, jansson says %d, for %.*s...", g, w, 200, text);
+    if (g == MESSAGE_VALID) {
+        assert_int_equal(got.kind, want.kind);
+        assert_string_equal(got.id, want.id);
+    }
+}
+
+/*
+ * Texts with long strings (as keys, values, in arrays, as message_id or
+ * type), each mutated at random (a byte deleted, changed to a JSON
+ * delimiter, a control byte, a backslash, invalid UTF-8): message_classify
+ * says exactly what jansson says of the text itself, valid or not.
+ */
+static void test_long_strings_judged_as_jansson_does(void **state)
+{
+    (void)state;
+    enum { CAP = 16384 };
+    char *buf = malloc(CAP);
+    assert_non_null(buf);
+    static const char bytes[] = "\"{}[],:\\ x\x01\x1f\x7f\x80\xff\xc3\t0";
+    srand(12345);
+    for (int round = 0; round < 3000; round++) {
+        size_t n = 0;
+        int shape = round % 6;
+        buf[n++] = shape == 5 ? '[' : '{';
+        if (shape != 5) {
+            n += (size_t)snprintf(buf + n, CAP - n, "\"message_id\":");
+            if (shape == 3)
+                n = put_long(buf, n, 'a', 300); /* a long message_id is a bad one */
+            else
+                n += (size_t)snprintf(buf + n, CAP - n, "\"%s\"", ID);
+            n += (size_t)snprintf(buf + n, CAP - n, ",\"type\":");
+            if (shape == 4)
+                n = put_long(buf, n, 'A', 400);
+            else
+                n += (size_t)snprintf(buf + n, CAP - n, "\"%s\"", round % 2 ? "ACK" : "note");
+            buf[n++] = ',';
+        }
+        n = put_long(buf, n, 'k', 5000); /* a long key (or, in an array, an element) */
+        buf[n++] = shape == 5 ? ',' : ':';
+        if (shape == 1) {
+            buf[n++] = '[';
+            n = put_long(buf, n, 'y', 4000);
+            buf[n++] = ']';
+        } else {
+            n = put_long(buf, n, 'x', 6000);
+        }
+        buf[n++] = shape == 5 ? ']' : '}';
+        if (round % 3 != 0) {
+            size_t at = (size_t)rand() % n;
+            if (round % 3 == 1)
+                memmove(buf + at, buf + at + 1, --n - at); /* a byte deleted */
+            else
+                buf[at] = bytes[(size_t)rand() % (sizeof bytes - 1)];
+        }
+        assert_same_as_reference(buf, n);
+    }
+    free(buf);
+}
+
+/* A long plain string beside a message's own fields: valid, and its id and type are read. */
+static void test_long_strings_fields_read(void **state)
+{
+    (void)state;
+    enum { CAP = 20000 };
+    char *buf = malloc(CAP);
+    assert_non_null(buf);
+    size_t n = (size_t)snprintf(buf, CAP, "{\"blob\":");
+    n = put_long(buf, n, 'x', 10000);
+    n += (size_t)snprintf(buf + n, CAP - n, ",\"type\":\"ACK\",\"message_id\":\"%s\"}", ID2);
+    struct message_in in;
+    assert_int_equal(message_classify(buf, n, &in), MESSAGE_VALID);
+    assert_int_equal(in.kind, MESSAGE_ACK);
+    assert_string_equal(in.id, ID2);
+    /* the same with a raw control byte in the long string: not JSON */
+    buf[100] = '\n';
+    assert_int_equal(message_classify(buf, n, &in), MESSAGE_NOT_JSON);
+    /* and the error a user sees names the text's own line and column */
+    char err[256];
+    struct message_out out;
+    assert_int_equal(message_prepare_max(buf, n, NULL, CAP, &out, err, sizeof err), -1);
+    assert_non_null(strstr(err, "line 1, column"));
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -846,6 +979,8 @@ int main(void)
         cmocka_unit_test(test_prepare_scalar_not_object),
         cmocka_unit_test(test_prepare_size_limits),
         cmocka_unit_test(test_check_payload),
+        cmocka_unit_test(test_long_strings_judged_as_jansson_does),
+        cmocka_unit_test(test_long_strings_fields_read),
     };
     if (envelope_init() != 0)
         return 1;
