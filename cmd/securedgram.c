@@ -14,6 +14,7 @@
 #include "daemon/sandbox.h"
 #include "conf/settings.h"
 #include "daemon/ctlsock.h"
+#include "daemon/httpsrv.h"
 #include "daemon/statsfile.h"
 #include "store/store.h"
 #include "tools/peersview.h"
@@ -39,7 +40,7 @@
 #define SOCK_BUF_BYTES (4 << 20)
 
 static const char usage_text[] =
-    "Usage: securedgram [options] start|stop|restart|status|poll|keygen|peers\n"
+    "Usage: securedgram [options] start|stop|restart|status|metrics|poll|keygen|peers\n"
     "\n"
     "Encrypted UDP messaging daemon with a SQLite message queue.\n"
     "\n"
@@ -49,6 +50,8 @@ static const char usage_text[] =
     "  restart  stop, then start\n"
     "  status   say whether it runs; exit 0 if running, 3 if not; with --json,\n"
     "           everything it knows (over its control socket)\n"
+    "  metrics  print the running daemon's Prometheus metrics (what SECUREDGRAM_METRICS\n"
+    "           serves), for node_exporter's textfile collector; exit 3 if not running\n"
     "  poll     wait until the daemon has stopped\n"
     "  peers    show each peer of the peers file: endpoint, allowed, wire, key\n"
     "           fingerprint and, while the daemon runs, last seen and counters\n"
@@ -204,7 +207,8 @@ static int parse_args(int argc, char **argv, struct cli *cli)
     }
     if (optind >= argc)
         return tool_fail("%s",
-                         "no command given: start, stop, restart, status, poll, keygen or peers "
+                         "no command given: start, stop, restart, status, metrics, poll, keygen or "
+                         "peers "
                          "(see securedgram --help)");
     if (optind + 1 < argc)
         return tool_fail("unexpected argument '%s' (see securedgram --help)", argv[optind + 1]);
@@ -347,6 +351,7 @@ static struct engine *start_daemon(struct ctx *x, int fd, const char *stats, int
     }
     (void)unlink(stats); /* an earlier run's counters, removed while we still may (ours: locked) */
     struct ctlsock *ctl = NULL;
+    struct httpsrv *metrics = NULL;
     if (cfg->control != NULL) {
         /* made while still root, where the pid file is, and given to the service user */
         struct passwd *pw = geteuid() == 0 ? getpwnam(cfg->user) : NULL;
@@ -354,6 +359,14 @@ static struct engine *start_daemon(struct ctx *x, int fd, const char *stats, int
                            pw != NULL ? pw->pw_gid : (gid_t)-1, err, errlen);
         if (ctl == NULL)
             goto fail;
+    }
+    if (cfg->metrics != NULL) {
+        /* before the drop: a port below 1024 needs root, as the main one does */
+        char why[400];
+        if ((metrics = httpsrv_open(cfg->metrics, why, sizeof why)) == NULL) {
+            snprintf(err, errlen, "SECUREDGRAM_METRICS: %s", why);
+            goto fail;
+        }
     }
     if (daemon_drop_privileges(cfg->user, err, errlen) != 0 ||
         daemon_no_new_privs(err, errlen) != 0)
@@ -363,8 +376,9 @@ static struct engine *start_daemon(struct ctx *x, int fd, const char *stats, int
         name_denied_user(cfg->db, err, errlen);
         goto fail;
     }
-    struct engine_opts o = {.cfg = cfg, .fd = fd, .store = st, .stats_path = stats, .ctl = ctl};
-    struct engine *e = engine_new(&o, err, errlen); /* closes fd, st and ctl if it fails */
+    struct engine_opts o = {
+        .cfg = cfg, .fd = fd, .store = st, .stats_path = stats, .ctl = ctl, .metrics = metrics};
+    struct engine *e = engine_new(&o, err, errlen); /* closes fd, st, ctl and metrics if it fails */
     if (e == NULL) {
         daemon_pidfile_release(cfg->pidfile, *pidfd);
         return NULL;
@@ -373,6 +387,7 @@ static struct engine *start_daemon(struct ctx *x, int fd, const char *stats, int
     return e;
 fail:
     ctlsock_close(ctl);
+    httpsrv_close(metrics);
     close(fd);
     daemon_pidfile_release(cfg->pidfile, *pidfd);
     return NULL;
@@ -543,6 +558,21 @@ static int cmd_status(struct ctx *x, int json)
     return 0;
 }
 
+/* `metrics`: the running daemon's /metrics text, over its control socket. */
+static int cmd_metrics(struct ctx *x)
+{
+    char err[512];
+    pid_t pid = 0;
+    enum daemon_state r = daemon_pidfile_check(x->cfg.pidfile, &pid, err, sizeof err);
+    if (r == DAEMON_ERROR)
+        return tool_fail("%s", err);
+    if (r == DAEMON_STOPPED) {
+        fprintf(stderr, "securedgram is not running\n");
+        return 3;
+    }
+    return statusview_metrics(&x->cfg, pid, stdout);
+}
+
 /* `peers`: the peers file, joined with what the running daemon saw of each peer. */
 static int cmd_peers(struct ctx *x, int json)
 {
@@ -588,8 +618,9 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "keygen") == 0)
         rc = cmd_keygen(cli.peer_line);
     else if (!starts && strcmp(cmd, "stop") != 0 && strcmp(cmd, "status") != 0 &&
-             strcmp(cmd, "poll") != 0 && strcmp(cmd, "peers") != 0)
-        rc = tool_fail("unknown command '%s' (start, stop, restart, status, poll, keygen or peers)",
+             strcmp(cmd, "metrics") != 0 && strcmp(cmd, "poll") != 0 && strcmp(cmd, "peers") != 0)
+        rc = tool_fail("unknown command '%s' (start, stop, restart, status, metrics, poll, keygen "
+                       "or peers)",
                        cmd);
     else if ((rc = load(&x, starts || strcmp(cmd, "peers") == 0)) != 0)
         ; /* peers reads the peers file and its keys, as start does */
@@ -603,6 +634,8 @@ int main(int argc, char **argv)
         rc = cmd_stop(&x) != 0 ? 1 : cmd_start(&x);
     else if (strcmp(cmd, "status") == 0)
         rc = cmd_status(&x, cli.json);
+    else if (strcmp(cmd, "metrics") == 0)
+        rc = cmd_metrics(&x);
     else
         daemon_pidfile_wait(x.cfg.pidfile);
     config_clear(&x.cfg);

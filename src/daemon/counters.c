@@ -56,6 +56,13 @@ static void group(struct line *l, enum counters_group grp, const struct counters
 #undef COUNTERS_ITEM
 }
 
+void counters_init(struct counters *c)
+{
+    memset(c, 0, sizeof *c);
+    histo_init(&c->insert_to_ack, HISTO_INSERT_ACK_US, HISTO_INSERT_ACK_N);
+    histo_init(&c->datagram_to_ack, HISTO_DATAGRAM_ACK_US, HISTO_DATAGRAM_ACK_N);
+}
+
 size_t counters_format(const struct counters *c, const struct counters_gauges *g, char *out,
                        size_t len)
 {

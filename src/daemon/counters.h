@@ -7,6 +7,7 @@
 #ifndef SG_COUNTERS_H
 #define SG_COUNTERS_H
 
+#include "daemon/histo.h"
 #include "wire/judge.h"
 
 #include <stddef.h>
@@ -25,7 +26,13 @@ struct counters {
     uint64_t sent, retransmits, send_failed, store_errors, store_refused, store_timeouts;
     uint64_t parts_sent, part_acks_sent; /* datagrams of messages in parts */
     uint64_t drop_too_large;             /* parts of messages over SECUREDGRAM_MAX_MESSAGE */
+    /* latencies, for /metrics (counters_init sets their bounds) */
+    struct histo insert_to_ack;   /* a row's created_at to its ACK's arrival */
+    struct histo datagram_to_ack; /* a message's datagram read to its ACK sent (after commit) */
 };
+
+/* Zeroes c and gives its histograms their bounds. */
+void counters_init(struct counters *c);
 
 /* Values read at the moment of rendering rather than counted. */
 struct counters_gauges {

@@ -6,6 +6,7 @@
 #include "daemon/ctl.h"
 
 #include "daemon/ctlsock.h"
+#include "daemon/httpsrv.h"
 #include "daemon/engine_impl.h"
 #include "daemon/sysio.h"
 #include "util/clock.h"
@@ -67,7 +68,36 @@ static void counters_json(const struct engine *e, json_t *counters, json_t *drop
 #undef COUNTER_JSON
 }
 
-/* {"outbound": {"pending": N, ...}, "inbound": {...}}: one COUNT by state of each table. */
+enum store_rc ctl_queue_counts(struct engine *e, enum store_table table,
+                               const struct store_state_count **v, size_t *n)
+{
+    int i = table == STORE_INBOUND;
+    int64_t now = sysio_mono_ms();
+    if (e->queue[i].at_ms == 0 || now - e->queue[i].at_ms >= CTL_QUEUE_CACHE_MS) {
+        struct store_state_count *nv = NULL;
+        size_t nn = 0;
+        e->queue[i].rc = store_count_states(e->st, table, &nv, &nn);
+        if (e->queue[i].rc == STORE_OK) {
+            free(e->queue[i].v);
+            e->queue[i].v = nv;
+            e->queue[i].n = nn;
+        }
+        e->queue[i].at_ms = now > 0 ? now : 1;
+    }
+    *v = e->queue[i].v;
+    *n = e->queue[i].n;
+    return e->queue[i].rc;
+}
+
+void ctl_free(struct engine *e)
+{
+    for (int i = 0; i < 2; i++) {
+        free(e->queue[i].v);
+        e->queue[i].v = NULL;
+    }
+}
+
+/* {"outbound": {"pending": N, ...}, "inbound": {...}}: the rows of each table by state. */
 static json_t *queue_json(struct engine *e)
 {
     json_t *q = json_object();
@@ -76,16 +106,15 @@ static json_t *queue_json(struct engine *e)
         const char *name;
     } tables[] = {{STORE_OUTBOUND, "outbound"}, {STORE_INBOUND, "inbound"}};
     for (size_t i = 0; q != NULL && i < sizeof tables / sizeof tables[0]; i++) {
-        struct store_state_count *v = NULL;
+        const struct store_state_count *v = NULL;
         size_t n = 0;
-        if (store_count_states(e->st, tables[i].t, &v, &n) != STORE_OK) {
+        if (ctl_queue_counts(e, tables[i].t, &v, &n) != STORE_OK) {
             json_object_set_new(q, tables[i].name, json_null()); /* busy: shown as unknown */
             continue;
         }
         json_t *t = json_object();
         for (size_t k = 0; k < n; k++)
             json_object_set_new(t, v[k].state, json_integer((json_int_t)v[k].n));
-        free(v);
         json_object_set_new(q, tables[i].name, t);
     }
     return q;
@@ -96,12 +125,10 @@ static json_t *peers_json(struct engine *e)
     json_t *list = json_array();
     int pos = 0;
     for (struct peer *p; list != NULL && (p = peertab_next(e->peers, &pos)) != NULL;) {
-        char host[NET_HOST_MAX], ep[NET_HOST_MAX + 16];
-        unsigned port = 0;
+        char ep[NET_ENDPOINT_MAX];
         json_t *endpoint = json_null();
         if (p->has_endpoint) {
-            net_addr_format(&p->endpoint, host, &port);
-            snprintf(ep, sizeof ep, strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
+            net_endpoint_format(&p->endpoint, ep);
             endpoint = json_string(ep);
         }
         json_t *dropped = json_object();
@@ -192,7 +219,7 @@ static void request(void *ctx, struct ctlsock *cs, int client, const char *line,
     if (op == NULL) {
         refuse(cs, client,
                "a request is one JSON object with an \"op\" (status, report, "
-               "subscribe or wake)");
+               "metrics, subscribe or wake)");
     } else if (strcmp(op, "status") == 0) {
         json_t *st = status_json(e);
         reply(cs, client, st != NULL ? json_pack("{s:b, s:o}", "ok", 1, "status", st) : NULL, 0);
@@ -211,18 +238,35 @@ static void request(void *ctx, struct ctlsock *cs, int client, const char *line,
     } else if (strcmp(op, "subscribe") == 0) {
         ctlsock_set_tag(cs, client, ctlsock_tag(cs, client) | TAG_SUBSCRIBED);
         reply(cs, client, json_pack("{s:b, s:s}", "ok", 1, "db", e->cfg->db), 0);
+    } else if (strcmp(op, "metrics") == 0) {
+        size_t n = 0;
+        char *text = ctl_metrics_text(e, &n);
+        reply(cs, client, text != NULL ? json_pack("{s:b, s:s%}", "ok", 1, "text", text, n) : NULL,
+              0);
+        free(text);
     } else if (strcmp(op, "wake") == 0) {
         e->wake = 1;
         reply(cs, client, json_pack("{s:b}", "ok", 1), 0);
     } else {
-        refuse(cs, client, "unknown op (status, report, subscribe or wake)");
+        refuse(cs, client, "unknown op (status, report, metrics, subscribe or wake)");
     }
     json_decref(req);
 }
 
+/* /metrics' body, for httpsrv. */
+static char *metrics_body(void *ctx, size_t *len)
+{
+    return ctl_metrics_text(ctx, len);
+}
+
 void ctl_service(struct engine *e)
 {
-    ctlsock_service(e->ctl, &e->loop.pfd[LOOP_SLOTS], e->ctl_nfds, sysio_mono_ms(), request, e);
+    int64_t now = sysio_mono_ms();
+    if (e->ctl != NULL)
+        ctlsock_service(e->ctl, &e->loop.pfd[LOOP_SLOTS], e->ctl_nfds, now, request, e);
+    if (e->http != NULL)
+        httpsrv_service(e->http, &e->loop.pfd[LOOP_SLOTS + e->ctl_nfds], e->http_nfds, now,
+                        metrics_body, e);
 }
 
 void ctl_tell(struct engine *e)

@@ -17,6 +17,8 @@
  *                        that wrote rows (sg-send --wait, sg-recv --follow)
  *   {"op": "wake"}       look at the database now (a program that inserted
  *                        rows where there is no inotify)
+ *   {"op": "metrics"}    {"text": "..."}: what /metrics serves, the
+ *                        Prometheus text format (daemon/ctl_metrics.c)
  *
  * Only "wake" changes anything, and what it does is what a new row does
  * anyway. Who may connect is who may open the socket (mode 0660: the
@@ -25,9 +27,31 @@
 #ifndef SG_CTL_H
 #define SG_CTL_H
 
+#include "store/store.h"
+
+#include <stddef.h>
+
 struct engine;
 
-/* After the loop's poll: accepts, reads and answers the control socket's clients. */
+/* The queue's rows by state are counted at most this often; status and /metrics share them. */
+#define CTL_QUEUE_CACHE_MS 1000
+
+/*
+ * table's rows by state (store_count_states), counted again only if the
+ * last count is older than CTL_QUEUE_CACHE_MS: a scraper that asks without
+ * pause costs one scan of the state index a second. The array stays the
+ * engine's. Returns STORE_OK, or what the count returned (busy: unknown).
+ */
+enum store_rc ctl_queue_counts(struct engine *e, enum store_table table,
+                               const struct store_state_count **v, size_t *n);
+
+/* /metrics' text (malloc'd, *len bytes, NUL after), or NULL if memory ran out. */
+char *ctl_metrics_text(struct engine *e, size_t *len);
+
+/* Frees what ctl keeps (the queue counts). */
+void ctl_free(struct engine *e);
+
+/* After the loop's poll: accepts, reads and answers the control socket's and /metrics' clients. */
 void ctl_service(struct engine *e);
 
 /* After a turn: tells subscribers if it committed rows. */

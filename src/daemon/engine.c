@@ -27,6 +27,7 @@
 
 #include "daemon/ctl.h"
 #include "daemon/ctlsock.h"
+#include "daemon/httpsrv.h"
 #include "daemon/journal.h"
 #include "daemon/reasm.h"
 #include "daemon/sent.h"
@@ -157,12 +158,19 @@ static int has_db_work(const struct engine *e, int64_t now)
     return e->j.n > 0 || e->rx.nitems > 0 || tx_has_work(&e->tx, now);
 }
 
-/* Sends the turn's datagrams; each one's result goes to the part that queued it. */
-static void flush(struct engine *e, int64_t now)
+/*
+ * Sends the turn's datagrams; each one's result goes to the part that queued
+ * it. The first sending of an ACK times its message from when the turn read
+ * the datagrams (rx_us) to now, its commit included.
+ */
+static void flush(struct engine *e, int64_t now, int64_t rx_us)
 {
     sendq_flush(&e->q);
+    int64_t sent_us = sysio_mono_us();
     for (int i = 0; i < e->q.n; i++) {
         const struct sendq_msg *m = &e->q.msg[i];
+        if (m->kind == SENDQ_ACK && m->attempts == 0 && e->q.out[i].err == 0)
+            histo_observe(&e->c.datagram_to_ack, sent_us - rx_us);
         if (m->kind == SENDQ_ACK)
             rx_ack_result(&e->rx, m, &e->q.out[i], now);
         else if (m->kind == SENDQ_PART_ACK)
@@ -178,6 +186,7 @@ static void tick(struct engine *e)
     int64_t now = sysio_mono_ms();
     rx_turn_start(&e->rx);
     sendq_reset(&e->q);
+    int64_t rx_us = sysio_mono_us();
     rx_receive(&e->rx);
     tx_turn_start(&e->tx, now);
     if (has_db_work(e, now) && (now >= e->busy_until || e->rx.nitems > 0))
@@ -187,7 +196,7 @@ static void tick(struct engine *e)
     rx_queue_retries(&e->rx, now);
     rx_part_acks(&e->rx, now);
     tx_pump(&e->tx, now);
-    flush(e, now);
+    flush(e, now, rx_us);
     e->rx.nitems = 0;
 }
 
@@ -260,15 +269,21 @@ static int wait_events(struct engine *e)
     for (int s = 0; s < SENDQ_SOCKS; s++)
         loop_watch(&e->loop, (enum loop_slot)(LOOP_SOCK_MAIN + s), e->q.socks[s].fd);
     loop_extra_reset(&e->loop);
+    int64_t d = INT64_MAX;
+    e->ctl_nfds = e->http_nfds = 0;
     if (e->ctl != NULL) {
-        struct pollfd *p = loop_extra(&e->loop, CTLSOCK_POLLFDS);
-        e->ctl_nfds = ctlsock_pollfds(e->ctl, p);
-        for (int i = e->ctl_nfds; i < CTLSOCK_POLLFDS; i++)
-            p[i] = (struct pollfd){.fd = -1}; /* poll skips them */
-        int64_t d = ctlsock_deadline(e->ctl);
-        if (d != INT64_MAX && d * 1000 < deadline_us)
-            deadline_us = d * 1000;
+        e->ctl_nfds = ctlsock_pollfds(e->ctl, loop_extra(&e->loop, CTLSOCK_POLLFDS));
+        loop_extra_unused(&e->loop, CTLSOCK_POLLFDS - e->ctl_nfds);
+        d = ctlsock_deadline(e->ctl);
     }
+    if (e->http != NULL) {
+        e->http_nfds = httpsrv_pollfds(e->http, loop_extra(&e->loop, HTTPSRV_POLLFDS));
+        loop_extra_unused(&e->loop, HTTPSRV_POLLFDS - e->http_nfds);
+        int64_t h = httpsrv_deadline(e->http);
+        d = h < d ? h : d;
+    }
+    if (d != INT64_MAX && d * 1000 < deadline_us)
+        deadline_us = d * 1000;
     return loop_wait(&e->loop, now_us, deadline_us);
 }
 
@@ -315,7 +330,7 @@ int engine_run(struct engine *e)
         int usr1 = loop_take(LOOP_USR1), usr2 = loop_take(LOOP_USR2);
         if (usr1 || usr2)
             report_counters(e, usr1);
-        if (e->ctl != NULL)
+        if (e->ctl != NULL || e->http != NULL)
             ctl_service(e);
         int db_event = loop_readable(&e->loop, LOOP_DB) || e->wake;
         e->wake = 0;
@@ -446,14 +461,17 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
         close(o->fd);
         store_close(o->store);
         ctlsock_close(o->ctl);
+        httpsrv_close(o->metrics);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    counters_init(&e->c);
     sysio_use(o->io);
     e->cfg = o->cfg;
     e->st = o->store;
     e->stats_path = o->stats_path;
     e->ctl = o->ctl;
+    e->http = o->metrics;
     e->started_ms = sysio_mono_ms();
     e->started_ns = sysio_real_ns();
     if (init_parts(e, o->fd, err, errlen) != 0 || loop_open(&e->loop, err, errlen) != 0 ||
@@ -478,6 +496,8 @@ void engine_free(struct engine *e)
     rx_fini(&e->rx);
     loop_close(&e->loop);
     ctlsock_close(e->ctl);
+    httpsrv_close(e->http);
+    ctl_free(e);
     sysio_use(NULL);
     free(e);
 }

@@ -25,6 +25,7 @@
 struct engine;
 struct envelope_key; /* wire/envelope.h */
 struct ctlsock;      /* daemon/ctlsock.h */
+struct httpsrv;      /* daemon/httpsrv.h */
 
 /*
  * The clocks and socket calls the engine uses. Any member left NULL (or io
@@ -44,6 +45,7 @@ struct engine_opts {
     int fd;              /* the bound UDP socket (the engine closes it) */
     struct store *store; /* open database (the engine closes it) */
     struct ctlsock *ctl; /* the control socket (daemon/ctlsock.h), or NULL; the engine closes it */
+    struct httpsrv *metrics;    /* /metrics (daemon/httpsrv.h), or NULL; the engine closes it */
     const char *stats_path;     /* where USR1 and USR2 leave the counters, or NULL */
     const struct engine_io *io; /* NULL: the real clocks and sockets */
 };
@@ -72,7 +74,7 @@ struct engine_hot {
  * wiped and freed; none if it is NULL), the peers (from o->cfg->peers, which
  * is then wiped and freed, with the master secret), buffers, the in-flight table, signal handling
  * and the database watch, and runs crash recovery (sending -> pending). Takes ownership of o->fd,
- * o->store and o->ctl even on failure. Returns NULL with the reason in err.
+ * o->store, o->ctl and o->metrics even on failure. Returns NULL with the reason in err.
  */
 __attribute__((warn_unused_result)) struct engine *engine_new(const struct engine_opts *o,
                                                               char *err, size_t errlen);

@@ -34,12 +34,20 @@ struct engine {
     int64_t busy_until;
     /* what operators see (daemon/ctl.c) */
     struct ctlsock *ctl;     /* the control socket, or NULL */
-    int ctl_nfds;            /* its descriptors in the loop's extra ones */
+    int ctl_nfds;            /* its descriptors in the loop's extra ones (the first) */
+    struct httpsrv *http;    /* /metrics, or NULL */
+    int http_nfds;           /* its descriptors in the loop's extra ones, after ctl's */
     int wake;                /* a control client asked: check the database now */
     int64_t started_ms;      /* CLOCK_MONOTONIC */
     uint64_t started_ns;     /* CLOCK_REALTIME */
     uint64_t last_commit_ns; /* CLOCK_REALTIME of the last commit, 0: none yet */
     uint64_t rows_told;      /* rows written when subscribers were last told */
+    struct {                 /* the queue's rows by state, as last counted (ctl_queue_counts) */
+        struct store_state_count *v;
+        size_t n;
+        int64_t at_ms; /* CLOCK_MONOTONIC of the count; 0: none */
+        enum store_rc rc;
+    } queue[2]; /* STORE_OUTBOUND, STORE_INBOUND */
 };
 
 /* The values read at the moment of rendering, for the counters line, status and /metrics. */

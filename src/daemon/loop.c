@@ -86,6 +86,12 @@ void loop_extra_reset(struct loop *l)
     l->extra = 0;
 }
 
+void loop_extra_unused(struct loop *l, int unused)
+{
+    if (unused > 0 && unused <= l->extra)
+        l->extra -= unused;
+}
+
 int loop_wait(struct loop *l, int64_t now_us, int64_t deadline_us)
 {
     int64_t timeout_us = deadline_us - now_us;

@@ -62,6 +62,9 @@ void loop_watch(struct loop *l, enum loop_slot slot, int fd);
 struct pollfd *loop_extra(struct loop *l, int n);
 void loop_extra_reset(struct loop *l);
 
+/* Gives back the last unused descriptors of the latest loop_extra (they are not polled). */
+void loop_extra_unused(struct loop *l, int unused);
+
 /*
  * Waits until a slot is readable, a signal comes, or deadline_us passes
  * (CLOCK_MONOTONIC microseconds, as now_us; a deadline already past does not

@@ -447,12 +447,9 @@ char *peertab_report(struct peertab *pt)
     text[0] = '\0';
     int pos = 0;
     for (struct peer *p; (p = peertab_next(pt, &pos)) != NULL && used < cap;) {
-        char host[NET_HOST_MAX], ep[NET_HOST_MAX + 16] = "-";
-        unsigned port;
-        if (p->has_endpoint) {
-            net_addr_format(&p->endpoint, host, &port);
-            snprintf(ep, sizeof ep, strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
-        }
+        char ep[NET_ENDPOINT_MAX] = "-";
+        if (p->has_endpoint)
+            net_endpoint_format(&p->endpoint, ep);
         used += (size_t)snprintf(
             text + used, cap - used,
             "peer %s endpoint=%s last_seen_ns=%llu stored=%llu "

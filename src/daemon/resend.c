@@ -246,6 +246,7 @@ static void on_loaded_sent(struct tx_load *lx, const struct store_outbound_row *
     ent->first_ms = lx->now - row->age_ms;
     ent->resent = 1; /* when it was last sent is not known to the ms: no round-trip sample */
     ent->sequence = row->sequence;
+    ent->created_ms = row->created_ms;
     (void)flow_admit(t->dests.flows, &dst, 1);
     if (p != NULL) {
         ent->peer_slot = peertab_slot(t->peers, p);

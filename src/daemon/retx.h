@@ -27,12 +27,13 @@ struct retx_entry {
     uint8_t resent;  /* sent more than once (or loaded at start): no sample (Karn) */
     uint8_t backoff; /* its timer fired this many times since it last made progress */
     struct net_addr dst;
-    int64_t retries;  /* retry_count of the row */
-    int64_t deadline; /* ms; change it only through retx_reschedule */
-    int64_t first_ms; /* when this run first sent it (loaded at start: its last sending), ms */
-    int64_t sent_ms;  /* its last sending in this run (0: none yet), for a round-trip sample */
-    int64_t sequence; /* its number to its peer (docs/wire.md "Order"), 0: none */
-    int peer_slot;    /* the peer it was sealed for (daemon/peertab.h), or -1 */
+    int64_t retries;    /* retry_count of the row */
+    int64_t deadline;   /* ms; change it only through retx_reschedule */
+    int64_t first_ms;   /* when this run first sent it (loaded at start: its last sending), ms */
+    int64_t sent_ms;    /* its last sending in this run (0: none yet), for a round-trip sample */
+    int64_t sequence;   /* its number to its peer (docs/wire.md "Order"), 0: none */
+    int64_t created_ms; /* its row's created_at, ms since the epoch (0: unknown), for metrics */
+    int peer_slot;      /* the peer it was sealed for (daemon/peertab.h), or -1 */
     uint32_t peer_gen;
     struct retx_bulk *bulk; /* a message sent in parts, or NULL */
 };

@@ -56,8 +56,9 @@ struct sendq_msg {
     struct retx_entry *ent; /* SENDQ_RETX */
     int peer_slot;          /* as sealed (struct sendq_as) */
     uint32_t peer_gen;
-    uint8_t v2;       /* sealed in version 2 */
-    int64_t sequence; /* SENDQ_NEW: its number to its peer (0: none) */
+    uint8_t v2;         /* sealed in version 2 */
+    int64_t sequence;   /* SENDQ_NEW: its number to its peer (0: none) */
+    int64_t created_ms; /* SENDQ_NEW: its row's created_at (ms since the epoch, 0: unknown) */
 };
 
 struct sendq {

@@ -45,6 +45,7 @@ static int sent_new(struct tx *t, const struct sendq_msg *m, int err, const char
         ent->peer_gen = m->peer_gen;
         ent->v2 = m->v2;
         ent->sequence = m->sequence;
+        ent->created_ms = m->created_ms;
         retx_reschedule(t->inflight, ent, now + (err != 0 ? EAGAIN_RETRY_MS : txp_timeout(t, ent)));
     }
     /* The claim made the row 'sent' already; only a transient error has something to add. */

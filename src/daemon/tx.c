@@ -302,6 +302,7 @@ static int claim_send(struct claim_ctx *cx, const struct store_outbound_row *row
     om->kind = SENDQ_NEW;
     om->rowid = row->rowid;
     om->retries = row->retry_count;
+    om->created_ms = row->created_ms;
     om->dst = *dst;
     memcpy(om->id, m->id, sizeof om->id);
     return 1;

@@ -209,6 +209,7 @@ int txp_claim(struct tx *t, const struct store_outbound_row *row, const struct m
         return -1;
     }
     ent->first_ms = t->now;
+    ent->created_ms = row->created_ms;
     ent->peer_slot = peertab_slot(t->peers, p);
     ent->peer_gen = p->gen;
     ent->v2 = 1;

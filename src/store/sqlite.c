@@ -22,6 +22,9 @@
     "CASE WHEN typeof(" col ") = 'integer' AND " col " BETWEEN 1 AND 65535 "                       \
     "THEN " col " ELSE -1 END"
 
+/* created_at as ms since the epoch (NULL, read as 0, if it is not a time julianday reads). */
+#define CREATED_MS "CAST((julianday(created_at) - 2440587.5) * 86400000 AS INTEGER)"
+
 /*
  * Times are bound as text (store_format_ms), never SQLite's 'now': the
  * caller's clock is the one every backend writes. OR FAIL (in the inserts and
@@ -42,29 +45,32 @@ static const char *const sql[Q_COUNT] = {
      * name, never by its dst_addr and dst_port.
      */
     [Q_PENDING] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-        "dst_port") ", peer, sequence FROM outbound_messages o WHERE state = 'pending' "
+        "dst_port") ", peer, sequence, " CREATED_MS
+                    " FROM outbound_messages o WHERE state = 'pending' "
                     "AND NOT EXISTS (SELECT 1 FROM temp.sg_skip k WHERE k.id = o.id) "
                     "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked b "
                     "WHERE b.addr = o.dst_addr AND b.port = o.dst_port AND o.peer IS NULL) "
                     "ORDER BY id LIMIT ?1",
     /* The same, when peers are left out too: one more look-up per row. */
     [Q_PENDING_PEERS] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-        "dst_port") ", peer, sequence FROM outbound_messages o WHERE state = 'pending' "
+        "dst_port") ", peer, sequence, " CREATED_MS
+                    " FROM outbound_messages o WHERE state = 'pending' "
                     "AND NOT EXISTS (SELECT 1 FROM temp.sg_skip k WHERE k.id = o.id) "
                     "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked b "
                     "WHERE b.addr = o.dst_addr AND b.port = o.dst_port AND o.peer IS NULL) "
                     "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked_peer bp "
                     "WHERE bp.name = o.peer) ORDER BY id LIMIT ?1",
     [Q_PENDING_ALL] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-        "dst_port") ", peer, sequence FROM outbound_messages WHERE state = 'pending' "
+        "dst_port") ", peer, sequence, " CREATED_MS
+                    " FROM outbound_messages WHERE state = 'pending' "
                     "ORDER BY id LIMIT ?1",
     [Q_LOAD_SENT] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-        "dst_port") ", peer, sequence, "
+        "dst_port") ", peer, sequence, " CREATED_MS ", "
                     "CAST((julianday(?3) - julianday(sent_at)) * 86400000 AS INTEGER) "
                     "FROM outbound_messages WHERE state = 'sent' AND id > ?1 "
                     "ORDER BY id LIMIT ?2",
     [Q_GET_SENT] = "SELECT id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-        "dst_port") ", peer, sequence, 0, payload FROM outbound_messages "
+        "dst_port") ", peer, sequence, " CREATED_MS ", 0, payload FROM outbound_messages "
                     "WHERE id = ?1 AND state = 'sent'",
     /* ?5: the row's sequence number, NULL to leave it as it is (one statement per row still). */
     [Q_TAKE] = "UPDATE OR FAIL outbound_messages SET state = 'sent', message_id = ?2, "
@@ -107,7 +113,7 @@ static const char *const sql[Q_COUNT] = {
                 "AND NOT EXISTS (SELECT 1 FROM temp.sg_blocked_peer bp WHERE bp.name = o.peer) "
                 "ORDER BY id LIMIT ?1) "
                 "RETURNING id, message_id, dst_addr, dst_port, retry_count, " PORT_OR_BAD(
-                    "dst_port") ", peer, sequence",
+                    "dst_port") ", peer, sequence, " CREATED_MS,
     [Q_IDENTIFY] = "UPDATE OR FAIL outbound_messages SET message_id = ?2, "
                    "payload = COALESCE(?3, payload), updated_at = ?4 "
                    "WHERE id = ?1 AND state = 'sending'",

@@ -36,6 +36,7 @@ void sq_outbound_columns(sqlite3_stmt *s, struct store_outbound_row *r)
     r->dst_port = sqlite3_column_int64(s, 5);
     r->peer = sq_text_or(s, 6, NULL);
     r->sequence = sq_sequence_col(s, 7);
+    r->created_ms = sqlite3_column_int64(s, 8); /* NULL reads as 0 */
 }
 
 int64_t sq_sequence_col(sqlite3_stmt *s, int col)
@@ -48,7 +49,7 @@ int64_t sq_sequence_col(sqlite3_stmt *s, int col)
 
 /*
  * Steps s, copying each outbound row into out. Columns: id, message_id,
- * dst_addr, dst_port, retry_count, checked port, peer, sequence, then age_ms
+ * dst_addr, dst_port, retry_count, checked port, peer, sequence, created_ms, then age_ms
  * and payload where the query has them (a payload over max is left out:
  * NULL, its size).
  */
@@ -60,10 +61,10 @@ static enum store_rc outbound_rows(struct sq *b, sqlite3_stmt *s, size_t max,
     while ((rc = sq_step(b, s, &row)) == STORE_OK && row) {
         struct store_outbound_row r;
         sq_outbound_columns(s, &r);
-        if (ncols > 8)
-            r.age_ms = sqlite3_column_int64(s, 8);
-        if (ncols > 9) {
-            r.payload = sq_text_or(s, 9, "");
+        if (ncols > 9)
+            r.age_ms = sqlite3_column_int64(s, 9);
+        if (ncols > 10) {
+            r.payload = sq_text_or(s, 10, "");
             r.payload_len = strlen(r.payload);
             if (r.payload_len > max)
                 r.payload = NULL;

@@ -193,6 +193,8 @@ struct store_outbound_row {
     int64_t sequence;    /* the number the row was given when first sent to a version 2 peer
                             (store_outbound_take), which a retransmission carries again; 0 if
                             it has none (NULL, or not an integer above 0) */
+    int64_t created_ms;  /* created_at as ms since the epoch, 0 if it is not a time (for the
+                            insert -> acknowledged histogram) */
 };
 
 struct store_inbound_row {

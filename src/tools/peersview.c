@@ -86,14 +86,10 @@ static void fingerprint(const struct config *cfg, const struct peer_conf *p, cha
 
 static void endpoint_text(const struct peer_conf *p, char *out, size_t n)
 {
-    char host[NET_HOST_MAX];
-    unsigned port;
-    if (!p->has_endpoint) {
-        snprintf(out, n, "-");
-        return;
-    }
-    net_addr_format(&p->endpoint, host, &port);
-    snprintf(out, n, strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
+    char ep[NET_ENDPOINT_MAX] = "-";
+    if (p->has_endpoint)
+        net_endpoint_format(&p->endpoint, ep);
+    snprintf(out, n, "%s", ep);
 }
 
 static void time_text(int64_t sec, char *out, size_t n)

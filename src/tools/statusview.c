@@ -8,7 +8,9 @@
 #include "tools/ctlclient.h"
 #include "tools/tool.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 char *statusview_report(const struct config *cfg)
 {
@@ -41,4 +43,19 @@ int statusview_json(const struct config *cfg, int running, int ask, pid_t pid, F
     json_decref(o);
     json_decref(reply);
     return running ? 0 : 3;
+}
+
+int statusview_metrics(const struct config *cfg, pid_t pid, FILE *out)
+{
+    char err[512] = "";
+    json_t *reply = ctlclient_ask(cfg->control, "metrics", CTLCLIENT_TIMEOUT_MS, err, sizeof err);
+    json_t *text = json_object_get(reply, "text");
+    if (!json_is_string(text)) {
+        json_decref(reply);
+        return tool_fail("securedgram is running (pid %ld), but %s", (long)pid,
+                         err[0] != '\0' ? err : "its control socket gave no metrics");
+    }
+    fwrite(json_string_value(text), 1, json_string_length(text), out);
+    json_decref(reply);
+    return fflush(out) == 0 ? 0 : tool_fail("cannot write the metrics: %s", strerror(errno));
 }

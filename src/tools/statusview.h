@@ -28,4 +28,11 @@ char *statusview_report(const struct config *cfg);
  */
 int statusview_json(const struct config *cfg, int running, int ask, pid_t pid, FILE *out);
 
+/*
+ * `securedgram metrics`: the running daemon's (pid) Prometheus text, as its
+ * /metrics serves it, to out. Returns 0, or 1 after one ERROR line (the
+ * socket did not answer: SECUREDGRAM_CONTROL=none, or not this daemon's).
+ */
+int statusview_metrics(const struct config *cfg, pid_t pid, FILE *out);
+
 #endif

@@ -128,6 +128,14 @@ void net_prefix_format(const struct net_prefix *p, char *out, size_t out_size)
     snprintf(out, out_size, "%s/%u", host, p->bits);
 }
 
+void net_endpoint_format(const struct net_addr *a, char out[NET_ENDPOINT_MAX])
+{
+    char host[NET_HOST_MAX];
+    unsigned port;
+    net_addr_format(a, host, &port);
+    snprintf(out, NET_ENDPOINT_MAX, strchr(host, ':') != NULL ? "[%s]:%u" : "%s:%u", host, port);
+}
+
 void net_addr_format(const struct net_addr *a, char host[NET_HOST_MAX], unsigned *port)
 {
     host[0] = '\0';

@@ -62,6 +62,11 @@ void net_prefix_format(const struct net_prefix *p, char *out, size_t out_size);
  */
 void net_addr_format(const struct net_addr *a, char host[NET_HOST_MAX], unsigned *port);
 
+#define NET_ENDPOINT_MAX (NET_HOST_MAX + 8) /* "[v6]:65535" and its NUL */
+
+/* Formats an address as net_endpoint_parse reads it: "host:port", or "[v6]:port". */
+void net_endpoint_format(const struct net_addr *a, char out[NET_ENDPOINT_MAX]);
+
 /*
  * Opens a non-blocking UDP socket bound to host:port (host may be a name; it is
  * resolved once, at start). An IPv6 socket also serves IPv4 (not V6ONLY).

@@ -18,6 +18,10 @@
  *                              exit 0 if the daemon then closes the connection
  *   sgctl PATH events N MS     subscribe; print each event line, until N of them
  *                              or MS ms
+ *   sgctl PATH idle N MS       N connections that send nothing; prints "closed after
+ *                              N ms" once the daemon closed them all, or "held N"
+ *                              (how many were still open) after MS ms
+ * PATH may be tcp:HOST:PORT (an IPv4 address): /metrics' clients, for idle and hold.
  */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include <errno.h>
@@ -28,6 +32,10 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -40,8 +48,32 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int dial_tcp(int quiet)
+{
+    char host[64];
+    int port = 0;
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    if (sscanf(path, "tcp:%63[0-9.]:%d", host, &port) != 2 ||
+        inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+        fprintf(stderr, "sgctl: not tcp:HOST:PORT: %s\n", path);
+        return -1;
+    }
+    sin.sin_port = htons((uint16_t)port);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
+        if (!quiet)
+            fprintf(stderr, "sgctl: connect %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static int dial(int quiet)
 {
+    if (strncmp(path, "tcp:", 4) == 0)
+        return dial_tcp(quiet);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -217,6 +249,34 @@ int main(int argc, char **argv)
             fflush(stdout);
             seen++;
         }
+        return 0;
+    }
+    if (strcmp(cmd, "idle") == 0 && argc == 5) {
+        int n = atoi(argv[3]), open_n = 0;
+        if (n <= 0 || n > 64)
+            return 2;
+        struct pollfd p[64];
+        for (int i = 0; i < n; i++)
+            if ((p[i].fd = dial(0)) < 0)
+                return 1;
+        long long t0 = now_ms(), end = t0 + atoi(argv[4]);
+        for (open_n = n; open_n > 0;) {
+            for (int i = 0; i < n; i++)
+                p[i].events = POLLRDHUP, p[i].revents = 0;
+            long long left = end - now_ms();
+            if (left <= 0 || poll(p, (nfds_t)n, (int)left) <= 0)
+                break;
+            for (int i = 0; i < n; i++)
+                if (p[i].fd >= 0 && (p[i].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+                    close(p[i].fd);
+                    p[i].fd = -1; /* poll skips it from now on */
+                    open_n--;
+                }
+        }
+        if (open_n == 0)
+            printf("closed after %lld ms\n", now_ms() - t0);
+        else
+            printf("held %d\n", open_n);
         return 0;
     }
     fprintf(stderr, "sgctl: bad arguments\n");

@@ -184,12 +184,32 @@ static void test_send_batch_errors(void **state)
     close(rx);
 }
 
+/* Endpoints format as net_endpoint_parse reads them: v6 in brackets, a v4-mapped one as v4. */
+static void test_endpoint_format_round_trip(void **state)
+{
+    (void)state;
+    const char *texts[] = {"127.0.0.1:9477", "[::1]:65535", "[2001:db8::7]:1"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        struct net_addr a;
+        char out[NET_ENDPOINT_MAX];
+        assert_int_equal(net_endpoint_parse(texts[i], &a), 0);
+        net_endpoint_format(&a, out);
+        assert_string_equal(out, texts[i]);
+    }
+    struct net_addr m;
+    char out[NET_ENDPOINT_MAX];
+    assert_int_equal(net_endpoint_parse("[::ffff:192.0.2.1]:53", &m), 0);
+    net_endpoint_format(&m, out);
+    assert_string_equal(out, "192.0.2.1:53");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_keys),
         cmocka_unit_test(test_send_batch_trains),
         cmocka_unit_test(test_send_batch_errors),
+        cmocka_unit_test(test_endpoint_format_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
