@@ -148,7 +148,9 @@ start a; start b
 "$SGBENCH" latency "$W/a/securedgram.db" "$PB" 500 > "$W/lat"
 "$SGTEST" rtt 127.0.0.1 "$PB" "$KEY" 200 > /dev/null
 "$SGTEST" rtt 127.0.0.1 "$PB" "$KEY" 3000 > "$W/rtt"
-say "   $(cat "$W/lat") $(cat "$W/rtt")"
+# commit -> wake: what sg-recv --follow and sg-send --wait wait on (B's control socket)
+"$SGBENCH" wake "$W/b/securedgram.sock" "$W/a/securedgram.db" "$PB" 300 > "$W/wake"
+say "   $(cat "$W/lat") $(cat "$W/rtt") commit -> wake $(cat "$W/wake")"
 
 say "== idle: wake-ups of an idle daemon over 5 s"
 sleep 1
@@ -176,7 +178,7 @@ jq -n \
   --argjson n "$N" --argjson tp "$TP" --argjson lim_e2e "$LIM_E2E" --argjson ratio "$RATIO" \
   --argjson ratios "[$(paste -sd, "$W/ratio")]" \
   --argjson tp2 "$TP2" --argjson v2ratio "$V2RATIO" --argjson v2ratios "[$(paste -sd, "$W/v2ratio")]" \
-  --argjson lat "$(cat "$W/lat")" --argjson rtt "$(cat "$W/rtt")" \
+  --argjson lat "$(cat "$W/lat")" --argjson rtt "$(cat "$W/rtt")" --argjson cw "$(cat "$W/wake")" \
   --argjson lim_p50 "$LIM_P50" --argjson lim_p99 "$LIM_P99" \
   --argjson hwm "$HWM" --argjson backlog "$BACKLOG_KB" \
   --argjson wake "$WAKE" --argjson idle_cpu "$IDLE_CPU" \
@@ -193,6 +195,8 @@ jq -n \
                               target_p50: 2, target_p99: 10},
    ack_rtt_us: {p50: $rtt.p50_us, p99: $rtt.p99_us, limit_pingpong_p50: $lim_p50,
                 limit_pingpong_p99: $lim_p99, ratio_p50: ($rtt.p50_us / $lim_p50), target_p50: 500},
+   commit_to_wake_us: {p50: $cw.p50_us, p99: $cw.p99_us, max: $cw.max_us, events: $cw.n,
+                       target_p50: 1000},
    memory_kb: {peak_rss_throughput: $hwm, rss_with_1m_backlog: $backlog, target: 16384},
    idle: {wakeups_per_s: $wake, cpu_percent: $idle_cpu},
    limit: $limit[0]}' > "$OUT"
@@ -216,6 +220,10 @@ fmt "insert -> acknowledged p50 (ms)" "$P50" "-" "-" "<= 2" "$r2"
 fmt "insert -> acknowledged p99 (ms)" "$P99" "-" "-" "<= 10" "$r3"
 fmt "datagram -> ACK p50 (us)" "$A50" "$LIM_P50" "$(jq '.ack_rtt_us.ratio_p50*100|round/100' "$OUT")" "<= 500" "$r4"
 fmt "datagram -> ACK p99 (us)" "$A99" "$LIM_P99" "-" "-" ""
+CW50=$(jq '.commit_to_wake_us.p50' "$OUT")
+r9=$(ok "$CW50 <= 1000")
+fmt "commit -> wake p50 (us)" "$CW50" "-" "-" "<= 1000" "$r9"
+fmt "commit -> wake p99 (us)" "$(jq '.commit_to_wake_us.p99' "$OUT")" "-" "-" "" ""
 fmt "peak RSS, throughput run (kB)" "$HWM" "-" "-" "<= 16384" "$r5"
 fmt "RSS with 1,000,000 queued (kB)" "$BACKLOG_KB" "-" "-" "<= 16384" "$r6"
 fmt "idle wake-ups per second" "$WAKE" "-" "-" "<= 5" "$r7"
@@ -232,5 +240,5 @@ else
     say "(lossy part skipped: SG_RELAY names no relay; make bench sets it)"
 fi
 [ "$LOSSY_RC" -ne 1 ] || exit 1
-case "$r1$r2$r3$r4$r5$r6$r7$r8" in *MISSED*) exit 2 ;; esac
+case "$r1$r2$r3$r4$r5$r6$r7$r8$r9" in *MISSED*) exit 2 ;; esac
 exit "$LOSSY_RC"

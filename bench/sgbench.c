@@ -12,6 +12,11 @@
  *   sgbench backlog DB DST_PORT N       insert N pending rows (for the memory test)
  *   sgbench check DB_A DB_B N           exit 1 unless A has N acknowledged rows
  *                                       and B stored exactly those N, once each
+ *   sgbench wake SOCK DB DST_PORT N     subscribe to the control socket SOCK (B's)
+ *                                       as sg-recv --follow does; N times insert a
+ *                                       row into DB (A's) to B and read B's events:
+ *                                       each one's commit -> wake, its arrival less
+ *                                       the committed_ns it carries (us, JSON)
  *
  * For bench/lossy.sh (rows to ADDR, a relay's address; SECS bounds each wait):
  *   sgbench rows DB ADDR PORT N RATE SECS   insert N rows, in one transaction if RATE
@@ -26,6 +31,7 @@
  *                                       retry_count, last_error)
  */
 #define _GNU_SOURCE
+#include "tools/ctlclient.h"
 #include "util/clock.h"
 
 #include <errno.h>
@@ -192,6 +198,55 @@ static int cmd_latency(const char *path, int port, int n)
     free(ms);
     sqlite3_finalize(ins);
     sqlite3_finalize(st);
+    sqlite3_close(db);
+    return 0;
+}
+
+static int cmd_wake(const char *sock, const char *path, int port, int n)
+{
+    char err[256], *buf = NULL;
+    size_t len = 0, cap = 0;
+    int fd = ctlclient_connect(sock, err, sizeof err);
+    if (fd < 0 || write(fd, "{\"op\":\"subscribe\"}\n", 19) != 19) {
+        fprintf(stderr, "sgbench: wake: %s\n", fd < 0 ? err : strerror(errno));
+        return 2;
+    }
+    json_decref(
+        ctlclient_read(fd, clock_mono_ms() + 5000, 4096, &buf, &len, &cap, err, sizeof err));
+    sqlite3 *db = open_db(path);
+    sqlite3_stmt *ins = prep(db, "INSERT INTO outbound_messages (dst_addr, dst_port, payload) "
+                                 "VALUES ('127.0.0.1', ?1, '{\"content\":\"wake probe\"}')");
+    double *us = calloc((size_t)n * 4, sizeof *us); /* a message makes up to two commits on B */
+    int got = 0;
+    for (int i = 0; i < n && us != NULL; i++) {
+        sqlite3_bind_int(ins, 1, port);
+        if (sqlite3_step(ins) != SQLITE_DONE) {
+            fprintf(stderr, "sgbench: insert: %s\n", sqlite3_errmsg(db));
+            return 2;
+        }
+        sqlite3_reset(ins);
+        /* B's events until one comes late (the message's commits are over), 5 s at most */
+        for (int64_t end = clock_mono_ms() + 5000, k = 0; got < n * 4; k++) {
+            json_t *ev = ctlclient_read(fd, k == 0 ? end : clock_mono_ms() + 20, 4096, &buf, &len,
+                                        &cap, err, sizeof err);
+            if (ev == NULL && k == 0) {
+                fprintf(stderr, "sgbench: wake: no event for message %d: %s\n", i, err);
+                return 1;
+            }
+            if (ev == NULL)
+                break;
+            double committed = json_number_value(json_object_get(ev, "committed_ns"));
+            us[got++] = ((double)clock_real_ns() - committed) / 1000;
+            json_decref(ev);
+        }
+    }
+    qsort(us, (size_t)got, sizeof *us, cmp_double);
+    printf("{\"n\":%d,\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_us\":%.1f}\n", got,
+           got ? us[got / 2] : 0, got ? us[(got * 99) / 100] : 0, got ? us[got - 1] : 0);
+    free(us);
+    free(buf);
+    close(fd);
+    sqlite3_finalize(ins);
     sqlite3_close(db);
     return 0;
 }
@@ -393,6 +448,8 @@ int main(int argc, char **argv)
         sqlite3_close(db);
         return 0;
     }
+    if (argc == 6 && strcmp(argv[1], "wake") == 0)
+        return cmd_wake(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
     if (argc == 5 && strcmp(argv[1], "check") == 0)
         return cmd_check(argv[2], argv[3], atol(argv[4]));
     if (argc == 8 && strcmp(argv[1], "rows") == 0)

@@ -63,6 +63,7 @@ static const char usage_text[] =
     "  -l, --log TARGET         syslog, stdout, or a file path [syslog]\n"
     "      --log-format FMT     text, or json: one JSON object a line [text]\n"
     "      --control PATH       the control socket, or none [beside the pid file]\n"
+    "      --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics [off]\n"
     "  -P, --pidfile PATH       pid file [securedgram.pid]\n"
     "  -b, --bind IP            address to listen on [0.0.0.0]\n"
     "  -p, --port PORT          UDP port to listen on [61773]\n"

@@ -13,8 +13,10 @@
  *   {"op": "report"}     the counters line USR1 logs ("counters") and the
  *                        per-peer lines ("peers") `securedgram peers` joins
  *                        with the peers file: what the stats file holds
- *   {"op": "subscribe"}  from now on, {"event": "changed"} after each commit
- *                        that wrote rows (sg-send --wait, sg-recv --follow)
+ *   {"op": "subscribe"}  from now on, {"event": "changed", "committed_ns": N}
+ *                        after each commit that wrote rows (sg-send --wait,
+ *                        sg-recv --follow); N: when it committed, ns since the
+ *                        epoch
  *   {"op": "wake"}       look at the database now (a program that inserted
  *                        rows where there is no inotify)
  *   {"op": "metrics"}    {"text": "..."}: what /metrics serves, the

@@ -38,7 +38,9 @@ note() { echo "  - $*"; }
 
 cleanup() {
     rc=$?
-    for pf in "$T"/*.relay.pid; do # relays first: a sanitizer writes its report at exit
+    # relays (and other helpers a test started, NAME.bg.pid) first: a sanitizer writes its
+    # report at exit
+    for pf in "$T"/*.relay.pid "$T"/*.bg.pid; do
         [ -f "$pf" ] || continue
         pid=$(cat "$pf" 2>/dev/null || true)
         [ -n "$pid" ] && { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; } || true

@@ -2,11 +2,13 @@
 # check metrics, and its counters, histograms and queue rows rise with the traffic a
 # test sends; `securedgram metrics` prints the same text over the control socket;
 # scrapers that connect and send nothing take every slot and do not delay messages;
-# a port in use is one ERROR line at start; not running, metrics exits 3.
+# a real Prometheus server scrapes it and answers queries of its counters and
+# histograms; a port in use is one ERROR line at start; not running, metrics exits 3.
 . "$(dirname "$0")/lib.sh"
 SGCTL=$(dirname "$SG_TOOL")/sgctl
 command -v promtool > /dev/null || fail "promtool is missing (Debian's prometheus package)"
 command -v curl > /dev/null || fail "curl is missing"
+command -v prometheus > /dev/null || fail "prometheus is missing (Debian's prometheus package)"
 
 PA=$(freeport); PB=$(freeport); PM=$(freeport)
 mkpeer a "$PA"; mkpeer b "$PB"
@@ -17,6 +19,25 @@ scrape() { curl -sf --max-time 5 "$URL" > "$T/$1.prom" || fail "GET $URL failed"
 check() { promtool check metrics < "$T/$1.prom" > "$T/$1.lint" 2>&1 || fail "promtool: $(cat "$T/$1.lint")"; }
 # metric FILE 'NAME{LABELS}': the sample's value
 metric() { awk -v k="$2" '$1 == k {print $2}' "$T/$1.prom"; }
+
+# A Prometheus server scraping b every second from now on (queried in part 4).
+PP=$(freeport)
+cat > "$T/prometheus.yml" <<YML
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: securedgram
+    static_configs:
+      - targets: ['127.0.0.1:$PM']
+YML
+timeout 120 prometheus --config.file="$T/prometheus.yml" --storage.tsdb.path="$T/tsdb" \
+    --web.listen-address="127.0.0.1:$PP" > "$T/prometheus.log" 2>&1 &
+echo $! > "$T/prometheus.bg.pid"
+# promql QUERY: the value of the query's first sample, from the server's HTTP API
+promql() {
+    curl -sf --max-time 5 -G "http://127.0.0.1:$PP/api/v1/query" --data-urlencode "query=$1" |
+        jq -r '.data.result[0].value[1] // empty'
+}
 
 # 1. Before any traffic, and after five messages a -> b.
 scrape b0; check b0
@@ -67,7 +88,18 @@ scrape b2; check b2
 assert_eq "$(metric b2 securedgram_messages_stored_total)" 8 "b stored, idle scrapers or not"
 note "8 scrapers that send nothing: messages acknowledged meanwhile, the scrapers dropped ($(cat "$T/idle")), then served again"
 
-# 4. A port already taken: one ERROR line, exit 1; not running: metrics exits 3.
+# 4. What the Prometheus server scraped: the counter, and a quantile of the histogram.
+wait_for 30 "Prometheus to have scraped b's 8 messages" sh -c \
+    "curl -sf -G 'http://127.0.0.1:$PP/api/v1/query' --data-urlencode 'query=securedgram_messages_stored_total' |
+     jq -e '.data.result[0].value[1] == \"8\"' > /dev/null"
+assert_eq "$(promql 'up{job="securedgram"}')" 1 "the target's health"
+q50=$(promql 'histogram_quantile(0.5, sum by (le) (securedgram_datagram_to_ack_seconds_bucket))')
+awk -v q="$q50" 'BEGIN { exit !(q > 0 && q <= 1) }' || fail "datagram -> ACK median from Prometheus: '$q50'"
+assert_eq "$(promql 'sum(securedgram_queue_rows{table="inbound"})')" 8 "b's inbound rows, in Prometheus"
+kill "$(cat "$T/prometheus.bg.pid")"
+note "a real Prometheus server scraped b: stored 8, up 1, datagram -> ACK median $q50 s"
+
+# 5. A port already taken: one ERROR line, exit 1; not running: metrics exits 3.
 mkpeer c "$(freeport)"
 echo "SECUREDGRAM_METRICS=127.0.0.1:$PM" >> "$T/c/.env"
 expect_error "SECUREDGRAM_METRICS: cannot listen on 127.0.0.1:$PM" sh -c "cd '$T/c' && '$SG_BIN/securedgram' start"
