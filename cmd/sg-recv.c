@@ -402,8 +402,11 @@ static int follow(struct run *r)
         return 1;
     }
     int ms = (int)(r->o->interval * 1000.0 + 0.5);
-    if (store_watch_start(r->st, ms, clock_mono_us()) != STORE_OK)
+    if (store_watch_start(r->st, ms, clock_mono_us()) != STORE_OK) {
+        if (ctl >= 0)
+            close(ctl);
         return tool_fail("cannot watch the database: %s", store_errmsg(r->st));
+    }
     int rc = 0;
     r->max_id = r->q.after_id;
     while ((rc = batch(r)) == 0) {

@@ -255,26 +255,50 @@ out:
     return rc;
 }
 
-char *settings_pidfile_path(const struct config_raw *flags, const char *env_path, const char *cwd)
+/* v made absolute against cwd (malloc'd), or NULL when out of memory. */
+static char *absolute(const char *v, const char *cwd)
 {
-    struct config_raw file = {0};
-    char err[256];
-    int loose = 0;
-    if (settings_read_env_file(env_path, &file, &loose, err, sizeof err) != 0) {
-        /* best effort: the lines before a bad one are in `file` */
-    }
-    const char *v = flags != NULL ? flags->v[CFG_PIDFILE] : NULL;
-    if (v == NULL || v[0] == '\0')
-        v = getenv("SECUREDGRAM_PIDFILE");
-    if (v == NULL || v[0] == '\0')
-        v = file.v[CFG_PIDFILE];
-    if (v == NULL || v[0] == '\0')
-        v = config_key_default(CFG_PIDFILE);
     char *path = NULL;
     if (v[0] == '/')
         path = strdup(v);
     else if (asprintf(&path, "%s/%s", cwd, v) < 0)
         path = NULL;
+    return path;
+}
+
+/* k as a tool sees it: the flag, else the environment, else the .env file; NULL if none. */
+static const char *pick(enum config_key k, const char *flag, const struct config_raw *file)
+{
+    const char *v = flag;
+    if (v == NULL || v[0] == '\0')
+        v = getenv(config_key_name(k));
+    if (v == NULL || v[0] == '\0')
+        v = file->v[k];
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/* The .env file at path, as far as it parses (best effort: the lines before a bad one). */
+static void read_env_best_effort(const char *path, struct config_raw *file)
+{
+    char err[256];
+    int loose = 0;
+    if (settings_read_env_file(path, file, &loose, err, sizeof err) != 0) {
+        /* the values before the bad line are in file: good enough to find a path */
+    }
+}
+
+static char *pidfile_path(const struct config_raw *flags, const struct config_raw *file,
+                          const char *cwd)
+{
+    const char *v = pick(CFG_PIDFILE, flags != NULL ? flags->v[CFG_PIDFILE] : NULL, file);
+    return absolute(v != NULL ? v : config_key_default(CFG_PIDFILE), cwd);
+}
+
+char *settings_pidfile_path(const struct config_raw *flags, const char *env_path, const char *cwd)
+{
+    struct config_raw file = {0};
+    read_env_best_effort(env_path, &file);
+    char *path = pidfile_path(flags, &file, cwd);
     config_raw_clear(&file);
     return path;
 }
@@ -285,25 +309,16 @@ char *settings_control_path(void)
     if (getcwd(cwd, sizeof cwd) == NULL)
         return NULL;
     struct config_raw file = {0};
-    char err[256];
-    int loose = 0;
-    if (settings_read_env_file(SETTINGS_ENV_FILE, &file, &loose, err, sizeof err) != 0) {
-        /* best effort: the lines before a bad one are in `file` */
-    }
-    const char *v = getenv("SECUREDGRAM_CONTROL");
-    if (v == NULL || v[0] == '\0')
-        v = file.v[CFG_CONTROL];
+    read_env_best_effort(SETTINGS_ENV_FILE, &file);
+    const char *v = pick(CFG_CONTROL, NULL, &file);
     char *path = NULL;
-    int oom;
-    if (v != NULL && v[0] != '\0' && strcmp(v, "none") != 0) {
-        if (v[0] == '/')
-            path = strdup(v);
-        else if (asprintf(&path, "%s/%s", cwd, v) < 0)
-            path = NULL;
-    } else if (v == NULL || v[0] == '\0') {
-        char *pid = settings_pidfile_path(NULL, SETTINGS_ENV_FILE, cwd);
-        path = config_control_default(pid, &oom);
+    if (v == NULL) {
+        char *pid = pidfile_path(NULL, &file, cwd);
+        int oom;
+        path = pid != NULL ? config_control_default(pid, &oom) : NULL;
         free(pid);
+    } else if (strcmp(v, "none") != 0) {
+        path = absolute(v, cwd);
     }
     config_raw_clear(&file);
     return path;
@@ -330,11 +345,7 @@ char *settings_db_path(const char *db_flag, char *err, size_t errlen)
         snprintf(err, errlen, "SECUREDGRAM_DB must not be empty");
         goto out;
     }
-    if (v[0] == '/')
-        path = strdup(v);
-    else if (asprintf(&path, "%s/%s", cwd, v) < 0)
-        path = NULL;
-    if (path == NULL)
+    if ((path = absolute(v, cwd)) == NULL)
         snprintf(err, errlen, "out of memory");
 out:
     config_raw_clear(&file);

@@ -52,15 +52,21 @@ static json_t *config_summary(const struct engine *e)
     return o;
 }
 
+/* Into o, each drop by verdict, by its reason's name: {"short": N, "auth": N, ...}. */
+static void verdicts_json(json_t *o, const uint64_t verdicts[JUDGE_VERDICTS])
+{
+    for (int v = JUDGE_DROP_SHORT; v < JUDGE_VERDICTS; v++)
+        json_object_set_new(o, judge_name((enum judge_verdict)v),
+                            json_integer((json_int_t)verdicts[v]));
+}
+
 /* Every counter: {"rx": N, ...} and {"short": N, ...} of the drops, in COUNTERS_LIST's names. */
 static void counters_json(const struct engine *e, json_t *counters, json_t *dropped)
 {
     const struct counters *c = &e->c;
     struct counters_gauges gauges, *g = &gauges;
     engine_gauges(e, g);
-    for (int v = JUDGE_DROP_SHORT; v < JUDGE_VERDICTS; v++)
-        json_object_set_new(dropped, judge_name((enum judge_verdict)v),
-                            json_integer((json_int_t)c->verdicts[v]));
+    verdicts_json(dropped, c->verdicts);
 #define COUNTER_JSON(group, name, value)                                                           \
     json_object_set_new((group) == COUNTERS_DROP ? dropped : counters, name,                       \
                         json_integer((json_int_t)(value)));
@@ -132,9 +138,8 @@ static json_t *peers_json(struct engine *e)
             endpoint = json_string(ep);
         }
         json_t *dropped = json_object();
-        for (int v = JUDGE_DROP_SHORT; v < JUDGE_VERDICTS; v++)
-            json_object_set_new(dropped, judge_name((enum judge_verdict)v),
-                                json_integer((json_int_t)p->st.verdicts[v]));
+        if (dropped != NULL)
+            verdicts_json(dropped, p->st.verdicts);
         json_array_append_new(
             list,
             json_pack("{s:s, s:i, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:o}", "name", p->name, "wire",

@@ -8,6 +8,7 @@
 #include "daemon/ctlsock.h"
 
 #include "util/log.h"
+#include "util/net.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -193,28 +194,28 @@ static void read_client(struct ctlsock *cs, int id, ctlsock_request_fn fn, void 
         drop(cs, c, "request line too long", &cs->st.dropped_long);
 }
 
+/* A new connection: a client in a free slot, or closed at once if there is none. */
+static void take(void *ctx, int fd)
+{
+    struct ctlsock *cs = ctx;
+    int i = 0;
+    while (i < CTLSOCK_CLIENTS_MAX && cs->c[i].fd >= 0)
+        i++;
+    if (i == CTLSOCK_CLIENTS_MAX) {
+        close(fd);
+        cs->st.refused++;
+    } else {
+        cs->c[i].fd = fd;
+        cs->st.accepted++;
+    }
+}
+
 static void accept_some(struct ctlsock *cs)
 {
-    for (int k = 0; k < ACCEPT_BURST; k++) {
-        int fd = accept4(cs->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
-            continue;
-        if (fd < 0 && errno != EAGAIN) { /* EMFILE and such: the listener stays readable */
-            log_warn("control socket %s: cannot accept: %s", cs->path, strerror(errno));
-            cs->resume_ms = cs->now_ms + ACCEPT_PAUSE_MS; /* so rest, not spin */
-        }
-        if (fd < 0)
-            return;
-        int i = 0;
-        while (i < CTLSOCK_CLIENTS_MAX && cs->c[i].fd >= 0)
-            i++;
-        if (i == CTLSOCK_CLIENTS_MAX) {
-            close(fd);
-            cs->st.refused++;
-        } else {
-            cs->c[i].fd = fd;
-            cs->st.accepted++;
-        }
+    int err = net_accept_burst(cs->fd, ACCEPT_BURST, take, cs);
+    if (err != 0) { /* EMFILE and such: the listener stays readable */
+        log_warn("control socket %s: cannot accept: %s", cs->path, strerror(err));
+        cs->resume_ms = cs->now_ms + ACCEPT_PAUSE_MS; /* so rest, not spin */
     }
 }
 

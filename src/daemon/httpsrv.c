@@ -230,29 +230,29 @@ static void drain(struct httpsrv *h, struct client *c)
         drop(h, c, NULL, NULL);
 }
 
+/* A new connection: a client in a free slot, its request due in time, or closed at once. */
+static void take(void *ctx, int fd)
+{
+    struct httpsrv *h = ctx;
+    int i = 0;
+    while (i < HTTPSRV_CLIENTS_MAX && h->c[i].fd >= 0)
+        i++;
+    if (i == HTTPSRV_CLIENTS_MAX) {
+        close(fd);
+        h->st.refused++;
+    } else {
+        h->c[i].fd = fd;
+        h->c[i].due = h->now_ms + HTTPSRV_TIMEOUT_MS;
+        h->st.accepted++;
+    }
+}
+
 static void accept_some(struct httpsrv *h)
 {
-    for (int k = 0; k < ACCEPT_BURST; k++) {
-        int fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
-            continue;
-        if (fd < 0 && errno != EAGAIN) { /* EMFILE and such: the listener stays readable */
-            log_warn("http server %s: cannot accept: %s", h->name, strerror(errno));
-            h->resume_ms = h->now_ms + ACCEPT_PAUSE_MS; /* so rest, not spin */
-        }
-        if (fd < 0)
-            return;
-        int i = 0;
-        while (i < HTTPSRV_CLIENTS_MAX && h->c[i].fd >= 0)
-            i++;
-        if (i == HTTPSRV_CLIENTS_MAX) {
-            close(fd);
-            h->st.refused++;
-        } else {
-            h->c[i].fd = fd;
-            h->c[i].due = h->now_ms + HTTPSRV_TIMEOUT_MS;
-            h->st.accepted++;
-        }
+    int err = net_accept_burst(h->fd, ACCEPT_BURST, take, h);
+    if (err != 0) { /* EMFILE and such: the listener stays readable */
+        log_warn("http server %s: cannot accept: %s", h->name, strerror(err));
+        h->resume_ms = h->now_ms + ACCEPT_PAUSE_MS; /* so rest, not spin */
     }
 }
 

@@ -128,6 +128,20 @@ void net_prefix_format(const struct net_prefix *p, char *out, size_t out_size)
     snprintf(out, out_size, "%s/%u", host, p->bits);
 }
 
+int net_accept_burst(int lfd, int burst, void (*take)(void *ctx, int fd), void *ctx)
+{
+    for (int k = 0; k < burst; k++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0)
+            take(ctx, fd);
+        else if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        else if (errno != EINTR && errno != ECONNABORTED)
+            return errno;
+    }
+    return 0;
+}
+
 void net_endpoint_format(const struct net_addr *a, char out[NET_ENDPOINT_MAX])
 {
     char host[NET_HOST_MAX];

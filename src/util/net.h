@@ -64,6 +64,14 @@ void net_addr_format(const struct net_addr *a, char host[NET_HOST_MAX], unsigned
 
 #define NET_ENDPOINT_MAX (NET_HOST_MAX + 8) /* "[v6]:65535" and its NUL */
 
+/*
+ * Accepts up to burst connections waiting on the non-blocking listener lfd,
+ * each made non-blocking and close-on-exec and handed to take(ctx, fd),
+ * which owns it. Returns 0 once none waits, or the errno of a failure (such
+ * as EMFILE: the listener stays readable, so its caller should rest it).
+ */
+int net_accept_burst(int lfd, int burst, void (*take)(void *ctx, int fd), void *ctx);
+
 /* Formats an address as net_endpoint_parse reads it: "host:port", or "[v6]:port". */
 void net_endpoint_format(const struct net_addr *a, char out[NET_ENDPOINT_MAX]);
 

@@ -48,6 +48,20 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A stream socket connected to sa, or -1 (said on stderr unless quiet). */
+static int connect_to(const struct sockaddr *sa, socklen_t len, int quiet)
+{
+    int fd = socket(sa->sa_family, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, sa, len) != 0) {
+        if (!quiet)
+            fprintf(stderr, "sgctl: connect %s: %s\n", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static int dial_tcp(int quiet)
 {
     char host[64];
@@ -59,15 +73,7 @@ static int dial_tcp(int quiet)
         return -1;
     }
     sin.sin_port = htons((uint16_t)port);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0) {
-        if (!quiet)
-            fprintf(stderr, "sgctl: connect %s: %s\n", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
+    return connect_to((struct sockaddr *)&sin, sizeof sin, quiet);
 }
 
 static int dial(int quiet)
@@ -76,15 +82,7 @@ static int dial(int quiet)
         return dial_tcp(quiet);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        if (!quiet)
-            fprintf(stderr, "sgctl: connect %s: %s\n", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    return fd;
+    return connect_to((struct sockaddr *)&sa, sizeof sa, quiet);
 }
 
 static void put(int fd, const char *s, size_t n)
