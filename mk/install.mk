@@ -29,6 +29,7 @@ MAN8     := man/securedgram.8
 MANPAGES := $(MAN1) $(MAN5) $(MAN8)
 DATA     := data/schema.sql data/securedgram.env.example data/peers.example
 CONTRIB  := contrib/securedgram.service contrib/securedgram.rc
+GRAFANA  := contrib/grafana/securedgram.json # installed as grafana-securedgram.json
 
 # Rewrites the default paths to the installed ones.
 INSTALL_SED = sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/securedgram|$(DATADIR)|g'
@@ -38,6 +39,7 @@ install: $(PROG_BIN)
 	  $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DATADIR)
 	$(INSTALL) -m 755 $(PROG_BIN) $(DESTDIR)$(BINDIR)/
 	$(INSTALL) -m 644 $(DATA) $(DESTDIR)$(DATADIR)/
+	$(INSTALL) -m 644 $(GRAFANA) $(DESTDIR)$(DATADIR)/grafana-securedgram.json
 	@set -e; for f in $(MAN1); do \
 	  echo "$(INSTALL_SED) $$f > $(DESTDIR)$(MANDIR)/man1/$${f##*/}; chmod 644 ..."; \
 	  $(INSTALL_SED) $$f > $(DESTDIR)$(MANDIR)/man1/$${f##*/}; \
@@ -60,7 +62,8 @@ uninstall:
 	rm -f $(PROGS:%=$(DESTDIR)$(BINDIR)/%)
 	rm -f $(MAN1:man/%=$(DESTDIR)$(MANDIR)/man1/%) $(MAN5:man/%=$(DESTDIR)$(MANDIR)/man5/%) \
 	  $(MAN8:man/%=$(DESTDIR)$(MANDIR)/man8/%)
-	rm -f $(DATA:data/%=$(DESTDIR)$(DATADIR)/%) $(CONTRIB:contrib/%=$(DESTDIR)$(DATADIR)/%)
+	rm -f $(DATA:data/%=$(DESTDIR)$(DATADIR)/%) $(CONTRIB:contrib/%=$(DESTDIR)$(DATADIR)/%) \
+	  $(DESTDIR)$(DATADIR)/grafana-securedgram.json
 	@if [ -d $(DESTDIR)$(DATADIR) ]; then \
 	  echo "rmdir $(DESTDIR)$(DATADIR)"; \
 	  rmdir $(DESTDIR)$(DATADIR) || echo "uninstall: $(DESTDIR)$(DATADIR) is not empty: left in place" >&2; \

@@ -23,6 +23,7 @@ struct counters {
     uint64_t acks_wrong_source; /* ACKs from another address than the message went to */
     uint64_t trial_opens; /* keys tried on received datagrams (at most JUDGE_TRIALS_MAX each) */
     uint64_t stored, duplicates, acks_sent, acks_unmatched;
+    uint64_t acked; /* outbound messages acknowledged (ACKs that matched one in flight) */
     uint64_t sent, retransmits, send_failed, store_errors, store_refused, store_timeouts;
     uint64_t parts_sent, part_acks_sent; /* datagrams of messages in parts */
     uint64_t drop_too_large;             /* parts of messages over SECUREDGRAM_MAX_MESSAGE */
@@ -66,6 +67,7 @@ enum counters_group {
     X(COUNTERS_TRAFFIC, "duplicates", c->duplicates)                                               \
     X(COUNTERS_TRAFFIC, "acks_sent", c->acks_sent)                                                 \
     X(COUNTERS_TRAFFIC, "acks_received", c->verdicts[JUDGE_ACK])                                   \
+    X(COUNTERS_TRAFFIC, "acknowledged", c->acked)                                                  \
     X(COUNTERS_TRAFFIC, "sent", c->sent)                                                           \
     X(COUNTERS_TRAFFIC, "retransmits", c->retransmits)                                             \
     X(COUNTERS_TRAFFIC, "send_failed", c->send_failed)                                             \

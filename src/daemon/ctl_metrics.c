@@ -81,6 +81,16 @@ static void peer_metrics(FILE *f, struct engine *e)
     promtext_sample_u64(f, "securedgram_peers", NULL, (uint64_t)peertab_count(e->peers));
     if (peertab_count(e->peers) == 0)
         return;
+    static const char info[] = "securedgram_peer_info";
+    promtext_family(f, info, "gauge",
+                    "Each peer of the peers file (always 1), and its wire version.");
+    int at = 0;
+    for (struct peer *p; (p = peertab_next(e->peers, &at)) != NULL;) {
+        char wire[8];
+        snprintf(wire, sizeof wire, "%d", p->wire);
+        const char *labels[] = {"peer", p->name, "wire", wire, NULL};
+        promtext_sample_u64(f, info, labels, 1);
+    }
     static const char seen[] = "securedgram_peer_last_seen_timestamp_seconds";
     promtext_family(f, seen, "gauge",
                     "When the peer's last authenticated datagram came (never seen: no sample).");
@@ -99,13 +109,14 @@ static void peer_metrics(FILE *f, struct engine *e)
                 "Messages from the peer received again after they were stored.", p->st.duplicates);
     PEER_FAMILY(f, e, "securedgram_peer_acks_received_total",
                 "ACKs from the peer for messages sent to it.", p->st.acked);
-    PEER_FAMILY(f, e, "securedgram_peer_rate_limited_total",
-                "Messages from the peer dropped by its rate limit.", p->st.rate_limited);
     static const char dropped[] = "securedgram_peer_datagrams_dropped_total";
     promtext_family(f, dropped, "counter",
-                    "Datagrams the peer's key opened that were dropped, by reason.");
+                    "Datagrams the peer's key opened that were dropped, by reason "
+                    "(rate_limited: messages over its rate limit, always shown).");
     pos = 0;
-    for (struct peer *p; (p = peertab_next(e->peers, &pos)) != NULL;)
+    for (struct peer *p; (p = peertab_next(e->peers, &pos)) != NULL;) {
+        const char *limited[] = {"peer", p->name, "reason", "rate_limited", NULL};
+        promtext_sample_u64(f, dropped, limited, p->st.rate_limited);
         for (int v = JUDGE_DROP_SHORT; v < JUDGE_VERDICTS; v++) {
             if (p->st.verdicts[v] == 0)
                 continue; /* most reasons cannot follow an open: only those seen */
@@ -113,6 +124,7 @@ static void peer_metrics(FILE *f, struct engine *e)
                                     NULL};
             promtext_sample_u64(f, dropped, labels, p->st.verdicts[v]);
         }
+    }
 }
 
 static void store_metrics(FILE *f, const struct engine *e)

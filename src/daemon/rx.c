@@ -170,6 +170,7 @@ static void handle_ack(struct rx *rx, const struct net_dgram *d, const char *id,
     }
     if (p != NULL)
         p->st.acked++;
+    rx->c->acked++;
     if (ent->created_ms > 0)
         histo_observe(&rx->c->insert_to_ack, (sysio_real_ms() - ent->created_ms) * 1000);
     tx_acked(rx->tx, ent);

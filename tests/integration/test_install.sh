@@ -26,6 +26,7 @@ EXPECTED="755 usr/bin/securedgram
 644 usr/share/man/man1/sg-send.1
 644 usr/share/man/man5/securedgram-peers.5
 644 usr/share/man/man8/securedgram.8
+644 usr/share/securedgram/grafana-securedgram.json
 644 usr/share/securedgram/peers.example
 644 usr/share/securedgram/schema.sql
 644 usr/share/securedgram/securedgram.env.example
@@ -137,7 +138,12 @@ note "make lint-man: clean"
 for v in USER LOG PIDFILE ADDRESS PORT SECRET WINDOW MAX_RETRIES RETRY_INTERVAL DB; do
     grep -q "^SECUREDGRAM_$v=" "$S/securedgram.env.example" || fail "env example lacks SECUREDGRAM_$v"
 done
+# and every other variable the daemon knows is there too, set or commented out
+for v in $(sed -n 's/^ *\[CFG_[A-Z_]*\] = {"\(SECUREDGRAM_[A-Z_]*\)".*/\1/p' "$REPO/src/conf/config.c"); do
+    grep -q "^#\{0,1\}$v=" "$S/securedgram.env.example" || fail "env example lacks $v"
+done
 grep -qx 'SECUREDGRAM_SECRET=' "$S/securedgram.env.example" || fail "env example secret not empty"
+cmp -s "$REPO/contrib/grafana/securedgram.json" "$S/grafana-securedgram.json" || fail "dashboard differs"
 grep -q 'securedgram keygen' "$S/securedgram.env.example" || fail "env example does not say keygen"
 mkdir -p "$T/ex"
 cp "$S/securedgram.env.example" "$T/ex/.env"

@@ -60,6 +60,16 @@ assert_eq "$(metric b1 'securedgram_datagrams_dropped_total{reason="auth"}')" 3 
 [ "$(metric b1 securedgram_metrics_scrapes_total)" -gt "$(metric b0 securedgram_metrics_scrapes_total)" ] ||
     fail "scrapes not counted: $(metric b1 securedgram_metrics_scrapes_total)"
 grep -q '^securedgram_build_info{version="' "$T/b1.prom" || fail "no build_info"
+# Every family the Grafana dashboard charts is one b serves (or, per peer, one the daemon
+# serves with a peers file: named in ctl_metrics.c, for b has none).
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+jq -r '.. | .expr? // empty' "$REPO/contrib/grafana/securedgram.json" | grep -o 'securedgram_[a-z_]*' |
+    sed 's/_\(bucket\|sum\|count\)$//' | sort -u > "$T/dashboard.families"
+[ -s "$T/dashboard.families" ] || fail "no metric in the dashboard"
+while read -r fam; do
+    grep -q "^# TYPE $fam " "$T/b1.prom" || grep -q "\"$fam\"" "$REPO/src/daemon/ctl_metrics.c" ||
+        fail "the dashboard charts $fam, which the daemon does not serve"
+done < "$T/dashboard.families"
 note "/metrics passes promtool check metrics; counters, histogram and queue rows match 5 messages and 3 forgeries"
 
 # 2. securedgram metrics: the same text over the control socket (a serves no /metrics).

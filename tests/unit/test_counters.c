@@ -56,13 +56,14 @@ static struct counters numbered(void)
     c.parts_sent = 138;
     c.part_acks_sent = 139;
     c.drop_too_large = 140;
+    c.acked = 141;
     return c;
 }
 
 /* The line as the daemon wrote it before the list existed (its own printf, kept here), and
  * the database's writes and the per-peer keys' counters since. */
 static const char expected[] =
-    "rx=100 stored=118 duplicates=119 acks_sent=120 acks_received=102 sent=122 "
+    "rx=100 stored=118 duplicates=119 acks_sent=120 acks_received=102 acknowledged=141 sent=122 "
     "retransmits=123 send_failed=124 in_flight=7 trial_opens=131 parts_received=132 parts_sent=138 "
     "part_acks_received=133 part_acks_sent=139 reassembly_bytes=137 | dropped: short=103 auth=104 "
     "malformed=105 stale=106 reflected=107 replay=108 replay_full=109 json=110 bad_id=111 "
