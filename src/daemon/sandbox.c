@@ -154,6 +154,9 @@ int sandbox_enter(char *err, size_t errlen)
         return -1;
     }
     int rc = add_rules(ctx);
+    /* every thread, not only the caller: the store's checkpoint thread runs already */
+    if (rc == 0)
+        rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
     if (rc == 0)
         rc = seccomp_load(ctx);
     seccomp_release(ctx);

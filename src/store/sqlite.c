@@ -329,6 +329,8 @@ enum store_rc store_sqlite_open(const char *path, enum store_open_mode mode, int
                  b->db != NULL ? sqlite3_errmsg(b->db) : "out of memory");
     else
         code = sq_setup(b, path, mode, busy_ms, err, errlen);
+    if (code == SQLITE_OK && mode == STORE_CREATE && sq_ckpt_start(b, err, errlen) != 0)
+        code = SQLITE_ERROR;
     if (code != SQLITE_OK) {
         b->base.ops->close(&b->base);
         return sq_rc_of(code) == STORE_BUSY ? STORE_BUSY : STORE_ERR;
@@ -341,6 +343,7 @@ enum store_rc store_sqlite_open(const char *path, enum store_open_mode mode, int
 static void sq_close(struct store *st)
 {
     struct sq *b = sq_of(st);
+    sq_ckpt_stop(b);
     sq_watch_close(b);
     for (int i = 0; i < Q_COUNT; i++)
         sqlite3_finalize(b->stmt[i]);

@@ -80,6 +80,8 @@ struct sq_watch {
     int64_t next_check; /* us */
 };
 
+struct sq_ckpt;
+
 struct sq {
     struct store base;
     sqlite3 *db;
@@ -97,7 +99,16 @@ struct sq {
     int blocked_peer; /* temp.sg_blocked_peer may hold rows */
     int skipped;      /* temp.sg_skip may hold rows */
     struct sq_watch watch;
+    struct sq_ckpt *ckpt; /* the daemon's checkpoint thread (sqlite_ckpt.c), or NULL */
 };
+
+/*
+ * sqlite_ckpt.c: from now on the -wal is checkpointed by a thread with a
+ * connection of its own, not by b's commits (for the daemon: STORE_CREATE).
+ * Returns 0, or -1 with one line in err. sq_ckpt_stop ends it (none: fine).
+ */
+int sq_ckpt_start(struct sq *b, char *err, size_t errlen);
+void sq_ckpt_stop(struct sq *b);
 
 static inline struct sq *sq_of(struct store *st)
 {

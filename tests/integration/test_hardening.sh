@@ -110,7 +110,14 @@ check_hardened() {
     assert_eq "$(field NoNewPrivs)" 1 "$1: NoNewPrivs"
     if [ "$(id -u)" -eq 0 ]; then assert_eq "$(field CapBnd)" 0000000000000000 "$1: CapBnd"; fi
     # valgrind cannot run a program under seccomp: it installs no filter there
-    if [ -z "${VALGRIND:-}" ]; then assert_eq "$(field Seccomp)" 2 "$1: Seccomp"; fi
+    if [ -z "${VALGRIND:-}" ]; then
+        assert_eq "$(field Seccomp)" 2 "$1: Seccomp"
+        # every thread (the store's checkpoint thread too), not only the one that installed it
+        for task in "/proc/$PID/task/"*; do
+            assert_eq "$(sed -n 's/^Seccomp:[[:space:]]*//p' "$task/status")" 2 "$1: Seccomp of thread ${task##*/}"
+        done
+        [ "$(ls "/proc/$PID/task" | wc -l)" -eq 2 ] || fail "$1: threads: $(ls "/proc/$PID/task")"
+    fi
     [ -z "${VALGRIND:-}" ] || return 0
     [ ! -e "/proc/$PID/fd/251" ] || fail "$1: descriptor 251 from the shell is open in the daemon"
     for fd in "/proc/$PID/fd/"*; do
