@@ -16,13 +16,13 @@ CFLAGS   ?= -O2 -g
 SAN      ?=
 WERROR   ?= -Werror
 
-PKGS     := libsodium sqlite3 jansson libseccomp
+PKGS     := libsodium sqlite3 jansson libseccomp libpq
 WARN     := -std=c11 -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wvla $(WERROR)
 comma    := ,
 SANFLAGS := $(if $(SAN),-fsanitize=address$(comma)undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lsodium -lsqlite3 -ljansson)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lsodium -lsqlite3 -ljansson -lpq)
 ALL_CPPFLAGS = -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Isrc -I$(BUILD) $(CPPFLAGS)
 ALL_CFLAGS   = $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS  = $(SANFLAGS) $(LDFLAGS)
@@ -50,6 +50,14 @@ $(BUILD)/schema.h: data/schema.sql
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
 
 $(BUILD)/src/store/sqlite_open.o: $(BUILD)/schema.h
+
+# data/schema-pg.sql, embedded in the PostgreSQL backend (store/ in the name: scripts/check-layers.sh)
+$(BUILD)/store/schema_pg.h: data/schema-pg.sql
+	@mkdir -p $(@D)
+	{ echo '/* generated from data/schema-pg.sql */'; echo 'static const char schema_pg_sql[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; echo ';'; } > $@
+
+$(BUILD)/src/store/pg_open.o: $(BUILD)/store/schema_pg.h
 
 $(BUILD)/src/%.o: src/%.c
 	@mkdir -p $(@D)
@@ -155,7 +163,7 @@ format:
 
 # Static analysis: clang-format (.clang-format), cppcheck and clang-tidy (.clang-tidy)
 # must all report nothing.
-lint: $(BUILD)/schema.h
+lint: $(BUILD)/schema.h $(BUILD)/store/schema_pg.h
 	sh scripts/check-layers.sh
 	clang-format --dry-run --Werror $(C_FILES)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance --std=c11 \
@@ -173,8 +181,10 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/quickstart.sh
 
+# test_store runs its PostgreSQL cases on a throw-away cluster (tests/tools/with-pg.sh).
 check-unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; \
+	  case $$t in */test_store) sh tests/tools/with-pg.sh $$t ;; *) $$t ;; esac; done
 
 check-integration: $(PROG_BIN) $(TOOL_BIN) $(RELAY_BIN) $(CTL_BIN)
 	@SG_BIN=$(abspath $(BIN)) SG_TOOL=$(abspath $(TOOL_BIN)) SG_RELAY=$(abspath $(RELAY_BIN)) \

@@ -374,7 +374,8 @@ static struct engine *start_daemon(struct ctx *x, int fd, const char *stats, int
         goto fail;
     struct store *st = NULL;
     if (store_open(cfg->db, STORE_CREATE, STORE_DAEMON_BUSY_MS, &st, err, errlen) != STORE_OK) {
-        name_denied_user(cfg->db, err, errlen);
+        if (strstr(cfg->db, "://") == NULL) /* a file's permission, not a server's */
+            name_denied_user(cfg->db, err, errlen);
         goto fail;
     }
     struct engine_opts o = {
@@ -488,8 +489,10 @@ static int cmd_start(struct ctx *x)
     if (e == NULL)
         return start_failed(report, err);
     enter_sandbox();
+    char db[STORE_LOCATION_TEXT_MAX];
+    store_location_text(cfg->db, db, sizeof db);
     log_warn("securedgram %s listening on %s port %u (pid %ld, database %s)", SG_VERSION,
-             cfg->address, cfg->port, (long)getpid(), cfg->db);
+             cfg->address, cfg->port, (long)getpid(), db);
     daemon_report(report, NULL);
     int rc;
     while ((rc = engine_run(e)) == ENGINE_RELOAD)

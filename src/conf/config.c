@@ -319,9 +319,16 @@ static const char *pick(enum config_key k, const struct config_raw *first,
     return keys[k].def;
 }
 
+/* A database URI (the PostgreSQL backend's) is no path: it is kept as it is. */
+static int db_uri(enum config_key k, const char *v)
+{
+    return k == CFG_DB &&
+           (strncmp(v, "postgresql://", 13) == 0 || strncmp(v, "postgres://", 11) == 0);
+}
+
 static int store_text(struct config *cfg, enum config_key k, const char *v, const char *cwd)
 {
-    int path = keys[k].check == CHECK_PATH || keys[k].check == CHECK_CONTROL ||
+    int path = (keys[k].check == CHECK_PATH && !db_uri(k, v)) || keys[k].check == CHECK_CONTROL ||
                (keys[k].check == CHECK_LOG && strcmp(v, "syslog") != 0 && strcmp(v, "stdout") != 0);
     char *copy = path ? absolute(cwd, v) : strdup(v);
     if (copy == NULL)

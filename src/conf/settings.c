@@ -345,7 +345,9 @@ char *settings_db_path(const char *db_flag, char *err, size_t errlen)
         snprintf(err, errlen, "SECUREDGRAM_DB must not be empty");
         goto out;
     }
-    if ((path = absolute(v, cwd)) == NULL)
+    /* a PostgreSQL URI is no path: as it is */
+    int uri = strncmp(v, "postgresql://", 13) == 0 || strncmp(v, "postgres://", 11) == 0;
+    if ((path = uri ? strdup(v) : absolute(v, cwd)) == NULL)
         snprintf(err, errlen, "out of memory");
 out:
     config_raw_clear(&file);

@@ -37,9 +37,9 @@ static json_t *config_summary(const struct engine *e)
     json_t *o = json_pack(
         "{s:s, s:i, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:i, s:i, s:i, s:i, s:s, s:i, s:i, "
         "s:i, s:i, s:I, s:i, s:i, s:b, s:i}",
-        "address", c->address, "port", (int)c->port, "db", c->db, "user", c->user, "log", c->log,
-        "log_format", c->log_json ? "json" : "text", "control", c->control, "metrics", c->metrics,
-        "peers_file", c->peers_file, "window_seconds", (int)c->window, "max_retries",
+        "address", c->address, "port", (int)c->port, "db", e->db_text, "user", c->user, "log",
+        c->log, "log_format", c->log_json ? "json" : "text", "control", c->control, "metrics",
+        c->metrics, "peers_file", c->peers_file, "window_seconds", (int)c->window, "max_retries",
         (int)c->max_retries, "retry_interval_seconds", (int)c->retry_interval,
         "give_up_after_seconds", (int)c->give_up_after, "retry_policy",
         config_retry_policy_name(c->retry_policy), "retry_min_ms", (int)c->retry_min_ms,
@@ -157,7 +157,7 @@ static json_t *store_json(const struct engine *e)
     uint64_t writes, rows;
     store_write_stats(e->st, &writes, &rows);
     int64_t journal = store_journal_bytes(e->st);
-    return json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:I}", "db", e->cfg->db, "last_commit",
+    return json_pack("{s:s, s:o, s:o, s:I, s:I, s:I, s:I, s:I}", "db", e->db_text, "last_commit",
                      utc(e->last_commit_ns), "journal_bytes",
                      journal >= 0 ? json_integer(journal) : json_null(), "writes",
                      (json_int_t)writes, "rows_written", (json_int_t)rows, "errors",
@@ -242,7 +242,7 @@ static void request(void *ctx, struct ctlsock *cs, int client, const char *line,
         free(peers);
     } else if (strcmp(op, "subscribe") == 0) {
         ctlsock_set_tag(cs, client, ctlsock_tag(cs, client) | TAG_SUBSCRIBED);
-        reply(cs, client, json_pack("{s:b, s:s}", "ok", 1, "db", e->cfg->db), 0);
+        reply(cs, client, json_pack("{s:b, s:s}", "ok", 1, "db", e->db_text), 0);
     } else if (strcmp(op, "metrics") == 0) {
         size_t n = 0;
         char *text = ctl_metrics_text(e, &n);

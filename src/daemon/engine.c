@@ -215,7 +215,7 @@ int engine_turn(struct engine *e, int db_event)
     if (e->fatal) {
         log_warn("the database %s or its -wal file was removed or replaced while running; "
                  "stopping so that nothing more is acknowledged into a file no one will read",
-                 e->cfg->db);
+                 e->db_text);
         return -1;
     }
     int64_t now = now_us / 1000;
@@ -312,7 +312,7 @@ static void report_counters(const struct engine *e, int loud)
 int engine_run(struct engine *e)
 {
     if (!e->watch_told && store_watch_fd(e->st) < 0)
-        log_info("no inotify for %s: checking for new rows every %d ms", e->cfg->db,
+        log_info("no inotify for %s: checking for new rows every %d ms", e->db_text,
                  WATCH_CHECK_MS);
     e->watch_told = 1;
     while (e->resuming || !loop_stopping()) {
@@ -468,6 +468,7 @@ struct engine *engine_new(const struct engine_opts *o, char *err, size_t errlen)
     counters_init(&e->c);
     sysio_use(o->io);
     e->cfg = o->cfg;
+    store_location_text(o->cfg->db, e->db_text, sizeof e->db_text);
     e->st = o->store;
     e->stats_path = o->stats_path;
     e->ctl = o->ctl;

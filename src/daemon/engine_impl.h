@@ -16,7 +16,8 @@
 struct ctlsock;
 
 struct engine {
-    struct config *cfg;       /* the caller's; hot values change with engine_set_hot */
+    struct config *cfg;                    /* the caller's; hot values change with engine_set_hot */
+    char db_text[STORE_LOCATION_TEXT_MAX]; /* cfg->db as it may be shown (no password) */
     struct envelope_key *key; /* the shared secret's, or NULL: only the peers file's peers */
     struct peertab *peers;
     struct store *st;

@@ -17,7 +17,44 @@
 
 /* ---- life cycle ---- */
 
-/* The scheme of a location, and the path behind "sqlite:" or "sqlite://". */
+static int is_uri(const char *location)
+{
+    return strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0;
+}
+
+void store_location_text(const char *location, char *out, size_t outlen)
+{
+    if (outlen == 0)
+        return;
+    if (!is_uri(location)) {
+        snprintf(out, outlen, "%s", location);
+        return;
+    }
+    const char *auth = strstr(location, "://") + 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *at = NULL; /* the last '@': a password's own '@' should be %40, but may not be */
+    for (size_t i = 0; i < alen; i++)
+        if (auth[i] == '@')
+            at = auth + i;
+    const char *colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    size_t o = 0;
+    const char *p = location;
+    if (colon != NULL) { /* user:password@ -> user:***@ */
+        o = (size_t)snprintf(out, outlen, "%.*s:***", (int)(colon - location), location);
+        p = at;
+    }
+    for (; *p != '\0' && o + 1 < outlen; p++) {
+        out[o++] = *p;
+        if ((*p == '?' || *p == '&') && strncmp(p + 1, "password=", 9) == 0) {
+            int n = snprintf(out + o, outlen - o, "password=***");
+            o += n > 0 && (size_t)n < outlen - o ? (size_t)n : outlen - o - 1;
+            p += 9 + strcspn(p + 10, "&#"); /* to the parameter's last byte */
+        }
+    }
+    out[o < outlen ? o : outlen - 1] = '\0';
+}
+
+/* The path behind "sqlite:" or "sqlite://" (postgresql:// and postgres:// are PostgreSQL's). */
 static const char *sqlite_path(const char *location)
 {
     if (strncmp(location, "sqlite:", 7) != 0)
@@ -30,13 +67,9 @@ enum store_rc store_open(const char *location, enum store_open_mode mode, int bu
                          struct store **out, char *err, size_t errlen)
 {
     *out = NULL;
-    if (strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0) {
-        /* The location is not repeated: it may hold a password. */
-        snprintf(err, errlen,
-                 "cannot open a PostgreSQL database: this build has only the SQLite backend "
-                 "(a file path, or sqlite:PATH)");
-        return STORE_ERR;
-    }
+    /* A URI is never repeated in a message: it may hold a password. */
+    if (is_uri(location))
+        return store_pg_open(location, mode, busy_ms, out, err, errlen);
     const char *path = sqlite_path(location);
     if (path[0] == '\0') {
         snprintf(err, errlen, "no database path in '%s'", location);

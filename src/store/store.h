@@ -2,8 +2,17 @@
  * store: the message queue, whichever database holds it. Callers see an
  * opaque struct store, results as enum store_rc, and rows as copies they own;
  * nothing here names a backend. store_open chooses the backend from the
- * location: a file path (or sqlite:PATH) is SQLite, the only backend of this
- * build; postgresql:// is refused with a clear error until its backend comes.
+ * location: a file path (or sqlite:PATH) is SQLite; a libpq URI,
+ * postgresql://... or postgres://..., is PostgreSQL (src/store/pg*.c, tables
+ * of data/schema-pg.sql), where several daemons may share one database.
+ * Both behave as this file says, but for what sharing needs: in PostgreSQL a
+ * claimed row is leased to its connection (claimed_by, lease_until), so
+ * store_recover_sending moves back only rows whose lease has ended (their
+ * holder's session is gone, or its time ran out), never a live daemon's, and
+ * store_outbound_load_sent gives the connection's own 'sent' rows and takes
+ * over those whose lease has ended; store_journal_bytes is -1 there, and a
+ * text with a NUL byte or invalid UTF-8 (which PostgreSQL text cannot hold)
+ * is refused for its row.
  *
  * Tables and states are the original's (data/schema.sql):
  *   outbound: pending -> sending -> sent -> acknowledged; send_failed is terminal
@@ -60,11 +69,25 @@ enum store_open_mode {
 };
 
 /*
- * Opens the database at location (a path, sqlite:PATH or sqlite://PATH) with
- * the given busy timeout: WAL mode, synchronous=NORMAL; creates a missing one
- * of our tables and adds what an old one lacks (the columns read_count, peer
- * and sequence, the table peer_sequence; see data/schema.sql), all in one
- * transaction. A database that has neither of our tables is refused
+ * Opens the database at location with the given busy timeout.
+ *
+ * PostgreSQL (postgresql://... or postgres://..., a libpq URI): connects
+ * (application_name securedgram, connect_timeout 5 s unless the URI says
+ * otherwise), sets lock_timeout to the busy timeout, and applies
+ * data/schema-pg.sql if the database's securedgram_schema says it is older
+ * (or has no tables: STORE_CREATE; STORE_EXISTING refuses a database without
+ * them as below); a newer one is refused. A missing database is STORE_GONE
+ * in both modes ("database not found: database "X" does not exist ..."), a
+ * refused login or no server STORE_ERR, a lock held past the timeout
+ * STORE_BUSY. No message repeats the URI: it may hold a password. A text
+ * with a NUL byte or invalid UTF-8, which PostgreSQL text cannot hold, is
+ * refused (STORE_REFUSED) for its row only.
+ *
+ * SQLite (a path, sqlite:PATH or sqlite://PATH): WAL mode,
+ * synchronous=NORMAL; creates a missing one of our tables and adds what an
+ * old one lacks (the columns read_count, peer and sequence, the table
+ * peer_sequence; see data/schema.sql), all in one transaction. A database
+ * that has neither of our tables is refused
  * ("... is not a securedgram database (no table outbound_messages)") before
  * anything is written to it, and so is an empty one in STORE_EXISTING mode:
  * it is left byte for byte as it was. Files it creates are mode 0600. A
@@ -74,6 +97,16 @@ enum store_open_mode {
  * (STORE_EXISTING: there is no database at location), STORE_BUSY (locked
  * past the busy timeout) or STORE_ERR.
  */
+/* Room for store_location_text's text. */
+#define STORE_LOCATION_TEXT_MAX 4200
+
+/*
+ * location as it may be shown (the log, status, a tool's message): in a
+ * PostgreSQL URI the password, of its user part or of a password= parameter,
+ * becomes "***"; a path is as it is (cut to fit outlen).
+ */
+void store_location_text(const char *location, char *out, size_t outlen);
+
 __attribute__((warn_unused_result)) enum store_rc store_open(const char *location,
                                                              enum store_open_mode mode, int busy_ms,
                                                              struct store **out, char *err,

@@ -23,7 +23,7 @@
 
 struct store_ops {
     int version;
-    const char *name; /* "sqlite" */
+    const char *name; /* "sqlite", "postgresql" */
 
     /* Methods below are valid for version 1. */
     void (*close)(struct store *st);
@@ -128,6 +128,9 @@ struct store {
 /* The backends. */
 enum store_rc store_sqlite_open(const char *path, enum store_open_mode mode, int busy_ms,
                                 struct store **out, char *err, size_t errlen);
+/* location: a libpq URI, postgresql://... or postgres://... (src/store/pg.c). */
+enum store_rc store_pg_open(const char *location, enum store_open_mode mode, int busy_ms,
+                            struct store **out, char *err, size_t errlen);
 
 /* ---- helpers for backends (store.c) ---- */
 

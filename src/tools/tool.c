@@ -76,6 +76,10 @@ struct store *tool_open(const char *db_flag)
     case STORE_OK:
         break;
     case STORE_GONE:
+        if (strstr(p, "://") != NULL) { /* a server's database: its own words, no password */
+            tool_fail("%s", err);
+            break;
+        }
         fprintf(stderr, "ERROR: Database not found at %s\n", p);
         fprintf(stderr, "Hint: start the daemon once (securedgram start) to create it, "
                         "or pass --db PATH.\n");
@@ -105,8 +109,11 @@ int tool_subscribe(const char *db_flag)
                            sizeof err);
     /* the daemon of this database, or none: another database's commits would wake us for nothing */
     const char *its = json_string_value(json_object_get(r, "db"));
+    char ours[STORE_LOCATION_TEXT_MAX] = ""; /* as the daemon shows it: no password */
+    if (db != NULL)
+        store_location_text(db, ours, sizeof ours);
     if (fd >= 0 && (!json_is_true(json_object_get(r, "ok")) || its == NULL || db == NULL ||
-                    strcmp(its, db) != 0 || len > 0)) {
+                    strcmp(its, ours) != 0 || len > 0)) {
         close(fd);
         fd = -1;
     }

@@ -1,12 +1,19 @@
 /*
  * Unit tests for the store interface (store/store.h), run against every
- * backend this build has (the table `backends` below: today SQLite). Each
- * backend gives a fresh location and a second, raw connection that plays the
- * part of the scripts and tools sharing the database: it inserts rows,
- * inspects them and holds locks, in plain SQL that every backend takes.
- * Cases marked SQLITE_ONLY need SQLite itself (its files, PRAGMAs, triggers'
- * syntax, its loose typing); the others are the interface's contract, which
- * a new backend must pass as it is.
+ * backend this build has (the table `backends` below: SQLite and
+ * PostgreSQL). Each backend gives a fresh location and a second, raw
+ * connection that plays the part of the scripts and tools sharing the
+ * database: it inserts rows, inspects them and holds locks, in plain SQL that
+ * every backend takes. Cases marked SQLITE_ONLY need SQLite itself (its
+ * files, PRAGMAs, triggers' syntax, its loose typing), PG_ONLY PostgreSQL
+ * (its triggers' syntax, several sessions, leases, a lost connection); the
+ * others are the interface's contract, which a new backend must pass as it is.
+ *
+ * The PostgreSQL cases need a server: SG_TEST_PG_URI, a libpq URI of a
+ * database the role may create schemas in (tests/tools/with-pg.sh starts a
+ * throw-away cluster and sets it; make check-unit runs this file under it).
+ * Each case gets a fresh schema of its own (search_path in the URI's
+ * options), dropped at its end. Without SG_TEST_PG_URI those cases fail.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,10 +24,12 @@
 
 #include "store/store.h"
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,13 +60,15 @@ struct backend {
 struct fx {
     const struct backend *be;
     char dir[64];
-    char loc[160];
+    char loc[512];
     struct store *st;
-    sqlite3 *raw; /* the SQLite backend's raw connection */
+    sqlite3 *raw;    /* the SQLite backend's raw connection */
+    PGconn *pg;      /* the PostgreSQL backend's */
+    char schema[64]; /* and the case's schema there */
 };
 
 /* Which backends a case runs on. */
-enum { ANY = 0, SQLITE_ONLY = 1 };
+enum { ANY = 0, SQLITE_ONLY = 1, PG_ONLY = 2 };
 
 static int64_t now_ms(void)
 {
@@ -155,9 +166,160 @@ static void sq_cleanup(struct fx *f)
     rmdir(f->dir);
 }
 
+/* ---- the PostgreSQL backend's fixture ---- */
+
+static PGconn *pg_admin;                               /* makes and drops each case's schema */
+static const char *program = "build/tests/test_store"; /* argv[0], for the message below */
+
+/* SG_TEST_PG_URI, or NULL, said loudly once: the PostgreSQL cases then fail. */
+static const char *pg_base(void)
+{
+    static int told;
+    const char *u = getenv("SG_TEST_PG_URI");
+    if (u != NULL && u[0] != '\0')
+        return u;
+    if (!told++)
+        fprintf(stderr,
+                "ERROR: SG_TEST_PG_URI is not set, so every postgresql case fails. Run this "
+                "program under a throw-away cluster: sh tests/tools/with-pg.sh %s (as make "
+                "check-unit does), or set SG_TEST_PG_URI to a libpq URI of a database whose "
+                "role may create schemas.\n",
+                program);
+    return NULL;
+}
+
+/* Runs sql on c; 0, or -1 with the reason on stderr. */
+static int pg_do(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+/* SQLite's typeof(), for the raw queries that ask how a value is stored. */
+#define PG_TYPEOF                                                                                  \
+    "CREATE FUNCTION %s.typeof(anyelement) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT CASE " \
+    "WHEN $1 IS NULL THEN 'null' WHEN pg_typeof($1) IN ('bigint'::regtype, 'integer'::regtype, "   \
+    "'smallint'::regtype) THEN 'integer' WHEN pg_typeof($1) IN ('double precision'::regtype, "     \
+    "'real'::regtype, 'numeric'::regtype) THEN 'real' ELSE 'text' END $$"
+
+/* A fresh schema of the case's own, and the URI that makes it the search_path. */
+static int pg_make(struct fx *f)
+{
+    static int seq;
+    const char *base = pg_base();
+    if (base == NULL)
+        return -1;
+    if (pg_admin == NULL) {
+        pg_admin = PQconnectdb(base);
+        if (PQstatus(pg_admin) != CONNECTION_OK) {
+            fprintf(stderr, "SG_TEST_PG_URI: %s", PQerrorMessage(pg_admin));
+            PQfinish(pg_admin);
+            pg_admin = NULL;
+            return -1;
+        }
+        if (pg_do(pg_admin, "SET client_min_messages = warning; SET lock_timeout = '10s'") != 0)
+            return -1;
+    }
+    char sql[1024];
+    snprintf(f->schema, sizeof f->schema, "sgtest_%ld_%d", (long)getpid(), ++seq);
+    snprintf(sql, sizeof sql, "CREATE SCHEMA %s; " PG_TYPEOF, f->schema, f->schema);
+    if (pg_do(pg_admin, sql) != 0)
+        return -1;
+    snprintf(f->loc, sizeof f->loc, "%s%coptions=-csearch_path%%3D%s", base,
+             strchr(base, '?') != NULL ? '&' : '?', f->schema);
+    return 0;
+}
+
+/* The URI with another database's name: one that does not exist. */
+static void pg_missing(struct fx *f, char *out, size_t len)
+{
+    (void)f;
+    const char *base = pg_base(), *auth = base != NULL ? strstr(base, "://") : NULL;
+    const char *path = auth != NULL ? strchr(auth + 3, '/') : NULL;
+    if (path == NULL) {
+        snprintf(out, len, "postgresql:///sgtest_no_such_db");
+        return;
+    }
+    const char *query = strchr(path, '?');
+    snprintf(out, len, "%.*s/sgtest_no_such_db%s", (int)(path - base), base,
+             query != NULL ? query : "");
+}
+
+static int pg_raw_open(struct fx *f)
+{
+    f->pg = PQconnectdb(f->loc);
+    if (PQstatus(f->pg) != CONNECTION_OK) {
+        fprintf(stderr, "raw connection: %s", PQerrorMessage(f->pg));
+        return -1;
+    }
+    return pg_do(f->pg, "SET client_min_messages = warning");
+}
+
+static void pg_raw_close(struct fx *f)
+{
+    PQfinish(f->pg);
+    f->pg = NULL;
+}
+
+static void pg_exec(struct fx *f, const char *sql)
+{
+    PGresult *r = PQexec(f->pg, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+        char copy[256];
+        snprintf(copy, sizeof copy, "%s", PQerrorMessage(f->pg));
+        PQclear(r);
+        fail_msg("%s: %s", sql, copy);
+    }
+    PQclear(r);
+}
+
+static int pg_qtext(struct fx *f, char *out, size_t outlen, const char *sql)
+{
+    PGresult *r = PQexec(f->pg, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+        char copy[256];
+        snprintf(copy, sizeof copy, "%s", PQerrorMessage(f->pg));
+        PQclear(r);
+        fail_msg("%s: %s", sql, copy);
+    }
+    int have = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0);
+    out[0] = '\0';
+    if (have)
+        snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return have;
+}
+
+/* The tables held as a tool or DDL would: every writer waits; readers do not. */
+static void pg_lock(struct fx *f)
+{
+    pg_exec(f, "BEGIN; LOCK TABLE outbound_messages, inbound_messages, peer_sequence IN "
+               "EXCLUSIVE MODE");
+}
+
+static void pg_unlock(struct fx *f)
+{
+    pg_exec(f, "COMMIT");
+}
+
+static void pg_cleanup(struct fx *f)
+{
+    char sql[128];
+    if (pg_admin == NULL || f->schema[0] == '\0')
+        return;
+    snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", f->schema);
+    (void)pg_do(pg_admin, sql);
+}
+
 static const struct backend backends[] = {
     {"sqlite", sq_make, sq_missing, sq_raw_open, sq_raw_close, sq_exec, sq_qtext, sq_lock,
      sq_unlock, sq_cleanup},
+    {"postgresql", pg_make, pg_missing, pg_raw_open, pg_raw_close, pg_exec, pg_qtext, pg_lock,
+     pg_unlock, pg_cleanup},
 };
 
 /* ---- raw SQL through the backend ---- */
@@ -464,7 +626,7 @@ static void test_open_creates_schema(void **state)
     assert_int_equal(stat(f->loc, &sb), 0);
     assert_int_equal(sb.st_mode & 07777, 0600);
     /* the WAL file holds message text too */
-    char wal[200];
+    char wal[600];
     snprintf(wal, sizeof wal, "%s-wal", f->loc);
     if (stat(wal, &sb) == 0)
         assert_int_equal(sb.st_mode & 07777, 0600);
@@ -565,7 +727,7 @@ static void test_count_states(void **state)
 static void test_open_existing_missing(void **state)
 {
     struct fx *f = *state;
-    char loc[192];
+    char loc[512];
     f->be->missing(f, loc, sizeof loc);
     char err[256] = "";
     static int sentinel;
@@ -594,11 +756,11 @@ static void test_open_no_directory(void **state)
     assert_non_null(strstr(err, "not a regular file"));
 }
 
-/* SQLite: sqlite:PATH and sqlite://PATH name the file; a PostgreSQL URL is refused clearly. */
+/* SQLite: sqlite:PATH and sqlite://PATH name the file; a PostgreSQL URI is not SQLite's. */
 static void test_open_locations(void **state)
 {
     struct fx *f = *state;
-    char loc[256], err[256] = "";
+    char loc[600], err[256] = "";
     struct store *st = NULL;
     add_out(f, "pending", ID1, "{}");
     snprintf(loc, sizeof loc, "sqlite:%s", f->loc);
@@ -610,9 +772,10 @@ static void test_open_locations(void **state)
     st = open_store(f, loc, STORE_EXISTING);
     store_close(st);
     st = NULL;
-    assert_int_equal(
-        store_open("postgresql://u:secret@db.example/q", STORE_EXISTING, 50, &st, err, sizeof err),
-        STORE_ERR);
+    /* a PostgreSQL URI goes to its backend (no server behind this one): refused clearly */
+    assert_int_equal(store_open("postgresql://u:secret@/q?host=/nonexistent-sg-dir", STORE_EXISTING,
+                                50, &st, err, sizeof err),
+                     STORE_ERR);
     assert_null(st);
     assert_non_null(strstr(err, "PostgreSQL"));
     assert_null(strstr(err, "secret")); /* the URL may hold a password: not repeated */
@@ -3084,6 +3247,446 @@ static void test_open_migrates_sequence(void **state)
     assert_int_equal(qint(f, "SELECT count(*) FROM sqlite_master WHERE name = 'peer_sequence'"), 1);
 }
 
+/* ---- PostgreSQL: what only it has ---- */
+
+/* A copy of the base URI with its user and password replaced by userinfo. */
+static void pg_with_user(const char *userinfo, char *out, size_t len)
+{
+    const char *base = pg_base(), *auth = base != NULL ? strstr(base, "://") : NULL;
+    const char *at = auth != NULL ? strchr(auth + 3, '@') : NULL;
+    if (at == NULL) {
+        snprintf(out, len, "postgresql://%s@/", userinfo);
+        return;
+    }
+    snprintf(out, len, "%.*s%s%s", (int)(auth + 3 - base), base, userinfo, at);
+}
+
+/*
+ * Opening: every refusal in one line that never repeats the URI (a password
+ * in it); an empty schema is no database for a tool, tables of the same
+ * names that are not ours are refused, and a newer schema is not used.
+ */
+static void test_pg_open_errors(void **state)
+{
+    struct fx *f = *state;
+    char err[512] = "", loc[600];
+    struct store *st = NULL;
+    pg_with_user("nobody_sg:hunter2", loc, sizeof loc);
+    assert_int_equal(store_open(loc, STORE_EXISTING, 50, &st, err, sizeof err), STORE_ERR);
+    assert_null(st);
+    assert_non_null(strstr(err, "PostgreSQL refused the login for user nobody_sg"));
+    assert_null(strstr(err, "hunter2"));
+    assert_int_equal(store_open("postgres://u:hunter2@/q?host=/nonexistent-sg-dir", STORE_CREATE,
+                                50, &st, err, sizeof err),
+                     STORE_ERR);
+    assert_non_null(strstr(err, "cannot connect to PostgreSQL at /nonexistent-sg-dir"));
+    assert_null(strstr(err, "hunter2"));
+    assert_int_equal(
+        store_open("postgresql://u:hun%zzter2@/q", STORE_CREATE, 50, &st, err, sizeof err),
+        STORE_ERR);
+    assert_non_null(strstr(err, "not a URI"));
+    assert_null(strstr(err, "hun"));
+    f->be->missing(f, loc, sizeof loc);
+    assert_int_equal(store_open(loc, STORE_CREATE, 50, &st, err, sizeof err), STORE_GONE);
+    assert_non_null(strstr(err, "database \"sgtest_no_such_db\" does not exist"));
+    assert_non_null(strstr(err, "not found"));
+
+    /* the schema is empty: a tool refuses it and writes nothing */
+    assert_int_equal(store_open(f->loc, STORE_EXISTING, 50, &st, err, sizeof err), STORE_ERR);
+    assert_non_null(strstr(err, "is not a securedgram database (no table outbound_messages)"));
+    assert_int_equal(f->be->raw_open(f), 0);
+    assert_int_equal(qint(f, "SELECT count(*) FROM pg_tables WHERE schemaname = '%s'", f->schema),
+                     0);
+    X(f, "CREATE TABLE inbound_messages (id bigint PRIMARY KEY, message_id text)");
+    assert_int_equal(store_open(f->loc, STORE_EXISTING, 50, &st, err, sizeof err), STORE_ERR);
+    assert_non_null(strstr(err, "(no table outbound_messages)"));
+    /* tables of ours by name only: refused by the daemon too, and left as they were */
+    X(f, "CREATE TABLE outbound_messages (id bigint PRIMARY KEY, x text)");
+    assert_int_equal(store_open(f->loc, STORE_CREATE, 50, &st, err, sizeof err), STORE_ERR);
+    assert_non_null(strstr(err, "not securedgram's"));
+    assert_int_equal(qint(f, "SELECT count(*) FROM pg_tables WHERE schemaname = '%s'", f->schema),
+                     2);
+    X(f, "DROP TABLE outbound_messages, inbound_messages");
+    /* the daemon makes the tables; a schema newer than this build's is refused */
+    f->st = open_store(f, f->loc, STORE_CREATE);
+    assert_int_equal(qint(f, "SELECT max(version) FROM securedgram_schema"), 1);
+    store_close(f->st);
+    f->st = NULL;
+    X(f, "INSERT INTO securedgram_schema (version, description) VALUES (2, 'from the future')");
+    assert_int_equal(store_open(f->loc, STORE_CREATE, 50, &st, err, sizeof err), STORE_ERR);
+    assert_non_null(strstr(err, "newer than this build knows"));
+    assert_int_equal(store_open(f->loc, STORE_EXISTING, 50, &st, err, sizeof err), STORE_ERR);
+    X(f, "DELETE FROM securedgram_schema WHERE version = 2");
+    f->st = open_store(f, f->loc, STORE_EXISTING);
+}
+
+/*
+ * Rules an operator added (a trigger's RAISE, a CHECK, a trigger that stores
+ * nothing, another UNIQUE index) refuse their row only: the call stops there,
+ * says how many went before, and the transaction goes on (savepoints).
+ */
+static void test_pg_refusals(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "sending", ID1, "{}");
+    int64_t b = add_out(f, "sending", ID2, "{}");
+    int64_t c = add_out(f, "sending", ID3, "{}");
+    X(f,
+      "CREATE FUNCTION sg_no() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.id = %lld "
+      "THEN RAISE EXCEPTION 'not this one'; END IF; RETURN NEW; END $$; CREATE TRIGGER sg_no "
+      "BEFORE UPDATE ON outbound_messages FOR EACH ROW EXECUTE FUNCTION sg_no()",
+      (long long)b);
+    struct store_sent v[3] = {{a, 1, NULL}, {b, 1, NULL}, {c, 1, NULL}};
+    int done = -1;
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_sent(f->st, v, 3, now_ms(), &done), STORE_REFUSED);
+    assert_int_equal(done, 1);
+    assert_non_null(strstr(store_errmsg(f->st), "not this one"));
+    assert_int_equal(store_tx_aborted(f->st), 0);
+    assert_int_equal(store_outbound_sent(f->st, v + done + 1, 1, now_ms(), &done), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_col(f, T_OUT, a, "state", "sent");
+    assert_col(f, T_OUT, b, "state", "sending");
+    assert_col(f, T_OUT, c, "state", "sent");
+    int64_t ids[3] = {a, b, c};
+    int matched = -1;
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_acked(f->st, ids, 3, now_ms(), &matched, &done), STORE_REFUSED);
+    assert_int_equal(done, 1);
+    assert_int_equal(matched, 1);
+    store_rollback(f->st);
+    X(f, "DROP TRIGGER sg_no ON outbound_messages");
+
+    X(f, "ALTER TABLE outbound_messages ADD COLUMN note text CHECK (last_error IS DISTINCT FROM "
+         "'bad')");
+    struct store_sent w[3] = {{a, 1, "ok"}, {b, 1, "bad"}, {c, 1, "ok"}};
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_failed(f->st, w, 3, now_ms(), &done), STORE_REFUSED);
+    assert_int_equal(done, 1);
+    assert_non_null(strstr(store_errmsg(f->st), "check constraint"));
+    assert_int_equal(store_tx_aborted(f->st), 0);
+    assert_int_equal(store_outbound_failed(f->st, w + 2, 1, now_ms(), &done), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_col(f, T_OUT, a, "state", "send_failed");
+    assert_col(f, T_OUT, b, "state", "sending");
+    assert_col(f, T_OUT, c, "state", "send_failed");
+    /* ACKs by message_id as one statement, with any text in the ids */
+    X(f,
+      "INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, crypto_timestamp)"
+      " VALUES ('q\"uo\\te', '127.0.0.1', 1, '{}', 'x'), ('" ID1 "', '127.0.0.1', 1, '{}', 'x')");
+    const char *mids[3] = {"q\"uo\\te", ID1, "none"};
+    assert_int_equal(store_inbound_ack_failed(f->st, mids, 3, now_ms(), &done), STORE_OK);
+    assert_int_equal(done, 3);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages WHERE state = 'ack_failed'"),
+                     2);
+    X(f, "DELETE FROM inbound_messages");
+    X(f, "DELETE FROM outbound_messages"); /* their ids would make ours reflections */
+
+    enum store_in_result res = STORE_IN_NEW;
+    X(f, "ALTER TABLE inbound_messages ADD COLUMN note text CHECK (payload NOT LIKE '%%poison%%')");
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(in_insert(f, ID1, "127.0.0.1", 1, "{\"poison\":1}", 12, 1, &res),
+                     STORE_REFUSED);
+    assert_non_null(strstr(store_errmsg(f->st), "check constraint"));
+    assert_int_equal(store_tx_aborted(f->st), 0); /* the rest of the turn goes on */
+    assert_int_equal(in_insert(f, ID2, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
+    assert_int_equal(res, STORE_IN_NEW);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 1);
+    X(f, "CREATE FUNCTION sg_ig() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.payload = "
+         "'[]' THEN RETURN NULL; END IF; RETURN NEW; END $$; CREATE TRIGGER sg_ig BEFORE INSERT "
+         "ON inbound_messages FOR EACH ROW EXECUTE FUNCTION sg_ig()");
+    assert_int_equal(in_insert(f, ID3, "127.0.0.1", 1, "[]", 2, 1, &res), STORE_REFUSED);
+    /* a duplicate that the trigger also ignores is still a duplicate: the row exists */
+    assert_int_equal(in_insert(f, ID2, "127.0.0.1", 1, "[]", 2, 1, &res), STORE_OK);
+    assert_int_equal(res, STORE_IN_DUP);
+    X(f, "CREATE UNIQUE INDEX op ON inbound_messages (src_port)");
+    assert_int_equal(in_insert(f, ID3, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_REFUSED);
+    assert_non_null(strstr(store_errmsg(f->st), "UNIQUE"));
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 1);
+    struct store_inbound m[2] = {{ID1, "127.0.0.1", 2, "{}", 2, 0, 0, NULL, 0},
+                                 {ID3, "127.0.0.1", 1, "{}", 2, 0, 0, NULL, 0}};
+    enum store_in_result r2[2];
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_inbound_insert(f->st, m, 2, now_ms(), r2, NULL, &done), STORE_REFUSED);
+    assert_int_equal(done, 1);
+    assert_int_equal(r2[0], STORE_IN_NEW);
+    assert_int_equal(store_tx_aborted(f->st), 0);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 2);
+}
+
+/* A statement running past the transaction's budget is cancelled and reads as BUSY. */
+static void test_pg_budget(void **state)
+{
+    struct fx *f = *state;
+    X(f, "CREATE FUNCTION sg_slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM "
+         "pg_sleep(3); RETURN NEW; END $$; CREATE TRIGGER sg_slow BEFORE UPDATE ON "
+         "outbound_messages FOR EACH ROW EXECUTE FUNCTION sg_slow()");
+    int64_t id = add_out(f, "pending", NULL, "{}");
+    store_set_budget(f->st, 100);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(out_failed(f, id, 0, "x"), STORE_BUSY);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_int_equal(store_timed_out(f->st), 1);
+    assert_int_equal(store_tx_aborted(f->st), 1);
+    assert_non_null(strstr(store_errmsg(f->st), "longer than 100 ms"));
+    double waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(waited < 2);
+    assert_col(f, T_OUT, id, "state", "pending");
+    store_rollback(f->st);
+    X(f, "DROP TRIGGER sg_slow ON outbound_messages");
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_timed_out(f->st), 0);
+    assert_int_equal(out_failed(f, id, 0, "x"), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    struct timespec pause = {0, 150 * 1000000L};
+    nanosleep(&pause, NULL);
+    for (int i = 0; i < 200; i++)
+        add_out(f, "pending", NULL, "{}");
+    assert_int_equal(store_outbound_pending(f->st, 16, &rows), STORE_OK);
+    assert_int_equal(store_timed_out(f->st), 0);
+}
+
+/*
+ * Two daemons on one database: a turn's pending rows are its own until it
+ * ends (FOR UPDATE SKIP LOCKED); each claims with its identity and a lease;
+ * rows left 'sent' and 'sending' go only to their holder while it lives, to
+ * anyone once its lease ends or its session does.
+ */
+static void test_pg_leases(void **state)
+{
+    struct fx *f = *state;
+    struct store *b = open_store(f, f->loc, STORE_CREATE);
+    int64_t r1 = add_out(f, "pending", NULL, "{}");
+    int64_t r2 = add_out(f, "pending", NULL, "{}");
+    int64_t r3 = add_out(f, "pending", NULL, "{}");
+    struct store_rows other;
+    assert_int_equal(store_rows_init(&other, 16, 16 * STORE_ROW_TEXT), 0);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_pending(f->st, 1, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, r1);
+    assert_int_equal(store_begin(b), STORE_OK);
+    assert_int_equal(store_outbound_pending(b, 10, &other), STORE_OK);
+    assert_int_equal(other.n, 2); /* r1 is the other turn's */
+    assert_int_equal(other.out[0].rowid, r2);
+    assert_int_equal(store_outbound_take(f->st, r1, ID1, NULL, 0, 0, now_ms()), STORE_OK);
+    assert_int_equal(store_outbound_take(b, r2, ID2, NULL, 0, 0, now_ms()), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_int_equal(store_commit(b), STORE_OK);
+    char who1[128], who2[128];
+    assert_true(col(f, T_OUT, r1, "claimed_by", who1, sizeof who1));
+    assert_true(col(f, T_OUT, r2, "claimed_by", who2, sizeof who2));
+    assert_string_not_equal(who1, who2);
+    assert_int_equal(qint(f, "SELECT count(*) FROM outbound_messages WHERE lease_until > now()"),
+                     2);
+    /* the set-based claim skips the rows another turn holds */
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(store_begin(b), STORE_OK);
+    assert_int_equal(store_outbound_claim(b, 10, now_ms(), &other), STORE_OK);
+    assert_int_equal(other.n, 0);
+    store_rollback(b);
+    store_rollback(f->st);
+    /* rows left 'sent': each its own, never the other's while it lives */
+    assert_int_equal(store_outbound_load_sent(f->st, 0, 10, now_ms(), &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.out[0].rowid, r1);
+    assert_int_equal(store_outbound_load_sent(b, 0, 10, now_ms(), &other), STORE_OK);
+    assert_int_equal(other.n, 1);
+    assert_int_equal(other.out[0].rowid, r2);
+    /* 'sending' rows of a live daemon stay its own through another's recovery */
+    assert_int_equal(store_outbound_claim(b, 10, now_ms(), &other), STORE_OK);
+    assert_int_equal(other.n, 1);
+    assert_int_equal(other.out[0].rowid, r3);
+    int moved = -1;
+    assert_int_equal(store_recover_sending(f->st, now_ms(), &moved), STORE_OK);
+    assert_int_equal(moved, 0);
+    assert_col(f, T_OUT, r3, "state", "sending");
+    /* a lease that ran out is taken over; the old holder's writes then change nothing */
+    X(f,
+      "UPDATE outbound_messages SET lease_until = clock_timestamp() - interval '1 second' "
+      "WHERE id = %lld",
+      (long long)r2);
+    assert_int_equal(store_outbound_load_sent(f->st, 0, 10, now_ms(), &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_int_equal(rows.out[1].rowid, r2);
+    assert_col(f, T_OUT, r2, "claimed_by", who1);
+    assert_int_equal(store_outbound_load_sent(b, 0, 10, now_ms(), &other), STORE_OK);
+    assert_int_equal(other.n, 0);
+    struct store_sent v = {r2, 5, "late"};
+    assert_int_equal(store_outbound_sent(b, &v, 1, now_ms(), NULL), STORE_OK);
+    assert_col(f, T_OUT, r2, "retry_count", "0");
+    v.retry_count = 1;
+    assert_int_equal(store_outbound_sent(f->st, &v, 1, now_ms(), NULL), STORE_OK);
+    assert_col(f, T_OUT, r2, "retry_count", "1");
+    /* a daemon that stops: its rows are taken back at once */
+    store_close(b);
+    assert_int_equal(store_recover_sending(f->st, now_ms(), &moved), STORE_OK);
+    assert_int_equal(moved, 1);
+    assert_col(f, T_OUT, r3, "state", "pending");
+    assert_col(f, T_OUT, r3, "claimed_by", NULL);
+    store_rows_free(&other);
+}
+
+/* The pid of the store's session (the newest of application_name securedgram's), gone. */
+static void pg_kill_store_session(struct fx *f)
+{
+    int64_t pid = qint(f, "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                          "'securedgram' AND datname = current_database() ORDER BY "
+                          "backend_start DESC LIMIT 1");
+    X(f, "SELECT pg_terminate_backend(%lld)", (long long)pid);
+    for (int i = 0; i < 200; i++) {
+        if (qint(f, "SELECT count(*) FROM pg_stat_activity WHERE pid = %lld", (long long)pid) == 0)
+            return;
+        struct timespec pause = {0, 10 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    fail_msg("session %lld does not end", (long long)pid);
+}
+
+/*
+ * A lost connection: outside a transaction the next call connects again and
+ * a read is run again, a write is not (it may have been made): ERR, then the
+ * next call works; inside one the transaction is gone (tx_aborted); the
+ * watch reports a change.
+ */
+static void test_pg_reconnect(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "pending", NULL, "{}");
+    pg_kill_store_session(f);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    assert_int_equal(rows.n, 1);
+    pg_kill_store_session(f);
+    assert_int_equal(out_failed(f, a, 0, "x"), STORE_ERR);
+    assert_non_null(strstr(store_errmsg(f->st), "lost the connection to PostgreSQL"));
+    assert_int_equal(out_failed(f, a, 0, "x"), STORE_OK);
+    assert_col(f, T_OUT, a, "state", "send_failed");
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    pg_kill_store_session(f);
+    assert_int_equal(store_outbound_requeue(f->st, a, NULL, now_ms(), &(int){0}, NULL, 0),
+                     STORE_ERR);
+    assert_int_equal(store_tx_aborted(f->st), 1);
+    store_rollback(f->st);
+    assert_int_equal(store_tx_aborted(f->st), 0);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    int changed = 0;
+    assert_int_equal(store_outbound_requeue(f->st, a, NULL, now_ms(), &changed, NULL, 0), STORE_OK);
+    assert_int_equal(changed, 1);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    int64_t t = mono_us();
+    assert_int_equal(store_watch_start(f->st, 60000, t), STORE_OK);
+    assert_true(store_watch_fd(f->st) >= 0);
+    pg_kill_store_session(f);
+    assert_int_equal(store_poll(f->st, 1, t + 1, &changed), STORE_OK);
+    assert_int_equal(changed, 1);
+    assert_true(store_watch_fd(f->st) >= 0);
+    assert_int_equal(store_poll(f->st, 0, t + 2, &changed), STORE_OK);
+    assert_int_equal(changed, 0);
+}
+
+/* PostgreSQL text holds no NUL byte and only UTF-8: such a row is refused, the turn goes on. */
+static void test_pg_bad_text(void **state)
+{
+    struct fx *f = *state;
+    static const char nul[] = "{\"a\":\"x\0y\"}", bad[] = "{\"a\":\"\xff\xfe\"}";
+    int64_t row = 0, p = add_out(f, "pending", NULL, "{}");
+    enum store_in_result res = STORE_IN_DUP;
+    char err[256] = "";
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_enqueue(f->st, NULL, "10.0.0.1", 9, NULL, nul, sizeof nul - 1, now_ms(),
+                                   &row, err, sizeof err),
+                     STORE_REFUSED);
+    assert_non_null(strstr(err, "NUL"));
+    assert_int_equal(store_tx_aborted(f->st), 0);
+    assert_int_equal(in_insert(f, ID1, "127.0.0.1", 1, nul, sizeof nul - 1, 1, &res),
+                     STORE_REFUSED);
+    assert_int_equal(in_insert(f, ID1, "127.0.0.1", 1, bad, sizeof bad - 1, 1, &res),
+                     STORE_REFUSED);
+    assert_non_null(strstr(store_errmsg(f->st), "UTF-8"));
+    assert_int_equal(store_outbound_take(f->st, p, ID2, nul, sizeof nul - 1, 0, now_ms()),
+                     STORE_REFUSED);
+    assert_int_equal(in_insert(f, ID3, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
+    assert_int_equal(res, STORE_IN_NEW);
+    assert_int_equal(store_tx_aborted(f->st), 0);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 1);
+    assert_col(f, T_OUT, p, "state", "pending");
+    /* several at once: the bad row stops the call, the ones before it are in */
+    struct store_inbound m[3] = {{ID1, "::1", 1, "{}", 2, 0, 0, NULL, 0},
+                                 {ID2, "::1", 1, nul, sizeof nul - 1, 0, 0, NULL, 0},
+                                 {"ffffffffffffffffffffffff", "::1", 1, "{}", 2, 0, 0, NULL, 0}};
+    enum store_in_result r3[3];
+    int done = -1;
+    assert_int_equal(store_inbound_insert(f->st, m, 3, now_ms(), r3, NULL, &done), STORE_REFUSED);
+    assert_int_equal(done, 1);
+    assert_int_equal(r3[0], STORE_IN_NEW);
+    assert_int_equal(qint(f, "SELECT count(*) FROM inbound_messages"), 2);
+}
+
+/* 1 if fd becomes readable within ms. */
+static int readable_within(int fd, int ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) > 0;
+}
+
+/*
+ * NOTIFY: a tool's commit wakes the daemon at once; the daemon's own commits
+ * are not reported to it; its commits wake a tool (debounced: one owed within
+ * 50 ms is sent when the watch is polled); a script's insert, which notifies
+ * nobody, is found by the fallback check.
+ */
+static void test_pg_notify(void **state)
+{
+    struct fx *f = *state;
+    struct store *tool = open_store(f, f->loc, STORE_EXISTING);
+    char err[256] = "";
+    int changed = 0;
+    int64_t t = mono_us(), row = 0;
+    assert_int_equal(store_watch_start(f->st, 60000, t), STORE_OK);
+    int fd = store_watch_fd(f->st);
+    assert_true(fd >= 0);
+    assert_true(store_poll_due_us(f->st) == t + 60000000);
+    assert_int_equal(
+        store_enqueue(tool, NULL, "10.0.0.1", 9, NULL, "{}", 2, now_ms(), &row, err, sizeof err),
+        STORE_OK);
+    assert_true(readable_within(fd, 2000));
+    assert_int_equal(store_poll(f->st, 1, mono_us(), &changed), STORE_OK);
+    assert_int_equal(changed, 1);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_take(f->st, row, ID1, NULL, 0, 0, now_ms()), STORE_OK);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    (void)readable_within(fd, 200); /* our own notification comes back to us */
+    assert_int_equal(store_poll(f->st, 1, mono_us(), &changed), STORE_OK);
+    assert_int_equal(changed, 0);
+    /* the daemon's inbound row wakes a tool; the NOTIFY owed within 50 ms waits for the poll */
+    assert_int_equal(store_watch_start(tool, 60000, mono_us()), STORE_OK);
+    int tfd = store_watch_fd(tool);
+    assert_true(tfd >= 0);
+    enum store_in_result res;
+    assert_int_equal(in_insert(f, ID2, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
+    assert_int_equal(in_insert(f, ID3, "127.0.0.1", 1, "{}", 2, 1, &res), STORE_OK);
+    int64_t now = mono_us(); /* the second came within 50 ms of the first: owed */
+    assert_true(store_poll_due_us(f->st) <= now + 60000);
+    struct timespec pause = {0, 60 * 1000000L};
+    nanosleep(&pause, NULL);
+    assert_int_equal(store_poll(f->st, 0, mono_us(), &changed), STORE_OK);
+    assert_true(readable_within(tfd, 2000));
+    assert_int_equal(store_poll(tool, 1, mono_us(), &changed), STORE_OK);
+    assert_int_equal(changed, 1);
+    /* a script's insert: no NOTIFY, found by the fallback check */
+    add_out(f, "pending", NULL, "{}");
+    assert_int_equal(store_poll(f->st, 0, mono_us(), &changed), STORE_OK);
+    assert_int_equal(changed, 1);
+    store_close(tool);
+}
+
 /* ---- every case against every backend ---- */
 
 struct tcase {
@@ -3167,10 +3770,19 @@ static const struct tcase cases[] = {
     CASE(test_seq_save_load, setup, ANY),
     CASE(test_seq_hostile, setup, SQLITE_ONLY),
     CASE(test_open_migrates_sequence, setup_dir, SQLITE_ONLY),
+    CASE(test_pg_open_errors, setup_dir, PG_ONLY),
+    CASE(test_pg_refusals, setup, PG_ONLY),
+    CASE(test_pg_budget, setup, PG_ONLY),
+    CASE(test_pg_leases, setup, PG_ONLY),
+    CASE(test_pg_reconnect, setup, PG_ONLY),
+    CASE(test_pg_bad_text, setup, PG_ONLY),
+    CASE(test_pg_notify, setup, PG_ONLY),
 };
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 0 && argv[0] != NULL)
+        program = argv[0];
     umask(022);
     enum { NB = sizeof backends / sizeof backends[0], NC = sizeof cases / sizeof cases[0] };
     static struct CMUnitTest tests[NB * NC + 2];
@@ -3180,7 +3792,8 @@ int main(void)
     tests[n++] = (struct CMUnitTest){"test_states", test_states, NULL, NULL, NULL};
     for (size_t b = 0; b < NB; b++)
         for (size_t c = 0; c < NC; c++) {
-            if (cases[c].only == SQLITE_ONLY && strcmp(backends[b].name, "sqlite") != 0)
+            if ((cases[c].only == SQLITE_ONLY && strcmp(backends[b].name, "sqlite") != 0) ||
+                (cases[c].only == PG_ONLY && strcmp(backends[b].name, "postgresql") != 0))
                 continue;
             char *name = names[n - 2];
             snprintf(name, sizeof names[0], "%s: %s", backends[b].name, cases[c].name);
@@ -3188,5 +3801,7 @@ int main(void)
                                            (void *)&backends[b]};
             n++;
         }
-    return _cmocka_run_group_tests("store", tests, n, NULL, NULL);
+    int rc = _cmocka_run_group_tests("store", tests, n, NULL, NULL);
+    PQfinish(pg_admin);
+    return rc;
 }
