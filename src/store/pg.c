@@ -462,6 +462,8 @@ static void pg_close(struct store *st)
 enum store_rc store_pg_open(const char *location, enum store_open_mode mode, int busy_ms,
                             struct store **out, char *err, size_t errlen)
 {
+    if (pg_lib_load(err, errlen) != 0)
+        return STORE_ERR;
     struct pg *b = calloc(1, sizeof *b);
     if (b == NULL) {
         snprintf(err, errlen, "out of memory");

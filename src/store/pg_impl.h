@@ -12,7 +12,7 @@
 
 #include "store/store_impl.h"
 
-#include <libpq-fe.h>
+#include "store/pg_lib.h"
 
 /*
  * Every fixed statement of the backend (texts and flags in pg_sql.c),
