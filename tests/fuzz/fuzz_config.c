@@ -33,7 +33,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         err[0] = '\0';
         if (config_resolve(&src[0], &src[1], &src[2], mode ? CONFIG_AT_RELOAD : CONFIG_AT_START,
                            "/work", mode, &cfg, err, sizeof err) == 0) {
-            if (cfg.port < 1 || cfg.port > 65535 || cfg.window < 1 || cfg.db[0] != '/')
+            /* the database: an absolute path, or a PostgreSQL URI as it was given */
+            int db_ok = cfg.db[0] == '/' || strncmp(cfg.db, "postgresql://", 13) == 0 ||
+                        strncmp(cfg.db, "postgres://", 11) == 0;
+            if (cfg.port < 1 || cfg.port > 65535 || cfg.window < 1 || !db_ok)
                 abort(); /* accepted means valid */
             config_clear(&cfg);
         } else if (strlen(err) == 0 || strchr(err, '\n') != NULL) {
