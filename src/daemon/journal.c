@@ -74,10 +74,48 @@ int journal_add(struct journal *j, enum journal_kind kind, const char *id, int64
     return 0;
 }
 
+/*
+ * An outage (the database failing every call: a server restarting, a lock
+ * held by a tool) is logged when it starts, again every OUTAGE_REMIND_MS
+ * while it lasts, and when it ends: not once per retry.
+ */
+#define OUTAGE_REMIND_MS (5 * 60 * 1000)
+
+static void outage_failed(struct journal *j, const char *what)
+{
+    int64_t now = sysio_mono_ms();
+    j->outage_failures++;
+    if (j->outage_since == 0) {
+        j->outage_since = j->outage_told = now;
+        log_warn("database: cannot %s: %s; retrying (told again when it works, or in 5 "
+                 "minutes)",
+                 what, store_errmsg(j->st));
+    } else if (now - j->outage_told >= OUTAGE_REMIND_MS) {
+        j->outage_told = now;
+        log_warn("database: failing for %lld s (%llu attempts): cannot %s: %s; retrying",
+                 (long long)((now - j->outage_since) / 1000),
+                 (unsigned long long)j->outage_failures, what, store_errmsg(j->st));
+    }
+}
+
+static void outage_over(struct journal *j)
+{
+    if (j->outage_since == 0)
+        return;
+    int64_t ms = sysio_mono_ms() - j->outage_since;
+    log_info("database: working again after %lld.%01lld s (%llu failed attempts)",
+             (long long)(ms / 1000), (long long)(ms % 1000 / 100),
+             (unsigned long long)j->outage_failures);
+    j->outage_since = j->outage_told = 0;
+    j->outage_failures = 0;
+}
+
 int journal_result(struct journal *j, enum store_rc rc, const char *what)
 {
-    if (rc == STORE_OK)
+    if (rc == STORE_OK) {
+        outage_over(j);
         return 1;
+    }
     if (rc == STORE_REFUSED || rc == STORE_DUP) {
         j->c->store_refused++;
         if (store_tx_aborted(j->st))
@@ -87,8 +125,7 @@ int journal_result(struct journal *j, enum store_rc rc, const char *what)
     j->c->store_errors++;
     if (store_timed_out(j->st))
         j->c->store_timeouts++;
-    log_warn_limited(&j->lim_store, sysio_mono_ms(), "database: cannot %s: %s; will retry", what,
-                     store_errmsg(j->st));
+    outage_failed(j, what);
     return -1;
 }
 

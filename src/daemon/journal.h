@@ -75,8 +75,10 @@ struct journal {
     int npoison, poison_next;
     int64_t skips[JOURNAL_SKIP_MAX];
     int nskips;
-    struct log_limiter lim_store; /* "database warnings" */
-    struct log_limiter lim_rows;  /* "warnings about rows": refusals, failures of one row */
+    int64_t outage_since, outage_told; /* CLOCK_MONOTONIC ms: every call failing since; told */
+    uint64_t outage_failures;          /* calls failed in it */
+    struct log_limiter lim_store;      /* "database warnings" */
+    struct log_limiter lim_rows;       /* "warnings about rows": refusals, failures of one row */
 };
 
 /*

@@ -1,5 +1,5 @@
 /*
- * pg: the PostgreSQL backend (libpq, synchronous). This file has the
+ * pg: the PostgreSQL backend (libpq, non-blocking, every wait bounded). This file has the
  * connection: the one path every statement runs through (pg_run: parameters
  * checked, prepared once per session, sent and waited for within the
  * transaction's budget, the SQLSTATE mapped, a savepoint where a refusal must
@@ -14,7 +14,8 @@
  * the column cannot hold: 22001 too long, 22P02 invalid text, 22021 bad
  * encoding, ...) and P0001 (a trigger's RAISE EXCEPTION) are STORE_REFUSED;
  * 40001, 40P01, 55P03 (lock_timeout: the busy timeout) and 57014 (a
- * statement cancelled: the budget, statement_timeout) are STORE_BUSY;
+ * statement cancelled: statement_timeout) are STORE_BUSY, and so is a
+ * statement given up at its deadline;
  * anything else is STORE_ERR. The server's message is kept for
  * store_errmsg, on one line.
  *
@@ -40,19 +41,27 @@
  * tables at once (the lock every write takes anyway; it conflicts with no
  * other writer, only with EXCLUSIVE and stronger: DDL, or a tool that holds
  * the tables), so that, as with SQLite's BEGIN IMMEDIATE, a turn that cannot
- * write fails at its start. lock_timeout is the busy timeout; every statement
- * is sent asynchronously and waited for with poll(), and one still running
- * when the transaction's budget (store_set_budget) ends is cancelled
- * (PQcancel): the transaction is rolled back and the call returns
+ * write fails at its start. lock_timeout is the busy timeout.
+ *
+ * Never blocked for long (the daemon's loop waits on these calls). The
+ * connection is in non-blocking mode: every statement is sent and its
+ * results waited for with poll(), within a deadline: the transaction's
+ * budget (store_set_budget) in a transaction, the budget from the call's
+ * start outside one (none in the tools, which set no budget). A statement
+ * still running at its deadline has its session dropped (pg_drop: a cancel
+ * request would open a new connection and wait, unbounded, for an answer);
+ * the transaction is rolled back by the server, and the call returns
  * STORE_BUSY with store_timed_out() 1, as SQLite's progress handler does.
  * statement_timeout is only a safety net (pg_open.c).
  *
- * A lost connection: a call outside a transaction connects again (PQreset,
- * at most once a call and once a second) and a read is run again; a write
- * is not (it may have been committed before the connection went): STORE_ERR.
- * In a transaction the transaction is gone with the connection: STORE_ERR,
- * and store_tx_aborted() is 1. A database dropped meanwhile (or dropped and
- * made again: another oid) is STORE_GONE from then on.
+ * A lost connection: a call connects again without blocking (pg_reconnect:
+ * an attempt waits at most PG_RECONNECT_WAIT_MS, then goes on from store_poll;
+ * failed attempts back off from PG_BACKOFF_FIRST_MS to PG_BACKOFF_MAX_MS).
+ * Outside a transaction a read is then run again; a write is not (it may have
+ * been committed before the connection went): STORE_ERR. In a transaction
+ * the transaction is gone with the connection: STORE_ERR, and
+ * store_tx_aborted() is 1. A database dropped meanwhile (or dropped and made
+ * again: another oid) is STORE_GONE from then on.
  */
 #define _GNU_SOURCE
 #include "util/clock.h"
@@ -67,7 +76,7 @@
 
 int pg_live(const struct pg *b)
 {
-    return b->conn != NULL && !b->broken && PQstatus(b->conn) == CONNECTION_OK;
+    return b->conn != NULL && !b->broken && !b->connecting && PQstatus(b->conn) == CONNECTION_OK;
 }
 
 int pg_tx_open(const struct pg *b)
@@ -126,45 +135,47 @@ static enum store_rc keep_reason(struct pg *b, const PGresult *r)
 
 /* ---- sending and waiting ---- */
 
-static void cancel_running(struct pg *b)
-{
-    PGcancel *c = PQgetCancel(b->conn);
-    char e[256];
-    if (c != NULL) {
-        (void)PQcancel(c, e, sizeof e);
-        PQfreeCancel(c);
-    }
-}
-
 /*
- * Waits for every result of the command sent and returns the first error, or
- * the last result; NULL if none came (the connection failed). With budget,
- * a command still running at the transaction's deadline is cancelled.
+ * Sends what libpq holds (non-blocking mode: a large statement may not fit
+ * the socket at once), waits for every result of the command and returns
+ * the first error, or the last result; NULL if none came (the connection
+ * failed, or was dropped at the deadline). deadline: CLOCK_MONOTONIC ms,
+ * 0 for none. A command still running then is not cancelled but its session
+ * dropped (pg_drop): PQcancel opens a new connection and waits for the
+ * server's answer, with no bound, so a server that stopped answering would
+ * stop the caller with it; a closed socket ends the statement on the server
+ * as well (client_connection_check_interval, pg_open.c).
  */
-static PGresult *collect(struct pg *b, int budget)
+static PGresult *collect(struct pg *b, int64_t deadline)
 {
     PGresult *keep = NULL;
-    int cancelled = 0;
     for (;;) {
-        while (PQisBusy(b->conn)) {
+        int flushing = PQflush(b->conn);
+        while (flushing == 1 || (flushing == 0 && PQisBusy(b->conn))) {
             int fd = PQsocket(b->conn), timeout = -1;
             if (fd < 0)
                 break;
-            if (budget && !cancelled) {
-                int64_t left = b->deadline - clock_mono_ms();
+            if (deadline > 0) {
+                int64_t left = deadline - clock_mono_ms();
                 if (left <= 0) {
-                    cancel_running(b);
-                    cancelled = b->cancelled = b->timed_out = 1;
-                    continue;
+                    b->cancelled = b->timed_out = 1;
+                    pg_drop(b);
+                    PQclear(keep);
+                    return NULL;
                 }
                 timeout = left > INT_MAX ? INT_MAX : (int)left;
             }
-            struct pollfd pfd = {.fd = fd, .events = POLLIN};
-            if (poll(&pfd, 1, timeout) < 0 && errno != EINTR)
+            struct pollfd pfd = {.fd = fd, .events = POLLIN | (flushing == 1 ? POLLOUT : 0)};
+            int n = poll(&pfd, 1, timeout);
+            if (n < 0 && errno != EINTR)
                 break;
-            if (!PQconsumeInput(b->conn))
+            if (n > 0 && (pfd.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(b->conn))
                 break;
+            if (flushing == 1)
+                flushing = PQflush(b->conn);
         }
+        if (flushing < 0)
+            break;
         PGresult *r = PQgetResult(b->conn);
         if (r == NULL)
             break;
@@ -178,6 +189,14 @@ static PGresult *collect(struct pg *b, int budget)
     return keep;
 }
 
+/* The deadline of a statement sent now: the transaction's, else the budget from now (ms). */
+static int64_t call_deadline(const struct pg *b)
+{
+    if (pg_tx_open(b) && b->deadline > 0)
+        return b->deadline;
+    return b->budget_ms > 0 ? clock_mono_ms() + b->budget_ms : 0;
+}
+
 static int result_ok(const PGresult *r)
 {
     ExecStatusType s = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
@@ -188,7 +207,9 @@ enum store_rc pg_simple(struct pg *b, const char *sql, PGresult **last)
 {
     if (last != NULL)
         *last = NULL;
-    PGresult *r = PQsendQuery(b->conn, sql) ? collect(b, 0) : NULL;
+    /* the plumbing (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, the session's setup) gets the budget */
+    int64_t deadline = b->budget_ms > 0 ? clock_mono_ms() + b->budget_ms : 0;
+    PGresult *r = PQsendQuery(b->conn, sql) ? collect(b, deadline) : NULL;
     pg_watch_drain(b);
     if (!result_ok(r)) {
         enum store_rc rc = keep_reason(b, r);
@@ -224,23 +245,24 @@ static void stmt_name(enum pg_query q, char out[16])
 static PGresult *send_one(struct pg *b, int q, const char *sql, const struct pg_params *p)
 {
     char name[16];
-    int budget = pg_tx_open(b) && b->deadline > 0;
+    int64_t deadline = call_deadline(b);
     if (q >= 0) {
         stmt_name((enum pg_query)q, name);
         if (!b->prepared[q]) {
             PGresult *r =
-                PQsendPrepare(b->conn, name, pg_sql(q), 0, NULL) ? collect(b, budget) : NULL;
+                PQsendPrepare(b->conn, name, pg_sql(q), 0, NULL) ? collect(b, deadline) : NULL;
             if (!result_ok(r))
                 return r;
             PQclear(r);
             b->prepared[q] = 1;
         }
         return PQsendQueryPrepared(b->conn, name, p->n, p->v, p->len, p->fmt, 0)
-                   ? collect(b, budget)
+                   ? collect(b, deadline)
                    : NULL;
     }
-    return PQsendQueryParams(b->conn, sql, p->n, NULL, p->v, p->len, p->fmt, 0) ? collect(b, budget)
-                                                                                : NULL;
+    return PQsendQueryParams(b->conn, sql, p->n, NULL, p->v, p->len, p->fmt, 0)
+               ? collect(b, deadline)
+               : NULL;
 }
 
 /* After a write: the counters, and what the commit (or, outside a transaction, now) notifies. */
@@ -267,6 +289,8 @@ static PGresult *run(struct pg *b, int q, const char *sql, int flags, struct pg_
     int reconnected = 0, timed = 0;
     *rc = STORE_OK;
     b->why[0] = '\0';
+    if (!pg_tx_open(b))
+        b->timed_out = 0; /* a call of its own: only its deadline counts */
     if (b->gone) {
         *rc = pg_fail(b, STORE_GONE, "the PostgreSQL database was dropped or replaced");
         goto out;
@@ -303,8 +327,8 @@ again:
     res = send_one(b, q, sql, p);
     pg_watch_drain(b);
     timed = b->cancelled;
-    if (timed && pg_live(b)) {
-        PQclear(res); /* cancelled, even if it ended first: the turn is over all the same */
+    if (timed) {
+        PQclear(res); /* given up, even if it ended first: the turn is over all the same */
         res = NULL;
         goto failed;
     }

@@ -135,12 +135,17 @@ struct pg {
     int gone;              /* the database was dropped or replaced: every call is GONE */
     int broken;            /* connected again, but the session could not be set up */
     int prepared[P_COUNT]; /* prepared on this session */
-    int64_t reset_at;      /* CLOCK_MONOTONIC ms of the last failed reconnection */
-    char reset_why[448];   /* why it failed */
+    /* A reconnection (pg_open.c): started, advanced without blocking, backed off on failure. */
+    int connecting;                  /* PQresetStart done, PQresetPoll not yet at OK */
+    PostgresPollingStatusType phase; /* PQresetPoll's last answer: what to wait for */
+    int64_t connect_started;         /* CLOCK_MONOTONIC ms */
+    int64_t retry_at;                /* CLOCK_MONOTONIC ms: no new attempt before */
+    int backoff_ms;                  /* the wait after the next failure */
+    char reset_why[448];             /* why the last attempt failed */
     int budget_ms;
     int64_t deadline; /* CLOCK_MONOTONIC ms: the open transaction's budget ends; 0 none */
     int timed_out;
-    int cancelled;         /* the statement running was cancelled at the deadline */
+    int cancelled;         /* the statement running was given up at the deadline */
     int in_tx;             /* store_begin succeeded; no commit or rollback since */
     int aborted;           /* and the transaction has ended by itself since */
     int rules;             /* PG_W_* tables with rules of their own (savepoints needed) */
@@ -242,8 +247,30 @@ int pg_live(const struct pg *b);
 /* 1 while the transaction of store_begin is open (neither ended nor aborted). */
 int pg_tx_open(const struct pg *b);
 
-/* Connects again after a lost connection (pg_open.c's setup again); 0, or -1 (reason kept). */
+/*
+ * Connects again after a lost connection, without blocking for long
+ * (pg_open.c): starts an attempt when none runs and the backoff allows it,
+ * and advances the one running. A call that starts an attempt waits for it
+ * up to PG_RECONNECT_WAIT_MS when a budget is set (the daemon), up to
+ * PG_CONNECT_MS without one (a tool); an attempt already running is only
+ * advanced, so a server that does not answer costs the loop no waits but
+ * the first. 0 once the session is set up again, or -1 (reason kept).
+ */
 int pg_reconnect(struct pg *b);
+
+/*
+ * Drops the session now (a statement that outlived its deadline, where a
+ * cancel request could itself hang): its socket is closed, so the server
+ * rolls back what it ran, and a reconnection is started.
+ */
+void pg_drop(struct pg *b);
+
+/* How long a connection attempt may take, and how long a daemon's call waits for one (ms). */
+#define PG_CONNECT_MS 5000
+#define PG_RECONNECT_WAIT_MS 200
+/* The backoff between failed attempts: doubled from the first to the last (ms). */
+#define PG_BACKOFF_FIRST_MS 200
+#define PG_BACKOFF_MAX_MS 3200
 
 /* Sends the NOTIFYs owed if they are due (debounced), outside a transaction only. */
 void pg_notify_flush(struct pg *b, int force);

@@ -15,7 +15,6 @@
 /* Every libpq function the backend calls. */
 #define PG_LIB_FUNCS(X)                                                                            \
     X(PQbackendPID)                                                                                \
-    X(PQcancel)                                                                                    \
     X(PQclear)                                                                                     \
     X(PQcmdStatus)                                                                                 \
     X(PQcmdTuples)                                                                                 \
@@ -27,11 +26,10 @@
     X(PQdb)                                                                                        \
     X(PQerrorMessage)                                                                              \
     X(PQfinish)                                                                                    \
+    X(PQflush)                                                                                     \
     X(PQfname)                                                                                     \
-    X(PQfreeCancel)                                                                                \
     X(PQfreemem)                                                                                   \
     X(PQftype)                                                                                     \
-    X(PQgetCancel)                                                                                 \
     X(PQgetResult)                                                                                 \
     X(PQgetisnull)                                                                                 \
     X(PQgetlength)                                                                                 \
@@ -42,7 +40,8 @@
     X(PQnotifies)                                                                                  \
     X(PQntuples)                                                                                   \
     X(PQport)                                                                                      \
-    X(PQreset)                                                                                     \
+    X(PQresetPoll)                                                                                 \
+    X(PQresetStart)                                                                                \
     X(PQresultErrorField)                                                                          \
     X(PQresultStatus)                                                                              \
     X(PQsendPrepare)                                                                               \
@@ -51,6 +50,7 @@
     X(PQsendQueryPrepared)                                                                         \
     X(PQserverVersion)                                                                             \
     X(PQsetNoticeProcessor)                                                                        \
+    X(PQsetnonblocking)                                                                            \
     X(PQsocket)                                                                                    \
     X(PQstatus)                                                                                    \
     X(PQtransactionStatus)                                                                         \
@@ -72,7 +72,6 @@ int pg_lib_load(char *err, size_t errlen);
 
 #ifndef PG_LIB_TABLE /* pg_lib.c names the table's members themselves */
 #define PQbackendPID (pg_lib.PQbackendPID)
-#define PQcancel (pg_lib.PQcancel)
 #define PQclear (pg_lib.PQclear)
 #define PQcmdStatus (pg_lib.PQcmdStatus)
 #define PQcmdTuples (pg_lib.PQcmdTuples)
@@ -84,11 +83,10 @@ int pg_lib_load(char *err, size_t errlen);
 #define PQdb (pg_lib.PQdb)
 #define PQerrorMessage (pg_lib.PQerrorMessage)
 #define PQfinish (pg_lib.PQfinish)
+#define PQflush (pg_lib.PQflush)
 #define PQfname (pg_lib.PQfname)
-#define PQfreeCancel (pg_lib.PQfreeCancel)
 #define PQfreemem (pg_lib.PQfreemem)
 #define PQftype (pg_lib.PQftype)
-#define PQgetCancel (pg_lib.PQgetCancel)
 #define PQgetResult (pg_lib.PQgetResult)
 #define PQgetisnull (pg_lib.PQgetisnull)
 #define PQgetlength (pg_lib.PQgetlength)
@@ -99,7 +97,8 @@ int pg_lib_load(char *err, size_t errlen);
 #define PQnotifies (pg_lib.PQnotifies)
 #define PQntuples (pg_lib.PQntuples)
 #define PQport (pg_lib.PQport)
-#define PQreset (pg_lib.PQreset)
+#define PQresetPoll (pg_lib.PQresetPoll)
+#define PQresetStart (pg_lib.PQresetStart)
 #define PQresultErrorField (pg_lib.PQresultErrorField)
 #define PQresultStatus (pg_lib.PQresultStatus)
 #define PQsendPrepare (pg_lib.PQsendPrepare)
@@ -108,6 +107,7 @@ int pg_lib_load(char *err, size_t errlen);
 #define PQsendQueryPrepared (pg_lib.PQsendQueryPrepared)
 #define PQserverVersion (pg_lib.PQserverVersion)
 #define PQsetNoticeProcessor (pg_lib.PQsetNoticeProcessor)
+#define PQsetnonblocking (pg_lib.PQsetnonblocking)
 #define PQsocket (pg_lib.PQsocket)
 #define PQstatus (pg_lib.PQstatus)
 #define PQtransactionStatus (pg_lib.PQtransactionStatus)

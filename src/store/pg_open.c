@@ -14,9 +14,14 @@
  *   idle_in_transaction_session_timeout = 60 s: a client stopped inside a
  *     transaction cannot hold the rows' locks, or stop the tables' vacuum, for
  *     longer;
+ *   client_connection_check_interval = 1 s (PostgreSQL 14 and later): a
+ *     statement whose session the client dropped at its deadline (pg.c) ends
+ *     within a second, its locks with it, not when it would have finished;
  *   TimeZone = UTC, client_encoding = UTF8;
  *   application_name = securedgram, connect_timeout = 5 s and TCP keepalives
- *     unless the URI says otherwise;
+ *     unless the URI says otherwise (connect_timeout binds the first
+ *     connection, made at start, which waits for its answer; a reconnection is
+ *     made without blocking, PG_CONNECT_MS at most, pg_reconnect);
  *   a session advisory lock on a random key K, the identity behind
  *     claimed_by (host:pid:K): held exactly as long as the session lives, so
  *     that other daemons can tell a live claimer from a dead one (pg.c).
@@ -24,6 +29,7 @@
 #define _GNU_SOURCE
 #include "store/pg_impl.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,9 +129,11 @@ int pg_session_setup(struct pg *b, char *err, size_t errlen)
     snprintf(sql, sizeof sql,
              "SET lock_timeout = %d; SET statement_timeout = %d; "
              "SET idle_in_transaction_session_timeout = 60000; SET TimeZone = 'UTC'; "
-             "SET client_encoding = 'UTF8'; SELECT oid FROM pg_catalog.pg_database WHERE datname "
-             "= current_database()",
-             b->busy_ms, stmt_ms);
+             "SET client_encoding = 'UTF8'; %sSELECT oid FROM pg_catalog.pg_database WHERE "
+             "datname = current_database()",
+             b->busy_ms, stmt_ms,
+             PQserverVersion(b->conn) >= 140000 ? "SET client_connection_check_interval = 1000; "
+                                                : "");
     PGresult *r = NULL;
     if (pg_simple(b, sql, &r) != STORE_OK || PQntuples(r) != 1) {
         PQclear(r);
@@ -171,41 +179,113 @@ int pg_session_setup(struct pg *b, char *err, size_t errlen)
     return 0;
 }
 
-int pg_reconnect(struct pg *b)
+/* After a connection is made: sends never block (collect waits for the socket). */
+static void connected(struct pg *b)
 {
-    int64_t now = clock_mono_ms();
-    if (b->reset_at != 0 && now - b->reset_at < 1000) {
-        snprintf(b->why, sizeof b->why, "%s (trying again at most once a second)", b->reset_why);
-        return -1;
-    }
-    PQreset(b->conn);
-    if (PQstatus(b->conn) != CONNECTION_OK) {
-        char err[400];
-        b->reset_at = now;
-        if (no_database(b->conn))
-            b->gone = 1;
-        (void)connect_failure(b->conn, err, sizeof err);
-        snprintf(b->reset_why, sizeof b->reset_why, "lost the connection to PostgreSQL: %.400s",
-                 err);
-        snprintf(b->why, sizeof b->why, "%s", b->reset_why);
-        return -1;
-    }
-    b->reset_at = 0;
+    (void)PQsetnonblocking(b->conn, 1);
+}
+
+/* An attempt failed: why, and when the next may start (the backoff doubles). */
+static int attempt_failed(struct pg *b, const char *why, int64_t now)
+{
+    b->connecting = 0;
+    b->backoff_ms = b->backoff_ms == 0                   ? PG_BACKOFF_FIRST_MS
+                    : b->backoff_ms >= PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS
+                                                         : 2 * b->backoff_ms;
+    b->retry_at = now + b->backoff_ms;
+    snprintf(b->reset_why, sizeof b->reset_why, "%.440s", why);
+    snprintf(b->why, sizeof b->why, "%s", b->reset_why);
+    return -1;
+}
+
+/* The connection is made: the session is set up again, as at open. */
+static int attempt_done(struct pg *b, int64_t now)
+{
+    b->connecting = 0;
+    connected(b);
     memset(b->prepared, 0, sizeof b->prepared);
     b->begin_prepared = 0;
     b->rules_at = 0;
     char err[400];
     if (pg_session_setup(b, err, sizeof err) != 0) {
-        snprintf(b->reset_why, sizeof b->reset_why, "%.440s", err);
-        snprintf(b->why, sizeof b->why, "%s", err);
-        b->broken = 1; /* connected, but not a session to use: the next call tries again */
-        b->reset_at = now;
-        return -1;
+        b->broken = 1; /* connected, but not a session to use: the next attempt starts over */
+        return attempt_failed(b, err, now);
     }
     b->broken = 0;
+    b->backoff_ms = 0;
+    b->retry_at = 0;
     b->watch.noted = 1; /* notifications may have been lost meanwhile: look again */
     b->why[0] = '\0';
     return 0;
+}
+
+/* PQresetPoll until the connection is made, fails, or wait_until (ms) passes. */
+static int advance(struct pg *b, int64_t wait_until)
+{
+    for (;;) {
+        int64_t now = clock_mono_ms();
+        if (b->phase == PGRES_POLLING_OK)
+            return attempt_done(b, now);
+        if (b->phase == PGRES_POLLING_FAILED) {
+            char err[400], why[448];
+            if (no_database(b->conn))
+                b->gone = 1;
+            (void)connect_failure(b->conn, err, sizeof err);
+            snprintf(why, sizeof why, "lost the connection to PostgreSQL: %.400s", err);
+            return attempt_failed(b, why, now);
+        }
+        if (now - b->connect_started >= PG_CONNECT_MS)
+            return attempt_failed(b,
+                                  "lost the connection to PostgreSQL: no answer to a new "
+                                  "connection within 5 s",
+                                  now);
+        int64_t until = wait_until < b->connect_started + PG_CONNECT_MS
+                            ? wait_until
+                            : b->connect_started + PG_CONNECT_MS;
+        struct pollfd pfd = {
+            .fd = PQsocket(b->conn),
+            .events = b->phase == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+        };
+        int left = until > now ? (int)(until - now) : 0;
+        int ready = pfd.fd >= 0 ? poll(&pfd, 1, left) : 1;
+        if (ready == 0 && left == 0) {
+            snprintf(b->why, sizeof b->why, "%s (connecting to PostgreSQL again)",
+                     b->reset_why[0] != '\0' ? b->reset_why : "lost the connection to PostgreSQL");
+            return -1;
+        }
+        if (ready > 0)
+            b->phase = PQresetPoll(b->conn);
+    }
+}
+
+/* Closes the session and starts a new connection; the caller advances it. */
+static void attempt_start(struct pg *b, int64_t now)
+{
+    b->connecting = 1;
+    b->connect_started = now;
+    b->phase = PQresetStart(b->conn) ? PGRES_POLLING_WRITING : PGRES_POLLING_FAILED;
+}
+
+int pg_reconnect(struct pg *b)
+{
+    int64_t now = clock_mono_ms();
+    if (b->connecting)
+        return advance(b, 0);
+    if (now < b->retry_at) {
+        snprintf(b->why, sizeof b->why, "%s (trying again in %lld ms)", b->reset_why,
+                 (long long)(b->retry_at - now));
+        return -1;
+    }
+    attempt_start(b, now);
+    return advance(b, now + (b->budget_ms > 0 ? PG_RECONNECT_WAIT_MS : PG_CONNECT_MS));
+}
+
+void pg_drop(struct pg *b)
+{
+    snprintf(b->reset_why, sizeof b->reset_why,
+             "the PostgreSQL session was dropped: a statement ran past its deadline");
+    attempt_start(b, clock_mono_ms());
+    (void)advance(b, 0);
 }
 
 /* Applies data/schema-pg.sql (its own transaction, under its advisory lock). */
@@ -330,6 +410,7 @@ enum store_rc pg_open_checks(struct pg *b, const char *location, char *err, size
                  PQserverVersion(b->conn) / 10000);
         return STORE_ERR;
     }
+    connected(b);
     if (pg_session_setup(b, err, errlen) != 0)
         return STORE_ERR;
     return check_schema(b, err, errlen);

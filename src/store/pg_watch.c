@@ -90,6 +90,9 @@ int pg_watch_fd(struct store *st)
     return b->watch.started && pg_live(b) ? PQsocket(b->conn) : -1;
 }
 
+/* How often a reconnection that is running is advanced (us). */
+#define RECONNECT_POLL_US 10000
+
 /* A NOTIFY owed is sent within NOTIFY_GAP_US of the last (pg.c): poll by then. */
 #define NOTIFY_DUE_US 50000
 
@@ -102,6 +105,12 @@ int64_t pg_poll_due_us(const struct store *st)
     if (w->noted)
         return 0; /* taken while a statement ran: report it now */
     int64_t due = w->next_check;
+    /* a reconnection is advanced by store_poll: often while it runs, at the backoff's end after */
+    int64_t retry = b->connecting                    ? clock_mono_us() + RECONNECT_POLL_US
+                    : b->retry_at > 0 && !pg_live(b) ? b->retry_at * 1000
+                                                     : INT64_MAX;
+    if (retry != INT64_MAX && retry + w->clock_offset < due)
+        due = retry + w->clock_offset;
     if (b->notify_due_mask != 0) {
         int64_t notify = b->notify_at + NOTIFY_DUE_US + w->clock_offset;
         if (notify < due)

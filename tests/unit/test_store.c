@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -3590,6 +3591,116 @@ static void test_pg_reconnect(void **state)
     assert_int_equal(changed, 0);
 }
 
+/* The pid of the store's session (the newest of application_name securedgram's). */
+static pid_t pg_store_pid(struct fx *f)
+{
+    return (pid_t)qint(f, "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                          "'securedgram' AND datname = current_database() ORDER BY "
+                          "backend_start DESC LIMIT 1");
+}
+
+static int64_t ms_since(int64_t t0_us)
+{
+    return (mono_us() - t0_us) / 1000;
+}
+
+/* Calls store_outbound_pending, and store_poll between, until it works: 0, or -1 after 10 s. */
+static int pending_within_10s(struct fx *f)
+{
+    int changed = 0;
+    for (int64_t t0 = mono_us(); ms_since(t0) < 10000;) {
+        if (store_outbound_pending(f->st, 10, &rows) == STORE_OK)
+            return 0;
+        struct pollfd none = {.fd = -1};
+        (void)poll(&none, 1, 10);
+        if (store_poll(f->st, 0, mono_us(), &changed) == STORE_GONE)
+            return -1;
+    }
+    return -1;
+}
+
+/*
+ * A server that stops answering (here its process is stopped: a hung host, a
+ * stalled disk) costs a call its budget and no more: the session is dropped,
+ * the call is BUSY and timed out, and calls go on, on a new session.
+ */
+static void test_pg_stuck_server(void **state)
+{
+    struct fx *f = *state;
+    add_out(f, "pending", NULL, "{}");
+    assert_int_equal(store_watch_start(f->st, 60000, mono_us()), STORE_OK);
+    store_set_budget(f->st, 200);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    pid_t pid = pg_store_pid(f);
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    int64_t t0 = mono_us();
+    enum store_rc rc = store_outbound_pending(f->st, 10, &rows);
+    int64_t took = ms_since(t0);
+    kill(pid, SIGCONT);
+    assert_int_equal(rc, STORE_BUSY);
+    assert_int_equal(store_timed_out(f->st), 1);
+    assert_true(took >= 150 && took < 1000);
+    assert_int_equal(pending_within_10s(f), 0);
+    assert_int_equal(rows.n, 1);
+    assert_true(pg_store_pid(f) != pid);
+    /* the dropped session ends on the server once it runs again: nothing of it is held */
+    for (int64_t t1 = mono_us();
+         qint(f, "SELECT count(*) FROM pg_stat_activity WHERE pid = %lld", (long long)pid) != 0;) {
+        assert_true(ms_since(t1) < 10000);
+        struct pollfd none = {.fd = -1};
+        (void)poll(&none, 1, 10);
+    }
+}
+
+/* The server's parent process, the postmaster, from /proc (0 if unread). */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *fp = fopen(path, "r");
+    size_t n = fp != NULL ? fread(buf, 1, sizeof buf - 1, fp) : 0;
+    if (fp != NULL)
+        fclose(fp);
+    buf[n] = '\0';
+    const char *close = strrchr(buf, ')'); /* "pid (comm) state ppid ..." */
+    long ppid = 0;
+    return close != NULL && sscanf(close + 1, " %*c %ld", &ppid) == 1 ? (pid_t)ppid : 0;
+}
+
+/*
+ * A lost session while the server takes no new connections (the postmaster
+ * stopped): the call that starts the reconnection waits a moment, the next
+ * ones not at all, and the connection is made once the server answers.
+ */
+static void test_pg_stuck_reconnect(void **state)
+{
+    struct fx *f = *state;
+    add_out(f, "pending", NULL, "{}");
+    assert_int_equal(store_watch_start(f->st, 60000, mono_us()), STORE_OK);
+    store_set_budget(f->st, 500);
+    assert_int_equal(store_outbound_pending(f->st, 10, &rows), STORE_OK);
+    pid_t postmaster = parent_of(pg_store_pid(f));
+    assert_true(postmaster > 1);
+    pg_kill_store_session(f);
+    assert_int_equal(kill(postmaster, SIGSTOP), 0);
+    int64_t t0 = mono_us();
+    enum store_rc first = store_outbound_pending(f->st, 10, &rows);
+    int64_t took_first = ms_since(t0);
+    t0 = mono_us();
+    enum store_rc second = store_outbound_pending(f->st, 10, &rows);
+    int64_t took_second = ms_since(t0);
+    char why[256];
+    snprintf(why, sizeof why, "%s", store_errmsg(f->st));
+    kill(postmaster, SIGCONT);
+    assert_int_equal(first, STORE_ERR);
+    assert_true(took_first < 600);
+    assert_int_equal(second, STORE_ERR);
+    assert_true(took_second < 100);
+    assert_non_null(strstr(why, "connecting to PostgreSQL again"));
+    assert_int_equal(pending_within_10s(f), 0);
+    assert_int_equal(rows.n, 1);
+}
+
 /* PostgreSQL text holds no NUL byte and only UTF-8: such a row is refused, the turn goes on. */
 static void test_pg_bad_text(void **state)
 {
@@ -3775,6 +3886,8 @@ static const struct tcase cases[] = {
     CASE(test_pg_budget, setup, PG_ONLY),
     CASE(test_pg_leases, setup, PG_ONLY),
     CASE(test_pg_reconnect, setup, PG_ONLY),
+    CASE(test_pg_stuck_server, setup, PG_ONLY),
+    CASE(test_pg_stuck_reconnect, setup, PG_ONLY),
     CASE(test_pg_bad_text, setup, PG_ONLY),
     CASE(test_pg_notify, setup, PG_ONLY),
 };
