@@ -62,6 +62,7 @@ enum pg_query {
     P_SEQ_LOAD,
     P_SEQ_SAVE,
     P_WATCH,
+    P_RENEW,
     P_COUNT
 };
 
@@ -112,6 +113,7 @@ struct pg_watch {
     int64_t max_out, max_in; /* the largest ids at the last check */
     int64_t own_out, own_in; /* the largest ids this connection inserted since */
     int64_t clock_offset;    /* the caller's clock minus CLOCK_MONOTONIC (us) */
+    int64_t next_renew;      /* us, the caller's clock: the leases are renewed then */
 };
 
 /* The sets the claim leaves out (store_outbound_exclude, _exclude_peers, _skip). */
@@ -195,6 +197,9 @@ static inline const struct pg *pg_const(const struct store *st)
 
 /* How long a row claimed by this connection is its own without another write (seconds). */
 #define PG_LEASE_S 300
+/* The watch renews this connection's leases this often, those ending within PG_RENEW_S (s). */
+#define PG_RENEW_EVERY_S 60
+#define PG_RENEW_S 150
 
 /* statement_timeout: 10 x the busy timeout, at least 30 s (a safety net; pg_open.c). */
 static inline int pg_statement_timeout_ms(const struct pg *b)

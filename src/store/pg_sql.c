@@ -301,6 +301,17 @@ static const struct {
     [P_WATCH] = {"SELECT (SELECT coalesce(max(id), 0) FROM outbound_messages), (SELECT "
                  "coalesce(max(id), 0) FROM inbound_messages)",
                  PG_READ},
+    /*
+     * The leases of this connection's rows in flight, renewed before they
+     * end: a row waits in 'sent' as long as its retransmissions allow
+     * (SECUREDGRAM_RETRY_INTERVAL, or a give-up-after span, may exceed the
+     * lease), and is this daemon's all that time. Idempotent: run again
+     * after a reconnection. Quiet: nothing others wait for.
+     */
+    [P_RENEW] = {"UPDATE outbound_messages SET lease_until = " LEASE(
+                     "2") " WHERE state IN ('sending', 'sent') AND claimed_by = $1::text AND "
+                          "lease_until < clock_timestamp() + make_interval(secs => $3::float8)",
+                 PG_W_OUT | PG_READ | PG_QUIET},
 };
 
 /*

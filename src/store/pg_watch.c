@@ -20,6 +20,11 @@
  * to 'pending' by hand should NOTIFY securedgram_outbound, or they wait for
  * the daemon's next claim). A NOTIFY is also lost in a server crash; after a
  * reconnection the watch always reports a change.
+ *
+ * The watch also renews this connection's leases (P_RENEW), every
+ * PG_RENEW_EVERY_S: a row in flight is its daemon's however long its
+ * retransmissions take, and another daemon takes it only once this one's
+ * session is gone.
  */
 #include "util/clock.h"
 #include "store/pg_impl.h"
@@ -62,6 +67,16 @@ static int max_ids(struct pg *b, int64_t *out, int64_t *in)
     return 0;
 }
 
+/* The leases of this connection's rows in flight, renewed (P_RENEW); 0, or -1. */
+static int renew_leases(struct pg *b)
+{
+    struct pg_params p = {0};
+    pp_text(&p, b->me);
+    pp_int(&p, PG_LEASE_S);
+    pp_int(&p, PG_RENEW_S);
+    return pg_run_count(b, P_RENEW, &p, NULL) == STORE_OK ? 0 : -1;
+}
+
 enum store_rc pg_watch_start(struct store *st, int fallback_ms, int64_t now_us)
 {
     struct pg *b = pg_of(st);
@@ -80,6 +95,7 @@ enum store_rc pg_watch_start(struct store *st, int fallback_ms, int64_t now_us)
     w->own_out = w->own_in = 0;
     w->fallback_us = (int64_t)fallback_ms * 1000;
     w->next_check = now_us + w->fallback_us;
+    w->next_renew = now_us + (int64_t)PG_RENEW_EVERY_S * 1000000;
     w->clock_offset = now_us - clock_mono_us();
     return STORE_OK;
 }
@@ -137,6 +153,8 @@ enum store_rc pg_poll(struct store *st, int readable, int64_t now_us, int *chang
     }
     pg_watch_drain(b);
     pg_notify_flush(b, 0);
+    if (now_us >= w->next_renew && renew_leases(b) == 0)
+        w->next_renew = now_us + (int64_t)PG_RENEW_EVERY_S * 1000000;
     int64_t out = 0, in = 0;
     if (max_ids(b, &out, &in) != 0) {
         w->next_check = now_us + w->fallback_us;

@@ -3591,6 +3591,50 @@ static void test_pg_reconnect(void **state)
     assert_int_equal(changed, 0);
 }
 
+/*
+ * A row in flight stays its daemon's however long it waits for its ACK: the
+ * watch renews the leases of the connection's 'sending' and 'sent' rows
+ * every PG_RENEW_EVERY_S (60 s), those ending within 150 s; another
+ * daemon's are not touched.
+ */
+static void test_pg_lease_renewed(void **state)
+{
+    struct fx *f = *state;
+    struct store *b = open_store(f, f->loc, STORE_CREATE);
+    int64_t r1 = add_out(f, "pending", NULL, "{}");
+    int64_t r2 = add_out(f, "pending", NULL, "{}");
+    int64_t t = mono_us();
+    assert_int_equal(store_watch_start(f->st, 1000, t), STORE_OK);
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_claim(f->st, 2, now_ms(), &rows), STORE_OK);
+    assert_int_equal(rows.n, 2);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    struct store_sent sent = {r2, 0, NULL};
+    assert_int_equal(store_outbound_sent(f->st, &sent, 1, now_ms(), NULL), STORE_OK);
+    int64_t r3 = add_out(f, "pending", NULL, "{}");
+    struct store_rows other;
+    assert_int_equal(store_rows_init(&other, 16, 16 * STORE_ROW_TEXT), 0);
+    assert_int_equal(store_begin(b), STORE_OK);
+    assert_int_equal(store_outbound_claim(b, 10, now_ms(), &other), STORE_OK);
+    assert_int_equal(other.n, 1);
+    assert_int_equal(store_commit(b), STORE_OK);
+    X(f, "UPDATE outbound_messages SET lease_until = clock_timestamp() + interval '10 s'");
+    int changed = 0;
+#define LEFT                                                                                       \
+    "SELECT (extract(epoch FROM lease_until - clock_timestamp()) > 200)::int FROM "                \
+    "outbound_messages WHERE id = %lld"
+    assert_int_equal(store_poll(f->st, 0, t + 59 * 1000000LL, &changed), STORE_OK);
+    assert_int_equal(qint(f, LEFT, (long long)r1), 0); /* not yet due */
+    assert_int_equal(store_poll(f->st, 0, t + 61 * 1000000LL, &changed), STORE_OK);
+    assert_int_equal(qint(f, LEFT, (long long)r1), 1);
+    assert_int_equal(qint(f, LEFT, (long long)r2), 1);
+    assert_int_equal(qint(f, LEFT, (long long)r3), 0); /* the other daemon's */
+    assert_col(f, T_OUT, r2, "state", "sent");
+#undef LEFT
+    store_rows_free(&other);
+    store_close(b);
+}
+
 /* The pid of the store's session (the newest of application_name securedgram's). */
 static pid_t pg_store_pid(struct fx *f)
 {
@@ -3885,6 +3929,7 @@ static const struct tcase cases[] = {
     CASE(test_pg_refusals, setup, PG_ONLY),
     CASE(test_pg_budget, setup, PG_ONLY),
     CASE(test_pg_leases, setup, PG_ONLY),
+    CASE(test_pg_lease_renewed, setup, PG_ONLY),
     CASE(test_pg_reconnect, setup, PG_ONLY),
     CASE(test_pg_stuck_server, setup, PG_ONLY),
     CASE(test_pg_stuck_reconnect, setup, PG_ONLY),
