@@ -54,11 +54,16 @@ int rx_init(struct rx *rx, size_t replay_max, size_t max_senders)
     rx->items = calloc(RX_ITEMS_MAX, sizeof *rx->items);
     rx->arena = malloc(ITEM_ARENA_BYTES);
     rx->retries = calloc(RX_ACK_RETRY_MAX, sizeof *rx->retries);
+    rx->batch = malloc(RX_ITEMS_MAX * sizeof *rx->batch);
+    rx->batch_res = malloc(RX_ITEMS_MAX * sizeof *rx->batch_res);
+    rx->batch_rowids = malloc(RX_ITEMS_MAX * sizeof *rx->batch_rowids);
+    rx->batch_item = malloc(RX_ITEMS_MAX * sizeof *rx->batch_item);
     rx->reasm = rxp_reasm_new(rx->cfg);
     int rows_failed = store_rows_init(&rx->rows, RECOVER_BATCH, RECOVER_BATCH * STORE_ROW_TEXT);
     if (rx->replay == NULL || rx->limiter == NULL || rx->buf == NULL || rx->plain == NULL ||
         rx->items == NULL || rx->arena == NULL || rx->retries == NULL || rx->reasm == NULL ||
-        rows_failed)
+        rx->batch == NULL || rx->batch_res == NULL || rx->batch_rowids == NULL ||
+        rx->batch_item == NULL || rows_failed)
         return -1;
     for (int i = 0; i < RX_SLOTS; i++) {
         rx->slots[i].buf = rx->buf + (size_t)i * (ENVELOPE_MAX_DATAGRAM + 1);
@@ -76,6 +81,14 @@ void rx_fini(struct rx *rx)
     free(rx->items);
     free(rx->arena);
     free(rx->retries);
+    free(rx->batch);
+    free(rx->batch_res);
+    free(rx->batch_rowids);
+    free(rx->batch_item);
+    rx->batch = NULL;
+    rx->batch_res = NULL;
+    rx->batch_rowids = NULL;
+    rx->batch_item = NULL;
     reasm_free(rx->reasm);
     rx->reasm = NULL;
     store_rows_free(&rx->rows);
@@ -370,47 +383,70 @@ void rx_receive(struct rx *rx)
 
 /* ---- storing, and ACKing what was stored ---- */
 
-/* Inserts one item. 1 stored (or found stored before), 0 skipped, -1 abort the turn. */
-static int store_item(struct rx *rx, struct rx_item *it)
+/* An item the database took: stored now, or found stored before. */
+static void took(struct rx *rx, struct rx_item *it, enum store_in_result res)
 {
-    char host[NET_HOST_MAX];
-    unsigned port;
-    enum store_in_result res = STORE_IN_NEW;
-    net_addr_format(&it->from, host, &port);
-    struct store_inbound m = {
-        it->msg.id,  host,   port,        it->json,
-        it->len,     it->ts, it->to_self, it->peer != NULL ? it->peer->name : NULL,
-        it->sequence};
-    enum store_rc rc = store_inbound_insert(rx->st, &m, 1, sysio_real_ms(), &res, &it->rowid, NULL);
-    int r = journal_result(rx->j, rc, "store a received message");
-    if (r < 0)
-        return -1;
-    if (r == 0) {
-        it->refused = 1;
-        rx->c->drop_refused++;
-        log_warn_limited(&rx->j->lim_rows, sysio_mono_ms(),
-                         "message %s from %s port %u: the database refused it (%s); "
-                         "not acknowledged",
-                         it->msg.id, host, port, store_errmsg(rx->st));
-        return rx->j->redo ? -1 : 0;
-    }
     if (res == STORE_IN_OWN) {
         it->refused = 1;
         rx->c->drop_own_id++;
-        return 0;
+        return;
     }
     it->stored = 1;
     it->duplicate = res == STORE_IN_DUP;
-    return 1;
 }
 
+/* An item the database refused: never ACKed; 0, or -1 if the turn must be redone without it. */
+static int refused(struct rx *rx, struct rx_item *it)
+{
+    it->refused = 1;
+    rx->c->drop_refused++;
+    log_warn_limited(&rx->j->lim_rows, sysio_mono_ms(),
+                     "message %s from %s port %u: the database refused it (%s); "
+                     "not acknowledged",
+                     it->msg.id, it->host, it->port, store_errmsg(rx->st));
+    return rx->j->redo ? -1 : 0;
+}
+
+/*
+ * Inserts the turn's items in as few store calls as refusals allow: one
+ * statement for them all where the backend can (a round trip each would
+ * bound a PostgreSQL daemon's rate by its latency). A refused row stops a
+ * call; the rows before it are in, and the call goes on after it. 0, or -1
+ * to abort the turn.
+ */
 int rx_store(struct rx *rx)
 {
+    int n = 0;
     for (int i = 0; i < rx->nitems; i++) {
         struct rx_item *it = &rx->items[i];
         it->stored = 0;
-        if (!it->refused && store_item(rx, it) < 0)
+        if (it->refused)
+            continue;
+        net_addr_format(&it->from, it->host, &it->port);
+        rx->batch[n] = (struct store_inbound){
+            it->msg.id, it->host, it->port,    it->json, it->len, it->ts, it->to_self,
+            it->peer != NULL ? it->peer->name : NULL,    it->sequence};
+        rx->batch_item[n++] = i;
+    }
+    for (int at = 0; at < n;) {
+        int done = 0;
+        enum store_rc rc =
+            store_inbound_insert(rx->st, rx->batch + at, n - at, sysio_real_ms(),
+                                 rx->batch_res + at, rx->batch_rowids + at, &done);
+        if (rc == STORE_OK)
+            done = n - at;
+        for (int k = at; k < at + done; k++) {
+            struct rx_item *it = &rx->items[rx->batch_item[k]];
+            it->rowid = rx->batch_rowids[k];
+            took(rx, it, rx->batch_res[k]);
+        }
+        if (rc == STORE_OK)
+            return 0;
+        if (journal_result(rx->j, rc, "store a received message") < 0 || at + done >= n)
             return -1;
+        if (refused(rx, &rx->items[rx->batch_item[at + done]]) < 0)
+            return -1;
+        at += done + 1;
     }
     return 0;
 }

@@ -56,6 +56,11 @@ struct rx {
     struct net_dgram slots[RX_SLOTS];
     struct rx_item *items; /* RX_ITEMS_MAX: this turn's messages */
     int nitems;
+    /* RX_ITEMS_MAX each: the turn's messages as one store call (rx_store) */
+    struct store_inbound *batch;
+    enum store_in_result *batch_res;
+    int64_t *batch_rowids;
+    int *batch_item; /* which item each is */
     char *arena; /* their JSON (the receive buffers are reused by the next recvmmsg) */
     size_t used;
     struct rx_ack_retry *retries; /* RX_ACK_RETRY_MAX */

@@ -24,6 +24,8 @@ struct rx_item {
     int64_t rowid;     /* the row it was stored as (0: stored before, a duplicate) */
     struct peer *peer; /* who sealed it (valid for the turn), or NULL: the shared secret */
     struct net_addr from;
+    char host[NET_HOST_MAX]; /* from, as text: the row's src_addr (made when it is stored) */
+    unsigned port;
     const char *json; /* in the arena, or held by reassembly (reasm) */
     size_t len;
     uint64_t ts;
