@@ -451,6 +451,18 @@ static void reload(struct ctx *x, struct engine *e)
              key != NULL ? ", the shared secret" : "");
 }
 
+/*
+ * load, then the stack it used wiped: the frames of the commands that follow
+ * are made in that stack, and a part of them no one writes would keep what
+ * reading the secret left there (as the daemon's memory, for its life).
+ */
+static int load_wiped(struct ctx *x, int keys)
+{
+    int rc = load(x, keys);
+    secret_wipe_stack();
+    return rc;
+}
+
 static int cmd_start(struct ctx *x)
 {
     char err[512];
@@ -488,6 +500,7 @@ static int cmd_start(struct ctx *x)
     struct engine *e = start_daemon(x, fd, stats, &pidfd, err, sizeof err);
     if (e == NULL)
         return start_failed(report, err);
+    secret_wipe_stack(); /* the key's text, as parsing and decoding left it */
     enter_sandbox();
     char db[STORE_LOCATION_TEXT_MAX];
     store_location_text(cfg->db, db, sizeof db);
@@ -495,8 +508,10 @@ static int cmd_start(struct ctx *x)
              cfg->address, cfg->port, (long)getpid(), db);
     daemon_report(report, NULL);
     int rc;
-    while ((rc = engine_run(e)) == ENGINE_RELOAD)
+    while ((rc = engine_run(e)) == ENGINE_RELOAD) {
         reload(x, e);
+        secret_wipe_stack();
+    }
     engine_free(e);
     unlink(stats);
     daemon_pidfile_release(cfg->pidfile, pidfd);
@@ -626,7 +641,7 @@ int main(int argc, char **argv)
         rc = tool_fail("unknown command '%s' (start, stop, restart, status, metrics, poll, keygen "
                        "or peers)",
                        cmd);
-    else if ((rc = load(&x, starts || strcmp(cmd, "peers") == 0)) != 0)
+    else if ((rc = load_wiped(&x, starts || strcmp(cmd, "peers") == 0)) != 0)
         ; /* peers reads the peers file and its keys, as start does */
     else if (strcmp(cmd, "peers") == 0)
         rc = cmd_peers(&x, cli.json);
