@@ -52,7 +52,8 @@ struct journal_job {
 /* The stage at which the database refused a row's change. */
 enum journal_stage {
     JOURNAL_REFUSED_UPDATE = 1, /* its claim or retransmission update */
-    JOURNAL_REFUSED_FAIL        /* even send_failed */
+    JOURNAL_REFUSED_FAIL,       /* even send_failed */
+    JOURNAL_TAKE_ALONE          /* left out of a set claim: claimed on its own, which says why */
 };
 
 struct journal {

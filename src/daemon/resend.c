@@ -48,7 +48,8 @@ static const char *give_up_reason(struct tx *t, const struct retx_entry *ent, st
     }
     if (t->cfg->give_up_after == 0 && ent->retries >= (int64_t)t->cfg->max_retries)
         return "max retries exceeded (no ACK)";
-    if (journal_poisoned(t->j, ent->rowid) != 0)
+    int refused = journal_poisoned(t->j, ent->rowid);
+    if (refused == JOURNAL_REFUSED_UPDATE || refused == JOURNAL_REFUSED_FAIL)
         return "the database refused to record its retransmission";
     if (ent->peer_slot >= 0 && *pp == NULL)
         return "its peer was removed from the peers file";

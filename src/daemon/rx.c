@@ -424,15 +424,15 @@ int rx_store(struct rx *rx)
             continue;
         net_addr_format(&it->from, it->host, &it->port);
         rx->batch[n] = (struct store_inbound){
-            it->msg.id, it->host, it->port,    it->json, it->len, it->ts, it->to_self,
-            it->peer != NULL ? it->peer->name : NULL,    it->sequence};
+            it->msg.id,  it->host, it->port,    it->json,
+            it->len,     it->ts,   it->to_self, it->peer != NULL ? it->peer->name : NULL,
+            it->sequence};
         rx->batch_item[n++] = i;
     }
     for (int at = 0; at < n;) {
         int done = 0;
-        enum store_rc rc =
-            store_inbound_insert(rx->st, rx->batch + at, n - at, sysio_real_ms(),
-                                 rx->batch_res + at, rx->batch_rowids + at, &done);
+        enum store_rc rc = store_inbound_insert(rx->st, rx->batch + at, n - at, sysio_real_ms(),
+                                                rx->batch_res + at, rx->batch_rowids + at, &done);
         if (rc == STORE_OK)
             done = n - at;
         for (int k = at; k < at + done; k++) {

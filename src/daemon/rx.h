@@ -61,7 +61,7 @@ struct rx {
     enum store_in_result *batch_res;
     int64_t *batch_rowids;
     int *batch_item; /* which item each is */
-    char *arena; /* their JSON (the receive buffers are reused by the next recvmmsg) */
+    char *arena;     /* their JSON (the receive buffers are reused by the next recvmmsg) */
     size_t used;
     struct rx_ack_retry *retries; /* RX_ACK_RETRY_MAX */
     struct store_rows rows;       /* a batch of 'received' rows to ACK again at start */

@@ -43,7 +43,12 @@ int tx_init(struct tx *t)
     int rows = store_rows_init(&t->rows, TX_CLAIM_BATCH,
                                TX_CLAIM_BATCH * STORE_ROW_TEXT + 4 * (ENVELOPE_MAX_JSON + 1));
     t->load = tx_load_new();
-    return dests == 0 && t->inflight != NULL && rows == 0 && t->load != NULL ? 0 : -1;
+    t->takes = malloc(TX_CLAIM_BATCH * sizeof *t->takes);
+    t->take_msgs = malloc(TX_CLAIM_BATCH * sizeof *t->take_msgs);
+    return dests == 0 && t->inflight != NULL && rows == 0 && t->load != NULL && t->takes != NULL &&
+                   t->take_msgs != NULL
+               ? 0
+               : -1;
 }
 
 void tx_fini(struct tx *t)
@@ -55,6 +60,10 @@ void tx_fini(struct tx *t)
     retx_free(t->inflight);
     store_rows_free(&t->rows);
     free(t->load);
+    free(t->takes);
+    free(t->take_msgs);
+    t->takes = NULL;
+    t->take_msgs = NULL;
 }
 
 void tx_start(struct tx *t, int64_t now)
@@ -247,6 +256,12 @@ static int claim_mark(struct claim_ctx *cx, const struct store_outbound_row *row
 {
     struct tx *t = cx->t;
     char err[256];
+    if (journal_poisoned(t->j, row->rowid) != JOURNAL_TAKE_ALONE && t->ntakes < TX_CLAIM_BATCH) {
+        /* written with the claim's other rows when it ends (take_all); m is kept then */
+        t->takes[t->ntakes] = (struct store_take){.rowid = row->rowid, .sequence = seq};
+        cx->deferred = 1;
+        return 1;
+    }
     enum store_rc rc =
         store_outbound_take(t->st, row->rowid, m->id, m->payload_changed ? m->payload : NULL,
                             m->payload_len, seq, sysio_real_ms());
@@ -324,11 +339,50 @@ static void claim_row(struct claim_ctx *cx, struct store_outbound_row *row)
         tx_release(t, &dst, 0);
         return;
     }
-    if (claim_send(cx, row, &m, p, &dst, sock, &to))
+    if (claim_send(cx, row, &m, p, &dst, sock, &to)) {
         cx->progress++;
-    else
+        if (cx->deferred) { /* its message_id and payload wait with it for take_all */
+            struct store_take *k = &t->takes[t->ntakes];
+            struct message_out *km = &t->take_msgs[t->ntakes++];
+            *km = m;
+            k->message_id = km->id;
+            k->payload = km->payload_changed ? km->payload : NULL;
+            k->payload_len = km->payload_len;
+            cx->deferred = 0;
+            return;
+        }
+    } else {
         tx_release(t, &dst, 0);
+    }
+    cx->deferred = 0;
     message_out_clear(&m);
+}
+
+/*
+ * The claim's rows, pending -> sent, in one store call: their datagrams
+ * leave only after the commit, so none has gone yet. A row the set leaves
+ * out (another row's message_id, a refusal) rolls the turn back; redone, it
+ * is claimed on its own, which fails it or leaves it as one claim alone
+ * would. With abort, the rows are only let go. 0, or -1 to abort the turn.
+ */
+static int take_all(struct tx *t, int abort)
+{
+    int failed = 0;
+    enum store_rc rc =
+        abort ? STORE_OK
+              : store_outbound_take_set(t->st, t->takes, t->ntakes, sysio_real_ms(), &failed);
+    int64_t rowid = t->ntakes > 0 ? t->takes[failed].rowid : 0;
+    for (int i = 0; i < t->ntakes; i++)
+        message_out_clear(&t->take_msgs[i]);
+    t->ntakes = 0;
+    if (abort || rc == STORE_OK)
+        return abort ? -1 : 0;
+    if (rc == STORE_DUP || rc == STORE_REFUSED) {
+        journal_poison(t->j, rowid, JOURNAL_TAKE_ALONE);
+        t->j->redo = 1;
+        return -1;
+    }
+    return journal_result(t->j, rc, "claim pending rows") > 0 ? 0 : -1;
 }
 
 static int claim(struct tx *t)
@@ -357,10 +411,10 @@ static int claim(struct tx *t)
             used += t->q->used - before;
         }
     }
+    if (take_all(t, cx.abort) != 0)
+        return -1;
     if (n < 0)
         return journal_result(t->j, STORE_BUSY, "read pending rows");
-    if (cx.abort)
-        return -1;
     /* More may wait; but rows all held back by full windows wait for an ACK instead. */
     t->want_claim = cx.skipped || (n == limit && cx.progress > 0);
     return 0;

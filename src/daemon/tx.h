@@ -71,6 +71,10 @@ struct tx {
     int nbulk_new;
     int seq_dirty[TX_CLAIM_BATCH]; /* slots of the peers given sequence numbers this turn */
     int nseq_dirty;
+    /* the claim's rows, written in one store call when it ends (tx.c, claim) */
+    struct store_take *takes;      /* TX_CLAIM_BATCH */
+    struct message_out *take_msgs; /* their message_ids and payloads, owned */
+    int ntakes;
 };
 
 /*

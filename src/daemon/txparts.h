@@ -30,6 +30,7 @@ struct claim_ctx {
     int skipped;  /* rows left for lack of room this turn */
     int progress; /* rows claimed or failed */
     int abort;
+    int deferred; /* the last row's claim waits in t->takes for the set claim (claim_mark) */
 };
 
 /* Marks a row send_failed (journal_fail_row); the claim goes on, or aborts (cx->abort). */

@@ -731,4 +731,5 @@ static const struct store_ops pg_ops = {
     .sequence_save = pg_sequence_save,
     .journal_bytes = pg_journal_bytes,
     .count_states = pg_count_states,
+    .outbound_take_set = pg_outbound_take_set,
 };

@@ -27,6 +27,7 @@ enum pg_query {
     P_LOAD_SENT,
     P_GET_SENT,
     P_TAKE,
+    P_TAKE_SET,
     P_IDENTITY_WHY,
     P_SENT,
     P_FAILED,
@@ -364,6 +365,8 @@ enum store_rc pg_outbound_claim(struct store *st, int limit, int64_t now_ms,
 enum store_rc pg_outbound_identify(struct store *st, int64_t rowid, const char *message_id,
                                    const char *payload, size_t payload_len, int64_t now_ms);
 enum store_rc pg_outbound_release(struct store *st, const int64_t *rowids, int n, int64_t now_ms);
+enum store_rc pg_outbound_take_set(struct store *st, const struct store_take *v, int n,
+                                   int64_t now_ms, int *failed);
 
 /* ---- pg_admin.c ---- */
 

@@ -484,3 +484,120 @@ enum store_rc pg_outbound_release(struct store *st, const int64_t *rowids, int n
     pp_text(&p, b->me);
     return pg_run_count(b, P_RELEASE, &p, NULL);
 }
+
+/* ---- the claim of a set of rows ---- */
+
+/* The set form is for rows PostgreSQL text can hold, each message_id given. */
+static int take_set_allowed(const struct store_take *v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct pg_params p = {0};
+        pp_bytes(&p, v[i].payload, v[i].payload_len);
+        pp_bytes(&p, v[i].message_id, v[i].message_id != NULL ? strlen(v[i].message_id) : 0);
+        if (p.bad != NULL || v[i].message_id == NULL)
+            return 0;
+    }
+    return 1;
+}
+
+/* The sequences as a bigint[] literal, NULL for none (0). */
+static char *sequence_array(const struct store_take *v, int n)
+{
+    size_t cap = (size_t)n * 24 + 3, at = 0;
+    char *lit = malloc(cap);
+    if (lit == NULL)
+        return NULL;
+    lit[at++] = '{';
+    for (int i = 0; i < n; i++)
+        at += (size_t)(v[i].sequence > 0 ? snprintf(lit + at, cap - at, "%s%lld", i ? "," : "",
+                                                    (long long)v[i].sequence)
+                                         : snprintf(lit + at, cap - at, "%sNULL", i ? "," : ""));
+    snprintf(lit + at, cap - at, "}");
+    return lit;
+}
+
+/* The four arrays of P_TAKE_SET's parameters; 0, or -1 out of memory. */
+static int take_set_params(struct pg_params *p, const struct store_take *v, int n)
+{
+    int64_t *ids = malloc((size_t)n * sizeof *ids);
+    const char **mids = malloc((size_t)n * sizeof *mids);
+    char **bodies = calloc((size_t)n, sizeof *bodies);
+    int ok = ids != NULL && mids != NULL && bodies != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        ids[i] = v[i].rowid;
+        mids[i] = v[i].message_id;
+        /* the payload need not end in a NUL */
+        if (v[i].payload != NULL && (bodies[i] = strndup(v[i].payload, v[i].payload_len)) == NULL)
+            ok = 0;
+    }
+    if (ok) {
+        char *lits[4] = {pg_int_array(ids, n), pg_text_array(mids, n),
+                         pg_text_array((const char *const *)bodies, n), sequence_array(v, n)};
+        for (int k = 0; k < 4; k++) {
+            ok = ok && lits[k] != NULL;
+            pp_owned(p, lits[k]);
+        }
+    }
+    for (int i = 0; bodies != NULL && i < n; i++)
+        free(bodies[i]);
+    free(bodies);
+    free(mids);
+    free(ids);
+    return ok ? 0 : -1;
+}
+
+/*
+ * One statement for the set (P_TAKE_SET); the first row it did not take is
+ * then taken alone, which tells why (pg_write_identity). One at a time when
+ * the table has an operator's rules (each write in its savepoint), or a row
+ * cannot go in an array.
+ */
+enum store_rc pg_outbound_take_set(struct store *st, const struct store_take *v, int n,
+                                   int64_t now_ms, int *failed)
+{
+    struct pg *b = pg_of(st);
+    enum store_rc rc = STORE_OK;
+    *failed = 0;
+    if (n < 2 || (b->rules & PG_W_OUT) || !take_set_allowed(v, n)) {
+        for (int i = 0; i < n && rc == STORE_OK; i++) {
+            rc = pg_outbound_take(st, v[i].rowid, v[i].message_id, v[i].payload, v[i].payload_len,
+                                  v[i].sequence, now_ms);
+            *failed = i;
+        }
+        return rc;
+    }
+    struct pg_params p = {0};
+    if (take_set_params(&p, v, n) != 0) {
+        pp_free(&p);
+        return pg_fail(b, STORE_ERR, "out of memory");
+    }
+    pp_time(&p, now_ms);
+    pp_text(&p, b->me);
+    pp_int(&p, PG_LEASE_S);
+    PGresult *r = pg_run(b, P_TAKE_SET, &p, &rc);
+    if (r == NULL)
+        return rc;
+    char *taken = calloc((size_t)n, 1);
+    if (taken == NULL) {
+        PQclear(r);
+        return pg_fail(b, STORE_ERR, "out of memory");
+    }
+    for (int k = 0; k < PQntuples(r); k++) {
+        int64_t ord = pg_int(r, k, 0);
+        if (ord >= 1 && ord <= n)
+            taken[ord - 1] = 1;
+    }
+    PQclear(r);
+    int i = 0;
+    while (i < n && taken[i])
+        i++;
+    free(taken);
+    if (i == n)
+        return STORE_OK;
+    *failed = i;
+    rc = pg_outbound_take(st, v[i].rowid, v[i].message_id, v[i].payload, v[i].payload_len,
+                          v[i].sequence, now_ms);
+    return rc != STORE_OK
+               ? rc
+               : pg_fail(b, STORE_REFUSED, "the update to 'sent' of the set left it out");
+}

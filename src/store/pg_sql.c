@@ -113,6 +113,22 @@ static const struct {
                   "FROM outbound_messages x WHERE x.message_id = $2::text AND x.id <> "
                   "$1::bigint)",
          PG_W_OUT},
+    /*
+     * P_TAKE for a set of rows ($1 ids, $2 message_ids, $3 payloads or NULL,
+     * $4 sequences or NULL), returning the ordinals of the rows taken. A
+     * message_id another row has, or one the set gives twice (the later
+     * ones), is not written: no unique violation can end the transaction.
+     */
+    [P_TAKE_SET] =
+        {"WITH v AS MATERIALIZED (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], "
+         "$4::bigint[]) WITH ORDINALITY AS v(id, mid, body, seq, k)), ok AS (SELECT v.* FROM v "
+         "WHERE NOT EXISTS (SELECT 1 FROM v w WHERE w.mid = v.mid AND w.k < v.k) AND NOT EXISTS "
+         "(SELECT 1 FROM outbound_messages x WHERE x.message_id = v.mid AND x.id <> v.id)) UPDATE "
+         "outbound_messages o SET state = 'sent', message_id = ok.mid, payload = COALESCE(ok.body, "
+         "o.payload), sent_at = $5::text, updated_at = $5::text, sequence = COALESCE(ok.seq, "
+         "o.sequence), claimed_by = $6::text, lease_until = " LEASE(
+             "7") " FROM ok WHERE o.id = ok.id AND o.state = 'pending' RETURNING ok.k",
+         PG_W_OUT},
     [P_IDENTITY_WHY] = {"SELECT coalesce((SELECT state FROM outbound_messages WHERE id = "
                         "$1::bigint), ''), coalesce((SELECT claimed_by = $3::text FROM "
                         "outbound_messages WHERE id = $1::bigint), false), EXISTS (SELECT 1 FROM "

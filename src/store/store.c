@@ -406,6 +406,25 @@ enum store_rc store_outbound_take(struct store *st, int64_t rowid, const char *m
                                   sequence > 0 ? sequence : 0, now_ms);
 }
 
+enum store_rc store_outbound_take_set(struct store *st, const struct store_take *v, int n,
+                                      int64_t now_ms, int *failed)
+{
+    *failed = 0;
+    if (n <= 0)
+        return STORE_OK;
+    if (st->ops->version >= 6 && st->ops->outbound_take_set != NULL)
+        return st->ops->outbound_take_set(st, v, n, now_ms, failed);
+    for (int i = 0; i < n; i++) {
+        enum store_rc rc = store_outbound_take(st, v[i].rowid, v[i].message_id, v[i].payload,
+                                               v[i].payload_len, v[i].sequence, now_ms);
+        if (rc != STORE_OK) {
+            *failed = i;
+            return rc;
+        }
+    }
+    return STORE_OK;
+}
+
 /* For the n-row writes: *done (if asked for) starts at 0, and no rows is no work. */
 static int no_rows(int n, int *done)
 {

@@ -373,6 +373,28 @@ __attribute__((warn_unused_result)) enum store_rc
 store_outbound_take(struct store *st, int64_t rowid, const char *message_id, const char *payload,
                     size_t payload_len, int64_t sequence, int64_t now_ms);
 
+/* One row of store_outbound_take_set: store_outbound_take's arguments. */
+struct store_take {
+    int64_t rowid;
+    const char *message_id;
+    const char *payload; /* NULL: the row's own */
+    size_t payload_len;
+    int64_t sequence; /* 0: the row's own */
+};
+
+/*
+ * store_outbound_take for v[0..n), in one statement where the backend can
+ * (PostgreSQL: a round trip a row would bound a daemon's rate by the
+ * server's latency). STORE_OK: every row was taken. Otherwise *failed is
+ * the first row not taken and the result is what store_outbound_take would
+ * say of it (STORE_DUP, STORE_REFUSED), or the error; the other rows may or
+ * may not have been taken, so the caller rolls the transaction back (and,
+ * trying again, takes that row on its own, which tells why).
+ */
+__attribute__((warn_unused_result)) enum store_rc
+store_outbound_take_set(struct store *st, const struct store_take *v, int n, int64_t now_ms,
+                        int *failed);
+
 /* One row's change for store_outbound_sent and store_outbound_failed. */
 struct store_sent {
     int64_t rowid;

@@ -19,7 +19,7 @@
 
 #include "store/store.h"
 
-#define STORE_OPS_VERSION 5
+#define STORE_OPS_VERSION 6
 
 struct store_ops {
     int version;
@@ -119,6 +119,13 @@ struct store_ops {
     int64_t (*journal_bytes)(const struct store *st);
     enum store_rc (*count_states)(struct store *st, enum store_table table,
                                   struct store_state_count **out, size_t *n);
+
+    /*
+     * Methods below are valid for version 6 (issue 14: fleets). Each may be
+     * NULL: store.c then does its work one row at a time.
+     */
+    enum store_rc (*outbound_take_set)(struct store *st, const struct store_take *v, int n,
+                                       int64_t now_ms, int *failed);
 };
 
 struct store {

@@ -52,6 +52,20 @@ pq "INSERT INTO outbound_messages (dst_addr, dst_port, payload)
     SELECT '127.0.0.1', $PB, json_build_object('t', 'before', 'n', n)::text FROM generate_series(1, 20) n"
 wait_for 20 "a's first 20 rows acknowledged" \
     sh -c "[ \"\$(timeout 5 '$PSQL' -X -A -t -d '$URI' -c \"SELECT count(*) FROM outbound_messages WHERE state = 'acknowledged'\")\" = 20 ]"
+# a set claim with a row whose payload gives another row's message_id: that row alone
+# fails, saying why; the rows claimed with it go
+M=$(pq "SELECT message_id FROM outbound_messages ORDER BY id LIMIT 1")
+pq "INSERT INTO outbound_messages (dst_addr, dst_port, payload) VALUES
+    ('127.0.0.1', $PB, '{\"t\":\"set\",\"n\":1}'),
+    ('127.0.0.1', $PB, '{\"t\":\"set\",\"n\":2,\"message_id\":\"$M\"}'),
+    ('127.0.0.1', $PB, '{\"t\":\"set\",\"n\":3}'); NOTIFY securedgram_outbound"
+set_done() {
+    [ "$(pq "SELECT string_agg(state, ',' ORDER BY id) FROM outbound_messages WHERE payload::json->>'t' = 'set'")" = \
+        "acknowledged,send_failed,acknowledged" ]
+}
+wait_for 20 "the set's rows: acknowledged, send_failed, acknowledged" set_done
+pq "SELECT last_error FROM outbound_messages WHERE state = 'send_failed'" | grep -q "already used by another outbound row" ||
+    fail "the failed row does not say why: $(pq "SELECT last_error FROM outbound_messages WHERE state = 'send_failed'")"
 pq "INSERT INTO outbound_messages (dst_addr, dst_port, payload)
     SELECT '127.0.0.1', $PB, json_build_object('t', 'during', 'n', n)::text FROM generate_series(1, 200) n"
 FROZEN=$(pg_pids)
@@ -72,10 +86,10 @@ kill -CONT $FROZEN
 FROZEN=""
 wait_for 20 "a tells it works again" grep -q "database: working again" "$T/a/daemon.log"
 delivered_pg() {
-    [ "$(timeout 5 "$PSQL" -X -A -t -d "$URI" -c "SELECT count(*) FROM outbound_messages WHERE state <> 'acknowledged'")" = 0 ]
+    [ "$(timeout 5 "$PSQL" -X -A -t -d "$URI" -c "SELECT count(*) FROM outbound_messages WHERE state NOT IN ('acknowledged', 'send_failed')")" = 0 ]
 }
-wait_for 30 "all 220 of a's rows acknowledged" delivered_pg
-assert_eq "$(q b "SELECT count(*), count(DISTINCT message_id) FROM inbound_messages")" "220|220" "b stored a's rows once"
+wait_for 30 "all 222 of a's rows acknowledged" delivered_pg
+assert_eq "$(q b "SELECT count(*), count(DISTINCT message_id) FROM inbound_messages")" "222|222" "b stored a's rows once"
 wait_for 30 "b's 30 rows acknowledged" count_is b \
     "SELECT count(*) FROM outbound_messages WHERE id BETWEEN $F AND $L AND state = 'acknowledged'" 30
 assert_eq "$(pq "SELECT count(*) || '|' || count(DISTINCT message_id) FROM inbound_messages WHERE payload::json->>'t' = 'toa'")" \

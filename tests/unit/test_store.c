@@ -1230,6 +1230,62 @@ static void test_outbound_take(void **state)
     assert_int_equal(store_outbound_take(f->st, b, ID2, NULL, 0, 0, now_ms()), STORE_REFUSED);
 }
 
+/*
+ * A set of claims in one call: every row taken (payloads by length, a NULL
+ * one kept, sequences); a set with another row's message_id, or one given
+ * twice, names the first row it could not take, as a claim alone would.
+ */
+static void test_outbound_take_set(void **state)
+{
+    struct fx *f = *state;
+    int64_t a = add_out(f, "pending", NULL, "{\"a\":1}");
+    int64_t b = add_out(f, "pending", NULL, "{\"b\":1}");
+    int64_t c = add_out(f, "pending", ID3, "{\"message_id\":\"" ID3 "\"}");
+    const char pa[] = "{\"message_id\":\"" ID1 "\",\"a\":1}TRAILING";
+    struct store_take v[3] = {{a, ID1, pa, strlen(pa) - strlen("TRAILING"), 7},
+                              {b, ID2, "{\"message_id\":\"" ID2 "\",\"b\":1}",
+                               strlen("{\"message_id\":\"" ID2 "\",\"b\":1}"), 0},
+                              {c, ID3, NULL, 0, 0}};
+    int failed = -1;
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_take_set(f->st, v, 3, now_ms(), &failed), STORE_OK);
+    assert_int_equal(failed, 0);
+    assert_int_equal(store_commit(f->st), STORE_OK);
+    assert_col(f, T_OUT, a, "state", "sent");
+    assert_col(f, T_OUT, a, "message_id", ID1);
+    assert_col(f, T_OUT, a, "payload", "{\"message_id\":\"" ID1 "\",\"a\":1}");
+    assert_col(f, T_OUT, a, "sequence", "7");
+    assert_time_col(f, T_OUT, a, "sent_at");
+    assert_col(f, T_OUT, b, "message_id", ID2);
+    assert_col(f, T_OUT, c, "state", "sent");
+    assert_col(f, T_OUT, c, "payload", "{\"message_id\":\"" ID3 "\"}");
+
+    /* another row's message_id: the first row not taken, and why */
+    int64_t d = add_out(f, "pending", NULL, "{}");
+    int64_t e = add_out(f, "pending", NULL, "{}");
+    struct store_take w[2] = {{d, "dddddddddddddddddddddddd", NULL, 0, 0}, {e, ID1, NULL, 0, 0}};
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_take_set(f->st, w, 2, now_ms(), &failed), STORE_DUP);
+    assert_int_equal(failed, 1);
+    store_rollback(f->st);
+    assert_col(f, T_OUT, e, "state", "pending");
+    /* one message_id twice in the set: the second is the one not taken */
+    struct store_take twice[2] = {{d, "eeeeeeeeeeeeeeeeeeeeeeee", NULL, 0, 0},
+                                  {e, "eeeeeeeeeeeeeeeeeeeeeeee", NULL, 0, 0}};
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_take_set(f->st, twice, 2, now_ms(), &failed), STORE_DUP);
+    assert_int_equal(failed, 1);
+    store_rollback(f->st);
+    /* a row no longer pending */
+    struct store_take again[2] = {{d, "ffffffffffffffffffffffff", NULL, 0, 0},
+                                  {a, ID1, NULL, 0, 0}};
+    assert_int_equal(store_begin(f->st), STORE_OK);
+    assert_int_equal(store_outbound_take_set(f->st, again, 2, now_ms(), &failed), STORE_REFUSED);
+    assert_int_equal(failed, 1);
+    store_rollback(f->st);
+    assert_col(f, T_OUT, d, "state", "pending");
+}
+
 static void test_outbound_sent(void **state)
 {
     struct fx *f = *state;
@@ -3878,6 +3934,7 @@ static const struct tcase cases[] = {
     CASE(test_outbound_payload_huge, setup, SQLITE_ONLY),
     CASE(test_outbound_hostile_columns, setup, SQLITE_ONLY),
     CASE(test_outbound_take, setup, ANY),
+    CASE(test_outbound_take_set, setup, ANY),
     CASE(test_outbound_sent, setup, ANY),
     CASE(test_outbound_acked, setup, ANY),
     CASE(test_outbound_failed, setup, ANY),
