@@ -231,18 +231,20 @@ static const struct {
     [P_IN_INSERT] = {"INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, "
                      "crypto_timestamp, received_at, updated_at, peer, sequence) SELECT $1::text, "
                      "$2::text, $3::bigint, $4::text, $5::text, $6::text, $6::text, $7::text, "
-                     "$8::bigint WHERE $9::boolean OR NOT EXISTS (SELECT 1 FROM outbound_messages "
-                     "WHERE message_id = $1::text AND state IN ('sending', 'sent')) ON CONFLICT "
-                     "DO NOTHING RETURNING id",
+                     "$8::bigint WHERE ($9::boolean OR NOT EXISTS (SELECT 1 FROM "
+                     "outbound_messages WHERE message_id = $1::text AND state IN ('sending', "
+                     "'sent'))) AND NOT EXISTS (SELECT 1 FROM inbound_messages WHERE message_id = "
+                     "$1::text) ON CONFLICT DO NOTHING RETURNING id",
                      PG_W_IN},
     [P_IN_INSERT_SET] = {"INSERT INTO inbound_messages (message_id, src_addr, src_port, payload, "
                          "crypto_timestamp, received_at, updated_at, peer, sequence) SELECT j.m, "
                          "j.a, j.p, j.b, j.t, $9::text, $9::text, j.w, j.s FROM unnest($1::text[], "
                          "$2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], "
                          "$7::bigint[], $8::boolean[]) WITH ORDINALITY AS j(m, a, p, b, t, w, s, "
-                         "self, k) WHERE j.self OR NOT EXISTS (SELECT 1 FROM outbound_messages o "
-                         "WHERE o.message_id = j.m AND o.state IN ('sending', 'sent')) ORDER BY "
-                         "j.k ON CONFLICT DO NOTHING RETURNING id, message_id",
+                         "self, k) WHERE (j.self OR NOT EXISTS (SELECT 1 FROM outbound_messages o "
+                         "WHERE o.message_id = j.m AND o.state IN ('sending', 'sent'))) AND NOT "
+                         "EXISTS (SELECT 1 FROM inbound_messages i WHERE i.message_id = j.m) ORDER "
+                         "BY j.k ON CONFLICT DO NOTHING RETURNING id, message_id",
                          PG_W_IN},
     [P_IN_EXISTS] = {"SELECT EXISTS (SELECT 1 FROM inbound_messages WHERE message_id = $1::text), "
                      "EXISTS (SELECT 1 FROM outbound_messages WHERE message_id = $1::text AND "
@@ -275,9 +277,16 @@ static const struct {
                                       "'received' AND id > $1::bigint ORDER BY id LIMIT $2::bigint",
                       PG_READ},
     /* sg-send: a taken message_id stores nothing (ON CONFLICT), then P_IDENTITY_WHY says DUP. */
+    /*
+     * A message_id taken is found first: ON CONFLICT alone would still draw
+     * an id from the sequence, and the next row's would not be SQLite's
+     * (the tools' receipts print it). The same in the inserts above.
+     */
     [P_ENQUEUE] = {"INSERT INTO outbound_messages (message_id, dst_addr, dst_port, payload, "
-                   "created_at, updated_at, peer) VALUES ($1::text, $2::text, $3::bigint, "
-                   "$4::text, $5::text, $5::text, $6::text) ON CONFLICT DO NOTHING RETURNING id",
+                   "created_at, updated_at, peer) SELECT $1::text, $2::text, $3::bigint, "
+                   "$4::text, $5::text, $5::text, $6::text WHERE $1::text IS NULL OR NOT EXISTS "
+                   "(SELECT 1 FROM outbound_messages WHERE message_id = $1::text) ON CONFLICT DO "
+                   "NOTHING RETURNING id",
                    PG_W_OUT},
     [P_OUT_STATE] = {"SELECT state, last_error FROM outbound_messages WHERE id = $1::bigint",
                      PG_READ},
