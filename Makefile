@@ -44,7 +44,7 @@ TOOL_BIN := $(BUILD)/tests/sgtest
 RELAY_BIN := $(BUILD)/tests/sgrelay
 CTL_BIN  := $(BUILD)/tests/sgctl
 
-.PHONY: all run test check check-unit check-integration test-asan deps deps-test bench bench-lossy \
+.PHONY: all run test check check-unit check-integration test-asan deps deps-test bench bench-lossy bench-pg \
         install uninstall fuzz fuzz-lib fuzz-build check-fuzz clean format lint lint-man
 
 all: $(PROG_BIN)
@@ -117,6 +117,13 @@ bench:
 
 # Only bench's lossy part (bench/lossy.sh: through sgrelay, RTT 50 ms, 0/1/5 % loss, 1 MiB
 # at 10 MB/s), about a minute; LOSSY_POLICY=fixed|adaptive|auto, LOSSY_ENFORCE=0 pass through.
+bench-pg:
+	@sh scripts/deps.sh bench
+	@$(MAKE) --no-print-directory BUILD=build/release BIN=build/release/bin CFLAGS='-O2 -g' \
+	  all build/release/tests/sgtest build/release/bench/sgbench
+	@BIN=build/release/bin SGBENCH=build/release/bench/sgbench SGTEST=build/release/tests/sgtest \
+	  sh bench/pg.sh
+
 bench-lossy:
 	@sh scripts/deps.sh bench
 	@$(MAKE) --no-print-directory BUILD=build/release BIN=build/release/bin CFLAGS='-O2 -g' \

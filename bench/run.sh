@@ -13,7 +13,8 @@
 #               run right after each wire 1 run; the median of their ratios (target >= 0.9)
 # Prints one table and writes bench/results.json. Exits 1 if a message was lost,
 # duplicated or stuck, 2 if a target was missed. Then, with SG_RELAY (make bench sets it),
-# bench/lossy.sh: wire 2 peers through a lossy relay, its own table, "lossy" in the JSON.
+# bench/lossy.sh: wire 2 peers through a lossy relay, its own table, "lossy" in the JSON;
+# then bench/pg.sh: the PostgreSQL backend against SQLite, "pg" in the JSON.
 set -eu
 : "${BIN:?}" "${SGBENCH:?}" "${SGTEST:?}" "${LIMIT:?}"
 BIN=$(realpath "$BIN"); SGBENCH=$(realpath "$SGBENCH"); SGTEST=$(realpath "$SGTEST"); LIMIT=$(realpath "$LIMIT")
@@ -240,5 +241,8 @@ else
     say "(lossy part skipped: SG_RELAY names no relay; make bench sets it)"
 fi
 [ "$LOSSY_RC" -ne 1 ] || exit 1
+# Then the PostgreSQL backend against SQLite (bench/pg.sh; "pg" in $OUT): reported, no target.
+echo
+OUT=$OUT sh "$(dirname "$0")/pg.sh" || exit 1
 case "$r1$r2$r3$r4$r5$r6$r7$r8$r9" in *MISSED*) exit 2 ;; esac
 exit "$LOSSY_RC"

@@ -74,7 +74,7 @@ static const char usage_text[] =
     "      --give-up-after DUR  instead, retransmit for this long (90s, 30m, 24h, 7d)\n"
     "                           before send_failed [0: by --max-retries]\n"
     "      --retry-interval SECS  wait for an ACK before retransmitting [5]\n"
-    "      --db PATH            SQLite database [securedgram.db]\n"
+    "      --db PATH|URI        a SQLite file or a postgresql:// URI [securedgram.db]\n"
     "      --rate-limit R[/B]   messages per second per sender address (per peer for\n"
     "                           peers), burst B [0: off]\n"
     "      --peers PATH         the peers file: per-peer keys, securedgram-peers(5)\n"

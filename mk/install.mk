@@ -27,7 +27,7 @@ MAN1     := man/sg-send.1 man/sg-recv.1 man/sg-clean.1
 MAN5     := man/securedgram-peers.5
 MAN8     := man/securedgram.8
 MANPAGES := $(MAN1) $(MAN5) $(MAN8)
-DATA     := data/schema.sql data/securedgram.env.example data/peers.example
+DATA     := data/schema.sql data/schema-pg.sql data/securedgram.env.example data/peers.example
 CONTRIB  := contrib/securedgram.service contrib/securedgram.rc
 GRAFANA  := contrib/grafana/securedgram.json # installed as grafana-securedgram.json
 

@@ -6,7 +6,7 @@ set -eu
 want="gcc make pkg-config libsodium-dev libsqlite3-dev libjansson-dev libseccomp-dev libpq-dev"
 case "${1:-build}" in
     test) want="$want libcmocka-dev sqlite3 jq mandoc clang libclang-rt-14-dev valgrind time iproute2 curl prometheus postgresql postgresql-client" ;;
-    bench) want="$want sqlite3 jq" ;;
+    bench) want="$want sqlite3 jq postgresql postgresql-client" ;;
 esac
 missing=""
 for p in $want; do

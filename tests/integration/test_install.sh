@@ -28,6 +28,7 @@ EXPECTED="755 usr/bin/securedgram
 644 usr/share/man/man8/securedgram.8
 644 usr/share/securedgram/grafana-securedgram.json
 644 usr/share/securedgram/peers.example
+644 usr/share/securedgram/schema-pg.sql
 644 usr/share/securedgram/schema.sql
 644 usr/share/securedgram/securedgram.env.example
 644 usr/share/securedgram/securedgram.rc
