@@ -319,18 +319,23 @@ static const char *pick(enum config_key k, const struct config_raw *first,
     return keys[k].def;
 }
 
-/* A database URI (the PostgreSQL backend's) is no path: it is kept as it is. */
-static int db_uri(enum config_key k, const char *v)
+char *config_db_location(const char *v, const char *cwd)
 {
-    return k == CFG_DB &&
-           (strncmp(v, "postgresql://", 13) == 0 || strncmp(v, "postgres://", 11) == 0);
+    if (strncmp(v, "postgresql://", 13) == 0 || strncmp(v, "postgres://", 11) == 0)
+        return strdup(v); /* no path: as it is */
+    if (strncmp(v, "sqlite:", 7) == 0) {
+        v += 7; /* the path behind the scheme, made absolute as any other */
+        if (strncmp(v, "//", 2) == 0)
+            v += 2;
+    }
+    return absolute(cwd, v);
 }
 
 static int store_text(struct config *cfg, enum config_key k, const char *v, const char *cwd)
 {
-    int path = (keys[k].check == CHECK_PATH && !db_uri(k, v)) || keys[k].check == CHECK_CONTROL ||
+    int path = keys[k].check == CHECK_PATH || keys[k].check == CHECK_CONTROL ||
                (keys[k].check == CHECK_LOG && strcmp(v, "syslog") != 0 && strcmp(v, "stdout") != 0);
-    char *copy = path ? absolute(cwd, v) : strdup(v);
+    char *copy = k == CFG_DB ? config_db_location(v, cwd) : path ? absolute(cwd, v) : strdup(v);
     if (copy == NULL)
         return -1;
     char **slot = k == CFG_USER                 ? &cfg->user

@@ -153,6 +153,13 @@ config_dotenv_parse_warn(const char *text, size_t len, struct config_raw *out,
                          void (*warn)(void *ctx, const char *line), void *ctx, char *err,
                          size_t errlen);
 
+/*
+ * SECUREDGRAM_DB's value v as the store opens it (malloc'd; NULL out of
+ * memory): a PostgreSQL URI as it is; a path, or the path behind sqlite: or
+ * sqlite://, made absolute against cwd.
+ */
+char *config_db_location(const char *v, const char *cwd);
+
 /* config_dotenv_parse_warn without warnings. */
 __attribute__((warn_unused_result)) int
 config_dotenv_parse(const char *text, size_t len, struct config_raw *out, char *err, size_t errlen);

@@ -345,9 +345,7 @@ char *settings_db_path(const char *db_flag, char *err, size_t errlen)
         snprintf(err, errlen, "SECUREDGRAM_DB must not be empty");
         goto out;
     }
-    /* a PostgreSQL URI is no path: as it is */
-    int uri = strncmp(v, "postgresql://", 13) == 0 || strncmp(v, "postgres://", 11) == 0;
-    if ((path = uri ? strdup(v) : absolute(v, cwd)) == NULL)
+    if ((path = config_db_location(v, cwd)) == NULL)
         snprintf(err, errlen, "out of memory");
 out:
     config_raw_clear(&file);

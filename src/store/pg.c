@@ -1,13 +1,14 @@
 /*
- * pg: the PostgreSQL backend (libpq, non-blocking, every wait bounded). This file has the
- * connection: the one path every statement runs through (pg_run: parameters
- * checked, prepared once per session, sent and waited for within the
- * transaction's budget, the SQLSTATE mapped, a savepoint where a refusal must
- * not end the transaction, a lost connection made again), the NOTIFY that
- * wakes other sessions, transactions, and the method table at the end. The
- * statements' texts are in pg_sql.c, their parameters in pg_params.c,
- * opening in pg_open.c, the daemon's rows in pg_queue.c and pg_set.c, the
- * tools' queries in pg_admin.c, the watch in pg_watch.c.
+ * pg: the PostgreSQL backend (libpq, non-blocking, every wait bounded).
+ * This file has the connection: the one path every statement runs through
+ * (pg_run: parameters checked, prepared once per session, sent and waited
+ * for within a deadline, the SQLSTATE mapped, a savepoint where a refusal
+ * must not end the transaction, a lost connection made again), the NOTIFY
+ * that wakes other sessions, and the method table at the end. Transactions
+ * are in pg_tx.c, the statements' texts in pg_sql.c, their parameters in
+ * pg_params.c, opening and reconnecting in pg_open.c, the daemon's rows in
+ * pg_queue.c and pg_set.c, the tools' queries in pg_admin.c, the watch in
+ * pg_watch.c.
  *
  * Results. SQLSTATE 23505 (unique) is STORE_DUP; the rest of class 23
  * (not null 23502, check 23514, foreign key, exclusion), class 22 (a value
@@ -91,7 +92,7 @@ enum store_rc pg_fail(struct pg *b, enum store_rc rc, const char *why)
 }
 
 /* The first line of libpq's message for the connection (for a lost one). */
-static void conn_message(const struct pg *b, char *out, size_t len)
+void pg_conn_message(const struct pg *b, char *out, size_t len)
 {
     const char *m = PQerrorMessage(b->conn);
     size_t n = strcspn(m, "\n");
@@ -124,7 +125,7 @@ static enum store_rc keep_reason(struct pg *b, const PGresult *r)
         snprintf(b->why, sizeof b->why, "%s", prim);
     } else {
         char m[320];
-        conn_message(b, m, sizeof m);
+        pg_conn_message(b, m, sizeof m);
         snprintf(b->why, sizeof b->why, "%s", m[0] != '\0' ? m : "no answer from PostgreSQL");
     }
     for (char *c = b->why; *c != '\0'; c++)
@@ -346,7 +347,7 @@ again:
     }
     if (!pg_live(b)) {
         char m[320];
-        conn_message(b, m, sizeof m);
+        pg_conn_message(b, m, sizeof m);
         PQclear(res);
         res = NULL;
         if (!b->in_tx && (flags & PG_READ) && !reconnected)
@@ -509,173 +510,6 @@ static const char *pg_errmsg(const struct store *st)
 {
     const struct pg *b = pg_const(st);
     return b->why[0] != '\0' ? b->why : "no error";
-}
-
-/* ---- transactions ---- */
-
-static void pg_set_budget(struct store *st, int budget_ms)
-{
-    pg_of(st)->budget_ms = budget_ms;
-}
-
-static int pg_timed_out(const struct store *st)
-{
-    return pg_const(st)->timed_out;
-}
-
-static void pg_write_stats(const struct store *st, uint64_t *statements, uint64_t *rows)
-{
-    *statements = pg_const(st)->writes;
-    *rows = pg_const(st)->rows;
-}
-
-/*
- * No journal file to measure: the WAL is the server's, shared by every
- * database of the cluster, and what of it is not yet checkpointed says
- * nothing about this queue (pg_current_wal_lsn() minus the last checkpoint's
- * would be the cluster's, and needs pg_control_checkpoint(), a superuser's).
- */
-static int64_t pg_journal_bytes(const struct store *st)
-{
-    (void)st;
-    return -1;
-}
-
-/* The full rules check at least this often (what the fingerprint does not show). */
-#define RULES_EVERY_MS 2000
-
-/* Takes sg_begin's answer: the fingerprint, and the tables with rules if it checked them. */
-static void rules_of(struct pg *b, const PGresult *r)
-{
-    if (r == NULL || PQntuples(r) != 1 || PQnfields(r) != 2) {
-        b->rules = PG_WRITES; /* cannot tell: savepoints everywhere, and a check next time */
-        b->rules_at = 0;
-        return;
-    }
-    const char *fp = pg_text(r, 0, 0), *t = pg_text(r, 0, 1);
-    if (t == NULL)
-        return; /* the fingerprint is the last check's: its answer stands */
-    snprintf(b->rules_fp, sizeof b->rules_fp, "%s", fp != NULL ? fp : "");
-    b->rules_at = clock_mono_ms();
-    b->rules = (strstr(t, "outbound_messages") != NULL ? PG_W_OUT : 0) |
-               (strstr(t, "inbound_messages") != NULL ? PG_W_IN : 0) |
-               (strstr(t, "peer_sequence") != NULL ? PG_W_SEQ : 0);
-}
-
-/* BEGIN, the tables' lock and the rules check on the session as it is (pg_begin). */
-static enum store_rc begin_once(struct pg *b)
-{
-    if (PQtransactionStatus(b->conn) != PQTRANS_IDLE)
-        (void)pg_simple(b, "ROLLBACK", NULL);
-    if (!b->begin_prepared) {
-        enum store_rc rc = pg_simple(b, pg_begin_prepare_sql, NULL);
-        if (rc != STORE_OK)
-            return rc;
-        b->begin_prepared = 1;
-    }
-    /* the fingerprint is digits, ':' and ',' (pg_sql.c): safe in a literal */
-    char args[sizeof b->rules_fp + 32], sql[sizeof args + 256];
-    int full = b->rules_at == 0 || clock_mono_ms() - b->rules_at >= RULES_EVERY_MS;
-    snprintf(args, sizeof args, "'%s', %s",
-             strspn(b->rules_fp, "0123456789:,") == strlen(b->rules_fp) ? b->rules_fp : "",
-             full ? "true" : "false");
-    snprintf(sql, sizeof sql, "%s%s)", pg_begin_sql, args);
-    PGresult *last = NULL;
-    enum store_rc rc = pg_simple(b, sql, &last);
-    if (rc != STORE_OK) {
-        char why[sizeof b->why];
-        memcpy(why, b->why, sizeof why);
-        if (pg_live(b) && PQtransactionStatus(b->conn) != PQTRANS_IDLE)
-            (void)pg_simple(b, "ROLLBACK", NULL);
-        memcpy(b->why, why, sizeof why);
-        return rc;
-    }
-    rules_of(b, last);
-    PQclear(last);
-    return STORE_OK;
-}
-
-static enum store_rc pg_begin(struct store *st)
-{
-    struct pg *b = pg_of(st);
-    b->timed_out = b->in_tx = b->aborted = b->wrote = 0;
-    b->deadline = 0;
-    b->why[0] = '\0';
-    if (b->gone)
-        return pg_fail(b, STORE_GONE, "the PostgreSQL database was dropped or replaced");
-    int reconnected = !pg_live(b);
-    if (reconnected && pg_reconnect(b) != 0)
-        return b->gone ? STORE_GONE : STORE_ERR;
-    enum store_rc rc = begin_once(b);
-    /* a session that had died unnoticed (a server restart): nothing was done, so again */
-    if (rc != STORE_OK && !pg_live(b) && !reconnected) {
-        if (pg_reconnect(b) != 0)
-            return b->gone ? STORE_GONE : STORE_ERR;
-        rc = begin_once(b);
-    }
-    if (rc != STORE_OK)
-        return rc;
-    b->in_tx = 1;
-    if (b->budget_ms > 0)
-        b->deadline = clock_mono_ms() + b->budget_ms;
-    return STORE_OK;
-}
-
-static void pg_rollback(struct store *st)
-{
-    struct pg *b = pg_of(st);
-    char why[sizeof b->why];
-    memcpy(why, b->why, sizeof why);
-    if (pg_live(b) && PQtransactionStatus(b->conn) != PQTRANS_IDLE)
-        (void)pg_simple(b, "ROLLBACK", NULL);
-    memcpy(b->why, why, sizeof why);
-    b->in_tx = b->aborted = b->wrote = 0;
-    b->deadline = 0;
-}
-
-static enum store_rc pg_commit(struct store *st)
-{
-    struct pg *b = pg_of(st);
-    enum store_rc rc = STORE_OK;
-    if (!b->in_tx) {
-        rc = pg_fail(b, STORE_ERR, "cannot commit: no transaction is open");
-    } else if (b->aborted) {
-        char why[sizeof b->why];
-        snprintf(why, sizeof why, "the transaction had ended already: %.400s", b->why);
-        rc = pg_fail(b, STORE_ERR, why);
-    } else if (b->gone) {
-        rc = pg_fail(b, STORE_GONE, "the PostgreSQL database was dropped or replaced");
-    } else {
-        PGresult *r = NULL;
-        b->why[0] = '\0';
-        rc = pg_simple(b, "COMMIT", &r);
-        /* COMMIT of a transaction in error rolls back and says so */
-        if (rc == STORE_OK && strcmp(PQcmdStatus(r), "COMMIT") != 0)
-            rc = pg_fail(b, STORE_ERR, "the transaction was rolled back by the server");
-        PQclear(r);
-        if (rc != STORE_OK && !pg_live(b)) {
-            char m[320];
-            conn_message(b, m, sizeof m);
-            snprintf(b->why, sizeof b->why,
-                     "lost the connection to PostgreSQL at COMMIT (it may or may not have "
-                     "been made): %s",
-                     m);
-            rc = STORE_ERR;
-        }
-    }
-    int wrote_mask = rc == STORE_OK ? b->wrote : 0;
-    pg_rollback(st); /* nothing left open, whatever happened */
-    if (wrote_mask != 0) {
-        b->notify_due_mask |= wrote_mask;
-        pg_notify_flush(b, 0);
-    }
-    return rc;
-}
-
-static int pg_tx_aborted(const struct store *st)
-{
-    const struct pg *b = pg_const(st);
-    return b->in_tx && b->aborted;
 }
 
 static const struct store_ops pg_ops = {

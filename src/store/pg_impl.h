@@ -1,6 +1,6 @@
 /*
  * pg_impl: the PostgreSQL backend's own header, shared by pg.c (the
- * connection, the one way statements run, transactions), pg_sql.c (the text
+ * connection, the one way statements run), pg_tx.c (transactions), pg_sql.c (the text
  * of every fixed statement), pg_params.c (their parameters, checked),
  * pg_open.c (connecting, the schema, refusing what is not ours), pg_queue.c
  * (the daemon's rows), pg_set.c (several rows in one statement; the claim),
@@ -280,6 +280,20 @@ void pg_drop(struct pg *b);
 
 /* Sends the NOTIFYs owed if they are due (debounced), outside a transaction only. */
 void pg_notify_flush(struct pg *b, int force);
+
+/* The first line of libpq's message for the connection (a lost one's why). */
+void pg_conn_message(const struct pg *b, char *out, size_t len);
+
+/* ---- pg_tx.c: the methods of transactions and of the budget ---- */
+
+void pg_set_budget(struct store *st, int budget_ms);
+int pg_timed_out(const struct store *st);
+void pg_write_stats(const struct store *st, uint64_t *statements, uint64_t *rows);
+int64_t pg_journal_bytes(const struct store *st);
+enum store_rc pg_begin(struct store *st);
+void pg_rollback(struct store *st);
+enum store_rc pg_commit(struct store *st);
+int pg_tx_aborted(const struct store *st);
 
 /* ---- pg_open.c ---- */
 

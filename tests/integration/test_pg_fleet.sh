@@ -7,25 +7,7 @@
 # out of the shared queue to b and from b into PostgreSQL through a1: none is
 # lost, none stored twice.
 . "$(dirname "$0")/lib.sh"
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PGC=$ROOT/tests/tools/pgcluster.sh
-PGD=$T/pg
-
-pg_cleanup() {
-    rc=$?
-    if [ -d "$PGD" ]; then
-        [ "$rc" -eq 0 ] || { echo "--- $PGD/postgres.log (last 20 lines)" >&2; tail -n 20 "$PGD/postgres.log" >&2; }
-        sh "$PGC" stop "$PGD" >&2 || rc=1
-    fi
-    set +e
-    (exit "$rc")
-    cleanup
-}
-trap pg_cleanup EXIT
-[ "$(id -u)" -ne 0 ] || chmod 0711 "$T"
-URI=$(sh "$PGC" start "$PGD") || fail "pgcluster.sh start failed (is PostgreSQL installed?)"
-PSQL=$(sh "$PGC" bindir)/psql
-pq() { timeout -k 2 20 "$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 -d "$URI" -c "$1" < /dev/null; }
+. "$(dirname "$0")/pglib.sh"
 pq_is() { [ "$(pq "$1" 2>/dev/null)" = "$2" ]; }
 
 PA1=$(freeport) PA2=$(freeport) PB=$(freeport)

@@ -8,28 +8,7 @@
 # once, both ways. Then the server is stopped for good: the daemon keeps
 # answering, and its retries (backed off) cost it almost no CPU.
 . "$(dirname "$0")/lib.sh"
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PGC=$ROOT/tests/tools/pgcluster.sh
-PGD=$T/pg
-FROZEN=""
-
-pg_cleanup() {
-    rc=$?
-    # shellcheck disable=SC2086
-    [ -z "$FROZEN" ] || kill -CONT $FROZEN 2>/dev/null || true
-    if [ -d "$PGD" ]; then
-        [ "$rc" -eq 0 ] || { echo "--- $PGD/postgres.log (last 20 lines)" >&2; tail -n 20 "$PGD/postgres.log" >&2; }
-        sh "$PGC" stop "$PGD" >&2 || rc=1
-    fi
-    set +e
-    (exit "$rc")
-    cleanup
-}
-trap pg_cleanup EXIT
-[ "$(id -u)" -ne 0 ] || chmod 0711 "$T"
-URI=$(sh "$PGC" start "$PGD") || fail "pgcluster.sh start failed (is PostgreSQL installed?)"
-PSQL=$(sh "$PGC" bindir)/psql
-pq() { timeout -k 2 20 "$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 -d "$URI" -c "$1" < /dev/null; }
+. "$(dirname "$0")/pglib.sh"
 
 PA=$(freeport) PB=$(freeport)
 mkpeer a "$PA"

@@ -7,26 +7,7 @@
 # a server that refuses the connection, a database that does not exist: one
 # ERROR line and exit 1, from the daemon and from a tool, and nothing made.
 . "$(dirname "$0")/lib.sh"
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PGC=$ROOT/tests/tools/pgcluster.sh
-PGD=$T/pg
-
-pg_cleanup() {
-    rc=$?
-    if [ -d "$PGD" ]; then
-        [ "$rc" -eq 0 ] || { echo "--- $PGD/postgres.log (last 20 lines)" >&2; tail -n 20 "$PGD/postgres.log" >&2; }
-        sh "$PGC" stop "$PGD" >&2 || rc=1
-    fi
-    set +e
-    (exit "$rc")
-    cleanup
-}
-trap pg_cleanup EXIT
-[ "$(id -u)" -ne 0 ] || chmod 0711 "$T"
-URI=$(sh "$PGC" start "$PGD") || fail "pgcluster.sh start failed (is PostgreSQL installed?)"
-PSQL=$(sh "$PGC" bindir)/psql
-PORT=${URI##*port=}
-pq() { timeout -k 2 20 "$PSQL" -X -q -A -t -v ON_ERROR_STOP=1 -d "$URI" -c "$1" < /dev/null; }
+. "$(dirname "$0")/pglib.sh"
 SQ=$T/s.db
 
 # Both databases made as the daemon makes them (its first start), then the same rows.

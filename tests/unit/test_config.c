@@ -1194,6 +1194,27 @@ static void test_paths_absolute(void **state)
     assert_string_equal(cfg.user, "nobody");
     assert_string_equal(cfg.address, "0.0.0.0");
     config_clear(&cfg);
+    /* SECUREDGRAM_DB: a URI as it is; sqlite:PATH and sqlite://PATH are the path behind them */
+    static const char *const dbs[][2] = {
+        {"postgresql://sg:pw@db.example/q?sslmode=require",
+         "postgresql://sg:pw@db.example/q?sslmode=require"},
+        {"postgres://sg@/q?host=/run/pg", "postgres://sg@/q?host=/run/pg"},
+        {"sqlite:rel.db", "/home/op/rel.db"},
+        {"sqlite://rel.db", "/home/op/rel.db"},
+        {"sqlite:///srv/q.db", "/srv/q.db"},
+        {"sqlite:/srv/q.db", "/srv/q.db"}};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        set(&env, CFG_DB, dbs[i][0]);
+        assert_int_equal(
+            config_resolve(NULL, &env, NULL, CONFIG_AT_START, "/home/op", 1, &cfg, err, sizeof err),
+            0);
+        assert_string_equal(cfg.db, dbs[i][1]);
+        char *tool = config_db_location(dbs[i][0], "/home/op");
+        assert_non_null(tool);
+        assert_string_equal(tool, dbs[i][1]); /* the tools find the same database */
+        free(tool);
+        config_clear(&cfg);
+    }
     config_raw_clear(&env);
 }
 
