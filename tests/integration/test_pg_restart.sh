@@ -18,6 +18,7 @@
 # pglib.sh's cleanup.
 restart_cleanup() {
     rc=$?
+    set +e # a failing step here must not end the cleanup (under set -e, (exit 1) would)
     : > "$T/stop"
     for pf in "$T"/producer_*.bg.pid; do
         [ -f "$pf" ] || continue
